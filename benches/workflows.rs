@@ -1,0 +1,2 @@
+//! Benchmarks: loading and converting workflows (see the README).
+fn main() {}

@@ -1,0 +1,238 @@
+//! Command-line arguments (clap). No I/O and no logic here: [`crate::commands`] turns these into
+//! settings and runs them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::env_vars;
+
+/// Run InvokeAI workflows unattended from YAML manifests.
+///
+/// `invk-run jobs/*.yaml` expands each manifest into InvokeAI batches, uploads its images,
+/// submits, tracks the jobs, downloads every output into a folder tree and cleans the server up.
+#[derive(Debug, Parser)]
+#[command(name = "invk-run", version, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Exit codes: 0 all done, 1 some jobs failed, 2 invalid input, 130 interrupted.")]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// The command; without one, the manifests given are run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options of a run (when no command is given).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Base URL of the InvokeAI server [default: http://127.0.0.1:9090]
+    #[arg(long, global = true, env = env_vars::INVK_SERVER, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Bearer token for a multi-user server.
+    #[arg(long, global = true, env = env_vars::INVK_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Email to log into a multi-user server with (the password comes from INVK_PASSWORD).
+    #[arg(long, global = true, env = env_vars::INVK_EMAIL, value_name = "EMAIL")]
+    pub email: Option<String>,
+
+    /// Print one JSON object per line (or one JSON document) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log output (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Options of a run of manifests.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Manifests to run (globs are expanded).
+    #[arg(value_name = "MANIFEST")]
+    pub manifests: Vec<String>,
+
+    /// Print the expanded jobs and enqueue payloads, send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Refuse a manifest that expands to more jobs than this.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_jobs: u64,
+
+    /// Ignore the journal of an earlier run and start over.
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Run only the jobs that failed in the earlier run.
+    #[arg(long, conflicts_with = "fresh")]
+    pub retry_failed: bool,
+
+    /// Track by polling only (no Socket.IO).
+    #[arg(long)]
+    pub poll_only: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests without sending anything.
+    Validate {
+        /// Manifests to check (globs are expanded).
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<String>,
+    },
+    /// Run every manifest dropped into a folder.
+    Watch(WatchArgs),
+    /// List a workflow's inputs.
+    Inputs {
+        /// Workflow JSON file exported from the InvokeAI web UI.
+        workflow: PathBuf,
+    },
+    /// Print the enqueue payload a workflow converts to (offline).
+    Graph {
+        /// Workflow JSON file exported from the InvokeAI web UI.
+        workflow: PathBuf,
+        /// Set an input: NAME is a user name, a system name (node.field) or #INDEX.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+    /// The server's workflow library.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+    /// The server's boards.
+    #[command(subcommand)]
+    Boards(BoardsCommand),
+    /// A managed local InvokeAI server.
+    #[command(subcommand)]
+    Server(ServerCommand),
+}
+
+/// Options of `invk-run watch`.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// The hot folder.
+    pub dir: PathBuf,
+    /// Which files are manifests (glob, repeatable) [default: *.yaml, *.yml]
+    #[arg(long = "include", value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Files to ignore (glob, repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Where claimed manifests go while they run [default: DIR/processing]
+    #[arg(long, value_name = "DIR")]
+    pub processing_dir: Option<PathBuf>,
+    /// Where finished manifests go [default: DIR/done]
+    #[arg(long, value_name = "DIR")]
+    pub done_dir: Option<PathBuf>,
+    /// Where invalid or failed manifests go [default: DIR/failed]
+    #[arg(long, value_name = "DIR")]
+    pub failed_dir: Option<PathBuf>,
+    /// How long a file's size and time must stay unchanged before it is claimed.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub settle_ms: u64,
+    /// How many manifests run at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    pub concurrency: usize,
+    /// Options for each run.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `invk-run workflows ...`
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// List the workflows in the server's library.
+    List,
+    /// Upload a workflow file into the library; prints the new id.
+    Upload {
+        /// Workflow JSON file.
+        file: PathBuf,
+    },
+    /// Download a workflow from the library into a file.
+    Download {
+        /// Workflow id or name.
+        id_or_name: String,
+        /// Where to write it.
+        file: PathBuf,
+    },
+    /// Delete a workflow from the library.
+    Delete {
+        /// Workflow id or name.
+        id_or_name: String,
+    },
+}
+
+/// `invk-run boards ...`
+#[derive(Debug, Subcommand)]
+pub enum BoardsCommand {
+    /// List the boards.
+    List,
+    /// Delete a board.
+    Delete {
+        /// Board id or name.
+        id_or_name: String,
+        /// Delete the board's images too (otherwise they become uncategorized).
+        #[arg(long)]
+        with_images: bool,
+    },
+}
+
+/// `invk-run server ...`
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Install InvokeAI into a virtual environment in the cache folder.
+    Install(ServerArgs),
+    /// Start the managed server in the background and wait until it answers.
+    Start(ServerArgs),
+    /// Stop the managed server.
+    Stop(ServerArgs),
+    /// Tell whether the managed server is installed and running.
+    Status(ServerArgs),
+    /// Print the managed server's log.
+    Logs(ServerArgs),
+}
+
+/// Options of the managed server.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// InvokeAI version to install and run.
+    #[arg(long, env = env_vars::INVK_INVOKEAI_VERSION, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// The server's data folder (root) [default: the cache folder's `root`]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Port to listen on (loopback only).
+    #[arg(long, default_value_t = 9090)]
+    pub port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn manifests_without_a_command_are_a_run() {
+        let cli = Cli::try_parse_from(["invk-run", "a.yaml", "b.yaml", "--dry-run"]).expect("parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.manifests, ["a.yaml", "b.yaml"]);
+        assert!(cli.run.dry_run);
+    }
+}

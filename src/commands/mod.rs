@@ -1,0 +1,37 @@
+//! The binary's commands: turn parsed arguments into settings, run them, and report errors with
+//! their whole cause chain.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::error::ExitStatus;
+
+/// Entry point of the `invk-run` binary.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(err) => {
+            report(&err);
+            let status = err
+                .downcast_ref::<crate::Error>()
+                .map_or(ExitStatus::Failed, crate::Error::exit_status);
+            status.into()
+        }
+    }
+}
+
+/// Prints `error: ...` and one `Caused by:` line per source.
+pub fn report(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  Caused by: {cause}");
+    }
+}
+
+fn run(_cli: Cli) -> anyhow::Result<ExitStatus> {
+    anyhow::bail!("not implemented yet")
+}

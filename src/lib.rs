@@ -1,0 +1,30 @@
+//! `invk-run`: run InvokeAI workflows unattended, from YAML manifests, and the typed client
+//! library underneath.
+//!
+//! The library is organised after the data flow of a run:
+//!
+//! - [`workflow`]: the workflow files the InvokeAI web UI exports, their form inputs with typed
+//!   `Ink*` values, and their conversion into the graph the server executes.
+//! - [`client`]: the InvokeAI server's REST API (workflows, boards, images, queue, models, auth).
+//! - [`events`]: the server's Socket.IO event stream.
+//! - [`manifest`]: the YAML job manifests, their schema, templates and sweep expansion.
+//! - [`run`]: plan, submit, track, download, clean up, resume.
+//! - [`watch`]: the hot folder.
+//! - [`server`]: a managed local InvokeAI server (install, start, stop), shared with the tests.
+//!
+//! This crate's library API is not yet stable: it follows the needs of the `invk-run` binary.
+
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod env_vars;
+pub mod error;
+pub mod events;
+pub mod fs;
+pub mod manifest;
+pub mod run;
+pub mod server;
+pub mod watch;
+pub mod workflow;
+
+pub use error::{Error, ExitStatus};
