@@ -1,5 +1,8 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
+pub mod journal;
+pub mod output_path;
+
 use crate::error::ExitStatus;
 
 /// An error of a run.
