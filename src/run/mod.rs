@@ -2,6 +2,8 @@
 
 pub mod journal;
 pub mod output_path;
+pub mod report;
+pub mod settings;
 
 use crate::error::ExitStatus;
 
