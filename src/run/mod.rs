@@ -4,6 +4,7 @@ pub mod journal;
 pub mod output_path;
 pub mod report;
 pub mod settings;
+pub mod summary;
 
 use crate::error::ExitStatus;
 
