@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod logging;
+pub mod run;
 pub mod server;
 
 use crate::cli::{Cli, Command};
@@ -14,6 +16,7 @@ use crate::error::ExitStatus;
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) => {
@@ -36,6 +39,11 @@ pub fn report(err: &anyhow::Error) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
+        None => run::run(&cli.global, &cli.run, false),
+        Some(Command::Validate { manifests }) => {
+            let args = crate::cli::RunArgs { manifests: manifests.clone(), ..cli.run.clone() };
+            run::run(&cli.global, &args, true)
+        }
         Some(Command::Server(command)) => server::run(command),
         _ => anyhow::bail!("not implemented yet"),
     }

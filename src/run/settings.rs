@@ -28,6 +28,8 @@ pub struct RunSettings {
     pub retry_failed: bool,
     /// Track by polling only.
     pub poll_only: bool,
+    /// Check the manifest and stop before anything is sent (`invk-run validate`).
+    pub validate_only: bool,
 }
 
 impl RunSettings {
@@ -54,6 +56,7 @@ impl RunSettings {
             fresh: run.fresh,
             retry_failed: run.retry_failed,
             poll_only: run.poll_only,
+            validate_only: false,
         }
     }
 
