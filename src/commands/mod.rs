@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::Cli;
+pub mod server;
+
+use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
 
 /// Entry point of the `invk-run` binary.
@@ -32,6 +34,9 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-fn run(_cli: Cli) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("not implemented yet")
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match &cli.command {
+        Some(Command::Server(command)) => server::run(command),
+        _ => anyhow::bail!("not implemented yet"),
+    }
 }
