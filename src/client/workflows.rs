@@ -169,6 +169,23 @@ impl WorkflowRecord {
     }
 }
 
+impl WorkflowRecord {
+    /// Writes the workflow (as the web UI exports it) into `path` as pretty JSON, atomically:
+    /// a reader never sees a half-written file.
+    ///
+    /// # Errors
+    /// [`ClientError::File`] when the file cannot be written.
+    pub fn write_to_file(&self, path: &Path) -> Result<(), ClientError> {
+        let mut text = serde_json::to_string_pretty(&self.workflow).unwrap_or_default();
+        text.push('\n');
+        crate::fs::write_atomic(path, text.as_bytes()).map_err(|source| ClientError::File {
+            path: path.to_path_buf(),
+            action: "write",
+            source,
+        })
+    }
+}
+
 /// The workflow library (`client.workflows()`).
 #[derive(Debug, Clone, Copy)]
 pub struct WorkflowsHandler<'c> {
@@ -319,21 +336,7 @@ impl<'c> WorkflowsHandler<'c> {
         path: &Path,
     ) -> Result<WorkflowRecord, ClientError> {
         let record = self.get(id).await?;
-        let mut text = serde_json::to_string_pretty(&record.workflow).unwrap_or_default();
-        text.push('\n');
-        let target = path.to_path_buf();
-        tokio::task::spawn_blocking(move || crate::fs::write_atomic(&target, text.as_bytes()))
-            .await
-            .map_err(|e| ClientError::File {
-                path: path.to_path_buf(),
-                action: "write",
-                source: e.into(),
-            })?
-            .map_err(|source| ClientError::File {
-                path: path.to_path_buf(),
-                action: "write",
-                source,
-            })?;
+        record.write_to_file(path)?;
         Ok(record)
     }
 

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod boards;
+pub mod connect;
 pub mod server;
+pub mod workflows;
 
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
@@ -37,6 +40,8 @@ pub fn report(err: &anyhow::Error) {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         Some(Command::Server(command)) => server::run(command),
+        Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
+        Some(Command::Boards(command)) => boards::run(&cli.global, command),
         _ => anyhow::bail!("not implemented yet"),
     }
 }
