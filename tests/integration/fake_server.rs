@@ -470,3 +470,110 @@ async fn an_answer_of_the_wrong_shape_names_the_field() {
     let shown = err.to_string().replace(&server.uri(), "[SERVER]");
     insta::assert_snapshot!(shown, @r"GET [SERVER]/api/v1/queue/default/status: unexpected answer at `queue.pending`");
 }
+
+/// Runs `invk-run ARGS --server URL` against a fake server and snapshots its output.
+async fn run_cli(server: &MockServer, args: &'static [&'static str]) -> std::process::Output {
+    let url = server.uri();
+    tokio::task::spawn_blocking(move || {
+        crate::support::invk_run()
+            .args(args)
+            .args(["--server", &url])
+            .output()
+            .expect("run invk-run")
+    })
+    .await
+    .expect("join")
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_list_commands_print_tables_and_json() {
+    let server = MockServer::start().await;
+    let workflow = |id: &str, name: &str, category: &str| {
+        json!({"workflow_id": id, "name": name, "created_at": "2026-01-01 10:00:00.000",
+               "updated_at": "2026-01-02 11:00:00.000", "opened_at": null, "user_id": "system", "is_public": true,
+               "description": "", "category": category, "tags": "", "thumbnail_url": null})
+    };
+    Mock::given(method("GET"))
+        .and(path("/api/v1/workflows/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "page": 0, "pages": 1, "per_page": 2, "total": 2,
+            "items": [workflow("default_abc", "Text to Image - SDXL", "default"),
+                      workflow("9f1c", "my \u{1b}[31mred\u{1b}[0m sweep", "user")]
+        })))
+        .mount(&server)
+        .await;
+    let board = |id: &str, name: &str, images: u64, archived: bool| {
+        json!({"board_id": id, "board_name": name, "user_id": "system", "created_at": "2026-01-01 10:00:00.000",
+               "updated_at": "2026-01-01 10:00:00.000", "cover_image_name": null, "archived": archived,
+               "board_visibility": "private", "image_count": images, "asset_count": 1, "video_count": 0})
+    };
+    Mock::given(method("GET"))
+        .and(path("/api/v1/boards/"))
+        .and(query_param("all", "true"))
+        .and(query_param("include_archived", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            board("b-1", "portraits", 12, false),
+            board("b-2", "old", 0, true)
+        ])))
+        .mount(&server)
+        .await;
+    let workflows = run_cli(&server, &["workflows", "list"]).await;
+    insta::assert_snapshot!(text(&workflows), @r"
+    exit: Some(0)
+    --- stdout
+    ID           CATEGORY  UPDATED                  NAME
+    default_abc  default   2026-01-02 11:00:00.000  Text to Image - SDXL
+    9f1c         user      2026-01-02 11:00:00.000  my \u{1b}[31mred\u{1b}[0m sweep
+    --- stderr
+    ");
+    let boards = run_cli(&server, &["boards", "list"]).await;
+    insta::assert_snapshot!(text(&boards), @r"
+    exit: Some(0)
+    --- stdout
+    ID   IMAGES  ASSETS  ARCHIVED  NAME
+    b-1  12      1                 portraits
+    b-2  0       1       yes       old
+    --- stderr
+    ");
+    let json_out = run_cli(&server, &["boards", "list", "--json"]).await;
+    assert_eq!(json_out.status.code(), Some(0));
+    let parsed: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("json");
+    assert_eq!(parsed[1]["board_name"], "old");
+    assert_eq!(parsed[1]["archived"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_against_an_unreachable_server_fail_with_the_hint() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let output = tokio::task::spawn_blocking(move || {
+        crate::support::invk_run()
+            .args(["boards", "list"])
+            .env("INVK_SERVER", format!("http://127.0.0.1:{port}"))
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    insta::assert_snapshot!(text(&output).replace(&port.to_string(), "[PORT]"), @r"
+    exit: Some(1)
+    --- stdout
+    --- stderr
+    error: could not reach the InvokeAI server at `http://127.0.0.1:[PORT]/` (GET http://127.0.0.1:[PORT]/api/v1/boards/?all=true&include_archived=true&order_by=board_name&direction=ASC); is it running? Point invk-run at it with `--server URL` or `INVK_SERVER`
+      Caused by: error sending request for url (http://127.0.0.1:[PORT]/api/v1/boards/?all=true&include_archived=true&order_by=board_name&direction=ASC)
+      Caused by: client error (Connect)
+      Caused by: tcp connect error
+      Caused by: Connection refused (os error 111)
+    ");
+}
