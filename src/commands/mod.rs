@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod boards;
+pub mod connect;
 mod logging;
 pub mod run;
 pub mod server;
+pub mod workflows;
 
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
@@ -48,6 +51,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             run::run(&cli.global, &args, true)
         }
         Some(Command::Server(command)) => server::run(command),
+        Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
+        Some(Command::Boards(command)) => boards::run(&cli.global, command),
         _ => anyhow::bail!("not implemented yet"),
     }
 }

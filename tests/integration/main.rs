@@ -3,4 +3,6 @@
 
 mod support;
 
+mod client;
+mod fake_server;
 mod server;
