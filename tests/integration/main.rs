@@ -5,4 +5,5 @@ mod support;
 
 mod client;
 mod fake_server;
+mod conformance;
 mod server;
