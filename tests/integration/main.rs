@@ -1,1 +1,6 @@
-//! Integration tests: one binary.
+//! Integration tests: one binary. Tests that need InvokeAI start it through `support::server()`
+//! (installed into the cache folder on first use).
+
+mod support;
+
+mod server;
