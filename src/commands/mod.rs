@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod graph;
+pub mod inputs;
 mod logging;
 pub mod run;
 pub mod server;
@@ -48,6 +50,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             run::run(&cli.global, &args, true)
         }
         Some(Command::Server(command)) => server::run(command),
+        Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
+        Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
         _ => anyhow::bail!("not implemented yet"),
     }
 }
