@@ -5,3 +5,4 @@ mod support;
 
 mod conformance;
 mod server;
+mod workflow;
