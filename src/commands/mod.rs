@@ -7,6 +7,8 @@ use clap::Parser;
 
 pub mod boards;
 pub mod connect;
+pub mod graph;
+pub mod inputs;
 mod logging;
 pub mod run;
 pub mod server;
@@ -53,6 +55,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Server(command)) => server::run(command),
         Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
         Some(Command::Boards(command)) => boards::run(&cli.global, command),
+        Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
+        Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
         _ => anyhow::bail!("not implemented yet"),
     }
 }

@@ -39,7 +39,7 @@ pub struct ConvertOptions {
     pub destination: Option<String>,
     /// `Batch.runs` (at least 1).
     pub runs: u32,
-    /// `Batch.batch_id`; a fresh uuid when absent.
+    /// `Batch.batch_id`; when absent the server makes a fresh one (never reuse an id).
     pub batch_id: Option<String>,
     /// Embed the workflow into the batch, as the web UI does (it lands in the images' metadata).
     pub embed_workflow: bool,

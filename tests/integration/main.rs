@@ -7,3 +7,4 @@ mod client;
 mod fake_server;
 mod conformance;
 mod server;
+mod workflow;
