@@ -8,14 +8,14 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::catalog::{InputCatalog, InputInfo, InputKind};
-use super::diagnostic::{At, Diagnostics, ManifestError};
+use super::diagnostic::{At, Diagnostics, ManifestError, closest};
 use super::expand::{Combination, expand};
 use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
 use super::source::{SourceMap, YamlPath};
-use super::template::{Context, RESERVED, Templates};
+use super::template::{Context, RESERVED, Templates, is_builtin};
 
 /// Limits of an expansion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,8 @@ impl ManifestFile {
 
         // Input names under `inputs`.
         let mut settings: IndexMap<String, Setting<'_>> = IndexMap::new();
+        // Values of unknown inputs: their templates are still checked.
+        let mut unknown_inputs: Vec<(YamlPath, &Value)> = Vec::new();
         for (key, value) in &m.inputs {
             let path = YamlPath::keys(&["inputs", key]);
             match catalog.resolve(key) {
@@ -180,7 +182,10 @@ impl ManifestFile {
                         settings.insert(info.system_name.clone(), Setting { info, path, value });
                     }
                 }
-                Err(e) => diags.push(&path, At::Key, e.message, e.hint),
+                Err(e) => {
+                    diags.push(&path, At::Key, e.message, e.hint);
+                    unknown_inputs.push((path, value));
+                }
             }
         }
 
@@ -225,8 +230,9 @@ impl ManifestFile {
                     Err(p) => diags.push(path, At::Value, p.message, p.hint),
                 }
             };
-        for s in settings.values() {
-            for_each_string(s.value, &s.path, &mut |p, text| {
+        let all_inputs = settings.values().map(|s| (&s.path, s.value));
+        for (path, value) in all_inputs.chain(unknown_inputs.iter().map(|(p, v)| (p, *v))) {
+            for_each_string(value, path, &mut |p, text| {
                 compile(&mut templates, &mut diags, p, text)
             });
         }
@@ -245,9 +251,21 @@ impl ManifestFile {
         compile(&mut templates, &mut diags, &name_path, &m.output.name);
 
         // A sweep key that is no input is a template variable, and some template must use it.
-        let sweep_used = used.contains("sweep");
+        // (Unknowable when a template did not compile: that error is reported instead.)
+        let sweep_used = used.contains("sweep") || templates.any_failed();
+        // A name a template reads that is defined nowhere is a typo, reported as an undefined
+        // variable; the sweep key it was meant to be is then not reported as unused too.
+        let unknown_names: Vec<&String> = used
+            .iter()
+            .filter(|n| {
+                !expanded.keys.contains_key(*n) && !RESERVED.contains(&n.as_str()) && !is_builtin(n)
+            })
+            .collect();
         for (key, path, e) in unresolved {
-            if !(used.contains(&key) || sweep_used) {
+            let misspelled = unknown_names
+                .iter()
+                .any(|n| closest(n, [key.as_str()]).is_some());
+            if !(used.contains(&key) || sweep_used || misspelled) {
                 let hint = e.hint.unwrap_or_else(|| format!("use it in a template as `{{{{ {key} }}}}`, or name an input of the workflow"));
                 diags.push(
                     &path,
@@ -290,6 +308,11 @@ impl ManifestFile {
             for (i, combo) in combos.iter().enumerate() {
                 let index = run as usize * combos.len() + i;
                 let job = builder.build(index, run, combo, &settings, &sweep_inputs, &mut diags);
+                for (path, value) in &unknown_inputs {
+                    let base = contexts.base(index, run);
+                    let ctx = Context::new(ContextBuilder::with_sweep(base, &job.sweep));
+                    builder.render(value, path, &ctx, index, &mut diags);
+                }
                 for system in &required {
                     if !job.inputs.contains_key(system) {
                         let user = catalog.user_name(system).unwrap_or_else(|| system.clone());
