@@ -41,7 +41,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         None => run::run(&cli.global, &cli.run, false),
         Some(Command::Validate { manifests }) => {
-            let args = crate::cli::RunArgs { manifests: manifests.clone(), ..cli.run.clone() };
+            let args = crate::cli::RunArgs {
+                manifests: manifests.clone(),
+                ..cli.run.clone()
+            };
             run::run(&cli.global, &args, true)
         }
         Some(Command::Server(command)) => server::run(command),

@@ -20,7 +20,9 @@ use crate::server::{Installation, RunningServer, ServerConfig, wanted_version};
 pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::Result<ExitStatus> {
     let paths = expand_globs(&args.manifests)?;
     if paths.is_empty() {
-        anyhow::bail!("no manifest given: name one or more YAML files, e.g. `invk-run jobs/*.yaml`");
+        anyhow::bail!(
+            "no manifest given: name one or more YAML files, e.g. `invk-run jobs/*.yaml`"
+        );
     }
     let mut settings = RunSettings::resolve(global, args);
     settings.validate_only = validate_only;
@@ -47,7 +49,9 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing what is in flight and saving the journal (Ctrl-C again to quit now)");
+            eprintln!(
+                "interrupted: finishing what is in flight and saving the journal (Ctrl-C again to quit now)"
+            );
             on_ctrl_c.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(ExitStatus::Interrupted.code()));
@@ -89,7 +93,11 @@ fn expand_globs(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
             .components()
             .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
             .collect();
-        let root = if literal.as_os_str().is_empty() { PathBuf::from(".") } else { literal };
+        let root = if literal.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            literal
+        };
         let mut found = Vec::new();
         walk(&root, &mut |p| {
             let rel = p.strip_prefix("./").unwrap_or(p);
@@ -107,7 +115,9 @@ fn expand_globs(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -120,8 +130,15 @@ fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path)) {
 
 fn start_local_server() -> anyhow::Result<RunningServer> {
     let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
-    let root = tempfile::Builder::new().prefix("invk-run-local-").tempdir()?.keep();
-    eprintln!("starting a private InvokeAI {} server (root {})", inst.version(), root.display());
+    let root = tempfile::Builder::new()
+        .prefix("invk-run-local-")
+        .tempdir()?
+        .keep();
+    eprintln!(
+        "starting a private InvokeAI {} server (root {})",
+        inst.version(),
+        root.display()
+    );
     let mut config = ServerConfig::new(root, 0);
     config.die_with_parent = true;
     Ok(RunningServer::start(&inst, &config).map_err(crate::Error::from)?)
@@ -141,7 +158,11 @@ mod tests {
         let got = expand_globs(&[pattern, "plain.yaml".into()]).expect("expand");
         assert_eq!(
             got,
-            vec![dir.path().join("a.yaml"), dir.path().join("b.yaml"), PathBuf::from("plain.yaml")]
+            vec![
+                dir.path().join("a.yaml"),
+                dir.path().join("b.yaml"),
+                PathBuf::from("plain.yaml")
+            ]
         );
         let none = format!("{}/*.yml", dir.path().display());
         assert!(expand_globs(&[none]).is_err());

@@ -111,5 +111,7 @@ pub async fn run_manifest(
     cancel: CancellationToken,
 ) -> Result<ManifestOutcome, crate::Error> {
     let _ = (source, settings, reporter, cancel);
-    Err(crate::Error::Io(std::io::Error::other("the runner is not implemented yet")))
+    Err(crate::Error::Io(std::io::Error::other(
+        "the runner is not implemented yet",
+    )))
 }

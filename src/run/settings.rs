@@ -44,7 +44,10 @@ impl RunSettings {
             ReportMode::Human
         };
         let login = global.email.clone().map(|email| {
-            (email, std::env::var(crate::env_vars::INVK_PASSWORD).unwrap_or_default())
+            (
+                email,
+                std::env::var(crate::env_vars::INVK_PASSWORD).unwrap_or_default(),
+            )
         });
         RunSettings {
             server_override: global.server.clone().filter(|s| !s.trim().is_empty()),
