@@ -620,3 +620,169 @@ fn for_each_string(value: &Value, path: &YamlPath, f: &mut impl FnMut(&YamlPath,
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::catalog::CatalogError;
+
+    /// Prompt (text), Steps (integer >= 1), Photo (image, required), Model (model).
+    struct Catalog;
+
+    const INPUTS: &[(&str, &str, InputKind)] = &[
+        ("p.text", "Prompt", InputKind::Other),
+        ("d.steps", "Steps", InputKind::Other),
+        ("i.image", "Photo", InputKind::Image),
+        ("m.model", "Model", InputKind::Model),
+    ];
+
+    impl InputCatalog for Catalog {
+        fn resolve(&self, key: &str) -> Result<InputInfo, CatalogError> {
+            let i = INPUTS
+                .iter()
+                .position(|(s, u, _)| *s == key || *u == key)
+                .ok_or_else(|| CatalogError::new(format!("unknown input `{key}`")))?;
+            let (s, u, kind) = INPUTS[i];
+            Ok(InputInfo {
+                index: i,
+                system_name: s.into(),
+                user_name: u.into(),
+                kind,
+                batchable: kind != InputKind::Model,
+            })
+        }
+
+        fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError> {
+            match (input.system_name.as_str(), value) {
+                ("d.steps", v) => match v.as_i64().or_else(|| v.as_str()?.parse().ok()) {
+                    Some(n) if n >= 1 => Ok(json!(n)),
+                    Some(n) => Err(CatalogError::new(format!("{n} is less than the minimum 1"))),
+                    None => Err(CatalogError::new(format!("expected an integer, found {v}"))),
+                },
+                (_, v) => Ok(v.clone()),
+            }
+        }
+
+        fn missing_required(&self) -> Vec<String> {
+            vec!["i.image".into()]
+        }
+    }
+
+    /// Expands `yaml` (after a header naming a workflow file) in a folder with `a.png`;
+    /// returns the jobs as `{user name: value}` lists, or the error text.
+    fn expand_yaml(yaml: &str) -> Result<Vec<Value>, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("wf.json"), "{}").expect("workflow");
+        std::fs::write(dir.path().join("a.png"), "png").expect("image");
+        let path = dir.path().join("m.yaml");
+        let text = format!("version: 1\nworkflow: wf.json\n{yaml}");
+        let strip = |s: String| s.replace(&format!("{}/", dir.path().display()), "");
+        let file = ManifestFile::parse(&text, &path).map_err(|e| strip(e.to_string()))?;
+        let expansion = file
+            .expand(&Catalog, &ExpandOptions { max_jobs: 100 })
+            .map_err(|e| strip(e.to_string()))?;
+        Ok(expansion
+            .jobs
+            .iter()
+            .map(|j| {
+                let m: Map<String, Value> = j
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| {
+                        let user = expansion.inputs[k].user_name.clone();
+                        let shown = match v {
+                            InputValue::LocalImage(i) => json!(format!("local:{}", i.written)),
+                            other => other.display_json(),
+                        };
+                        (user, shown)
+                    })
+                    .collect();
+                Value::Object(m)
+            })
+            .collect())
+    }
+
+    #[test]
+    fn jobs_are_built_from_inputs_sweep_and_templates() {
+        let cases: &[(&str, &str, Value)] = &[
+            (
+                "a sweep value replaces the value under inputs, whatever key names the input",
+                "inputs: {Photo: a.png, Steps: 4}\nsweep: {matrix: {d.steps: [1, 2]}}",
+                json!([{"Photo": "local:a.png", "Steps": 1}, {"Photo": "local:a.png", "Steps": 2}]),
+            ),
+            (
+                "sweep values are templates over vars and job; inputs see them by key",
+                "inputs: {Photo: a.png, Prompt: '{{ animal }}!'}\nvars: {x: big}\nsweep: {matrix: {animal: ['{{ vars.x }} cat', 'dog {{ job.index }}']}}",
+                json!([{"Prompt": "big cat!", "Photo": "local:a.png"}, {"Prompt": "dog 1!", "Photo": "local:a.png"}]),
+            ),
+            (
+                "a reserved sweep key is read through sweep[...]",
+                "inputs: {Photo: a.png, Prompt: \"{{ sweep['job'] }}-{{ job.index }}\"}\nsweep: {matrix: {job: [x]}}",
+                json!([{"Prompt": "x-0", "Photo": "local:a.png"}]),
+            ),
+            (
+                "template strings convert to the input's type",
+                "inputs: {Photo: a.png, Steps: '{{ 2 * (run.index + 1) }}'}\nruns: 2",
+                json!([{"Steps": 2, "Photo": "local:a.png"}, {"Steps": 4, "Photo": "local:a.png"}]),
+            ),
+            (
+                "an image already on the server is a value, not a file",
+                "inputs: {Photo: {image_name: x.png}}",
+                json!([{"Photo": {"image_name": "x.png"}}]),
+            ),
+            (
+                "include keys that are no inputs are template variables",
+                "inputs: {Photo: a.png, Prompt: '{{ mood | default(\"calm\") }}'}\nsweep:\n  matrix: {Steps: [1, 2]}\n  include: [{Steps: 2, mood: wild}]",
+                json!([{"Prompt": "calm", "Steps": 1, "Photo": "local:a.png"}, {"Prompt": "wild", "Steps": 2, "Photo": "local:a.png"}]),
+            ),
+        ];
+        for (name, yaml, expected) in cases {
+            let jobs = expand_yaml(yaml).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+            assert_eq!(Value::Array(jobs), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn problems_are_reported_once_with_their_job_count() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "a bad value in some jobs",
+                "inputs: {Photo: a.png}\nsweep: {matrix: {Steps: [1, 0]}, zip: {Prompt: [a, b, c]}}",
+                "m.yaml:4:29: error: invalid value for input `Steps`: 0 is less than the minimum 1 (in 3 of 6 jobs, first job 3)",
+            ),
+            (
+                "a required input missing in every job is one problem",
+                "inputs: {Prompt: x}\nsweep: {matrix: {Steps: [1, 2, 3]}}",
+                "m.yaml:3:1: error: required input `Photo` (i.image) has no value\n  hint: the workflow leaves it empty; set it under `inputs:` as `Photo: VALUE`",
+            ),
+            (
+                "the template of an unknown input is still checked",
+                "inputs: {Photo: a.png, Promt: '{{ nope }}'}",
+                "m.yaml:3:24: error: unknown input `Promt`\nm.yaml:3:31: error: undefined variable `nope`\n  hint: defined here: `vars`, `job`, `run`, `manifest`, `sweep`",
+            ),
+            (
+                "a missing image file is reported once for all jobs that use it",
+                "inputs: {Photo: b.png}\nruns: 3",
+                "m.yaml:3:17: error: image file `b.png` not found (input `Photo`)\n  hint: local paths are relative to the manifest's folder ``; for an image already on the server write `{image_name: NAME}`",
+            ),
+            (
+                "output names are checked before anything runs",
+                "inputs: {Photo: a.png}\noutput: {name: '{{ node.lable }}'}",
+                "m.yaml:4:16: error: undefined variable `node.lable`\n  hint: did you mean `node.label`?",
+            ),
+        ];
+        for (name, yaml, expected) in cases {
+            let err = expand_yaml(yaml).expect_err(name);
+            let err = regex_free_dir(&err);
+            assert_eq!(err, *expected, "{name}");
+        }
+    }
+
+    /// Replaces the temporary folder named in a hint (`/tmp/.tmpXYZ`) by nothing.
+    fn regex_free_dir(s: &str) -> String {
+        match (s.find("folder `"), s.find("`; for")) {
+            (Some(a), Some(b)) if a < b => format!("{}folder `{}", &s[..a], &s[b..]),
+            _ => s.to_owned(),
+        }
+    }
+}
