@@ -6,5 +6,6 @@ mod support;
 mod client;
 mod fake_server;
 mod conformance;
+mod manifest;
 mod server;
 mod workflow;
