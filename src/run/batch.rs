@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::manifest::{EnqueuePlan, InputKind, InputInfo, LocalImage};
+use crate::manifest::{EnqueuePlan, InputInfo, InputKind, LocalImage};
 use crate::workflow::{Batch, ConvertOptions, InputRef, Workflow};
 
 /// Builds the batch of one enqueue. `image_name` names uploaded local images; `models` maps
@@ -24,7 +24,10 @@ pub fn build_batch(
     let mut workflow = workflow.clone();
     for (system, value) in &enqueue.fixed {
         let mut json = value.to_json(image_name);
-        if inputs.get(system).is_some_and(|i| i.kind == InputKind::Model) {
+        if inputs
+            .get(system)
+            .is_some_and(|i| i.kind == InputKind::Model)
+        {
             if let Value::String(name) = &json {
                 if let Some(id) = models.get(name) {
                     json = id.clone();
@@ -33,7 +36,10 @@ pub fn build_batch(
         }
         workflow.set(&InputRef::parse(system), json)?;
     }
-    let mut batch = workflow.to_batch(&ConvertOptions { runs: enqueue.runs(), ..options.clone() })?;
+    let mut batch = workflow.to_batch(&ConvertOptions {
+        runs: enqueue.runs(),
+        ..options.clone()
+    })?;
     if let Some(mut data) = enqueue.batch_data(image_name) {
         // Our zip group goes first: the server's product makes it the slowest-varying, so
         // each job's sessions are consecutive.
@@ -45,11 +51,18 @@ pub fn build_batch(
 
 /// The model names an enqueue's fixed values give (to resolve on the server).
 #[must_use]
-pub fn model_names(inputs: &indexmap::IndexMap<String, InputInfo>, enqueue: &EnqueuePlan) -> Vec<String> {
+pub fn model_names(
+    inputs: &indexmap::IndexMap<String, InputInfo>,
+    enqueue: &EnqueuePlan,
+) -> Vec<String> {
     enqueue
         .fixed
         .iter()
-        .filter(|(system, _)| inputs.get(*system).is_some_and(|i| i.kind == InputKind::Model))
+        .filter(|(system, _)| {
+            inputs
+                .get(*system)
+                .is_some_and(|i| i.kind == InputKind::Model)
+        })
         .filter_map(|(_, v)| v.as_value().and_then(Value::as_str).map(str::to_owned))
         .collect()
 }

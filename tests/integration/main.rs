@@ -4,8 +4,8 @@
 mod support;
 
 mod client;
-mod fake_server;
 mod conformance;
+mod fake_server;
 mod manifest;
 mod server;
 mod workflow;
