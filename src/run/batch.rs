@@ -28,10 +28,8 @@ pub fn build_batch(
             .get(system)
             .is_some_and(|i| i.kind == InputKind::Model)
         {
-            if let Value::String(name) = &json {
-                if let Some(id) = models.get(name) {
-                    json = id.clone();
-                }
+            if let Some(id) = model_ref(&json).and_then(|r| models.get(&r)) {
+                json = id.clone();
             }
         }
         workflow.set(&InputRef::parse(system), json)?;
@@ -49,9 +47,30 @@ pub fn build_batch(
     Ok(batch)
 }
 
-/// The model names an enqueue's fixed values give (to resolve on the server).
+/// A model value that still needs the server: `name:NAME` for a model given by name (a
+/// string, or `{name}` alone), `key:KEY` for one given by key only (`{key}` without the rest).
+/// Complete identifiers need nothing.
 #[must_use]
-pub fn model_names(
+pub fn model_ref(value: &Value) -> Option<String> {
+    match value {
+        Value::String(name) => Some(format!("name:{name}")),
+        Value::Object(map) if !map.contains_key("hash") => {
+            if let Some(key) = map.get("key").and_then(Value::as_str) {
+                Some(format!("key:{key}"))
+            } else {
+                map.get("name")
+                    .and_then(Value::as_str)
+                    .map(|n| format!("name:{n}"))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The model references ([`model_ref`]) an enqueue's fixed values hold (to resolve on the
+/// server).
+#[must_use]
+pub fn model_refs(
     inputs: &indexmap::IndexMap<String, InputInfo>,
     enqueue: &EnqueuePlan,
 ) -> Vec<String> {
@@ -63,6 +82,25 @@ pub fn model_names(
                 .get(*system)
                 .is_some_and(|i| i.kind == InputKind::Model)
         })
-        .filter_map(|(_, v)| v.as_value().and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|(_, v)| v.as_value().and_then(model_ref))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn model_refs_name_what_needs_the_server() {
+        assert_eq!(model_ref(&json!("FLUX Dev")), Some("name:FLUX Dev".into()));
+        assert_eq!(
+            model_ref(&json!({"name": "FLUX Dev"})),
+            Some("name:FLUX Dev".into())
+        );
+        assert_eq!(model_ref(&json!({"key": "k1"})), Some("key:k1".into()));
+        let full = json!({"key": "k1", "hash": "h", "name": "n", "base": "sd-1", "type": "main"});
+        assert_eq!(model_ref(&full), None);
+        assert_eq!(model_ref(&json!(3)), None);
+    }
 }

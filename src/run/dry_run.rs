@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::batch::{build_batch, model_names};
+use super::batch::{build_batch, model_refs};
 use super::prepare::Prepared;
 use super::report::{ReportMode, Reporter};
 use super::settings::RunSettings;
@@ -46,7 +46,7 @@ pub fn report(
             .iter()
             .map(|enqueue| {
                 let models: HashMap<String, Value> =
-                    model_names(&prepared.expansion.inputs, enqueue)
+                    model_refs(&prepared.expansion.inputs, enqueue)
                         .into_iter()
                         .map(|name| {
                             let id = json!({"key": format!("<resolved from `{name}` at run time>"),

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{build_batch, model_names};
+use super::batch::{build_batch, model_refs};
 use super::interim_tracker::{TrackEvent, Tracker};
 use super::journal::{Entry, Journal, State};
 use super::output_path::{sanitize_relative, unique_path};
@@ -352,9 +352,9 @@ impl Execution<'_> {
         let image_name = |i: &LocalImage| uploads.get(&i.path).cloned().unwrap_or_default();
         let inputs = &self.prepared.expansion.inputs;
         let mut models: HashMap<String, Value> = HashMap::new();
-        for name in model_names(inputs, enqueue) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(name) {
-                let id = self.client.models().resolve(slot.key(), None, None).await?;
+        for reference in model_refs(inputs, enqueue) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(reference) {
+                let id = resolve_model(&self.client, slot.key()).await?;
                 slot.insert(serde_json::to_value(id).map_err(std::io::Error::other)?);
             }
         }
@@ -779,6 +779,30 @@ impl Execution<'_> {
             error: failure.map(|f| f.error.clone()),
         }
     }
+}
+
+/// Resolves a [`super::batch::model_ref`] against the server's installed models.
+async fn resolve_model(
+    client: &Client,
+    reference: &str,
+) -> Result<crate::client::ModelIdentifier, crate::Error> {
+    if let Some(key) = reference.strip_prefix("key:") {
+        let all = client
+            .models()
+            .list(&crate::client::ModelFilter::default())
+            .await?;
+        return all
+            .iter()
+            .find(|m| m.key == key)
+            .map(crate::client::ModelConfig::identifier)
+            .ok_or_else(|| {
+                crate::Error::Io(std::io::Error::other(format!(
+                    "no installed model has the key `{key}` (`invk-run` lists models with the server's model manager)"
+                )))
+            });
+    }
+    let name = reference.strip_prefix("name:").unwrap_or(reference);
+    Ok(client.models().resolve(name, None, None).await?)
 }
 
 /// A fingerprint of the plan (its jobs' values), recorded with each run.
