@@ -329,6 +329,66 @@ async fn reconnect_waits_out_an_outage_and_close_stops_it() {
     assert_eq!(rx.recv().await, None);
 }
 
+/// Waits until the runtime runs `expected` tasks; returns how many it runs at the end.
+async fn settle_tasks(expected: usize) -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while metrics.num_alive_tasks() != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    metrics.num_alive_tasks()
+}
+
+#[tokio::test]
+async fn no_socket_tasks_outlive_reconnects_and_close() {
+    let fake = FakeSocketIo::start().await;
+    let baseline = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let (handle, mut rx) = EventStream::connect(fast_config(&fake))
+        .await
+        .expect("connects");
+    assert_eq!(next(&mut rx).await, StreamItem::Connected);
+    for n in 1..=3 {
+        fake.wait_for_subscriptions(n).await;
+        fake.reset_sockets();
+        assert_eq!(label(&next(&mut rx).await), "disconnected");
+        assert_eq!(label(&next(&mut rx).await), "reconnected");
+    }
+    handle.close().await.expect("closes");
+    fake.wait_for("all sessions to end", |s| {
+        (s.live_sessions == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        settle_tasks(baseline).await,
+        baseline,
+        "every rust_socketio task of the four connections has ended"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_handle_ends_the_session() {
+    let fake = FakeSocketIo::start().await;
+    let baseline = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let (handle, mut rx) = EventStream::connect(fast_config(&fake))
+        .await
+        .expect("connects");
+    assert_eq!(next(&mut rx).await, StreamItem::Connected);
+    drop(handle);
+    assert_eq!(
+        tokio::time::timeout(WAIT, rx.recv()).await.expect("ends"),
+        None
+    );
+    fake.wait_for("the session to end", |s| {
+        (s.live_sessions == 0).then_some(())
+    })
+    .await;
+    assert_eq!(settle_tasks(baseline).await, baseline);
+}
+
 #[tokio::test]
 async fn slow_consumer_loses_progress_but_never_status() {
     let fake = FakeSocketIo::start().await;
