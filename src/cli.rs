@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// Track by polling only (no Socket.IO).
     #[arg(long)]
     pub poll_only: bool,
+
+    /// Run on a private local InvokeAI server, installed into the cache folder when needed,
+    /// started for this run and stopped after it.
+    #[arg(long, conflicts_with = "server")]
+    pub local: bool,
 }
 
 /// The commands.

@@ -5,13 +5,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::Cli;
+pub mod boards;
+pub mod connect;
+mod logging;
+pub mod run;
+pub mod server;
+pub mod workflows;
+
+use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
 
 /// Entry point of the `invk-run` binary.
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) => {
@@ -32,6 +40,19 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-fn run(_cli: Cli) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("not implemented yet")
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match &cli.command {
+        None => run::run(&cli.global, &cli.run, false),
+        Some(Command::Validate { manifests }) => {
+            let args = crate::cli::RunArgs {
+                manifests: manifests.clone(),
+                ..cli.run.clone()
+            };
+            run::run(&cli.global, &args, true)
+        }
+        Some(Command::Server(command)) => server::run(command),
+        Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
+        Some(Command::Boards(command)) => boards::run(&cli.global, command),
+        _ => anyhow::bail!("not implemented yet"),
+    }
 }

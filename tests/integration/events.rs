@@ -484,14 +484,34 @@ mod live {
 
     use super::*;
 
-    fn server() -> Option<url::Url> {
-        match std::env::var("INVK_TEST_SERVER") {
-            Ok(url) => Some(url::Url::parse(&url).expect("INVK_TEST_SERVER is a URL")),
-            Err(_) => {
-                eprintln!("skipped: set INVK_TEST_SERVER to the URL of an InvokeAI server");
-                None
-            }
-        }
+    /// The shared real server (started on first use, off the async runtime).
+    async fn server() -> url::Url {
+        let url = tokio::task::spawn_blocking(|| crate::support::server().url().to_owned())
+            .await
+            .expect("starting the test server");
+        url::Url::parse(&url).expect("the test server URL parses")
+    }
+
+    /// The shared multi-user server and an admin token for it.
+    async fn multiuser_server() -> (url::Url, String) {
+        let (url, email, password) = tokio::task::spawn_blocking(|| {
+            let server = crate::support::multiuser_server();
+            (
+                server.url().to_owned(),
+                server.admin_email.clone(),
+                server.admin_password.clone(),
+            )
+        })
+        .await
+        .expect("starting the multi-user test server");
+        let client = invk_run::client::Client::new(&url).expect("client");
+        let login = client
+            .auth()
+            .login(&email, &password)
+            .await
+            .expect("admin login");
+        let base = url::Url::parse(&url).expect("the test server URL parses");
+        (base, login.token.expose().to_owned())
     }
 
     fn api(base: &url::Url, path: &str) -> String {
@@ -501,18 +521,28 @@ mod live {
     /// Enqueues `nodes`/`edges` as one run under a fresh destination; returns the item id and
     /// the destination.
     async fn enqueue(http: &reqwest::Client, base: &url::Url, graph: Value) -> (i64, String) {
+        enqueue_as(http, base, graph, None).await
+    }
+
+    async fn enqueue_as(
+        http: &reqwest::Client,
+        base: &url::Url,
+        graph: Value,
+        token: Option<&str>,
+    ) -> (i64, String) {
         let destination = format!("invk-run-test-{}", uuid::Uuid::new_v4());
         let body = json!({
             "batch": {"graph": graph, "runs": 1, "origin": "invk-run-test",
                       "destination": destination, "batch_id": uuid::Uuid::new_v4().to_string()},
             "prepend": false,
         });
-        let response = http
+        let mut request = http
             .post(api(base, "queue/default/enqueue_batch"))
-            .json(&body)
-            .send()
-            .await
-            .expect("enqueue request");
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("enqueue request");
         let status = response.status();
         let answer: Value = response.json().await.expect("enqueue answer is JSON");
         assert!(status.is_success(), "enqueue refused: {answer}");
@@ -552,15 +582,25 @@ mod live {
     }
 
     async fn delete_item(http: &reqwest::Client, base: &url::Url, item_id: i64) {
-        let _ = http
-            .delete(api(base, &format!("queue/default/i/{item_id}")))
-            .send()
-            .await;
+        delete_item_as(http, base, item_id, None).await;
+    }
+
+    async fn delete_item_as(
+        http: &reqwest::Client,
+        base: &url::Url,
+        item_id: i64,
+        token: Option<&str>,
+    ) {
+        let mut request = http.delete(api(base, &format!("queue/default/i/{item_id}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let _ = request.send().await;
     }
 
     #[tokio::test]
     async fn blank_image_job_emits_status_and_node_events_in_order() {
-        let Some(base) = server() else { return };
+        let base = server().await;
         let http = reqwest::Client::new();
         let (handle, mut rx) = EventStream::connect(EventsConfig::new(base.clone()))
             .await
@@ -635,7 +675,7 @@ mod live {
 
     #[tokio::test]
     async fn failing_graph_reports_the_servers_error() {
-        let Some(base) = server() else { return };
+        let base = server().await;
         let http = reqwest::Client::new();
         let (handle, mut rx) = EventStream::connect(EventsConfig::new(base.clone()))
             .await
@@ -671,5 +711,48 @@ mod live {
         assert_eq!(invocation.invocation_source_id, "m");
         assert_eq!(error.error_message, expected);
         assert!(!error.error_traceback.is_empty());
+    }
+
+    #[tokio::test]
+    async fn multiuser_server_needs_the_token_and_sends_the_owner_its_events() {
+        let (base, token) = multiuser_server().await;
+        let err = EventStream::connect(EventsConfig::new(base.clone()))
+            .await
+            .expect_err("no token, no session");
+        assert!(matches!(err, EventError::Rejected { .. }), "{err}");
+        let err = EventStream::connect(EventsConfig::new(base.clone()).with_token("not-a-jwt"))
+            .await
+            .expect_err("a forged token is refused");
+        assert!(matches!(err, EventError::Rejected { .. }), "{err}");
+
+        let (handle, mut rx) =
+            EventStream::connect(EventsConfig::new(base.clone()).with_token(&token))
+                .await
+                .expect("the admin's token opens a session");
+        assert_eq!(next(&mut rx).await, StreamItem::Connected);
+        let http = reqwest::Client::new();
+        let graph = json!({
+            "nodes": {"m": {"id": "m", "type": "main_model_loader", "model": {
+                "key": "bogus-multiuser", "hash": "blake3:00", "name": "bogus", "base": "sd-1",
+                "type": "main"}}},
+            "edges": [],
+        });
+        let (item_id, destination) = enqueue_as(&http, &base, graph, Some(&token)).await;
+        let outcome = AssertUnwindSafe(events_of(&mut rx, item_id, Duration::from_secs(2)))
+            .catch_unwind()
+            .await;
+        delete_item_as(&http, &base, item_id, Some(&token)).await;
+        handle.close().await.expect("closes");
+        let events = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.destination() == Some(destination.as_str())),
+            "the owner gets the full, unredacted events: {events:#?}"
+        );
+        assert!(
+            matches!(events.last(), Some(Event::InvocationError { .. })),
+            "{events:#?}"
+        );
     }
 }

@@ -1,4 +1,11 @@
-//! Integration tests: one binary.
+//! Integration tests: one binary. Tests that need InvokeAI start it through `support::server()`
+//! (installed into the cache folder on first use).
 
+mod support;
+
+mod client;
+mod conformance;
 mod events;
+mod fake_server;
 mod fake_socketio;
+mod server;

@@ -1,0 +1,356 @@
+//! The run journal: an append-only JSON-lines file in the output folder that records every step
+//! that has an effect on the server or on disk, so that a run started again after a crash or
+//! Ctrl-C re-attaches to what is still on the server, downloads what is missing, resubmits what
+//! was lost and never submits a finished job twice.
+//!
+//! Each line is one [`Entry`]. A line cut short by a crash (the last one) is ignored.
+//! An enqueue is journaled twice: its intent (with the batch id we chose) before the request,
+//! and its result after it; an intent without a result is looked up on the server by batch id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Entry {
+    /// A run of this manifest started (one per invocation of `invk-run`).
+    Started {
+        /// The run's id (also the queue items' destination tag).
+        run_id: String,
+        /// Fingerprint of the manifest's expanded plan; a different one means the manifest changed.
+        plan_hash: String,
+        /// Server URL.
+        server: String,
+    },
+    /// A local file was uploaded.
+    Uploaded {
+        /// Content hash of the file.
+        sha256: String,
+        /// The local path.
+        path: PathBuf,
+        /// The name the server gave it.
+        image_name: String,
+    },
+    /// The run's output board was created.
+    BoardCreated {
+        /// Board id.
+        board_id: String,
+    },
+    /// An enqueue is about to be sent.
+    EnqueueIntent {
+        /// The batch id we chose.
+        batch_id: String,
+        /// Keys of the jobs it carries, in session order.
+        jobs: Vec<String>,
+    },
+    /// An enqueue was accepted.
+    Enqueued {
+        /// The batch id.
+        batch_id: String,
+        /// Queue item ids, ascending, one per job of the intent.
+        item_ids: Vec<i64>,
+    },
+    /// A queue item ended.
+    Finished {
+        /// The job's key.
+        job: String,
+        /// Queue item id.
+        item_id: i64,
+        /// `completed`, `failed` or `canceled`.
+        status: String,
+        /// The server's error, for a failed item.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// An output file is safely on disk.
+    Downloaded {
+        /// The job's key.
+        job: String,
+        /// Server image (or video) name.
+        image_name: String,
+        /// The file, relative to the output folder.
+        file: PathBuf,
+    },
+    /// Server images were deleted.
+    Deleted {
+        /// Their names.
+        image_names: Vec<String>,
+    },
+}
+
+/// The journal file, opened for appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Journal {
+    /// The journal's path for an output folder.
+    #[must_use]
+    pub fn path_in(output_dir: &Path) -> PathBuf {
+        output_dir.join(".invk-run").join("journal.jsonl")
+    }
+
+    /// Opens (creating) the journal for appending and reads what it already holds.
+    /// With `fresh`, an earlier journal is set aside (renamed with a timestamp) first.
+    ///
+    /// # Errors
+    /// When the file cannot be read or created.
+    pub fn open(output_dir: &Path, fresh: bool) -> std::io::Result<(Journal, State)> {
+        let path = Journal::path_in(output_dir);
+        crate::fs::create_dir_all(crate::fs::parent_dir(&path))?;
+        if fresh && path.exists() {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            crate::fs::rename(&path, path.with_extension(format!("jsonl.{stamp}")))?;
+        }
+        let state = if path.exists() {
+            State::from_entries(parse(&crate::fs::read_to_string(&path)?))
+        } else {
+            State::default()
+        };
+        let file = crate::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?
+            .into_parts()
+            .0;
+        Ok((Journal { path, file }, state))
+    }
+
+    /// Appends an entry and flushes it to disk before returning.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn append(&mut self, entry: &Entry) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("{e} (writing `{}`)", self.path.display()))
+            })
+    }
+
+    /// The journal's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Parses journal text; a malformed line (a write cut short) is skipped.
+#[must_use]
+pub fn parse(text: &str) -> Vec<Entry> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// What the journal says happened, folded from its entries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    /// The plan hash of the latest run.
+    pub plan_hash: Option<String>,
+    /// Uploaded files by content hash → image name.
+    pub uploads: BTreeMap<String, String>,
+    /// Boards the runs created.
+    pub boards: Vec<String>,
+    /// Enqueues by batch id: the jobs they carry, and their item ids once known.
+    pub batches: BTreeMap<String, Batch>,
+    /// The latest end of each job (by job key).
+    pub finished: BTreeMap<String, Finished>,
+    /// Files downloaded for each job: image name → file.
+    pub downloads: BTreeMap<String, BTreeMap<String, PathBuf>>,
+    /// Server images already deleted.
+    pub deleted: BTreeSet<String>,
+}
+
+/// An enqueue in the journal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Job keys in session order.
+    pub jobs: Vec<String>,
+    /// Item ids, when the enqueue's result was journaled.
+    pub item_ids: Option<Vec<i64>>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// Queue item id.
+    pub item_id: i64,
+    /// Terminal status.
+    pub status: String,
+    /// The server's error.
+    pub error: Option<String>,
+}
+
+impl State {
+    /// Folds entries in order.
+    #[must_use]
+    pub fn from_entries(entries: Vec<Entry>) -> State {
+        let mut state = State::default();
+        for entry in entries {
+            match entry {
+                Entry::Started { plan_hash, .. } => state.plan_hash = Some(plan_hash),
+                Entry::Uploaded {
+                    sha256, image_name, ..
+                } => {
+                    state.uploads.insert(sha256, image_name);
+                }
+                Entry::BoardCreated { board_id } => state.boards.push(board_id),
+                Entry::EnqueueIntent { batch_id, jobs } => {
+                    state.batches.insert(
+                        batch_id,
+                        Batch {
+                            jobs,
+                            item_ids: None,
+                        },
+                    );
+                }
+                Entry::Enqueued { batch_id, item_ids } => {
+                    state.batches.entry(batch_id).or_default().item_ids = Some(item_ids);
+                }
+                Entry::Finished {
+                    job,
+                    item_id,
+                    status,
+                    error,
+                } => {
+                    state.finished.insert(
+                        job,
+                        Finished {
+                            item_id,
+                            status,
+                            error,
+                        },
+                    );
+                }
+                Entry::Downloaded {
+                    job,
+                    image_name,
+                    file,
+                } => {
+                    state
+                        .downloads
+                        .entry(job)
+                        .or_default()
+                        .insert(image_name, file);
+                }
+                Entry::Deleted { image_names } => state.deleted.extend(image_names),
+            }
+        }
+        state
+    }
+
+    /// Whether a job completed and has all its outputs on disk (`expected` image names known
+    /// from the finished item; `None` means "not known yet").
+    #[must_use]
+    pub fn job_completed(&self, job: &str) -> bool {
+        self.finished
+            .get(job)
+            .is_some_and(|f| f.status == "completed")
+    }
+
+    /// The batch that carries a job, and the job's item id in it when known.
+    #[must_use]
+    pub fn item_of(&self, job: &str) -> Option<(&str, Option<i64>)> {
+        self.batches.iter().rev().find_map(|(batch_id, b)| {
+            let pos = b.jobs.iter().position(|j| j == job)?;
+            Some((
+                batch_id.as_str(),
+                b.item_ids.as_ref().and_then(|ids| ids.get(pos).copied()),
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_folds_entries_and_skips_a_torn_last_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (mut journal, state) = Journal::open(dir.path(), false).expect("open");
+            assert_eq!(state, State::default());
+            for entry in [
+                Entry::Started {
+                    run_id: "r".into(),
+                    plan_hash: "h".into(),
+                    server: "s".into(),
+                },
+                Entry::EnqueueIntent {
+                    batch_id: "b1".into(),
+                    jobs: vec!["j0".into(), "j1".into()],
+                },
+                Entry::Enqueued {
+                    batch_id: "b1".into(),
+                    item_ids: vec![7, 8],
+                },
+                Entry::Finished {
+                    job: "j1".into(),
+                    item_id: 8,
+                    status: "completed".into(),
+                    error: None,
+                },
+                Entry::Downloaded {
+                    job: "j1".into(),
+                    image_name: "x.png".into(),
+                    file: "a/x.png".into(),
+                },
+                Entry::EnqueueIntent {
+                    batch_id: "b2".into(),
+                    jobs: vec!["j2".into()],
+                },
+            ] {
+                journal.append(&entry).expect("append");
+            }
+        }
+        // A crash in the middle of a write leaves a torn line.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(Journal::path_in(dir.path()))
+            .expect("reopen");
+        f.write_all(b"{\"event\":\"enqueued\",\"batch_id\":\"b2\",\"item_")
+            .expect("torn");
+        drop(f);
+
+        let (_, state) = Journal::open(dir.path(), false).expect("open again");
+        assert_eq!(state.plan_hash.as_deref(), Some("h"));
+        assert!(state.job_completed("j1"));
+        assert!(!state.job_completed("j0"));
+        assert_eq!(state.item_of("j0"), Some(("b1", Some(7))));
+        assert_eq!(state.item_of("j2"), Some(("b2", None)));
+        assert_eq!(state.item_of("j9"), None);
+        assert_eq!(state.downloads["j1"]["x.png"], PathBuf::from("a/x.png"));
+    }
+
+    #[test]
+    fn fresh_sets_the_old_journal_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut journal, _) = Journal::open(dir.path(), false).expect("open");
+        journal
+            .append(&Entry::BoardCreated {
+                board_id: "b".into(),
+            })
+            .expect("append");
+        drop(journal);
+        let (_, state) = Journal::open(dir.path(), true).expect("fresh");
+        assert!(state.boards.is_empty());
+        let kept = std::fs::read_dir(dir.path().join(".invk-run"))
+            .expect("list")
+            .count();
+        assert_eq!(kept, 2, "the old journal is kept beside the new one");
+    }
+}

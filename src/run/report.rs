@@ -1,0 +1,248 @@
+//! What a run tells its user: a progress bar per manifest on a terminal, plain lines elsewhere,
+//! one JSON object per line with `--json`, nothing but errors with `-q`.
+//!
+//! Data (the JSON lines) goes to stdout; everything else to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// How a run reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportMode {
+    /// Text for people: progress bars on a terminal, lines otherwise.
+    Human,
+    /// One JSON object per line on stdout.
+    Json,
+    /// Errors only.
+    Quiet,
+}
+
+/// Something that happened in a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    /// A manifest was expanded.
+    Planned {
+        /// The manifest file.
+        manifest: String,
+        /// How many jobs it holds.
+        jobs: usize,
+        /// How many of them are already done (resumed runs).
+        done: usize,
+        /// How many enqueue requests will carry them.
+        enqueues: usize,
+        /// The output folder.
+        output_dir: String,
+    },
+    /// A local image was uploaded.
+    Uploaded {
+        /// The manifest file.
+        manifest: String,
+        /// The local file.
+        path: String,
+        /// Its name on the server.
+        image_name: String,
+    },
+    /// A batch was enqueued.
+    Enqueued {
+        /// The manifest file.
+        manifest: String,
+        /// Batch id.
+        batch_id: String,
+        /// Queue items made.
+        items: usize,
+    },
+    /// A job completed and its outputs are on disk.
+    JobCompleted {
+        /// The manifest file.
+        manifest: String,
+        /// Job index.
+        job: usize,
+        /// Queue item id.
+        item_id: i64,
+        /// Files written, relative to the output folder.
+        files: Vec<String>,
+    },
+    /// A job failed on the server.
+    JobFailed {
+        /// The manifest file.
+        manifest: String,
+        /// Job index.
+        job: usize,
+        /// Queue item id.
+        item_id: i64,
+        /// The server's error.
+        error: String,
+    },
+    /// Server images were deleted.
+    CleanedUp {
+        /// The manifest file.
+        manifest: String,
+        /// How many images.
+        images: usize,
+        /// How many boards.
+        boards: usize,
+    },
+    /// A warning (the run goes on).
+    Warning {
+        /// The manifest file.
+        manifest: String,
+        /// What happened.
+        message: String,
+    },
+    /// A manifest's run ended.
+    Finished {
+        /// The manifest file.
+        manifest: String,
+        /// Jobs completed (this run and earlier ones).
+        completed: usize,
+        /// Jobs failed.
+        failed: usize,
+        /// Seconds the run took.
+        seconds: f64,
+        /// The output folder.
+        output_dir: String,
+    },
+}
+
+/// Writes run events in the chosen mode. Cheap to share between tasks.
+#[derive(Debug)]
+pub struct Reporter {
+    mode: ReportMode,
+    multi: MultiProgress,
+    bars: Mutex<Vec<(String, ProgressBar)>>,
+}
+
+impl Reporter {
+    /// A reporter; progress bars are drawn only when stderr is a terminal.
+    #[must_use]
+    pub fn new(mode: ReportMode) -> Reporter {
+        let target = if mode == ReportMode::Human && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Reporter {
+            mode,
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The mode.
+    #[must_use]
+    pub fn mode(&self) -> ReportMode {
+        self.mode
+    }
+
+    /// Reports an event.
+    pub fn event(&self, event: &RunEvent) {
+        match self.mode {
+            ReportMode::Quiet => {}
+            ReportMode::Json => {
+                if let Ok(line) = serde_json::to_string(event) {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+            }
+            ReportMode::Human => self.human(event),
+        }
+    }
+
+    fn bar(&self, manifest: &str) -> Option<ProgressBar> {
+        let bars = self.bars.lock().ok()?;
+        bars.iter()
+            .find(|(m, _)| m == manifest)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn println(&self, line: &str) {
+        if self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.multi.println(line);
+        }
+    }
+
+    fn human(&self, event: &RunEvent) {
+        match event {
+            RunEvent::Planned {
+                manifest,
+                jobs,
+                done,
+                enqueues,
+                output_dir,
+            } => {
+                let resumed = if *done > 0 {
+                    format!(" ({done} already done)")
+                } else {
+                    String::new()
+                };
+                self.println(&format!(
+                    "{manifest}: {jobs} jobs{resumed} in {enqueues} enqueue{} -> {output_dir}",
+                    if *enqueues == 1 { "" } else { "s" }
+                ));
+                let bar = self.multi.add(ProgressBar::new(*jobs as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(manifest.clone());
+                bar.set_position(*done as u64);
+                bar.enable_steady_tick(Duration::from_millis(500));
+                if let Ok(mut bars) = self.bars.lock() {
+                    bars.push((manifest.clone(), bar));
+                }
+            }
+            RunEvent::Uploaded { .. } | RunEvent::Enqueued { .. } => {}
+            RunEvent::JobCompleted { manifest, .. } => {
+                if let Some(bar) = self.bar(manifest) {
+                    bar.inc(1);
+                }
+            }
+            RunEvent::JobFailed {
+                manifest,
+                job,
+                item_id,
+                error,
+            } => {
+                if let Some(bar) = self.bar(manifest) {
+                    bar.inc(1);
+                    bar.set_message("(with failures)");
+                }
+                self.println(&format!(
+                    "{manifest}: job {job} (item {item_id}) failed: {error}"
+                ));
+            }
+            RunEvent::CleanedUp { .. } => {}
+            RunEvent::Warning { manifest, message } => {
+                self.println(&format!("{manifest}: warning: {message}"));
+            }
+            RunEvent::Finished {
+                manifest,
+                completed,
+                failed,
+                seconds,
+                output_dir,
+            } => {
+                if let Some(bar) = self.bar(manifest) {
+                    bar.finish_and_clear();
+                }
+                let failed = if *failed > 0 {
+                    format!(", {failed} failed")
+                } else {
+                    String::new()
+                };
+                self.println(&format!(
+                    "{manifest}: {completed} completed{failed} in {seconds:.1}s -> {output_dir}"
+                ));
+            }
+        }
+    }
+}
