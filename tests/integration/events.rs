@@ -57,7 +57,7 @@ fn label(item: &StreamItem) -> String {
         StreamItem::Reconnected => "reconnected".into(),
         StreamItem::Disconnected { .. } => "disconnected".into(),
         StreamItem::Event(Event::QueueItemStatusChanged(change)) => {
-            format!("status {} {}", change.item.item_id, change.status)
+            format!("status {} {}", change.item.item_id, change.status.as_str())
         }
         StreamItem::Event(event) => match event.invocation_source_id() {
             Some(source) => format!("{} {source}", event.name()),
