@@ -7,5 +7,7 @@ mod client;
 mod conformance;
 mod fake_server;
 mod manifest;
+mod events;
+mod fake_socketio;
 mod server;
 mod workflow;
