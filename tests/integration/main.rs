@@ -5,9 +5,10 @@ mod support;
 
 mod client;
 mod conformance;
-mod fake_server;
-mod manifest;
 mod events;
+mod fake_server;
 mod fake_socketio;
+mod manifest;
+mod runner;
 mod server;
 mod workflow;
