@@ -196,14 +196,36 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
         "intermediates were not deleted: {deleted} images deleted"
     );
 
-    // A second run finds everything done and sends nothing.
-    let again = ws.run(&["job.yaml"]);
+    // A second run finds everything done and sends nothing; `--json` reports it in lines.
+    let again = ws.run(&["--json", "job.yaml"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
-    assert!(
-        text(&again.stderr).contains("12 already done"),
-        "{}",
-        text(&again.stderr)
-    );
+    let lines: Vec<Value> = text(&again.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    insta::assert_json_snapshot!(lines, {
+        "[].seconds" => "[seconds]",
+        "[].output_dir" => "[output dir]",
+    }, @r#"
+    [
+      {
+        "event": "planned",
+        "manifest": "job.yaml",
+        "jobs": 12,
+        "done": 12,
+        "enqueues": 0,
+        "output_dir": "[output dir]"
+      },
+      {
+        "event": "finished",
+        "manifest": "job.yaml",
+        "completed": 12,
+        "failed": 0,
+        "seconds": "[seconds]",
+        "output_dir": "[output dir]"
+      }
+    ]
+    "#);
     assert_eq!(files_under(&root).len(), expected.len());
 }
 
