@@ -4,6 +4,6 @@
 mod support;
 
 mod client;
-mod fake_server;
 mod conformance;
+mod fake_server;
 mod server;
