@@ -41,6 +41,8 @@ mod images;
 mod models;
 mod queue;
 pub mod retry;
+pub mod tracker;
+pub mod workflow_handle;
 mod workflows;
 
 pub use app::AppHandler;
@@ -59,6 +61,11 @@ pub use queue::{
     QueueItem, QueueItemStatus, QueueStatus, QueueSummary, Session,
 };
 pub use retry::RetryPolicy;
+pub use tracker::{TrackEvent, TrackMode, Tracker};
+pub use workflow_handle::{
+    Cleanup, CleanupReport, HandleError, Output, SchemaSource, Submission, SubmitOptions,
+    WaitProgress, WorkflowHandle,
+};
 pub use workflows::{
     SortDirection, WorkflowCategory, WorkflowListQuery, WorkflowOrderBy, WorkflowPage,
     WorkflowRecord, WorkflowSummary, WorkflowsHandler,
