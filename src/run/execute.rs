@@ -12,13 +12,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{build_batch, model_refs};
-use super::interim_tracker::{TrackEvent, Tracker};
 use super::journal::{Entry, Journal, State};
 use super::output_path::{sanitize_relative, unique_path};
 use super::prepare::{Prepared, job_key};
 use super::report::{Reporter, RunEvent};
 use super::summary::{JobSummary, Sidecar, append_summary};
 use super::{JobFailure, ManifestOutcome};
+use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
 use crate::client::{Client, QueueItem, QueueItemStatus, UploadOptions};
 use crate::manifest::{
     EnqueuePlan, IntermediatesPolicy, Job, LocalImage, OutputVars, OutputsPolicy, Plan,
@@ -39,6 +39,7 @@ pub struct Execution<'a> {
     pub(super) run_id: String,
     pub(super) retry_failed: bool,
     pub(super) poll_interval: Duration,
+    pub(super) track_mode: TrackMode,
 }
 
 /// A job's place in a batch: its key and which session of the job it is.
@@ -170,7 +171,7 @@ impl Execution<'_> {
             output_dir: out_dir.display().to_string(),
         });
 
-        let mut tracker = Tracker::start(&self.client, self.poll_interval).await?;
+        let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;
         for (item_id, slot, batch) in reattach {
             book.items.insert(item_id, (slot, batch));
             tracker.watch([item_id]);
@@ -227,6 +228,16 @@ impl Execution<'_> {
                         Some(TrackEvent::Finished(item)) => {
                             self.finished(item, &mut book, &mut journal, &mut downloads, &semaphore)?;
                         }
+                        Some(TrackEvent::Vanished { item_id }) => {
+                            self.vanished(item_id, &mut book, &mut journal)?;
+                        }
+                        Some(TrackEvent::PollFailed { error, consecutive }) if consecutive % 10 == 1 => {
+                            self.reporter.event(&RunEvent::Warning {
+                                manifest: self.name.clone(),
+                                message: format!("cannot poll the queue ({consecutive} times in a row): {error}"),
+                            });
+                        }
+                        Some(_) => {}
                         None => {
                             if downloads.is_empty() {
                                 break;
@@ -490,6 +501,38 @@ impl Execution<'_> {
                 }
             }
             (item_id, ok, failed)
+        });
+        Ok(())
+    }
+
+    /// An item disappeared from the queue before it was seen finishing (someone deleted it):
+    /// the job failed; a later run with `--retry-failed` submits it again.
+    fn vanished(
+        &self,
+        item_id: i64,
+        book: &mut Book,
+        journal: &mut Journal,
+    ) -> Result<(), crate::Error> {
+        let Some((slot, _)) = book.items.get(&item_id).cloned() else {
+            return Ok(());
+        };
+        let error = "the queue item was deleted from the server before it finished".to_owned();
+        journal.append(&Entry::Finished {
+            job: slot.key.clone(),
+            item_id,
+            status: "canceled".to_owned(),
+            error: Some(error.clone()),
+        })?;
+        self.reporter.event(&RunEvent::JobFailed {
+            manifest: self.name.clone(),
+            job: slot.job,
+            item_id,
+            error: error.clone(),
+        });
+        book.failures.push(JobFailure {
+            job: slot.job,
+            item_id,
+            error,
         });
         Ok(())
     }

@@ -3,7 +3,6 @@
 pub mod batch;
 mod dry_run;
 mod execute;
-mod interim_tracker;
 pub mod journal;
 pub mod output_path;
 pub mod prepare;
@@ -163,7 +162,12 @@ pub async fn run_manifest(
         poll_interval: if settings.poll_only {
             std::time::Duration::from_millis(500)
         } else {
-            std::time::Duration::from_secs(2)
+            std::time::Duration::from_secs(5)
+        },
+        track_mode: if settings.poll_only {
+            crate::client::tracker::TrackMode::PollOnly
+        } else {
+            crate::client::tracker::TrackMode::Events
         },
     };
     execution.run(cancel).await
