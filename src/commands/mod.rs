@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod server;
+pub mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
@@ -37,6 +38,7 @@ pub fn report(err: &anyhow::Error) {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         Some(Command::Server(command)) => server::run(command),
+        Some(Command::Watch(args)) => watch::run(&cli.global, args),
         _ => anyhow::bail!("not implemented yet"),
     }
 }
