@@ -97,13 +97,18 @@ impl WatchConfig {
     /// none of them is the hot folder and that processing is apart from the others.
     ///
     /// # Errors
-    /// [`WatchError::NotAFolder`], [`WatchError::Folder`] or [`WatchError::FolderClash`].
+    /// [`WatchError::Missing`], [`WatchError::NotAFolder`], [`WatchError::Folder`] or [`WatchError::FolderClash`].
     pub fn prepare(&self) -> Result<(), WatchError> {
         self.check()?;
-        match fs_err::metadata(&self.dir) {
+        match std::fs::metadata(&self.dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
                 return Err(WatchError::NotAFolder {
+                    path: self.dir.clone(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WatchError::Missing {
                     path: self.dir.clone(),
                 });
             }
@@ -124,7 +129,7 @@ impl WatchConfig {
             ("--done-dir", "done folder", &self.done_dir),
             ("--failed-dir", "failed folder", &self.failed_dir),
         ] {
-            fs_err::create_dir_all(dir).map_err(|source| WatchError::Folder {
+            std::fs::create_dir_all(dir).map_err(|source| WatchError::Folder {
                 path: dir.clone(),
                 source,
             })?;
@@ -161,7 +166,7 @@ fn absolute(path: &Path) -> Result<PathBuf, WatchError> {
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, WatchError> {
-    fs_err::canonicalize(path).map_err(|source| WatchError::Folder {
+    std::fs::canonicalize(path).map_err(|source| WatchError::Folder {
         path: path.to_path_buf(),
         source,
     })
@@ -261,6 +266,9 @@ mod tests {
             .expect("config")
             .prepare()
             .expect_err("missing");
-        assert!(err.to_string().contains("missing"), "{err}");
+        assert!(
+            err.to_string().ends_with("missing` does not exist"),
+            "{err}"
+        );
     }
 }

@@ -92,6 +92,14 @@ pub async fn watch<R: ManifestRunner>(
     rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stopping = false;
     loop {
+        // Checked here, not only in the select below: a run that ends in the same instant as
+        // Ctrl-C must not let the next manifest be claimed.
+        if !stopping && shutdown.is_cancelled() {
+            stopping = true;
+            status.event(&WatchEvent::WatchStopping {
+                counts: folder.counts(running.len()),
+            });
+        }
         if !stopping {
             while running.len() < config.concurrency {
                 let Some(job) = folder.next_job() else { break };
@@ -104,12 +112,11 @@ pub async fn watch<R: ManifestRunner>(
             break;
         }
         tokio::select! {
+            // Ctrl-C first, so that it is seen before the runs it interrupts end.
+            biased;
+            () = shutdown.cancelled(), if !stopping => {}
             Some(filed) = running.next(), if !running.is_empty() => {
                 folder.filed(filed, running.len());
-            }
-            () = shutdown.cancelled(), if !stopping => {
-                stopping = true;
-                status.event(&WatchEvent::WatchStopping { counts: folder.counts(running.len()) });
             }
             Some(signal) = rx.recv() => {
                 folder.signal(signal);
@@ -246,8 +253,10 @@ impl<'a> HotFolder<'a> {
         };
         self.scan_error = None;
         let now = Instant::now();
-        for entry in entries.flatten() {
-            let name = entry.file_name();
+        // In name order, so that files found together are claimed in name order.
+        let mut names: Vec<OsString> = entries.flatten().map(|entry| entry.file_name()).collect();
+        names.sort();
+        for name in names {
             if self.config.patterns.matches(Path::new(&name)) {
                 let stamp = stamp(&self.config.dir.join(&name));
                 self.observe(name, stamp, now);

@@ -68,6 +68,12 @@ pub enum WatchError {
         /// The extra arguments.
         args: String,
     },
+    /// The hot folder does not exist.
+    #[error("the hot folder `{}` does not exist", path.display())]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The hot folder is a file.
     #[error("the hot folder `{}` is not a folder", path.display())]
     NotAFolder {
