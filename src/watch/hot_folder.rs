@@ -287,9 +287,9 @@ impl<'a> HotFolder<'a> {
     fn signal(&mut self, signal: FsSignal) {
         match signal {
             FsSignal::Changed(path) => {
-                if crate::fs::parent_dir(&path) != self.config.dir {
-                    return;
-                }
+                // The folder is watched without its subfolders, so the event is about one of
+                // its files (its path may be spelled differently, for instance canonicalized:
+                // only the name counts; the file is looked at in the hot folder).
                 let Some(name) = path.file_name() else { return };
                 if self.config.patterns.matches(Path::new(name)) && !self.blocked.contains_key(name)
                 {
