@@ -13,7 +13,9 @@ use crate::env_vars;
 /// submits, tracks the jobs, downloads every output into a folder tree and cleans the server up.
 #[derive(Debug, Parser)]
 #[command(name = "invk-run", version, args_conflicts_with_subcommands = true)]
-#[command(after_help = "Exit codes: 0 all done, 1 some jobs failed, 2 invalid input, 130 interrupted.")]
+#[command(
+    after_help = "Exit codes: 0 all done, 1 some jobs failed, 2 invalid input, 130 interrupted."
+)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -82,6 +84,11 @@ pub struct RunArgs {
     /// Track by polling only (no Socket.IO).
     #[arg(long)]
     pub poll_only: bool,
+
+    /// Run on a private local InvokeAI server, installed into the cache folder when needed,
+    /// started for this run and stopped after it.
+    #[arg(long, conflicts_with = "server")]
+    pub local: bool,
 }
 
 /// The commands.
@@ -230,7 +237,8 @@ mod tests {
 
     #[test]
     fn manifests_without_a_command_are_a_run() {
-        let cli = Cli::try_parse_from(["invk-run", "a.yaml", "b.yaml", "--dry-run"]).expect("parse");
+        let cli =
+            Cli::try_parse_from(["invk-run", "a.yaml", "b.yaml", "--dry-run"]).expect("parse");
         assert!(cli.command.is_none());
         assert_eq!(cli.run.manifests, ["a.yaml", "b.yaml"]);
         assert!(cli.run.dry_run);

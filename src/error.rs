@@ -79,7 +79,11 @@ impl ExitStatus {
             ExitStatus::Invalid => 2,
             ExitStatus::Interrupted => 3,
         };
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 

@@ -18,11 +18,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".invk-")
         .suffix(".part")
         .tempfile_in(&dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (creating a temporary file in `{}`)", dir.display())))?;
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{e} (creating a temporary file in `{}`)", dir.display()),
+            )
+        })?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| std::io::Error::new(e.error.kind(), format!("{} (renaming into `{}`)", e.error, path.display())))?;
+    tmp.persist(path).map_err(|e| {
+        std::io::Error::new(
+            e.error.kind(),
+            format!("{} (renaming into `{}`)", e.error, path.display()),
+        )
+    })?;
     Ok(())
 }
 

@@ -1,6 +1,629 @@
 //! The InvokeAI server's REST API: one [`Client`] and a small handler per API area.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), invk_run::client::ClientError> {
+//! use invk_run::client::Client;
+//!
+//! let client = Client::new("http://127.0.0.1:9090")?;
+//! println!("InvokeAI {}", client.app().version().await?);
+//! for wf in client.workflows().list_all().await? {
+//!     println!("{} {}", wf.workflow_id, wf.name);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Retries
+//! Only transient failures are retried (see [`retry`]), with exponential back-off and jitter:
+//! time-outs, connection resets and `502`/`503`/`504` for requests that are safe to repeat, and
+//! connection failures (the request never left) for every request once the server has answered
+//! this client before. A request that may have changed the server (an enqueue, an upload, a
+//! create) is never repeated after it was sent. `500` is not retried: InvokeAI answers `500` for
+//! deterministic failures (for example changing a built-in workflow), which a retry only delays.
 
-/// An error talking to the InvokeAI server.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {}
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+mod app;
+mod auth;
+mod boards;
+mod download;
+mod error;
+mod images;
+mod models;
+mod queue;
+pub mod retry;
+mod workflows;
+
+pub use app::AppHandler;
+pub use auth::{AuthHandler, AuthStatus, LoginResponse, Token, User};
+pub use boards::{
+    Board, BoardChanges, BoardListQuery, BoardOrderBy, BoardsHandler, DeleteBoardResult,
+    ImageNamesFilter,
+};
+pub use error::{ClientError, ValidationIssue};
+pub use images::{
+    DeleteImagesResult, ImageCategory, ImageDto, ImageFormat, ImagesHandler, UploadOptions,
+};
+pub use models::{ModelConfig, ModelFilter, ModelIdentifier, ModelsHandler};
+pub use queue::{
+    BatchStatus, EnqueueResult, NodeFieldValue, NodeOutput, ProcessorStatus, QueueHandler,
+    QueueItem, QueueItemStatus, QueueStatus, QueueSummary, Session,
+};
+pub use retry::RetryPolicy;
+pub use workflows::{
+    SortDirection, WorkflowCategory, WorkflowListQuery, WorkflowOrderBy, WorkflowPage,
+    WorkflowRecord, WorkflowSummary, WorkflowsHandler,
+};
+
+/// The server `invk-run` talks to when none is given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
+
+/// The response header through which a multi-user server hands out a refreshed token.
+pub const REFRESHED_TOKEN_HEADER: &str = "x-refreshed-token";
+
+/// A client of one InvokeAI server. Cheap to clone: clones share the connection pool and the
+/// token (a refreshed token seen by one clone is used by all).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    token: RwLock<Option<Token>>,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    /// Set once the server has answered: from then on a refused connection means it is
+    /// restarting or overloaded, which is worth a retry.
+    reached: AtomicBool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base.as_str())
+            .field("token", &self.token())
+            .field("retry", &self.inner.retry)
+            .field("request_timeout", &self.inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`]: base URL, token, time-outs and retries.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base_url: String,
+    token: Option<Token>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    read_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl ClientBuilder {
+    /// A builder for the server at `base_url` (for example `http://127.0.0.1:9090`, or
+    /// `http://host:9090/invoke` for a server mounted under a sub-path). A URL without a scheme
+    /// gets `http://`.
+    #[must_use]
+    pub fn new(base_url: impl Into<String>) -> Self {
+        ClientBuilder {
+            base_url: base_url.into(),
+            token: None,
+            connect_timeout: Duration::from_secs(10),
+            // The server pauses about a second per queue item and HTTP answers stall meanwhile.
+            request_timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(120),
+            retry: RetryPolicy::from_env(),
+        }
+    }
+
+    /// The bearer token of a multi-user server.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Token::new(token.into()));
+        self
+    }
+
+    /// How long to wait for a TCP connection (default 10 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one request may take from start to the last byte of the answer (default 300 s).
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long the server may stay silent while answering (default 120 s).
+    #[must_use]
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The retry policy (default: [`RetryPolicy::from_env`]).
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] when the base URL is not an `http(s)` URL, or
+    /// [`ClientError::Setup`] when the HTTP stack cannot start.
+    pub fn build(self) -> Result<Client, ClientError> {
+        let base = normalize_base_url(&self.base_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .user_agent(concat!("invk-run/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ClientError::Setup { source })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                token: RwLock::new(self.token),
+                retry: self.retry,
+                request_timeout: self.request_timeout,
+                reached: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+/// Parses a server URL into a base that ends with `/`, so that joining `api/v1/...` keeps any
+/// sub-path the server is mounted under.
+fn normalize_base_url(raw: &str) -> Result<Url, ClientError> {
+    let trimmed = raw.trim();
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let parsed = Url::parse(&with_scheme);
+    // Never repeat a password in a message.
+    let shown = match &parsed {
+        Ok(url) if url.password().is_some() => {
+            let mut redacted = url.clone();
+            let _ = redacted.set_password(Some("****"));
+            redacted.to_string()
+        }
+        _ => trimmed.to_owned(),
+    };
+    let invalid = |reason: String| ClientError::InvalidUrl {
+        url: shown.clone(),
+        reason,
+    };
+    let mut url = parsed.map_err(|e| invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "the scheme must be `http` or `https`, not `{}`",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it names no host".to_owned()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials in the URL are not supported; use `--token` or `--email`".to_owned(),
+        ));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Whether a request may be sent again after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Repeating it has the same effect as sending it once (GET, DELETE, cancel, ...).
+    Idempotent,
+    /// It may change the server each time (enqueue, upload, create): repeat it only when it
+    /// certainly did not reach the server.
+    OnlyIfNotSent,
+}
+
+/// A request body that can be rebuilt for each attempt.
+pub(crate) enum Body {
+    /// No body.
+    Empty,
+    /// A JSON body, serialized once.
+    Json(Vec<u8>),
+    /// A `multipart/form-data` body with one file part.
+    File {
+        /// Form field name.
+        field: &'static str,
+        /// File name sent with the part.
+        file_name: String,
+        /// Content type of the part.
+        mime: &'static str,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Body {
+    pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> Body {
+        // Serializing our own DTOs and `serde_json::Value`s cannot fail (string keys only).
+        Body::Json(serde_json::to_vec(value).unwrap_or_default())
+    }
+}
+
+impl Client {
+    /// A client for the server at `base_url` with default settings.
+    ///
+    /// # Errors
+    /// See [`ClientBuilder::build`].
+    pub fn new(base_url: &str) -> Result<Client, ClientError> {
+        ClientBuilder::new(base_url).build()
+    }
+
+    /// A builder for a client of the server at `base_url`.
+    #[must_use]
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(base_url)
+    }
+
+    /// The server's base URL (always ends with `/`; includes any sub-path).
+    #[must_use]
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The current bearer token, if any (updated from `X-Refreshed-Token` answers). Use it to
+    /// authenticate the Socket.IO connection.
+    #[must_use]
+    pub fn token(&self) -> Option<Token> {
+        self.inner
+            .token
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |t| t.clone())
+    }
+
+    /// Replaces the bearer token (or removes it with `None`).
+    pub fn set_token(&self, token: Option<Token>) {
+        match self.inner.token.write() {
+            Ok(mut guard) => *guard = token,
+            Err(poisoned) => *poisoned.into_inner() = token,
+        }
+    }
+
+    /// Application information.
+    #[must_use]
+    pub fn app(&self) -> AppHandler<'_> {
+        AppHandler::new(self)
+    }
+
+    /// Authentication (multi-user servers).
+    #[must_use]
+    pub fn auth(&self) -> AuthHandler<'_> {
+        AuthHandler::new(self)
+    }
+
+    /// The workflow library.
+    #[must_use]
+    pub fn workflows(&self) -> WorkflowsHandler<'_> {
+        WorkflowsHandler::new(self)
+    }
+
+    /// Boards.
+    #[must_use]
+    pub fn boards(&self) -> BoardsHandler<'_> {
+        BoardsHandler::new(self)
+    }
+
+    /// Images.
+    #[must_use]
+    pub fn images(&self) -> ImagesHandler<'_> {
+        ImagesHandler::new(self)
+    }
+
+    /// The session queue `default`.
+    #[must_use]
+    pub fn queue(&self) -> QueueHandler<'_> {
+        QueueHandler::new(self, "default")
+    }
+
+    /// The session queue with the given id (InvokeAI only uses `default`).
+    #[must_use]
+    pub fn queue_with_id(&self, queue_id: &str) -> QueueHandler<'_> {
+        QueueHandler::new(self, queue_id)
+    }
+
+    /// Installed models.
+    #[must_use]
+    pub fn models(&self) -> ModelsHandler<'_> {
+        ModelsHandler::new(self)
+    }
+
+    /// The URL of an API route: `segments` are appended to the base URL, each percent-encoded
+    /// (pass `""` last for a trailing slash).
+    pub(crate) fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// Sends a request and decodes a JSON answer.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        replay: Replay,
+        body: Body,
+    ) -> Result<T, ClientError> {
+        let response = self.send(method.clone(), url.clone(), replay, body).await?;
+        self.decode(method, url, response).await
+    }
+
+    /// Reads a response body and decodes it as JSON, naming the field that failed.
+    pub(crate) async fn decode<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        response: Response,
+    ) -> Result<T, ClientError> {
+        let bytes = match tokio::time::timeout(self.inner.request_timeout, response.bytes()).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(source)) => return Err(self.transport_error(method, url, source)),
+            Err(_) => {
+                let url = url.to_string();
+                return Err(ClientError::Timeout {
+                    method,
+                    url,
+                    timeout: self.inner.request_timeout,
+                    source: None,
+                });
+            }
+        };
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map_err(|source| ClientError::Decode {
+            method,
+            url: url.to_string(),
+            source,
+        })
+    }
+
+    /// Sends a request, retrying transient failures as `replay` allows, and turns error
+    /// statuses into [`ClientError`]s.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        replay: Replay,
+        body: Body,
+    ) -> Result<Response, ClientError> {
+        self.with_retries(replay, || {
+            self.send_once(method.clone(), url.clone(), &body)
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up.
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        replay: Replay,
+        mut attempt: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut retries = 0;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(err)
+                    if retries < self.inner.retry.max_retries && self.may_retry(&err, replay) =>
+                {
+                    let delay = self.inner.retry.delay(retries);
+                    tracing::warn!(error = %err, retry = retries + 1, ?delay, "transient failure; retrying");
+                    tokio::time::sleep(delay).await;
+                    retries += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn may_retry(&self, err: &ClientError, replay: Replay) -> bool {
+        match err {
+            // The request never left: safe to repeat whatever it is, but only once the server is
+            // known to exist (a server that was never reached is most likely not running).
+            ClientError::Connect { .. } => self.inner.reached.load(Ordering::Relaxed),
+            _ if replay == Replay::OnlyIfNotSent => false,
+            ClientError::Timeout { .. } => true,
+            ClientError::Transport { source, .. } => retry::is_transient(source),
+            ClientError::Http { status, .. } => retry::is_transient_status(*status),
+            ClientError::Truncated { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        body: &Body,
+    ) -> Result<Response, ClientError> {
+        tracing::debug!(%method, %url, "request");
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(self.inner.request_timeout);
+        if let Some(token) = self.token() {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| ClientError::InvalidToken)?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        request = match body {
+            Body::Empty => request,
+            Body::Json(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+            Body::File {
+                field,
+                file_name,
+                mime,
+                bytes,
+            } => {
+                let part = reqwest::multipart::Part::bytes(bytes.clone())
+                    .file_name(file_name.clone())
+                    .mime_str(mime)
+                    .map_err(|source| ClientError::Setup { source })?;
+                request.multipart(reqwest::multipart::Form::new().part(*field, part))
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|source| self.transport_error(method.clone(), url.clone(), source))?;
+        self.inner.reached.store(true, Ordering::Relaxed);
+        self.take_refreshed_token(&response);
+        let status = response.status();
+        tracing::debug!(%method, %url, %status, "response");
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = match tokio::time::timeout(Duration::from_secs(30), response.text()).await {
+            Ok(Ok(text)) => text,
+            _ => String::new(),
+        };
+        Err(ClientError::from_status(method, &url, status, &text))
+    }
+
+    fn take_refreshed_token(&self, response: &Response) {
+        let Some(value) = response.headers().get(REFRESHED_TOKEN_HEADER) else {
+            return;
+        };
+        match value.to_str() {
+            Ok(token) if !token.trim().is_empty() => {
+                tracing::debug!("the server refreshed the token");
+                self.set_token(Some(Token::new(token.trim().to_owned())));
+            }
+            _ => tracing::warn!("ignoring an unreadable `X-Refreshed-Token` header"),
+        }
+    }
+
+    pub(crate) fn transport_error(
+        &self,
+        method: Method,
+        url: Url,
+        source: reqwest::Error,
+    ) -> ClientError {
+        let url = url.to_string();
+        if source.is_connect() {
+            ClientError::Connect {
+                server: self.inner.base.to_string(),
+                method,
+                url,
+                source,
+            }
+        } else if source.is_timeout() {
+            ClientError::Timeout {
+                method,
+                url,
+                timeout: self.inner.request_timeout,
+                source: Some(source),
+            }
+        } else {
+            ClientError::Transport {
+                method,
+                url,
+                source,
+            }
+        }
+    }
+}
+
+/// `true` when the server answered `404 Not Found`.
+pub(crate) fn is_not_found(err: &ClientError) -> bool {
+    err.status() == Some(StatusCode::NOT_FOUND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_keep_their_sub_path_and_end_with_a_slash() {
+        let cases = [
+            ("http://127.0.0.1:9090", "http://127.0.0.1:9090/"),
+            ("http://127.0.0.1:9090/", "http://127.0.0.1:9090/"),
+            ("http://host:9090/invoke", "http://host:9090/invoke/"),
+            ("http://host:9090/invoke/", "http://host:9090/invoke/"),
+            ("localhost:9090", "http://localhost:9090/"),
+            ("https://example.org/a/b?x=1#f", "https://example.org/a/b/"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_base_url(raw).expect(raw).as_str(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_with_the_reason() {
+        let err = normalize_base_url("ftp://host").expect_err("ftp");
+        assert_eq!(
+            err.to_string(),
+            "invalid server URL `ftp://host`: the scheme must be `http` or `https`, not `ftp`"
+        );
+        let err = normalize_base_url("http://user:pw@host").expect_err("credentials");
+        assert!(err.to_string().contains("credentials in the URL"), "{err}");
+        assert!(!err.to_string().contains("pw@"), "{err}");
+    }
+
+    #[test]
+    fn endpoints_are_joined_under_the_sub_path_and_encoded() {
+        let client = Client::new("http://host:9090/invoke").expect("client");
+        assert_eq!(
+            client.endpoint(&["api", "v1", "workflows", ""]).as_str(),
+            "http://host:9090/invoke/api/v1/workflows/"
+        );
+        assert_eq!(
+            client.endpoint(&["api", "v1", "boards", "a b/c"]).as_str(),
+            "http://host:9090/invoke/api/v1/boards/a%20b%2Fc"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let client = Client::builder("http://h")
+            .token("secret-jwt-value")
+            .build()
+            .expect("client");
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("secret-jwt-value"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+        let builder = format!(
+            "{:?}",
+            Client::builder("http://h").token("secret-jwt-value")
+        );
+        assert!(!builder.contains("secret-jwt-value"), "{builder}");
+    }
+}

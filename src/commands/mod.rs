@@ -5,7 +5,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod boards;
+pub mod connect;
+pub mod graph;
+pub mod inputs;
+mod logging;
+pub mod run;
 pub mod server;
+pub mod workflows;
 pub mod watch;
 
 use crate::cli::{Cli, Command};
@@ -15,6 +22,7 @@ use crate::error::ExitStatus;
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) => {
@@ -37,8 +45,19 @@ pub fn report(err: &anyhow::Error) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
+        None => run::run(&cli.global, &cli.run, false),
+        Some(Command::Validate { manifests }) => {
+            let args = crate::cli::RunArgs {
+                manifests: manifests.clone(),
+                ..cli.run.clone()
+            };
+            run::run(&cli.global, &args, true)
+        }
         Some(Command::Server(command)) => server::run(command),
         Some(Command::Watch(args)) => watch::run(&cli.global, args),
-        _ => anyhow::bail!("not implemented yet"),
+        Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
+        Some(Command::Boards(command)) => boards::run(&cli.global, command),
+        Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
+        Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
     }
 }

@@ -21,11 +21,16 @@ pub fn run(command: &ServerCommand) -> anyhow::Result<ExitStatus> {
     match command {
         ServerCommand::Install(_) => {
             let inst = Installation::ensure(&version).map_err(crate::Error::from)?;
-            println!("InvokeAI {version} is installed in {}", inst.venv().display());
+            println!(
+                "InvokeAI {version} is installed in {}",
+                inst.venv().display()
+            );
         }
         ServerCommand::Start(_) => {
             let inst = Installation::ensure(&version).map_err(crate::Error::from)?;
-            let url = managed.start(&inst, args.port).map_err(crate::Error::from)?;
+            let url = managed
+                .start(&inst, args.port)
+                .map_err(crate::Error::from)?;
             println!("{url}");
         }
         ServerCommand::Stop(_) => {
@@ -34,11 +39,21 @@ pub fn run(command: &ServerCommand) -> anyhow::Result<ExitStatus> {
         }
         ServerCommand::Status(_) => {
             let inst = Installation::locate(&version).map_err(crate::Error::from)?;
-            let installed = if inst.is_installed() { "installed" } else { "not installed" };
-            println!("InvokeAI {version}: {installed} ({})", inst.venv().display());
+            let installed = if inst.is_installed() {
+                "installed"
+            } else {
+                "not installed"
+            };
+            println!(
+                "InvokeAI {version}: {installed} ({})",
+                inst.venv().display()
+            );
             match managed.status() {
                 ManagedStatus::Running { pid, port } => {
-                    println!("running: http://127.0.0.1:{port} (pid {pid}, root {})", managed.root().display());
+                    println!(
+                        "running: http://127.0.0.1:{port} (pid {pid}, root {})",
+                        managed.root().display()
+                    );
                 }
                 ManagedStatus::Stopped => println!("stopped (root {})", managed.root().display()),
             }

@@ -1,6 +1,41 @@
 //! YAML job manifests: the model, its JSON Schema, templates, sweep expansion and validation.
+//!
+//! The flow, all pure (no server), reading only the manifest and the files it names:
+//!
+//! ```text
+//! ManifestFile::load(path)               structure: keys, types, words, workflow file
+//!   .expand(&catalog, &options)          inputs, values, images, templates, sweep -> Expansion (jobs)
+//! Plan::new(&expansion)                  jobs grouped into enqueues
+//! expansion.output_path(&job, &vars)     where a produced file goes
+//! ```
+//!
+//! Every problem is a [`Diagnostic`] with file, line and column; [`ManifestError::Invalid`]
+//! carries all of them. `docs/manifest.md` is the user reference.
 
-/// An invalid manifest.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManifestError {}
+mod catalog;
+mod diagnostic;
+mod expand;
+mod file;
+mod job;
+mod model;
+mod output;
+mod plan;
+mod schema;
+mod source;
+mod template;
+mod validate;
+
+pub use catalog::{CatalogError, InputCatalog, InputInfo, InputKind};
+pub use diagnostic::{Diagnostic, ManifestError, closest, did_you_mean};
+pub use file::{ManifestFile, TOP_LEVEL_KEYS, WorkflowSource};
+pub use job::{InputValue, Job, LocalImage, ValueKey};
+pub use model::{
+    Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
+    OutputsPolicy, Sweep, UploadsPolicy, VERSION, WorkflowRef, Zip,
+};
+pub use output::{OutputPath, OutputVars, check_name};
+pub use plan::{EnqueuePlan, Plan, split_system_name};
+pub use schema::manifest_schema;
+pub use source::{Location, Segment, SourceMap, YamlPath};
+pub use template::{RESERVED, is_template};
+pub use validate::{ExpandOptions, Expansion};

@@ -134,7 +134,9 @@ impl Journal {
         self.file
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{e} (writing `{}`)", self.path.display())))
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("{e} (writing `{}`)", self.path.display()))
+            })
     }
 
     /// The journal's path.
@@ -200,21 +202,49 @@ impl State {
         for entry in entries {
             match entry {
                 Entry::Started { plan_hash, .. } => state.plan_hash = Some(plan_hash),
-                Entry::Uploaded { sha256, image_name, .. } => {
+                Entry::Uploaded {
+                    sha256, image_name, ..
+                } => {
                     state.uploads.insert(sha256, image_name);
                 }
                 Entry::BoardCreated { board_id } => state.boards.push(board_id),
                 Entry::EnqueueIntent { batch_id, jobs } => {
-                    state.batches.insert(batch_id, Batch { jobs, item_ids: None });
+                    state.batches.insert(
+                        batch_id,
+                        Batch {
+                            jobs,
+                            item_ids: None,
+                        },
+                    );
                 }
                 Entry::Enqueued { batch_id, item_ids } => {
                     state.batches.entry(batch_id).or_default().item_ids = Some(item_ids);
                 }
-                Entry::Finished { job, item_id, status, error } => {
-                    state.finished.insert(job, Finished { item_id, status, error });
+                Entry::Finished {
+                    job,
+                    item_id,
+                    status,
+                    error,
+                } => {
+                    state.finished.insert(
+                        job,
+                        Finished {
+                            item_id,
+                            status,
+                            error,
+                        },
+                    );
                 }
-                Entry::Downloaded { job, image_name, file } => {
-                    state.downloads.entry(job).or_default().insert(image_name, file);
+                Entry::Downloaded {
+                    job,
+                    image_name,
+                    file,
+                } => {
+                    state
+                        .downloads
+                        .entry(job)
+                        .or_default()
+                        .insert(image_name, file);
                 }
                 Entry::Deleted { image_names } => state.deleted.extend(image_names),
             }
@@ -226,7 +256,9 @@ impl State {
     /// from the finished item; `None` means "not known yet").
     #[must_use]
     pub fn job_completed(&self, job: &str) -> bool {
-        self.finished.get(job).is_some_and(|f| f.status == "completed")
+        self.finished
+            .get(job)
+            .is_some_and(|f| f.status == "completed")
     }
 
     /// The batch that carries a job, and the job's item id in it when known.
@@ -234,7 +266,10 @@ impl State {
     pub fn item_of(&self, job: &str) -> Option<(&str, Option<i64>)> {
         self.batches.iter().rev().find_map(|(batch_id, b)| {
             let pos = b.jobs.iter().position(|j| j == job)?;
-            Some((batch_id.as_str(), b.item_ids.as_ref().and_then(|ids| ids.get(pos).copied())))
+            Some((
+                batch_id.as_str(),
+                b.item_ids.as_ref().and_then(|ids| ids.get(pos).copied()),
+            ))
         })
     }
 }
@@ -250,12 +285,34 @@ mod tests {
             let (mut journal, state) = Journal::open(dir.path(), false).expect("open");
             assert_eq!(state, State::default());
             for entry in [
-                Entry::Started { run_id: "r".into(), plan_hash: "h".into(), server: "s".into() },
-                Entry::EnqueueIntent { batch_id: "b1".into(), jobs: vec!["j0".into(), "j1".into()] },
-                Entry::Enqueued { batch_id: "b1".into(), item_ids: vec![7, 8] },
-                Entry::Finished { job: "j1".into(), item_id: 8, status: "completed".into(), error: None },
-                Entry::Downloaded { job: "j1".into(), image_name: "x.png".into(), file: "a/x.png".into() },
-                Entry::EnqueueIntent { batch_id: "b2".into(), jobs: vec!["j2".into()] },
+                Entry::Started {
+                    run_id: "r".into(),
+                    plan_hash: "h".into(),
+                    server: "s".into(),
+                },
+                Entry::EnqueueIntent {
+                    batch_id: "b1".into(),
+                    jobs: vec!["j0".into(), "j1".into()],
+                },
+                Entry::Enqueued {
+                    batch_id: "b1".into(),
+                    item_ids: vec![7, 8],
+                },
+                Entry::Finished {
+                    job: "j1".into(),
+                    item_id: 8,
+                    status: "completed".into(),
+                    error: None,
+                },
+                Entry::Downloaded {
+                    job: "j1".into(),
+                    image_name: "x.png".into(),
+                    file: "a/x.png".into(),
+                },
+                Entry::EnqueueIntent {
+                    batch_id: "b2".into(),
+                    jobs: vec!["j2".into()],
+                },
             ] {
                 journal.append(&entry).expect("append");
             }
@@ -265,7 +322,8 @@ mod tests {
             .append(true)
             .open(Journal::path_in(dir.path()))
             .expect("reopen");
-        f.write_all(b"{\"event\":\"enqueued\",\"batch_id\":\"b2\",\"item_").expect("torn");
+        f.write_all(b"{\"event\":\"enqueued\",\"batch_id\":\"b2\",\"item_")
+            .expect("torn");
         drop(f);
 
         let (_, state) = Journal::open(dir.path(), false).expect("open again");
@@ -283,12 +341,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut journal, _) = Journal::open(dir.path(), false).expect("open");
         journal
-            .append(&Entry::BoardCreated { board_id: "b".into() })
+            .append(&Entry::BoardCreated {
+                board_id: "b".into(),
+            })
             .expect("append");
         drop(journal);
         let (_, state) = Journal::open(dir.path(), true).expect("fresh");
         assert!(state.boards.is_empty());
-        let kept = std::fs::read_dir(dir.path().join(".invk-run")).expect("list").count();
+        let kept = std::fs::read_dir(dir.path().join(".invk-run"))
+            .expect("list")
+            .count();
         assert_eq!(kept, 2, "the old journal is kept beside the new one");
     }
 }

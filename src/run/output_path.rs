@@ -26,7 +26,11 @@ pub fn sanitize_relative(name: &str) -> Option<PathBuf> {
             })
             .collect();
         let cleaned = cleaned.trim().trim_end_matches('.').trim();
-        if cleaned.is_empty() || cleaned == "." || cleaned == ".." || cleaned.starts_with("..") && cleaned.chars().all(|c| c == '.') {
+        if cleaned.is_empty()
+            || cleaned == "."
+            || cleaned == ".."
+            || cleaned.starts_with("..") && cleaned.chars().all(|c| c == '.')
+        {
             continue;
         }
         out.push(truncate(cleaned, MAX_COMPONENT));
@@ -90,7 +94,11 @@ mod tests {
             ("C:\\windows\\x", Some("C_/windows/x")),
         ];
         for (input, want) in cases {
-            assert_eq!(sanitize_relative(input), want.map(PathBuf::from), "input {input:?}");
+            assert_eq!(
+                sanitize_relative(input),
+                want.map(PathBuf::from),
+                "input {input:?}"
+            );
         }
         let long = "é".repeat(300);
         let got = sanitize_relative(&long).expect("long name");

@@ -156,7 +156,9 @@ impl Reporter {
 
     fn bar(&self, manifest: &str) -> Option<ProgressBar> {
         let bars = self.bars.lock().ok()?;
-        bars.iter().find(|(m, _)| m == manifest).map(|(_, b)| b.clone())
+        bars.iter()
+            .find(|(m, _)| m == manifest)
+            .map(|(_, b)| b.clone())
     }
 
     fn println(&self, line: &str) {
@@ -169,19 +171,27 @@ impl Reporter {
 
     fn human(&self, event: &RunEvent) {
         match event {
-            RunEvent::Planned { manifest, jobs, done, enqueues, output_dir } => {
-                let resumed = if *done > 0 { format!(" ({done} already done)") } else { String::new() };
+            RunEvent::Planned {
+                manifest,
+                jobs,
+                done,
+                enqueues,
+                output_dir,
+            } => {
+                let resumed = if *done > 0 {
+                    format!(" ({done} already done)")
+                } else {
+                    String::new()
+                };
                 self.println(&format!(
                     "{manifest}: {jobs} jobs{resumed} in {enqueues} enqueue{} -> {output_dir}",
                     if *enqueues == 1 { "" } else { "s" }
                 ));
                 let bar = self.multi.add(ProgressBar::new(*jobs as u64));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 bar.set_prefix(manifest.clone());
                 bar.set_position(*done as u64);
@@ -196,22 +206,39 @@ impl Reporter {
                     bar.inc(1);
                 }
             }
-            RunEvent::JobFailed { manifest, job, item_id, error } => {
+            RunEvent::JobFailed {
+                manifest,
+                job,
+                item_id,
+                error,
+            } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.inc(1);
                     bar.set_message("(with failures)");
                 }
-                self.println(&format!("{manifest}: job {job} (item {item_id}) failed: {error}"));
+                self.println(&format!(
+                    "{manifest}: job {job} (item {item_id}) failed: {error}"
+                ));
             }
             RunEvent::CleanedUp { .. } => {}
             RunEvent::Warning { manifest, message } => {
                 self.println(&format!("{manifest}: warning: {message}"));
             }
-            RunEvent::Finished { manifest, completed, failed, seconds, output_dir } => {
+            RunEvent::Finished {
+                manifest,
+                completed,
+                failed,
+                seconds,
+                output_dir,
+            } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.finish_and_clear();
                 }
-                let failed = if *failed > 0 { format!(", {failed} failed") } else { String::new() };
+                let failed = if *failed > 0 {
+                    format!(", {failed} failed")
+                } else {
+                    String::new()
+                };
                 self.println(&format!(
                     "{manifest}: {completed} completed{failed} in {seconds:.1}s -> {output_dir}"
                 ));

@@ -28,6 +28,8 @@ pub struct RunSettings {
     pub retry_failed: bool,
     /// Track by polling only.
     pub poll_only: bool,
+    /// Check the manifest and stop before anything is sent (`invk-run validate`).
+    pub validate_only: bool,
 }
 
 impl RunSettings {
@@ -42,7 +44,10 @@ impl RunSettings {
             ReportMode::Human
         };
         let login = global.email.clone().map(|email| {
-            (email, std::env::var(crate::env_vars::INVK_PASSWORD).unwrap_or_default())
+            (
+                email,
+                std::env::var(crate::env_vars::INVK_PASSWORD).unwrap_or_default(),
+            )
         });
         RunSettings {
             server_override: global.server.clone().filter(|s| !s.trim().is_empty()),
@@ -54,6 +59,7 @@ impl RunSettings {
             fresh: run.fresh,
             retry_failed: run.retry_failed,
             poll_only: run.poll_only,
+            validate_only: false,
         }
     }
 

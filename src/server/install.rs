@@ -54,13 +54,19 @@ impl Installation {
     /// # Errors
     /// When the cache folder cannot be found.
     pub fn locate(version: &str) -> Result<Installation, ServerError> {
-        Ok(Installation::at(version, cache_dir()?.join(format!("invokeai-{version}"))))
+        Ok(Installation::at(
+            version,
+            cache_dir()?.join(format!("invokeai-{version}")),
+        ))
     }
 
     /// The installation of `version` in the virtual environment `venv`.
     #[must_use]
     pub fn at(version: &str, venv: PathBuf) -> Installation {
-        Installation { version: version.to_owned(), venv }
+        Installation {
+            version: version.to_owned(),
+            venv,
+        }
     }
 
     /// The installation of `version`, installed first when it is not there yet.
@@ -113,12 +119,19 @@ impl Installation {
         let lib = self.venv.join("lib");
         let entries = crate::fs::read_dir(&lib).map_err(ServerError::Io)?;
         for entry in entries {
-            let path = entry.map_err(ServerError::Io)?.path().join("site-packages").join("invokeai");
+            let path = entry
+                .map_err(ServerError::Io)?
+                .path()
+                .join("site-packages")
+                .join("invokeai");
             if path.is_dir() {
                 return Ok(path);
             }
         }
-        Err(ServerError::NotInstalled { venv: self.venv.clone(), version: self.version.clone() })
+        Err(ServerError::NotInstalled {
+            venv: self.venv.clone(),
+            version: self.version.clone(),
+        })
     }
 
     /// The default workflows the package ships (`app/services/workflow_records/default_workflows`).
@@ -149,7 +162,10 @@ impl Installation {
             self.version,
             self.venv.display()
         );
-        run(Command::new(&python).arg("-m").arg("venv").arg(&self.venv), "python -m venv")?;
+        run(
+            Command::new(&python).arg("-m").arg("venv").arg(&self.venv),
+            "python -m venv",
+        )?;
         let pip = self.venv.join("bin").join("pip");
         run(
             Command::new(&pip).args(["install", "--quiet", "--upgrade", "pip"]),

@@ -68,8 +68,11 @@ impl ManagedServer {
         let server = RunningServer::start(inst, &config)?;
         let url = server.url();
         let pid = server.pid().unwrap_or_default();
-        crate::fs::write(self.root.join(PID_FILE), format!("{pid} {}\n", server.port()))
-            .map_err(ServerError::Io)?;
+        crate::fs::write(
+            self.root.join(PID_FILE),
+            format!("{pid} {}\n", server.port()),
+        )
+        .map_err(ServerError::Io)?;
         server.detach();
         Ok(url)
     }
@@ -95,7 +98,9 @@ impl ManagedServer {
     /// When none runs.
     pub fn stop(&self) -> Result<(), ServerError> {
         let ManagedStatus::Running { pid, .. } = self.status() else {
-            return Err(ServerError::NotRunning { root: self.root.clone() });
+            return Err(ServerError::NotRunning {
+                root: self.root.clone(),
+            });
         };
         terminate(pid);
         let deadline = Instant::now() + Duration::from_secs(15);

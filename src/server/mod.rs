@@ -22,7 +22,9 @@ pub enum ServerError {
     #[error("cannot find a cache folder: set `INVK_CACHE_DIR` or `HOME`")]
     NoCacheDir,
     /// No suitable Python for the virtual environment.
-    #[error("InvokeAI needs Python 3.11 or newer, and none was found as `python3.12`, `python3.11` or `python3`")]
+    #[error(
+        "InvokeAI needs Python 3.11 or newer, and none was found as `python3.12`, `python3.11` or `python3`"
+    )]
     NoPython,
     /// InvokeAI is not installed there.
     #[error("InvokeAI {version} is not installed in `{}`: run `invk-run server install`", venv.display())]

@@ -59,7 +59,11 @@ impl RunningServer {
     /// When the process cannot start, exits early, or does not answer in time (the error quotes
     /// the end of its log).
     pub fn start(inst: &Installation, config: &ServerConfig) -> Result<RunningServer, ServerError> {
-        let port = if config.port == 0 { free_port()? } else { config.port };
+        let port = if config.port == 0 {
+            free_port()?
+        } else {
+            config.port
+        };
         crate::fs::create_dir_all(&config.root).map_err(ServerError::Io)?;
         write_config(&config.root, port, config.multiuser)?;
         let log_path = config.root.join(LOG_FILE);
@@ -81,7 +85,11 @@ impl RunningServer {
             what: "invokeai-web",
             source,
         })?;
-        let mut server = RunningServer { child: Some(child), port, root: config.root.clone() };
+        let mut server = RunningServer {
+            child: Some(child),
+            port,
+            root: config.root.clone(),
+        };
         server.wait_ready(config.ready_timeout)?;
         Ok(server)
     }
@@ -192,15 +200,23 @@ pub fn free_port() -> Result<u16, ServerError> {
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer")
+        })?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -214,7 +230,9 @@ pub fn log_tail(path: &Path) -> String {
 
 /// Sends SIGTERM to a process.
 pub fn terminate(pid: u32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
     // SAFETY: kill(2) with a plain pid and signal has no memory-safety requirements.
     #[allow(unsafe_code)]
     unsafe {
@@ -225,7 +243,9 @@ pub fn terminate(pid: u32) {
 /// Whether a process with this pid is alive.
 #[must_use]
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: kill(2) with signal 0 only checks for existence.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::kill(pid, 0) };

@@ -528,7 +528,11 @@ fn one_line(error: &ErrorReport) -> String {
         line.push_str(": ");
         line.push_str(cause);
     }
-    line.replace('\n', " ")
+    line.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The stamp of a regular file (following symbolic links), or `None`.

@@ -100,7 +100,11 @@ mod tests {
     use super::*;
 
     fn datum(n: usize) -> BatchDatum {
-        BatchDatum { node_path: "n".into(), field_name: "f".into(), items: vec![Value::Null; n] }
+        BatchDatum {
+            node_path: "n".into(),
+            field_name: "f".into(),
+            items: vec![Value::Null; n],
+        }
     }
 
     #[test]

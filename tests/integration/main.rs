@@ -3,5 +3,10 @@
 
 mod support;
 
+mod client;
+mod fake_server;
+mod conformance;
+mod manifest;
 mod server;
+mod workflow;
 mod watch;

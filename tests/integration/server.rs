@@ -5,8 +5,13 @@ use crate::support;
 #[test]
 fn test_server_answers_with_the_pinned_version() {
     let server = support::server();
-    let addr = server.url().trim_start_matches("http://").parse().expect("address");
-    let (status, body) = invk_run::server::http_get(addr, "/api/v1/app/version").expect("GET version");
+    let addr = server
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let (status, body) =
+        invk_run::server::http_get(addr, "/api/v1/app/version").expect("GET version");
     assert_eq!(status, 200);
     let version: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(version["version"], invk_run::server::wanted_version());
@@ -27,17 +32,27 @@ fn server_commands_start_report_and_stop_a_managed_server() {
             .arg(port.to_string())
             .output()
             .expect("run invk-run");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, stdout, stderr) = run(&["start"]);
     assert_eq!(code, Some(0), "start failed: {stderr}");
     assert_eq!(stdout.trim(), format!("http://127.0.0.1:{port}"));
     let (code, stdout, _) = run(&["status"]);
     assert_eq!(code, Some(0));
-    assert!(stdout.contains(&format!("running: http://127.0.0.1:{port}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("running: http://127.0.0.1:{port}")),
+        "{stdout}"
+    );
     let (code, stdout, _) = run(&["logs"]);
     assert_eq!(code, Some(0));
-    assert!(stdout.contains("Invoke running on"), "log lacks the start line: {stdout}");
+    assert!(
+        stdout.contains("Invoke running on"),
+        "log lacks the start line: {stdout}"
+    );
     let (code, _, stderr) = run(&["stop"]);
     assert_eq!(code, Some(0), "stop failed: {stderr}");
     let (_, stdout, _) = run(&["status"]);

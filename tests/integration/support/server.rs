@@ -37,7 +37,8 @@ impl TestServer {
 pub fn installation() -> &'static Installation {
     static INST: OnceLock<Installation> = OnceLock::new();
     INST.get_or_init(|| {
-        Installation::ensure(&wanted_version()).unwrap_or_else(|e| panic!("installing InvokeAI: {e}"))
+        Installation::ensure(&wanted_version())
+            .unwrap_or_else(|e| panic!("installing InvokeAI: {e}"))
     })
 }
 
@@ -72,7 +73,10 @@ fn start(multiuser: bool) -> TestServer {
     let (tx, rx) = mpsc::channel();
     let thread_root = root.clone();
     std::thread::Builder::new()
-        .name(format!("invokeai-server-{}", if multiuser { "multiuser" } else { "single" }))
+        .name(format!(
+            "invokeai-server-{}",
+            if multiuser { "multiuser" } else { "single" }
+        ))
         .spawn(move || {
             let mut config = ServerConfig::new(thread_root, 0);
             config.multiuser = multiuser;
@@ -96,15 +100,24 @@ fn start(multiuser: bool) -> TestServer {
         .recv()
         .expect("server thread ended")
         .unwrap_or_else(|e| panic!("starting InvokeAI: {e}"));
-    TestServer { url, root, admin_email: String::new(), admin_password: String::new() }
+    TestServer {
+        url,
+        root,
+        admin_email: String::new(),
+        admin_password: String::new(),
+    }
 }
 
 /// Removes the roots that earlier test processes left behind (their process is gone).
 fn remove_stale_roots() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("invk-run-test-") else { continue };
+        let Some(rest) = name.strip_prefix("invk-run-test-") else {
+            continue;
+        };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|pid| pid != std::process::id() && !is_alive(pid)) {
             let _ = std::fs::remove_dir_all(entry.path());
@@ -113,7 +126,10 @@ fn remove_stale_roots() {
 }
 
 fn setup_admin(server: &TestServer) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("{}/api/v1/auth/setup", server.url))

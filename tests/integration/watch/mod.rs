@@ -8,6 +8,7 @@
 //! be pointed at the real runner and server.
 //!
 //! The binary tests run `invk-run watch` itself: arguments, exit codes, JSON lines, Ctrl-C.
+//! The `live` tests run it against a real server with the real runner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -21,6 +22,8 @@ use invk_run::watch::{ManifestRunner, WatchConfig, WatchEvent, WatchStatus, Watc
 use tokio_util::sync::CancellationToken;
 
 use crate::support;
+
+mod live;
 
 /// The last line of every complete test manifest: a manifest read without it was read early.
 const END: &str = "# end\n";

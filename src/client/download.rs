@@ -1,0 +1,81 @@
+//! Streaming downloads: into a temporary file next to the destination, renamed into place only
+//! when every byte arrived, so the destination never holds a partial file.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use super::{Body, Client, ClientError, Replay};
+
+/// Downloads `url` into `dest` (replacing it) and returns the number of bytes written. Transient
+/// failures restart the download from the beginning.
+pub(crate) async fn to_file(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientError> {
+    client
+        .with_retries(Replay::Idempotent, || attempt(client, url, dest))
+        .await
+}
+
+async fn attempt(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientError> {
+    let response = client
+        .send_once(Method::GET, url.clone(), &Body::Empty)
+        .await?;
+    let expected = response.content_length();
+    let file_error = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| ClientError::File {
+            path,
+            action,
+            source,
+        }
+    };
+    let dir = crate::fs::parent_dir(dest);
+    fs_err::tokio::create_dir_all(&dir)
+        .await
+        .map_err(file_error("create the folder", &dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".invk-")
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .map_err(file_error("create a temporary file in", &dir))?;
+    let std_file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(file_error("write", tmp.path()))?;
+    let mut file = tokio::fs::File::from_std(std_file);
+    let mut received: u64 = 0;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|source| client.transport_error(Method::GET, url.clone(), source))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(file_error("write", tmp.path()))?;
+        received += chunk.len() as u64;
+    }
+    file.flush()
+        .await
+        .map_err(file_error("write", tmp.path()))?;
+    file.sync_all()
+        .await
+        .map_err(file_error("write", tmp.path()))?;
+    drop(file);
+    if let Some(expected) = expected
+        && received != expected
+    {
+        // `tmp` is removed when dropped.
+        return Err(ClientError::Truncated {
+            url: url.to_string(),
+            expected,
+            received,
+        });
+    }
+    tmp.persist(dest).map_err(|e| ClientError::File {
+        path: dest.to_path_buf(),
+        action: "write",
+        source: e.error,
+    })?;
+    Ok(received)
+}

@@ -1,0 +1,134 @@
+//! The client every command uses, from the global options.
+
+use crate::cli::GlobalArgs;
+use crate::client::{Client, ClientError, DEFAULT_SERVER};
+use crate::env_vars;
+
+/// A client for the server the global options name (`--server`, else `INVK_SERVER`, else
+/// `http://127.0.0.1:9090`), with `--token`, or logged in with `--email` and `INVK_PASSWORD`.
+///
+/// # Errors
+/// [`ClientError::InvalidUrl`] for a bad server URL, [`ClientError::MissingPassword`] when
+/// `--email` comes without `INVK_PASSWORD`, or the login's error.
+pub async fn client_from_args(args: &GlobalArgs) -> Result<Client, ClientError> {
+    let server = args
+        .server
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(DEFAULT_SERVER);
+    let mut builder = Client::builder(server);
+    if let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) {
+        builder = builder.token(token.trim());
+    }
+    let client = builder.build()?;
+    if client.token().is_none()
+        && let Some(email) = args.email.as_deref().filter(|e| !e.trim().is_empty())
+    {
+        let password = std::env::var(env_vars::INVK_PASSWORD)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| ClientError::MissingPassword {
+                email: email.to_owned(),
+            })?;
+        client.auth().login(email, &password).await?;
+    }
+    Ok(client)
+}
+
+/// A single-threaded runtime for a command's requests.
+///
+/// # Errors
+/// When the runtime cannot start.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Makes a server-supplied string safe to print on a terminal: control characters are escaped.
+#[must_use]
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Renders rows as left-aligned columns separated by two spaces (the last column unpadded).
+#[must_use]
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, cell) in cells.into_iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_and_sanitize_escapes_control_characters() {
+        let rows = vec![
+            vec!["a".to_owned(), "long value".to_owned(), "x".to_owned()],
+            vec![
+                "bbbb".to_owned(),
+                "v".to_owned(),
+                sanitize("evil\u{1b}[31mred\n"),
+            ],
+        ];
+        insta::assert_snapshot!(table(&["ID", "VALUE", "NAME"], &rows), @r"
+        ID    VALUE       NAME
+        a     long value  x
+        bbbb  v           evil\u{1b}[31mred\n
+        ");
+    }
+
+    #[tokio::test]
+    async fn email_without_password_is_refused_before_anything_is_sent() {
+        let args = GlobalArgs {
+            server: Some("http://127.0.0.1:9".to_owned()),
+            token: None,
+            email: Some("me@example.org".to_owned()),
+            json: false,
+            quiet: false,
+            verbose: 0,
+        };
+        // Nothing in this crate's tests sets INVK_PASSWORD; a developer's shell might.
+        if std::env::var_os(env_vars::INVK_PASSWORD).is_some() {
+            return;
+        }
+        let err = client_from_args(&args).await.expect_err("no password");
+        assert_eq!(
+            err.to_string(),
+            "logging in as `me@example.org` needs a password: set `INVK_PASSWORD`"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! `invk-run [OPTIONS] MANIFEST...` and `invk-run validate MANIFEST...`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::error::ExitStatus;
+use crate::run::report::Reporter;
+use crate::run::settings::RunSettings;
+use crate::run::{ManifestSource, run_manifest};
+use crate::server::{Installation, RunningServer, ServerConfig, wanted_version};
+
+/// Runs the manifests named on the command line, one after the other.
+///
+/// # Errors
+/// Bad arguments; an invalid manifest ends the run with exit status 2 after all manifests were
+/// checked.
+pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::Result<ExitStatus> {
+    let paths = expand_globs(&args.manifests)?;
+    if paths.is_empty() {
+        anyhow::bail!(
+            "no manifest given: name one or more YAML files, e.g. `invk-run jobs/*.yaml`"
+        );
+    }
+    let mut settings = RunSettings::resolve(global, args);
+    settings.validate_only = validate_only;
+    // Keep a private server alive for the whole run (dropping it stops it).
+    let _local = if args.local && !validate_only && !args.dry_run {
+        let server = start_local_server()?;
+        settings.server_override = Some(server.url());
+        Some(server)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(run_all(&paths, &settings));
+    runtime.shutdown_background();
+    Ok(status)
+}
+
+async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
+    let reporter = Reporter::new(settings.mode);
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted: finishing what is in flight and saving the journal (Ctrl-C again to quit now)"
+            );
+            on_ctrl_c.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(ExitStatus::Interrupted.code()));
+            }
+        }
+    });
+    let mut status = ExitStatus::Success;
+    for path in paths {
+        if cancel.is_cancelled() {
+            status = status.max(ExitStatus::Interrupted);
+            break;
+        }
+        let source = ManifestSource::new(path);
+        match run_manifest(&source, settings, &reporter, cancel.clone()).await {
+            Ok(outcome) => status = status.max(outcome.exit_status()),
+            Err(err) => {
+                status = status.max(err.exit_status());
+                super::report(&anyhow::Error::new(err));
+            }
+        }
+    }
+    status
+}
+
+/// Expands the glob patterns among the arguments; plain paths are kept as given (a missing
+/// one is reported by the run, naming it).
+fn expand_globs(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if !arg.contains(['*', '?', '[']) {
+            out.push(PathBuf::from(arg));
+            continue;
+        }
+        let glob = globset::Glob::new(arg)
+            .with_context(|| format!("invalid glob `{arg}`"))?
+            .compile_matcher();
+        // Walk from the longest literal prefix folder.
+        let literal: PathBuf = PathBuf::from(arg)
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        let root = if literal.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            literal
+        };
+        let mut found = Vec::new();
+        walk(&root, &mut |p| {
+            let rel = p.strip_prefix("./").unwrap_or(p);
+            if glob.is_match(rel) {
+                found.push(rel.to_path_buf());
+            }
+        });
+        if found.is_empty() {
+            anyhow::bail!("`{arg}` matches no file");
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, f);
+        } else {
+            f(&path);
+        }
+    }
+}
+
+fn start_local_server() -> anyhow::Result<RunningServer> {
+    let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
+    let root = tempfile::Builder::new()
+        .prefix("invk-run-local-")
+        .tempdir()?
+        .keep();
+    eprintln!(
+        "starting a private InvokeAI {} server (root {})",
+        inst.version(),
+        root.display()
+    );
+    let mut config = ServerConfig::new(root, 0);
+    config.die_with_parent = true;
+    Ok(RunningServer::start(&inst, &config).map_err(crate::Error::from)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_expand_sorted_and_plain_paths_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["b.yaml", "a.yaml", "c.txt"] {
+            std::fs::write(dir.path().join(name), "").expect("write");
+        }
+        let pattern = format!("{}/*.yaml", dir.path().display());
+        let got = expand_globs(&[pattern, "plain.yaml".into()]).expect("expand");
+        assert_eq!(
+            got,
+            vec![
+                dir.path().join("a.yaml"),
+                dir.path().join("b.yaml"),
+                PathBuf::from("plain.yaml")
+            ]
+        );
+        let none = format!("{}/*.yml", dir.path().display());
+        assert!(expand_globs(&[none]).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! `invk-run workflows list|upload|download|delete`: the server's workflow library.
+
+use crate::cli::{GlobalArgs, WorkflowsCommand};
+use crate::client::{ClientError, WorkflowCategory};
+use crate::commands::connect::{client_from_args, runtime, sanitize, table};
+use crate::error::ExitStatus;
+
+/// Runs a `workflows` subcommand. Data (the list, a new id) goes to stdout, messages to stderr.
+///
+/// # Errors
+/// The server's or the file system's errors.
+pub fn run(global: &GlobalArgs, command: &WorkflowsCommand) -> anyhow::Result<ExitStatus> {
+    runtime()?
+        .block_on(run_async(global, command))
+        .map_err(|e| anyhow::Error::from(crate::Error::from(e)))?;
+    Ok(ExitStatus::Success)
+}
+
+async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> Result<(), ClientError> {
+    let client = client_from_args(global).await?;
+    let workflows = client.workflows();
+    match command {
+        WorkflowsCommand::List => {
+            let list = workflows.list_all().await?;
+            if global.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|w| {
+                        vec![
+                            sanitize(&w.workflow_id),
+                            w.category.as_str().to_owned(),
+                            sanitize(&w.updated_at),
+                            sanitize(&w.name),
+                        ]
+                    })
+                    .collect();
+                println!("{}", table(&["ID", "CATEGORY", "UPDATED", "NAME"], &rows));
+            }
+        }
+        WorkflowsCommand::Upload { file } => {
+            let id = workflows.upload_file(file).await?;
+            println!("{id}");
+        }
+        WorkflowsCommand::Download { id_or_name, file } => {
+            let record = workflows.find(id_or_name).await?;
+            record.write_to_file(file)?;
+            if !global.quiet {
+                eprintln!(
+                    "wrote workflow `{}` (`{}`) to `{}`",
+                    sanitize(&record.name),
+                    sanitize(&record.workflow_id),
+                    file.display()
+                );
+            }
+        }
+        WorkflowsCommand::Delete { id_or_name } => {
+            let record = workflows.find(id_or_name).await?;
+            if record.category() == WorkflowCategory::Default {
+                return Err(ClientError::ReadOnly {
+                    kind: "workflow",
+                    id: record.workflow_id,
+                    reason: "it is built into the server".to_owned(),
+                });
+            }
+            workflows.delete(&record.workflow_id).await?;
+            if !global.quiet {
+                eprintln!(
+                    "deleted workflow `{}` (`{}`)",
+                    sanitize(&record.name),
+                    sanitize(&record.workflow_id)
+                );
+            }
+        }
+    }
+    Ok(())
+}

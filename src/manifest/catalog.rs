@@ -1,0 +1,173 @@
+//! What a manifest needs to know about its workflow's inputs: the [`InputCatalog`] trait.
+//!
+//! The manifest code stays independent of how workflows are loaded: the workflow core implements
+//! this trait, and tests use small tables.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The kind of an input, as far as manifests care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum InputKind {
+    /// An image field: a string value is a local file to upload; `{image_name}` is a server image.
+    Image,
+    /// A model field: an installed model's name, or `{key: KEY}`.
+    Model,
+    /// A board field.
+    Board,
+    /// Anything else (strings, numbers, booleans, enums, colors, collections...).
+    Other,
+}
+
+/// One input of the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputInfo {
+    /// Position in the workflow's form (0-based); jobs list their inputs in this order.
+    pub index: usize,
+    /// `node_id.field_name`, unique.
+    pub system_name: String,
+    /// The field's label in the workflow, else its name; may collide with another input's.
+    pub user_name: String,
+    /// What kind of value it takes.
+    pub kind: InputKind,
+    /// Whether the server can vary it inside one enqueue (batch data takes strings, numbers and
+    /// images; models, boards and booleans need one enqueue per value).
+    pub batchable: bool,
+}
+
+/// Why a name or a value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError {
+    /// What is wrong, e.g. ``unknown input `Hu` `` or ``-5 is not greater than the exclusive minimum 0``.
+    pub message: String,
+    /// What to do, e.g. ``did you mean `Hue`?``.
+    pub hint: Option<String>,
+}
+
+impl CatalogError {
+    /// An error without a hint.
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> CatalogError {
+        CatalogError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// This error with a hint.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CatalogError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// The inputs of a workflow, as a manifest addresses and fills them.
+pub trait InputCatalog {
+    /// Resolves a manifest key (user name, system name `node_id.field`, or `#INDEX`) to an input.
+    ///
+    /// # Errors
+    /// The key names no input, or a user name that several inputs share; the hint names the
+    /// closest match or the system names to use instead.
+    fn resolve(&self, key: &str) -> Result<InputInfo, CatalogError>;
+
+    /// Checks a value for an input and converts it to the value the workflow takes (`"30"` into
+    /// an integer field gives `30`). Image inputs are only asked about non-path values (a string
+    /// for an image input is a local file, handled by the manifest).
+    ///
+    /// # Errors
+    /// The value's type or a constraint is wrong; the message names the rule.
+    fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError>;
+
+    /// System names of the required inputs that the workflow itself leaves without a value: the
+    /// manifest must set them.
+    fn missing_required(&self) -> Vec<String>;
+
+    /// The user name of an input, given its system name (for messages).
+    fn user_name(&self, system_name: &str) -> Option<String> {
+        self.resolve(system_name).ok().map(|i| i.user_name)
+    }
+}
+
+/// The workflow core's [`Workflow`](crate::workflow::Workflow) is the catalog of a manifest's
+/// inputs: names resolve as `invk-run inputs` lists them, values are converted and checked
+/// against the server's invocation schema, required inputs are those the workflow leaves empty.
+impl InputCatalog for crate::workflow::Workflow {
+    fn resolve(&self, key: &str) -> Result<InputInfo, CatalogError> {
+        use crate::workflow::{InkType, InputRef, WorkflowError};
+        match self.input(&InputRef::parse(key)) {
+            Ok(input) => {
+                let ty = input.ty();
+                let kind = match ty {
+                    InkType::Image => InputKind::Image,
+                    InkType::Model(_) => InputKind::Model,
+                    InkType::Board => InputKind::Board,
+                    _ => InputKind::Other,
+                };
+                Ok(InputInfo {
+                    index: input.index,
+                    system_name: input.system_name.clone(),
+                    user_name: input.user_name.clone(),
+                    kind,
+                    batchable: ty.is_batchable(),
+                })
+            }
+            Err(WorkflowError::UnknownInput {
+                name, suggestion, ..
+            }) => {
+                let hint = suggestion.map_or_else(
+                    || "list the workflow's inputs with `invk-run inputs WORKFLOW`".to_owned(),
+                    |s| format!("did you mean `{s}`?"),
+                );
+                Err(CatalogError::new(format!("unknown input `{name}`")).with_hint(hint))
+            }
+            Err(WorkflowError::AmbiguousInput {
+                name, candidates, ..
+            }) => Err(
+                CatalogError::new(format!("several inputs are named `{name}`")).with_hint(format!(
+                    "use a system name instead: {}",
+                    candidates
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
+            Err(WorkflowError::InputIndexOutOfRange { index, count, .. }) => Err(
+                CatalogError::new(format!("no input #{index}")).with_hint(format!(
+                    "the workflow has {count} inputs, #0 to #{}",
+                    count.saturating_sub(1)
+                )),
+            ),
+            Err(other) => Err(CatalogError::new(other.to_string())),
+        }
+    }
+
+    fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError> {
+        use crate::workflow::{InputRef, Workflow, WorkflowError};
+        // The manifest contract allows `{key: KEY}` for a model; the workflow core wants the
+        // whole identifier, which only the server knows: the runner completes it by key, as it
+        // resolves model names.
+        if input.kind == InputKind::Model {
+            if let Value::Object(m) = value {
+                if m.len() == 1
+                    && m.get("key")
+                        .is_some_and(|k| k.as_str().is_some_and(|k| !k.is_empty()))
+                {
+                    return Ok(value.clone());
+                }
+            }
+        }
+        match Workflow::check(self, &InputRef::parse(&input.system_name), value) {
+            Ok(converted) => Ok(converted.to_json()),
+            Err(WorkflowError::InvalidValue(e)) => Err(CatalogError::new(e.problem)),
+            Err(other) => Err(CatalogError::new(other.to_string())),
+        }
+    }
+
+    fn missing_required(&self) -> Vec<String> {
+        self.missing_required_inputs()
+    }
+}

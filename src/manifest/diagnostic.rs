@@ -1,0 +1,305 @@
+//! Problems found in a manifest, each with its file, line and column, and the error that carries
+//! all of them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::source::{Location, SourceMap, YamlPath};
+
+/// One problem in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The manifest, as the user named it.
+    pub file: PathBuf,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub col: usize,
+    /// What is wrong (lowercase, values in backticks).
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A manifest that cannot be run, and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The manifest file could not be read.
+    #[error("cannot read manifest `{}`: {source}", path.display())]
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The manifest is invalid; every problem found is listed, in file order.
+    #[error("{}", DisplayAll(diagnostics))]
+    Invalid {
+        /// The problems, sorted by line and column.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ManifestError {
+    /// The problems (empty for [`ManifestError::Read`]).
+    #[must_use]
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ManifestError::Invalid { diagnostics } => diagnostics,
+            ManifestError::Read { .. } => &[],
+        }
+    }
+}
+
+struct DisplayAll<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for DisplayAll<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which part of a node a problem is about: the key (unknown name) or the value (bad value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum At {
+    Key,
+    Value,
+}
+
+/// Collects problems while a manifest is checked. Problems found once per job are merged by
+/// (place, kind): a bad value in a 1000-job sweep is reported once, with how many jobs it hit.
+#[derive(Debug)]
+pub(crate) struct Diagnostics<'a> {
+    file: &'a Path,
+    source: &'a SourceMap,
+    items: Vec<Item>,
+    per_job: HashMap<(YamlPath, String), usize>,
+}
+
+#[derive(Debug)]
+struct Item {
+    location: Location,
+    message: String,
+    hint: Option<String>,
+    jobs: Vec<usize>,
+}
+
+impl<'a> Diagnostics<'a> {
+    pub(crate) fn new(file: &'a Path, source: &'a SourceMap) -> Diagnostics<'a> {
+        Diagnostics {
+            file,
+            source,
+            items: Vec::new(),
+            per_job: HashMap::new(),
+        }
+    }
+
+    /// Records a problem about the node at `path`.
+    pub(crate) fn push(
+        &mut self,
+        path: &YamlPath,
+        at: At,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let location = match at {
+            At::Key => self.source.key(path),
+            At::Value => self.source.value(path),
+        };
+        self.push_at(location, message, hint);
+    }
+
+    /// Records a problem at a known location.
+    pub(crate) fn push_at(
+        &mut self,
+        location: Location,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.items.push(Item {
+            location,
+            message: message.into(),
+            hint,
+            jobs: Vec::new(),
+        });
+    }
+
+    /// Records a problem found while building job `job`; only the first of each (path, kind) is
+    /// kept, and the jobs it affects are counted.
+    pub(crate) fn push_job(
+        &mut self,
+        job: usize,
+        path: &YamlPath,
+        at: At,
+        kind: &str,
+        message: impl FnOnce() -> (String, Option<String>),
+    ) {
+        if let Some(&i) = self.per_job.get(&(path.clone(), kind.to_owned())) {
+            self.items[i].jobs.push(job);
+            return;
+        }
+        let (message, hint) = message();
+        self.push(path, at, message, hint);
+        let i = self.items.len() - 1;
+        self.items[i].jobs.push(job);
+        self.per_job.insert((path.clone(), kind.to_owned()), i);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The problems, sorted by place; per-job problems say how many of `job_count` jobs they hit.
+    pub(crate) fn finish(self, job_count: usize) -> Vec<Diagnostic> {
+        let mut items = self.items;
+        items.sort_by_key(|i| i.location);
+        items
+            .into_iter()
+            .map(|i| {
+                let mut message = i.message;
+                if job_count > 1 && !i.jobs.is_empty() {
+                    let first = i.jobs.iter().min().copied().unwrap_or_default();
+                    if i.jobs.len() == 1 {
+                        message.push_str(&format!(" (in job {first})"));
+                    } else if i.jobs.len() < job_count {
+                        message.push_str(&format!(
+                            " (in {} of {job_count} jobs, first job {first})",
+                            i.jobs.len()
+                        ));
+                    }
+                }
+                Diagnostic {
+                    file: self.file.to_path_buf(),
+                    line: i.location.line,
+                    col: i.location.col,
+                    message,
+                    hint: i.hint,
+                }
+            })
+            .collect()
+    }
+
+    /// `Err(ManifestError)` with everything collected, or `Ok(())` when nothing was.
+    pub(crate) fn into_result(self, job_count: usize) -> Result<(), ManifestError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ManifestError::Invalid {
+                diagnostics: self.finish(job_count),
+            })
+        }
+    }
+}
+
+/// The candidate closest to `name` (case-insensitive Jaro-Winkler), when it is close enough to be
+/// a plausible typo.
+#[must_use]
+pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let lower = name.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// `did you mean `x`?` for the closest candidate, if any.
+#[must_use]
+pub fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
+    closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_prints_every_problem_with_its_place_and_hint() {
+        let err = ManifestError::Invalid {
+            diagnostics: vec![
+                Diagnostic {
+                    file: "jobs/a.yaml".into(),
+                    line: 7,
+                    col: 3,
+                    message: "unknown input `Hu`".into(),
+                    hint: Some("did you mean `Hue`?".into()),
+                },
+                Diagnostic {
+                    file: "jobs/a.yaml".into(),
+                    line: 9,
+                    col: 1,
+                    message: "runs must be at least 1".into(),
+                    hint: None,
+                },
+            ],
+        };
+        assert_eq!(
+            err.to_string(),
+            "jobs/a.yaml:7:3: error: unknown input `Hu`\n  hint: did you mean `Hue`?\njobs/a.yaml:9:1: error: runs must be at least 1"
+        );
+    }
+
+    #[test]
+    fn per_job_problems_are_merged_and_counted() {
+        let source = SourceMap::parse("inputs:\n  Steps: x\n").expect("yaml");
+        let file = Path::new("a.yaml");
+        let mut d = Diagnostics::new(file, &source);
+        let path = YamlPath::keys(&["inputs", "Steps"]);
+        for job in [3, 4, 9] {
+            d.push_job(job, &path, At::Value, "check", || {
+                ("bad value".into(), None)
+            });
+        }
+        d.push_job(5, &YamlPath::keys(&["inputs"]), At::Key, "check", || {
+            ("other".into(), None)
+        });
+        let out = d.finish(10);
+        let lines: Vec<_> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "a.yaml:1:1: error: other (in job 5)",
+                "a.yaml:2:10: error: bad value (in 3 of 10 jobs, first job 3)"
+            ]
+        );
+    }
+
+    #[test]
+    fn suggestions_only_for_close_names() {
+        assert_eq!(closest("Hu", ["Hue", "Source"]), Some("Hue"));
+        assert_eq!(
+            closest("positive prompt", ["Positive Prompt", "Negative Prompt"]),
+            Some("Positive Prompt")
+        );
+        assert_eq!(closest("zzz", ["Hue", "Source"]), None);
+    }
+}

@@ -1,0 +1,432 @@
+//! The manifest's serde model. `docs/manifest.md` is the user-facing reference of these keys;
+//! `schemas/manifest.schema.json` is generated from these types.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Number, Value};
+
+/// The only manifest format version this build reads.
+pub const VERSION: u32 = 1;
+
+/// A job manifest: which workflow to run, with which input values, how often, where the outputs
+/// go and what is deleted on the server afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "invk-run manifest")]
+pub struct Manifest {
+    /// Manifest format version; always `1`.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// The workflow to run: a JSON file exported from the InvokeAI web UI (a path relative to
+    /// this manifest's folder), or `{library: NAME_OR_ID}` for a workflow in the server's library.
+    pub workflow: WorkflowRef,
+    /// Base URL of the InvokeAI server; `--server` and `INVK_SERVER` override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Input values, by user name (the label in the workflow's form), system name
+    /// (`node_id.field`) or `#INDEX`. Strings are templates. An image input takes a local path
+    /// (relative to this manifest's folder; uploaded) or `{image_name: NAME}`; a model input takes
+    /// an installed model's name or `{key: KEY}`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub inputs: Map<String, Value>,
+    /// Free variables for templates, as `vars.NAME`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Map<String, Value>,
+    /// Which input values (or template variables) vary from job to job.
+    #[serde(default, skip_serializing_if = "Sweep::is_empty")]
+    pub sweep: Sweep,
+    /// How many times every combination runs (each repeat is a separate job).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub runs: u32,
+    /// Where outputs are written.
+    #[serde(default)]
+    pub output: Output,
+    /// What is deleted on the server after the run.
+    #[serde(default)]
+    pub cleanup: Cleanup,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where the workflow comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WorkflowRef {
+    /// A workflow JSON file, relative to the manifest's folder.
+    File(String),
+    /// A workflow in the server's library.
+    Library {
+        /// The workflow's name or id in the library.
+        library: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for WorkflowRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "expected a workflow file path or `{library: NAME_OR_ID}`";
+        match Value::deserialize(d)? {
+            Value::String(s) if !s.trim().is_empty() => Ok(WorkflowRef::File(s)),
+            Value::Object(m) => match (m.get("library"), m.len()) {
+                (Some(Value::String(s)), 1) if !s.trim().is_empty() => {
+                    Ok(WorkflowRef::Library { library: s.clone() })
+                }
+                _ => Err(D::Error::custom(format!(
+                    "{EXPECTED}, found {}",
+                    describe(&Value::Object(m))
+                ))),
+            },
+            other => Err(D::Error::custom(format!(
+                "{EXPECTED}, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+/// The sweep: `matrix` (cartesian product), `zip` (lists advanced together), `exclude` and
+/// `include` (GitHub Actions semantics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// Every combination of these values; the first key varies slowest, the last fastest.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub matrix: IndexMap<String, Axis>,
+    /// Lists of equal length advanced together: one map, or a list of maps (each its own group,
+    /// combined with the matrix and each other as a product).
+    #[serde(default, skip_serializing_if = "Zip::is_empty")]
+    pub zip: Zip,
+    /// Combinations to drop: each entry drops every combination whose values match all its keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Map<String, Value>>,
+    /// Combinations to extend or add: an entry extends every combination whose sweep values it
+    /// matches with its other keys, and becomes a new combination when it matches none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<Map<String, Value>>,
+}
+
+impl Sweep {
+    /// Whether the sweep has no entries at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.matrix.is_empty()
+            && self.zip.is_empty()
+            && self.exclude.is_empty()
+            && self.include.is_empty()
+    }
+}
+
+/// The values of one sweep key.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Axis {
+    /// The values, in order.
+    Values(Vec<Value>),
+    /// Local files matching a glob pattern (relative to the manifest's folder), sorted by path.
+    Glob {
+        /// The pattern, e.g. `photos/*.png` (`**` crosses folders).
+        glob: String,
+    },
+    /// Numbers from `start` to `stop` inclusive, by `step` (default 1).
+    Range {
+        /// `[start, stop]` or `[start, stop, step]`.
+        #[schemars(length(min = 2, max = 3))]
+        range: Vec<Number>,
+    },
+}
+
+impl<'de> Deserialize<'de> for Axis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str =
+            "expected a list of values, `{glob: PATTERN}` or `{range: [START, STOP, STEP]}`";
+        let value = Value::deserialize(d)?;
+        match value {
+            Value::Array(items) => Ok(Axis::Values(items)),
+            Value::Object(ref m) if m.len() == 1 => match m.iter().next() {
+                Some((k, Value::String(p))) if k == "glob" => Ok(Axis::Glob { glob: p.clone() }),
+                Some((k, Value::Array(items))) if k == "range" => {
+                    let numbers: Option<Vec<Number>> =
+                        items.iter().map(|v| v.as_number().cloned()).collect();
+                    match numbers {
+                        Some(n) if (2..=3).contains(&n.len()) => Ok(Axis::Range { range: n }),
+                        _ => Err(D::Error::custom(
+                            "`range` takes two or three numbers: `[START, STOP]` or `[START, STOP, STEP]`",
+                        )),
+                    }
+                }
+                _ => Err(D::Error::custom(format!(
+                    "{EXPECTED}, found {}",
+                    describe(&value)
+                ))),
+            },
+            other => Err(D::Error::custom(format!(
+                "{EXPECTED}, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+/// The `zip` groups of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Zip {
+    /// One group.
+    One(IndexMap<String, Axis>),
+    /// Several groups, combined as a product.
+    Groups(Vec<IndexMap<String, Axis>>),
+}
+
+impl Default for Zip {
+    fn default() -> Zip {
+        Zip::Groups(Vec::new())
+    }
+}
+
+impl Zip {
+    /// Whether there is no zip group.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Zip::One(m) => m.is_empty(),
+            Zip::Groups(g) => g.iter().all(IndexMap::is_empty),
+        }
+    }
+
+    /// The groups, each with the index it has under `zip` (`None` for the single-map form).
+    #[must_use]
+    pub fn groups(&self) -> Vec<(Option<usize>, &IndexMap<String, Axis>)> {
+        match self {
+            Zip::One(m) if m.is_empty() => Vec::new(),
+            Zip::One(m) => vec![(None, m)],
+            Zip::Groups(g) => g
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(i, m)| (Some(i), m))
+                .collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Zip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        match value {
+            Value::Object(_) => serde_json::from_value(value)
+                .map(Zip::One)
+                .map_err(D::Error::custom),
+            Value::Array(_) => serde_json::from_value(value)
+                .map(Zip::Groups)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected a map of equal-length lists, or a list of such maps, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+/// Where outputs go. Both are templates (see `docs/manifest.md` for their variables).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// The folder (relative to the manifest's folder, or absolute).
+    #[serde(default = "default_dir")]
+    pub dir: String,
+    /// The file name without extension, relative to `dir` (may contain `/`, may not leave `dir`).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Write a JSON file beside each output: inputs, seed, workflow, server, item id, times.
+    #[serde(default = "default_true")]
+    pub sidecar: bool,
+}
+
+/// The default `output.dir`.
+pub const DEFAULT_OUTPUT_DIR: &str = "out/{{ manifest.stem }}";
+/// The default `output.name`.
+pub const DEFAULT_OUTPUT_NAME: &str = "{{ job.number }}-{{ node.label }}-{{ image.index }}";
+
+fn default_dir() -> String {
+    DEFAULT_OUTPUT_DIR.to_owned()
+}
+
+fn default_name() -> String {
+    DEFAULT_OUTPUT_NAME.to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Output {
+    fn default() -> Output {
+        Output {
+            dir: default_dir(),
+            name: default_name(),
+            sidecar: true,
+        }
+    }
+}
+
+/// What is deleted on the server after a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cleanup {
+    /// The images this run uploaded.
+    #[serde(default)]
+    pub uploads: UploadsPolicy,
+    /// The images the jobs produced.
+    #[serde(default)]
+    pub outputs: OutputsPolicy,
+    /// The intermediate images the jobs produced.
+    #[serde(default)]
+    pub intermediates: IntermediatesPolicy,
+}
+
+/// When uploaded images are deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UploadsPolicy {
+    /// After every job that uses them finished successfully (kept for diagnosis otherwise).
+    #[default]
+    OnSuccess,
+    /// At the end of the run, whatever happened.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// When produced images are deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputsPolicy {
+    /// Once every file that needs them is safely on disk.
+    #[default]
+    AfterDownload,
+    /// Never.
+    Never,
+}
+
+/// What happens to intermediate images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntermediatesPolicy {
+    /// Delete the intermediates the run's jobs made.
+    #[default]
+    Delete,
+    /// Keep them.
+    Keep,
+}
+
+/// A short description of a value for messages: `a string "x"`, `a map`, `the number 3`.
+#[must_use]
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(m) => {
+            let keys: Vec<String> = m.keys().map(|k| format!("`{k}`")).collect();
+            if keys.is_empty() {
+                "an empty map".to_owned()
+            } else {
+                format!("a map with {}", keys.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, String> {
+        serde_norway::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_manifest_parses_with_defaults() {
+        let m: Manifest = parse(
+            "version: 1\nworkflow: wf.json\ninputs: {Hue: 30}\nsweep:\n  matrix: {animal: [cat, dog], photo: {glob: '*.png'}, steps: {range: [10, 40, 10]}}\n  zip: [{a: [1, 2], b: [3, 4]}]\n",
+        )
+        .expect("valid");
+        assert_eq!(m.workflow, WorkflowRef::File("wf.json".into()));
+        assert_eq!(m.runs, 1);
+        assert_eq!(m.output, Output::default());
+        assert_eq!(m.cleanup, Cleanup::default());
+        assert_eq!(
+            m.sweep.matrix.keys().collect::<Vec<_>>(),
+            ["animal", "photo", "steps"]
+        );
+        assert_eq!(
+            m.sweep.matrix["photo"],
+            Axis::Glob {
+                glob: "*.png".into()
+            }
+        );
+        assert_eq!(m.sweep.zip.groups().len(), 1);
+    }
+
+    #[test]
+    fn workflow_may_name_a_library_entry() {
+        let m: Manifest = parse("version: 1\nworkflow: {library: My Flow}\n").expect("valid");
+        assert_eq!(
+            m.workflow,
+            WorkflowRef::Library {
+                library: "My Flow".into()
+            }
+        );
+        let err = parse::<Manifest>("version: 1\nworkflow: {libary: x}\n").expect_err("typo");
+        assert!(err.contains("expected a workflow file path or `{library: NAME_OR_ID}`, found a map with `libary`"), "{err}");
+    }
+
+    #[test]
+    fn zip_takes_one_map_or_a_list_of_maps() {
+        let one: Sweep = parse("zip: {a: [1], b: [2]}").expect("map");
+        assert!(matches!(one.zip, Zip::One(_)));
+        let err = parse::<Sweep>("zip: 3").expect_err("number");
+        assert!(
+            err.contains("expected a map of equal-length lists"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn axis_errors_say_what_is_accepted() {
+        for (yaml, expected) in [
+            (
+                "matrix: {a: 3}",
+                "expected a list of values, `{glob: PATTERN}` or `{range: [START, STOP, STEP]}`, found the number 3",
+            ),
+            (
+                "matrix: {a: {range: [1]}}",
+                "`range` takes two or three numbers",
+            ),
+            ("matrix: {a: {globs: x}}", "found a map with `globs`"),
+        ] {
+            let err = parse::<Sweep>(yaml).expect_err(yaml);
+            assert!(err.contains(expected), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn cleanup_words_are_kebab_case() {
+        let c: Cleanup =
+            parse("uploads: always\noutputs: never\nintermediates: keep").expect("valid");
+        assert_eq!(c.uploads, UploadsPolicy::Always);
+        let err = parse::<Cleanup>("uploads: sometimes").expect_err("bad word");
+        assert!(
+            err.contains(
+                "unknown variant `sometimes`, expected one of `on-success`, `always`, `never`"
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Output paths: `output.dir` and `output.name` rendered for one produced file.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::diagnostic::{At, Diagnostics, ManifestError};
+use super::job::Job;
+use super::source::YamlPath;
+use super::template::Context;
+use super::validate::Expansion;
+
+/// What the runner knows about one produced file, for the output templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputVars {
+    /// `node.id`: the workflow node's id.
+    pub node_id: String,
+    /// `node.label`: the node's label in the workflow, else its type.
+    pub node_label: String,
+    /// `node.type`: the invocation type, e.g. `save_image`.
+    pub node_type: String,
+    /// `image.index`: which of the node's files this is, from 0.
+    pub image_index: usize,
+    /// `image.count`: how many files the node produced.
+    pub image_count: usize,
+    /// `image.name`: the file's name on the server.
+    pub image_name: String,
+    /// `item.id`: the queue item id.
+    pub item_id: i64,
+    /// `batch.id`: the batch id.
+    pub batch_id: String,
+    /// `run.id`: the id of this invocation of invk-run (the journal's run id).
+    pub run_id: String,
+    /// `date`: the day the run started, `YYYY-MM-DD`.
+    pub date: String,
+    /// `time`: the time the run started, `HHMMSS`.
+    pub time: String,
+}
+
+impl OutputVars {
+    /// Stand-in values, used to check the templates before anything runs.
+    #[must_use]
+    pub fn example() -> OutputVars {
+        OutputVars {
+            node_id: "node-id".into(),
+            node_label: "node-label".into(),
+            node_type: "node_type".into(),
+            image_index: 0,
+            image_count: 1,
+            image_name: "image-name.png".into(),
+            item_id: 1,
+            batch_id: "batch-id".into(),
+            run_id: "run-id".into(),
+            date: "2000-01-01".into(),
+            time: "000000".into(),
+        }
+    }
+}
+
+/// Where one output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPath {
+    /// The folder (`output.dir` rendered; relative ones joined to the manifest's folder).
+    pub dir: PathBuf,
+    /// The file name without extension, relative to `dir` (may contain folders, never `..`).
+    pub name: PathBuf,
+}
+
+impl OutputPath {
+    /// The full path with `extension` (e.g. `png`) appended to the name.
+    #[must_use]
+    pub fn file(&self, extension: &str) -> PathBuf {
+        let mut name = self.name.clone().into_os_string();
+        if !extension.is_empty() {
+            name.push(".");
+            name.push(extension);
+        }
+        self.dir.join(name)
+    }
+}
+
+impl Expansion {
+    /// The output path of one file a job produced.
+    ///
+    /// # Errors
+    /// A template fails for these values (for example a variable that only some jobs have), or
+    /// the name would leave `output.dir` (a node label with `..`); the error points at the template.
+    pub fn output_path(&self, job: &Job, vars: &OutputVars) -> Result<OutputPath, ManifestError> {
+        let ctx = Context::new(self.contexts.output(job, &self.inputs, vars));
+        let mut diags = Diagnostics::new(&self.file, &self.source);
+        let mut render = |key: &str, source: &str| {
+            let path = YamlPath::keys(&["output", key]);
+            match self.templates.render(&path, source, &ctx) {
+                Ok(s) => Some(s),
+                Err(p) => {
+                    diags.push(&path, At::Value, p.message, p.hint);
+                    None
+                }
+            }
+        };
+        let dir = render("dir", &self.output.dir);
+        let name = render("name", &self.output.name);
+        if let Some(name) = &name {
+            if let Err(message) = check_name(name) {
+                diags.push(
+                    &YamlPath::keys(&["output", "name"]),
+                    At::Value,
+                    message,
+                    None,
+                );
+            }
+        }
+        match (dir, name) {
+            (Some(dir), Some(name)) if diags.is_empty() => {
+                let dir = Path::new(&dir);
+                let dir = if dir.is_absolute() {
+                    dir.to_path_buf()
+                } else {
+                    self.contexts.dir.join(dir)
+                };
+                Ok(OutputPath {
+                    dir,
+                    name: PathBuf::from(name),
+                })
+            }
+            _ => {
+                diags.into_result(0)?;
+                Err(ManifestError::Invalid {
+                    diagnostics: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Checks a rendered `output.name`: a non-empty relative path that stays inside `output.dir`.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("`output.name` renders to an empty name".into());
+    }
+    let path = Path::new(name);
+    for c in path.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!(
+                    "`output.name` renders to `{name}`; `..` could leave `output.dir`"
+                ));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "`output.name` renders to the absolute path `{name}`"
+                ));
+            }
+        }
+    }
+    if name.ends_with('/') {
+        return Err(format!(
+            "`output.name` renders to `{name}`, which names a folder, not a file"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_may_have_folders_but_not_leave_the_output_dir() {
+        assert_eq!(check_name("a/b-1"), Ok(()));
+        assert_eq!(check_name("./x"), Ok(()));
+        for (name, expected) in [
+            (
+                "../x",
+                "`output.name` renders to `../x`; `..` could leave `output.dir`",
+            ),
+            (
+                "a/../../x",
+                "`output.name` renders to `a/../../x`; `..` could leave `output.dir`",
+            ),
+            (
+                "/etc/x",
+                "`output.name` renders to the absolute path `/etc/x`",
+            ),
+            ("  ", "`output.name` renders to an empty name"),
+            (
+                "a/",
+                "`output.name` renders to `a/`, which names a folder, not a file",
+            ),
+        ] {
+            assert_eq!(check_name(name), Err(expected.to_owned()), "{name}");
+        }
+    }
+
+    #[test]
+    fn file_appends_the_extension() {
+        let p = OutputPath {
+            dir: "out".into(),
+            name: "0-a.b".into(),
+        };
+        assert_eq!(p.file("png"), PathBuf::from("out/0-a.b.png"));
+    }
+}

@@ -1,0 +1,402 @@
+//! Templates in manifests: minijinja with strict undefined, one compiled template per place in the
+//! manifest, and the variables each place can use.
+//!
+//! Strings in `inputs`, sweep values, `include` entries and `output.dir`/`output.name` are
+//! templates. A string without `{{`, `{%` or `{#` is taken as it is and never compiled.
+
+use std::collections::{HashMap, HashSet};
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use serde_json::{Map, Value};
+
+use super::diagnostic::{closest, did_you_mean};
+use super::source::YamlPath;
+
+/// Names the template context defines itself; a sweep key with one of these names is reachable
+/// only as `sweep["name"]`.
+pub const RESERVED: &[&str] = &[
+    "vars", "job", "run", "manifest", "sweep", "node", "image", "item", "batch", "inputs", "date",
+    "time",
+];
+
+/// Names minijinja knows without a context (functions and loop helpers); they are not undefined.
+const BUILTINS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "cycler",
+    "joiner",
+    "loop",
+    "self",
+    "super",
+];
+
+/// Whether minijinja knows `name` without a context (a function or loop helper).
+#[must_use]
+pub fn is_builtin(name: &str) -> bool {
+    BUILTINS.contains(&name)
+}
+
+/// A problem with one template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateProblem {
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// Whether the problem is an undefined variable (versus syntax or evaluation).
+    pub undefined: bool,
+}
+
+/// Whether a string contains template syntax.
+#[must_use]
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// The compiled templates of one manifest, keyed by their place in it.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    compiled: HashMap<YamlPath, Compiled>,
+    failed: HashSet<YamlPath>,
+}
+
+#[derive(Debug)]
+struct Compiled {
+    name: String,
+    variables: Vec<String>,
+}
+
+impl Default for Templates {
+    fn default() -> Templates {
+        Templates::new()
+    }
+}
+
+impl Templates {
+    /// An environment with strict undefined and the `stem`, `basename` and `slug` filters.
+    #[must_use]
+    pub fn new() -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.add_filter("stem", |s: String| -> String {
+            std::path::Path::new(&s)
+                .file_stem()
+                .map_or_else(String::new, |x| x.to_string_lossy().into_owned())
+        });
+        env.add_filter("basename", |s: String| -> String {
+            std::path::Path::new(&s)
+                .file_name()
+                .map_or_else(String::new, |x| x.to_string_lossy().into_owned())
+        });
+        env.add_filter("slug", slug);
+        Templates {
+            env,
+            compiled: HashMap::new(),
+            failed: HashSet::new(),
+        }
+    }
+
+    /// Compiles the template at `path` (a no-op for a string without template syntax).
+    ///
+    /// # Errors
+    /// The template's syntax error.
+    pub fn add(&mut self, path: &YamlPath, source: &str) -> Result<(), TemplateProblem> {
+        if !is_template(source) || self.compiled.contains_key(path) {
+            return Ok(());
+        }
+        let name = path.to_string();
+        if let Err(e) = self.env.add_template_owned(name.clone(), source.to_owned()) {
+            self.failed.insert(path.clone());
+            return Err(problem(&e, source));
+        }
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| problem(&e, source))?;
+        let mut variables: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        variables.sort();
+        self.compiled
+            .insert(path.clone(), Compiled { name, variables });
+        Ok(())
+    }
+
+    /// Whether the string at `path` is a template that did not compile.
+    #[must_use]
+    pub fn failed(&self, path: &YamlPath) -> bool {
+        self.failed.contains(path)
+    }
+
+    /// Whether any template failed to compile.
+    #[must_use]
+    pub fn any_failed(&self) -> bool {
+        !self.failed.is_empty()
+    }
+
+    /// Whether the string at `path` was compiled as a template.
+    #[must_use]
+    pub fn contains(&self, path: &YamlPath) -> bool {
+        self.compiled.contains_key(path)
+    }
+
+    /// The top-level variable names the template at `path` reads (`vars`, `animal`, `sweep`...).
+    #[must_use]
+    pub fn top_level_names(&self, path: &YamlPath) -> HashSet<String> {
+        self.compiled
+            .get(path)
+            .map(|c| {
+                c.variables
+                    .iter()
+                    .map(|v| v.split('.').next().unwrap_or(v).to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Renders the template at `path` with `ctx`; a string that is no template comes back as it is.
+    ///
+    /// # Errors
+    /// An undefined variable (named, with the closest defined name) or an evaluation error.
+    pub fn render(
+        &self,
+        path: &YamlPath,
+        source: &str,
+        ctx: &Context,
+    ) -> Result<String, TemplateProblem> {
+        let Some(compiled) = self.compiled.get(path) else {
+            return Ok(source.to_owned());
+        };
+        let template = self
+            .env
+            .get_template(&compiled.name)
+            .map_err(|e| problem(&e, source))?;
+        template.render(&ctx.value).map_err(|e| {
+            // minijinja does not name the undefined variable; find it among those the template
+            // reads (a template may test or default a variable, so this runs only on failure).
+            if e.kind() == ErrorKind::UndefinedError {
+                if let Some(p) = compiled
+                    .variables
+                    .iter()
+                    .find_map(|var| undefined(var, &ctx.json))
+                {
+                    return p;
+                }
+            }
+            problem(&e, source)
+        })
+    }
+}
+
+/// The variables of one render, as JSON (for checks and messages) and as a template value.
+#[derive(Debug, Clone)]
+pub struct Context {
+    json: Map<String, Value>,
+    value: minijinja::Value,
+}
+
+impl Context {
+    /// A context from a map of top-level variables.
+    #[must_use]
+    pub fn new(json: Map<String, Value>) -> Context {
+        let value = minijinja::Value::from_serialize(&json);
+        Context { json, value }
+    }
+}
+
+/// `Some(problem)` when `var` (`a` or `a.b.c`, as minijinja lists them) is not in `ctx`.
+fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
+    let mut parts = var.split('.');
+    let top = parts.next()?;
+    if BUILTINS.contains(&top) {
+        return None;
+    }
+    let Some(mut current) = ctx.get(top) else {
+        let swept = ctx.get("sweep").and_then(|s| s.get(top)).is_some();
+        if swept && RESERVED.contains(&top) {
+            return Some(TemplateProblem {
+                message: format!("undefined variable `{top}`"),
+                hint: Some(format!(
+                    "`{top}` is a reserved name; read the sweep value as `sweep[\"{top}\"]`"
+                )),
+                undefined: true,
+            });
+        }
+        let hint = did_you_mean(top, ctx.keys().map(String::as_str)).or_else(|| {
+            let names: Vec<String> = ctx.keys().map(|k| format!("`{k}`")).collect();
+            Some(format!("defined here: {}", names.join(", ")))
+        });
+        return Some(TemplateProblem {
+            message: format!("undefined variable `{top}`"),
+            hint,
+            undefined: true,
+        });
+    };
+    let mut walked = top.to_owned();
+    for part in parts {
+        let Value::Object(map) = current else {
+            return None;
+        };
+        match map.get(part) {
+            Some(v) => current = v,
+            None => {
+                let hint = closest(part, map.keys().map(String::as_str))
+                    .map(|c| format!("did you mean `{walked}.{c}`?"))
+                    .or_else(|| {
+                        let names: Vec<String> = map.keys().map(|k| format!("`{k}`")).collect();
+                        Some(if walked == "vars" {
+                            format!("define it at the top level: `vars: {{{part}: VALUE}}`")
+                        } else if names.is_empty() {
+                            format!("`{walked}` is empty here")
+                        } else {
+                            format!("`{walked}` has {}", names.join(", "))
+                        })
+                    });
+                return Some(TemplateProblem {
+                    message: format!("undefined variable `{walked}.{part}`"),
+                    hint,
+                    undefined: true,
+                });
+            }
+        }
+        walked.push('.');
+        walked.push_str(part);
+    }
+    None
+}
+
+fn problem(e: &minijinja::Error, source: &str) -> TemplateProblem {
+    let what = match e.kind() {
+        ErrorKind::SyntaxError => "template syntax error",
+        ErrorKind::UndefinedError => "undefined value in template",
+        _ => "template error",
+    };
+    let mut message = match e.detail() {
+        Some(d) => format!("{what}: {d}"),
+        None => format!("{what}: {}", e.kind()),
+    };
+    if let Some(line) = e.line().filter(|_| source.trim_end().contains('\n')) {
+        message.push_str(&format!(" (line {line} of the template)"));
+    }
+    let hint = match e.kind() {
+        ErrorKind::SyntaxError => Some("templates use minijinja (Jinja2) syntax: `{{ name }}`; write `{% raw %}{{{% endraw %}` for a literal `{{`".to_owned()),
+        ErrorKind::UndefinedError => Some("check the variable names against docs/manifest.md#templates".to_owned()),
+        _ => None,
+    };
+    TemplateProblem {
+        message,
+        hint,
+        undefined: e.kind() == ErrorKind::UndefinedError,
+    }
+}
+
+/// Lowercase ASCII letters and digits, other runs of characters replaced by one `-`.
+fn slug(s: String) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(v: Value) -> Context {
+        match v {
+            Value::Object(m) => Context::new(m),
+            _ => Context::new(Map::new()),
+        }
+    }
+
+    fn render(source: &str, v: Value) -> Result<String, TemplateProblem> {
+        let mut t = Templates::new();
+        let path = YamlPath::keys(&["inputs", "prompt"]);
+        t.add(&path, source)?;
+        t.render(&path, source, &ctx(v))
+    }
+
+    #[test]
+    fn renders_vars_sweep_keys_and_builtins() {
+        let v = json!({"vars": {"style": "watercolor"}, "animal": "cat", "sweep": {"Positive Prompt": "x"}, "job": {"index": 3}});
+        let cases = [
+            (
+                "a {{ animal }} in {{ vars.style }} style",
+                "a cat in watercolor style",
+            ),
+            ("{{ sweep['Positive Prompt'] }}!", "x!"),
+            ("{{ job.index + 1 }}", "4"),
+            ("plain text {not a template}", "plain text {not a template}"),
+            (
+                "{{ 'photos/cat.png' | stem }} {{ 'a/b.png' | basename }} {{ 'Hello, World!' | slug }}",
+                "cat b.png hello-world",
+            ),
+            ("{{ missing | default('fallback') }}", "fallback"),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(
+                render(source, v.clone()).as_deref(),
+                Ok(expected),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn undefined_variables_are_named_with_the_closest_match() {
+        let v = json!({"vars": {"style": "w"}, "animal": "cat"});
+        let p = render("{{ anmal }}", v.clone()).expect_err("typo");
+        assert_eq!(p.message, "undefined variable `anmal`");
+        assert_eq!(p.hint.as_deref(), Some("did you mean `animal`?"));
+        assert!(p.undefined);
+        let p = render("{{ vars.styel }}", v.clone()).expect_err("nested typo");
+        assert_eq!(p.message, "undefined variable `vars.styel`");
+        assert_eq!(p.hint.as_deref(), Some("did you mean `vars.style`?"));
+        let p = render("{{ zebra }}", v).expect_err("no match");
+        assert_eq!(p.hint.as_deref(), Some("defined here: `vars`, `animal`"));
+        let p = render("{{ image }}", json!({"sweep": {"image": "a.png"}})).expect_err("reserved");
+        assert_eq!(
+            p.hint.as_deref(),
+            Some("`image` is a reserved name; read the sweep value as `sweep[\"image\"]`")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_say_what_the_parser_expected() {
+        let p = render("a {{ animal ", json!({})).expect_err("unclosed");
+        assert!(
+            p.message.starts_with("template syntax error: "),
+            "{}",
+            p.message
+        );
+        assert!(!p.undefined);
+    }
+
+    #[test]
+    fn strict_undefined_catches_what_the_static_check_cannot() {
+        let p = render("{{ sweep['nope'] }}", json!({"sweep": {"a": 1}})).expect_err("missing key");
+        assert!(p.message.contains("undefined"), "{}", p.message);
+    }
+
+    #[test]
+    fn names_read_by_a_template_are_listed() {
+        let mut t = Templates::new();
+        let path = YamlPath::keys(&["inputs", "x"]);
+        t.add(
+            &path,
+            "{{ animal }} {{ vars.style }} {% for i in range(2) %}{{ i }}{% endfor %}",
+        )
+        .expect("compiles");
+        let mut names: Vec<_> = t.top_level_names(&path).into_iter().collect();
+        names.sort();
+        assert_eq!(names, ["animal", "range", "vars"]);
+    }
+}

@@ -1,0 +1,110 @@
+//! What a run leaves beside its outputs: a JSON sidecar per output file, and `runs.jsonl` at the
+//! output root with one line per job.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The sidecar written beside an output file (`NAME.png.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sidecar {
+    /// The manifest.
+    pub manifest: String,
+    /// The workflow's name and file (or library id).
+    pub workflow: Value,
+    /// The server URL.
+    pub server: String,
+    /// The run's id.
+    pub run_id: String,
+    /// Job index.
+    pub job: usize,
+    /// The job's inputs, by user name.
+    pub inputs: Map<String, Value>,
+    /// The seed, when the workflow has an input named `seed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Value>,
+    /// The output node: id, label, type.
+    pub node: Value,
+    /// The image's name on the server.
+    pub image_name: String,
+    /// Queue item id.
+    pub item_id: i64,
+    /// Batch id.
+    pub batch_id: String,
+    /// Session id.
+    pub session_id: String,
+    /// Queue item times as the server reports them (UTC).
+    pub times: Value,
+}
+
+impl Sidecar {
+    /// The sidecar's path for an output file.
+    #[must_use]
+    pub fn path_for(file: &Path) -> PathBuf {
+        let mut name = file.as_os_str().to_owned();
+        name.push(".json");
+        PathBuf::from(name)
+    }
+
+    /// Writes it atomically beside `file`.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn write(&self, file: &Path) -> std::io::Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        crate::fs::write_atomic(&Sidecar::path_for(file), &text)
+    }
+}
+
+/// One line of `runs.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// Job index.
+    pub job: usize,
+    /// `completed`, `failed`, `canceled` or `not_run`.
+    pub status: String,
+    /// Queue item id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<i64>,
+    /// The job's inputs, by user name.
+    pub inputs: Map<String, Value>,
+    /// Output files, relative to the output root.
+    pub files: Vec<PathBuf>,
+    /// Outputs that could not be downloaded and stay on the server (image names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_on_server: Vec<String>,
+    /// The server's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The summary file's path in an output folder.
+#[must_use]
+pub fn summary_path(output_dir: &Path) -> PathBuf {
+    output_dir.join("runs.jsonl")
+}
+
+/// Appends the run's job lines to `runs.jsonl` (earlier runs' lines stay; each line names its
+/// run).
+///
+/// # Errors
+/// When the write fails.
+pub fn append_summary(output_dir: &Path, jobs: &[JobSummary]) -> std::io::Result<()> {
+    let mut text = Vec::new();
+    for job in jobs {
+        serde_json::to_writer(&mut text, job).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+    }
+    crate::fs::create_dir_all(output_dir)?;
+    let mut file = crate::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(summary_path(output_dir))?;
+    file.write_all(&text)?;
+    file.sync_data()
+}
