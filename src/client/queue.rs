@@ -463,7 +463,11 @@ impl<'c> QueueHandler<'c> {
                 .client
                 .send_json(Method::POST, url, Replay::Idempotent, body)
                 .await?;
-            found.extend(part.into_iter().filter(|s| s.batch_id == batch_id).map(|s| s.item_id));
+            found.extend(
+                part.into_iter()
+                    .filter(|s| s.batch_id == batch_id)
+                    .map(|s| s.item_id),
+            );
         }
         found.sort_unstable();
         Ok(found)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::batch::{build_batch, model_names};
+use super::batch::{build_batch, model_refs};
 use super::prepare::Prepared;
 use super::report::{ReportMode, Reporter};
 use super::settings::RunSettings;
@@ -45,16 +45,27 @@ pub fn report(
             .enqueues
             .iter()
             .map(|enqueue| {
-                let models: HashMap<String, Value> = model_names(&prepared.expansion.inputs, enqueue)
-                    .into_iter()
-                    .map(|name| {
-                        let id = json!({"key": format!("<resolved from `{name}` at run time>"),
+                let models: HashMap<String, Value> =
+                    model_refs(&prepared.expansion.inputs, enqueue)
+                        .into_iter()
+                        .map(|name| {
+                            let id = json!({"key": format!("<resolved from `{name}` at run time>"),
                                         "hash": "", "name": name, "base": "any", "type": "main"});
-                        (name, id)
-                    })
-                    .collect();
-                let options = ConvertOptions { batch_id: Some("<batch id>".into()), ..ConvertOptions::default() };
-                match build_batch(&prepared.workflow, &prepared.expansion.inputs, enqueue, &placeholder, &models, &options) {
+                            (name, id)
+                        })
+                        .collect();
+                let options = ConvertOptions {
+                    batch_id: Some("<batch id>".into()),
+                    ..ConvertOptions::default()
+                };
+                match build_batch(
+                    &prepared.workflow,
+                    &prepared.expansion.inputs,
+                    enqueue,
+                    &placeholder,
+                    &models,
+                    &options,
+                ) {
                     Ok(batch) => json!({"jobs": enqueue.job_indices, "batch": batch}),
                     Err(e) => json!({"jobs": enqueue.job_indices, "error": e.to_string()}),
                 }

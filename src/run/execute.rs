@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{build_batch, model_refs};
 use super::interim_tracker::{TrackEvent, Tracker};
 use super::journal::{Entry, Journal, State};
 use super::output_path::{sanitize_relative, unique_path};
@@ -20,10 +21,9 @@ use super::summary::{JobSummary, Sidecar, append_summary};
 use super::{JobFailure, ManifestOutcome};
 use crate::client::{Client, QueueItem, QueueItemStatus, UploadOptions};
 use crate::manifest::{
-    EnqueuePlan, IntermediatesPolicy, Job, LocalImage, OutputVars, OutputsPolicy,
-    Plan, UploadsPolicy,
+    EnqueuePlan, IntermediatesPolicy, Job, LocalImage, OutputVars, OutputsPolicy, Plan,
+    UploadsPolicy,
 };
-use super::batch::{build_batch, model_names};
 use crate::workflow::{ConvertOptions, EnqueueBatch, OutputNode};
 
 /// How many outputs download at once.
@@ -68,6 +68,9 @@ struct Book {
     completed: BTreeSet<usize>,
 }
 
+/// What a download task hands back: the item, the files written, the files that failed.
+type DownloadResult = (i64, Vec<Planned>, Vec<(Planned, String)>);
+
 /// One file to write: where, from which server image.
 #[derive(Debug, Clone)]
 struct Planned {
@@ -100,13 +103,17 @@ impl Execution<'_> {
         let mut done_before = 0;
         for (pos, job) in p.plan.jobs.iter().enumerate() {
             let key = &keys[pos];
-            let slot = Slot { job: job.index, key: key.clone() };
+            let slot = Slot {
+                job: job.index,
+                key: key.clone(),
+            };
             match state.finished.get(key) {
                 Some(f) if f.status == "completed" => {
                     done_before += 1;
                     book.completed.insert(job.index);
                     if let Some(files) = state.downloads.get(key) {
-                        book.files.insert(job.index, files.values().cloned().collect());
+                        book.files
+                            .insert(job.index, files.values().cloned().collect());
                     }
                     continue;
                 }
@@ -131,7 +138,10 @@ impl Execution<'_> {
                     // Sent, but the answer was lost: find the batch's items on the server.
                     match self.recover_batch(batch, &state).await? {
                         Some(ids) => {
-                            journal.append(&Entry::Enqueued { batch_id: batch.to_owned(), item_ids: ids.clone() })?;
+                            journal.append(&Entry::Enqueued {
+                                batch_id: batch.to_owned(),
+                                item_ids: ids.clone(),
+                            })?;
                             let b = &state.batches[batch];
                             let per_job = (ids.len() / b.jobs.len().max(1)).max(1);
                             let at = b.jobs.iter().position(|j| j == key).unwrap_or(0);
@@ -147,7 +157,10 @@ impl Execution<'_> {
                 None => to_submit.push(pos),
             }
         }
-        let subset: Vec<Job> = to_submit.iter().map(|&pos| p.plan.jobs[pos].clone()).collect();
+        let subset: Vec<Job> = to_submit
+            .iter()
+            .map(|&pos| p.plan.jobs[pos].clone())
+            .collect();
         let sub_plan = Plan::from_jobs(subset, &p.expansion.inputs);
         self.reporter.event(&RunEvent::Planned {
             manifest: self.name.clone(),
@@ -176,10 +189,15 @@ impl Execution<'_> {
                 .iter()
                 .map(|&i| {
                     let pos = p.plan.jobs.iter().position(|j| j.index == i).unwrap_or(0);
-                    Slot { job: i, key: keys[pos].clone() }
+                    Slot {
+                        job: i,
+                        key: keys[pos].clone(),
+                    }
                 })
                 .collect();
-            let (batch_id, ids) = self.enqueue(enqueue, &slots, &uploads, &mut journal).await?;
+            let (batch_id, ids) = self
+                .enqueue(enqueue, &slots, &uploads, &mut journal)
+                .await?;
             let per_job = (ids.len() / slots.len().max(1)).max(1);
             for (n, id) in ids.iter().enumerate() {
                 if let Some(slot) = slots.get(n / per_job) {
@@ -190,7 +208,7 @@ impl Execution<'_> {
         }
 
         // Track and download.
-        let mut downloads: JoinSet<(i64, Vec<Planned>, Vec<(Planned, String)>)> = JoinSet::new();
+        let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(DOWNLOADS_AT_ONCE));
         loop {
             tokio::select! {
@@ -224,7 +242,8 @@ impl Execution<'_> {
                     self.record_downloads(item_id, written, failed, &mut book, &mut journal)?;
                 }
             }
-            self.cleanup(&state, &uploads, &mut book, &mut journal).await?;
+            self.cleanup(&state, &uploads, &mut book, &mut journal)
+                .await?;
         }
 
         let summaries: Vec<JobSummary> = p
@@ -256,7 +275,11 @@ impl Execution<'_> {
 
     /// Finds the items of a batch whose enqueue answer was lost; `None` when the server has none
     /// (the enqueue never arrived).
-    async fn recover_batch(&self, batch_id: &str, _state: &State) -> Result<Option<Vec<i64>>, crate::Error> {
+    async fn recover_batch(
+        &self,
+        batch_id: &str,
+        _state: &State,
+    ) -> Result<Option<Vec<i64>>, crate::Error> {
         let status = self.client.queue().batch_status(batch_id).await?;
         if status.total == 0 {
             return Ok(None);
@@ -286,12 +309,20 @@ impl Execution<'_> {
             let bytes = crate::fs::read(&path)?;
             let sha = format!("{:x}", Sha256::digest(&bytes));
             let known = by_hash.get(&sha).cloned().or_else(|| {
-                state.uploads.get(&sha).filter(|name| !state.deleted.contains(*name)).cloned()
+                state
+                    .uploads
+                    .get(&sha)
+                    .filter(|name| !state.deleted.contains(*name))
+                    .cloned()
             });
             let name = match known {
                 Some(name) => name,
                 None => {
-                    let dto = self.client.images().upload(&path, &UploadOptions::default()).await?;
+                    let dto = self
+                        .client
+                        .images()
+                        .upload(&path, &UploadOptions::default())
+                        .await?;
                     journal.append(&Entry::Uploaded {
                         sha256: sha.clone(),
                         path: path.clone(),
@@ -321,10 +352,10 @@ impl Execution<'_> {
         let image_name = |i: &LocalImage| uploads.get(&i.path).cloned().unwrap_or_default();
         let inputs = &self.prepared.expansion.inputs;
         let mut models: HashMap<String, Value> = HashMap::new();
-        for name in model_names(inputs, enqueue) {
-            if !models.contains_key(&name) {
-                let id = self.client.models().resolve(&name, None, None).await?;
-                models.insert(name, serde_json::to_value(id).map_err(std::io::Error::other)?);
+        for reference in model_refs(inputs, enqueue) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(reference) {
+                let id = resolve_model(&self.client, slot.key()).await?;
+                slot.insert(serde_json::to_value(id).map_err(std::io::Error::other)?);
             }
         }
         let batch_id = uuid::Uuid::new_v4().to_string();
@@ -334,18 +365,31 @@ impl Execution<'_> {
             batch_id: Some(batch_id.clone()),
             ..ConvertOptions::default()
         };
-        let batch = build_batch(&self.prepared.workflow, inputs, enqueue, &image_name, &models, &options)?;
+        let batch = build_batch(
+            &self.prepared.workflow,
+            inputs,
+            enqueue,
+            &image_name,
+            &models,
+            &options,
+        )?;
         let sessions = batch.session_count();
         let per_job = sessions / (slots.len() as u64).max(1);
         let jobs: Vec<String> = slots
             .iter()
             .flat_map(|s| std::iter::repeat_n(s.key.clone(), usize::try_from(per_job).unwrap_or(1)))
             .collect();
-        journal.append(&Entry::EnqueueIntent { batch_id: batch_id.clone(), jobs })?;
+        journal.append(&Entry::EnqueueIntent {
+            batch_id: batch_id.clone(),
+            jobs,
+        })?;
         let result = match self
             .client
             .queue()
-            .enqueue_batch(&EnqueueBatch { batch, prepend: false })
+            .enqueue_batch(&EnqueueBatch {
+                batch,
+                prepend: false,
+            })
             .await
         {
             Ok(r) => r,
@@ -359,7 +403,10 @@ impl Execution<'_> {
                 return Err(e.into());
             }
         };
-        journal.append(&Entry::Enqueued { batch_id: batch_id.clone(), item_ids: result.item_ids.clone() })?;
+        journal.append(&Entry::Enqueued {
+            batch_id: batch_id.clone(),
+            item_ids: result.item_ids.clone(),
+        })?;
         self.reporter.event(&RunEvent::Enqueued {
             manifest: self.name.clone(),
             batch_id: batch_id.clone(),
@@ -375,7 +422,7 @@ impl Execution<'_> {
         item: QueueItem,
         book: &mut Book,
         journal: &mut Journal,
-        downloads: &mut JoinSet<(i64, Vec<Planned>, Vec<(Planned, String)>)>,
+        downloads: &mut JoinSet<DownloadResult>,
         semaphore: &Arc<tokio::sync::Semaphore>,
     ) -> Result<(), crate::Error> {
         let Some((slot, batch_id)) = book.items.get(&item.item_id).cloned() else {
@@ -407,7 +454,11 @@ impl Execution<'_> {
                 item_id: item.item_id,
                 error: error.clone(),
             });
-            book.failures.push(JobFailure { job: slot.job, item_id: item.item_id, error });
+            book.failures.push(JobFailure {
+                job: slot.job,
+                item_id: item.item_id,
+                error,
+            });
             return Ok(());
         }
         let planned = self.plan_files(&item, &slot, &batch_id, &output_nodes, &outputs, book)?;
@@ -453,11 +504,18 @@ impl Execution<'_> {
         book: &mut Book,
     ) -> Result<Vec<Planned>, crate::Error> {
         let p = self.prepared;
-        let job = p.plan.jobs.iter().find(|j| j.index == slot.job).unwrap_or(&p.plan.jobs[0]);
+        let job = p
+            .plan
+            .jobs
+            .iter()
+            .find(|j| j.index == slot.job)
+            .unwrap_or(&p.plan.jobs[0]);
         let now = now_utc();
         let mut planned = Vec::new();
         for node in output_nodes {
-            let Some(out) = outputs.get(&node.node_id) else { continue };
+            let Some(out) = outputs.get(&node.node_id) else {
+                continue;
+            };
             let names: Vec<&String> = out.images.iter().chain(out.videos.iter()).collect();
             for (index, image_name) in names.iter().enumerate() {
                 let vars = OutputVars {
@@ -479,19 +537,39 @@ impl Execution<'_> {
                 let ext = Path::new(image_name.as_str())
                     .extension()
                     .map_or_else(|| "png".to_owned(), |e| e.to_string_lossy().into_owned());
-                let path = reuse_or_unique(&target.dir, &rel, &ext, image_name, &book.taken);
+                let dir = super::prepare::normalize(&target.dir);
+                let path = reuse_or_unique(&dir, &rel, &ext, image_name, &book.taken);
                 book.taken.insert(path.clone());
                 book.produced_outputs.insert((*image_name).clone());
-                let sidecar = p.file.manifest().output.sidecar.then(|| self.sidecar(job, node, image_name, item, batch_id));
-                planned.push(Planned { image_name: (*image_name).clone(), path, sidecar });
+                let sidecar = p
+                    .file
+                    .manifest()
+                    .output
+                    .sidecar
+                    .then(|| self.sidecar(job, node, image_name, item, batch_id));
+                planned.push(Planned {
+                    image_name: (*image_name).clone(),
+                    path,
+                    sidecar,
+                });
             }
         }
         Ok(planned)
     }
 
-    fn sidecar(&self, job: &Job, node: &OutputNode, image_name: &str, item: &QueueItem, batch_id: &str) -> Sidecar {
+    fn sidecar(
+        &self,
+        job: &Job,
+        node: &OutputNode,
+        image_name: &str,
+        item: &QueueItem,
+        batch_id: &str,
+    ) -> Sidecar {
         let inputs = self.named_inputs(job);
-        let seed = inputs.iter().find(|(k, _)| k.eq_ignore_ascii_case("seed") || k.ends_with(".seed")).map(|(_, v)| v.clone());
+        let seed = inputs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("seed") || k.ends_with(".seed"))
+            .map(|(_, v)| v.clone());
         Sidecar {
             manifest: self.name.clone(),
             workflow: self.prepared.workflow_ref.clone(),
@@ -536,17 +614,25 @@ impl Execution<'_> {
         book: &mut Book,
         journal: &mut Journal,
     ) -> Result<(), crate::Error> {
-        let Some((slot, _)) = book.items.get(&item_id).cloned() else { return Ok(()) };
+        let Some((slot, _)) = book.items.get(&item_id).cloned() else {
+            return Ok(());
+        };
         let out_dir = &self.prepared.output_dir;
         let mut files = Vec::new();
         for file in written {
-            let rel = file.path.strip_prefix(out_dir).unwrap_or(&file.path).to_path_buf();
+            let rel = file
+                .path
+                .strip_prefix(out_dir)
+                .unwrap_or(&file.path)
+                .to_path_buf();
             journal.append(&Entry::Downloaded {
                 job: slot.key.clone(),
                 image_name: file.image_name.clone(),
                 file: rel.clone(),
             })?;
-            book.written.entry(file.image_name.clone()).or_insert(file.path.clone());
+            book.written
+                .entry(file.image_name.clone())
+                .or_insert(file.path.clone());
             files.push(rel);
         }
         if failed.is_empty() {
@@ -568,19 +654,30 @@ impl Execution<'_> {
             let error = format!(
                 "could not download {}: {}; left on the server",
                 names.join(", "),
-                failed.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("; ")
+                failed
+                    .iter()
+                    .map(|(_, e)| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
             for name in &names {
                 book.produced_outputs.remove(name);
             }
-            book.left_on_server.entry(slot.job).or_default().extend(names);
+            book.left_on_server
+                .entry(slot.job)
+                .or_default()
+                .extend(names);
             self.reporter.event(&RunEvent::JobFailed {
                 manifest: self.name.clone(),
                 job: slot.job,
                 item_id,
                 error: error.clone(),
             });
-            book.failures.push(JobFailure { job: slot.job, item_id, error });
+            book.failures.push(JobFailure {
+                job: slot.job,
+                item_id,
+                error,
+            });
         }
         book.files.entry(slot.job).or_default().extend(files);
         Ok(())
@@ -605,7 +702,8 @@ impl Execution<'_> {
         if policy.intermediates == IntermediatesPolicy::Delete {
             delete.extend(book.intermediates.iter().cloned());
         }
-        let all_done = book.failures.is_empty() && book.completed.len() == self.prepared.plan.job_count();
+        let all_done =
+            book.failures.is_empty() && book.completed.len() == self.prepared.plan.job_count();
         let uploads_go = match policy.uploads {
             UploadsPolicy::Always => true,
             UploadsPolicy::OnSuccess => all_done,
@@ -621,21 +719,34 @@ impl Execution<'_> {
                 delete.remove(name);
             }
         }
-        let delete: Vec<String> = delete.into_iter().filter(|n| !state.deleted.contains(n)).collect();
+        let delete: Vec<String> = delete
+            .into_iter()
+            .filter(|n| !state.deleted.contains(n))
+            .collect();
         if delete.is_empty() {
             return Ok(());
         }
         for chunk in delete.chunks(200) {
             let result = self.client.images().delete_many(chunk).await?;
-            journal.append(&Entry::Deleted { image_names: result.deleted_images.clone() })?;
+            journal.append(&Entry::Deleted {
+                image_names: result.deleted_images.clone(),
+            })?;
             if !result.failed_images.is_empty() {
                 self.reporter.event(&RunEvent::Warning {
                     manifest: self.name.clone(),
-                    message: format!("could not delete {} server images: {}", result.failed_images.len(), result.failed_images.join(", ")),
+                    message: format!(
+                        "could not delete {} server images: {}",
+                        result.failed_images.len(),
+                        result.failed_images.join(", ")
+                    ),
                 });
             }
         }
-        self.reporter.event(&RunEvent::CleanedUp { manifest: self.name.clone(), images: delete.len(), boards: 0 });
+        self.reporter.event(&RunEvent::CleanedUp {
+            manifest: self.name.clone(),
+            images: delete.len(),
+            boards: 0,
+        });
         Ok(())
     }
 
@@ -660,10 +771,38 @@ impl Execution<'_> {
                 .or(failure.map(|f| f.item_id)),
             inputs: self.named_inputs(job),
             files: book.files.get(&job.index).cloned().unwrap_or_default(),
-            left_on_server: book.left_on_server.get(&job.index).cloned().unwrap_or_default(),
+            left_on_server: book
+                .left_on_server
+                .get(&job.index)
+                .cloned()
+                .unwrap_or_default(),
             error: failure.map(|f| f.error.clone()),
         }
     }
+}
+
+/// Resolves a [`super::batch::model_ref`] against the server's installed models.
+async fn resolve_model(
+    client: &Client,
+    reference: &str,
+) -> Result<crate::client::ModelIdentifier, crate::Error> {
+    if let Some(key) = reference.strip_prefix("key:") {
+        let all = client
+            .models()
+            .list(&crate::client::ModelFilter::default())
+            .await?;
+        return all
+            .iter()
+            .find(|m| m.key == key)
+            .map(crate::client::ModelConfig::identifier)
+            .ok_or_else(|| {
+                crate::Error::Io(std::io::Error::other(format!(
+                    "no installed model has the key `{key}` (`invk-run` lists models with the server's model manager)"
+                )))
+            });
+    }
+    let name = reference.strip_prefix("name:").unwrap_or(reference);
+    Ok(client.models().resolve(name, None, None).await?)
 }
 
 /// A fingerprint of the plan (its jobs' values), recorded with each run.
@@ -671,7 +810,16 @@ fn plan_hash(plan: &Plan) -> String {
     let jobs: Vec<Value> = plan
         .jobs
         .iter()
-        .map(|j| json!([j.index, j.run, j.inputs.iter().map(|(k, v)| json!([k, v.display_json()])).collect::<Vec<_>>()]))
+        .map(|j| {
+            json!([
+                j.index,
+                j.run,
+                j.inputs
+                    .iter()
+                    .map(|(k, v)| json!([k, v.display_json()]))
+                    .collect::<Vec<_>>()
+            ])
+        })
         .collect();
     let digest = Sha256::digest(Value::Array(jobs).to_string().as_bytes());
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -679,7 +827,13 @@ fn plan_hash(plan: &Plan) -> String {
 
 /// The path for an output: the file already written there for the same server image (a run
 /// that crashed after writing it), else a fresh unique path.
-fn reuse_or_unique(dir: &Path, rel: &Path, ext: &str, image_name: &str, taken: &HashSet<PathBuf>) -> PathBuf {
+fn reuse_or_unique(
+    dir: &Path,
+    rel: &Path,
+    ext: &str,
+    image_name: &str,
+    taken: &HashSet<PathBuf>,
+) -> PathBuf {
     let mut first = rel.as_os_str().to_owned();
     first.push(".");
     first.push(ext);
@@ -698,7 +852,9 @@ fn reuse_or_unique(dir: &Path, rel: &Path, ext: &str, image_name: &str, taken: &
 }
 
 async fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
-    let bytes = crate::fs::tokio::read(from).await.map_err(|e| e.to_string())?;
+    let bytes = crate::fs::tokio::read(from)
+        .await
+        .map_err(|e| e.to_string())?;
     let to = to.to_path_buf();
     tokio::task::spawn_blocking(move || crate::fs::write_atomic(&to, &bytes))
         .await

@@ -27,7 +27,12 @@ impl Tracker {
     /// # Errors
     /// Never today.
     pub async fn start(client: &Client, interval: Duration) -> Result<Tracker, ClientError> {
-        Ok(Tracker { client: client.clone(), watched: BTreeSet::new(), ready: VecDeque::new(), interval })
+        Ok(Tracker {
+            client: client.clone(),
+            watched: BTreeSet::new(),
+            ready: VecDeque::new(),
+            interval,
+        })
     }
 
     /// Follows these items.

@@ -1,7 +1,6 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
 pub mod batch;
-pub mod catalog;
 mod dry_run;
 mod execute;
 mod interim_tracker;
@@ -128,11 +127,7 @@ pub async fn run_manifest(
     reporter: &Reporter,
     cancel: CancellationToken,
 ) -> Result<ManifestOutcome, crate::Error> {
-    let display_path = if source.path.parent() == Some(source.base_dir.as_path()) {
-        source.path.clone()
-    } else {
-        source.base_dir.join(&source.display_name)
-    };
+    let display_path = PathBuf::from(&source.display_name);
     // A client is made before validation only when the workflow lives in the library.
     let needs_library = manifest_names_library_workflow(&source.path);
     let early_client = if needs_library {
@@ -143,6 +138,7 @@ pub async fn run_manifest(
     let prepared = prepare::prepare(
         &source.path,
         &display_path,
+        &source.base_dir,
         settings.max_jobs,
         early_client.as_ref(),
     )

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::catalog::WorkflowCatalog;
 use crate::client::Client;
 use crate::manifest::{
     ExpandOptions, Expansion, Job, ManifestFile, OutputVars, Plan, WorkflowSource,
@@ -31,8 +30,8 @@ pub struct Prepared {
     pub output_dir: PathBuf,
 }
 
-/// Reads and checks a manifest. `display_path` names it in messages and anchors its relative
-/// paths (its folder); the text is read from `read_from`. A `client` is needed only for a
+/// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
+/// from `base_dir`, and the text is read from `read_from`. A `client` is needed only for a
 /// workflow from the server's library.
 ///
 /// # Errors
@@ -41,17 +40,21 @@ pub struct Prepared {
 pub async fn prepare(
     read_from: &Path,
     display_path: &Path,
+    base_dir: &Path,
     max_jobs: u64,
     client: Option<&Client>,
 ) -> Result<Prepared, crate::Error> {
     let text = crate::fs::read_to_string(read_from).map_err(|source| {
-        crate::manifest::ManifestError::Read { path: display_path.to_path_buf(), source }
+        crate::manifest::ManifestError::Read {
+            path: display_path.to_path_buf(),
+            source,
+        }
     })?;
-    let file = ManifestFile::parse(&text, display_path)?;
+    let file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
     let (definition, workflow_ref) = match file.workflow() {
         WorkflowSource::File(path) => {
             let def = WorkflowDefinition::load(path)?;
-            let r = json!({"name": def.name(), "file": path});
+            let r = json!({"name": def.name(), "file": normalize(path)});
             (def, r)
         }
         WorkflowSource::Library(name) => {
@@ -70,13 +73,20 @@ pub async fn prepare(
         }
     };
     let workflow = Workflow::new(definition, SchemaSet::snapshot())?;
-    let expansion = file.expand(&WorkflowCatalog::new(&workflow), &ExpandOptions { max_jobs })?;
+    let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
     let plan = Plan::new(&expansion);
-    let output_dir = match expansion.jobs.first() {
+    let output_dir = normalize(&match expansion.jobs.first() {
         Some(job) => expansion.output_path(job, &OutputVars::example())?.dir,
         None => file.dir().to_path_buf(),
-    };
-    Ok(Prepared { file, workflow, workflow_ref, expansion, plan, output_dir })
+    });
+    Ok(Prepared {
+        file,
+        workflow,
+        workflow_ref,
+        expansion,
+        plan,
+        output_dir,
+    })
 }
 
 /// A job's key in the journal: stable across runs of the same manifest as long as the job's
@@ -91,4 +101,43 @@ pub fn job_key(job: &Job) -> String {
     let digest = Sha256::digest(canonical.to_string().as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("{}-{hex}", job.index)
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system (`..` at the start is kept).
+#[must_use]
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_parent_components() {
+        for (input, want) in [
+            ("jobs/../out/x", "out/x"),
+            ("./a/./b", "a/b"),
+            ("../a", "../a"),
+            ("a/..", "."),
+            ("/r/a/../b", "/r/b"),
+        ] {
+            assert_eq!(normalize(Path::new(input)), PathBuf::from(want), "{input}");
+        }
+    }
 }

@@ -4,9 +4,12 @@
 mod support;
 
 mod client;
-mod fake_server;
 mod conformance;
+mod events;
+mod fake_server;
+mod fake_socketio;
 mod manifest;
+mod runner;
 mod server;
 mod workflow;
 mod watch;
