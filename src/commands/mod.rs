@@ -13,6 +13,7 @@ mod logging;
 pub mod run;
 pub mod server;
 pub mod workflows;
+pub mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
@@ -53,10 +54,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             run::run(&cli.global, &args, true)
         }
         Some(Command::Server(command)) => server::run(command),
+        Some(Command::Watch(args)) => watch::run(&cli.global, args),
         Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
         Some(Command::Boards(command)) => boards::run(&cli.global, command),
         Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
         Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
-        _ => anyhow::bail!("not implemented yet"),
     }
 }

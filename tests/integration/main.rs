@@ -12,3 +12,4 @@ mod manifest;
 mod runner;
 mod server;
 mod workflow;
+mod watch;
