@@ -12,8 +12,8 @@ pub mod inputs;
 mod logging;
 pub mod run;
 pub mod server;
-pub mod workflows;
 pub mod watch;
+pub mod workflows;
 
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;

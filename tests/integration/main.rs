@@ -11,5 +11,5 @@ mod fake_socketio;
 mod manifest;
 mod runner;
 mod server;
-mod workflow;
 mod watch;
+mod workflow;
