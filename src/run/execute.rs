@@ -38,6 +38,7 @@ pub struct Execution<'a> {
     pub(super) name: String,
     pub(super) run_id: String,
     pub(super) retry_failed: bool,
+    pub(super) fresh: bool,
     pub(super) poll_interval: Duration,
     pub(super) track_mode: TrackMode,
 }
@@ -90,7 +91,7 @@ impl Execution<'_> {
         let started = Instant::now();
         let p = self.prepared;
         let out_dir = &p.output_dir;
-        let (mut journal, state) = Journal::open(out_dir, false)?;
+        let (mut journal, state) = Journal::open(out_dir, self.fresh)?;
         journal.append(&Entry::Started {
             run_id: self.run_id.clone(),
             plan_hash: plan_hash(&p.plan),

@@ -159,6 +159,7 @@ pub async fn run_manifest(
         name: source.display_name.clone(),
         run_id,
         retry_failed: settings.retry_failed,
+        fresh: settings.fresh,
         poll_interval: if settings.poll_only {
             std::time::Duration::from_millis(500)
         } else {

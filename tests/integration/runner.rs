@@ -372,4 +372,71 @@ fn a_model_workflow_is_accepted_and_its_server_failure_is_reported_with_exit_1()
         error.contains("not-installed-0000") || error.to_lowercase().contains("model"),
         "{error}"
     );
+    let intents = |ws: &Workspace| {
+        ws.journal("out")
+            .iter()
+            .filter(|e| e["event"] == "enqueue_intent")
+            .count()
+    };
+    assert_eq!(intents(&ws), 1);
+
+    // Run again: the failure is listed from the journal, nothing is resubmitted.
+    let again = ws.run(&["job.yaml"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stderr));
+    assert_eq!(intents(&ws), 1, "a plain rerun resubmitted a failed job");
+    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
+    let last: Value = serde_json::from_str(summary.lines().last().expect("line")).expect("json");
+    assert_eq!(last["status"], "failed");
+
+    // `--retry-failed` submits it again (and it fails again).
+    let retry = ws.run(&["--retry-failed", "job.yaml"]);
+    assert_eq!(retry.status.code(), Some(1), "{}", text(&retry.stderr));
+    assert_eq!(
+        intents(&ws),
+        2,
+        "--retry-failed did not resubmit the failed job"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_with_130_and_a_fresh_run_of_the_same_jobs_is_not_broken_by_deleted_intermediates() {
+    let ws = Workspace::new(&SWEEP.replace("[0, 90, 180, 270]", "[0, 90]"));
+    let mut child = support::invk_run()
+        .current_dir(ws.dir.path())
+        .arg("--server")
+        .arg(support::server().url())
+        .arg("job.yaml")
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while ws
+        .journal("out/job")
+        .iter()
+        .all(|e| e["event"] != "downloaded")
+    {
+        assert!(Instant::now() < deadline, "no output appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+
+    // Resume finishes it; then a fresh run submits the same jobs again, after the first run
+    // deleted its intermediates: the server's cache must not hand the deleted images back.
+    let resumed = ws.run(&["-q", "job.yaml"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    let fresh = ws.run(&["--fresh", "-q", "job.yaml"]);
+    assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh.stderr));
+    let pngs = files_under(&ws.path("out/job"))
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .count();
+    // The fresh run never overwrites: its 12 files sit beside the first run's 12.
+    assert!(ws.path("out/job/hue-0/blur-1-Tinted-1.png").is_file());
+    assert_eq!(pngs, 24);
 }
