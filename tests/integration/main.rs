@@ -6,4 +6,5 @@ mod support;
 mod client;
 mod conformance;
 mod fake_server;
+mod handle;
 mod server;
