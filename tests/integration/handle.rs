@@ -171,7 +171,10 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
     assert_eq!(rows[1].1, "Width");
     assert_eq!(rows.len(), 8, "{rows:?}");
     let image_input = handle.inputs()[0].system_name.clone();
-    assert_eq!(handle.missing_required_inputs(), [image_input.clone()]);
+    assert_eq!(
+        handle.missing_required_inputs(),
+        std::slice::from_ref(&image_input)
+    );
     assert_eq!(handle.by_user_name().expect("unique user names").len(), 8);
     assert_eq!(handle.by_system_name().len(), 8);
 
@@ -204,7 +207,7 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
         .set_image_file("Source image", photo(dir.path(), 100, 80))
         .await
         .expect("upload");
-    assert_eq!(handle.uploads(), [uploaded.clone()]);
+    assert_eq!(handle.uploads(), std::slice::from_ref(&uploaded));
     assert!(handle.missing_required_inputs().is_empty());
     assert!(handle.validate_inputs().is_empty());
 
@@ -219,7 +222,7 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
     assert_eq!((first.enqueued, first.requested), (1, 1));
     assert_eq!(first.item_ids.len(), 1);
     let board_id = first.board_id.clone().expect("a board");
-    assert_eq!(handle.created_boards(), [board_id.clone()]);
+    assert_eq!(handle.created_boards(), std::slice::from_ref(&board_id));
 
     let events: Vec<TrackEvent> = handle
         .wait_events(Duration::from_secs(5))
@@ -326,7 +329,7 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
         })
         .await
         .expect("cleanup");
-    assert_eq!(report.deleted_boards, [board_id.clone()]);
+    assert_eq!(report.deleted_boards, std::slice::from_ref(&board_id));
     assert_eq!(report.kept, Vec::<String>::new());
     assert!(handle.uploads().is_empty());
     assert_gone(&client, &touched, Some(&board_id), &handle.item_ids()).await;
