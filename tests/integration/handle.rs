@@ -278,16 +278,16 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
     // The wait covers every item the handle submitted: the first one (done) and the new one.
     let ids: Vec<i64> = polled.iter().map(|i| i.item_id).collect();
     assert_eq!(ids, [first.item_ids[0], second.item_ids[0]]);
-    let polled = vec![polled[1].clone()];
+    let second_item = polled[1].clone();
     let by_events = output_sizes(&client, &handle, &event_item).await;
-    let by_polling = output_sizes(&client, &handle, &polled[0]).await;
+    let by_polling = output_sizes(&client, &handle, &second_item).await;
     assert_eq!(by_events, by_polling);
     let expected: Vec<(String, u32, u32)> =
         output_ids.iter().map(|id| (id.clone(), 48, 48)).collect();
     assert_eq!(by_events, expected, "both output nodes, 48x48 each");
 
     // Use case 4: outputs mapped to the form's output nodes, on our board; downloads.
-    let outputs = handle.outputs(&polled[0]).expect("outputs");
+    let outputs = handle.outputs(&second_item).expect("outputs");
     let labels: Vec<&str> = outputs.iter().map(|o| o.label.as_str()).collect();
     assert_eq!(labels, ["Blurred", "Tinted"]);
     assert!(
