@@ -406,12 +406,22 @@ async fn a_model_the_server_does_not_have_fails_with_the_server_error_surfaced()
         .submit(&SubmitOptions::default())
         .await
         .expect("the server accepts the made-up model at enqueue");
+    let mut node_errors = Vec::new();
     let items = handle
-        .wait_blocking(Duration::from_secs(1), Some(WAIT), |_| {})
+        .wait(TrackMode::Events, Duration::from_secs(5), Some(WAIT), |p| {
+            if let TrackEvent::NodeFailed { error_message, .. } = p.event {
+                node_errors.push(error_message.clone());
+            }
+        })
         .await
         .expect("wait");
     assert_eq!(items.len(), 1);
     let item = &items[0];
+    assert_eq!(
+        node_errors,
+        [item.error_message.clone().unwrap_or_default()],
+        "the node's error event carries the item's error"
+    );
     assert_eq!(item.item_id, submission.item_ids[0]);
     assert_eq!(item.status, QueueItemStatus::Failed);
     let error_type = item.error_type.clone().expect("error type");

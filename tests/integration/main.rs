@@ -5,6 +5,7 @@ mod support;
 
 mod client;
 mod conformance;
+mod examples;
 mod fake_server;
 mod handle;
 mod server;
