@@ -609,3 +609,53 @@ async fn an_unreachable_server_gives_a_snapshot_typed_handle_and_a_polling_track
     let err = handle.cancel().await.expect_err("nothing submitted");
     assert!(matches!(err, HandleError::NothingSubmitted { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn sixty_items_cost_one_status_poll_and_one_fetch() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let ids: Vec<i64> = (100..160).collect();
+    let summaries: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            json!({"item_id": id, "status": "completed", "batch_id": "b",
+                         "created_at": "2026-01-01 00:00:00.000", "user_id": "system"})
+        })
+        .collect();
+    let items: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            json!({"item_id": id, "status": "completed", "batch_id": "b",
+                         "session_id": format!("s{id}"), "queue_id": "default"})
+        })
+        .collect();
+    Mock::given(method("POST"))
+        .and(path("/api/v1/queue/default/item_summaries_by_ids"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(summaries))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/queue/default/items_by_ids"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(items))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = Client::new(&server.uri()).expect("client");
+    let mut tracker = Tracker::start(&client, TrackMode::PollOnly, Duration::from_secs(60)).await;
+    tracker.watch(ids.iter().copied());
+    let mut finished = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), tracker.next())
+        .await
+        .expect("no waiting for the timer: the first poll comes at once")
+    {
+        if let TrackEvent::Finished(item) = event {
+            finished.push(item.item_id);
+        }
+    }
+    assert_eq!(finished, ids);
+    tracker.close().await;
+    // The mocks check on drop that each endpoint was called exactly once.
+}
