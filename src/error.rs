@@ -40,6 +40,7 @@ impl Error {
         match self {
             Error::Workflow(_) | Error::Manifest(_) => ExitStatus::Invalid,
             Error::Run(e) => e.exit_status(),
+            Error::Watch(e) => e.exit_status(),
             _ => ExitStatus::Failed,
         }
     }

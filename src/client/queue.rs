@@ -433,6 +433,46 @@ impl<'c> QueueHandler<'c> {
         Ok(items)
     }
 
+    /// The ids of a batch's items, ascending. The server has no list-by-batch call: this reads
+    /// every item id of the queue and their summaries, so keep it for recovery (an enqueue whose
+    /// answer was lost), not for tracking.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn item_ids_of_batch(&self, batch_id: &str) -> Result<Vec<i64>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Ids {
+            item_ids: Vec<i64>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Summary {
+            item_id: i64,
+            #[serde(default)]
+            batch_id: String,
+        }
+        let url = self.url(&["item_ids"]);
+        let all: Ids = self
+            .client
+            .send_json(Method::GET, url, Replay::Idempotent, Body::Empty)
+            .await?;
+        let mut found = Vec::new();
+        for chunk in all.item_ids.chunks(IDS_PER_CALL) {
+            let url = self.url(&["item_summaries_by_ids"]);
+            let body = Body::json(&json!({ "item_ids": chunk }));
+            let part: Vec<Summary> = self
+                .client
+                .send_json(Method::POST, url, Replay::Idempotent, body)
+                .await?;
+            found.extend(
+                part.into_iter()
+                    .filter(|s| s.batch_id == batch_id)
+                    .map(|s| s.item_id),
+            );
+        }
+        found.sort_unstable();
+        Ok(found)
+    }
+
     /// One item.
     ///
     /// # Errors

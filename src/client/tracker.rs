@@ -223,7 +223,7 @@ impl TrackState {
             return;
         }
         for id in &fresh {
-            if self.reconciler.status(*id) == Some(&ItemStatus::InProgress) {
+            if self.reconciler.status(*id) == Some(ItemStatus::InProgress) {
                 self.mark_started(*id);
             }
         }
@@ -279,7 +279,7 @@ impl TrackState {
                 let id = change.item.item_id;
                 let settled = self.reconciler.on_event(event);
                 if change.status == ItemStatus::InProgress
-                    && self.reconciler.status(id) == Some(&ItemStatus::InProgress)
+                    && self.reconciler.status(id) == Some(ItemStatus::InProgress)
                 {
                     self.mark_started(id);
                 }
@@ -700,7 +700,7 @@ mod tests {
     fn snap(item_id: i64, status: &str) -> ItemSnapshot {
         ItemSnapshot {
             item_id,
-            status: ItemStatus::parse(status),
+            status: serde_json::from_value(json!(status)).expect("a status"),
             status_sequence: None,
             error_message: None,
         }

@@ -7,9 +7,12 @@ use clap::Parser;
 
 pub mod boards;
 pub mod connect;
+pub mod graph;
+pub mod inputs;
 mod logging;
 pub mod run;
 pub mod server;
+pub mod watch;
 pub mod workflows;
 
 use crate::cli::{Cli, Command};
@@ -51,8 +54,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             run::run(&cli.global, &args, true)
         }
         Some(Command::Server(command)) => server::run(command),
+        Some(Command::Watch(args)) => watch::run(&cli.global, args),
         Some(Command::Workflows(command)) => workflows::run(&cli.global, command),
         Some(Command::Boards(command)) => boards::run(&cli.global, command),
-        _ => anyhow::bail!("not implemented yet"),
+        Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
+        Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
     }
 }

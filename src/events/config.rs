@@ -46,6 +46,19 @@ impl EventsConfig {
         }
     }
 
+    /// Settings for the server at `base_url`, given as text.
+    ///
+    /// # Errors
+    /// [`EventError::InvalidUrl`] when the text is not a URL the event stream can use.
+    pub fn parse(base_url: &str) -> Result<Self, EventError> {
+        let url = Url::parse(base_url).map_err(|err| EventError::InvalidUrl {
+            url: base_url.to_owned(),
+            reason: err.to_string(),
+        })?;
+        socket_url(&url)?;
+        Ok(EventsConfig::new(url))
+    }
+
     /// The same settings with an access token.
     #[must_use]
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
@@ -133,6 +146,20 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "cannot open an event stream at `file:///tmp/x`: the scheme must be http or https"
+        );
+    }
+
+    #[test]
+    fn parse_checks_the_text() {
+        let config = EventsConfig::parse("http://127.0.0.1:9090/invoke").expect("valid");
+        assert_eq!(config.base_url.as_str(), "http://127.0.0.1:9090/invoke");
+        assert_eq!(config.queue_id, "default");
+        let err = EventsConfig::parse("127.0.0.1:9090").expect_err("no scheme");
+        assert!(matches!(err, EventError::InvalidUrl { .. }), "{err}");
+        let err = EventsConfig::parse("not a url").expect_err("not a URL");
+        assert_eq!(
+            err.to_string(),
+            "cannot open an event stream at `not a url`: relative URL without a base"
         );
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::status::ItemStatus;
+use super::ItemStatus;
 
 /// The fields every queue-item event carries (`QueueItemEventBase` on the server).
 ///

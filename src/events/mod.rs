@@ -30,20 +30,20 @@ mod message;
 mod outbox;
 pub mod reconcile;
 mod session;
-mod status;
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// The status of a queue item; the same type the REST client reports.
+pub use crate::client::QueueItemStatus as ItemStatus;
 pub use config::{EventsConfig, socket_url};
 pub use message::{
     BatchCounts, BatchEnqueued, BulkDownload, ErrorDetails, Event, InvocationContext, ItemContext,
     StatusChange,
 };
 pub use reconcile::{ItemSnapshot, Outcome, Reconciler, Settled, StatusTracker};
-pub use status::ItemStatus;
 
 /// One item from the event stream.
 // Events are moved once through the channel; boxing them would only add an allocation each.

@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
+use super::ItemStatus;
 use super::message::{Event, StatusChange};
-use super::status::ItemStatus;
+use crate::client::QueueItem;
 
 /// What a poll of the queue says about one item (from `items_by_ids` or
 /// `item_summaries_by_ids`).
@@ -26,6 +27,17 @@ pub struct ItemSnapshot {
     pub status_sequence: Option<i64>,
     /// Its error message, when it failed and the endpoint reports it.
     pub error_message: Option<String>,
+}
+
+impl From<&QueueItem> for ItemSnapshot {
+    fn from(item: &QueueItem) -> Self {
+        ItemSnapshot {
+            item_id: item.item_id,
+            status: item.status,
+            status_sequence: item.status_sequence,
+            error_message: item.error_message.clone(),
+        }
+    }
 }
 
 /// Keeps the newest known status of each item and says whether a new report is newer.
@@ -46,32 +58,32 @@ impl StatusTracker {
     /// A report is stale, and ignored, when its `status_sequence` is lower than or equal to the
     /// known one, or when the item is already terminal and the report is not (terminal statuses
     /// never change). Without sequences on both sides, a differing status counts as news.
-    pub fn observe(&mut self, item_id: i64, status: &ItemStatus, sequence: Option<i64>) -> bool {
+    pub fn observe(&mut self, item_id: i64, status: ItemStatus, sequence: Option<i64>) -> bool {
         let Some((known_status, known_seq)) = self.known.get(&item_id) else {
-            self.known.insert(item_id, (status.clone(), sequence));
+            self.known.insert(item_id, (status, sequence));
             return true;
         };
         let newer = match (sequence, known_seq) {
             (Some(new), Some(old)) => new > *old,
             // Terminal statuses never change; otherwise any different status is news.
-            _ => (status.is_terminal() || !known_status.is_terminal()) && status != known_status,
+            _ => (status.is_terminal() || !known_status.is_terminal()) && status != *known_status,
         };
         if newer {
             let seq = sequence.or(*known_seq);
-            self.known.insert(item_id, (status.clone(), seq));
+            self.known.insert(item_id, (status, seq));
         }
         newer
     }
 
     /// Records a status event; see [`StatusTracker::observe`].
     pub fn observe_change(&mut self, change: &StatusChange) -> bool {
-        self.observe(change.item.item_id, &change.status, change.status_sequence)
+        self.observe(change.item.item_id, change.status, change.status_sequence)
     }
 
     /// The newest known status of an item.
     #[must_use]
-    pub fn status(&self, item_id: i64) -> Option<&ItemStatus> {
-        self.known.get(&item_id).map(|(status, _)| status)
+    pub fn status(&self, item_id: i64) -> Option<ItemStatus> {
+        self.known.get(&item_id).map(|(status, _)| *status)
     }
 }
 
@@ -121,8 +133,8 @@ impl Reconciler {
         let mut settled = Vec::new();
         for id in item_ids {
             self.open.insert(id);
-            if let Some(status) = self.tracker.status(id).cloned() {
-                settled.extend(self.settle(id, &status, None));
+            if let Some(status) = self.tracker.status(id) {
+                settled.extend(self.settle(id, status, None));
             }
         }
         settled
@@ -142,7 +154,7 @@ impl Reconciler {
 
     /// The newest known status of an item.
     #[must_use]
-    pub fn status(&self, item_id: i64) -> Option<&ItemStatus> {
+    pub fn status(&self, item_id: i64) -> Option<ItemStatus> {
         self.tracker.status(item_id)
     }
 
@@ -158,7 +170,7 @@ impl Reconciler {
                 if fresh {
                     self.settle(
                         change.item.item_id,
-                        &change.status,
+                        change.status,
                         change.error_message.clone(),
                     )
                     .into_iter()
@@ -172,8 +184,8 @@ impl Reconciler {
             } => canceled_item_ids
                 .iter()
                 .filter_map(|&id| {
-                    if self.tracker.observe(id, &ItemStatus::Canceled, None) {
-                        self.settle(id, &ItemStatus::Canceled, None)
+                    if self.tracker.observe(id, ItemStatus::Canceled, None) {
+                        self.settle(id, ItemStatus::Canceled, None)
                     } else {
                         None
                     }
@@ -190,12 +202,12 @@ impl Reconciler {
         for snap in snapshots {
             if self
                 .tracker
-                .observe(snap.item_id, &snap.status, snap.status_sequence)
+                .observe(snap.item_id, snap.status, snap.status_sequence)
             {
-                settled.extend(self.settle(snap.item_id, &snap.status, snap.error_message.clone()));
+                settled.extend(self.settle(snap.item_id, snap.status, snap.error_message.clone()));
             } else if snap.status.is_terminal() && self.open.contains(&snap.item_id) {
                 // Known terminal from before we watched it (e.g. an event that came first).
-                settled.extend(self.settle(snap.item_id, &snap.status, snap.error_message.clone()));
+                settled.extend(self.settle(snap.item_id, snap.status, snap.error_message.clone()));
             }
         }
         for id in asked {
@@ -230,14 +242,14 @@ impl Reconciler {
     fn settle(
         &mut self,
         item_id: i64,
-        status: &ItemStatus,
+        status: ItemStatus,
         error_message: Option<String>,
     ) -> Option<Settled> {
         if status.is_terminal() && self.open.remove(&item_id) {
             Some(Settled {
                 item_id,
                 outcome: Outcome::Finished {
-                    status: status.clone(),
+                    status,
                     error_message,
                 },
             })
@@ -262,10 +274,14 @@ mod tests {
         )
     }
 
+    fn parse(status: &str) -> ItemStatus {
+        serde_json::from_value(json!(status)).expect("a status string")
+    }
+
     fn snap(item_id: i64, status: &str, seq: Option<i64>) -> ItemSnapshot {
         ItemSnapshot {
             item_id,
-            status: ItemStatus::parse(status),
+            status: parse(status),
             status_sequence: seq,
             error_message: None,
         }
@@ -287,12 +303,12 @@ mod tests {
         ];
         for (i, (id, status, seq, news)) in table.into_iter().enumerate() {
             assert_eq!(
-                t.observe(id, &ItemStatus::parse(status), seq),
+                t.observe(id, parse(status), seq),
                 news,
                 "row {i}: item {id} {status} {seq:?}"
             );
         }
-        assert_eq!(t.status(1), Some(&ItemStatus::Completed));
+        assert_eq!(t.status(1), Some(ItemStatus::Completed));
     }
 
     #[test]
@@ -355,6 +371,25 @@ mod tests {
             }]
         );
         assert_eq!(r.open_items(), [1]);
+    }
+
+    #[test]
+    fn snapshot_from_a_polled_queue_item() {
+        let item: QueueItem = serde_json::from_value(json!({
+            "item_id": 5, "status": "failed", "status_sequence": 2,
+            "error_type": "Exception", "error_message": "Unknown model x",
+        }))
+        .expect("a queue item as the server sends it, nulls omitted");
+        let snapshot = ItemSnapshot::from(&item);
+        assert_eq!(
+            snapshot,
+            ItemSnapshot {
+                item_id: 5,
+                status: ItemStatus::Failed,
+                status_sequence: Some(2),
+                error_message: Some("Unknown model x".into()),
+            }
+        );
     }
 
     #[test]

@@ -39,8 +39,12 @@ const CONNECT_ERROR_PREFIX: &str = "Received an ConnectError frame: ";
 
 /// What the callbacks and attempts tell the session task.
 enum Signal {
-    /// A server event.
-    Event { name: String, args: Vec<Value> },
+    /// A server event on connection `generation`.
+    Event {
+        generation: u64,
+        name: String,
+        args: Vec<Value>,
+    },
     /// The socket of connection `generation` has ended.
     Ended { generation: u64, reason: String },
     /// A connection attempt finished.
@@ -194,6 +198,7 @@ pub(crate) async fn run(
     };
     let mut generation = 0_u64;
     let mut failures = 0_u32;
+    let mut early = Vec::new();
 
     loop {
         let wake_at = match &link {
@@ -208,10 +213,14 @@ pub(crate) async fn run(
             },
             () = items.closed() => break,
             Some(signal) = signals.recv() => match signal {
-                Signal::Event { name, args } => {
+                Signal::Event { generation: g, name, args } => {
                     let payload = args.into_iter().next().unwrap_or(Value::Null);
                     let item = StreamItem::Event(Event::parse(&name, payload));
-                    if outbox.push(item, &items).is_err() {
+                    // Events can overtake the attempt's own report; they follow its notice.
+                    let attempting = matches!(&link, Link::Attempting { generation, .. } if *generation == g);
+                    if attempting {
+                        early.push(item);
+                    } else if outbox.push(item, &items).is_err() {
                         break;
                     }
                 }
@@ -231,7 +240,10 @@ pub(crate) async fn run(
                                 tracing::info!(url = %url, "event stream reconnected");
                                 StreamItem::Reconnected
                             };
-                            if outbox.push(notice, &items).is_err() {
+                            let gone = std::iter::once(notice)
+                                .chain(early.drain(..))
+                                .any(|item| outbox.push(item, &items).is_err());
+                            if gone {
                                 break;
                             }
                         }
@@ -244,6 +256,9 @@ pub(crate) async fn run(
                             let delay = backoff_delay(failures, &config, jitter());
                             tracing::warn!(url = %url, attempt = failures, "event stream reconnect failed: {err}; next try in {delay:?}");
                             link = Link::Waiting { until: Instant::now() + delay };
+                            if early.drain(..).any(|item| outbox.push(item, &items).is_err()) {
+                                break;
+                            }
                         }
                     }
                 }
@@ -350,6 +365,16 @@ fn payload_text(payload: &Payload) -> String {
         Payload::Binary(bytes) => format!("{} bytes of binary data", bytes.len()),
         #[allow(deprecated)]
         Payload::String(s) => s.clone(),
+    }
+}
+
+/// The event name and arguments of a callback. rust_socketio reads a packet with only an event
+/// name (`42["name"]`) as a `message` event whose argument is the name; InvokeAI never sends
+/// `message` events, so that shape is turned back into the named event without arguments.
+fn event_name_and_args(event: &SioEvent, args: Vec<Value>) -> (String, Vec<Value>) {
+    match (event, args.as_slice()) {
+        (SioEvent::Message, [Value::String(name)]) => (name.clone(), Vec::new()),
+        _ => (event.as_str().to_owned(), args),
     }
 }
 
@@ -467,8 +492,10 @@ async fn attempt(
         move |event: SioEvent, payload: Payload, _client: Client| -> BoxFuture<'static, ()> {
             match payload {
                 Payload::Text(args) => {
+                    let (name, args) = event_name_and_args(&event, args);
                     let _ = signals.send(Signal::Event {
-                        name: event.as_str().to_owned(),
+                        generation,
+                        name,
                         args,
                     });
                 }
@@ -565,6 +592,15 @@ mod tests {
             let j = jitter();
             assert!((0.8..1.2).contains(&j), "{j}");
         }
+    }
+
+    #[test]
+    fn name_only_packets_keep_their_name() {
+        let (name, args) = event_name_and_args(&SioEvent::Message, vec![json!("ping_me")]);
+        assert_eq!((name.as_str(), args.len()), ("ping_me", 0));
+        let (name, args) =
+            event_name_and_args(&SioEvent::Custom("queue_cleared".into()), vec![json!({})]);
+        assert_eq!((name.as_str(), args), ("queue_cleared", vec![json!({})]));
     }
 
     #[test]

@@ -90,3 +90,84 @@ pub trait InputCatalog {
         self.resolve(system_name).ok().map(|i| i.user_name)
     }
 }
+
+/// The workflow core's [`Workflow`](crate::workflow::Workflow) is the catalog of a manifest's
+/// inputs: names resolve as `invk-run inputs` lists them, values are converted and checked
+/// against the server's invocation schema, required inputs are those the workflow leaves empty.
+impl InputCatalog for crate::workflow::Workflow {
+    fn resolve(&self, key: &str) -> Result<InputInfo, CatalogError> {
+        use crate::workflow::{InkType, InputRef, WorkflowError};
+        match self.input(&InputRef::parse(key)) {
+            Ok(input) => {
+                let ty = input.ty();
+                let kind = match ty {
+                    InkType::Image => InputKind::Image,
+                    InkType::Model(_) => InputKind::Model,
+                    InkType::Board => InputKind::Board,
+                    _ => InputKind::Other,
+                };
+                Ok(InputInfo {
+                    index: input.index,
+                    system_name: input.system_name.clone(),
+                    user_name: input.user_name.clone(),
+                    kind,
+                    batchable: ty.is_batchable(),
+                })
+            }
+            Err(WorkflowError::UnknownInput {
+                name, suggestion, ..
+            }) => {
+                let hint = suggestion.map_or_else(
+                    || "list the workflow's inputs with `invk-run inputs WORKFLOW`".to_owned(),
+                    |s| format!("did you mean `{s}`?"),
+                );
+                Err(CatalogError::new(format!("unknown input `{name}`")).with_hint(hint))
+            }
+            Err(WorkflowError::AmbiguousInput {
+                name, candidates, ..
+            }) => Err(
+                CatalogError::new(format!("several inputs are named `{name}`")).with_hint(format!(
+                    "use a system name instead: {}",
+                    candidates
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
+            Err(WorkflowError::InputIndexOutOfRange { index, count, .. }) => Err(
+                CatalogError::new(format!("no input #{index}")).with_hint(format!(
+                    "the workflow has {count} inputs, #0 to #{}",
+                    count.saturating_sub(1)
+                )),
+            ),
+            Err(other) => Err(CatalogError::new(other.to_string())),
+        }
+    }
+
+    fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError> {
+        use crate::workflow::{InputRef, Workflow, WorkflowError};
+        // The manifest contract allows `{key: KEY}` for a model; the workflow core wants the
+        // whole identifier, which only the server knows: the runner completes it by key, as it
+        // resolves model names.
+        if input.kind == InputKind::Model {
+            if let Value::Object(m) = value {
+                if m.len() == 1
+                    && m.get("key")
+                        .is_some_and(|k| k.as_str().is_some_and(|k| !k.is_empty()))
+                {
+                    return Ok(value.clone());
+                }
+            }
+        }
+        match Workflow::check(self, &InputRef::parse(&input.system_name), value) {
+            Ok(converted) => Ok(converted.to_json()),
+            Err(WorkflowError::InvalidValue(e)) => Err(CatalogError::new(e.problem)),
+            Err(other) => Err(CatalogError::new(other.to_string())),
+        }
+    }
+
+    fn missing_required(&self) -> Vec<String> {
+        self.missing_required_inputs()
+    }
+}

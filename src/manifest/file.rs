@@ -62,6 +62,19 @@ impl ManifestFile {
     /// # Errors
     /// As [`ManifestFile::load`].
     pub fn parse(text: &str, path: &Path) -> Result<ManifestFile, ManifestError> {
+        ManifestFile::parse_with_base(text, path, &crate::fs::parent_dir(path))
+    }
+
+    /// Parses manifest text named `path` in messages, with relative paths starting from
+    /// `base_dir` (for a manifest that was moved, e.g. claimed from a hot folder).
+    ///
+    /// # Errors
+    /// As [`ManifestFile::load`].
+    pub fn parse_with_base(
+        text: &str,
+        path: &Path,
+        base_dir: &Path,
+    ) -> Result<ManifestFile, ManifestError> {
         let fatal =
             |location: Location, message: String, hint: Option<String>| ManifestError::Invalid {
                 diagnostics: vec![Diagnostic {
@@ -80,6 +93,13 @@ impl ManifestFile {
             ));
         }
         let value: Value = match serde_norway::from_str(text) {
+            Ok(Value::Null) => {
+                return Err(fatal(
+                    Location::START,
+                    "the manifest is empty".into(),
+                    Some("a manifest needs at least `version: 1` and `workflow: FILE`".into()),
+                ));
+            }
             Ok(v) => v,
             Err(e) => {
                 let (location, message) = yaml_error(&e, text);
@@ -99,7 +119,7 @@ impl ManifestFile {
             ));
         };
 
-        let dir = crate::fs::parent_dir(path);
+        let dir = base_dir.to_path_buf();
         let mut diags = Diagnostics::new(path, &source);
         for d in source.duplicates() {
             diags.push_at(
@@ -322,16 +342,21 @@ fn section<T: DeserializeOwned>(
             broken.push(key);
             let path = YamlPath::keys(&[key]).join_serde(e.path());
             let message = humanize(&e.inner().to_string());
-            let (at, hint) = match message.strip_prefix("unknown key `") {
-                Some(rest) => {
-                    let field = rest.split('`').next().unwrap_or_default();
-                    let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-                    (At::Key, did_you_mean(field, expected))
-                }
-                None => (At::Value, None),
+            // "unknown key `x`, expected one of `a`, `b`" (the path ends at the key) and
+            // "unknown variant `x`, expected `a` or `b`" get the closest accepted word as a hint.
+            let at = if message.starts_with("unknown key `") {
+                At::Key
+            } else {
+                At::Value
             };
-            // serde names the unknown key in the path already; the message repeats it, so point
-            // at the key and keep the list of accepted keys.
+            let hint = ["unknown key `", "unknown variant `"]
+                .iter()
+                .find_map(|prefix| {
+                    let rest = message.strip_prefix(prefix)?;
+                    let mut words = rest.split('`').step_by(2);
+                    let given = words.next()?;
+                    did_you_mean(given, words.filter(|w| !w.trim().is_empty()))
+                });
             diags.push(&path, at, message, hint);
             None
         }
@@ -432,6 +457,12 @@ cleanup:
                 "m.yaml:4:7: error: `runs` must be at least 1\n  hint: leave `runs` out to run each combination once",
                 "m.yaml:6:3: error: unknown key `nam`, expected one of `dir`, `name`, `sidecar`\n  hint: did you mean `name`?",
                 "m.yaml:8:12: error: unknown variant `sometimes`, expected one of `on-success`, `always`, `never`",
+            ]
+        );
+        assert_eq!(
+            problems("version: 1\nworkflow: wf.json\ncleanup: {outputs: after-downlaod}\n"),
+            [
+                "m.yaml:3:20: error: unknown variant `after-downlaod`, expected `after-download` or `never`\n  hint: did you mean `after-download`?",
             ]
         );
     }

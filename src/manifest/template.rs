@@ -32,6 +32,12 @@ const BUILTINS: &[&str] = &[
     "super",
 ];
 
+/// Whether minijinja knows `name` without a context (a function or loop helper).
+#[must_use]
+pub fn is_builtin(name: &str) -> bool {
+    BUILTINS.contains(&name)
+}
+
 /// A problem with one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateProblem {
@@ -124,6 +130,12 @@ impl Templates {
         self.failed.contains(path)
     }
 
+    /// Whether any template failed to compile.
+    #[must_use]
+    pub fn any_failed(&self) -> bool {
+        !self.failed.is_empty()
+    }
+
     /// Whether the string at `path` was compiled as a template.
     #[must_use]
     pub fn contains(&self, path: &YamlPath) -> bool {
@@ -202,6 +214,16 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
         return None;
     }
     let Some(mut current) = ctx.get(top) else {
+        let swept = ctx.get("sweep").and_then(|s| s.get(top)).is_some();
+        if swept && RESERVED.contains(&top) {
+            return Some(TemplateProblem {
+                message: format!("undefined variable `{top}`"),
+                hint: Some(format!(
+                    "`{top}` is a reserved name; read the sweep value as `sweep[\"{top}\"]`"
+                )),
+                undefined: true,
+            });
+        }
         let hint = did_you_mean(top, ctx.keys().map(String::as_str)).or_else(|| {
             let names: Vec<String> = ctx.keys().map(|k| format!("`{k}`")).collect();
             Some(format!("defined here: {}", names.join(", ")))
@@ -224,7 +246,9 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
                     .map(|c| format!("did you mean `{walked}.{c}`?"))
                     .or_else(|| {
                         let names: Vec<String> = map.keys().map(|k| format!("`{k}`")).collect();
-                        Some(if names.is_empty() {
+                        Some(if walked == "vars" {
+                            format!("define it at the top level: `vars: {{{part}: VALUE}}`")
+                        } else if names.is_empty() {
                             format!("`{walked}` is empty here")
                         } else {
                             format!("`{walked}` has {}", names.join(", "))
@@ -338,6 +362,11 @@ mod tests {
         assert_eq!(p.hint.as_deref(), Some("did you mean `vars.style`?"));
         let p = render("{{ zebra }}", v).expect_err("no match");
         assert_eq!(p.hint.as_deref(), Some("defined here: `vars`, `animal`"));
+        let p = render("{{ image }}", json!({"sweep": {"image": "a.png"}})).expect_err("reserved");
+        assert_eq!(
+            p.hint.as_deref(),
+            Some("`image` is a reserved name; read the sweep value as `sweep[\"image\"]`")
+        );
     }
 
     #[test]

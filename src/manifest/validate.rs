@@ -8,14 +8,14 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::catalog::{InputCatalog, InputInfo, InputKind};
-use super::diagnostic::{At, Diagnostics, ManifestError};
+use super::diagnostic::{At, Diagnostics, ManifestError, closest};
 use super::expand::{Combination, expand};
 use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
 use super::source::{SourceMap, YamlPath};
-use super::template::{Context, RESERVED, Templates};
+use super::template::{Context, RESERVED, Templates, is_builtin};
 
 /// Limits of an expansion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,8 @@ impl ManifestFile {
 
         // Input names under `inputs`.
         let mut settings: IndexMap<String, Setting<'_>> = IndexMap::new();
+        // Values of unknown inputs: their templates are still checked.
+        let mut unknown_inputs: Vec<(YamlPath, &Value)> = Vec::new();
         for (key, value) in &m.inputs {
             let path = YamlPath::keys(&["inputs", key]);
             match catalog.resolve(key) {
@@ -180,7 +182,10 @@ impl ManifestFile {
                         settings.insert(info.system_name.clone(), Setting { info, path, value });
                     }
                 }
-                Err(e) => diags.push(&path, At::Key, e.message, e.hint),
+                Err(e) => {
+                    diags.push(&path, At::Key, e.message, e.hint);
+                    unknown_inputs.push((path, value));
+                }
             }
         }
 
@@ -225,8 +230,9 @@ impl ManifestFile {
                     Err(p) => diags.push(path, At::Value, p.message, p.hint),
                 }
             };
-        for s in settings.values() {
-            for_each_string(s.value, &s.path, &mut |p, text| {
+        let all_inputs = settings.values().map(|s| (&s.path, s.value));
+        for (path, value) in all_inputs.chain(unknown_inputs.iter().map(|(p, v)| (p, *v))) {
+            for_each_string(value, path, &mut |p, text| {
                 compile(&mut templates, &mut diags, p, text)
             });
         }
@@ -245,9 +251,21 @@ impl ManifestFile {
         compile(&mut templates, &mut diags, &name_path, &m.output.name);
 
         // A sweep key that is no input is a template variable, and some template must use it.
-        let sweep_used = used.contains("sweep");
+        // (Unknowable when a template did not compile: that error is reported instead.)
+        let sweep_used = used.contains("sweep") || templates.any_failed();
+        // A name a template reads that is defined nowhere is a typo, reported as an undefined
+        // variable; the sweep key it was meant to be is then not reported as unused too.
+        let unknown_names: Vec<&String> = used
+            .iter()
+            .filter(|n| {
+                !expanded.keys.contains_key(*n) && !RESERVED.contains(&n.as_str()) && !is_builtin(n)
+            })
+            .collect();
         for (key, path, e) in unresolved {
-            if !(used.contains(&key) || sweep_used) {
+            let misspelled = unknown_names
+                .iter()
+                .any(|n| closest(n, [key.as_str()]).is_some());
+            if !(used.contains(&key) || sweep_used || misspelled) {
                 let hint = e.hint.unwrap_or_else(|| format!("use it in a template as `{{{{ {key} }}}}`, or name an input of the workflow"));
                 diags.push(
                     &path,
@@ -290,6 +308,11 @@ impl ManifestFile {
             for (i, combo) in combos.iter().enumerate() {
                 let index = run as usize * combos.len() + i;
                 let job = builder.build(index, run, combo, &settings, &sweep_inputs, &mut diags);
+                for (path, value) in &unknown_inputs {
+                    let base = contexts.base(index, run);
+                    let ctx = Context::new(ContextBuilder::with_sweep(base, &job.sweep));
+                    builder.render(value, path, &ctx, index, &mut diags);
+                }
                 for system in &required {
                     if !job.inputs.contains_key(system) {
                         let user = catalog.user_name(system).unwrap_or_else(|| system.clone());
@@ -595,5 +618,171 @@ fn for_each_string(value: &Value, path: &YamlPath, f: &mut impl FnMut(&YamlPath,
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::catalog::CatalogError;
+
+    /// Prompt (text), Steps (integer >= 1), Photo (image, required), Model (model).
+    struct Catalog;
+
+    const INPUTS: &[(&str, &str, InputKind)] = &[
+        ("p.text", "Prompt", InputKind::Other),
+        ("d.steps", "Steps", InputKind::Other),
+        ("i.image", "Photo", InputKind::Image),
+        ("m.model", "Model", InputKind::Model),
+    ];
+
+    impl InputCatalog for Catalog {
+        fn resolve(&self, key: &str) -> Result<InputInfo, CatalogError> {
+            let i = INPUTS
+                .iter()
+                .position(|(s, u, _)| *s == key || *u == key)
+                .ok_or_else(|| CatalogError::new(format!("unknown input `{key}`")))?;
+            let (s, u, kind) = INPUTS[i];
+            Ok(InputInfo {
+                index: i,
+                system_name: s.into(),
+                user_name: u.into(),
+                kind,
+                batchable: kind != InputKind::Model,
+            })
+        }
+
+        fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError> {
+            match (input.system_name.as_str(), value) {
+                ("d.steps", v) => match v.as_i64().or_else(|| v.as_str()?.parse().ok()) {
+                    Some(n) if n >= 1 => Ok(json!(n)),
+                    Some(n) => Err(CatalogError::new(format!("{n} is less than the minimum 1"))),
+                    None => Err(CatalogError::new(format!("expected an integer, found {v}"))),
+                },
+                (_, v) => Ok(v.clone()),
+            }
+        }
+
+        fn missing_required(&self) -> Vec<String> {
+            vec!["i.image".into()]
+        }
+    }
+
+    /// Expands `yaml` (after a header naming a workflow file) in a folder with `a.png`;
+    /// returns the jobs as `{user name: value}` lists, or the error text.
+    fn expand_yaml(yaml: &str) -> Result<Vec<Value>, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("wf.json"), "{}").expect("workflow");
+        std::fs::write(dir.path().join("a.png"), "png").expect("image");
+        let path = dir.path().join("m.yaml");
+        let text = format!("version: 1\nworkflow: wf.json\n{yaml}");
+        let strip = |s: String| s.replace(&format!("{}/", dir.path().display()), "");
+        let file = ManifestFile::parse(&text, &path).map_err(|e| strip(e.to_string()))?;
+        let expansion = file
+            .expand(&Catalog, &ExpandOptions { max_jobs: 100 })
+            .map_err(|e| strip(e.to_string()))?;
+        Ok(expansion
+            .jobs
+            .iter()
+            .map(|j| {
+                let m: Map<String, Value> = j
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| {
+                        let user = expansion.inputs[k].user_name.clone();
+                        let shown = match v {
+                            InputValue::LocalImage(i) => json!(format!("local:{}", i.written)),
+                            other => other.display_json(),
+                        };
+                        (user, shown)
+                    })
+                    .collect();
+                Value::Object(m)
+            })
+            .collect())
+    }
+
+    #[test]
+    fn jobs_are_built_from_inputs_sweep_and_templates() {
+        let cases: &[(&str, &str, Value)] = &[
+            (
+                "a sweep value replaces the value under inputs, whatever key names the input",
+                "inputs: {Photo: a.png, Steps: 4}\nsweep: {matrix: {d.steps: [1, 2]}}",
+                json!([{"Photo": "local:a.png", "Steps": 1}, {"Photo": "local:a.png", "Steps": 2}]),
+            ),
+            (
+                "sweep values are templates over vars and job; inputs see them by key",
+                "inputs: {Photo: a.png, Prompt: '{{ animal }}!'}\nvars: {x: big}\nsweep: {matrix: {animal: ['{{ vars.x }} cat', 'dog {{ job.index }}']}}",
+                json!([{"Prompt": "big cat!", "Photo": "local:a.png"}, {"Prompt": "dog 1!", "Photo": "local:a.png"}]),
+            ),
+            (
+                "a reserved sweep key is read through sweep[...]",
+                "inputs: {Photo: a.png, Prompt: \"{{ sweep['job'] }}-{{ job.index }}\"}\nsweep: {matrix: {job: [x]}}",
+                json!([{"Prompt": "x-0", "Photo": "local:a.png"}]),
+            ),
+            (
+                "template strings convert to the input's type",
+                "inputs: {Photo: a.png, Steps: '{{ 2 * (run.index + 1) }}'}\nruns: 2",
+                json!([{"Steps": 2, "Photo": "local:a.png"}, {"Steps": 4, "Photo": "local:a.png"}]),
+            ),
+            (
+                "an image already on the server is a value, not a file",
+                "inputs: {Photo: {image_name: x.png}}",
+                json!([{"Photo": {"image_name": "x.png"}}]),
+            ),
+            (
+                "include keys that are no inputs are template variables",
+                "inputs: {Photo: a.png, Prompt: '{{ mood | default(\"calm\") }}'}\nsweep:\n  matrix: {Steps: [1, 2]}\n  include: [{Steps: 2, mood: wild}]",
+                json!([{"Prompt": "calm", "Steps": 1, "Photo": "local:a.png"}, {"Prompt": "wild", "Steps": 2, "Photo": "local:a.png"}]),
+            ),
+        ];
+        for (name, yaml, expected) in cases {
+            let jobs = expand_yaml(yaml).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+            assert_eq!(Value::Array(jobs), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn problems_are_reported_once_with_their_job_count() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "a bad value in some jobs",
+                "inputs: {Photo: a.png}\nsweep: {matrix: {Steps: [1, 0]}, zip: {Prompt: [a, b, c]}}",
+                "m.yaml:4:29: error: invalid value for input `Steps`: 0 is less than the minimum 1 (in 3 of 6 jobs, first job 3)",
+            ),
+            (
+                "a required input missing in every job is one problem",
+                "inputs: {Prompt: x}\nsweep: {matrix: {Steps: [1, 2, 3]}}",
+                "m.yaml:3:1: error: required input `Photo` (i.image) has no value\n  hint: the workflow leaves it empty; set it under `inputs:` as `Photo: VALUE`",
+            ),
+            (
+                "the template of an unknown input is still checked",
+                "inputs: {Photo: a.png, Promt: '{{ nope }}'}",
+                "m.yaml:3:24: error: unknown input `Promt`\nm.yaml:3:31: error: undefined variable `nope`\n  hint: defined here: `vars`, `job`, `run`, `manifest`, `sweep`",
+            ),
+            (
+                "a missing image file is reported once for all jobs that use it",
+                "inputs: {Photo: b.png}\nruns: 3",
+                "m.yaml:3:17: error: image file `b.png` not found (input `Photo`)\n  hint: local paths are relative to the manifest's folder ``; for an image already on the server write `{image_name: NAME}`",
+            ),
+            (
+                "output names are checked before anything runs",
+                "inputs: {Photo: a.png}\noutput: {name: '{{ node.lable }}'}",
+                "m.yaml:4:16: error: undefined variable `node.lable`\n  hint: did you mean `node.label`?",
+            ),
+        ];
+        for (name, yaml, expected) in cases {
+            let err = expand_yaml(yaml).expect_err(name);
+            let err = regex_free_dir(&err);
+            assert_eq!(err, *expected, "{name}");
+        }
+    }
+
+    /// Replaces the temporary folder named in a hint (`/tmp/.tmpXYZ`) by nothing.
+    fn regex_free_dir(s: &str) -> String {
+        match (s.find("folder `"), s.find("`; for")) {
+            (Some(a), Some(b)) if a < b => format!("{}folder `{}", &s[..a], &s[b..]),
+            _ => s.to_owned(),
+        }
     }
 }

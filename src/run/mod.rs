@@ -1,7 +1,11 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
+pub mod batch;
+mod dry_run;
+mod execute;
 pub mod journal;
 pub mod output_path;
+pub mod prepare;
 pub mod report;
 pub mod settings;
 pub mod summary;
@@ -11,13 +15,25 @@ use crate::error::ExitStatus;
 /// An error of a run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RunError {}
+pub enum RunError {
+    /// The run's output folder cannot hold the journal.
+    #[error("cannot use the output folder `{}`", dir.display())]
+    OutputDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 impl RunError {
     /// The exit status this error ends the process with.
     #[must_use]
     pub fn exit_status(&self) -> ExitStatus {
-        ExitStatus::Failed
+        match self {
+            RunError::OutputDir { .. } => ExitStatus::Failed,
+        }
     }
 }
 
@@ -110,8 +126,74 @@ pub async fn run_manifest(
     reporter: &Reporter,
     cancel: CancellationToken,
 ) -> Result<ManifestOutcome, crate::Error> {
-    let _ = (source, settings, reporter, cancel);
-    Err(crate::Error::Io(std::io::Error::other(
-        "the runner is not implemented yet",
-    )))
+    let display_path = PathBuf::from(&source.display_name);
+    // A client is made before validation only when the workflow lives in the library.
+    let needs_library = manifest_names_library_workflow(&source.path);
+    let early_client = if needs_library {
+        Some(connect(settings, None).await?)
+    } else {
+        None
+    };
+    let prepared = prepare::prepare(
+        &source.path,
+        &display_path,
+        &source.base_dir,
+        settings.max_jobs,
+        early_client.as_ref(),
+    )
+    .await?;
+    if settings.validate_only || settings.dry_run {
+        return Ok(dry_run::report(&prepared, source, settings, reporter));
+    }
+    let client = match early_client {
+        Some(c) => c,
+        None => connect(settings, prepared.file.server()).await?,
+    };
+    let server = settings.server_for(prepared.file.server());
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let execution = execute::Execution {
+        prepared: &prepared,
+        client,
+        server,
+        reporter,
+        name: source.display_name.clone(),
+        run_id,
+        retry_failed: settings.retry_failed,
+        poll_interval: if settings.poll_only {
+            std::time::Duration::from_millis(500)
+        } else {
+            std::time::Duration::from_secs(5)
+        },
+        track_mode: if settings.poll_only {
+            crate::client::tracker::TrackMode::PollOnly
+        } else {
+            crate::client::tracker::TrackMode::Events
+        },
+    };
+    execution.run(cancel).await
+}
+
+/// Whether a manifest's `workflow:` is `{library: ...}` (read cheaply; full checks come later).
+fn manifest_names_library_workflow(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_norway::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["workflow"].get("library").is_some())
+}
+
+/// A client for the run's server, logged in when the settings say so.
+async fn connect(
+    settings: &RunSettings,
+    manifest_server: Option<&str>,
+) -> Result<crate::client::Client, crate::Error> {
+    let url = settings.server_for(manifest_server);
+    let mut builder = crate::client::Client::builder(url);
+    if let Some(token) = &settings.token {
+        builder = builder.token(token.clone());
+    }
+    let client = builder.build()?;
+    if let Some((email, password)) = &settings.login {
+        client.auth().login(email, password).await?;
+    }
+    Ok(client)
 }

@@ -82,6 +82,14 @@ pub enum WorkflowError {
         /// Each repeated user name with the system names (`node.field`) that share it.
         collisions: Vec<(String, Vec<String>)>,
     },
+    /// An assignment is not `NAME=VALUE`.
+    #[error(
+        "expected NAME=VALUE (NAME is a user name, a system name node.field or #INDEX), got `{text}`"
+    )]
+    BadAssignment {
+        /// What was given.
+        text: String,
+    },
     /// A value was refused for an input.
     #[error(transparent)]
     InvalidValue(#[from] InputError),

@@ -30,8 +30,9 @@ const CONNECTOR_IN: &str = "in";
 /// Options of the conversion.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
-    /// The run's board: board inputs set to `auto` (or left without a value) send their
-    /// images here. Without it they are left out, and the images have no board.
+    /// The run's board: board inputs set to `auto`, and those of output (non-intermediate)
+    /// nodes left without a value, send their images here. Without it they are left out, and
+    /// the images have no board.
     pub board: Option<String>,
     /// `Batch.origin`.
     pub origin: Option<String>,
@@ -39,7 +40,7 @@ pub struct ConvertOptions {
     pub destination: Option<String>,
     /// `Batch.runs` (at least 1).
     pub runs: u32,
-    /// `Batch.batch_id`; a fresh uuid when absent.
+    /// `Batch.batch_id`; when absent the server makes a fresh one (never reuse an id).
     pub batch_id: Option<String>,
     /// Embed the workflow into the batch, as the web UI does (it lands in the images' metadata).
     pub embed_workflow: bool,
@@ -113,8 +114,11 @@ pub fn build_graph(def: &WorkflowDefinition, board: Option<&str>) -> Graph {
                         }
                         continue;
                     }
+                    // Without a value, only output (non-intermediate) nodes go to the run's board.
                     None => {
-                        if let Some(b) = board {
+                        if let Some(b) = board
+                            && !data.is_intermediate.unwrap_or(false)
+                        {
                             g.insert(field.clone(), board_value(b));
                         }
                         continue;

@@ -252,7 +252,7 @@ impl InkValue {
             InkValue::Null => String::new(),
             InkValue::String(s) => s.clone(),
             InkValue::Integer(i) => i.to_string(),
-            InkValue::Float(x) => x.to_string(),
+            InkValue::Float(x) => format!("{x:?}"),
             InkValue::Boolean(b) => b.to_string(),
             InkValue::Enum(Value::String(s)) => s.clone(),
             InkValue::Image { image_name } => image_name.clone(),

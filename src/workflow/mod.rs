@@ -391,12 +391,7 @@ impl Workflow {
             });
         }
         Ok(Batch {
-            batch_id: Some(
-                options
-                    .batch_id
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            ),
+            batch_id: options.batch_id.clone(),
             origin: options.origin.clone(),
             destination: options.destination.clone(),
             data: graph::batch_data(&self.definition)?,

@@ -5,7 +5,13 @@ mod support;
 
 mod client;
 mod conformance;
+mod events;
 mod examples;
 mod fake_server;
+mod fake_socketio;
 mod handle;
+mod manifest;
+mod runner;
 mod server;
+mod watch;
+mod workflow;

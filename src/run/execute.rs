@@ -1,0 +1,946 @@
+//! Carrying out a prepared manifest on a server: uploads, enqueues, tracking, downloads and
+//! cleanup, every step journaled so that a second run resumes instead of repeating.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{build_batch, model_refs};
+use super::journal::{Entry, Journal, State};
+use super::output_path::{sanitize_relative, unique_path};
+use super::prepare::{Prepared, job_key};
+use super::report::{Reporter, RunEvent};
+use super::summary::{JobSummary, Sidecar, append_summary};
+use super::{JobFailure, ManifestOutcome};
+use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
+use crate::client::{Client, QueueItem, QueueItemStatus, UploadOptions};
+use crate::manifest::{
+    EnqueuePlan, IntermediatesPolicy, Job, LocalImage, OutputVars, OutputsPolicy, Plan,
+    UploadsPolicy,
+};
+use crate::workflow::{ConvertOptions, EnqueueBatch, OutputNode};
+
+/// How many outputs download at once.
+const DOWNLOADS_AT_ONCE: usize = 4;
+
+/// Run-wide facts the steps share.
+pub struct Execution<'a> {
+    pub(super) prepared: &'a Prepared,
+    pub(super) client: Client,
+    pub(super) server: String,
+    pub(super) reporter: &'a Reporter,
+    pub(super) name: String,
+    pub(super) run_id: String,
+    pub(super) retry_failed: bool,
+    pub(super) poll_interval: Duration,
+    pub(super) track_mode: TrackMode,
+}
+
+/// A job's place in a batch: its key and which session of the job it is.
+#[derive(Debug, Clone)]
+struct Slot {
+    job: usize,
+    key: String,
+}
+
+/// What the tracking loop knows about each queue item of this run.
+#[derive(Debug, Default)]
+struct Book {
+    /// Item id → the job it runs and its batch.
+    items: HashMap<i64, (Slot, String)>,
+    /// Image name → a file already written in this run (to copy instead of downloading again).
+    written: HashMap<String, PathBuf>,
+    /// Paths handed out in this run.
+    taken: HashSet<PathBuf>,
+    /// Server images of this run to delete at the end, by policy.
+    produced_outputs: BTreeSet<String>,
+    intermediates: BTreeSet<String>,
+    /// Outputs that could not be downloaded, per job.
+    left_on_server: BTreeMap<usize, Vec<String>>,
+    /// Files per job in this run.
+    files: BTreeMap<usize, Vec<PathBuf>>,
+    failures: Vec<JobFailure>,
+    completed: BTreeSet<usize>,
+}
+
+/// What a download task hands back: the item, the files written, the files that failed.
+type DownloadResult = (i64, Vec<Planned>, Vec<(Planned, String)>);
+
+/// One file to write: where, from which server image.
+#[derive(Debug, Clone)]
+struct Planned {
+    image_name: String,
+    path: PathBuf,
+    sidecar: Option<Sidecar>,
+}
+
+impl Execution<'_> {
+    /// Runs the manifest; returns its outcome.
+    ///
+    /// # Errors
+    /// Server errors that stop the whole run (enqueue refused, server gone); job failures are
+    /// part of the outcome instead.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<ManifestOutcome, crate::Error> {
+        let started = Instant::now();
+        let p = self.prepared;
+        let out_dir = &p.output_dir;
+        let (mut journal, state) = Journal::open(out_dir, false)?;
+        journal.append(&Entry::Started {
+            run_id: self.run_id.clone(),
+            plan_hash: plan_hash(&p.plan),
+            server: self.server.clone(),
+        })?;
+        let keys: Vec<String> = p.plan.jobs.iter().map(job_key).collect();
+        let mut book = Book::default();
+        // Jobs already done, failed before, or still on the server.
+        let mut to_submit: Vec<usize> = Vec::new();
+        let mut reattach: Vec<(i64, Slot, String)> = Vec::new();
+        let mut done_before = 0;
+        for (pos, job) in p.plan.jobs.iter().enumerate() {
+            let key = &keys[pos];
+            let slot = Slot {
+                job: job.index,
+                key: key.clone(),
+            };
+            match state.finished.get(key) {
+                Some(f) if f.status == "completed" => {
+                    done_before += 1;
+                    book.completed.insert(job.index);
+                    if let Some(files) = state.downloads.get(key) {
+                        book.files
+                            .insert(job.index, files.values().cloned().collect());
+                    }
+                    continue;
+                }
+                Some(f) if !self.retry_failed => {
+                    book.failures.push(JobFailure {
+                        job: job.index,
+                        item_id: f.item_id,
+                        error: f.error.clone().unwrap_or_else(|| f.status.clone()),
+                    });
+                    continue;
+                }
+                Some(_) => {
+                    to_submit.push(pos);
+                    continue;
+                }
+                None if self.retry_failed => continue,
+                None => {}
+            }
+            match state.item_of(key) {
+                Some((batch, Some(item_id))) => reattach.push((item_id, slot, batch.to_owned())),
+                Some((batch, None)) => {
+                    // Sent, but the answer was lost: find the batch's items on the server.
+                    match self.recover_batch(batch, &state).await? {
+                        Some(ids) => {
+                            journal.append(&Entry::Enqueued {
+                                batch_id: batch.to_owned(),
+                                item_ids: ids.clone(),
+                            })?;
+                            let b = &state.batches[batch];
+                            let per_job = (ids.len() / b.jobs.len().max(1)).max(1);
+                            let at = b.jobs.iter().position(|j| j == key).unwrap_or(0);
+                            if let Some(id) = ids.get(at * per_job) {
+                                reattach.push((*id, slot, batch.to_owned()));
+                            } else {
+                                to_submit.push(pos);
+                            }
+                        }
+                        None => to_submit.push(pos),
+                    }
+                }
+                None => to_submit.push(pos),
+            }
+        }
+        let subset: Vec<Job> = to_submit
+            .iter()
+            .map(|&pos| p.plan.jobs[pos].clone())
+            .collect();
+        let sub_plan = Plan::from_jobs(subset, &p.expansion.inputs);
+        self.reporter.event(&RunEvent::Planned {
+            manifest: self.name.clone(),
+            jobs: p.plan.job_count(),
+            done: done_before,
+            enqueues: sub_plan.enqueue_count(),
+            output_dir: out_dir.display().to_string(),
+        });
+
+        let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;
+        for (item_id, slot, batch) in reattach {
+            book.items.insert(item_id, (slot, batch));
+            tracker.watch([item_id]);
+        }
+
+        // Uploads (deduplicated by content), then the enqueues.
+        let uploads = self.upload_images(&sub_plan, &state, &mut journal).await?;
+        let mut interrupted = false;
+        for enqueue in &sub_plan.enqueues {
+            if cancel.is_cancelled() {
+                interrupted = true;
+                break;
+            }
+            let slots: Vec<Slot> = enqueue
+                .job_indices
+                .iter()
+                .map(|&i| {
+                    let pos = p.plan.jobs.iter().position(|j| j.index == i).unwrap_or(0);
+                    Slot {
+                        job: i,
+                        key: keys[pos].clone(),
+                    }
+                })
+                .collect();
+            let (batch_id, ids) = self
+                .enqueue(enqueue, &slots, &uploads, &mut journal)
+                .await?;
+            let per_job = (ids.len() / slots.len().max(1)).max(1);
+            for (n, id) in ids.iter().enumerate() {
+                if let Some(slot) = slots.get(n / per_job) {
+                    book.items.insert(*id, (slot.clone(), batch_id.clone()));
+                }
+            }
+            tracker.watch(ids);
+        }
+
+        // Track and download.
+        let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(DOWNLOADS_AT_ONCE));
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    break;
+                }
+                Some(done) = downloads.join_next(), if !downloads.is_empty() => {
+                    if let Ok((item_id, written, failed)) = done {
+                        self.record_downloads(item_id, written, failed, &mut book, &mut journal)?;
+                    }
+                }
+                event = tracker.next() => {
+                    match event {
+                        Some(TrackEvent::Finished(item)) => {
+                            self.finished(item, &mut book, &mut journal, &mut downloads, &semaphore)?;
+                        }
+                        Some(TrackEvent::Vanished { item_id }) => {
+                            self.vanished(item_id, &mut book, &mut journal)?;
+                        }
+                        Some(TrackEvent::PollFailed { error, consecutive }) if consecutive % 10 == 1 => {
+                            self.reporter.event(&RunEvent::Warning {
+                                manifest: self.name.clone(),
+                                message: format!("cannot poll the queue ({consecutive} times in a row): {error}"),
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            if downloads.is_empty() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !interrupted {
+            while let Some(done) = downloads.join_next().await {
+                if let Ok((item_id, written, failed)) = done {
+                    self.record_downloads(item_id, written, failed, &mut book, &mut journal)?;
+                }
+            }
+            self.cleanup(&state, &uploads, &mut book, &mut journal)
+                .await?;
+        }
+
+        let summaries: Vec<JobSummary> = p
+            .plan
+            .jobs
+            .iter()
+            .map(|job| self.summary(job, &book))
+            .collect();
+        append_summary(out_dir, &summaries)?;
+        let outcome = ManifestOutcome {
+            manifest: self.name.clone(),
+            output_dir: out_dir.clone(),
+            jobs: p.plan.job_count(),
+            completed: book.completed.len(),
+            failures: book.failures.clone(),
+            files: book.files.values().flatten().cloned().collect(),
+            seconds: started.elapsed().as_secs_f64(),
+            interrupted,
+        };
+        self.reporter.event(&RunEvent::Finished {
+            manifest: self.name.clone(),
+            completed: outcome.completed,
+            failed: outcome.failures.len(),
+            seconds: outcome.seconds,
+            output_dir: out_dir.display().to_string(),
+        });
+        Ok(outcome)
+    }
+
+    /// Finds the items of a batch whose enqueue answer was lost; `None` when the server has none
+    /// (the enqueue never arrived).
+    async fn recover_batch(
+        &self,
+        batch_id: &str,
+        _state: &State,
+    ) -> Result<Option<Vec<i64>>, crate::Error> {
+        let status = self.client.queue().batch_status(batch_id).await?;
+        if status.total == 0 {
+            return Ok(None);
+        }
+        let mut ids = self.client.queue().item_ids_of_batch(batch_id).await?;
+        ids.sort_unstable();
+        Ok(Some(ids))
+    }
+
+    async fn upload_images(
+        &self,
+        plan: &Plan,
+        state: &State,
+        journal: &mut Journal,
+    ) -> Result<HashMap<PathBuf, String>, crate::Error> {
+        let mut images: BTreeMap<PathBuf, &LocalImage> = BTreeMap::new();
+        for job in &plan.jobs {
+            for value in job.inputs.values() {
+                if let Some(image) = value.as_local_image() {
+                    images.insert(image.path.clone(), image);
+                }
+            }
+        }
+        let mut by_path = HashMap::new();
+        let mut by_hash: HashMap<String, String> = HashMap::new();
+        for (path, image) in images {
+            let bytes = crate::fs::read(&path)?;
+            let sha = format!("{:x}", Sha256::digest(&bytes));
+            let known = by_hash.get(&sha).cloned().or_else(|| {
+                state
+                    .uploads
+                    .get(&sha)
+                    .filter(|name| !state.deleted.contains(*name))
+                    .cloned()
+            });
+            let name = match known {
+                Some(name) => name,
+                None => {
+                    let dto = self
+                        .client
+                        .images()
+                        .upload(&path, &UploadOptions::default())
+                        .await?;
+                    journal.append(&Entry::Uploaded {
+                        sha256: sha.clone(),
+                        path: path.clone(),
+                        image_name: dto.image_name.clone(),
+                    })?;
+                    self.reporter.event(&RunEvent::Uploaded {
+                        manifest: self.name.clone(),
+                        path: image.written.clone(),
+                        image_name: dto.image_name.clone(),
+                    });
+                    dto.image_name
+                }
+            };
+            by_hash.insert(sha, name.clone());
+            by_path.insert(path, name);
+        }
+        Ok(by_path)
+    }
+
+    async fn enqueue(
+        &self,
+        enqueue: &EnqueuePlan,
+        slots: &[Slot],
+        uploads: &HashMap<PathBuf, String>,
+        journal: &mut Journal,
+    ) -> Result<(String, Vec<i64>), crate::Error> {
+        let image_name = |i: &LocalImage| uploads.get(&i.path).cloned().unwrap_or_default();
+        let inputs = &self.prepared.expansion.inputs;
+        let mut models: HashMap<String, Value> = HashMap::new();
+        for reference in model_refs(inputs, enqueue) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(reference) {
+                let id = resolve_model(&self.client, slot.key()).await?;
+                slot.insert(serde_json::to_value(id).map_err(std::io::Error::other)?);
+            }
+        }
+        let batch_id = uuid::Uuid::new_v4().to_string();
+        let options = ConvertOptions {
+            destination: Some(format!("invk-run:{}", self.run_id)),
+            origin: Some("invk-run".to_owned()),
+            batch_id: Some(batch_id.clone()),
+            ..ConvertOptions::default()
+        };
+        let batch = build_batch(
+            &self.prepared.workflow,
+            inputs,
+            enqueue,
+            &image_name,
+            &models,
+            &options,
+        )?;
+        let sessions = batch.session_count();
+        let per_job = sessions / (slots.len() as u64).max(1);
+        let jobs: Vec<String> = slots
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.key.clone(), usize::try_from(per_job).unwrap_or(1)))
+            .collect();
+        journal.append(&Entry::EnqueueIntent {
+            batch_id: batch_id.clone(),
+            jobs,
+        })?;
+        let result = match self
+            .client
+            .queue()
+            .enqueue_batch(&EnqueueBatch {
+                batch,
+                prepend: false,
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(partial) = e.partial_enqueue() {
+                    journal.append(&Entry::Enqueued {
+                        batch_id: batch_id.clone(),
+                        item_ids: partial.item_ids.clone(),
+                    })?;
+                }
+                return Err(e.into());
+            }
+        };
+        journal.append(&Entry::Enqueued {
+            batch_id: batch_id.clone(),
+            item_ids: result.item_ids.clone(),
+        })?;
+        self.reporter.event(&RunEvent::Enqueued {
+            manifest: self.name.clone(),
+            batch_id: batch_id.clone(),
+            items: result.item_ids.len(),
+        });
+        Ok((batch_id, result.item_ids))
+    }
+
+    /// An item ended: a failure is recorded; a completion's outputs are planned and their
+    /// downloads started.
+    fn finished(
+        &self,
+        item: QueueItem,
+        book: &mut Book,
+        journal: &mut Journal,
+        downloads: &mut JoinSet<DownloadResult>,
+        semaphore: &Arc<tokio::sync::Semaphore>,
+    ) -> Result<(), crate::Error> {
+        let Some((slot, batch_id)) = book.items.get(&item.item_id).cloned() else {
+            return Ok(());
+        };
+        let outputs = item.outputs();
+        let output_nodes = self.prepared.workflow.outputs();
+        for (node_id, out) in &outputs {
+            let is_output = output_nodes.iter().any(|o| &o.node_id == node_id);
+            if out.is_intermediate || !is_output {
+                book.intermediates.extend(out.images.iter().cloned());
+            }
+        }
+        if item.status != QueueItemStatus::Completed {
+            let error = match (&item.error_type, &item.error_message) {
+                (Some(t), Some(m)) => format!("{t}: {m}"),
+                (None, Some(m)) => m.clone(),
+                _ => item.status.as_str().to_owned(),
+            };
+            journal.append(&Entry::Finished {
+                job: slot.key.clone(),
+                item_id: item.item_id,
+                status: item.status.as_str().to_owned(),
+                error: Some(error.clone()),
+            })?;
+            self.reporter.event(&RunEvent::JobFailed {
+                manifest: self.name.clone(),
+                job: slot.job,
+                item_id: item.item_id,
+                error: error.clone(),
+            });
+            book.failures.push(JobFailure {
+                job: slot.job,
+                item_id: item.item_id,
+                error,
+            });
+            return Ok(());
+        }
+        let planned = self.plan_files(&item, &slot, &batch_id, &output_nodes, &outputs, book)?;
+        let client = self.client.clone();
+        let semaphore = Arc::clone(semaphore);
+        let written = book.written.clone();
+        let item_id = item.item_id;
+        downloads.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let mut ok = Vec::new();
+            let mut failed = Vec::new();
+            for file in planned {
+                let result = match written.get(&file.image_name) {
+                    Some(existing) if existing.is_file() => copy_atomic(existing, &file.path).await,
+                    _ => client
+                        .images()
+                        .download(&file.image_name, &file.path)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                };
+                let result = result.and_then(|()| match &file.sidecar {
+                    Some(s) => s.write(&file.path).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                });
+                match result {
+                    Ok(()) => ok.push(file),
+                    Err(e) => failed.push((file, e)),
+                }
+            }
+            (item_id, ok, failed)
+        });
+        Ok(())
+    }
+
+    /// An item disappeared from the queue before it was seen finishing (someone deleted it):
+    /// the job failed; a later run with `--retry-failed` submits it again.
+    fn vanished(
+        &self,
+        item_id: i64,
+        book: &mut Book,
+        journal: &mut Journal,
+    ) -> Result<(), crate::Error> {
+        let Some((slot, _)) = book.items.get(&item_id).cloned() else {
+            return Ok(());
+        };
+        let error = "the queue item was deleted from the server before it finished".to_owned();
+        journal.append(&Entry::Finished {
+            job: slot.key.clone(),
+            item_id,
+            status: "canceled".to_owned(),
+            error: Some(error.clone()),
+        })?;
+        self.reporter.event(&RunEvent::JobFailed {
+            manifest: self.name.clone(),
+            job: slot.job,
+            item_id,
+            error: error.clone(),
+        });
+        book.failures.push(JobFailure {
+            job: slot.job,
+            item_id,
+            error,
+        });
+        Ok(())
+    }
+
+    fn plan_files(
+        &self,
+        item: &QueueItem,
+        slot: &Slot,
+        batch_id: &str,
+        output_nodes: &[OutputNode],
+        outputs: &BTreeMap<String, crate::client::NodeOutput>,
+        book: &mut Book,
+    ) -> Result<Vec<Planned>, crate::Error> {
+        let p = self.prepared;
+        let job = p
+            .plan
+            .jobs
+            .iter()
+            .find(|j| j.index == slot.job)
+            .unwrap_or(&p.plan.jobs[0]);
+        let now = now_utc();
+        let mut planned = Vec::new();
+        for node in output_nodes {
+            let Some(out) = outputs.get(&node.node_id) else {
+                continue;
+            };
+            let names: Vec<&String> = out.images.iter().chain(out.videos.iter()).collect();
+            for (index, image_name) in names.iter().enumerate() {
+                let vars = OutputVars {
+                    node_id: node.node_id.clone(),
+                    node_label: node.label.clone(),
+                    node_type: node.node_type.clone(),
+                    image_index: index,
+                    image_count: names.len(),
+                    image_name: (*image_name).clone(),
+                    item_id: item.item_id,
+                    batch_id: batch_id.to_owned(),
+                    run_id: self.run_id.clone(),
+                    date: now.0.clone(),
+                    time: now.1.clone(),
+                };
+                let target = p.expansion.output_path(job, &vars)?;
+                let rel = sanitize_relative(&target.name.to_string_lossy())
+                    .unwrap_or_else(|| PathBuf::from(format!("{}-{index}", job.index)));
+                let ext = Path::new(image_name.as_str())
+                    .extension()
+                    .map_or_else(|| "png".to_owned(), |e| e.to_string_lossy().into_owned());
+                let dir = super::prepare::normalize(&target.dir);
+                let path = reuse_or_unique(&dir, &rel, &ext, image_name, &book.taken);
+                book.taken.insert(path.clone());
+                book.produced_outputs.insert((*image_name).clone());
+                let sidecar = p
+                    .file
+                    .manifest()
+                    .output
+                    .sidecar
+                    .then(|| self.sidecar(job, node, image_name, item, batch_id));
+                planned.push(Planned {
+                    image_name: (*image_name).clone(),
+                    path,
+                    sidecar,
+                });
+            }
+        }
+        Ok(planned)
+    }
+
+    fn sidecar(
+        &self,
+        job: &Job,
+        node: &OutputNode,
+        image_name: &str,
+        item: &QueueItem,
+        batch_id: &str,
+    ) -> Sidecar {
+        let inputs = self.named_inputs(job);
+        let seed = inputs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("seed") || k.ends_with(".seed"))
+            .map(|(_, v)| v.clone());
+        Sidecar {
+            manifest: self.name.clone(),
+            workflow: self.prepared.workflow_ref.clone(),
+            server: self.server.clone(),
+            run_id: self.run_id.clone(),
+            job: job.index,
+            inputs,
+            seed,
+            node: json!({"id": node.node_id, "label": node.label, "type": node.node_type}),
+            image_name: image_name.to_owned(),
+            item_id: item.item_id,
+            batch_id: batch_id.to_owned(),
+            session_id: item.session_id.clone(),
+            times: json!({
+                "created_at": item.created_at,
+                "started_at": item.started_at,
+                "completed_at": item.completed_at,
+            }),
+        }
+    }
+
+    fn named_inputs(&self, job: &Job) -> Map<String, Value> {
+        job.inputs
+            .iter()
+            .map(|(system, value)| {
+                let name = self
+                    .prepared
+                    .expansion
+                    .inputs
+                    .get(system)
+                    .map_or_else(|| system.clone(), |i| i.user_name.clone());
+                (name, value.display_json())
+            })
+            .collect()
+    }
+
+    fn record_downloads(
+        &self,
+        item_id: i64,
+        written: Vec<Planned>,
+        failed: Vec<(Planned, String)>,
+        book: &mut Book,
+        journal: &mut Journal,
+    ) -> Result<(), crate::Error> {
+        let Some((slot, _)) = book.items.get(&item_id).cloned() else {
+            return Ok(());
+        };
+        let out_dir = &self.prepared.output_dir;
+        let mut files = Vec::new();
+        for file in written {
+            let rel = file
+                .path
+                .strip_prefix(out_dir)
+                .unwrap_or(&file.path)
+                .to_path_buf();
+            journal.append(&Entry::Downloaded {
+                job: slot.key.clone(),
+                image_name: file.image_name.clone(),
+                file: rel.clone(),
+            })?;
+            book.written
+                .entry(file.image_name.clone())
+                .or_insert(file.path.clone());
+            files.push(rel);
+        }
+        if failed.is_empty() {
+            journal.append(&Entry::Finished {
+                job: slot.key.clone(),
+                item_id,
+                status: "completed".to_owned(),
+                error: None,
+            })?;
+            book.completed.insert(slot.job);
+            self.reporter.event(&RunEvent::JobCompleted {
+                manifest: self.name.clone(),
+                job: slot.job,
+                item_id,
+                files: files.iter().map(|f| f.display().to_string()).collect(),
+            });
+        } else {
+            let names: Vec<String> = failed.iter().map(|(f, _)| f.image_name.clone()).collect();
+            let error = format!(
+                "could not download {}: {}; left on the server",
+                names.join(", "),
+                failed
+                    .iter()
+                    .map(|(_, e)| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            for name in &names {
+                book.produced_outputs.remove(name);
+            }
+            book.left_on_server
+                .entry(slot.job)
+                .or_default()
+                .extend(names);
+            self.reporter.event(&RunEvent::JobFailed {
+                manifest: self.name.clone(),
+                job: slot.job,
+                item_id,
+                error: error.clone(),
+            });
+            book.failures.push(JobFailure {
+                job: slot.job,
+                item_id,
+                error,
+            });
+        }
+        book.files.entry(slot.job).or_default().extend(files);
+        Ok(())
+    }
+
+    async fn cleanup(
+        &self,
+        state: &State,
+        uploads: &HashMap<PathBuf, String>,
+        book: &mut Book,
+        journal: &mut Journal,
+    ) -> Result<(), crate::Error> {
+        let policy = &self.prepared.file.manifest().cleanup;
+        let mut delete: BTreeSet<String> = BTreeSet::new();
+        if policy.outputs == OutputsPolicy::AfterDownload {
+            // Only what is safely on disk: journaled downloads (this run and earlier ones).
+            delete.extend(book.written.keys().cloned());
+            for files in state.downloads.values() {
+                delete.extend(files.keys().cloned());
+            }
+        }
+        if policy.intermediates == IntermediatesPolicy::Delete {
+            delete.extend(book.intermediates.iter().cloned());
+        }
+        let all_done =
+            book.failures.is_empty() && book.completed.len() == self.prepared.plan.job_count();
+        let uploads_go = match policy.uploads {
+            UploadsPolicy::Always => true,
+            UploadsPolicy::OnSuccess => all_done,
+            UploadsPolicy::Never => false,
+        };
+        if uploads_go {
+            delete.extend(uploads.values().cloned());
+            delete.extend(state.uploads.values().cloned());
+        }
+        // Never delete an output that is not on disk.
+        for names in book.left_on_server.values() {
+            for name in names {
+                delete.remove(name);
+            }
+        }
+        let delete: Vec<String> = delete
+            .into_iter()
+            .filter(|n| !state.deleted.contains(n))
+            .collect();
+        if delete.is_empty() {
+            return Ok(());
+        }
+        for chunk in delete.chunks(200) {
+            let result = self.client.images().delete_many(chunk).await?;
+            journal.append(&Entry::Deleted {
+                image_names: result.deleted_images.clone(),
+            })?;
+            if !result.failed_images.is_empty() {
+                self.reporter.event(&RunEvent::Warning {
+                    manifest: self.name.clone(),
+                    message: format!(
+                        "could not delete {} server images: {}",
+                        result.failed_images.len(),
+                        result.failed_images.join(", ")
+                    ),
+                });
+            }
+        }
+        self.reporter.event(&RunEvent::CleanedUp {
+            manifest: self.name.clone(),
+            images: delete.len(),
+            boards: 0,
+        });
+        Ok(())
+    }
+
+    fn summary(&self, job: &Job, book: &Book) -> JobSummary {
+        let failure = book.failures.iter().find(|f| f.job == job.index);
+        let status = if book.completed.contains(&job.index) {
+            "completed"
+        } else if failure.is_some() {
+            "failed"
+        } else {
+            "not_run"
+        };
+        JobSummary {
+            run_id: self.run_id.clone(),
+            job: job.index,
+            status: status.to_owned(),
+            item_id: book
+                .items
+                .iter()
+                .find(|(_, (s, _))| s.job == job.index)
+                .map(|(id, _)| *id)
+                .or(failure.map(|f| f.item_id)),
+            inputs: self.named_inputs(job),
+            files: book.files.get(&job.index).cloned().unwrap_or_default(),
+            left_on_server: book
+                .left_on_server
+                .get(&job.index)
+                .cloned()
+                .unwrap_or_default(),
+            error: failure.map(|f| f.error.clone()),
+        }
+    }
+}
+
+/// Resolves a [`super::batch::model_ref`] against the server's installed models.
+async fn resolve_model(
+    client: &Client,
+    reference: &str,
+) -> Result<crate::client::ModelIdentifier, crate::Error> {
+    if let Some(key) = reference.strip_prefix("key:") {
+        let all = client
+            .models()
+            .list(&crate::client::ModelFilter::default())
+            .await?;
+        return all
+            .iter()
+            .find(|m| m.key == key)
+            .map(crate::client::ModelConfig::identifier)
+            .ok_or_else(|| {
+                crate::Error::Io(std::io::Error::other(format!(
+                    "no installed model has the key `{key}` (`invk-run` lists models with the server's model manager)"
+                )))
+            });
+    }
+    let name = reference.strip_prefix("name:").unwrap_or(reference);
+    Ok(client.models().resolve(name, None, None).await?)
+}
+
+/// A fingerprint of the plan (its jobs' values), recorded with each run.
+fn plan_hash(plan: &Plan) -> String {
+    let jobs: Vec<Value> = plan
+        .jobs
+        .iter()
+        .map(|j| {
+            json!([
+                j.index,
+                j.run,
+                j.inputs
+                    .iter()
+                    .map(|(k, v)| json!([k, v.display_json()]))
+                    .collect::<Vec<_>>()
+            ])
+        })
+        .collect();
+    let digest = Sha256::digest(Value::Array(jobs).to_string().as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The path for an output: the file already written there for the same server image (a run
+/// that crashed after writing it), else a fresh unique path.
+fn reuse_or_unique(
+    dir: &Path,
+    rel: &Path,
+    ext: &str,
+    image_name: &str,
+    taken: &HashSet<PathBuf>,
+) -> PathBuf {
+    let mut first = rel.as_os_str().to_owned();
+    first.push(".");
+    first.push(ext);
+    let first = dir.join(first);
+    if !taken.contains(&first) {
+        if let Ok(text) = std::fs::read_to_string(Sidecar::path_for(&first)) {
+            let same = serde_json::from_str::<Value>(&text)
+                .ok()
+                .is_some_and(|v| v["image_name"] == image_name);
+            if same {
+                return first;
+            }
+        }
+    }
+    unique_path(dir, rel, ext, taken)
+}
+
+async fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
+    let bytes = crate::fs::tokio::read(from)
+        .await
+        .map_err(|e| e.to_string())?;
+    let to = to.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::fs::write_atomic(&to, &bytes))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Today's date (`YYYY-MM-DD`) and time (`HHMMSS`), UTC.
+fn now_utc() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}

@@ -1,0 +1,143 @@
+//! Everything a run knows before it sends anything: the manifest, its workflow with typed
+//! inputs, the expanded jobs, the plan, and the output folder. Building it is the validation:
+//! when it fails, nothing was sent.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::client::Client;
+use crate::manifest::{
+    ExpandOptions, Expansion, Job, ManifestFile, OutputVars, Plan, WorkflowSource,
+};
+use crate::workflow::{SchemaSet, Workflow, WorkflowDefinition};
+
+/// A manifest ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The manifest.
+    pub file: ManifestFile,
+    /// The workflow, with its own values (the jobs' values are set per enqueue).
+    pub workflow: Workflow,
+    /// How the workflow was named (`{"name", "file"}` or `{"name", "library"}`), for sidecars.
+    pub workflow_ref: Value,
+    /// The jobs and how to name their outputs.
+    pub expansion: Expansion,
+    /// The jobs grouped into enqueues.
+    pub plan: Plan,
+    /// The output folder (its `.invk-run/journal.jsonl` and `runs.jsonl`).
+    pub output_dir: PathBuf,
+}
+
+/// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
+/// from `base_dir`, and the text is read from `read_from`. A `client` is needed only for a
+/// workflow from the server's library.
+///
+/// # Errors
+/// Every problem of the manifest at once ([`crate::manifest::ManifestError`]), a workflow that
+/// does not load, or a library workflow that cannot be fetched.
+pub async fn prepare(
+    read_from: &Path,
+    display_path: &Path,
+    base_dir: &Path,
+    max_jobs: u64,
+    client: Option<&Client>,
+) -> Result<Prepared, crate::Error> {
+    let text = crate::fs::read_to_string(read_from).map_err(|source| {
+        crate::manifest::ManifestError::Read {
+            path: display_path.to_path_buf(),
+            source,
+        }
+    })?;
+    let file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
+    let (definition, workflow_ref) = match file.workflow() {
+        WorkflowSource::File(path) => {
+            let def = WorkflowDefinition::load(path)?;
+            let r = json!({"name": def.name(), "file": normalize(path)});
+            (def, r)
+        }
+        WorkflowSource::Library(name) => {
+            let client = client.ok_or_else(|| {
+                crate::Error::Io(std::io::Error::other(format!(
+                    "the workflow `{name}` is in the server's library: a server is needed to read it"
+                )))
+            })?;
+            let record = client.workflows().find(name).await?;
+            let def = WorkflowDefinition::from_json_value(
+                record.workflow.clone(),
+                &format!("library workflow `{name}`"),
+            )?;
+            let r = json!({"name": def.name(), "library": record.workflow_id});
+            (def, r)
+        }
+    };
+    let workflow = Workflow::new(definition, SchemaSet::snapshot())?;
+    let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
+    let plan = Plan::new(&expansion);
+    let output_dir = normalize(&match expansion.jobs.first() {
+        Some(job) => expansion.output_path(job, &OutputVars::example())?.dir,
+        None => file.dir().to_path_buf(),
+    });
+    Ok(Prepared {
+        file,
+        workflow,
+        workflow_ref,
+        expansion,
+        plan,
+        output_dir,
+    })
+}
+
+/// A job's key in the journal: stable across runs of the same manifest as long as the job's
+/// index, repeat and values stay the same.
+#[must_use]
+pub fn job_key(job: &Job) -> String {
+    let canonical = json!({
+        "index": job.index,
+        "run": job.run,
+        "inputs": job.inputs.iter().map(|(k, v)| (k.clone(), v.display_json())).collect::<serde_json::Map<_, _>>(),
+    });
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", job.index)
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system (`..` at the start is kept).
+#[must_use]
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_parent_components() {
+        for (input, want) in [
+            ("jobs/../out/x", "out/x"),
+            ("./a/./b", "a/b"),
+            ("../a", "../a"),
+            ("a/..", "."),
+            ("/r/a/../b", "/r/b"),
+        ] {
+            assert_eq!(normalize(Path::new(input)), PathBuf::from(want), "{input}");
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The watcher's loop: find manifests, let them settle, claim them, run them (at most N at a
+//! time), file them away with a report, and stop cleanly.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ExitStatus;
+use crate::run::{ManifestOutcome, ManifestSource};
+use crate::watch::WatchError;
+use crate::watch::claim;
+use crate::watch::config::WatchConfig;
+use crate::watch::fs_events::{self, Forwarder, FsSignal};
+use crate::watch::report::{ErrorReport, Verdict, WatchReport, rfc3339};
+use crate::watch::runner::ManifestRunner;
+use crate::watch::settle::{FileStamp, Settler};
+use crate::watch::status::{Counts, WatchEvent, WatchStatus};
+
+/// How a watcher ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchSummary {
+    /// Manifests filed into `done/`.
+    pub done: usize,
+    /// Manifests filed into `failed/`.
+    pub failed: usize,
+    /// Manifests left in the processing folder, to be resumed at the next start.
+    pub interrupted: usize,
+}
+
+impl WatchSummary {
+    /// The watcher only ends when it is told to stop (Ctrl-C): 130.
+    #[must_use]
+    pub fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Interrupted
+    }
+}
+
+/// Watches the hot folder until `shutdown` is cancelled.
+///
+/// At the start, manifests left in the processing folder (by a watcher that crashed or was
+/// interrupted) are run again first; the run's journal resumes them. Then every manifest in the
+/// hot folder, present at the start or arriving later, is claimed once it has settled, run
+/// with `runner`, and filed into the done or failed folder with a report. A bad manifest or a
+/// failed run never stops the watcher.
+///
+/// When `shutdown` is cancelled, no new manifest is claimed, the running ones are cancelled
+/// (they stop at a checkpoint and stay in the processing folder), and the watcher returns once
+/// they have.
+///
+/// # Errors
+/// Only set-up errors: the hot folder is missing, a folder cannot be created, or the system
+/// refuses to watch.
+pub async fn watch<R: ManifestRunner>(
+    config: &WatchConfig,
+    runner: &R,
+    status: &WatchStatus,
+    shutdown: CancellationToken,
+) -> Result<WatchSummary, WatchError> {
+    config.prepare()?;
+    let (tx, mut rx) = mpsc::channel(fs_events::CAPACITY);
+    let lost = Arc::new(AtomicBool::new(false));
+    // Watch before the first listing, so that nothing arriving in between is missed.
+    let _watcher = fs_events::start(&config.dir, Forwarder::new(tx, lost.clone()))?;
+    let mut folder = HotFolder::new(config, status);
+    status.event(&WatchEvent::WatchStarted {
+        dir: config.dir.display().to_string(),
+        include: config.patterns.include_text().to_vec(),
+        concurrency: config.concurrency,
+        processing_dir: config.processing_dir.display().to_string(),
+        done_dir: config.done_dir.display().to_string(),
+        failed_dir: config.failed_dir.display().to_string(),
+    });
+    folder.leftovers = leftovers(&config.processing_dir).map_err(|source| WatchError::Folder {
+        path: config.processing_dir.clone(),
+        source,
+    })?;
+    folder.scan();
+
+    let mut running = FuturesUnordered::new();
+    let mut poll = tokio::time::interval(config.poll_period());
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut rescan = tokio::time::interval(config.rescan_interval);
+    rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stopping = false;
+    loop {
+        // Checked here, not only in the select below: a run that ends in the same instant as
+        // Ctrl-C must not let the next manifest be claimed.
+        if !stopping && shutdown.is_cancelled() {
+            stopping = true;
+            status.event(&WatchEvent::WatchStopping {
+                counts: folder.counts(running.len()),
+            });
+        }
+        if !stopping {
+            while running.len() < config.concurrency {
+                let Some(job) = folder.next_job() else { break };
+                let event = job.start_event(folder.counts(running.len() + 1));
+                running.push(run_one(runner, config, job, shutdown.child_token()));
+                status.event(&event);
+            }
+        }
+        if stopping && running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            // Ctrl-C first, so that it is seen before the runs it interrupts end.
+            biased;
+            () = shutdown.cancelled(), if !stopping => {}
+            Some(filed) = running.next(), if !running.is_empty() => {
+                folder.filed(filed, running.len());
+            }
+            Some(signal) = rx.recv() => {
+                folder.signal(signal);
+                while let Ok(signal) = rx.try_recv() {
+                    folder.signal(signal);
+                }
+            }
+            _ = poll.tick() => {
+                if lost.swap(false, Ordering::SeqCst) {
+                    folder.scan();
+                }
+                folder.look_again();
+            }
+            _ = rescan.tick() => folder.scan(),
+        }
+    }
+    let counts = folder.counts(0);
+    status.event(&WatchEvent::WatchStopped { counts });
+    Ok(WatchSummary {
+        done: counts.done,
+        failed: counts.failed,
+        interrupted: folder.interrupted,
+    })
+}
+
+/// A manifest about to run.
+#[derive(Debug)]
+struct Job {
+    source: ManifestSource,
+    resumed: bool,
+    started_at: SystemTime,
+    started: Instant,
+}
+
+impl Job {
+    fn start_event(&self, counts: Counts) -> WatchEvent {
+        let manifest = self.source.display_name.clone();
+        let path = self.source.path.display().to_string();
+        if self.resumed {
+            WatchEvent::WatchResumed {
+                manifest,
+                path,
+                counts,
+            }
+        } else {
+            WatchEvent::WatchClaimed {
+                manifest,
+                path,
+                counts,
+            }
+        }
+    }
+}
+
+/// How a run was filed.
+#[derive(Debug)]
+enum Filed {
+    Done {
+        manifest: String,
+        completed: usize,
+        files: usize,
+        seconds: f64,
+        report: PathBuf,
+    },
+    Failed {
+        manifest: String,
+        invalid: bool,
+        error: String,
+        report: PathBuf,
+    },
+    Interrupted {
+        manifest: String,
+        path: PathBuf,
+    },
+}
+
+/// The watcher's state between events.
+struct HotFolder<'a> {
+    config: &'a WatchConfig,
+    status: &'a WatchStatus,
+    settler: Settler,
+    /// Files that could not be claimed, with the stamp they had: tried again when they change.
+    blocked: HashMap<OsString, FileStamp>,
+    /// Files found in the processing folder at the start, still to run.
+    leftovers: VecDeque<PathBuf>,
+    done: usize,
+    failed: usize,
+    interrupted: usize,
+    /// The last error listing the hot folder, so that it is reported once, not every time.
+    scan_error: Option<String>,
+}
+
+impl<'a> HotFolder<'a> {
+    fn new(config: &'a WatchConfig, status: &'a WatchStatus) -> HotFolder<'a> {
+        HotFolder {
+            config,
+            status,
+            settler: Settler::new(config.settle),
+            blocked: HashMap::new(),
+            leftovers: VecDeque::new(),
+            done: 0,
+            failed: 0,
+            interrupted: 0,
+            scan_error: None,
+        }
+    }
+
+    fn counts(&self, running: usize) -> Counts {
+        Counts {
+            running,
+            queued: self.settler.len() + self.leftovers.len(),
+            done: self.done,
+            failed: self.failed,
+        }
+    }
+
+    fn warn(&self, manifest: Option<String>, message: String) {
+        self.status
+            .event(&WatchEvent::WatchWarning { manifest, message });
+    }
+
+    /// Lists the hot folder and looks at every manifest in it.
+    fn scan(&mut self) {
+        let entries = match fs_err::read_dir(&self.config.dir) {
+            Ok(entries) => entries,
+            Err(err) => {
+                let message = format!("cannot list the hot folder: {err}");
+                if self.scan_error.as_ref() != Some(&message) {
+                    self.warn(None, message.clone());
+                    self.scan_error = Some(message);
+                }
+                return;
+            }
+        };
+        self.scan_error = None;
+        let now = Instant::now();
+        // In name order, so that files found together are claimed in name order.
+        let mut names: Vec<OsString> = entries.flatten().map(|entry| entry.file_name()).collect();
+        names.sort();
+        for name in names {
+            if self.config.patterns.matches(Path::new(&name)) {
+                let stamp = stamp(&self.config.dir.join(&name));
+                self.observe(name, stamp, now);
+            }
+        }
+    }
+
+    /// Looks again at every waiting file.
+    fn look_again(&mut self) {
+        let now = Instant::now();
+        let names: Vec<OsString> = self.settler.names().cloned().collect();
+        for name in names {
+            let stamp = stamp(&self.config.dir.join(&name));
+            self.observe(name, stamp, now);
+        }
+    }
+
+    fn observe(&mut self, name: OsString, stamp: Option<FileStamp>, now: Instant) {
+        if let Some(blocked) = self.blocked.get(&name) {
+            if stamp == Some(*blocked) {
+                return;
+            }
+            self.blocked.remove(&name);
+        }
+        self.settler.observe(name, stamp, now);
+    }
+
+    fn signal(&mut self, signal: FsSignal) {
+        match signal {
+            FsSignal::Changed(path) => {
+                // The folder is watched without its subfolders, so the event is about one of
+                // its files (its path may be spelled differently, for instance canonicalized:
+                // only the name counts; the file is looked at in the hot folder).
+                let Some(name) = path.file_name() else { return };
+                if self.config.patterns.matches(Path::new(name)) && !self.blocked.contains_key(name)
+                {
+                    self.settler.touch(name.to_owned(), Instant::now());
+                }
+            }
+            FsSignal::Rescan => self.scan(),
+            FsSignal::Error(message) => self.warn(None, format!("file watcher: {message}")),
+        }
+    }
+
+    /// The next manifest to run: a leftover from the processing folder, else a settled file
+    /// claimed from the hot folder.
+    fn next_job(&mut self) -> Option<Job> {
+        if let Some(path) = self.leftovers.pop_front() {
+            let display_name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            return Some(Job {
+                source: ManifestSource {
+                    path,
+                    base_dir: self.config.dir.clone(),
+                    display_name,
+                },
+                resumed: true,
+                started_at: SystemTime::now(),
+                started: Instant::now(),
+            });
+        }
+        while let Some((name, settled)) = self.settler.take_ready() {
+            let src = self.config.dir.join(&name);
+            // One last look: the file may have changed since it was last seen.
+            match stamp(&src) {
+                Some(now) if now == settled => {}
+                Some(changed) => {
+                    self.settler.observe(name, Some(changed), Instant::now());
+                    continue;
+                }
+                None => continue,
+            }
+            match claim::move_into(&src, &self.config.processing_dir, &name) {
+                Ok(Some(path)) => {
+                    return Some(Job {
+                        source: ManifestSource {
+                            path,
+                            base_dir: self.config.dir.clone(),
+                            display_name: name.to_string_lossy().into_owned(),
+                        },
+                        resumed: false,
+                        started_at: SystemTime::now(),
+                        started: Instant::now(),
+                    });
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    self.warn(
+                        Some(name.to_string_lossy().into_owned()),
+                        format!("cannot claim it (tried again when it changes): {err}"),
+                    );
+                    self.blocked.insert(name, settled);
+                }
+            }
+        }
+        None
+    }
+
+    fn filed(&mut self, filed: (Filed, Vec<String>), running: usize) {
+        let (filed, warnings) = filed;
+        for warning in warnings {
+            let manifest = match &filed {
+                Filed::Done { manifest, .. }
+                | Filed::Failed { manifest, .. }
+                | Filed::Interrupted { manifest, .. } => manifest.clone(),
+            };
+            self.warn(Some(manifest), warning);
+        }
+        let event = match filed {
+            Filed::Done {
+                manifest,
+                completed,
+                files,
+                seconds,
+                report,
+            } => {
+                self.done += 1;
+                WatchEvent::WatchDone {
+                    manifest,
+                    completed,
+                    files,
+                    seconds,
+                    report: report.display().to_string(),
+                    counts: self.counts(running),
+                }
+            }
+            Filed::Failed {
+                manifest,
+                invalid,
+                error,
+                report,
+            } => {
+                self.failed += 1;
+                WatchEvent::WatchFailed {
+                    manifest,
+                    invalid,
+                    error,
+                    report: report.display().to_string(),
+                    counts: self.counts(running),
+                }
+            }
+            Filed::Interrupted { manifest, path } => {
+                self.interrupted += 1;
+                WatchEvent::WatchInterrupted {
+                    manifest,
+                    path: path.display().to_string(),
+                    counts: self.counts(running),
+                }
+            }
+        };
+        self.status.event(&event);
+    }
+}
+
+/// Runs a manifest and files it away.
+async fn run_one<R: ManifestRunner>(
+    runner: &R,
+    config: &WatchConfig,
+    job: Job,
+    cancel: CancellationToken,
+) -> (Filed, Vec<String>) {
+    let result = runner.run(job.source.clone(), cancel.clone()).await;
+    file_away(config, &job, result, cancel.is_cancelled())
+}
+
+/// Moves a run manifest into the done or failed folder and writes its report beside it; an
+/// interrupted one stays in the processing folder.
+fn file_away(
+    config: &WatchConfig,
+    job: &Job,
+    result: Result<ManifestOutcome, crate::Error>,
+    cancelled: bool,
+) -> (Filed, Vec<String>) {
+    let manifest = job.source.display_name.clone();
+    let mut warnings = Vec::new();
+    let (verdict, outcome, error) = match result {
+        Ok(outcome) if outcome.interrupted => {
+            let path = job.source.path.clone();
+            return (Filed::Interrupted { manifest, path }, warnings);
+        }
+        Ok(outcome) if outcome.failures.is_empty() => (Verdict::Done, Some(outcome), None),
+        Ok(outcome) => (Verdict::JobsFailed, Some(outcome), None),
+        Err(err) if err.exit_status() == ExitStatus::Invalid => {
+            (Verdict::Invalid, None, Some(ErrorReport::of(&err)))
+        }
+        Err(err) if cancelled || err.exit_status() == ExitStatus::Interrupted => {
+            // Stopped while shutting down: keep it for the next start, whose journal decides.
+            warnings.push(format!(
+                "stopped with an error, resumed at the next start: {err}"
+            ));
+            let path = job.source.path.clone();
+            return (Filed::Interrupted { manifest, path }, warnings);
+        }
+        Err(err) => (Verdict::RunFailed, None, Some(ErrorReport::of(&err))),
+    };
+    let folder = if verdict == Verdict::Done {
+        &config.done_dir
+    } else {
+        &config.failed_dir
+    };
+    let name = OsString::from(&manifest);
+    let filed = match claim::move_into(&job.source.path, folder, &name) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            warnings.push(format!(
+                "`{}` disappeared while it ran; its report is filed without it",
+                job.source.path.display()
+            ));
+            folder.join(claim::free_name(folder, &name))
+        }
+        Err(err) => {
+            warnings.push(format!(
+                "cannot file it away, so it stays where it is: {err}"
+            ));
+            job.source.path.clone()
+        }
+    };
+    let report = WatchReport {
+        manifest: manifest.clone(),
+        file: filed.clone(),
+        verdict,
+        started_at: rfc3339(job.started_at),
+        finished_at: rfc3339(SystemTime::now()),
+        seconds: job.started.elapsed().as_secs_f64(),
+        resumed: job.resumed,
+        outcome,
+        error,
+    };
+    let shown = match report.write_beside(&filed) {
+        Ok(path) => path,
+        Err(err) => {
+            warnings.push(format!("cannot write its report: {err}"));
+            filed.clone()
+        }
+    };
+    let filed = match verdict {
+        Verdict::Done => {
+            let outcome = report.outcome.as_ref();
+            Filed::Done {
+                manifest,
+                completed: outcome.map_or(0, |o| o.completed),
+                files: outcome.map_or(0, |o| o.files.len()),
+                seconds: report.seconds,
+                report: shown,
+            }
+        }
+        Verdict::Invalid | Verdict::RunFailed | Verdict::JobsFailed => {
+            let error = match (&report.error, &report.outcome) {
+                (Some(e), _) => one_line(e),
+                (None, Some(o)) => format!("{} of {} jobs failed", o.failures.len(), o.jobs),
+                (None, None) => "failed".to_owned(),
+            };
+            Filed::Failed {
+                manifest,
+                invalid: verdict == Verdict::Invalid,
+                error,
+                report: shown,
+            }
+        }
+    };
+    (filed, warnings)
+}
+
+fn one_line(error: &ErrorReport) -> String {
+    let mut line = error.message.clone();
+    for cause in &error.causes {
+        line.push_str(": ");
+        line.push_str(cause);
+    }
+    line.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The stamp of a regular file (following symbolic links), or `None`.
+fn stamp(path: &Path) -> Option<FileStamp> {
+    std::fs::metadata(path)
+        .ok()
+        .as_ref()
+        .and_then(FileStamp::of)
+}
+
+/// The manifests left in the processing folder, in name order (hidden files, such as the
+/// temporary files of a copy across file systems, are not manifests).
+fn leftovers(processing: &Path) -> std::io::Result<VecDeque<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in fs_err::read_dir(processing)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if stamp(&path).is_some() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found.into())
+}

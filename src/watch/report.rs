@@ -1,0 +1,305 @@
+//! The reports filed beside a manifest: `done/NAME.report.json` for a finished run,
+//! `failed/NAME.report.json` plus `failed/NAME.error.txt` for an invalid manifest or a failed
+//! run. Reports are written atomically and after the manifest is moved, so a script can wait for
+//! the report and then find both.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::run::{JobFailure, ManifestOutcome};
+
+/// How a manifest's run ended, as filed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every job completed: filed into `done/`.
+    Done,
+    /// Some jobs failed: filed into `failed/`.
+    JobsFailed,
+    /// The manifest is invalid; nothing was sent: filed into `failed/`.
+    Invalid,
+    /// The run failed (server unreachable, a file could not be written, ...): filed into
+    /// `failed/`.
+    RunFailed,
+}
+
+/// An error, with its cause chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    /// The error's message.
+    pub message: String,
+    /// The messages of its causes, outermost first.
+    pub causes: Vec<String>,
+}
+
+impl ErrorReport {
+    /// Collects an error and its sources.
+    #[must_use]
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> ErrorReport {
+        let mut causes = Vec::new();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        ErrorReport {
+            message: err.to_string(),
+            causes,
+        }
+    }
+}
+
+/// What `NAME.report.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchReport {
+    /// The manifest's name as it was dropped.
+    pub manifest: String,
+    /// Where the manifest is now.
+    pub file: PathBuf,
+    /// How it ended.
+    pub verdict: Verdict,
+    /// When it was claimed (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it was filed (RFC 3339, UTC).
+    pub finished_at: String,
+    /// Seconds from claim to filing.
+    pub seconds: f64,
+    /// Whether it was resumed from the processing folder after a restart.
+    pub resumed: bool,
+    /// The run's outcome (outputs, timings, failures), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ManifestOutcome>,
+    /// The error, when it was invalid or its run failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+impl WatchReport {
+    /// The text of `NAME.error.txt`: what went wrong, with the whole cause chain or every
+    /// failed job.
+    #[must_use]
+    pub fn error_text(&self) -> String {
+        let mut text = String::new();
+        let heading = match self.verdict {
+            Verdict::Invalid => "invalid manifest, nothing was sent",
+            Verdict::RunFailed => "the run failed",
+            Verdict::JobsFailed => "some jobs failed",
+            Verdict::Done => "done",
+        };
+        text.push_str(&format!("{}: {heading}\n", self.manifest));
+        if let Some(error) = &self.error {
+            text.push_str(&format!("error: {}\n", error.message));
+            for cause in &error.causes {
+                text.push_str(&format!("  Caused by: {cause}\n"));
+            }
+        }
+        if let Some(outcome) = &self.outcome {
+            text.push_str(&format!(
+                "{} of {} jobs completed, {} failed; outputs in {}\n",
+                outcome.completed,
+                outcome.jobs,
+                outcome.failures.len(),
+                outcome.output_dir.display()
+            ));
+            for JobFailure {
+                job,
+                item_id,
+                error,
+            } in &outcome.failures
+            {
+                text.push_str(&format!(
+                    "job {job} (queue item {item_id}) failed: {error}\n"
+                ));
+            }
+        }
+        text
+    }
+
+    /// Writes `NAME.report.json` (and `NAME.error.txt` unless done) beside the filed manifest,
+    /// and returns the path of the report to show: the error text for failures.
+    ///
+    /// # Errors
+    /// Any I/O error, naming the path.
+    pub fn write_beside(&self, filed: &Path) -> std::io::Result<PathBuf> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let report = sidecar(filed, ".report.json");
+        crate::fs::write_atomic(&report, &json)?;
+        if self.verdict == Verdict::Done {
+            return Ok(report);
+        }
+        let error = sidecar(filed, ".error.txt");
+        crate::fs::write_atomic(&error, self.error_text().as_bytes())?;
+        Ok(error)
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+#[must_use]
+pub fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A time as RFC 3339 in UTC with milliseconds: `2026-04-14T09:30:00.123Z`.
+#[must_use]
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_250, "2000-02-29T00:00:00.250Z"),
+            (1_776_159_000_000, "2026-04-14T09:30:00.000Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
+        ];
+        for (ms, want) in cases {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(rfc3339(t), want, "{ms}");
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot load `night.yaml`")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_text_names_the_error_and_its_causes() {
+        let err = Outer(std::io::Error::other(
+            "unknown field `wrkflow` at line 3 column 1",
+        ));
+        let report = WatchReport {
+            manifest: "night.yaml".into(),
+            file: PathBuf::from("failed/night.yaml"),
+            verdict: Verdict::Invalid,
+            started_at: rfc3339(SystemTime::UNIX_EPOCH),
+            finished_at: rfc3339(SystemTime::UNIX_EPOCH),
+            seconds: 0.0,
+            resumed: false,
+            outcome: None,
+            error: Some(ErrorReport::of(&err)),
+        };
+        insta::assert_snapshot!(report.error_text(), @r"
+        night.yaml: invalid manifest, nothing was sent
+        error: cannot load `night.yaml`
+          Caused by: unknown field `wrkflow` at line 3 column 1
+        ");
+    }
+
+    #[test]
+    fn error_text_lists_every_failed_job() {
+        let report = WatchReport {
+            manifest: "sweep.yaml".into(),
+            file: PathBuf::from("failed/sweep.yaml"),
+            verdict: Verdict::JobsFailed,
+            started_at: rfc3339(SystemTime::UNIX_EPOCH),
+            finished_at: rfc3339(SystemTime::UNIX_EPOCH),
+            seconds: 3.0,
+            resumed: false,
+            outcome: Some(ManifestOutcome {
+                manifest: "sweep.yaml".into(),
+                output_dir: PathBuf::from("out/sweep"),
+                jobs: 3,
+                completed: 1,
+                failures: vec![
+                    JobFailure {
+                        job: 1,
+                        item_id: 41,
+                        error: "out of memory".into(),
+                    },
+                    JobFailure {
+                        job: 2,
+                        item_id: 42,
+                        error: "canceled".into(),
+                    },
+                ],
+                files: vec![PathBuf::from("0.png")],
+                seconds: 2.5,
+                interrupted: false,
+            }),
+            error: None,
+        };
+        insta::assert_snapshot!(report.error_text(), @r"
+        sweep.yaml: some jobs failed
+        1 of 3 jobs completed, 2 failed; outputs in out/sweep
+        job 1 (queue item 41) failed: out of memory
+        job 2 (queue item 42) failed: canceled
+        ");
+    }
+
+    #[test]
+    fn reports_land_beside_the_manifest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let filed = dir.path().join("a.yaml");
+        let mut report = WatchReport {
+            manifest: "a.yaml".into(),
+            file: filed.clone(),
+            verdict: Verdict::Done,
+            started_at: rfc3339(SystemTime::UNIX_EPOCH),
+            finished_at: rfc3339(SystemTime::UNIX_EPOCH),
+            seconds: 1.0,
+            resumed: true,
+            outcome: None,
+            error: None,
+        };
+        let shown = report.write_beside(&filed).expect("write");
+        assert_eq!(shown, dir.path().join("a.yaml.report.json"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(&shown).expect("read")).expect("json");
+        assert_eq!(json["verdict"], "done");
+        assert_eq!(json["resumed"], true);
+        assert!(!dir.path().join("a.yaml.error.txt").exists());
+
+        report.verdict = Verdict::RunFailed;
+        report.error = Some(ErrorReport {
+            message: "server unreachable".into(),
+            causes: vec![],
+        });
+        let shown = report.write_beside(&filed).expect("write");
+        assert_eq!(shown, dir.path().join("a.yaml.error.txt"));
+        assert!(
+            fs_err::read_to_string(&shown)
+                .expect("read")
+                .contains("error: server unreachable")
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! Manifests: every valid fixture loads and expands (job lists snapshotted), every invalid one is
+//! refused with located errors (full messages snapshotted), the committed JSON Schema is current,
+//! and the behaviours users rely on (templates, globs, include, output paths) hold end to end.
+
+mod catalog;
+
+use std::path::{Path, PathBuf};
+
+use catalog::FluxCatalog;
+use invk_run::manifest::{
+    ExpandOptions, Expansion, InputValue, ManifestError, ManifestFile, OutputVars, Plan,
+    manifest_schema,
+};
+use serde_json::{Map, Value, json};
+
+/// The fixture path relative to the package root (the tests' working folder), so messages and
+/// snapshots do not depend on where the repository is.
+fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+fn load_and_expand(path: &Path) -> Result<Expansion, ManifestError> {
+    ManifestFile::load(path)?.expand(&FluxCatalog, &ExpandOptions::default())
+}
+
+/// What a user checks in a dry run: the jobs with their values (by user name), how they are
+/// grouped into enqueues, and where the first output would go.
+fn summary(expansion: &Expansion) -> Value {
+    let user = |system: &str| {
+        expansion
+            .inputs
+            .get(system)
+            .map_or(system.to_owned(), |i| i.user_name.clone())
+    };
+    let show = |v: &InputValue| match v {
+        InputValue::LocalImage(i) => json!({ "local_image": i.written }),
+        other => other.display_json(),
+    };
+    let jobs: Vec<Value> = expansion
+        .jobs
+        .iter()
+        .map(|j| {
+            let inputs: Map<String, Value> =
+                j.inputs.iter().map(|(k, v)| (user(k), show(v))).collect();
+            json!({"index": j.index, "run": j.run, "inputs": inputs, "sweep": j.sweep})
+        })
+        .collect();
+    let plan = Plan::new(expansion);
+    let enqueues: Vec<Value> = plan
+        .enqueues
+        .iter()
+        .map(|e| {
+            json!({
+                "jobs": e.job_indices,
+                "runs": e.runs(),
+                "varying": e.varying.keys().map(|k| user(k)).collect::<Vec<_>>(),
+                "fixed": e.fixed.keys().map(|k| user(k)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let first_output = expansion.jobs.first().map(|j| {
+        let p = expansion
+            .output_path(j, &OutputVars::example())
+            .expect("output path of job 0");
+        p.file("png").display().to_string()
+    });
+    json!({"plan": plan.to_string(), "enqueues": enqueues, "first_output": first_output, "jobs": jobs})
+}
+
+#[test]
+fn valid_manifests_load_and_expand() {
+    insta::glob!("../../fixtures/manifests/valid", "*.yaml", |path| {
+        let path = relative(path);
+        let expansion =
+            load_and_expand(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+        insta::assert_yaml_snapshot!(summary(&expansion));
+    });
+}
+
+#[test]
+fn invalid_manifests_are_refused_with_located_errors() {
+    let mut seen = 0;
+    insta::glob!("../../fixtures/manifests/invalid", "*.yaml", |path| {
+        seen += 1;
+        let path = relative(path);
+        let err = match load_and_expand(&path) {
+            Ok(_) => panic!(
+                "{} expanded, but it is in the invalid corpus",
+                path.display()
+            ),
+            Err(e) => e,
+        };
+        let count = err.diagnostics().len();
+        let several = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("several-"));
+        if several {
+            assert!(
+                count > 1,
+                "{} should report several problems:\n{err}",
+                path.display()
+            );
+        } else {
+            assert_eq!(
+                count,
+                1,
+                "{} should report exactly one problem:\n{err}",
+                path.display()
+            );
+        }
+        let prefix = format!("{}:", path.display());
+        assert!(
+            err.to_string().starts_with(&prefix),
+            "every error names the file and place:\n{err}"
+        );
+        insta::assert_snapshot!(err.to_string());
+    });
+    assert!(
+        seen >= 20,
+        "the invalid corpus has {seen} manifests, expected at least 20"
+    );
+}
+
+#[test]
+fn manifest_schema_is_current() {
+    let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json");
+    let generated = manifest_schema();
+    if std::env::var_os("INVK_UPDATE_SCHEMA").is_some() {
+        std::fs::create_dir_all(committed_path.parent().expect("schemas folder"))
+            .expect("create schemas/");
+        std::fs::write(&committed_path, &generated).expect("write the schema");
+        return;
+    }
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schemas/manifest.schema.json is stale; regenerate it with\n  INVK_UPDATE_SCHEMA=1 cargo test --test integration manifest_schema"
+    );
+}
+
+/// Writes `yaml` as `m.yaml` in a temporary folder next to the fixture workflow and photos.
+fn scratch(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    std::fs::copy(
+        fixtures.join("workflows/flux-image-to-image.json"),
+        dir.path().join("wf.json"),
+    )
+    .expect("copy workflow");
+    std::fs::create_dir(dir.path().join("photos")).expect("mkdir");
+    for p in ["cat.png", "dog.png"] {
+        std::fs::copy(
+            fixtures.join("photos").join(p),
+            dir.path().join("photos").join(p),
+        )
+        .expect("copy photo");
+    }
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, format!("version: 1\nworkflow: wf.json\n{yaml}"))
+        .expect("write manifest");
+    (dir, path)
+}
+
+#[test]
+fn a_sweep_over_a_photo_folder_uploads_each_photo_once_in_one_enqueue() {
+    let (_dir, path) = scratch(
+        "inputs:\n  Positive Prompt: \"{{ sweep.image | stem }} in {{ vars.style }} style, take {{ run.index }}\"\nvars: {style: ink}\nsweep:\n  matrix:\n    image: {glob: \"photos/*.png\"}\nruns: 2\n",
+    );
+    let expansion = load_and_expand(&path).expect("valid");
+    let prompts: Vec<&Value> = expansion
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            j.inputs
+                .get("01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt")
+                .and_then(InputValue::as_value)
+        })
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "cat in ink style, take 0",
+            "dog in ink style, take 0",
+            "cat in ink style, take 1",
+            "dog in ink style, take 1"
+        ]
+    );
+    let plan = Plan::new(&expansion);
+    assert_eq!(plan.to_string(), "4 jobs in 1 enqueue");
+    let images: Vec<&str> = plan.enqueues[0]
+        .local_images()
+        .iter()
+        .map(|i| i.written.as_str())
+        .collect();
+    assert_eq!(images, ["photos/cat.png", "photos/dog.png"]);
+    assert!(
+        plan.enqueues[0]
+            .local_images()
+            .iter()
+            .all(|i| i.path.is_file())
+    );
+}
+
+#[test]
+fn output_paths_follow_the_templates_and_never_leave_the_output_folder() {
+    let (dir, path) = scratch(
+        "inputs: {image: photos/cat.png}\noutput:\n  dir: \"out/{{ manifest.stem }}\"\n  name: \"{{ node.label }}/{{ job.number }}-{{ image.index }}\"\n",
+    );
+    let expansion = load_and_expand(&path).expect("valid");
+    let job = &expansion.jobs[0];
+    let mut vars = OutputVars::example();
+    vars.node_label = "Blurred".into();
+    let out = expansion.output_path(job, &vars).expect("path");
+    assert_eq!(out.file("png"), dir.path().join("out/m/Blurred/0-0.png"));
+
+    vars.node_label = "..".into();
+    let err = expansion
+        .output_path(job, &vars)
+        .expect_err("a label of `..` would leave the folder");
+    assert_eq!(
+        err.to_string()
+            .replace(&format!("{}/", dir.path().display()), ""),
+        "m.yaml:6:9: error: `output.name` renders to `../0-0`; `..` could leave `output.dir`"
+    );
+}
+
+#[test]
+fn job_numbers_are_zero_padded_to_the_widest_index() {
+    let (_dir, path) = scratch(
+        "inputs:\n  image: photos/cat.png\n  Positive Prompt: \"{{ job.number }}/{{ job.count }}\"\nsweep:\n  matrix:\n    num_steps: {range: [1, 12]}\n",
+    );
+    let expansion = load_and_expand(&path).expect("valid");
+    let numbers: Vec<String> = expansion
+        .jobs
+        .iter()
+        .map(|j| {
+            j.inputs["01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt"]
+                .display_json()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(numbers.first().map(String::as_str), Some("\"00/12\""));
+    assert_eq!(numbers.last().map(String::as_str), Some("\"11/12\""));
+}
+
+/// The workflow core's `Workflow` (with the shipped schema snapshot) as the catalog.
+fn real_catalog() -> invk_run::workflow::Workflow {
+    use invk_run::workflow::{SchemaSet, Workflow, WorkflowDefinition};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests/workflows/flux-image-to-image.json");
+    let definition = WorkflowDefinition::load(&path).expect("fixture workflow loads");
+    Workflow::new(definition, SchemaSet::snapshot()).expect("fixture workflow types")
+}
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixture folder")
+        .map(|e| relative(&e.expect("entry").path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The table catalog above stands in for the real workflow in the snapshots; this checks that
+/// the real one (names from the form, types and constraints from the schema snapshot) accepts
+/// the same manifests and refuses the others at the same places.
+#[test]
+fn the_real_workflow_agrees_with_the_test_catalog() {
+    let real = real_catalog();
+    let options = ExpandOptions::default();
+    for path in fixtures("valid") {
+        let file = ManifestFile::load(&path).expect("loads");
+        let ours = file
+            .expand(&FluxCatalog, &options)
+            .expect("expands with the table");
+        let theirs = file
+            .expand(&real, &options)
+            .unwrap_or_else(|e| panic!("{} with the real workflow:\n{e}", path.display()));
+        assert_eq!(ours.job_count(), theirs.job_count(), "{}", path.display());
+        assert_eq!(
+            Plan::new(&ours).to_string(),
+            Plan::new(&theirs).to_string(),
+            "{}",
+            path.display()
+        );
+    }
+    for path in fixtures("invalid") {
+        let places = |r: Result<Expansion, ManifestError>| -> Vec<(usize, usize)> {
+            r.err()
+                .map(|e| e.diagnostics().iter().map(|d| (d.line, d.col)).collect())
+                .unwrap_or_default()
+        };
+        let ours = places(ManifestFile::load(&path).and_then(|f| f.expand(&FluxCatalog, &options)));
+        let theirs = places(ManifestFile::load(&path).and_then(|f| f.expand(&real, &options)));
+        assert_eq!(ours, theirs, "{}", path.display());
+    }
+}

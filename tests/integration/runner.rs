@@ -1,0 +1,375 @@
+//! The runner, `invk-run MANIFEST...`, end to end on a real server.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support;
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A folder holding the example workflow, a photo and a manifest.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new(manifest: &str) -> Workspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("photos")).expect("mkdir");
+        std::fs::copy(
+            repo("examples/workflows/blur-and-tint.json"),
+            dir.path().join("blur-and-tint.json"),
+        )
+        .expect("copy workflow");
+        for photo in ["sunset", "sea"] {
+            std::fs::copy(
+                repo(&format!("examples/images/{photo}.png")),
+                dir.path().join(format!("photos/{photo}.png")),
+            )
+            .expect("copy photo");
+        }
+        std::fs::write(dir.path().join("job.yaml"), manifest).expect("write manifest");
+        Workspace { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        support::invk_run()
+            .current_dir(self.dir.path())
+            .arg("--server")
+            .arg(support::server().url())
+            .args(args)
+            .output()
+            .expect("run invk-run")
+    }
+
+    fn journal(&self, out: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.path(&format!("{out}/.invk-run/journal.jsonl")))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(root)
+                        .expect("prefix")
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether the server still has an image.
+fn image_exists(name: &str) -> bool {
+    let addr = support::server()
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let (status, _) =
+        invk_run::server::http_get(addr, &format!("/api/v1/images/i/{name}")).expect("GET image");
+    status == 200
+}
+
+const SWEEP: &str = r#"
+version: 1
+workflow: blur-and-tint.json
+inputs:
+  Source image: photos/sunset.png
+  Width: 48
+sweep:
+  matrix:
+    Hue shift: [0, 90, 180, 270]
+    Blur radius: [1, 3, 6]
+output:
+  dir: "out/{{ manifest.stem }}"
+  name: "hue-{{ sweep['Hue shift'] }}/blur-{{ sweep['Blur radius'] }}-{{ node.label }}"
+"#;
+
+#[test]
+fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_clean() {
+    let ws = Workspace::new(SWEEP);
+    let out = ws.run(&["job.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("12 jobs in 1 enqueue"), "{stderr}");
+    assert!(stderr.contains("12 completed"), "{stderr}");
+
+    let root = ws.path("out/job");
+    let files = files_under(&root);
+    let mut expected = BTreeSet::new();
+    for hue in [0, 90, 180, 270] {
+        for blur in [1, 3, 6] {
+            for label in ["Blurred", "Tinted"] {
+                expected.insert(format!("hue-{hue}/blur-{blur}-{label}.png"));
+                expected.insert(format!("hue-{hue}/blur-{blur}-{label}.png.json"));
+            }
+        }
+    }
+    expected.insert("runs.jsonl".to_owned());
+    expected.insert(".invk-run/journal.jsonl".to_owned());
+    assert_eq!(files, expected);
+
+    // Every output is a real PNG of the size asked for; its sidecar says what made it.
+    let png = std::fs::read(root.join("hue-90/blur-3-Tinted.png")).expect("png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(png[16..20].try_into().expect("width"));
+    assert_eq!(width, 48);
+    let sidecar: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("hue-90/blur-3-Tinted.png.json")).expect("sidecar"),
+    )
+    .expect("json");
+    assert_eq!(sidecar["inputs"]["Hue shift"], 90);
+    assert_eq!(sidecar["inputs"]["Blur radius"], 3.0);
+    assert_eq!(sidecar["node"]["label"], "Tinted");
+    assert_eq!(sidecar["server"], support::server().url());
+    assert!(sidecar["item_id"].as_i64().is_some());
+
+    let summary: Vec<Value> = std::fs::read_to_string(root.join("runs.jsonl"))
+        .expect("summary")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(summary.len(), 12);
+    assert!(
+        summary
+            .iter()
+            .all(|j| j["status"] == "completed" && j["files"].as_array().map(Vec::len) == Some(2))
+    );
+
+    // The server keeps nothing of the run: not the upload, not the outputs, not the
+    // intermediates (every image any of its sessions made).
+    let journal = ws.journal("out/job");
+    let upload = journal
+        .iter()
+        .find(|e| e["event"] == "uploaded")
+        .and_then(|e| e["image_name"].as_str())
+        .expect("an upload")
+        .to_owned();
+    assert!(
+        !image_exists(&upload),
+        "the uploaded image is still on the server"
+    );
+    let outputs: Vec<String> = journal
+        .iter()
+        .filter(|e| e["event"] == "downloaded")
+        .filter_map(|e| e["image_name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(outputs.len(), 24);
+    for name in &outputs {
+        assert!(!image_exists(name), "output {name} is still on the server");
+    }
+    let deleted: usize = journal
+        .iter()
+        .filter(|e| e["event"] == "deleted")
+        .map(|e| e["image_names"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(
+        deleted > 25,
+        "intermediates were not deleted: {deleted} images deleted"
+    );
+
+    // A second run finds everything done and sends nothing; `--json` reports it in lines.
+    let again = ws.run(&["--json", "job.yaml"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let lines: Vec<Value> = text(&again.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    insta::assert_json_snapshot!(lines, {
+        "[].seconds" => "[seconds]",
+        "[].output_dir" => "[output dir]",
+    }, @r#"
+    [
+      {
+        "event": "planned",
+        "manifest": "job.yaml",
+        "jobs": 12,
+        "done": 12,
+        "enqueues": 0,
+        "output_dir": "[output dir]"
+      },
+      {
+        "event": "finished",
+        "manifest": "job.yaml",
+        "completed": 12,
+        "failed": 0,
+        "seconds": "[seconds]",
+        "output_dir": "[output dir]"
+      }
+    ]
+    "#);
+    assert_eq!(files_under(&root).len(), expected.len());
+}
+
+#[test]
+fn a_run_killed_in_the_middle_finishes_on_restart_without_duplicates() {
+    let ws = Workspace::new(SWEEP);
+    let mut child = support::invk_run()
+        .current_dir(ws.dir.path())
+        .arg("--server")
+        .arg(support::server().url())
+        .arg("-q")
+        .arg("job.yaml")
+        .spawn()
+        .expect("spawn");
+    // Kill it once some, but not all, outputs are on disk.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let downloaded = ws
+            .journal("out/job")
+            .iter()
+            .filter(|e| e["event"] == "downloaded")
+            .count();
+        if downloaded >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no output appeared");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let before = ws.journal("out/job");
+    let done_before = before.iter().filter(|e| e["event"] == "finished").count();
+    assert!(done_before < 12, "the run finished before it was killed");
+
+    let out = ws.run(&["job.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Exactly the expected files: nothing missing, nothing written twice (`-1` copies).
+    let files: Vec<String> = files_under(&ws.path("out/job"))
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(files.len(), 24, "{files:#?}");
+    assert!(files.iter().all(|f| !f.contains("-1.png")), "{files:#?}");
+
+    // No job was submitted twice: one enqueue, twelve items, all completed once.
+    let journal = ws.journal("out/job");
+    let intents: Vec<&Value> = journal
+        .iter()
+        .filter(|e| e["event"] == "enqueue_intent")
+        .collect();
+    assert_eq!(intents.len(), 1, "a job was submitted again");
+    let finished: Vec<&str> = journal
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .filter_map(|e| e["job"].as_str())
+        .collect();
+    let unique: BTreeSet<&str> = finished.iter().copied().collect();
+    assert_eq!(unique.len(), 12);
+    assert_eq!(finished.len(), 12, "a job finished twice");
+}
+
+#[test]
+fn every_invalid_manifest_is_refused_with_its_location_and_exit_2_before_anything_is_sent() {
+    let dir = repo("tests/fixtures/manifests/invalid");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        count += 1;
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        for args in [&["validate"][..], &[][..]] {
+            // Port 1 has no server: a run that tried to send something would fail with exit 1.
+            let out = support::invk_run()
+                .current_dir(&dir)
+                .args(args)
+                .args(["--server", "http://127.0.0.1:1", &name])
+                .output()
+                .expect("run");
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{name}:")) || stderr.contains(&name),
+                "{name}: the error does not name the file: {stderr}"
+            );
+        }
+    }
+    assert!(count >= 20, "only {count} invalid manifests");
+}
+
+#[test]
+fn a_model_workflow_is_accepted_and_its_server_failure_is_reported_with_exit_1() {
+    let inst = support::installation();
+    let sd15 = inst
+        .default_workflows_dir()
+        .expect("default workflows")
+        .join("Text to Image - SD1.5.json");
+    let ws = Workspace::new("");
+    std::fs::copy(&sd15, ws.path("sd15.json")).expect("copy");
+    let inputs = String::from_utf8(
+        support::invk_run()
+            .args(["inputs", "--json"])
+            .arg(ws.path("sd15.json"))
+            .output()
+            .expect("inputs")
+            .stdout,
+    )
+    .expect("utf8");
+    let inputs: Value = serde_json::from_str(&inputs).expect("inputs json");
+    let model = inputs["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .find(|i| i["type"].as_str().is_some_and(|t| t.starts_with("model")))
+        .and_then(|i| i["system_name"].as_str())
+        .expect("a model input")
+        .to_owned();
+    std::fs::write(
+        ws.path("job.yaml"),
+        format!(
+            "version: 1\nworkflow: sd15.json\ninputs:\n  {model}: {{key: not-installed-0000, hash: 'blake3:00', name: Nonexistent SD1.5, base: sd-1, type: main}}\noutput:\n  dir: out\n"
+        ),
+    )
+    .expect("manifest");
+    let out = ws.run(&["job.yaml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed"), "{stderr}");
+    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
+    let line: Value = serde_json::from_str(summary.lines().next().expect("a line")).expect("json");
+    assert_eq!(line["status"], "failed");
+    let error = line["error"].as_str().expect("error");
+    assert!(
+        error.contains("not-installed-0000") || error.to_lowercase().contains("model"),
+        "{error}"
+    );
+}
