@@ -76,6 +76,7 @@ pub enum TrackMode {
 
 /// What a [`Tracker`] reports.
 // A finished item is moved once to the caller; boxing it would only add an allocation.
+#[non_exhaustive]
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackEvent {
