@@ -37,7 +37,7 @@
 //! # }
 //! ```
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -59,6 +59,10 @@ const IDS_PER_CALL: usize = 1000;
 /// The shortest pause between two polls, whatever `poll_interval` says.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How long a failed item's report waits for its node's `invocation_error` event, which the
+/// server sends just after the item's `failed` status.
+const ERROR_EVENT_GRACE: Duration = Duration::from_secs(1);
+
 /// How a [`Tracker`] learns about items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrackMode {
@@ -72,6 +76,7 @@ pub enum TrackMode {
 
 /// What a [`Tracker`] reports.
 // A finished item is moved once to the caller; boxing it would only add an allocation.
+#[non_exhaustive]
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackEvent {
@@ -89,6 +94,15 @@ pub enum TrackEvent {
     Started {
         /// The item.
         item_id: i64,
+    },
+    /// A node of a watched item began executing (events only).
+    NodeStarted {
+        /// The item.
+        item_id: i64,
+        /// The node's id in the submitted graph (its source id).
+        node_id: String,
+        /// The node's type, when the event says.
+        node_type: Option<String>,
     },
     /// A node of a watched item reported progress (events only).
     Progress {
@@ -110,6 +124,18 @@ pub enum TrackEvent {
         /// The node's id in the submitted graph (its source id).
         node_id: String,
     },
+    /// A node of a watched item failed (events only). The item's own
+    /// [`TrackEvent::Finished`] follows, with the same error in its fields.
+    NodeFailed {
+        /// The item.
+        item_id: i64,
+        /// The node's id in the submitted graph (its source id).
+        node_id: String,
+        /// The server's error type.
+        error_type: String,
+        /// The server's error message.
+        error_message: String,
+    },
     /// The event socket reconnected; the tracker has polled to catch up (informational).
     Reconnected,
     /// A poll of the queue failed; the tracker tries again at the next interval
@@ -130,8 +156,10 @@ impl TrackEvent {
             TrackEvent::Finished(item) => Some(item.item_id),
             TrackEvent::Vanished { item_id }
             | TrackEvent::Started { item_id }
+            | TrackEvent::NodeStarted { item_id, .. }
             | TrackEvent::Progress { item_id, .. }
-            | TrackEvent::NodeCompleted { item_id, .. } => Some(*item_id),
+            | TrackEvent::NodeCompleted { item_id, .. }
+            | TrackEvent::NodeFailed { item_id, .. } => Some(*item_id),
             TrackEvent::Reconnected | TrackEvent::PollFailed { .. } => None,
         }
     }
@@ -178,6 +206,11 @@ struct TrackState {
     out: VecDeque<TrackEvent>,
     /// A poll was asked for (after `watch`, a reconnect, a queue clear).
     poll_requested: bool,
+    /// With events: how long a failed item waits for its `invocation_error` before it is
+    /// fetched (so that [`TrackEvent::NodeFailed`] comes before [`TrackEvent::Finished`]).
+    error_grace: Option<Duration>,
+    /// Failed items waiting for their error event, until when.
+    awaiting_error: HashMap<i64, Instant>,
 }
 
 impl TrackState {
@@ -212,7 +245,11 @@ impl TrackState {
                 continue;
             }
             match s.outcome {
-                Outcome::Finished { .. } => {
+                Outcome::Finished { status, .. } => {
+                    if let (ItemStatus::Failed, Some(grace)) = (status, self.error_grace) {
+                        self.awaiting_error
+                            .insert(s.item_id, Instant::now() + grace);
+                    }
                     self.to_fetch.insert(s.item_id);
                 }
                 Outcome::Vanished => self.vanish(s.item_id),
@@ -254,6 +291,28 @@ impl TrackState {
                 self.apply_settled(settled);
             }
             Event::QueueCleared { .. } => self.poll_requested = true,
+            Event::InvocationStarted(invocation)
+                if self.open.contains(&invocation.item.item_id) =>
+            {
+                self.out.push_back(TrackEvent::NodeStarted {
+                    item_id: invocation.item.item_id,
+                    node_id: invocation.invocation_source_id.clone(),
+                    node_type: invocation.invocation_type().map(str::to_owned),
+                });
+            }
+            Event::InvocationError { invocation, error } => {
+                // The server sends the item's `failed` status first: the item may have settled.
+                let id = invocation.item.item_id;
+                self.awaiting_error.remove(&id);
+                if self.open.contains(&id) || self.to_fetch.contains(&id) {
+                    self.out.push_back(TrackEvent::NodeFailed {
+                        item_id: id,
+                        node_id: invocation.invocation_source_id.clone(),
+                        error_type: error.error_type.clone(),
+                        error_message: error.error_message.clone(),
+                    });
+                }
+            }
             Event::InvocationProgress {
                 invocation,
                 message,
@@ -320,16 +379,41 @@ impl TrackState {
         if let Some(event) = self.out.pop_front() {
             return Need::Emit(event);
         }
-        if !self.to_fetch.is_empty() {
-            return Need::Fetch(self.to_fetch.iter().copied().collect());
+        let now = Instant::now();
+        let ready: Vec<i64> = self
+            .to_fetch
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.awaiting_error
+                    .get(id)
+                    .is_none_or(|until| *until <= now)
+            })
+            .collect();
+        if !ready.is_empty() {
+            for id in &ready {
+                self.awaiting_error.remove(id);
+            }
+            return Need::Fetch(ready);
         }
-        if self.open.is_empty() {
+        if self.open.is_empty() && self.to_fetch.is_empty() {
             return Need::Idle;
         }
-        if std::mem::take(&mut self.poll_requested) {
+        if !self.open.is_empty() && std::mem::take(&mut self.poll_requested) {
             return Need::Poll(self.open_items());
         }
         Need::Wait
+    }
+
+    /// When a failed item stops waiting for its error event, if any does.
+    fn wake_at(&self) -> Option<Instant> {
+        self.awaiting_error.values().min().copied()
+    }
+
+    /// Stops waiting for error events (the event stream is gone).
+    fn without_events(&mut self) {
+        self.error_grace = None;
+        self.awaiting_error.clear();
     }
 
     fn open_items(&self) -> Vec<i64> {
@@ -393,6 +477,7 @@ impl Tracker {
             }
         };
         let poll_interval = poll_interval.max(MIN_POLL_INTERVAL);
+        let uses_events = events.is_some();
         Tracker {
             client: client.clone(),
             queue_id: queue_id.to_owned(),
@@ -400,7 +485,10 @@ impl Tracker {
             poll_interval,
             next_poll: Instant::now() + poll_interval,
             failures: 0,
-            state: TrackState::default(),
+            state: TrackState {
+                error_grace: uses_events.then_some(ERROR_EVENT_GRACE),
+                ..TrackState::default()
+            },
         }
     }
 
@@ -450,10 +538,13 @@ impl Tracker {
 
     /// Waits for an event or the poll timer, and applies what came.
     async fn wait(&mut self) {
-        let deadline = self.next_poll;
+        let deadline = self
+            .state
+            .wake_at()
+            .map_or(self.next_poll, |at| at.min(self.next_poll));
         let Some((_, receiver)) = &mut self.events else {
             tokio::time::sleep_until(deadline).await;
-            self.state.poll_requested = true;
+            self.state.poll_requested = Instant::now() >= self.next_poll;
             return;
         };
         tokio::select! {
@@ -468,10 +559,13 @@ impl Tracker {
                 None => {
                     tracing::warn!("the event stream ended; following the queue by polling");
                     self.events = None;
+                    self.state.without_events();
                     self.state.poll_requested = true;
                 }
             },
-            () = tokio::time::sleep_until(deadline) => self.state.poll_requested = true,
+            () = tokio::time::sleep_until(deadline) => {
+                self.state.poll_requested |= Instant::now() >= self.next_poll;
+            }
         }
     }
 
@@ -665,6 +759,11 @@ mod tests {
         assert_eq!(s.need(), Need::Poll(vec![7]));
         s.on_poll(&[7], &[snap(7, "pending")]);
         s.on_stream_item(status(7, "in_progress", 2));
+        s.on_stream_item(event(
+            "invocation_started",
+            json!({"queue_id": "default", "item_id": 7, "batch_id": "b", "session_id": "s",
+                   "invocation_source_id": "denoise", "invocation": {"id": "p", "type": "denoise_latents"}}),
+        ));
         s.on_stream_item(progress(7, "denoise"));
         s.on_stream_item(progress(8, "other-item"));
         s.on_stream_item(event(
@@ -677,6 +776,11 @@ mod tests {
             events,
             [
                 TrackEvent::Started { item_id: 7 },
+                TrackEvent::NodeStarted {
+                    item_id: 7,
+                    node_id: "denoise".into(),
+                    node_type: Some("denoise_latents".into()),
+                },
                 TrackEvent::Progress {
                     item_id: 7,
                     node_id: "denoise".into(),
@@ -695,6 +799,22 @@ mod tests {
         s.on_stream_item(status(7, "pending", 1));
         assert_eq!(s.need(), Need::Wait);
         s.on_stream_item(status(7, "failed", 3));
+        s.on_stream_item(event(
+            "invocation_error",
+            json!({"queue_id": "default", "item_id": 7, "batch_id": "b", "session_id": "s",
+                   "invocation_source_id": "denoise", "invocation": {"id": "p"},
+                   "error_type": "OutOfMemoryError", "error_message": "CUDA out of memory",
+                   "error_traceback": "..."}),
+        ));
+        assert_eq!(
+            s.need(),
+            Need::Emit(TrackEvent::NodeFailed {
+                item_id: 7,
+                node_id: "denoise".into(),
+                error_type: "OutOfMemoryError".into(),
+                error_message: "CUDA out of memory".into(),
+            })
+        );
         assert_eq!(s.need(), Need::Fetch(vec![7]));
         s.on_fetched(&[7], vec![item(7, "failed")]);
         assert_eq!(
@@ -741,6 +861,42 @@ mod tests {
         s.on_poll(&[6], &[]);
         assert_eq!(s.need(), Need::Emit(TrackEvent::Vanished { item_id: 6 }));
         assert_eq!(s.need(), Need::Idle);
+    }
+
+    #[test]
+    fn a_failed_item_waits_briefly_for_its_node_error_event() {
+        let grace = Duration::from_millis(300);
+        let mut s = TrackState {
+            error_grace: Some(grace),
+            ..TrackState::default()
+        };
+        s.watch([1, 2]);
+        let _ = s.need();
+        s.on_stream_item(status(1, "failed", 3));
+        s.on_stream_item(status(2, "failed", 3));
+        assert_eq!(s.need(), Need::Wait, "both wait for their error event");
+        s.on_stream_item(event(
+            "invocation_error",
+            json!({"queue_id": "default", "item_id": 1, "batch_id": "b", "session_id": "s",
+                   "invocation_source_id": "model", "invocation": {"id": "p"},
+                   "error_type": "UnknownModelException", "error_message": "Unknown model k",
+                   "error_traceback": ""}),
+        ));
+        assert!(matches!(
+            s.need(),
+            Need::Emit(TrackEvent::NodeFailed { item_id: 1, .. })
+        ));
+        assert_eq!(
+            s.need(),
+            Need::Fetch(vec![1]),
+            "its error came: fetched at once"
+        );
+        s.on_fetched(&[1], vec![item(1, "failed")]);
+        assert!(matches!(s.need(), Need::Emit(TrackEvent::Finished(_))));
+        assert_eq!(s.need(), Need::Wait);
+        // Item 2's error event never comes: it is fetched after the grace period anyway.
+        std::thread::sleep(grace);
+        assert_eq!(s.need(), Need::Fetch(vec![2]));
     }
 
     #[test]

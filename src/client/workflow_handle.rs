@@ -1272,6 +1272,14 @@ fn place_without_overwrite(
     stem: &str,
     ext: &str,
 ) -> Result<PathBuf, HandleError> {
+    #[cfg(unix)]
+    {
+        // The temporary file is private (0600); outputs are ordinary files.
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(err) = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o644)) {
+            tracing::debug!("cannot make `{}` readable: {err}", tmp.display());
+        }
+    }
     for n in 0_u32..10_000 {
         let name = if n == 0 {
             format!("{stem}.{ext}")
@@ -1332,6 +1340,16 @@ mod tests {
         assert_eq!(second, dir.path().join("7-out-2.png"));
         assert_eq!(fs_err::read(&existing).expect("read"), b"keep me");
         assert_eq!(fs_err::read(&first).expect("read"), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs_err::metadata(&first).expect("stat").permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o644,
+                "outputs are readable like ordinary files"
+            );
+        }
     }
 
     #[test]
