@@ -1156,7 +1156,7 @@ async fn images_by_names(client: &Client, names: &[String]) -> Result<Vec<ImageD
 
 /// The invocation schemas of the client's server: from the cache for its version, else from
 /// its `/openapi.json` (then cached); `None` (use the snapshot) when the server cannot be read.
-async fn server_schemas(client: &Client) -> (Option<SchemaSet>, SchemaSource) {
+pub async fn server_schemas(client: &Client) -> (Option<SchemaSet>, SchemaSource) {
     let version = match client.app().version().await {
         Ok(version) => version,
         Err(err) => {

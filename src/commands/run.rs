@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
     // Keep a private server alive for the whole run (dropping it stops it).
     let _local = if args.local && !validate_only && !args.dry_run {
         let server = start_local_server()?;
-        settings.server_override = Some(server.url());
+        settings.server_override = Some(server.server.url());
         Some(server)
     } else {
         None
@@ -128,20 +128,30 @@ fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path)) {
     }
 }
 
-fn start_local_server() -> anyhow::Result<RunningServer> {
+/// A private server for one run, and its temporary root. Fields drop in order: the server
+/// stops before its root is removed.
+struct LocalServer {
+    server: RunningServer,
+    _root: tempfile::TempDir,
+}
+
+fn start_local_server() -> anyhow::Result<LocalServer> {
     let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
     let root = tempfile::Builder::new()
         .prefix("invk-run-local-")
-        .tempdir()?
-        .keep();
+        .tempdir()?;
     eprintln!(
         "starting a private InvokeAI {} server (root {})",
         inst.version(),
-        root.display()
+        root.path().display()
     );
-    let mut config = ServerConfig::new(root, 0);
+    let mut config = ServerConfig::new(root.path().to_path_buf(), 0);
     config.die_with_parent = true;
-    Ok(RunningServer::start(&inst, &config).map_err(crate::Error::from)?)
+    let server = RunningServer::start(&inst, &config).map_err(crate::Error::from)?;
+    Ok(LocalServer {
+        server,
+        _root: root,
+    })
 }
 
 #[cfg(test)]

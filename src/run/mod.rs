@@ -127,25 +127,40 @@ pub async fn run_manifest(
     cancel: CancellationToken,
 ) -> Result<ManifestOutcome, crate::Error> {
     let display_path = PathBuf::from(&source.display_name);
-    // A client is made before validation only when the workflow lives in the library.
-    let needs_library = manifest_names_library_workflow(&source.path);
-    let early_client = if needs_library {
-        Some(connect(settings, None).await?)
+    // `validate` and `--dry-run` work offline with the shipped schema snapshot (a library
+    // workflow needs the server all the same); a run reads its server's own schemas (cached per
+    // server version), so custom nodes and newer servers are typed too.
+    let peek = Peek::read(&source.path);
+    let offline = settings.validate_only || settings.dry_run;
+    let client = if peek.library || !offline {
+        Some(connect(settings, peek.server.as_deref()).await?)
     } else {
         None
     };
+    let live = match (&client, offline) {
+        (Some(client), false) => {
+            crate::client::workflow_handle::server_schemas(client)
+                .await
+                .0
+        }
+        _ => None,
+    };
+    let schemas = live
+        .as_ref()
+        .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
     let prepared = prepare::prepare(
         &source.path,
         &display_path,
         &source.base_dir,
         settings.max_jobs,
-        early_client.as_ref(),
+        client.as_ref(),
+        schemas,
     )
     .await?;
     if settings.validate_only || settings.dry_run {
         return Ok(dry_run::report(&prepared, source, settings, reporter));
     }
-    let client = match early_client {
+    let client = match client {
         Some(c) => c,
         None => connect(settings, prepared.file.server()).await?,
     };
@@ -174,12 +189,24 @@ pub async fn run_manifest(
     execution.run(cancel).await
 }
 
-/// Whether a manifest's `workflow:` is `{library: ...}` (read cheaply; full checks come later).
-fn manifest_names_library_workflow(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_norway::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v["workflow"].get("library").is_some())
+/// What a run needs to know of a manifest before it is checked: whether its workflow is in the
+/// server's library, and its `server:` (read leniently; the full checks come later).
+struct Peek {
+    library: bool,
+    server: Option<String>,
+}
+
+impl Peek {
+    fn read(path: &Path) -> Peek {
+        let value = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_norway::from_str::<serde_json::Value>(&t).ok())
+            .unwrap_or_default();
+        Peek {
+            library: value["workflow"].get("library").is_some(),
+            server: value["server"].as_str().map(str::to_owned),
+        }
+    }
 }
 
 /// A client for the run's server, logged in when the settings say so.

@@ -32,7 +32,7 @@ pub struct Prepared {
 
 /// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
 /// from `base_dir`, and the text is read from `read_from`. A `client` is needed only for a
-/// workflow from the server's library.
+/// workflow from the server's library; input types and rules come from `schemas`.
 ///
 /// # Errors
 /// Every problem of the manifest at once ([`crate::manifest::ManifestError`]), a workflow that
@@ -43,6 +43,7 @@ pub async fn prepare(
     base_dir: &Path,
     max_jobs: u64,
     client: Option<&Client>,
+    schemas: &SchemaSet,
 ) -> Result<Prepared, crate::Error> {
     let text = crate::fs::read_to_string(read_from).map_err(|source| {
         crate::manifest::ManifestError::Read {
@@ -72,7 +73,7 @@ pub async fn prepare(
             (def, r)
         }
     };
-    let workflow = Workflow::new(definition, SchemaSet::snapshot())?;
+    let workflow = Workflow::new(definition, schemas)?;
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
     let plan = Plan::new(&expansion);
     let output_dir = normalize(&match expansion.jobs.first() {
