@@ -111,7 +111,10 @@ impl InputCatalog for crate::workflow::Workflow {
                     system_name: input.system_name.clone(),
                     user_name: input.user_name.clone(),
                     kind,
-                    batchable: ty.is_batchable(),
+                    // A batch or generator node is not in the graph: its values shape the batch
+                    // data itself, so each value needs its own enqueue.
+                    batchable: ty.is_batchable()
+                        && !crate::workflow::graph::is_batch_or_generator(&input.node_type),
                 })
             }
             Err(WorkflowError::UnknownInput {

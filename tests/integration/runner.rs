@@ -440,3 +440,52 @@ fn ctrl_c_stops_with_130_and_a_fresh_run_of_the_same_jobs_is_not_broken_by_delet
     assert!(ws.path("out/job/hue-0/blur-1-Tinted-1.png").is_file());
     assert_eq!(pngs, 24);
 }
+
+#[test]
+fn every_bundled_manifest_validates_and_the_small_ones_run() {
+    let jobs = repo("jobs");
+    let mut names: Vec<String> = std::fs::read_dir(&jobs)
+        .expect("jobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names {
+        let out = support::invk_run()
+            .current_dir(&jobs)
+            .args(["validate", name])
+            .output()
+            .expect("validate");
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+    }
+
+    // Run copies whose output goes to a temporary folder (the repository stays clean).
+    let out_root = tempfile::tempdir().expect("tempdir");
+    for (name, pngs) in [("framed-photos.yaml", 6), ("size-sweep.yaml", 8)] {
+        let text_in = std::fs::read_to_string(jobs.join(name)).expect("read");
+        let out_dir = out_root.path().join(name.trim_end_matches(".yaml"));
+        let copy = jobs.join(format!(".test-{name}"));
+        std::fs::write(
+            &copy,
+            text_in.replace(
+                "dir: \"../out/{{ manifest.stem }}\"",
+                &format!("dir: \"{}\"", out_dir.display()),
+            ),
+        )
+        .expect("write copy");
+        let out = support::invk_run()
+            .current_dir(&jobs)
+            .args(["--server", support::server().url(), "-q"])
+            .arg(&copy)
+            .output()
+            .expect("run");
+        let _ = std::fs::remove_file(&copy);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let written = files_under(&out_dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".png"))
+            .count();
+        assert_eq!(written, pngs, "{name}");
+    }
+}
