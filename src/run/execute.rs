@@ -21,7 +21,7 @@ use super::{JobFailure, ManifestOutcome};
 use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
 use crate::client::{Client, QueueItem, QueueItemStatus, UploadOptions};
 use crate::manifest::{
-    EnqueuePlan, IntermediatesPolicy, Job, LocalImage, OutputVars, OutputsPolicy, Plan,
+    Cleanup, EnqueuePlan, IntermediatesPolicy, Job, LocalImage, OutputVars, OutputsPolicy, Plan,
     UploadsPolicy,
 };
 use crate::workflow::{ConvertOptions, EnqueueBatch, OutputNode};
@@ -734,39 +734,31 @@ impl Execution<'_> {
         book: &mut Book,
         journal: &mut Journal,
     ) -> Result<(), crate::Error> {
-        let policy = &self.prepared.file.manifest().cleanup;
-        let mut delete: BTreeSet<String> = BTreeSet::new();
-        if policy.outputs == OutputsPolicy::AfterDownload {
-            // Only what is safely on disk: journaled downloads (this run and earlier ones).
-            delete.extend(book.written.keys().cloned());
-            for files in state.downloads.values() {
-                delete.extend(files.keys().cloned());
-            }
-        }
-        if policy.intermediates == IntermediatesPolicy::Delete {
-            delete.extend(book.intermediates.iter().cloned());
-        }
         let all_done =
             book.failures.is_empty() && book.completed.len() == self.prepared.plan.job_count();
-        let uploads_go = match policy.uploads {
-            UploadsPolicy::Always => true,
-            UploadsPolicy::OnSuccess => all_done,
-            UploadsPolicy::Never => false,
-        };
-        if uploads_go {
-            delete.extend(uploads.values().cloned());
-            delete.extend(state.uploads.values().cloned());
-        }
-        // Never delete an output that is not on disk.
-        for names in book.left_on_server.values() {
-            for name in names {
-                delete.remove(name);
-            }
-        }
-        let delete: Vec<String> = delete
-            .into_iter()
-            .filter(|n| !state.deleted.contains(n))
+        let on_disk: BTreeSet<String> = book
+            .written
+            .keys()
+            .cloned()
+            .chain(state.downloads.values().flat_map(|f| f.keys().cloned()))
             .collect();
+        let uploaded: BTreeSet<String> = uploads
+            .values()
+            .cloned()
+            .chain(state.uploads.values().cloned())
+            .collect();
+        let left: BTreeSet<String> = book.left_on_server.values().flatten().cloned().collect();
+        let delete = images_to_delete(
+            &self.prepared.file.manifest().cleanup,
+            &Produced {
+                on_disk: &on_disk,
+                intermediates: &book.intermediates,
+                uploaded: &uploaded,
+                left_on_server: &left,
+                already_deleted: &state.deleted,
+            },
+            all_done,
+        );
         if delete.is_empty() {
             return Ok(());
         }
@@ -823,6 +815,45 @@ impl Execution<'_> {
             error: failure.map(|f| f.error.clone()),
         }
     }
+}
+
+/// The server images of a run, by what the cleanup policy says of them.
+struct Produced<'a> {
+    /// Outputs journaled as safely on disk.
+    on_disk: &'a BTreeSet<String>,
+    /// Images of intermediate (or non-output) nodes of the run's items.
+    intermediates: &'a BTreeSet<String>,
+    /// Images the run uploaded.
+    uploaded: &'a BTreeSet<String>,
+    /// Outputs that could not be downloaded.
+    left_on_server: &'a BTreeSet<String>,
+    /// Images an earlier run already deleted.
+    already_deleted: &'a BTreeSet<String>,
+}
+
+/// What the cleanup deletes: outputs only once they are on disk (and never one that could not
+/// be downloaded, even if it is also an intermediate or an upload), intermediates and uploads as
+/// the policy says, nothing already deleted.
+fn images_to_delete(policy: &Cleanup, produced: &Produced<'_>, all_done: bool) -> Vec<String> {
+    let mut delete: BTreeSet<String> = BTreeSet::new();
+    if policy.outputs == OutputsPolicy::AfterDownload {
+        delete.extend(produced.on_disk.iter().cloned());
+    }
+    if policy.intermediates == IntermediatesPolicy::Delete {
+        delete.extend(produced.intermediates.iter().cloned());
+    }
+    let uploads_go = match policy.uploads {
+        UploadsPolicy::Always => true,
+        UploadsPolicy::OnSuccess => all_done,
+        UploadsPolicy::Never => false,
+    };
+    if uploads_go {
+        delete.extend(produced.uploaded.iter().cloned());
+    }
+    delete
+        .into_iter()
+        .filter(|n| !produced.left_on_server.contains(n) && !produced.already_deleted.contains(n))
+        .collect()
 }
 
 /// Resolves a [`super::batch::model_ref`] against the server's installed models.
@@ -937,6 +968,40 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn cleanup_never_deletes_what_is_not_on_disk_and_follows_the_policy() {
+        let on_disk = set(&["out1", "out2"]);
+        let intermediates = set(&["mid", "out3"]);
+        let uploaded = set(&["up"]);
+        let left = set(&["out3"]);
+        let deleted = set(&["out2"]);
+        let produced = Produced {
+            on_disk: &on_disk,
+            intermediates: &intermediates,
+            uploaded: &uploaded,
+            left_on_server: &left,
+            already_deleted: &deleted,
+        };
+        let mut policy = Cleanup::default();
+        // Defaults: outputs after download, intermediates deleted, uploads on success.
+        assert_eq!(
+            images_to_delete(&policy, &produced, true),
+            ["mid", "out1", "up"]
+        );
+        // A job failed: the uploads stay for a retry.
+        assert_eq!(images_to_delete(&policy, &produced, false), ["mid", "out1"]);
+        policy.uploads = UploadsPolicy::Always;
+        policy.outputs = OutputsPolicy::Never;
+        policy.intermediates = IntermediatesPolicy::Keep;
+        assert_eq!(images_to_delete(&policy, &produced, false), ["up"]);
+        policy.uploads = UploadsPolicy::Never;
+        assert!(images_to_delete(&policy, &produced, true).is_empty());
+    }
 
     #[test]
     fn civil_dates() {
