@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{build_batch, model_refs};
-use super::journal::{Entry, Journal, State};
+use super::journal::{Entry, Journal, Resume, State};
 use super::output_path::{sanitize_relative, unique_path};
 use super::prepare::{Prepared, job_key};
 use super::report::{Reporter, RunEvent};
@@ -67,7 +67,43 @@ struct Book {
     /// Files per job in this run.
     files: BTreeMap<usize, Vec<PathBuf>>,
     failures: Vec<JobFailure>,
+    /// Jobs that failed (reported once, whatever the number of their sessions).
+    failed_jobs: BTreeSet<usize>,
+    /// Sessions still open, per job.
+    pending: HashMap<usize, usize>,
     completed: BTreeSet<usize>,
+}
+
+impl Book {
+    /// A session of a job ended; returns whether it was the job's last.
+    fn session_ended(&mut self, job: usize) -> bool {
+        let left = self.pending.entry(job).or_insert(1);
+        *left = left.saturating_sub(1);
+        *left == 0
+    }
+
+    /// Records a job's failure once.
+    fn fail(&mut self, job: usize, item_id: i64, error: String) -> bool {
+        if self.failed_jobs.insert(job) {
+            self.failures.push(JobFailure {
+                job,
+                item_id,
+                error,
+            });
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The journal key of session `n` of a job that runs as `per_job` sessions.
+fn slot_key(job_key: &str, per_job: usize, n: usize) -> String {
+    if per_job == 1 {
+        job_key.to_owned()
+    } else {
+        format!("{job_key}#{n}")
+    }
 }
 
 /// What a download task hands back: the item, the files written, the files that failed.
@@ -99,64 +135,78 @@ impl Execution<'_> {
         })?;
         let keys: Vec<String> = p.plan.jobs.iter().map(job_key).collect();
         let mut book = Book::default();
+        let mut state = state;
         // Jobs already done, failed before, or still on the server.
         let mut to_submit: Vec<usize> = Vec::new();
         let mut reattach: Vec<(i64, Slot, String)> = Vec::new();
         let mut done_before = 0;
         for (pos, job) in p.plan.jobs.iter().enumerate() {
             let key = &keys[pos];
-            let slot = Slot {
-                job: job.index,
-                key: key.clone(),
-            };
-            match state.finished.get(key) {
-                Some(f) if f.status == "completed" => {
+            let mut decision = state.resume(key);
+            if let Resume::Recover { batch_id } = &decision {
+                // Sent, but the answer was lost: find the batch's items on the server.
+                decision = match self.recover_batch(batch_id).await? {
+                    Some(ids) => {
+                        journal.append(&Entry::Enqueued {
+                            batch_id: batch_id.clone(),
+                            item_ids: ids.clone(),
+                        })?;
+                        if let Some(b) = state.batches.get_mut(batch_id) {
+                            b.item_ids = Some(ids);
+                        }
+                        state.resume(key)
+                    }
+                    None => Resume::Submit,
+                };
+            }
+            match decision {
+                Resume::Submit | Resume::Recover { .. } => {
+                    if !self.retry_failed {
+                        to_submit.push(pos);
+                    }
+                }
+                Resume::Done { files } => {
                     done_before += 1;
                     book.completed.insert(job.index);
-                    if let Some(files) = state.downloads.get(key) {
-                        book.files
-                            .insert(job.index, files.values().cloned().collect());
-                    }
-                    continue;
+                    book.files.insert(job.index, files);
                 }
-                Some(f) if !self.retry_failed => {
-                    book.failures.push(JobFailure {
-                        job: job.index,
-                        item_id: f.item_id,
-                        error: f.error.clone().unwrap_or_else(|| f.status.clone()),
-                    });
-                    continue;
-                }
-                Some(_) => {
-                    to_submit.push(pos);
-                    continue;
-                }
-                None if self.retry_failed => continue,
-                None => {}
-            }
-            match state.item_of(key) {
-                Some((batch, Some(item_id))) => reattach.push((item_id, slot, batch.to_owned())),
-                Some((batch, None)) => {
-                    // Sent, but the answer was lost: find the batch's items on the server.
-                    match self.recover_batch(batch, &state).await? {
-                        Some(ids) => {
-                            journal.append(&Entry::Enqueued {
-                                batch_id: batch.to_owned(),
-                                item_ids: ids.clone(),
-                            })?;
-                            let b = &state.batches[batch];
-                            let per_job = (ids.len() / b.jobs.len().max(1)).max(1);
-                            let at = b.jobs.iter().position(|j| j == key).unwrap_or(0);
-                            if let Some(id) = ids.get(at * per_job) {
-                                reattach.push((*id, slot, batch.to_owned()));
-                            } else {
-                                to_submit.push(pos);
-                            }
-                        }
-                        None => to_submit.push(pos),
+                Resume::Failed { item_id, error } => {
+                    if self.retry_failed {
+                        to_submit.push(pos);
+                    } else {
+                        book.failed_jobs.insert(job.index);
+                        book.failures.push(JobFailure {
+                            job: job.index,
+                            item_id,
+                            error,
+                        });
                     }
                 }
-                None => to_submit.push(pos),
+                Resume::Attach {
+                    batch_id,
+                    open,
+                    done,
+                } => {
+                    book.pending.insert(job.index, open.len());
+                    if done > 0 {
+                        // Sessions that finished before: their files count for the job.
+                        let prefix = format!("{key}#");
+                        let earlier = state
+                            .downloads
+                            .iter()
+                            .filter(|(slot, _)| slot.starts_with(&prefix))
+                            .filter(|(slot, _)| !open.iter().any(|(o, _)| o == *slot))
+                            .flat_map(|(_, files)| files.values().cloned());
+                        book.files.entry(job.index).or_default().extend(earlier);
+                    }
+                    for (slot_key, item_id) in open {
+                        let slot = Slot {
+                            job: job.index,
+                            key: slot_key,
+                        };
+                        reattach.push((item_id, slot, batch_id.clone()));
+                    }
+                }
             }
         }
         let subset: Vec<Job> = to_submit
@@ -197,14 +247,18 @@ impl Execution<'_> {
                     }
                 })
                 .collect();
-            let (batch_id, ids) = self
+            let (batch_id, ids, per_job) = self
                 .enqueue(enqueue, &slots, &uploads, &mut journal)
                 .await?;
-            let per_job = (ids.len() / slots.len().max(1)).max(1);
             for (n, id) in ids.iter().enumerate() {
                 if let Some(slot) = slots.get(n / per_job) {
-                    book.items.insert(*id, (slot.clone(), batch_id.clone()));
+                    let key = slot_key(&slot.key, per_job, n % per_job);
+                    book.items
+                        .insert(*id, (Slot { job: slot.job, key }, batch_id.clone()));
                 }
+            }
+            for slot in &slots {
+                book.pending.insert(slot.job, per_job);
             }
             tracker.watch(ids);
         }
@@ -287,11 +341,7 @@ impl Execution<'_> {
 
     /// Finds the items of a batch whose enqueue answer was lost; `None` when the server has none
     /// (the enqueue never arrived).
-    async fn recover_batch(
-        &self,
-        batch_id: &str,
-        _state: &State,
-    ) -> Result<Option<Vec<i64>>, crate::Error> {
+    async fn recover_batch(&self, batch_id: &str) -> Result<Option<Vec<i64>>, crate::Error> {
         let status = self.client.queue().batch_status(batch_id).await?;
         if status.total == 0 {
             return Ok(None);
@@ -360,7 +410,7 @@ impl Execution<'_> {
         slots: &[Slot],
         uploads: &HashMap<PathBuf, String>,
         journal: &mut Journal,
-    ) -> Result<(String, Vec<i64>), crate::Error> {
+    ) -> Result<(String, Vec<i64>, usize), crate::Error> {
         let image_name = |i: &LocalImage| uploads.get(&i.path).cloned().unwrap_or_default();
         let inputs = &self.prepared.expansion.inputs;
         let mut models: HashMap<String, Value> = HashMap::new();
@@ -385,11 +435,11 @@ impl Execution<'_> {
             &models,
             &options,
         )?;
-        let sessions = batch.session_count();
-        let per_job = sessions / (slots.len() as u64).max(1);
+        let sessions = usize::try_from(batch.session_count()).unwrap_or(usize::MAX);
+        let per_job = (sessions / slots.len().max(1)).max(1);
         let jobs: Vec<String> = slots
             .iter()
-            .flat_map(|s| std::iter::repeat_n(s.key.clone(), usize::try_from(per_job).unwrap_or(1)))
+            .flat_map(|s| (0..per_job).map(|n| slot_key(&s.key, per_job, n)))
             .collect();
         journal.append(&Entry::EnqueueIntent {
             batch_id: batch_id.clone(),
@@ -424,7 +474,7 @@ impl Execution<'_> {
             batch_id: batch_id.clone(),
             items: result.item_ids.len(),
         });
-        Ok((batch_id, result.item_ids))
+        Ok((batch_id, result.item_ids, per_job))
     }
 
     /// An item ended: a failure is recorded; a completion's outputs are planned and their
@@ -454,23 +504,14 @@ impl Execution<'_> {
                 (None, Some(m)) => m.clone(),
                 _ => item.status.as_str().to_owned(),
             };
-            journal.append(&Entry::Finished {
-                job: slot.key.clone(),
-                item_id: item.item_id,
-                status: item.status.as_str().to_owned(),
-                error: Some(error.clone()),
-            })?;
-            self.reporter.event(&RunEvent::JobFailed {
-                manifest: self.name.clone(),
-                job: slot.job,
-                item_id: item.item_id,
-                error: error.clone(),
-            });
-            book.failures.push(JobFailure {
-                job: slot.job,
-                item_id: item.item_id,
+            self.session_failed(
+                &slot,
+                item.item_id,
+                item.status.as_str(),
                 error,
-            });
+                book,
+                journal,
+            )?;
             return Ok(());
         }
         let planned = self.plan_files(&item, &slot, &batch_id, &output_nodes, &outputs, book)?;
@@ -518,24 +559,39 @@ impl Execution<'_> {
             return Ok(());
         };
         let error = "the queue item was deleted from the server before it finished".to_owned();
+        self.session_failed(&slot, item_id, "canceled", error, book, journal)
+    }
+
+    /// A session ended without its outputs: journaled, and its job reported failed (once).
+    fn session_failed(
+        &self,
+        slot: &Slot,
+        item_id: i64,
+        status: &str,
+        error: String,
+        book: &mut Book,
+        journal: &mut Journal,
+    ) -> Result<(), crate::Error> {
         journal.append(&Entry::Finished {
             job: slot.key.clone(),
             item_id,
-            status: "canceled".to_owned(),
+            status: status.to_owned(),
             error: Some(error.clone()),
         })?;
-        self.reporter.event(&RunEvent::JobFailed {
-            manifest: self.name.clone(),
-            job: slot.job,
-            item_id,
-            error: error.clone(),
-        });
-        book.failures.push(JobFailure {
-            job: slot.job,
-            item_id,
-            error,
-        });
+        book.session_ended(slot.job);
+        self.job_failed(slot.job, item_id, error, book);
         Ok(())
+    }
+
+    fn job_failed(&self, job: usize, item_id: i64, error: String, book: &mut Book) {
+        if book.fail(job, item_id, error.clone()) {
+            self.reporter.event(&RunEvent::JobFailed {
+                manifest: self.name.clone(),
+                job,
+                item_id,
+                error,
+            });
+        }
     }
 
     fn plan_files(
@@ -686,13 +742,23 @@ impl Execution<'_> {
                 status: "completed".to_owned(),
                 error: None,
             })?;
-            book.completed.insert(slot.job);
-            self.reporter.event(&RunEvent::JobCompleted {
-                manifest: self.name.clone(),
-                job: slot.job,
-                item_id,
-                files: files.iter().map(|f| f.display().to_string()).collect(),
-            });
+            book.files
+                .entry(slot.job)
+                .or_default()
+                .extend(files.iter().cloned());
+            if book.session_ended(slot.job) && !book.failed_jobs.contains(&slot.job) {
+                book.completed.insert(slot.job);
+                self.reporter.event(&RunEvent::JobCompleted {
+                    manifest: self.name.clone(),
+                    job: slot.job,
+                    item_id,
+                    files: book.files[&slot.job]
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect(),
+                });
+            }
+            return Ok(());
         } else {
             let names: Vec<String> = failed.iter().map(|(f, _)| f.image_name.clone()).collect();
             let error = format!(
@@ -711,17 +777,8 @@ impl Execution<'_> {
                 .entry(slot.job)
                 .or_default()
                 .extend(names);
-            self.reporter.event(&RunEvent::JobFailed {
-                manifest: self.name.clone(),
-                job: slot.job,
-                item_id,
-                error: error.clone(),
-            });
-            book.failures.push(JobFailure {
-                job: slot.job,
-                item_id,
-                error,
-            });
+            book.session_ended(slot.job);
+            self.job_failed(slot.job, item_id, error, book);
         }
         book.files.entry(slot.job).or_default().extend(files);
         Ok(())

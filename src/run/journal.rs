@@ -164,8 +164,9 @@ pub struct State {
     pub uploads: BTreeMap<String, String>,
     /// Boards the runs created.
     pub boards: Vec<String>,
-    /// Enqueues by batch id: the jobs they carry, and their item ids once known.
-    pub batches: BTreeMap<String, Batch>,
+    /// Enqueues by batch id, in journal order: the job slots they carry, and their item ids
+    /// once known.
+    pub batches: indexmap::IndexMap<String, Batch>,
     /// The latest end of each job (by job key).
     pub finished: BTreeMap<String, Finished>,
     /// Files downloaded for each job: image name → file.
@@ -177,7 +178,8 @@ pub struct State {
 /// An enqueue in the journal.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// Job keys in session order.
+    /// Job slots in session order: a job's key, or `KEY#N` for session N of a job that the
+    /// server runs as several sessions (a workflow with batch nodes of its own).
     pub jobs: Vec<String>,
     /// Item ids, when the enqueue's result was journaled.
     pub item_ids: Option<Vec<i64>>,
@@ -252,26 +254,102 @@ impl State {
         state
     }
 
-    /// Whether a job completed and has all its outputs on disk (`expected` image names known
-    /// from the finished item; `None` means "not known yet").
+    /// What a new run should do with a job, from what the journal says of it.
     #[must_use]
-    pub fn job_completed(&self, job: &str) -> bool {
-        self.finished
-            .get(job)
-            .is_some_and(|f| f.status == "completed")
+    pub fn resume(&self, key: &str) -> Resume {
+        let prefix = format!("{key}#");
+        let is_slot = |j: &str| j == key || j.starts_with(&prefix);
+        let Some((batch_id, batch)) = self
+            .batches
+            .iter()
+            .rev()
+            .find(|(_, b)| b.jobs.iter().any(|j| is_slot(j)))
+        else {
+            return Resume::Submit;
+        };
+        let slots: Vec<(usize, &String)> = batch
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| is_slot(j))
+            .collect();
+        // A slot ended in this batch when its latest end is of this batch's item.
+        let ids = batch.item_ids.as_deref().unwrap_or_default();
+        let ended_here = |pos: usize, slot: &str| {
+            self.finished
+                .get(slot)
+                .filter(|f| ids.get(pos) == Some(&f.item_id))
+        };
+        let ended: Vec<&Finished> = slots
+            .iter()
+            .filter_map(|(pos, j)| ended_here(*pos, j))
+            .collect();
+        if ended.len() == slots.len() {
+            if let Some(failed) = ended.iter().find(|f| f.status != "completed") {
+                return Resume::Failed {
+                    item_id: failed.item_id,
+                    error: failed
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| failed.status.clone()),
+                };
+            }
+            let files = slots
+                .iter()
+                .filter_map(|(_, j)| self.downloads.get(*j))
+                .flat_map(|d| d.values().cloned())
+                .collect();
+            return Resume::Done { files };
+        }
+        if batch.item_ids.is_none() {
+            return Resume::Recover {
+                batch_id: batch_id.clone(),
+            };
+        }
+        let open = slots
+            .iter()
+            .filter(|(pos, j)| ended_here(*pos, j).is_none())
+            .filter_map(|(pos, j)| ids.get(*pos).map(|id| ((*j).clone(), *id)))
+            .collect();
+        Resume::Attach {
+            batch_id: batch_id.clone(),
+            open,
+            done: ended.len(),
+        }
     }
+}
 
-    /// The batch that carries a job, and the job's item id in it when known.
-    #[must_use]
-    pub fn item_of(&self, job: &str) -> Option<(&str, Option<i64>)> {
-        self.batches.iter().rev().find_map(|(batch_id, b)| {
-            let pos = b.jobs.iter().position(|j| j == job)?;
-            Some((
-                batch_id.as_str(),
-                b.item_ids.as_ref().and_then(|ids| ids.get(pos).copied()),
-            ))
-        })
-    }
+/// What a run does with a job the journal may know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// Never submitted (or its enqueue never reached the server): submit it.
+    Submit,
+    /// Every session completed and its outputs are on disk.
+    Done {
+        /// Its files, relative to the output folder.
+        files: Vec<PathBuf>,
+    },
+    /// It ended with a failure (resubmitted only with `--retry-failed`).
+    Failed {
+        /// The failed item.
+        item_id: i64,
+        /// The server's error.
+        error: String,
+    },
+    /// Its enqueue was sent but the answer was lost: look the batch up on the server.
+    Recover {
+        /// The batch.
+        batch_id: String,
+    },
+    /// Still on the server: follow the open sessions.
+    Attach {
+        /// The batch.
+        batch_id: String,
+        /// Open slots and their item ids.
+        open: Vec<(String, i64)>,
+        /// Slots already done.
+        done: usize,
+    },
 }
 
 #[cfg(test)]
@@ -328,12 +406,96 @@ mod tests {
 
         let (_, state) = Journal::open(dir.path(), false).expect("open again");
         assert_eq!(state.plan_hash.as_deref(), Some("h"));
-        assert!(state.job_completed("j1"));
-        assert!(!state.job_completed("j0"));
-        assert_eq!(state.item_of("j0"), Some(("b1", Some(7))));
-        assert_eq!(state.item_of("j2"), Some(("b2", None)));
-        assert_eq!(state.item_of("j9"), None);
-        assert_eq!(state.downloads["j1"]["x.png"], PathBuf::from("a/x.png"));
+        assert_eq!(
+            state.resume("j1"),
+            Resume::Done {
+                files: vec!["a/x.png".into()]
+            }
+        );
+        assert_eq!(
+            state.resume("j0"),
+            Resume::Attach {
+                batch_id: "b1".into(),
+                open: vec![("j0".into(), 7)],
+                done: 0
+            }
+        );
+        assert_eq!(
+            state.resume("j2"),
+            Resume::Recover {
+                batch_id: "b2".into()
+            }
+        );
+        assert_eq!(state.resume("j9"), Resume::Submit);
+    }
+
+    #[test]
+    fn a_job_of_several_sessions_is_done_only_when_all_are() {
+        let entries = vec![
+            Entry::EnqueueIntent {
+                batch_id: "b".into(),
+                jobs: vec!["a#0".into(), "a#1".into(), "b#0".into(), "b#1".into()],
+            },
+            Entry::Enqueued {
+                batch_id: "b".into(),
+                item_ids: vec![1, 2, 3, 4],
+            },
+            Entry::Finished {
+                job: "a#0".into(),
+                item_id: 1,
+                status: "completed".into(),
+                error: None,
+            },
+            Entry::Finished {
+                job: "a#1".into(),
+                item_id: 2,
+                status: "completed".into(),
+                error: None,
+            },
+            Entry::Finished {
+                job: "b#0".into(),
+                item_id: 3,
+                status: "failed".into(),
+                error: Some("boom".into()),
+            },
+        ];
+        let state = State::from_entries(entries.clone());
+        assert_eq!(state.resume("a"), Resume::Done { files: vec![] });
+        assert_eq!(
+            state.resume("b"),
+            Resume::Attach {
+                batch_id: "b".into(),
+                open: vec![("b#1".into(), 4)],
+                done: 1
+            }
+        );
+        let mut more = entries;
+        more.push(Entry::Finished {
+            job: "b#1".into(),
+            item_id: 4,
+            status: "completed".into(),
+            error: None,
+        });
+        let state = State::from_entries(more.clone());
+        assert_eq!(
+            state.resume("b"),
+            Resume::Failed {
+                item_id: 3,
+                error: "boom".into()
+            }
+        );
+        // A retry is a newer batch: it decides.
+        more.push(Entry::EnqueueIntent {
+            batch_id: "a-retry".into(),
+            jobs: vec!["b#0".into(), "b#1".into()],
+        });
+        let state = State::from_entries(more);
+        assert_eq!(
+            state.resume("b"),
+            Resume::Recover {
+                batch_id: "a-retry".into()
+            }
+        );
     }
 
     #[test]
