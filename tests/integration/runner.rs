@@ -489,3 +489,41 @@ fn every_bundled_manifest_validates_and_the_small_ones_run() {
         assert_eq!(written, pngs, "{name}");
     }
 }
+
+#[test]
+fn a_multi_user_server_needs_a_login_and_then_runs_like_any_other() {
+    let server = support::multiuser_server();
+    let ws = Workspace::new(
+        &SWEEP
+            .replace("[0, 90, 180, 270]", "[0]")
+            .replace("[1, 3, 6]", "[2]"),
+    );
+    let run = |login: bool| {
+        let mut cmd = support::invk_run();
+        cmd.current_dir(ws.dir.path())
+            .args(["--server", server.url()]);
+        if login {
+            cmd.args(["--email", &server.admin_email])
+                .env("INVK_PASSWORD", &server.admin_password);
+        }
+        cmd.arg("job.yaml").output().expect("run")
+    };
+    let refused = run(false);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains(&server.admin_password));
+
+    let out = run(true);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(&server.admin_password),
+        "the password was printed"
+    );
+    let pngs = files_under(&ws.path("out/job"))
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .count();
+    assert_eq!(pngs, 2);
+}
