@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
     // Keep a private server alive for the whole run (dropping it stops it).
     let _local = if args.local && !validate_only && !args.dry_run {
         let server = start_local_server()?;
-        settings.server_override = Some(server.server.url());
+        settings.server_override = Some(server.url());
         Some(server)
     } else {
         None
@@ -130,12 +130,20 @@ fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path)) {
 
 /// A private server for one run, and its temporary root. Fields drop in order: the server
 /// stops before its root is removed.
-struct LocalServer {
+pub(crate) struct LocalServer {
     server: RunningServer,
     _root: tempfile::TempDir,
 }
 
-fn start_local_server() -> anyhow::Result<LocalServer> {
+impl LocalServer {
+    /// Its URL.
+    pub(crate) fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// Starts a private server (installing InvokeAI into the cache folder when needed).
+pub(crate) fn start_local_server() -> anyhow::Result<LocalServer> {
     let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
     let root = tempfile::Builder::new()
         .prefix("invk-run-local-")

@@ -18,7 +18,15 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
         Ok(config) => config,
         Err(err) => return Ok(refuse(err)),
     };
-    let settings = RunSettings::resolve(global, &args.run);
+    let mut settings = RunSettings::resolve(global, &args.run);
+    // `--local`: a private server for as long as the folder is watched.
+    let _local = if args.run.local {
+        let local = super::run::start_local_server()?;
+        settings.server_override = Some(local.url());
+        Some(local)
+    } else {
+        None
+    };
     let reporter = Reporter::new(settings.mode);
     let status = WatchStatus::new(settings.mode);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -58,15 +58,12 @@ impl WatchConfig {
     /// The settings `invk-run watch` was given.
     ///
     /// # Errors
-    /// A bad glob, a concurrency of 0, extra arguments after the folder, or `--local`.
+    /// A bad glob, a concurrency of 0, or extra arguments after the folder.
     pub fn resolve(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
         if !args.run.manifests.is_empty() {
             return Err(WatchError::ExtraArguments {
                 args: args.run.manifests.join(" "),
             });
-        }
-        if args.run.local {
-            return Err(WatchError::LocalServer);
         }
         let mut config = WatchConfig::new(&args.dir)?;
         config.patterns = FilePatterns::new(&args.include, &args.exclude)?;

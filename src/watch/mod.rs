@@ -68,11 +68,6 @@ pub enum WatchError {
         /// The extra arguments.
         args: String,
     },
-    /// `--local` was given.
-    #[error(
-        "`invk-run watch` cannot start a private server (--local); start one with `invk-run server start` and pass its URL with --server"
-    )]
-    LocalServer,
     /// The hot folder does not exist.
     #[error("the hot folder `{}` does not exist", path.display())]
     Missing {
