@@ -27,7 +27,8 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     } else {
         None
     };
-    let reporter = Reporter::new(settings.mode);
+    // The watcher's own status lines go to stderr: no progress bars to tangle with them.
+    let reporter = Reporter::without_bars(settings.mode);
     let status = WatchStatus::new(settings.mode);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

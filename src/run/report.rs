@@ -133,6 +133,17 @@ impl Reporter {
         }
     }
 
+    /// A reporter that never draws progress bars (for callers that print lines of their own
+    /// on stderr, like the hot folder's status).
+    #[must_use]
+    pub fn without_bars(mode: ReportMode) -> Reporter {
+        Reporter {
+            mode,
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            bars: Mutex::new(Vec::new()),
+        }
+    }
+
     /// The mode.
     #[must_use]
     pub fn mode(&self) -> ReportMode {
