@@ -208,7 +208,7 @@ mod tests {
             "--failed-dir",
             "/out/bad",
             "--processing-dir",
-            "/work/p",
+            "/srv/hot/processing",
             "--settle-ms",
             "2000",
             "-j",
@@ -219,7 +219,7 @@ mod tests {
         .expect("resolve");
         assert_eq!(config.done_dir, Path::new("/out/ok"));
         assert_eq!(config.failed_dir, Path::new("/out/bad"));
-        assert_eq!(config.processing_dir, Path::new("/work/p"));
+        assert_eq!(config.processing_dir, Path::new("/srv/hot/processing"));
         assert_eq!(config.settle, Duration::from_secs(2));
         assert_eq!(config.concurrency, 3);
         assert!(config.patterns.matches(Path::new("a.job")));
