@@ -44,24 +44,7 @@ impl ModelConfig {
     }
 }
 
-/// The value of a model input: `{key, hash, name, base, type}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
-pub struct ModelIdentifier {
-    /// Key.
-    pub key: String,
-    /// Hash.
-    pub hash: String,
-    /// Name.
-    pub name: String,
-    /// Base architecture.
-    pub base: String,
-    /// Kind.
-    #[serde(rename = "type")]
-    pub model_type: String,
-    /// Sub-model to load (for main models), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submodel_type: Option<String>,
-}
+pub use crate::workflow::ModelIdentifier;
 
 /// Filters of [`ModelsHandler::list`]; the default lists every model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

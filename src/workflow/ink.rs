@@ -143,7 +143,7 @@ pub enum BoardChoice {
 }
 
 /// A model as the server identifies it (`ModelIdentifierField`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelIdentifier {
     /// The model's key in the server's model store (the only thing the executor uses).
     pub key: String,
