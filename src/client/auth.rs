@@ -163,3 +163,64 @@ mod tests {
         assert!(login.user.is_active);
     }
 }
+
+/// How to authenticate with a multi-user server: a token, or an email and a password to log in
+/// with. Nothing for a single-user server.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// A bearer token.
+    pub token: Option<String>,
+    /// The email to log in with.
+    pub email: Option<String>,
+    /// The password (from `INVK_PASSWORD`).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl super::Client {
+    /// A client for `server`, with the token, or logged in with the email and password.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] for a bad URL, [`ClientError::MissingPassword`] when an email
+    /// comes without a password, or the login's error.
+    pub async fn connect(
+        server: &str,
+        credentials: &Credentials,
+    ) -> Result<super::Client, ClientError> {
+        let mut builder = super::Client::builder(server);
+        if let Some(token) = credentials
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            builder = builder.token(token);
+        }
+        let client = builder.build()?;
+        if client.token().is_none()
+            && let Some(email) = credentials
+                .email
+                .as_deref()
+                .filter(|e| !e.trim().is_empty())
+        {
+            let password = credentials
+                .password
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| ClientError::MissingPassword {
+                    email: email.to_owned(),
+                })?;
+            client.auth().login(email, password).await?;
+        }
+        Ok(client)
+    }
+}

@@ -46,7 +46,7 @@ pub mod workflow_handle;
 mod workflows;
 
 pub use app::AppHandler;
-pub use auth::{AuthHandler, AuthStatus, LoginResponse, Token, User};
+pub use auth::{AuthHandler, AuthStatus, Credentials, LoginResponse, Token, User};
 pub use boards::{
     Board, BoardChanges, BoardListQuery, BoardOrderBy, BoardsHandler, DeleteBoardResult,
     ImageNamesFilter,

@@ -1,7 +1,7 @@
 //! The client every command uses, from the global options.
 
 use crate::cli::GlobalArgs;
-use crate::client::{Client, ClientError, DEFAULT_SERVER};
+use crate::client::{Client, ClientError, Credentials, DEFAULT_SERVER};
 use crate::env_vars;
 
 /// A client for the server the global options name (`--server`, else `INVK_SERVER`, else
@@ -16,23 +16,17 @@ pub async fn client_from_args(args: &GlobalArgs) -> Result<Client, ClientError> 
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or(DEFAULT_SERVER);
-    let mut builder = Client::builder(server);
-    if let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) {
-        builder = builder.token(token.trim());
+    Client::connect(server, &credentials(args)).await
+}
+
+/// The credentials the global options give (`--token`, or `--email` with `INVK_PASSWORD`).
+#[must_use]
+pub fn credentials(args: &GlobalArgs) -> Credentials {
+    Credentials {
+        token: args.token.clone(),
+        email: args.email.clone(),
+        password: std::env::var(env_vars::INVK_PASSWORD).ok(),
     }
-    let client = builder.build()?;
-    if client.token().is_none()
-        && let Some(email) = args.email.as_deref().filter(|e| !e.trim().is_empty())
-    {
-        let password = std::env::var(env_vars::INVK_PASSWORD)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| ClientError::MissingPassword {
-                email: email.to_owned(),
-            })?;
-        client.auth().login(email, &password).await?;
-    }
-    Ok(client)
 }
 
 /// A single-threaded runtime for a command's requests.

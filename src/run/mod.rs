@@ -215,13 +215,5 @@ async fn connect(
     manifest_server: Option<&str>,
 ) -> Result<crate::client::Client, crate::Error> {
     let url = settings.server_for(manifest_server);
-    let mut builder = crate::client::Client::builder(url);
-    if let Some(token) = &settings.token {
-        builder = builder.token(token.clone());
-    }
-    let client = builder.build()?;
-    if let Some((email, password)) = &settings.login {
-        client.auth().login(email, password).await?;
-    }
-    Ok(client)
+    Ok(crate::client::Client::connect(&url, &settings.credentials).await?)
 }

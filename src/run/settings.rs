@@ -12,10 +12,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
 pub struct RunSettings {
     /// Server URL given on the command line or in `INVK_SERVER` (it beats the manifest's).
     pub server_override: Option<String>,
-    /// Bearer token for a multi-user server.
-    pub token: Option<String>,
-    /// Email and password to log in with.
-    pub login: Option<(String, String)>,
+    /// How to authenticate with a multi-user server.
+    pub credentials: crate::client::Credentials,
     /// How to report.
     pub mode: ReportMode,
     /// Print the plan and payloads, send nothing.
@@ -43,16 +41,9 @@ impl RunSettings {
         } else {
             ReportMode::Human
         };
-        let login = global.email.clone().map(|email| {
-            (
-                email,
-                std::env::var(crate::env_vars::INVK_PASSWORD).unwrap_or_default(),
-            )
-        });
         RunSettings {
             server_override: global.server.clone().filter(|s| !s.trim().is_empty()),
-            token: global.token.clone().filter(|s| !s.trim().is_empty()),
-            login,
+            credentials: crate::commands::connect::credentials(global),
             mode,
             dry_run: run.dry_run,
             max_jobs: run.max_jobs,
