@@ -327,6 +327,27 @@ impl<'c> ImagesHandler<'c> {
             .send_json(Method::POST, url, Replay::Idempotent, body)
             .await
     }
+
+    /// The records of these images, in the order given (names the server does not know, or
+    /// that the account may not read, are left out).
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn by_names(&self, image_names: &[String]) -> Result<Vec<ImageDto>, ClientError> {
+        let mut out = Vec::with_capacity(image_names.len());
+        for chunk in image_names.chunks(500) {
+            let url = self
+                .client
+                .endpoint(&["api", "v1", "images", "images_by_names"]);
+            let body = Body::json(&json!({ "image_names": chunk }));
+            let part: Vec<ImageDto> = self
+                .client
+                .send_json(Method::POST, url, Replay::Idempotent, body)
+                .await?;
+            out.extend(part);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

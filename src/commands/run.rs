@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::error::ExitStatus;
 use crate::run::report::Reporter;
 use crate::run::settings::RunSettings;
-use crate::run::{ManifestSource, run_manifest};
+use crate::run::{ManifestSource, RunError, run_manifest};
 use crate::server::{Installation, RunningServer, ServerConfig, wanted_version};
 
 /// Runs the manifests named on the command line, one after the other.
@@ -18,11 +17,9 @@ use crate::server::{Installation, RunningServer, ServerConfig, wanted_version};
 /// Bad arguments; an invalid manifest ends the run with exit status 2 after all manifests were
 /// checked.
 pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::Result<ExitStatus> {
-    let paths = expand_globs(&args.manifests)?;
+    let paths = expand_globs(&args.manifests).map_err(crate::Error::from)?;
     if paths.is_empty() {
-        anyhow::bail!(
-            "no manifest given: name one or more YAML files, e.g. `invk-run jobs/*.yaml`"
-        );
+        return Err(crate::Error::from(RunError::NoManifest).into());
     }
     let mut settings = RunSettings::resolve(global, args);
     settings.validate_only = validate_only;
@@ -50,7 +47,7 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
-                "interrupted: finishing what is in flight and saving the journal (Ctrl-C again to quit now)"
+                "interrupted: stopping; downloads in flight are finished and journaled, and running the manifest again resumes it (Ctrl-C again to quit now)"
             );
             on_ctrl_c.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -78,15 +75,20 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
 
 /// Expands the glob patterns among the arguments; plain paths are kept as given (a missing
 /// one is reported by the run, naming it).
-fn expand_globs(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+fn expand_globs(args: &[String]) -> Result<Vec<PathBuf>, RunError> {
     let mut out = Vec::new();
     for arg in args {
         if !arg.contains(['*', '?', '[']) {
             out.push(PathBuf::from(arg));
             continue;
         }
-        let glob = globset::Glob::new(arg)
-            .with_context(|| format!("invalid glob `{arg}`"))?
+        let glob = globset::GlobBuilder::new(arg)
+            .literal_separator(true)
+            .build()
+            .map_err(|source| RunError::BadGlob {
+                pattern: arg.clone(),
+                source,
+            })?
             .compile_matcher();
         // Walk from the longest literal prefix folder.
         let literal: PathBuf = PathBuf::from(arg)
@@ -106,7 +108,9 @@ fn expand_globs(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
             }
         });
         if found.is_empty() {
-            anyhow::bail!("`{arg}` matches no file");
+            return Err(RunError::NoMatch {
+                pattern: arg.clone(),
+            });
         }
         found.sort();
         out.extend(found);

@@ -56,6 +56,8 @@ pub fn report(
                         .collect();
                 let options = ConvertOptions {
                     batch_id: Some("<batch id>".into()),
+                    origin: Some("invk-run".into()),
+                    destination: Some("invk-run:<run id>".into()),
                     ..ConvertOptions::default()
                 };
                 match build_batch(
@@ -80,7 +82,12 @@ pub fn report(
         if reporter.mode() != ReportMode::Quiet {
             eprintln!("{line}");
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let text = if reporter.mode() == ReportMode::Json {
+            serde_json::to_string(&doc)
+        } else {
+            serde_json::to_string_pretty(&doc)
+        };
+        println!("{}", text.unwrap_or_default());
     }
     ManifestOutcome {
         manifest: source.display_name.clone(),
@@ -88,6 +95,7 @@ pub fn report(
         jobs: plan.job_count(),
         completed: 0,
         failures: Vec::new(),
+        not_run: 0,
         files: Vec::new(),
         seconds: 0.0,
         interrupted: false,

@@ -17,7 +17,7 @@ use super::output_path::{sanitize_relative, unique_path};
 use super::prepare::{Prepared, job_key};
 use super::report::{Reporter, RunEvent};
 use super::summary::{JobSummary, Sidecar, append_summary};
-use super::{JobFailure, ManifestOutcome};
+use super::{JobFailure, ManifestOutcome, RunError};
 use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
 use crate::client::{Client, QueueItem, QueueItemStatus, UploadOptions};
 use crate::manifest::{
@@ -59,8 +59,9 @@ struct Book {
     written: HashMap<String, PathBuf>,
     /// Paths handed out in this run.
     taken: HashSet<PathBuf>,
-    /// Server images of this run to delete at the end, by policy.
-    produced_outputs: BTreeSet<String>,
+    /// Sessions of this run's items.
+    sessions: BTreeSet<String>,
+    /// Images of intermediate and non-output nodes of this run's items.
     intermediates: BTreeSet<String>,
     /// Outputs that could not be downloaded, per job.
     left_on_server: BTreeMap<usize, Vec<String>>,
@@ -115,6 +116,8 @@ struct Planned {
     image_name: String,
     path: PathBuf,
     sidecar: Option<Sidecar>,
+    /// Written and journaled by an earlier run: nothing to do.
+    on_disk: bool,
 }
 
 impl Execution<'_> {
@@ -127,16 +130,192 @@ impl Execution<'_> {
         let started = Instant::now();
         let p = self.prepared;
         let out_dir = &p.output_dir;
-        let (mut journal, state) = Journal::open(out_dir, self.fresh)?;
+        let (mut journal, mut state) = Journal::open(out_dir, self.fresh)?;
+        if state.server.as_ref().is_some_and(|s| s != &self.server) {
+            // Item ids and uploads belong to the server that made them.
+            self.reporter.event(&RunEvent::Warning {
+                manifest: self.name.clone(),
+                message: format!(
+                    "the journal in `{}` is of a run on {}; starting over on {} (the old journal is kept beside it)",
+                    out_dir.display(),
+                    state.server.as_deref().unwrap_or_default(),
+                    self.server
+                ),
+            });
+            (journal, state) = Journal::open(out_dir, true)?;
+        }
         journal.append(&Entry::Started {
             run_id: self.run_id.clone(),
             plan_hash: plan_hash(&p.plan),
             server: self.server.clone(),
         })?;
-        let keys: Vec<String> = p.plan.jobs.iter().map(job_key).collect();
+        let keys: Vec<String> = p
+            .plan
+            .jobs
+            .iter()
+            .map(|job| job_key(job, &p.workflow_hash))
+            .collect();
         let mut book = Book::default();
-        let mut state = state;
-        // Jobs already done, failed before, or still on the server.
+        let (to_submit, reattach, done_before) = self
+            .resume(&keys, &mut state, &mut journal, &mut book)
+            .await?;
+        let subset: Vec<Job> = to_submit
+            .iter()
+            .map(|&pos| p.plan.jobs[pos].clone())
+            .collect();
+        let sub_plan = Plan::from_jobs(subset, &p.expansion.inputs);
+        self.reporter.event(&RunEvent::Planned {
+            manifest: self.name.clone(),
+            jobs: p.plan.job_count(),
+            done: done_before,
+            failed: book.failures.len(),
+            enqueues: sub_plan.enqueue_count(),
+            output_dir: out_dir.display().to_string(),
+        });
+        for failure in &book.failures {
+            self.reporter.event(&RunEvent::JobFailed {
+                manifest: self.name.clone(),
+                job: failure.job,
+                item_id: failure.item_id,
+                error: format!(
+                    "{} (in an earlier run; `--retry-failed` runs it again)",
+                    failure.error
+                ),
+            });
+        }
+
+        let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;
+        for (item_id, slot, batch) in reattach {
+            book.items.insert(item_id, (slot, batch));
+            tracker.watch([item_id]);
+        }
+
+        // Models by name, then uploads (deduplicated by content), then the enqueues.
+        let models = self.resolve_models(&sub_plan).await?;
+        let uploads = self.upload_images(&sub_plan, &state, &mut journal).await?;
+        let positions: HashMap<usize, usize> = p
+            .plan
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(pos, j)| (j.index, pos))
+            .collect();
+        let mut interrupted = false;
+        for enqueue in &sub_plan.enqueues {
+            if cancel.is_cancelled() {
+                interrupted = true;
+                break;
+            }
+            let slots: Vec<Slot> = enqueue
+                .job_indices
+                .iter()
+                .map(|i| Slot {
+                    job: *i,
+                    key: keys[positions[i]].clone(),
+                })
+                .collect();
+            let (batch_id, ids, per_job) = self
+                .enqueue(enqueue, &slots, &uploads, &models, &mut journal)
+                .await?;
+            for (n, id) in ids.iter().enumerate() {
+                if let Some(slot) = slots.get(n / per_job) {
+                    let key = slot_key(&slot.key, per_job, n % per_job);
+                    book.items
+                        .insert(*id, (Slot { job: slot.job, key }, batch_id.clone()));
+                }
+            }
+            for slot in &slots {
+                book.pending.insert(slot.job, per_job);
+            }
+            tracker.watch(ids);
+        }
+
+        // Track and download. Ctrl-C stops tracking; downloads already started are finished
+        // and journaled either way, and what is left is resumed by the next run.
+        let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(DOWNLOADS_AT_ONCE));
+        let mut tracking = !interrupted;
+        while tracking {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    interrupted = true;
+                    tracking = false;
+                }
+                Some(done) = downloads.join_next(), if !downloads.is_empty() => {
+                    self.record_download_task(done, &mut book, &mut journal)?;
+                }
+                event = tracker.next() => match event {
+                    Some(TrackEvent::Finished(item)) => {
+                        self.finished(item, &state, &mut book, &mut journal, &mut downloads, &semaphore)?;
+                    }
+                    Some(TrackEvent::Vanished { item_id }) => {
+                        self.vanished(item_id, &mut book, &mut journal)?;
+                    }
+                    Some(TrackEvent::PollFailed { error, consecutive }) if consecutive % 10 == 1 => {
+                        self.reporter.event(&RunEvent::Warning {
+                            manifest: self.name.clone(),
+                            message: format!("cannot poll the queue ({consecutive} times in a row): {error}"),
+                        });
+                    }
+                    Some(_) => {}
+                    None => tracking = false,
+                },
+            }
+        }
+        while let Some(done) = downloads.join_next().await {
+            self.record_download_task(done, &mut book, &mut journal)?;
+        }
+        if !interrupted {
+            self.cleanup(&state, &uploads, &mut book, &mut journal)
+                .await?;
+        }
+
+        let summaries: Vec<JobSummary> = p
+            .plan
+            .jobs
+            .iter()
+            .map(|job| self.summary(job, &book))
+            .collect();
+        append_summary(out_dir, &summaries)?;
+        let outcome = ManifestOutcome {
+            manifest: self.name.clone(),
+            output_dir: out_dir.clone(),
+            jobs: p.plan.job_count(),
+            completed: book.completed.len(),
+            failures: book.failures.clone(),
+            not_run: if interrupted {
+                0
+            } else {
+                // Completed and failed jobs are disjoint sets.
+                p.plan
+                    .job_count()
+                    .saturating_sub(book.completed.len() + book.failed_jobs.len())
+            },
+            files: book.files.values().flatten().cloned().collect(),
+            seconds: started.elapsed().as_secs_f64(),
+            interrupted,
+        };
+        self.reporter.event(&RunEvent::Finished {
+            manifest: self.name.clone(),
+            completed: outcome.completed,
+            failed: outcome.failures.len(),
+            seconds: outcome.seconds,
+            output_dir: out_dir.display().to_string(),
+        });
+        Ok(outcome)
+    }
+
+    /// Decides, from the journal, what happens to each job: done before, failed before, still
+    /// on the server (returned to re-attach), or to submit (returned as plan positions).
+    async fn resume(
+        &self,
+        keys: &[String],
+        state: &mut State,
+        journal: &mut Journal,
+        book: &mut Book,
+    ) -> Result<(Vec<usize>, Vec<(i64, Slot, String)>, usize), crate::Error> {
+        let p = self.prepared;
         let mut to_submit: Vec<usize> = Vec::new();
         let mut reattach: Vec<(i64, Slot, String)> = Vec::new();
         let mut done_before = 0;
@@ -174,20 +353,19 @@ impl Execution<'_> {
                     if self.retry_failed {
                         to_submit.push(pos);
                     } else {
-                        book.failed_jobs.insert(job.index);
-                        book.failures.push(JobFailure {
-                            job: job.index,
-                            item_id,
-                            error,
-                        });
+                        book.fail(job.index, item_id, error);
                     }
                 }
                 Resume::Attach {
                     batch_id,
                     open,
                     done,
+                    failed,
                 } => {
                     book.pending.insert(job.index, open.len());
+                    if let Some((item_id, error)) = failed {
+                        book.fail(job.index, item_id, error);
+                    }
                     if done > 0 {
                         // Sessions that finished before: their files count for the job.
                         let prefix = format!("{key}#");
@@ -200,143 +378,69 @@ impl Execution<'_> {
                         book.files.entry(job.index).or_default().extend(earlier);
                     }
                     for (slot_key, item_id) in open {
-                        let slot = Slot {
-                            job: job.index,
-                            key: slot_key,
-                        };
-                        reattach.push((item_id, slot, batch_id.clone()));
+                        reattach.push((
+                            item_id,
+                            Slot {
+                                job: job.index,
+                                key: slot_key,
+                            },
+                            batch_id.clone(),
+                        ));
                     }
                 }
             }
         }
-        let subset: Vec<Job> = to_submit
-            .iter()
-            .map(|&pos| p.plan.jobs[pos].clone())
-            .collect();
-        let sub_plan = Plan::from_jobs(subset, &p.expansion.inputs);
-        self.reporter.event(&RunEvent::Planned {
-            manifest: self.name.clone(),
-            jobs: p.plan.job_count(),
-            done: done_before,
-            enqueues: sub_plan.enqueue_count(),
-            output_dir: out_dir.display().to_string(),
-        });
-
-        let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;
-        for (item_id, slot, batch) in reattach {
-            book.items.insert(item_id, (slot, batch));
-            tracker.watch([item_id]);
-        }
-
-        // Uploads (deduplicated by content), then the enqueues.
-        let uploads = self.upload_images(&sub_plan, &state, &mut journal).await?;
-        let mut interrupted = false;
-        for enqueue in &sub_plan.enqueues {
-            if cancel.is_cancelled() {
-                interrupted = true;
-                break;
-            }
-            let slots: Vec<Slot> = enqueue
-                .job_indices
-                .iter()
-                .map(|&i| {
-                    let pos = p.plan.jobs.iter().position(|j| j.index == i).unwrap_or(0);
-                    Slot {
-                        job: i,
-                        key: keys[pos].clone(),
-                    }
-                })
+        // Items the server no longer has (its queue was cleared, or it is another server):
+        // their jobs are submitted again.
+        if !reattach.is_empty() {
+            let ids: Vec<i64> = reattach.iter().map(|(id, _, _)| *id).collect();
+            let known: HashMap<i64, String> = self
+                .client
+                .queue()
+                .items_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|item| (item.item_id, item.batch_id))
                 .collect();
-            let (batch_id, ids, per_job) = self
-                .enqueue(enqueue, &slots, &uploads, &mut journal)
-                .await?;
-            for (n, id) in ids.iter().enumerate() {
-                if let Some(slot) = slots.get(n / per_job) {
-                    let key = slot_key(&slot.key, per_job, n % per_job);
-                    book.items
-                        .insert(*id, (Slot { job: slot.job, key }, batch_id.clone()));
+            let mut lost: BTreeSet<usize> = BTreeSet::new();
+            reattach.retain(|(id, slot, batch)| {
+                let here = known.get(id).is_some_and(|b| b == batch);
+                if !here {
+                    lost.insert(slot.job);
+                }
+                here
+            });
+            reattach.retain(|(_, slot, _)| !lost.contains(&slot.job));
+            for job in lost {
+                book.pending.remove(&job);
+                book.files.remove(&job);
+                book.failed_jobs.remove(&job);
+                book.failures.retain(|f| f.job != job);
+                if let Some(pos) = p.plan.jobs.iter().position(|j| j.index == job) {
+                    to_submit.push(pos);
                 }
             }
-            for slot in &slots {
-                book.pending.insert(slot.job, per_job);
-            }
-            tracker.watch(ids);
+            to_submit.sort_unstable();
         }
+        Ok((to_submit, reattach, done_before))
+    }
 
-        // Track and download.
-        let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(DOWNLOADS_AT_ONCE));
-        loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled(), if !interrupted => {
-                    interrupted = true;
-                    break;
-                }
-                Some(done) = downloads.join_next(), if !downloads.is_empty() => {
-                    if let Ok((item_id, written, failed)) = done {
-                        self.record_downloads(item_id, written, failed, &mut book, &mut journal)?;
-                    }
-                }
-                event = tracker.next() => {
-                    match event {
-                        Some(TrackEvent::Finished(item)) => {
-                            self.finished(item, &mut book, &mut journal, &mut downloads, &semaphore)?;
-                        }
-                        Some(TrackEvent::Vanished { item_id }) => {
-                            self.vanished(item_id, &mut book, &mut journal)?;
-                        }
-                        Some(TrackEvent::PollFailed { error, consecutive }) if consecutive % 10 == 1 => {
-                            self.reporter.event(&RunEvent::Warning {
-                                manifest: self.name.clone(),
-                                message: format!("cannot poll the queue ({consecutive} times in a row): {error}"),
-                            });
-                        }
-                        Some(_) => {}
-                        None => {
-                            if downloads.is_empty() {
-                                break;
-                            }
-                        }
-                    }
-                }
+    /// A finished download task: its files are journaled (a panicked task fails its job).
+    fn record_download_task(
+        &self,
+        done: Result<DownloadResult, tokio::task::JoinError>,
+        book: &mut Book,
+        journal: &mut Journal,
+    ) -> Result<(), crate::Error> {
+        match done {
+            Ok((item_id, written, failed)) => {
+                self.record_downloads(item_id, written, failed, book, journal)
+            }
+            Err(e) => {
+                tracing::error!("a download task ended abnormally: {e}");
+                Ok(())
             }
         }
-        if !interrupted {
-            while let Some(done) = downloads.join_next().await {
-                if let Ok((item_id, written, failed)) = done {
-                    self.record_downloads(item_id, written, failed, &mut book, &mut journal)?;
-                }
-            }
-            self.cleanup(&state, &uploads, &mut book, &mut journal)
-                .await?;
-        }
-
-        let summaries: Vec<JobSummary> = p
-            .plan
-            .jobs
-            .iter()
-            .map(|job| self.summary(job, &book))
-            .collect();
-        append_summary(out_dir, &summaries)?;
-        let outcome = ManifestOutcome {
-            manifest: self.name.clone(),
-            output_dir: out_dir.clone(),
-            jobs: p.plan.job_count(),
-            completed: book.completed.len(),
-            failures: book.failures.clone(),
-            files: book.files.values().flatten().cloned().collect(),
-            seconds: started.elapsed().as_secs_f64(),
-            interrupted,
-        };
-        self.reporter.event(&RunEvent::Finished {
-            manifest: self.name.clone(),
-            completed: outcome.completed,
-            failed: outcome.failures.len(),
-            seconds: outcome.seconds,
-            output_dir: out_dir.display().to_string(),
-        });
-        Ok(outcome)
     }
 
     /// Finds the items of a batch whose enqueue answer was lost; `None` when the server has none
@@ -349,6 +453,22 @@ impl Execution<'_> {
         let mut ids = self.client.queue().item_ids_of_batch(batch_id).await?;
         ids.sort_unstable();
         Ok(Some(ids))
+    }
+
+    /// Resolves every model given by name (or key alone) against the server's installed models,
+    /// before anything is uploaded or enqueued.
+    async fn resolve_models(&self, plan: &Plan) -> Result<HashMap<String, Value>, crate::Error> {
+        let inputs = &self.prepared.expansion.inputs;
+        let mut models: HashMap<String, Value> = HashMap::new();
+        for enqueue in &plan.enqueues {
+            for reference in model_refs(inputs, enqueue) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(reference) {
+                    let id = resolve_model(&self.client, slot.key()).await?;
+                    slot.insert(serde_json::to_value(id).map_err(std::io::Error::other)?);
+                }
+            }
+        }
+        Ok(models)
     }
 
     async fn upload_images(
@@ -409,17 +529,11 @@ impl Execution<'_> {
         enqueue: &EnqueuePlan,
         slots: &[Slot],
         uploads: &HashMap<PathBuf, String>,
+        models: &HashMap<String, Value>,
         journal: &mut Journal,
     ) -> Result<(String, Vec<i64>, usize), crate::Error> {
         let image_name = |i: &LocalImage| uploads.get(&i.path).cloned().unwrap_or_default();
         let inputs = &self.prepared.expansion.inputs;
-        let mut models: HashMap<String, Value> = HashMap::new();
-        for reference in model_refs(inputs, enqueue) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(reference) {
-                let id = resolve_model(&self.client, slot.key()).await?;
-                slot.insert(serde_json::to_value(id).map_err(std::io::Error::other)?);
-            }
-        }
         let batch_id = uuid::Uuid::new_v4().to_string();
         let options = ConvertOptions {
             destination: Some(format!("invk-run:{}", self.run_id)),
@@ -432,7 +546,7 @@ impl Execution<'_> {
             inputs,
             enqueue,
             &image_name,
-            &models,
+            models,
             &options,
         )?;
         let sessions = usize::try_from(batch.session_count()).unwrap_or(usize::MAX);
@@ -482,6 +596,7 @@ impl Execution<'_> {
     fn finished(
         &self,
         item: QueueItem,
+        state: &State,
         book: &mut Book,
         journal: &mut Journal,
         downloads: &mut JoinSet<DownloadResult>,
@@ -492,12 +607,22 @@ impl Execution<'_> {
         };
         let outputs = item.outputs();
         let output_nodes = self.prepared.workflow.outputs();
-        for (node_id, out) in &outputs {
-            let is_output = output_nodes.iter().any(|o| &o.node_id == node_id);
-            if out.is_intermediate || !is_output {
-                book.intermediates.extend(out.images.iter().cloned());
-            }
-        }
+        // Journal the item's session and its intermediate images first, so that a run killed
+        // from here on still cleans them up when it is resumed.
+        let intermediates: Vec<String> = outputs
+            .iter()
+            .filter(|(node_id, out)| {
+                out.is_intermediate || !output_nodes.iter().any(|o| &o.node_id == *node_id)
+            })
+            .flat_map(|(_, out)| out.images.iter().cloned())
+            .collect();
+        journal.append(&Entry::Produced {
+            item_id: item.item_id,
+            session_id: item.session_id.clone(),
+            images: intermediates.clone(),
+        })?;
+        book.sessions.insert(item.session_id.clone());
+        book.intermediates.extend(intermediates);
         if item.status != QueueItemStatus::Completed {
             let error = match (&item.error_type, &item.error_message) {
                 (Some(t), Some(m)) => format!("{t}: {m}"),
@@ -514,7 +639,29 @@ impl Execution<'_> {
             )?;
             return Ok(());
         }
-        let planned = self.plan_files(&item, &slot, &batch_id, &output_nodes, &outputs, book)?;
+        let planned = match self.plan_files(&item, &slot, &batch_id, &outputs, state, book) {
+            Ok(planned) => planned,
+            Err(e) => {
+                // A name the templates cannot make for this job fails the job, not the run;
+                // its outputs stay on the server.
+                book.session_ended(slot.job);
+                let names: Vec<String> = outputs
+                    .values()
+                    .flat_map(|o| o.images.iter().cloned())
+                    .collect();
+                book.left_on_server
+                    .entry(slot.job)
+                    .or_default()
+                    .extend(names);
+                self.job_failed(
+                    slot.job,
+                    item.item_id,
+                    format!("cannot name its outputs: {e}"),
+                    book,
+                );
+                return Ok(());
+            }
+        };
         let client = self.client.clone();
         let semaphore = Arc::clone(semaphore);
         let written = book.written.clone();
@@ -524,6 +671,10 @@ impl Execution<'_> {
             let mut ok = Vec::new();
             let mut failed = Vec::new();
             for file in planned {
+                if file.on_disk {
+                    ok.push(file);
+                    continue;
+                }
                 let result = match written.get(&file.image_name) {
                     Some(existing) if existing.is_file() => copy_atomic(existing, &file.path).await,
                     _ => client
@@ -599,20 +750,19 @@ impl Execution<'_> {
         item: &QueueItem,
         slot: &Slot,
         batch_id: &str,
-        output_nodes: &[OutputNode],
         outputs: &BTreeMap<String, crate::client::NodeOutput>,
+        state: &State,
         book: &mut Book,
     ) -> Result<Vec<Planned>, crate::Error> {
         let p = self.prepared;
-        let job = p
-            .plan
-            .jobs
-            .iter()
-            .find(|j| j.index == slot.job)
-            .unwrap_or(&p.plan.jobs[0]);
+        let output_nodes = p.workflow.outputs();
+        let Some(job) = p.plan.jobs.iter().find(|j| j.index == slot.job) else {
+            return Ok(Vec::new());
+        };
+        let earlier = state.downloads.get(&slot.key);
         let now = now_utc();
         let mut planned = Vec::new();
-        for node in output_nodes {
+        for node in &output_nodes {
             let Some(out) = outputs.get(&node.node_id) else {
                 continue;
             };
@@ -631,16 +781,30 @@ impl Execution<'_> {
                     date: now.0.clone(),
                     time: now.1.clone(),
                 };
+                // Already on disk from an earlier run of this session (killed before it
+                // journaled the session's end): keep that file.
+                if let Some(file) = earlier.and_then(|d| d.get(image_name.as_str())) {
+                    let path = p.output_dir.join(file);
+                    if path.is_file() {
+                        book.taken.insert(path.clone());
+                        planned.push(Planned {
+                            image_name: (*image_name).clone(),
+                            path,
+                            sidecar: None,
+                            on_disk: true,
+                        });
+                        continue;
+                    }
+                }
                 let target = p.expansion.output_path(job, &vars)?;
                 let rel = sanitize_relative(&target.name.to_string_lossy())
                     .unwrap_or_else(|| PathBuf::from(format!("{}-{index}", job.index)));
                 let ext = Path::new(image_name.as_str())
                     .extension()
                     .map_or_else(|| "png".to_owned(), |e| e.to_string_lossy().into_owned());
-                let dir = super::prepare::normalize(&target.dir);
-                let path = reuse_or_unique(&dir, &rel, &ext, image_name, &book.taken);
+                // The folder is the run's output folder (`output.dir` cannot vary per job).
+                let path = reuse_or_unique(&p.output_dir, &rel, &ext, image_name, &book.taken);
                 book.taken.insert(path.clone());
-                book.produced_outputs.insert((*image_name).clone());
                 let sidecar = p
                     .file
                     .manifest()
@@ -651,6 +815,7 @@ impl Execution<'_> {
                     image_name: (*image_name).clone(),
                     path,
                     sidecar,
+                    on_disk: false,
                 });
             }
         }
@@ -725,11 +890,13 @@ impl Execution<'_> {
                 .strip_prefix(out_dir)
                 .unwrap_or(&file.path)
                 .to_path_buf();
-            journal.append(&Entry::Downloaded {
-                job: slot.key.clone(),
-                image_name: file.image_name.clone(),
-                file: rel.clone(),
-            })?;
+            if !file.on_disk {
+                journal.append(&Entry::Downloaded {
+                    job: slot.key.clone(),
+                    image_name: file.image_name.clone(),
+                    file: rel.clone(),
+                })?;
+            }
             book.written
                 .entry(file.image_name.clone())
                 .or_insert(file.path.clone());
@@ -770,9 +937,6 @@ impl Execution<'_> {
                     .collect::<Vec<_>>()
                     .join("; ")
             );
-            for name in &names {
-                book.produced_outputs.remove(name);
-            }
             book.left_on_server
                 .entry(slot.job)
                 .or_default()
@@ -805,7 +969,7 @@ impl Execution<'_> {
             .chain(state.uploads.values().cloned())
             .collect();
         let left: BTreeSet<String> = book.left_on_server.values().flatten().cloned().collect();
-        let delete = images_to_delete(
+        let candidates = images_to_delete(
             &self.prepared.file.manifest().cleanup,
             &Produced {
                 on_disk: &on_disk,
@@ -816,6 +980,28 @@ impl Execution<'_> {
             },
             all_done,
         );
+        // Outputs and intermediates are deleted only when the server says one of this run's
+        // sessions made them: the invocation cache can hand a job an image another session made
+        // (maybe another user's), and a pass-through node can list an image the user owns.
+        let sessions: BTreeSet<&String> =
+            book.sessions.iter().chain(state.sessions.iter()).collect();
+        let ours: BTreeSet<String> = self
+            .client
+            .images()
+            .by_names(&candidates)
+            .await?
+            .into_iter()
+            .filter(|dto| {
+                dto.session_id
+                    .as_ref()
+                    .is_some_and(|s| sessions.contains(s))
+            })
+            .map(|dto| dto.image_name)
+            .collect();
+        let delete: Vec<String> = candidates
+            .into_iter()
+            .filter(|name| ours.contains(name) || uploaded.contains(name))
+            .collect();
         if delete.is_empty() {
             return Ok(());
         }
@@ -838,7 +1024,6 @@ impl Execution<'_> {
         self.reporter.event(&RunEvent::CleanedUp {
             manifest: self.name.clone(),
             images: delete.len(),
-            boards: 0,
         });
         Ok(())
     }
@@ -859,8 +1044,9 @@ impl Execution<'_> {
             item_id: book
                 .items
                 .iter()
-                .find(|(_, (s, _))| s.job == job.index)
+                .filter(|(_, (s, _))| s.job == job.index)
                 .map(|(id, _)| *id)
+                .min()
                 .or(failure.map(|f| f.item_id)),
             inputs: self.named_inputs(job),
             files: book.files.get(&job.index).cloned().unwrap_or_default(),
@@ -869,6 +1055,10 @@ impl Execution<'_> {
                 .get(&job.index)
                 .cloned()
                 .unwrap_or_default(),
+            server: book
+                .left_on_server
+                .contains_key(&job.index)
+                .then(|| self.server.clone()),
             error: failure.map(|f| f.error.clone()),
         }
     }
@@ -934,7 +1124,11 @@ async fn resolve_model(
             });
     }
     let name = reference.strip_prefix("name:").unwrap_or(reference);
-    Ok(client.models().resolve(name, None, None).await?)
+    client
+        .models()
+        .resolve(name, None, None)
+        .await
+        .map_err(|e| RunError::Model(e).into())
 }
 
 /// A fingerprint of the plan (its jobs' values), recorded with each run.
@@ -995,7 +1189,7 @@ async fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// Today's date (`YYYY-MM-DD`) and time (`HHMMSS`), UTC.
-fn now_utc() -> (String, String) {
+pub(super) fn now_utc() -> (String, String) {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -35,11 +35,6 @@ pub enum Entry {
         /// The name the server gave it.
         image_name: String,
     },
-    /// The run's output board was created.
-    BoardCreated {
-        /// Board id.
-        board_id: String,
-    },
     /// An enqueue is about to be sent.
     EnqueueIntent {
         /// The batch id we chose.
@@ -65,6 +60,16 @@ pub enum Entry {
         /// The server's error, for a failed item.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+    },
+    /// A queue item of the run ended: its session, and the images its nodes made that are not
+    /// outputs (intermediates), for the cleanup (also of a later, resumed run).
+    Produced {
+        /// Queue item id.
+        item_id: i64,
+        /// Its session.
+        session_id: String,
+        /// Images of its intermediate and non-output nodes.
+        images: Vec<String>,
     },
     /// An output file is safely on disk.
     Downloaded {
@@ -160,10 +165,14 @@ pub fn parse(text: &str) -> Vec<Entry> {
 pub struct State {
     /// The plan hash of the latest run.
     pub plan_hash: Option<String>,
+    /// The server of the latest run.
+    pub server: Option<String>,
     /// Uploaded files by content hash → image name.
     pub uploads: BTreeMap<String, String>,
-    /// Boards the runs created.
-    pub boards: Vec<String>,
+    /// Sessions of the runs' items.
+    pub sessions: BTreeSet<String>,
+    /// Images of intermediate and non-output nodes of the runs' items.
+    pub intermediates: BTreeSet<String>,
     /// Enqueues by batch id, in journal order: the job slots they carry, and their item ids
     /// once known.
     pub batches: indexmap::IndexMap<String, Batch>,
@@ -203,13 +212,23 @@ impl State {
         let mut state = State::default();
         for entry in entries {
             match entry {
-                Entry::Started { plan_hash, .. } => state.plan_hash = Some(plan_hash),
+                Entry::Started {
+                    plan_hash, server, ..
+                } => {
+                    state.plan_hash = Some(plan_hash);
+                    state.server = Some(server);
+                }
                 Entry::Uploaded {
                     sha256, image_name, ..
                 } => {
                     state.uploads.insert(sha256, image_name);
                 }
-                Entry::BoardCreated { board_id } => state.boards.push(board_id),
+                Entry::Produced {
+                    session_id, images, ..
+                } => {
+                    state.sessions.insert(session_id);
+                    state.intermediates.extend(images);
+                }
                 Entry::EnqueueIntent { batch_id, jobs } => {
                     state.batches.insert(
                         batch_id,
@@ -306,15 +325,26 @@ impl State {
                 batch_id: batch_id.clone(),
             };
         }
+        if slots.iter().any(|(pos, _)| ids.get(*pos).is_none()) {
+            // The queue was full and took only part of the batch: submit the job again.
+            return Resume::Submit;
+        }
         let open = slots
             .iter()
             .filter(|(pos, j)| ended_here(*pos, j).is_none())
             .filter_map(|(pos, j)| ids.get(*pos).map(|id| ((*j).clone(), *id)))
             .collect();
+        let failed = ended.iter().find(|f| f.status != "completed").map(|f| {
+            (
+                f.item_id,
+                f.error.clone().unwrap_or_else(|| f.status.clone()),
+            )
+        });
         Resume::Attach {
             batch_id: batch_id.clone(),
             open,
             done: ended.len(),
+            failed,
         }
     }
 }
@@ -347,8 +377,10 @@ pub enum Resume {
         batch_id: String,
         /// Open slots and their item ids.
         open: Vec<(String, i64)>,
-        /// Slots already done.
+        /// Slots already ended.
         done: usize,
+        /// A slot that already failed (item id, error): the job has failed whatever the rest do.
+        failed: Option<(i64, String)>,
     },
 }
 
@@ -417,7 +449,8 @@ mod tests {
             Resume::Attach {
                 batch_id: "b1".into(),
                 open: vec![("j0".into(), 7)],
-                done: 0
+                done: 0,
+                failed: None,
             }
         );
         assert_eq!(
@@ -427,6 +460,22 @@ mod tests {
             }
         );
         assert_eq!(state.resume("j9"), Resume::Submit);
+    }
+
+    #[test]
+    fn a_job_the_full_queue_did_not_take_is_submitted_again() {
+        let state = State::from_entries(vec![
+            Entry::EnqueueIntent {
+                batch_id: "b".into(),
+                jobs: vec!["a".into(), "b".into()],
+            },
+            Entry::Enqueued {
+                batch_id: "b".into(),
+                item_ids: vec![1],
+            },
+        ]);
+        assert!(matches!(state.resume("a"), Resume::Attach { .. }));
+        assert_eq!(state.resume("b"), Resume::Submit);
     }
 
     #[test]
@@ -466,7 +515,8 @@ mod tests {
             Resume::Attach {
                 batch_id: "b".into(),
                 open: vec![("b#1".into(), 4)],
-                done: 1
+                done: 1,
+                failed: Some((3, "boom".into())),
             }
         );
         let mut more = entries;
@@ -503,13 +553,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut journal, _) = Journal::open(dir.path(), false).expect("open");
         journal
-            .append(&Entry::BoardCreated {
-                board_id: "b".into(),
+            .append(&Entry::Deleted {
+                image_names: vec!["x.png".into()],
             })
             .expect("append");
         drop(journal);
         let (_, state) = Journal::open(dir.path(), true).expect("fresh");
-        assert!(state.boards.is_empty());
+        assert!(state.deleted.is_empty());
         let kept = std::fs::read_dir(dir.path().join(".invk-run"))
             .expect("list")
             .count();

@@ -16,15 +16,27 @@ use crate::error::ExitStatus;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The run's output folder cannot hold the journal.
-    #[error("cannot use the output folder `{}`", dir.display())]
-    OutputDir {
-        /// The folder.
-        dir: PathBuf,
+    /// No manifest was named.
+    #[error("no manifest given: name one or more YAML files, e.g. `invk-run jobs/*.yaml`")]
+    NoManifest,
+    /// A glob on the command line matches no file.
+    #[error("`{pattern}` matches no file")]
+    NoMatch {
+        /// The pattern.
+        pattern: String,
+    },
+    /// A glob on the command line is malformed.
+    #[error("invalid glob `{pattern}`")]
+    BadGlob {
+        /// The pattern.
+        pattern: String,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: globset::Error,
     },
+    /// A model input names a model the server does not have (or several).
+    #[error("cannot resolve a model input given by name")]
+    Model(#[source] crate::client::ClientError),
 }
 
 impl RunError {
@@ -32,7 +44,10 @@ impl RunError {
     #[must_use]
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            RunError::OutputDir { .. } => ExitStatus::Failed,
+            RunError::NoManifest
+            | RunError::NoMatch { .. }
+            | RunError::BadGlob { .. }
+            | RunError::Model(_) => ExitStatus::Invalid,
         }
     }
 }
@@ -92,6 +107,9 @@ pub struct ManifestOutcome {
     pub completed: usize,
     /// Jobs that failed.
     pub failures: Vec<JobFailure>,
+    /// Jobs that neither completed nor failed (a full queue refused them; a later run
+    /// submits them).
+    pub not_run: usize,
     /// Output files, relative to the output folder.
     pub files: Vec<PathBuf>,
     /// Wall time of the run, in seconds.
@@ -106,7 +124,7 @@ impl ManifestOutcome {
     pub fn exit_status(&self) -> ExitStatus {
         if self.interrupted {
             ExitStatus::Interrupted
-        } else if self.failures.is_empty() {
+        } else if self.failures.is_empty() && self.not_run == 0 {
             ExitStatus::Success
         } else {
             ExitStatus::Failed

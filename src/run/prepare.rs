@@ -28,6 +28,9 @@ pub struct Prepared {
     pub plan: Plan,
     /// The output folder (its `.invk-run/journal.jsonl` and `runs.jsonl`).
     pub output_dir: PathBuf,
+    /// A fingerprint of the workflow: part of each job's key, so that jobs of a changed
+    /// workflow are not taken for the ones an earlier run did.
+    pub workflow_hash: String,
 }
 
 /// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
@@ -76,10 +79,11 @@ pub async fn prepare(
     let workflow = Workflow::new(definition, schemas)?;
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
     let plan = Plan::new(&expansion);
-    let output_dir = normalize(&match expansion.jobs.first() {
-        Some(job) => expansion.output_path(job, &OutputVars::example())?.dir,
-        None => file.dir().to_path_buf(),
-    });
+    let output_dir = output_dir(&file, &expansion)?;
+    let workflow_hash = {
+        let digest = Sha256::digest(workflow.definition().to_json().to_string().as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    };
     Ok(Prepared {
         file,
         workflow,
@@ -87,14 +91,63 @@ pub async fn prepare(
         expansion,
         plan,
         output_dir,
+        workflow_hash,
     })
 }
 
-/// A job's key in the journal: stable across runs of the same manifest as long as the job's
-/// index, repeat and values stay the same.
+/// The run's output folder: `output.dir` rendered for today's date. It holds the journal and
+/// the summary, so it may not vary from job to job or file to file: per-job folders belong in
+/// `output.name` (which may contain `/`).
+fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, crate::Error> {
+    let Some(first) = expansion.jobs.first() else {
+        return Ok(file.dir().to_path_buf());
+    };
+    let (date, time) = super::execute::now_utc();
+    let vars = OutputVars {
+        date,
+        time,
+        ..OutputVars::example()
+    };
+    let other = OutputVars {
+        node_id: "other-node".into(),
+        node_label: "other-label".into(),
+        node_type: "other_type".into(),
+        image_index: 1,
+        image_count: 2,
+        image_name: "other-image.png".into(),
+        item_id: 2,
+        batch_id: "other-batch".into(),
+        ..vars.clone()
+    };
+    let dir = normalize(&expansion.output_path(first, &vars)?.dir);
+    let varies = expansion.jobs.iter().any(|job| {
+        [&vars, &other].into_iter().any(|v| {
+            expansion
+                .output_path(job, v)
+                .is_ok_and(|p| normalize(&p.dir) != dir)
+        })
+    });
+    if varies {
+        return Err(crate::manifest::ManifestError::Invalid {
+            diagnostics: vec![crate::manifest::Diagnostic {
+                file: file.path().to_path_buf(),
+                line: file.location(&crate::manifest::YamlPath::keys(&["output", "dir"])).line,
+                col: file.location(&crate::manifest::YamlPath::keys(&["output", "dir"])).col,
+                message: "`output.dir` changes from job to job or file to file; it must be one folder (it holds the run's journal and summary)".into(),
+                hint: Some("use only `vars`, `manifest`, `date` and `time` in `output.dir`, and put per-job folders in `output.name`, e.g. `name: \"{{ animal }}/{{ job.number }}\"`".into()),
+            }],
+        }
+        .into());
+    }
+    Ok(dir)
+}
+
+/// A job's key in the journal: stable across runs of the same manifest as long as the
+/// workflow and the job's index, repeat and values stay the same.
 #[must_use]
-pub fn job_key(job: &Job) -> String {
+pub fn job_key(job: &Job, workflow_hash: &str) -> String {
     let canonical = json!({
+        "workflow": workflow_hash,
         "index": job.index,
         "run": job.run,
         "inputs": job.inputs.iter().map(|(k, v)| (k.clone(), v.display_json())).collect::<serde_json::Map<_, _>>(),

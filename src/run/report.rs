@@ -33,6 +33,8 @@ pub enum RunEvent {
         jobs: usize,
         /// How many of them are already done (resumed runs).
         done: usize,
+        /// How many of them failed in an earlier run (not run again without `--retry-failed`).
+        failed: usize,
         /// How many enqueue requests will carry them.
         enqueues: usize,
         /// The output folder.
@@ -84,8 +86,6 @@ pub enum RunEvent {
         manifest: String,
         /// How many images.
         images: usize,
-        /// How many boards.
-        boards: usize,
     },
     /// A warning (the run goes on).
     Warning {
@@ -115,6 +115,7 @@ pub struct Reporter {
     mode: ReportMode,
     multi: MultiProgress,
     bars: Mutex<Vec<(String, ProgressBar)>>,
+    failed: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Reporter {
@@ -130,6 +131,7 @@ impl Reporter {
             mode,
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(Vec::new()),
+            failed: Mutex::default(),
         }
     }
 
@@ -141,6 +143,7 @@ impl Reporter {
             mode,
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
             bars: Mutex::new(Vec::new()),
+            failed: Mutex::default(),
         }
     }
 
@@ -186,13 +189,15 @@ impl Reporter {
                 manifest,
                 jobs,
                 done,
+                failed,
                 enqueues,
                 output_dir,
             } => {
-                let resumed = if *done > 0 {
-                    format!(" ({done} already done)")
-                } else {
-                    String::new()
+                let resumed = match (*done, *failed) {
+                    (0, 0) => String::new(),
+                    (d, 0) => format!(" ({d} already done)"),
+                    (0, f) => format!(" ({f} failed before)"),
+                    (d, f) => format!(" ({d} already done, {f} failed before)"),
                 };
                 self.println(&format!(
                     "{manifest}: {jobs} jobs{resumed} in {enqueues} enqueue{} -> {output_dir}",
@@ -205,7 +210,7 @@ impl Reporter {
                         .progress_chars("=> "),
                 );
                 bar.set_prefix(manifest.clone());
-                bar.set_position(*done as u64);
+                bar.set_position((*done + *failed) as u64);
                 bar.enable_steady_tick(Duration::from_millis(500));
                 if let Ok(mut bars) = self.bars.lock() {
                     bars.push((manifest.clone(), bar));
@@ -225,7 +230,12 @@ impl Reporter {
             } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.inc(1);
-                    bar.set_message("(with failures)");
+                    let failed = self.failed.lock().map_or(0, |mut counts| {
+                        let n = counts.entry(manifest.clone()).or_insert(0);
+                        *n += 1;
+                        *n
+                    });
+                    bar.set_message(format!("{failed} failed"));
                 }
                 self.println(&format!(
                     "{manifest}: job {job} (item {item_id}) failed: {error}"

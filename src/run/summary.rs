@@ -66,7 +66,7 @@ pub struct JobSummary {
     pub run_id: String,
     /// Job index.
     pub job: usize,
-    /// `completed`, `failed`, `canceled` or `not_run`.
+    /// `completed`, `failed` or `not_run` (interrupted, or refused by a full queue).
     pub status: String,
     /// Queue item id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +78,9 @@ pub struct JobSummary {
     /// Outputs that could not be downloaded and stay on the server (image names).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_on_server: Vec<String>,
+    /// The server they stay on (with `left_on_server`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// The server's error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

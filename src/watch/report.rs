@@ -240,6 +240,7 @@ mod tests {
                 output_dir: PathBuf::from("out/sweep"),
                 jobs: 3,
                 completed: 1,
+                not_run: 0,
                 failures: vec![
                     JobFailure {
                         job: 1,

@@ -140,6 +140,7 @@ impl ManifestRunner for FakeRunner {
                 jobs: 2,
                 completed: files.len(),
                 failures,
+                not_run: 0,
                 files,
                 seconds: started.elapsed().as_secs_f64(),
                 interrupted,
