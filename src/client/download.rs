@@ -1,5 +1,6 @@
 //! Streaming downloads: into a temporary file next to the destination, renamed into place only
-//! when every byte arrived, so the destination never holds a partial file.
+//! when every byte arrived, so the destination never holds a partial file. The file gets the
+//! permissions of an ordinary file (`rw-r--r--` on unix).
 
 use std::path::Path;
 
@@ -72,10 +73,44 @@ async fn attempt(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientE
             received,
         });
     }
+    crate::fs::set_file_mode(tmp.as_file()).map_err(file_error("write", tmp.path()))?;
     tmp.persist(dest).map_err(|e| ClientError::File {
         path: dest.to_path_buf(),
         action: "write",
         source: e.error,
     })?;
     Ok(received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn a_download_gets_an_ordinary_file_mode_and_its_bytes() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v1/images/i/a.png/full"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"PNGDATA".to_vec()))
+            .mount(&server)
+            .await;
+        let client = Client::new(&server.uri()).expect("client");
+        let url = client.endpoint(&["api", "v1", "images", "i", "a.png", "full"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("out/a.png");
+        let written = to_file(&client, &url, &dest).await.expect("download");
+        assert_eq!(written, 7);
+        assert_eq!(fs_err::read(&dest).expect("read"), b"PNGDATA");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs_err::metadata(&dest)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "mode {mode:o}");
+        }
+    }
 }

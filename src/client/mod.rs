@@ -41,6 +41,7 @@ mod images;
 mod models;
 mod queue;
 pub mod retry;
+mod schemas;
 pub mod tracker;
 pub mod workflow_handle;
 mod workflows;
@@ -61,10 +62,11 @@ pub use queue::{
     QueueItem, QueueItemStatus, QueueStatus, QueueSummary, Session,
 };
 pub use retry::RetryPolicy;
+pub use schemas::{SchemaSource, server_schemas};
 pub use tracker::{TrackEvent, TrackMode, Tracker};
 pub use workflow_handle::{
-    Cleanup, CleanupReport, HandleError, Output, SchemaSource, Submission, SubmitOptions,
-    WaitProgress, WorkflowHandle,
+    Cleanup, CleanupReport, HandleError, Output, Submission, SubmitOptions, WaitProgress,
+    WorkflowHandle,
 };
 pub use workflows::{
     SortDirection, WorkflowCategory, WorkflowListQuery, WorkflowOrderBy, WorkflowPage,

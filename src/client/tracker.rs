@@ -48,6 +48,7 @@ use tokio::time::Instant;
 
 use super::queue::QueueItem;
 use super::{Body, Client, ClientError, Replay};
+use crate::error::error_chain;
 use crate::events::{
     Event, EventStream, EventsConfig, EventsHandle, ItemSnapshot, ItemStatus, Outcome, Reconciler,
     Settled, StreamItem,
@@ -654,20 +655,6 @@ impl Tracker {
             tracing::debug!("closing the event stream: {err}");
         }
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ use serde_json::{Value, json};
 
 use super::images::{ImageDto, UploadOptions};
 use super::queue::{QueueItem, QueueItemStatus};
+use super::schemas::{SchemaSource, server_schemas};
 use super::tracker::{TrackEvent, TrackMode, Tracker};
 use super::{Body, Client, ClientError, Replay, is_not_found};
 use crate::workflow::{
@@ -198,28 +199,6 @@ fn id_list(ids: &[i64]) -> String {
         text.push_str(&format!(" and {} more", ids.len() - SHOWN));
     }
     text
-}
-
-/// Where a handle's invocation schemas came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SchemaSource {
-    /// The server's `/openapi.json`, read now (and cached).
-    Live {
-        /// The server's InvokeAI version.
-        version: String,
-    },
-    /// The cache of an earlier read of a server of the same version.
-    Cached {
-        /// The server's InvokeAI version.
-        version: String,
-        /// The cache file.
-        path: PathBuf,
-    },
-    /// The snapshot shipped with this crate.
-    Snapshot {
-        /// Why the server's schemas were not used.
-        reason: String,
-    },
 }
 
 /// How [`WorkflowHandle::submit`] enqueues.
@@ -1152,82 +1131,6 @@ async fn images_by_names(client: &Client, names: &[String]) -> Result<Vec<ImageD
         out.extend(part);
     }
     Ok(out)
-}
-
-/// The invocation schemas of the client's server: from the cache for its version, else from
-/// its `/openapi.json` (then cached); `None` (use the snapshot) when the server cannot be read.
-pub async fn server_schemas(client: &Client) -> (Option<SchemaSet>, SchemaSource) {
-    let version = match client.app().version().await {
-        Ok(version) => version,
-        Err(err) => {
-            tracing::warn!("using the shipped schema snapshot: {err}");
-            return (
-                None,
-                SchemaSource::Snapshot {
-                    reason: err.to_string(),
-                },
-            );
-        }
-    };
-    let cache = schema_cache_path(&version);
-    if let Some(path) = &cache
-        && let Ok(text) = fs_err::tokio::read_to_string(path).await
-    {
-        match serde_json::from_str::<SchemaSet>(&text) {
-            Ok(set) => {
-                return (
-                    Some(set),
-                    SchemaSource::Cached {
-                        version,
-                        path: path.clone(),
-                    },
-                );
-            }
-            Err(err) => tracing::debug!("ignoring the unreadable schema cache: {err}"),
-        }
-    }
-    let url = client.endpoint(&["openapi.json"]);
-    let fetched: Result<Value, ClientError> = client
-        .send_json(Method::GET, url, Replay::Idempotent, Body::Empty)
-        .await;
-    let set = match fetched {
-        Ok(doc) => SchemaSet::from_openapi(&doc).map_err(|e| e.to_string()),
-        Err(err) => Err(err.to_string()),
-    };
-    match set {
-        Ok(mut set) => {
-            set.version.get_or_insert_with(|| version.clone());
-            if let Some(path) = &cache {
-                let write = serde_json::to_vec(&set)
-                    .map_err(std::io::Error::other)
-                    .and_then(|bytes| crate::fs::write_atomic(path, &bytes));
-                if let Err(err) = write {
-                    tracing::debug!("not caching the server's schemas: {err}");
-                }
-            }
-            (Some(set), SchemaSource::Live { version })
-        }
-        Err(reason) => {
-            tracing::warn!("using the shipped schema snapshot: {reason}");
-            (None, SchemaSource::Snapshot { reason })
-        }
-    }
-}
-
-/// `CACHE/schemas/invokeai-VERSION.json`, or `None` without a cache folder.
-fn schema_cache_path(version: &str) -> Option<PathBuf> {
-    let safe: String = version
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let dir = crate::server::cache_dir().ok()?;
-    Some(dir.join("schemas").join(format!("invokeai-{safe}.json")))
 }
 
 /// A value with every model name replaced by what `lookup` gives for it.

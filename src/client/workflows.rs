@@ -400,15 +400,7 @@ fn prepare_for_library(
         ));
     }
     let mut map = map.clone();
-    for key in [
-        "name",
-        "author",
-        "description",
-        "version",
-        "contact",
-        "tags",
-        "notes",
-    ] {
+    for key in crate::workflow::definition::TEXT_FIELDS {
         let entry = map
             .entry(key)
             .or_insert_with(|| Value::String(String::new()));

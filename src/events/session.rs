@@ -13,7 +13,7 @@
 //! address so that its one remaining attempt fails at once). The session then connects again
 //! itself, with its own backoff, re-subscribes, and tells the consumer.
 
-use std::error::Error as StdError;
+use crate::error::error_chain;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -336,21 +336,6 @@ fn jitter() -> f64 {
     0.8 + 0.4 * unit
 }
 
-/// The cause of an error with its sources, joined by `: `.
-fn error_chain(err: &dyn StdError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The text of an error callback's payload.
 fn payload_text(payload: &Payload) -> String {
     match payload {
@@ -610,16 +595,5 @@ mod tests {
             "Connection rejected by server"
         );
         assert_eq!(connect_error_message("\"nope\""), "nope");
-    }
-
-    #[test]
-    fn error_chain_includes_sources_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let outer = rust_socketio::Error::IncompleteIo(io);
-        assert_eq!(
-            error_chain(&outer),
-            "Got an IO-Error: refused",
-            "the source text is already in the message"
-        );
     }
 }

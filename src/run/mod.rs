@@ -156,11 +156,7 @@ pub async fn run_manifest(
         None
     };
     let live = match (&client, offline) {
-        (Some(client), false) => {
-            crate::client::workflow_handle::server_schemas(client)
-                .await
-                .0
-        }
+        (Some(client), false) => crate::client::server_schemas(client).await.0,
         _ => None,
     };
     let schemas = live

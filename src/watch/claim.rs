@@ -11,7 +11,7 @@
 //! Target names never overwrite: `a.yaml` becomes `a-1.yaml`, `a-2.yaml`, ... when taken.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 /// Suffixes of the files written next to a manifest in `done/` and `failed/`.
@@ -80,25 +80,7 @@ pub fn copy_then_remove(src: &Path, target: &Path) -> std::io::Result<Option<Pat
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let dir = crate::fs::parent_dir(target);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".invk-claim-")
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("{e} (creating a temporary file in `{}`)", dir.display()),
-            )
-        })?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(target).map_err(|e| {
-        std::io::Error::new(
-            e.error.kind(),
-            format!("{} (renaming into `{}`)", e.error, target.display()),
-        )
-    })?;
+    crate::fs::write_atomic_noclobber(target, &bytes)?;
     match fs_err::remove_file(src) {
         Ok(()) => Ok(Some(target.to_path_buf())),
         Err(e) if e.kind() == ErrorKind::NotFound => {

@@ -9,6 +9,18 @@ use serde_json::{Map, Value};
 
 use super::error::WorkflowError;
 
+/// The text fields of a workflow the server requires to be strings (`WorkflowWithoutID`): an
+/// exported workflow may leave them out or `null`; the server refuses it then.
+pub const TEXT_FIELDS: [&str; 7] = [
+    "name",
+    "author",
+    "description",
+    "version",
+    "contact",
+    "tags",
+    "notes",
+];
+
 /// A workflow as exported from the InvokeAI web UI (`name`, `author`, `nodes`, `edges`, `form`,
 /// legacy `exposedFields`, ...). Fields this model does not name are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

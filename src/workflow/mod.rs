@@ -419,15 +419,7 @@ impl Workflow {
         let mut json = self.definition.to_json();
         if let Value::Object(map) = &mut json {
             map.remove("id");
-            for key in [
-                "name",
-                "author",
-                "description",
-                "version",
-                "contact",
-                "tags",
-                "notes",
-            ] {
+            for key in definition::TEXT_FIELDS {
                 if !map.get(key).is_some_and(Value::is_string) {
                     map.insert(key.into(), Value::String(String::new()));
                 }

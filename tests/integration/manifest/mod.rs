@@ -2,11 +2,8 @@
 //! refused with located errors (full messages snapshotted), the committed JSON Schema is current,
 //! and the behaviours users rely on (templates, globs, include, output paths) hold end to end.
 
-mod catalog;
-
 use std::path::{Path, PathBuf};
 
-use catalog::FluxCatalog;
 use invk_run::manifest::{
     ExpandOptions, Expansion, InputValue, ManifestError, ManifestFile, OutputVars, Plan,
     manifest_schema,
@@ -21,7 +18,18 @@ fn relative(path: &Path) -> PathBuf {
 }
 
 fn load_and_expand(path: &Path) -> Result<Expansion, ManifestError> {
-    ManifestFile::load(path)?.expand(&FluxCatalog, &ExpandOptions::default())
+    ManifestFile::load(path)?.expand(&fixture_workflow(), &ExpandOptions::default())
+}
+
+/// The inputs of `tests/fixtures/manifests/workflows/flux-image-to-image.json` (a real export
+/// of the web UI, with the image input emptied), typed by the shipped schema snapshot: names
+/// from its form, types and constraints from the schemas, as `invk-run` checks manifests.
+fn fixture_workflow() -> invk_run::workflow::Workflow {
+    use invk_run::workflow::{SchemaSet, Workflow, WorkflowDefinition};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests/workflows/flux-image-to-image.json");
+    let definition = WorkflowDefinition::load(&path).expect("fixture workflow loads");
+    Workflow::new(definition, SchemaSet::snapshot()).expect("fixture workflow types")
 }
 
 /// What a user checks in a dry run: the jobs with their values (by user name), how they are
@@ -242,61 +250,4 @@ fn job_numbers_are_zero_padded_to_the_widest_index() {
         .collect();
     assert_eq!(numbers.first().map(String::as_str), Some("\"00/12\""));
     assert_eq!(numbers.last().map(String::as_str), Some("\"11/12\""));
-}
-
-/// The workflow core's `Workflow` (with the shipped schema snapshot) as the catalog.
-fn real_catalog() -> invk_run::workflow::Workflow {
-    use invk_run::workflow::{SchemaSet, Workflow, WorkflowDefinition};
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/manifests/workflows/flux-image-to-image.json");
-    let definition = WorkflowDefinition::load(&path).expect("fixture workflow loads");
-    Workflow::new(definition, SchemaSet::snapshot()).expect("fixture workflow types")
-}
-
-fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/manifests")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixture folder")
-        .map(|e| relative(&e.expect("entry").path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The table catalog above stands in for the real workflow in the snapshots; this checks that
-/// the real one (names from the form, types and constraints from the schema snapshot) accepts
-/// the same manifests and refuses the others at the same places.
-#[test]
-fn the_real_workflow_agrees_with_the_test_catalog() {
-    let real = real_catalog();
-    let options = ExpandOptions::default();
-    for path in fixtures("valid") {
-        let file = ManifestFile::load(&path).expect("loads");
-        let ours = file
-            .expand(&FluxCatalog, &options)
-            .expect("expands with the table");
-        let theirs = file
-            .expand(&real, &options)
-            .unwrap_or_else(|e| panic!("{} with the real workflow:\n{e}", path.display()));
-        assert_eq!(ours.job_count(), theirs.job_count(), "{}", path.display());
-        assert_eq!(
-            Plan::new(&ours).to_string(),
-            Plan::new(&theirs).to_string(),
-            "{}",
-            path.display()
-        );
-    }
-    for path in fixtures("invalid") {
-        let places = |r: Result<Expansion, ManifestError>| -> Vec<(usize, usize)> {
-            r.err()
-                .map(|e| e.diagnostics().iter().map(|d| (d.line, d.col)).collect())
-                .unwrap_or_default()
-        };
-        let ours = places(ManifestFile::load(&path).and_then(|f| f.expand(&FluxCatalog, &options)));
-        let theirs = places(ManifestFile::load(&path).and_then(|f| f.expand(&real, &options)));
-        assert_eq!(ours, theirs, "{}", path.display());
-    }
 }
