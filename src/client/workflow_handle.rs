@@ -45,21 +45,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::Stream;
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::images::{ImageDto, UploadOptions};
+use super::images::UploadOptions;
 use super::queue::{QueueItem, QueueItemStatus};
 use super::schemas::{SchemaSource, server_schemas};
 use super::tracker::{TrackEvent, TrackMode, Tracker};
-use super::{Body, Client, ClientError, Replay, is_not_found};
+use super::{Client, ClientError, is_not_found};
 use crate::workflow::{
     ConvertOptions, InkType, InkValue, InputError, InputRef, InputSummary, OutputNode, SchemaSet,
     Workflow, WorkflowDefinition, WorkflowError, WorkflowInput,
 };
-
-/// How many image names go into one `images_by_names` call.
-const NAMES_PER_CALL: usize = 500;
 
 /// An error of a [`WorkflowHandle`].
 #[derive(Debug, thiserror::Error)]
@@ -1066,7 +1062,7 @@ impl WorkflowHandle {
             }
         }
         let mut ours = Vec::new();
-        for dto in images_by_names(&self.client, &names).await? {
+        for dto in self.client.images().by_names(&names).await? {
             if dto
                 .session_id
                 .as_deref()
@@ -1113,24 +1109,6 @@ impl WorkflowHandle {
         self.created_boards = still_created;
         Ok(())
     }
-}
-
-/// The records of these images (names the server does not know are left out).
-async fn images_by_names(client: &Client, names: &[String]) -> Result<Vec<ImageDto>, ClientError> {
-    let mut out = Vec::with_capacity(names.len());
-    for chunk in names.chunks(NAMES_PER_CALL) {
-        let url = client.endpoint(&["api", "v1", "images", "images_by_names"]);
-        let part: Vec<ImageDto> = client
-            .send_json(
-                Method::POST,
-                url,
-                Replay::Idempotent,
-                Body::json(&json!({ "image_names": chunk })),
-            )
-            .await?;
-        out.extend(part);
-    }
-    Ok(out)
 }
 
 /// A value with every model name replaced by what `lookup` gives for it.
