@@ -60,60 +60,6 @@ fn status_of(err: &ClientError) -> Option<u16> {
     err.status().map(|s| s.as_u16())
 }
 
-/// A `width`×`height` RGB PNG of one colour, encoded by hand (stored deflate blocks).
-fn tiny_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&u32::try_from(data.len()).expect("len").to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-    }
-    let row: Vec<u8> = std::iter::once(0) // filter: none
-        .chain((0..width).flat_map(|_| rgb))
-        .collect();
-    let raw: Vec<u8> = (0..height).flat_map(|_| row.iter().copied()).collect();
-    // zlib: header, one stored block per 65535 bytes, adler32.
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = u16::try_from(block.len()).expect("block");
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in &raw {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &zlib);
-    chunk(&mut png, b"IEND", &[]);
-    png
-}
-
 /// `blank_image` → `img_blur` → `save_image` (32×32, no models), with the blur radius swept over
 /// `radii` as batch data.
 fn blur_batch(radii: &[f64], runs: u32, destination: &str) -> EnqueueBatch {
@@ -425,7 +371,7 @@ fn boards_round_trip() {
 fn images_upload_download_and_delete() {
     let client = client();
     let dir = tempfile::tempdir().expect("tempdir");
-    let png = tiny_png(3, 2, [10, 200, 30]);
+    let png = support::png::png(3, 2, [10, 200, 30]);
     let file = dir.path().join("tiny.png");
     std::fs::write(&file, &png).expect("write png");
     let not_image = dir.path().join("notes.png");

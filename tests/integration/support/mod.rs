@@ -1,5 +1,6 @@
 //! Shared test support: real servers, and helpers to run the binary.
 
+pub mod png;
 pub mod server;
 
 #[allow(unused_imports)]
