@@ -37,7 +37,18 @@ pub fn main() -> ExitCode {
 
 /// Prints `error: ...` and one `Caused by:` line per source.
 pub fn report(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    // A manifest's diagnostics are complete lines already (`file:line:col: error: ...`).
+    let diagnostics = matches!(
+        err.downcast_ref::<crate::Error>(),
+        Some(crate::Error::Manifest(
+            crate::manifest::ManifestError::Invalid { .. }
+        ))
+    );
+    if diagnostics {
+        eprintln!("{err}");
+    } else {
+        eprintln!("error: {err}");
+    }
     for cause in err.chain().skip(1) {
         eprintln!("  Caused by: {cause}");
     }

@@ -117,6 +117,7 @@ fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, cra
         image_name: "other-image.png".into(),
         item_id: 2,
         batch_id: "other-batch".into(),
+        run_id: "other-run".into(),
         ..vars.clone()
     };
     let dir = normalize(&expansion.output_path(first, &vars)?.dir);
