@@ -130,20 +130,9 @@ impl Execution<'_> {
         let started = Instant::now();
         let p = self.prepared;
         let out_dir = &p.output_dir;
+        // A resumed run checks on the server it runs on that the items it re-attaches to and the
+        // uploads it reuses are still there, so a journal of another server is safe to use.
         let (mut journal, mut state) = Journal::open(out_dir, self.fresh)?;
-        if state.server.as_ref().is_some_and(|s| s != &self.server) {
-            // Item ids and uploads belong to the server that made them.
-            self.reporter.event(&RunEvent::Warning {
-                manifest: self.name.clone(),
-                message: format!(
-                    "the journal in `{}` is of a run on {}; starting over on {} (the old journal is kept beside it)",
-                    out_dir.display(),
-                    state.server.as_deref().unwrap_or_default(),
-                    self.server
-                ),
-            });
-            (journal, state) = Journal::open(out_dir, true)?;
-        }
         journal.append(&Entry::Started {
             run_id: self.run_id.clone(),
             plan_hash: plan_hash(&p.plan),
@@ -487,6 +476,29 @@ impl Execution<'_> {
         }
         let mut by_path = HashMap::new();
         let mut by_hash: HashMap<String, String> = HashMap::new();
+        // Uploads of earlier runs are reused only while the server still has them (it may be
+        // another server, or someone cleaned up).
+        let earlier: Vec<String> = if images.is_empty() {
+            Vec::new()
+        } else {
+            state
+                .uploads
+                .values()
+                .filter(|name| !state.deleted.contains(*name))
+                .cloned()
+                .collect()
+        };
+        let still_there: BTreeSet<String> = if earlier.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.client
+                .images()
+                .by_names(&earlier)
+                .await?
+                .into_iter()
+                .map(|dto| dto.image_name)
+                .collect()
+        };
         for (path, image) in images {
             let bytes = crate::fs::read(&path)?;
             let sha = format!("{:x}", Sha256::digest(&bytes));
@@ -494,7 +506,7 @@ impl Execution<'_> {
                 state
                     .uploads
                     .get(&sha)
-                    .filter(|name| !state.deleted.contains(*name))
+                    .filter(|name| still_there.contains(*name))
                     .cloned()
             });
             let name = match known {

@@ -552,3 +552,64 @@ fn a_multi_user_server_needs_a_login_and_then_runs_like_any_other() {
         .count();
     assert_eq!(pngs, 2);
 }
+
+#[test]
+fn a_run_killed_on_one_server_is_finished_on_another_with_fresh_uploads() {
+    let ws = Workspace::new(&SWEEP.replace("[0, 90, 180, 270]", "[0, 90]"));
+    let mut child = support::invk_run()
+        .current_dir(ws.dir.path())
+        .args(["--server", support::server().url(), "-q", "job.yaml"])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while ws
+        .journal("out/job")
+        .iter()
+        .all(|e| e["event"] != "downloaded")
+    {
+        assert!(Instant::now() < deadline, "no output appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+
+    // The same manifest on the multi-user server: its items and uploads are not there, so the
+    // unfinished jobs are submitted again there, with the photo uploaded again.
+    let other = support::multiuser_server();
+    let out = support::invk_run()
+        .current_dir(ws.dir.path())
+        .args([
+            "--server",
+            other.url(),
+            "--email",
+            &other.admin_email,
+            "-q",
+            "job.yaml",
+        ])
+        .env("INVK_PASSWORD", &other.admin_password)
+        .output()
+        .expect("resume elsewhere");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let journal = ws.journal("out/job");
+    let uploads = journal.iter().filter(|e| e["event"] == "uploaded").count();
+    assert_eq!(
+        uploads, 2,
+        "the photo was not uploaded again on the second server"
+    );
+    let pngs: Vec<String> = files_under(&ws.path("out/job"))
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(pngs.len(), 12, "{pngs:#?}");
+    let summary = std::fs::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");
+    let last_run: Vec<Value> = summary
+        .lines()
+        .rev()
+        .take(6)
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(
+        last_run.iter().all(|j| j["status"] == "completed"),
+        "{summary}"
+    );
+}
