@@ -98,6 +98,17 @@ impl<'c> ModelsHandler<'c> {
         Ok(list.models)
     }
 
+    /// One installed model, by key.
+    ///
+    /// # Errors
+    /// `404` when no installed model has this key, or any other [`ClientError`].
+    pub async fn get(&self, key: &str) -> Result<ModelConfig, ClientError> {
+        let url = self.client.endpoint(&["api", "v2", "models", "i", key]);
+        self.client
+            .send_json(Method::GET, url, Replay::Idempotent, Body::Empty)
+            .await
+    }
+
     /// Resolves a model name (optionally narrowed by base and kind) to its identifier. Names are
     /// not unique: an exact name wins over a case-insensitive one, and `base`/`model_type` narrow
     /// the matches down.

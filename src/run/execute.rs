@@ -1121,19 +1121,12 @@ async fn resolve_model(
     reference: &str,
 ) -> Result<crate::client::ModelIdentifier, crate::Error> {
     if let Some(key) = reference.strip_prefix("key:") {
-        let all = client
+        return client
             .models()
-            .list(&crate::client::ModelFilter::default())
-            .await?;
-        return all
-            .iter()
-            .find(|m| m.key == key)
-            .map(crate::client::ModelConfig::identifier)
-            .ok_or_else(|| {
-                crate::Error::Io(std::io::Error::other(format!(
-                    "no installed model has the key `{key}` (`invk-run` lists models with the server's model manager)"
-                )))
-            });
+            .get(key)
+            .await
+            .map(|m| m.identifier())
+            .map_err(|e| RunError::Model(e).into());
     }
     let name = reference.strip_prefix("name:").unwrap_or(reference);
     client

@@ -503,6 +503,12 @@ fn model_names_that_are_not_installed_are_reported_with_the_candidates() {
             .list(&ModelFilter::default())
             .await
             .expect("list");
+        let by_key = client
+            .models()
+            .get("no-such-key-0000")
+            .await
+            .expect_err("unknown key");
+        assert_eq!(status_of(&by_key), Some(404), "{by_key}");
         let err = client
             .models()
             .resolve("no-such-model-anywhere", Some("sdxl"), Some("main"))
