@@ -854,6 +854,7 @@ impl Execution<'_> {
             run_id: self.run_id.clone(),
             job: job.index,
             inputs,
+            sweep: sweep_map(job),
             seed,
             node: json!({"id": node.node_id, "label": node.label, "type": node.node_type}),
             image_name: image_name.to_owned(),
@@ -1061,6 +1062,7 @@ impl Execution<'_> {
                 .min()
                 .or(failure.map(|f| f.item_id)),
             inputs: self.named_inputs(job),
+            sweep: sweep_map(job),
             files: book.files.get(&job.index).cloned().unwrap_or_default(),
             left_on_server: book
                 .left_on_server
@@ -1191,6 +1193,14 @@ async fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// A job's sweep values, by sweep key.
+fn sweep_map(job: &Job) -> Map<String, Value> {
+    job.sweep
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Today's date (`YYYY-MM-DD`) and time (`HHMMSS`), UTC.

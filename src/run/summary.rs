@@ -22,6 +22,8 @@ pub struct Sidecar {
     pub job: usize,
     /// The job's inputs, by user name.
     pub inputs: Map<String, Value>,
+    /// The sweep values the job was made from, by sweep key as written in the manifest.
+    pub sweep: Map<String, Value>,
     /// The seed, when the workflow has an input named `seed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<Value>,
@@ -73,6 +75,8 @@ pub struct JobSummary {
     pub item_id: Option<i64>,
     /// The job's inputs, by user name.
     pub inputs: Map<String, Value>,
+    /// The sweep values the job was made from, by sweep key as written in the manifest.
+    pub sweep: Map<String, Value>,
     /// Output files, relative to the output root.
     pub files: Vec<PathBuf>,
     /// Outputs that could not be downloaded and stay on the server (image names).
