@@ -51,6 +51,20 @@ impl Expansion {
         self.jobs.len()
     }
 
+    /// Job `index` (0-based, `index < job_count()`), as the run submits it.
+    ///
+    /// # Panics
+    /// When `index` is out of range.
+    #[must_use]
+    pub fn job(&self, index: usize) -> Job {
+        self.jobs[index].clone()
+    }
+
+    /// Every job, in order.
+    pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
+        (0..self.job_count()).map(|i| self.job(i))
+    }
+
     /// The `output` section.
     #[must_use]
     pub fn output(&self) -> &Output {
