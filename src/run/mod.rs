@@ -1,14 +1,29 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
 pub mod batch;
+mod cleanup;
+pub mod clock;
+mod collect;
 mod dry_run;
-mod execute;
+mod engine;
+mod health;
 pub mod journal;
+pub mod key;
+mod ledger;
+mod models;
 pub mod output_path;
 pub mod prepare;
 pub mod report;
+mod resume;
 pub mod settings;
+mod source;
+mod status;
+mod submit;
 pub mod summary;
+mod upload;
+
+pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW};
+pub use status::{Cancelled, RunStatus, cancel};
 
 use crate::error::ExitStatus;
 
@@ -37,6 +52,18 @@ pub enum RunError {
     /// A model input names a model the server does not have (or several).
     #[error("cannot resolve a model input given by name")]
     Model(#[source] crate::client::ClientError),
+    /// The server stopped answering for longer than the run waits (`--server-wait`).
+    #[error(
+        "the server at {server} has not answered for {waited}; stopping here. What finished is \
+         on disk and journaled: run the same command again when the server is back and the run \
+         resumes where it stopped"
+    )]
+    ServerGone {
+        /// The server.
+        server: String,
+        /// How long the run waited.
+        waited: String,
+    },
 }
 
 impl RunError {
@@ -48,6 +75,7 @@ impl RunError {
             | RunError::NoMatch { .. }
             | RunError::BadGlob { .. }
             | RunError::Model(_) => ExitStatus::Invalid,
+            RunError::ServerGone { .. } => ExitStatus::Failed,
         }
     }
 }
@@ -180,7 +208,7 @@ pub async fn run_manifest(
     };
     let server = settings.server_for(prepared.file.server());
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let execution = execute::Execution {
+    let execution = engine::Execution {
         prepared: &prepared,
         client,
         server,
@@ -199,8 +227,31 @@ pub async fn run_manifest(
         } else {
             crate::client::tracker::TrackMode::Events
         },
+        window: settings.window,
+        server_wait: settings.server_wait,
     };
     execution.run(cancel).await
+}
+
+/// The output folder of a run: `target` itself when it is a folder, else the output folder of
+/// the manifest `target` names (checked offline; `output.dir` rendered for today).
+///
+/// # Errors
+/// An invalid manifest, or one whose workflow is in a server's library.
+pub async fn output_dir_of(target: &Path) -> Result<PathBuf, crate::Error> {
+    if target.is_dir() {
+        return Ok(target.to_path_buf());
+    }
+    let prepared = prepare::prepare(
+        target,
+        target,
+        &crate::fs::parent_dir(target),
+        u64::MAX,
+        None,
+        crate::workflow::SchemaSet::snapshot(),
+    )
+    .await?;
+    Ok(prepared.output_dir)
 }
 
 /// What a run needs to know of a manifest before it is checked: whether its workflow is in the

@@ -102,7 +102,7 @@ fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, cra
     let Some(first) = expansion.jobs.first() else {
         return Ok(file.dir().to_path_buf());
     };
-    let (date, time) = super::execute::now_utc();
+    let (date, time) = super::clock::now_utc();
     let vars = OutputVars {
         date,
         time,

@@ -28,6 +28,10 @@ pub struct RunSettings {
     pub poll_only: bool,
     /// Check the manifest and stop before anything is sent (`invk-run validate`).
     pub validate_only: bool,
+    /// The most sessions of a run pending on the server at once.
+    pub window: usize,
+    /// How long to wait for a server that stopped answering.
+    pub server_wait: std::time::Duration,
 }
 
 impl RunSettings {
@@ -51,6 +55,10 @@ impl RunSettings {
             retry_failed: run.retry_failed,
             poll_only: run.poll_only,
             validate_only: false,
+            window: run
+                .window
+                .map_or(crate::run::DEFAULT_WINDOW, |w| w as usize),
+            server_wait: std::time::Duration::from_secs(run.server_wait),
         }
     }
 
