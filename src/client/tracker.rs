@@ -48,7 +48,7 @@ use tokio::time::Instant;
 
 use super::queue::QueueItem;
 use super::{Body, Client, ClientError, Replay};
-use crate::error::error_chain;
+use crate::error_chain::error_chain;
 use crate::events::{
     Event, EventStream, EventsConfig, EventsHandle, ItemSnapshot, ItemStatus, Outcome, Reconciler,
     Settled, StreamItem,

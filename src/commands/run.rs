@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, RunArgs};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::run::report::{ReportMode, Reporter};
 use crate::run::settings::RunSettings;
 use crate::run::{ManifestSource, RunError, run_manifest};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, WatchArgs};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::run::report::Reporter;
 use crate::watch::{FilePatterns, RunManifest, WatchConfig, WatchError, WatchStatus, watch};
 

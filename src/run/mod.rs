@@ -10,7 +10,7 @@ pub mod report;
 pub mod settings;
 pub mod summary;
 
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// An error of a run.
 #[derive(Debug, thiserror::Error)]
