@@ -93,8 +93,8 @@ pub enum TrackEvent {
     /// and reports [`TrackEvent::ServerBack`] when the server answers again. An event socket
     /// that drops while polls still succeed is no outage.
     ServerDown {
-        /// When the outage began: when the event socket dropped, if it has been down since,
-        /// else when the failed request was sent.
+        /// When the outage began: when the event socket dropped, if it has been down since
+        /// and no request has succeeded since; else when the failed request was sent.
         since: Instant,
     },
     /// The server answers again after a [`TrackEvent::ServerDown`]: a poll or fetch succeeded,

@@ -22,7 +22,7 @@
 //! nothing. An item is reported [`TrackEvent::Finished`] or [`TrackEvent::Vanished`] once: after
 //! that it is `Reported` and nothing about it is reported again, until it is forgotten.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -127,7 +127,8 @@ pub(super) struct TrackState {
     error_grace: Option<Duration>,
     /// Requests (polls, fetches) that failed in a row.
     failures: u32,
-    /// Since when the event socket has been down, while it is.
+    /// Since when the event socket has been down, while it is and no request has succeeded
+    /// since.
     socket_down_since: Option<Instant>,
     /// [`TrackEvent::ServerDown`] was reported and no sign of life has come since.
     server_down: bool,
@@ -303,8 +304,10 @@ impl TrackState {
     /// because it is merely not pending: only a terminal status settles it.
     pub(super) fn on_poll(&mut self, asked: &[i64], polled: &[Polled], now: Instant) {
         self.server_answers();
+        let asked_set: HashSet<i64> = asked.iter().copied().collect();
+        let answered: HashSet<i64> = polled.iter().map(|row| row.item_id).collect();
         for row in polled {
-            if asked.contains(&row.item_id) {
+            if asked_set.contains(&row.item_id) {
                 self.observe(
                     row.item_id,
                     Known {
@@ -317,7 +320,7 @@ impl TrackState {
             }
         }
         for &id in asked {
-            if self.is_open(id) && !polled.iter().any(|row| row.item_id == id) {
+            if self.is_open(id) && !answered.contains(&id) {
                 self.report(id, TrackEvent::Vanished { item_id: id });
             }
         }
@@ -327,9 +330,10 @@ impl TrackState {
     /// server no longer has vanished.
     pub(super) fn on_fetched(&mut self, asked: &[i64], items: Vec<QueueItem>) {
         self.server_answers();
+        let asked_set: HashSet<i64> = asked.iter().copied().collect();
         for item in items {
             let id = item.item_id;
-            if !asked.contains(&id) || !self.settled.contains(&id) {
+            if !asked_set.contains(&id) || !self.settled.contains(&id) {
                 continue;
             }
             if !item.status.is_terminal() {
@@ -385,6 +389,7 @@ impl TrackState {
     /// Stops waiting for error events (the event stream is gone).
     pub(super) fn without_events(&mut self) {
         self.error_grace = None;
+        self.socket_down_since = None;
         let waiting: Vec<i64> = self
             .settled
             .iter()
@@ -566,9 +571,11 @@ impl TrackState {
         });
     }
 
-    /// A sign of life: a request succeeded, or the socket reconnected.
+    /// A sign of life: a request succeeded, or the socket reconnected. A later outage begins
+    /// after it, whenever the socket dropped.
     fn server_answers(&mut self) {
         self.failures = 0;
+        self.socket_down_since = None;
         if std::mem::take(&mut self.server_down) {
             self.out.push_back(TrackEvent::ServerBack);
         }
@@ -1077,6 +1084,19 @@ mod tests {
         // Answers while the server is up report nothing about it.
         s.on_poll(&[2], &[polled(2, "pending")], later(40));
         assert_eq!(drain(&mut s, later(40)).0, []);
+        // A socket that dropped before a poll succeeded does not date the next outage.
+        s.on_stream_item(
+            StreamItem::Disconnected {
+                reason: "reset".into(),
+            },
+            later(50),
+        );
+        s.on_poll(&[2], &[polled(2, "pending")], later(51));
+        s.on_poll_failed("connection refused".into(), later(60));
+        assert_eq!(
+            s.need(later(61)),
+            Need::Emit(TrackEvent::ServerDown { since: later(60) })
+        );
     }
 
     #[test]
