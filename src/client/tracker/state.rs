@@ -833,12 +833,18 @@ mod tests {
         assert_eq!(events, [finished(5, "completed")]);
         assert_eq!(need, Need::Poll(vec![6, 7]), "the new ones are polled once");
         // Finished before watched and found by the poll alone (its events were missed).
+        // A row the poll was not asked about (another client's item) is no news.
         s.on_poll(
             &[6, 7],
-            &[polled(6, "in_progress"), polled(7, "canceled")],
+            &[
+                polled(6, "in_progress"),
+                polled(7, "canceled"),
+                polled(99, "failed"),
+            ],
             now,
         );
         assert_eq!(s.need(now), Need::Fetch(vec![7]));
+        assert!(s.known(99).is_none());
     }
 
     #[test]
@@ -1041,6 +1047,7 @@ mod tests {
             ],
             "down since the socket dropped"
         );
+        assert_eq!(s.open_items(), [1, 2], "a failed poll changes no item");
         s.on_poll_failed("connection refused".into(), later(10));
         let (events, _) = drain(&mut s, later(10));
         assert_eq!(
