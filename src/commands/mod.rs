@@ -17,7 +17,7 @@ pub mod watch;
 pub mod workflows;
 
 use crate::cli::{Cli, Command};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// Entry point of the `invk-run` binary.
 #[must_use]

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::GlobalArgs;
 use crate::commands::connect::{client_from_args, runtime};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::run::{RunStatus, cancel, output_dir_of};
 
 /// Prints a run's progress from its journal, and from its server when it answers.
@@ -23,9 +23,9 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
             match client_from_args(&args).await {
                 Ok(client) => match status.ask_server(&client).await {
                     Ok(()) => None,
-                    Err(e) => Some(crate::error::error_chain(&e)),
+                    Err(e) => Some(crate::error_chain::error_chain(&e)),
                 },
-                Err(e) => Some(crate::error::error_chain(&e)),
+                Err(e) => Some(crate::error_chain::error_chain(&e)),
             }
         } else {
             None

@@ -466,13 +466,13 @@ async fn download(
             Err(e) if e.is_unreachable() => {
                 let since = *down_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= server_wait {
-                    return Err(crate::error::error_chain(&e));
+                    return Err(crate::error_chain::error_chain(&e));
                 }
                 let pause =
                     (since.elapsed() / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
                 tokio::time::sleep(pause).await;
             }
-            Err(e) => return Err(crate::error::error_chain(&e)),
+            Err(e) => return Err(crate::error_chain::error_chain(&e)),
         }
     }
 }

@@ -163,7 +163,7 @@ impl Execution<'_> {
                         if let Ended::Resubmit(job) =
                             self.finished(item, health.epoch, &mut ledger, &mut downloads)?
                         {
-                            ledger.forget_job(job);
+                            tracker.forget(ledger.forget_job(job));
                             source.hand_back([job]);
                         }
                     }
@@ -171,7 +171,8 @@ impl Execution<'_> {
                         self.vanished(item_id, &mut ledger)?;
                     }
                     Some(TrackEvent::PollFailed { error, .. }) => health.down(self, &error)?,
-                    Some(TrackEvent::Reconnected) => {}
+                    Some(TrackEvent::ServerBack) => health.up(self),
+                    Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
                     Some(_) => health.up(self),
                     None => tracker_idle = true,
                 },
@@ -227,7 +228,7 @@ impl Execution<'_> {
             let items = match self.client.queue().items_by_ids(chunk).await {
                 Ok(items) => items,
                 Err(e) => {
-                    unreachable = Some(crate::error::error_chain(&e));
+                    unreachable = Some(crate::error_chain::error_chain(&e));
                     break;
                 }
             };
@@ -240,7 +241,7 @@ impl Execution<'_> {
                         match self.withdraw(item.item_id, key, ledger).await {
                             Ok(()) => withdrawn += 1,
                             Err(crate::Error::Client(e)) => {
-                                unreachable = Some(crate::error::error_chain(&e));
+                                unreachable = Some(crate::error_chain::error_chain(&e));
                             }
                             Err(e) => return Err(e),
                         }

@@ -102,17 +102,17 @@ impl Ledger {
         *left == 0
     }
 
-    /// Forgets a job's sessions of this run (it is submitted again).
-    pub fn forget_job(&mut self, job: usize) {
+    /// Forgets a job's sessions of this run (it is submitted again); returns their item ids.
+    pub fn forget_job(&mut self, job: usize) -> Vec<i64> {
         let ids: Vec<i64> = self
             .items
             .iter()
             .filter(|(_, s)| s.job == job)
             .map(|(id, _)| *id)
             .collect();
-        for id in ids {
-            self.open.remove(&id);
-            self.items.remove(&id);
+        for id in &ids {
+            self.open.remove(id);
+            self.items.remove(id);
         }
         self.pending.remove(&job);
         self.files.remove(&job);
@@ -120,6 +120,7 @@ impl Ledger {
         if self.failed_jobs.remove(&job) {
             self.failures.retain(|f| f.job != job);
         }
+        ids
     }
 
     /// Records a job's failure; false when it had already failed.

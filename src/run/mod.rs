@@ -25,7 +25,7 @@ mod upload;
 pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW};
 pub use status::{Cancelled, RunStatus, cancel};
 
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// An error of a run.
 #[derive(Debug, thiserror::Error)]

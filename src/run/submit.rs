@@ -185,7 +185,7 @@ impl Execution<'_> {
                 Err(e) => {
                     // The request may or may not have reached the server: wait for it, then
                     // look the batch up before sending it again.
-                    health.down(self, &crate::error::error_chain(&e))?;
+                    health.down(self, &crate::error_chain::error_chain(&e))?;
                     loop {
                         tokio::select! {
                             () = tokio::time::sleep(health.backoff()) => {}
@@ -202,7 +202,7 @@ impl Execution<'_> {
                             }
                             Ok(None) => break,
                             Err(crate::Error::Client(e)) if e.is_unreachable() => {
-                                health.down(self, &crate::error::error_chain(&e))?;
+                                health.down(self, &crate::error_chain::error_chain(&e))?;
                             }
                             Err(e) => return Err(e),
                         }
