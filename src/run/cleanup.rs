@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::engine::Execution;
+use super::execution::Execution;
 use super::journal::Entry;
 use super::ledger::Ledger;
 use super::report::RunEvent;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 
-use super::engine::Execution;
+use super::execution::Execution;
 use super::journal::{Entry, ItemEnd};
 use super::ledger::{Ledger, Slot};
 use super::output_path::{sanitize_relative, unique_path};

@@ -12,17 +12,17 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::collect::{Downloads, Ended, sweep_map};
+use super::execution::Execution;
 use super::health::Health;
 use super::journal::Entry;
 use super::ledger::Ledger;
-use super::prepare::Prepared;
-use super::report::{Reporter, RunEvent};
+use super::report::RunEvent;
 use super::source::JobSource;
 use super::submit::{QUEUE_FULL_PAUSE, Submitter};
 use super::summary::{JobSummary, SummaryWriter};
 use super::{JobFailure, ManifestOutcome};
-use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
-use crate::client::{Client, QueueItemStatus};
+use crate::client::QueueItemStatus;
+use crate::client::tracker::{TrackEvent, Tracker};
 use crate::manifest::{Expansion, Job};
 
 /// How many outputs download at once.
@@ -39,24 +39,6 @@ const MAX_ENQUEUE: usize = 64;
 /// How long a run waits for a server that stopped answering, unless told otherwise
 /// (`--server-wait`).
 pub const DEFAULT_SERVER_WAIT: Duration = Duration::from_secs(300);
-
-/// Run-wide facts the steps share.
-pub struct Execution<'a> {
-    pub(super) prepared: &'a Prepared,
-    pub(super) client: Client,
-    pub(super) server: String,
-    pub(super) reporter: &'a Reporter,
-    pub(super) name: String,
-    pub(super) run_id: String,
-    pub(super) retry_failed: bool,
-    pub(super) fresh: bool,
-    pub(super) poll_interval: Duration,
-    pub(super) track_mode: TrackMode,
-    /// The most sessions of the run pending on the server at once.
-    pub(super) window: usize,
-    /// How long to wait for a server that stopped answering.
-    pub(super) server_wait: Duration,
-}
 
 impl Execution<'_> {
     /// Runs the manifest; returns its outcome.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::RunError;
-use super::engine::Execution;
+use super::execution::Execution;
 use super::report::RunEvent;
 
 /// The server's health as the run saw it.

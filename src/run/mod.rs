@@ -6,6 +6,7 @@ pub mod clock;
 mod collect;
 mod dry_run;
 mod engine;
+mod execution;
 mod health;
 pub mod journal;
 pub mod key;
@@ -208,7 +209,7 @@ pub async fn run_manifest(
     };
     let server = settings.server_for(prepared.file.server());
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let execution = engine::Execution {
+    let execution = execution::Execution {
         prepared: &prepared,
         client,
         server,

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::engine::Execution;
+use super::execution::Execution;
 use super::journal::{Entry, Resume};
 use super::key::{JobKey, SessionKey};
 use super::ledger::{Ledger, Slot};

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{build_batch, model_refs};
-use super::engine::Execution;
+use super::execution::Execution;
 use super::health::Health;
 use super::journal::Entry;
 use super::key::{JobKey, SessionKey};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::engine::Execution;
+use super::execution::Execution;
 use super::journal::Entry;
 use super::ledger::Ledger;
 use super::report::RunEvent;
