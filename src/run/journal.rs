@@ -26,7 +26,8 @@ pub enum Entry {
     Started {
         /// The run's id (also the queue items' destination tag).
         run_id: String,
-        /// Fingerprint of the manifest's jobs; a different one means the manifest changed.
+        /// The workflow's fingerprint and the job count (informational: each job's own key
+        /// tells whether it is the job an earlier run did).
         plan_hash: String,
         /// Server URL.
         server: String,
@@ -244,7 +245,7 @@ pub fn parse(text: &str) -> Vec<Entry> {
 /// What the journal says happened, folded from its entries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    /// The plan hash of the latest run.
+    /// The plan fingerprint of the latest run.
     pub plan_hash: Option<String>,
     /// The server of the latest run.
     pub server: Option<String>,
