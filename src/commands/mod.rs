@@ -10,6 +10,7 @@ pub mod connect;
 pub mod graph;
 pub mod inputs;
 mod logging;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod watch;
@@ -70,5 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Boards(command)) => boards::run(&cli.global, command),
         Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
         Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
+        Some(Command::Report { target }) => report::run(target, &cli.global),
+        Some(Command::Completions { shell }) => Ok(report::completions(*shell)),
     }
 }

@@ -267,6 +267,13 @@ impl Execution<'_> {
             .map(|job| self.summary(job, &book))
             .collect();
         append_summary(out_dir, &summaries)?;
+        let report = crate::report::ReportConfig::for_run(p, &self.name);
+        if let Err(e) = crate::report::refresh(out_dir, &report) {
+            self.reporter.event(&RunEvent::Warning {
+                manifest: self.name.clone(),
+                message: format!("cannot write the report: {}", crate::error::error_chain(&e)),
+            });
+        }
         let outcome = ManifestOutcome {
             manifest: self.name.clone(),
             output_dir: out_dir.clone(),
