@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::diagnostic::{At, Diagnostics, ManifestError, did_you_mean};
 use super::expand::Combination;
 use super::file::ManifestFile;
-use super::model::{Output, describe};
+use super::model::{Output, Sweep, describe};
 use super::output::check_name;
 use super::source::YamlPath;
 
@@ -165,19 +165,33 @@ impl GridSpec {
 }
 
 /// The grids a run draws: those `output.grid` asks for; without `output.grid` (or with `true`),
-/// one default grid for a sweep of one or two keys (the last key, which varies fastest, as
-/// columns; the first as rows); none for other sweeps or with `grid: false`.
+/// one default grid for a `matrix` of one or two keys (the last key, which varies fastest, as
+/// columns; the first as rows) and nothing else (`zip` and `include` make sparse grids); none
+/// for other sweeps or with `grid: false`.
 #[must_use]
-pub fn resolve_grids(output: &Output, sweep_keys: &[String]) -> Vec<GridSpec> {
+pub fn resolve_grids(output: &Output, sweep: &Sweep) -> Vec<GridSpec> {
     match &output.grid {
         Some(Grids::Enabled(false)) => Vec::new(),
         Some(Grids::One(spec)) => vec![spec.clone()],
         Some(Grids::Many(specs)) => specs.clone(),
-        None | Some(Grids::Enabled(true)) => match sweep_keys {
-            [x] => vec![GridSpec::new(x, None)],
-            [y, x] => vec![GridSpec::new(x, Some(y))],
-            _ => Vec::new(),
-        },
+        None | Some(Grids::Enabled(true)) => {
+            if !sweep.zip.is_empty() || !sweep.include.is_empty() {
+                return Vec::new();
+            }
+            let keys: Vec<&String> = sweep.matrix.keys().collect();
+            default_grid(&keys).into_iter().collect()
+        }
+    }
+}
+
+/// The default grid of a full product of one or two keys (in their order: the first varies
+/// slowest).
+#[must_use]
+pub fn default_grid(keys: &[&String]) -> Option<GridSpec> {
+    match keys {
+        [x] => Some(GridSpec::new(x, None)),
+        [y, x] => Some(GridSpec::new(x, Some(y))),
+        _ => None,
     }
 }
 
@@ -525,20 +539,21 @@ mod tests {
 
     #[test]
     fn the_default_grid_is_for_one_or_two_sweep_keys() {
-        let keys = |k: &[&str]| k.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let sweep = |yaml: &str| serde_norway::from_str::<Sweep>(yaml).expect("sweep");
         let out = Output::default();
         assert_eq!(
-            resolve_grids(&out, &keys(&["a", "b"])),
+            resolve_grids(&out, &sweep("matrix: {a: [1, 2], b: [3]}")),
             [GridSpec::new("b", Some("a"))]
         );
         assert_eq!(
-            resolve_grids(&out, &keys(&["a"])),
+            resolve_grids(&out, &sweep("matrix: {a: [1]}")),
             [GridSpec::new("a", None)]
         );
-        assert!(resolve_grids(&out, &keys(&["a", "b", "c"])).is_empty());
-        assert!(resolve_grids(&out, &[]).is_empty());
+        assert!(resolve_grids(&out, &sweep("matrix: {a: [1], b: [2], c: [3]}")).is_empty());
+        assert!(resolve_grids(&out, &sweep("zip: {a: [1, 2], b: [3, 4]}")).is_empty());
+        assert!(resolve_grids(&out, &Sweep::default()).is_empty());
         let off = output("grid: false");
-        assert!(resolve_grids(&off, &keys(&["a"])).is_empty());
+        assert!(resolve_grids(&off, &sweep("matrix: {a: [1]}")).is_empty());
     }
 
     #[test]

@@ -197,6 +197,8 @@ pub fn plan(
         });
     }
 
+    // Before a run's end writes `runs.jsonl`, a missing job may still come.
+    let finished = records.iter().any(|r| r.summarized);
     let template = spec.name_template(count);
     let ext = spec.format.extension();
     let mut plans = Vec::new();
@@ -239,7 +241,7 @@ pub fn plan(
                                 && &page_of(r) == page
                         })
                         .collect();
-                    cells.push(cell_for(&jobs, label));
+                    cells.push(cell_for(&jobs, label, finished));
                 }
             }
             plans.push(GridPlan {
@@ -260,7 +262,7 @@ pub fn plan(
 }
 
 /// The cell of the jobs at one place (several with `runs:`; the first with an image is shown).
-fn cell_for(jobs: &[&JobRecord], label: &str) -> Cell {
+fn cell_for(jobs: &[&JobRecord], label: &str, finished: bool) -> Cell {
     let file_of = |r: &JobRecord| {
         r.files
             .iter()
@@ -280,7 +282,12 @@ fn cell_for(jobs: &[&JobRecord], label: &str) -> Cell {
     let Some(r) = jobs.first() else {
         return Cell::Empty {
             job: None,
-            reason: "not in the sweep".to_owned(),
+            reason: if finished {
+                "not in the sweep"
+            } else {
+                "not done yet"
+            }
+            .to_owned(),
             failed: false,
         };
     };
@@ -294,6 +301,8 @@ fn cell_for(jobs: &[&JobRecord], label: &str) -> Cell {
         ),
         "completed" => match file_of(r) {
             Some(f) => (format!("file missing: {}", f.path.display()), false),
+            // Known only from its other outputs' sidecars: its run has not ended.
+            None if !r.summarized => ("not done yet".to_owned(), false),
             None => (format!("no `{label}` output"), false),
         },
         _ => ("not run yet".to_owned(), false),
@@ -424,10 +433,12 @@ pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout
     for (j, lines) in row_labels.iter().enumerate() {
         row_tops.push(y0);
         if plan.y.is_some() {
+            // Right-aligned, centred on the row.
+            let y_text = y0 + (row_heights[j] - lines.len() as u32 * line) / 2;
             for (n, text) in lines.iter().enumerate() {
                 let w = label_pen.width(text);
                 let x = i64::from(PAD + row_width.saturating_sub(w));
-                label_pen.draw(&mut img, x, i64::from(y0 + n as u32 * line), text, ink);
+                label_pen.draw(&mut img, x, i64::from(y_text + n as u32 * line), text, ink);
             }
         }
         for i in 0..plan.columns.len() {
@@ -590,6 +601,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            summarized: true,
         }
     }
 

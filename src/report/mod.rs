@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ExitStatus;
-use crate::manifest::{GridSpec, Output, resolve_grids};
+use crate::manifest::{GridSpec, Manifest, default_grid, resolve_grids};
 
 /// Where a folder's report settings are kept, relative to it (so `invk-run report DIR` draws
 /// the grids the manifest asked for).
@@ -44,29 +44,20 @@ fn yes() -> bool {
 }
 
 impl ReportConfig {
-    /// The report a manifest's `output` section asks for, given its sweep keys (for the default
-    /// grid).
+    /// The report a manifest asks for, titled `title`.
     #[must_use]
-    pub fn from_output(title: &str, output: &Output, sweep_keys: &[String]) -> ReportConfig {
+    pub fn from_manifest(title: &str, manifest: &Manifest) -> ReportConfig {
         ReportConfig {
             title: title.to_owned(),
-            grids: resolve_grids(output, sweep_keys),
-            gallery: output.gallery,
+            grids: resolve_grids(&manifest.output, &manifest.sweep),
+            gallery: manifest.output.gallery,
         }
     }
 
     /// The report of a prepared manifest, titled `title`.
     #[must_use]
     pub fn for_run(prepared: &crate::run::prepare::Prepared, title: &str) -> ReportConfig {
-        let mut keys: Vec<String> = Vec::new();
-        for job in &prepared.plan.jobs {
-            for k in job.sweep.keys() {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-        }
-        ReportConfig::from_output(title, &prepared.file.manifest().output, &keys)
+        ReportConfig::from_manifest(title, prepared.file.manifest())
     }
 
     /// The settings saved in `output_dir` by an earlier report; without them (a run made before
@@ -84,19 +75,50 @@ impl ReportConfig {
             });
         }
         let records = records::load(output_dir)?;
-        let mut keys: Vec<String> = Vec::new();
-        for r in &records {
-            for k in r.sweep.keys() {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-        }
         let title = output_dir.file_name().map_or_else(
             || "invk-run".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        Ok(ReportConfig::from_output(&title, &Output::default(), &keys))
+        Ok(ReportConfig {
+            title,
+            grids: default_grid_of(&records).into_iter().collect(),
+            gallery: true,
+        })
+    }
+}
+
+/// The default grid of jobs read from disk: when their sweep is a full product of one or two
+/// keys (as a `matrix` makes it).
+fn default_grid_of(records: &[records::JobRecord]) -> Option<GridSpec> {
+    let mut keys: Vec<&String> = Vec::new();
+    let mut combos: Vec<Vec<&serde_json::Value>> = Vec::new();
+    for r in records {
+        for k in r.sweep.keys() {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut distinct: Vec<Vec<&serde_json::Value>> = vec![Vec::new(); keys.len()];
+    for r in records {
+        let combo: Vec<&serde_json::Value> = keys
+            .iter()
+            .map(|k| r.sweep.get(*k).unwrap_or(&serde_json::Value::Null))
+            .collect();
+        for (i, v) in combo.iter().enumerate() {
+            if !distinct[i].contains(v) {
+                distinct[i].push(v);
+            }
+        }
+        if !combos.contains(&combo) {
+            combos.push(combo);
+        }
+    }
+    let product: usize = distinct.iter().map(Vec::len).product();
+    if product == combos.len() {
+        default_grid(&keys)
+    } else {
+        None
     }
 }
 

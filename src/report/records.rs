@@ -32,6 +32,9 @@ pub struct JobRecord {
     pub inputs: Map<String, Value>,
     /// The job's output files.
     pub files: Vec<FileRecord>,
+    /// Whether a `runs.jsonl` line (written when a run ends) names the job; jobs known only
+    /// from their sidecars belong to a run still going, or killed.
+    pub summarized: bool,
 }
 
 /// One output file of a job.
@@ -127,6 +130,7 @@ pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
                 sweep,
                 inputs: line.inputs,
                 files,
+                summarized: true,
             },
         );
     }
@@ -149,6 +153,7 @@ pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
             sweep: sidecar["sweep"].as_object().cloned().unwrap_or_default(),
             inputs: sidecar["inputs"].as_object().cloned().unwrap_or_default(),
             files: Vec::new(),
+            summarized: false,
         });
         if !record.files.iter().any(|f| &f.path == path) {
             record.files.push(file_record(output_dir, path.clone()));
