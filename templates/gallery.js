@@ -101,6 +101,13 @@
   }
 
   function thumbImg(file, job) {
+    if (!file.thumb && !/\.(png|jpe?g|webp|gif)$/i.test(file.name)) {
+      // No thumbnail (a video, or a file this build cannot decode): a link to it.
+      var link = el("a", "thumb-file", file.name);
+      link.href = file.src;
+      link.dataset.file = file.name;
+      return link;
+    }
     var img = el("img", "thumb");
     img.loading = "lazy";
     img.decoding = "async";

@@ -1,8 +1,10 @@
 //! X/Y grids: which job's image goes in which cell ([`plan`]), and the grid image with its axis
 //! labels ([`render`]). Cells without an image say why (failed, not run, not in the sweep).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use image::ImageEncoder;
 use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 use serde::Serialize;
@@ -199,6 +201,20 @@ pub fn plan(
 
     // Before a run's end writes `runs.jsonl`, a missing job may still come.
     let finished = records.iter().any(|r| r.summarized);
+    // The jobs of each place (column, row, page), found once.
+    let mut by_place: HashMap<(String, String, String), Vec<&JobRecord>> = HashMap::new();
+    for r in records {
+        let x = r.sweep.get(&spec.x).unwrap_or(&Value::Null).to_string();
+        let y = spec
+            .y
+            .as_ref()
+            .map_or(Value::Null, |y| {
+                r.sweep.get(y).cloned().unwrap_or(Value::Null)
+            })
+            .to_string();
+        let page = Value::Object(page_of(r)).to_string();
+        by_place.entry((x, y, page)).or_default().push(r);
+    }
     let template = spec.name_template(count);
     let ext = spec.format.extension();
     let mut plans = Vec::new();
@@ -230,18 +246,13 @@ pub fn plan(
             let mut cells = Vec::with_capacity(columns.len() * rows.len());
             for row in &rows {
                 for column in &columns {
-                    let jobs: Vec<&JobRecord> = records
-                        .iter()
-                        .filter(|r| {
-                            r.sweep.get(&spec.x).unwrap_or(&Value::Null) == column
-                                && spec
-                                    .y
-                                    .as_ref()
-                                    .is_none_or(|y| r.sweep.get(y).unwrap_or(&Value::Null) == row)
-                                && &page_of(r) == page
-                        })
-                        .collect();
-                    cells.push(cell_for(&jobs, label, finished));
+                    let key = (
+                        column.to_string(),
+                        row.to_string(),
+                        Value::Object(page.clone()).to_string(),
+                    );
+                    let jobs = by_place.get(&key).map_or(&[][..], Vec::as_slice);
+                    cells.push(cell_for(jobs, label, finished));
                 }
             }
             plans.push(GridPlan {
@@ -466,24 +477,26 @@ pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout
     }
 
     let mut bytes = Vec::new();
-    let format = if plan.jpeg {
-        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
-        enc.encode_image(&img)
-            .map_err(|source| ReportError::Encode {
-                path: plan.file.clone(),
-                source,
-            })?;
-        None
+    let encoded = if plan.jpeg {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&img)
     } else {
-        Some(image::ImageFormat::Png)
+        // Fast compression: a grid is rewritten while its run goes.
+        image::codecs::png::PngEncoder::new_with_quality(
+            &mut bytes,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Adaptive,
+        )
+        .write_image(
+            &img,
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
     };
-    if let Some(format) = format {
-        img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
-            .map_err(|source| ReportError::Encode {
-                path: plan.file.clone(),
-                source,
-            })?;
-    }
+    encoded.map_err(|source| ReportError::Encode {
+        path: plan.file.clone(),
+        source,
+    })?;
     Ok((
         bytes,
         GridLayout {
