@@ -231,8 +231,20 @@
     if (dialog.showModal) { if (!dialog.open) dialog.showModal(); } else dialog.setAttribute("open", "");
   }
 
+  function syncControls() {
+    $("view").value = state.view;
+    $("node").value = state.node;
+    $("status").value = state.status;
+    $("x").value = state.x;
+    $("y").value = state.y;
+    Array.prototype.forEach.call(document.querySelectorAll("select.filter"), function (s) {
+      s.value = state.filters[s.dataset.key] || "";
+    });
+  }
+
   function render() {
     var start = performance.now();
+    syncControls();
     var main = $("main");
     main.textContent = "";
     $("axes").hidden = state.view !== "xy";

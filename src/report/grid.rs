@@ -328,23 +328,30 @@ fn cell_for(jobs: &[&JobRecord], label: &str, finished: bool) -> Cell {
 /// Draws `plan` from the images under `output_dir`; returns the encoded file and its layout.
 ///
 /// # Errors
-/// An image that cannot be decoded, or a grid past the size bounds.
+/// A grid past the size bounds, or one that cannot be encoded.
 pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout), ReportError> {
-    // Decode the cells' images.
+    // Decode the cells' images; a file that is no image this build reads (a video) leaves its
+    // cell empty, saying so.
+    let mut plan = plan.clone();
     let mut images: Vec<Option<RgbImage>> = Vec::with_capacity(plan.cells.len());
-    for cell in &plan.cells {
-        images.push(match cell {
-            Cell::Image { file, .. } => {
-                let path = output_dir.join(file);
-                let img = image::open(&path).map_err(|source| ReportError::Decode {
-                    path: path.clone(),
-                    source,
-                })?;
-                Some(img.to_rgb8())
-            }
+    for cell in &mut plan.cells {
+        let decoded = match cell {
+            Cell::Image { file, job } => match image::open(output_dir.join(&*file)) {
+                Ok(img) => Some(img.to_rgb8()),
+                Err(e) => {
+                    *cell = Cell::Empty {
+                        job: Some(*job),
+                        reason: format!("cannot show {}: {e}", file.display()),
+                        failed: false,
+                    };
+                    None
+                }
+            },
             Cell::Empty { .. } => None,
-        });
+        };
+        images.push(decoded);
     }
+    let plan = &plan;
     let largest = images
         .iter()
         .flatten()
@@ -646,6 +653,30 @@ mod tests {
         assert!(
             matches!(&p.cells[3], Cell::Empty { reason, job: None, .. } if reason == "not in the sweep")
         );
+    }
+
+    #[test]
+    fn a_cell_whose_file_is_no_image_says_so_and_the_rest_is_drawn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = RgbImage::from_pixel(20, 10, Rgb([10, 200, 30]));
+        img.save(dir.path().join("0.png")).expect("png");
+        std::fs::write(dir.path().join("1.png"), b"not a png").expect("write");
+        let records = vec![record(0, 0, 1, "completed"), record(1, 90, 1, "completed")];
+        let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
+        let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+        assert!(
+            matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png"))
+        );
+        let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
+        assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
+        // The image sits centred in its cell, pixel for pixel.
+        let (x, y) = (
+            layout.column_lefts[0] + (layout.cell - 20) / 2,
+            layout.row_tops[0] + (layout.cell - 10) / 2,
+        );
+        assert_eq!(*grid.get_pixel(x, y), Rgb([10, 200, 30]));
+        assert_eq!(*grid.get_pixel(x + 19, y + 9), Rgb([10, 200, 30]));
+        assert_ne!(*grid.get_pixel(x - 1, y), Rgb([10, 200, 30]));
     }
 
     #[test]

@@ -150,15 +150,6 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    /// An output image could not be decoded.
-    #[error("cannot decode image `{}`", path.display())]
-    Decode {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: image::ImageError,
-    },
     /// An image could not be encoded.
     #[error("cannot encode `{}`", path.display())]
     Encode {
@@ -250,7 +241,8 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
                 continue;
             }
             let (bytes, layout) = grid::render(output_dir, &plan)?;
-            summary.empty_cells += plan
+            summary.empty_cells += layout
+                .plan
                 .cells
                 .iter()
                 .filter(|c| matches!(c, grid::Cell::Empty { .. }))
