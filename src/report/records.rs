@@ -159,7 +159,31 @@ pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
             record.files.push(file_record(output_dir, path.clone()));
         }
     }
-    Ok(records.into_values().collect())
+    let mut records: Vec<JobRecord> = records.into_values().collect();
+    infer_sweep(&mut records);
+    Ok(records)
+}
+
+/// Runs from before the sweep values were recorded: the inputs that differ between jobs stand
+/// for them.
+fn infer_sweep(records: &mut [JobRecord]) {
+    if records.len() < 2 || records.iter().any(|r| !r.sweep.is_empty()) {
+        return;
+    }
+    let mut varying: Vec<String> = Vec::new();
+    for r in records.iter() {
+        for (k, v) in &r.inputs {
+            if !varying.contains(k) && records.iter().any(|o| o.inputs.get(k) != Some(v)) {
+                varying.push(k.clone());
+            }
+        }
+    }
+    for r in records.iter_mut() {
+        r.sweep = varying
+            .iter()
+            .map(|k| (k.clone(), r.inputs.get(k).cloned().unwrap_or(Value::Null)))
+            .collect();
+    }
 }
 
 fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
@@ -300,6 +324,24 @@ mod tests {
         assert_eq!(r.files[0].path, PathBuf::from("b/x.png"));
         assert!(r.files[0].exists);
         assert_eq!(r.files[0].node_label.as_deref(), Some("Tinted"));
+    }
+
+    #[test]
+    fn without_recorded_sweep_values_the_inputs_that_vary_stand_for_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines: Vec<String> = [(0, 0), (1, 90)]
+            .iter()
+            .map(|(job, hue)| {
+                json!({"job": job, "status": "completed", "inputs": {"Hue": hue, "Width": 48}, "files": []})
+                    .to_string()
+            })
+            .collect();
+        write(&dir.path().join("runs.jsonl"), &lines.join("\n"));
+        let records = load(dir.path()).expect("load");
+        assert_eq!(
+            records[1].sweep,
+            *json!({"Hue": 90}).as_object().expect("map")
+        );
     }
 
     #[test]
