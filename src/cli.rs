@@ -130,7 +130,7 @@ pub enum Command {
         #[arg(value_name = "OUTPUT_DIR|MANIFEST")]
         target: PathBuf,
     },
-    /// Print shell completions (e.g. `invk-run completions bash > ~/.local/share/bash-completion/completions/invk-run`).
+    /// Print shell completions to stdout (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
