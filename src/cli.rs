@@ -148,6 +148,17 @@ pub enum Command {
     /// A managed local InvokeAI server.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Rebuild the gallery (`index.html`) and the grids of an output folder from what is on disk.
+    Report {
+        /// An output folder, or the manifest that wrote it.
+        #[arg(value_name = "OUTPUT_DIR|MANIFEST")]
+        target: PathBuf,
+    },
+    /// Print shell completions to stdout (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options of `invk-run watch`.

@@ -10,6 +10,7 @@ pub mod connect;
 pub mod graph;
 pub mod inputs;
 mod logging;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod status;
@@ -73,5 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
         Some(Command::Status { target }) => status::status(&cli.global, target),
         Some(Command::Cancel { target }) => status::cancel_run(&cli.global, target),
+        Some(Command::Report { target }) => report::run(target, &cli.global),
+        Some(Command::Completions { shell }) => Ok(report::completions(*shell)),
     }
 }

@@ -455,7 +455,7 @@ cleanup:
                 "m.yaml:1:10: error: unsupported manifest version 2\n  hint: this invk-run reads version 1; see docs/manifest.md",
                 "m.yaml:3:1: error: unknown key `imputs`\n  hint: did you mean `inputs`?",
                 "m.yaml:4:7: error: `runs` must be at least 1\n  hint: leave `runs` out to run each combination once",
-                "m.yaml:6:3: error: unknown key `nam`, expected one of `dir`, `name`, `sidecar`\n  hint: did you mean `name`?",
+                "m.yaml:6:3: error: unknown key `nam`, expected one of `dir`, `name`, `sidecar`, `grid`, `gallery`\n  hint: did you mean `name`?",
                 "m.yaml:8:12: error: unknown variant `sometimes`, expected one of `on-success`, `always`, `never`",
             ]
         );

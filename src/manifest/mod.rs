@@ -16,6 +16,7 @@ mod catalog;
 mod diagnostic;
 mod expand;
 mod file;
+mod grid;
 mod job;
 mod model;
 mod output;
@@ -29,6 +30,11 @@ mod validate;
 pub use catalog::{CatalogError, InputCatalog, InputInfo, InputKind};
 pub use diagnostic::{Diagnostic, ManifestError, closest, did_you_mean};
 pub use file::{ManifestFile, TOP_LEVEL_KEYS, WorkflowSource};
+pub use grid::{
+    DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS,
+    MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, check_grid_nodes, default_grid,
+    render_grid_name, resolve_grids, value_label,
+};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,

@@ -205,6 +205,14 @@ impl ManifestFile {
 
         // The sweep, and what its keys are.
         let expanded = expand(&m.sweep, m.runs, &self.dir, options.max_jobs, &mut diags);
+        if !self.broken.contains(&"output") && !self.broken.contains(&"sweep") {
+            super::grid::check(
+                &m.output,
+                &expanded.keys,
+                &expanded.combinations,
+                &mut diags,
+            );
+        }
         let mut sweep_inputs: HashMap<String, InputInfo> = HashMap::new();
         let mut swept_systems: HashMap<String, String> = HashMap::new();
         let mut unresolved = Vec::new();

@@ -170,6 +170,16 @@ impl Execution<'_> {
                 .await?;
         }
         self.write_summary(&ledger)?;
+        let report = crate::report::ReportConfig::for_run(p, &self.name);
+        if let Err(e) = crate::report::refresh(out_dir, &report) {
+            self.reporter.event(&RunEvent::Warning {
+                manifest: self.name.clone(),
+                message: format!(
+                    "cannot write the report: {}",
+                    crate::error_chain::error_chain(&e)
+                ),
+            });
+        }
         let outcome = ManifestOutcome {
             manifest: self.name.clone(),
             output_dir: out_dir.clone(),

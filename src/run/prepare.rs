@@ -78,6 +78,8 @@ pub async fn prepare(
     };
     let workflow = Workflow::new(definition, schemas)?;
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
+    let labels: Vec<String> = workflow.outputs().into_iter().map(|n| n.label).collect();
+    crate::manifest::check_grid_nodes(&file, &labels)?;
     let plan = Plan::new(&expansion);
     let output_dir = output_dir(&file, &expansion)?;
     let workflow_hash = {

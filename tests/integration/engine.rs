@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::runner::{SWEEP, Workspace, assert_server_keeps_nothing_at, files_under, text};
+use crate::runner::{
+    SWEEP, Workspace, assert_server_keeps_nothing_at, files_under, is_output_png, text,
+};
 use crate::support;
 use crate::support::private::PrivateServer;
 
@@ -19,7 +21,7 @@ fn sweep_18() -> String {
 fn pngs(ws: &Workspace) -> Vec<String> {
     files_under(&ws.path("out/job"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .collect()
 }
 

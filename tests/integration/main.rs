@@ -12,6 +12,7 @@ mod fake_server;
 mod fake_socketio;
 mod handle;
 mod manifest;
+mod report;
 mod runner;
 mod server;
 mod watch;
