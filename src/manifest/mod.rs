@@ -21,11 +21,12 @@ mod model;
 mod output;
 mod plan;
 mod schema;
+mod scope;
 mod source;
 mod template;
 mod validate;
 
-pub use catalog::{CatalogError, InputCatalog, InputInfo, InputKind};
+pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
 pub use diagnostic::{Diagnostic, ManifestError, closest, did_you_mean};
 pub use file::{ManifestFile, TOP_LEVEL_KEYS, WorkflowSource};
 pub use job::{InputValue, Job, LocalImage, ValueKey};

@@ -36,10 +36,11 @@ pub struct EnqueuePlan {
 }
 
 impl Plan {
-    /// Groups the jobs of an expansion.
+    /// Groups every job of an expansion (all in memory: for small manifests and tests; a run
+    /// groups a window of jobs at a time with [`Plan::from_jobs`]).
     #[must_use]
     pub fn new(expansion: &Expansion) -> Plan {
-        Plan::from_jobs(expansion.jobs.clone(), &expansion.inputs)
+        Plan::from_jobs(expansion.jobs().collect(), &expansion.inputs)
     }
 
     /// Groups `jobs`; `inputs` tells which inputs are batchable (unknown ones count as not).

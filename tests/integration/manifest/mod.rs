@@ -46,8 +46,7 @@ fn summary(expansion: &Expansion) -> Value {
         other => other.display_json(),
     };
     let jobs: Vec<Value> = expansion
-        .jobs
-        .iter()
+        .jobs()
         .map(|j| {
             let inputs: Map<String, Value> =
                 j.inputs.iter().map(|(k, v)| (user(k), show(v))).collect();
@@ -67,9 +66,9 @@ fn summary(expansion: &Expansion) -> Value {
             })
         })
         .collect();
-    let first_output = expansion.jobs.first().map(|j| {
+    let first_output = (expansion.job_count() > 0).then(|| {
         let p = expansion
-            .output_path(j, &OutputVars::example())
+            .output_path(&expansion.job(0), &OutputVars::example())
             .expect("output path of job 0");
         p.file("png").display().to_string()
     });
@@ -176,13 +175,13 @@ fn a_sweep_over_a_photo_folder_uploads_each_photo_once_in_one_enqueue() {
         "inputs:\n  Positive Prompt: \"{{ sweep.image | stem }} in {{ vars.style }} style, take {{ run.index }}\"\nvars: {style: ink}\nsweep:\n  matrix:\n    image: {glob: \"photos/*.png\"}\nruns: 2\n",
     );
     let expansion = load_and_expand(&path).expect("valid");
-    let prompts: Vec<&Value> = expansion
-        .jobs
-        .iter()
+    let prompts: Vec<Value> = expansion
+        .jobs()
         .filter_map(|j| {
             j.inputs
                 .get("01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt")
                 .and_then(InputValue::as_value)
+                .cloned()
         })
         .collect();
     assert_eq!(
@@ -216,7 +215,7 @@ fn output_paths_follow_the_templates_and_never_leave_the_output_folder() {
         "inputs: {image: photos/cat.png}\noutput:\n  dir: \"out/{{ manifest.stem }}\"\n  name: \"{{ node.label }}/{{ job.number }}-{{ image.index }}\"\n",
     );
     let expansion = load_and_expand(&path).expect("valid");
-    let job = &expansion.jobs[0];
+    let job = &expansion.job(0);
     let mut vars = OutputVars::example();
     vars.node_label = "Blurred".into();
     let out = expansion.output_path(job, &vars).expect("path");
@@ -240,8 +239,7 @@ fn job_numbers_are_zero_padded_to_the_widest_index() {
     );
     let expansion = load_and_expand(&path).expect("valid");
     let numbers: Vec<String> = expansion
-        .jobs
-        .iter()
+        .jobs()
         .map(|j| {
             j.inputs["01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt"]
                 .display_json()
