@@ -77,13 +77,7 @@ impl ManifestFile {
     ) -> Result<ManifestFile, ManifestError> {
         let fatal =
             |location: Location, message: String, hint: Option<String>| ManifestError::Invalid {
-                diagnostics: vec![Diagnostic {
-                    file: path.to_path_buf(),
-                    line: location.line,
-                    col: location.col,
-                    message,
-                    hint,
-                }],
+                diagnostics: vec![Diagnostic::new(path, location, message, hint)],
             };
         if text.trim().is_empty() {
             return Err(fatal(

@@ -16,7 +16,7 @@ use super::validate::Expansion;
 use crate::workflow::payload::BatchDatum;
 
 /// The jobs of a manifest, grouped into enqueues.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     /// The jobs, in order.
     pub jobs: Vec<Job>,

@@ -162,7 +162,7 @@ pub async fn run_manifest(
     let schemas = live
         .as_ref()
         .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-    let prepared = prepare::prepare(
+    let mut prepared = prepare::prepare(
         &source.path,
         &display_path,
         &source.base_dir,
@@ -174,6 +174,7 @@ pub async fn run_manifest(
     if settings.validate_only || settings.dry_run {
         return Ok(dry_run::report(&prepared, source, settings, reporter));
     }
+    prepared.plan_all();
     let client = match client {
         Some(c) => c,
         None => connect(settings, prepared.file.server()).await?,

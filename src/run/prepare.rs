@@ -22,13 +22,21 @@ pub struct Prepared {
     pub workflow_ref: Value,
     /// The jobs and how to name their outputs.
     pub expansion: Expansion,
-    /// The jobs grouped into enqueues.
+    /// The jobs grouped into enqueues: empty until [`Prepared::plan_all`] (validation and the
+    /// dry run never hold every job).
     pub plan: Plan,
     /// The output folder (its `.invk-run/journal.jsonl` and `runs.jsonl`).
     pub output_dir: PathBuf,
     /// A fingerprint of the workflow: part of each job's key, so that jobs of a changed
     /// workflow are not taken for the ones an earlier run did.
     pub workflow_hash: String,
+}
+
+impl Prepared {
+    /// Groups every job into [`Prepared::plan`] (for the engine that still takes the whole plan).
+    pub fn plan_all(&mut self) {
+        self.plan = Plan::new(&self.expansion);
+    }
 }
 
 /// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
@@ -76,7 +84,7 @@ pub async fn prepare(
     };
     let workflow = Workflow::new(definition, schemas)?;
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
-    let plan = Plan::new(&expansion);
+    let plan = Plan::default();
     let output_dir = output_dir(&file, &expansion)?;
     let workflow_hash = {
         let digest = Sha256::digest(workflow.definition().to_json().to_string().as_bytes());
