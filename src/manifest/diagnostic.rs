@@ -381,6 +381,44 @@ mod tests {
     }
 
     #[test]
+    fn quoted_values_and_whole_messages_are_cut() {
+        let long = "y".repeat(500);
+        assert_eq!(
+            bounded("short `value` and \"text\""),
+            "short `value` and \"text\""
+        );
+        assert_eq!(
+            bounded(&format!("image file `{long}` not found")),
+            format!("image file `{}…` not found", "y".repeat(MAX_QUOTED_CHARS))
+        );
+        let cut = bounded(&"z".repeat(5000));
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn at_most_a_hundred_problems_are_listed() {
+        let text: String = (0..150).map(|i| format!("k{i}: 1\n")).collect();
+        let source = SourceMap::parse(&text).expect("yaml");
+        let file = Path::new("a.yaml");
+        let mut d = Diagnostics::new(file, &source);
+        for i in 0..150 {
+            d.push(
+                &YamlPath::keys(&[&format!("k{i}")]),
+                At::Key,
+                format!("bad `k{i}`"),
+                None,
+            );
+        }
+        let out = d.finish(0);
+        assert_eq!(out.len(), MAX_DIAGNOSTICS + 1);
+        assert_eq!(
+            out[MAX_DIAGNOSTICS].to_string(),
+            "a.yaml:101:1: error: 50 more problems from here on (only the first 100 are listed)"
+        );
+    }
+
+    #[test]
     fn suggestions_only_for_close_names() {
         assert_eq!(closest("Hu", ["Hue", "Source"]), Some("Hue"));
         assert_eq!(

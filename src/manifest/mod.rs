@@ -27,8 +27,8 @@ mod template;
 mod validate;
 
 pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
-pub use diagnostic::{Diagnostic, ManifestError, closest, did_you_mean};
-pub use file::{ManifestFile, TOP_LEVEL_KEYS, WorkflowSource};
+pub use diagnostic::{Diagnostic, MAX_DIAGNOSTICS, ManifestError, bounded, closest, did_you_mean};
+pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
@@ -37,6 +37,6 @@ pub use model::{
 pub use output::{OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, Plan, split_system_name};
 pub use schema::manifest_schema;
-pub use source::{Location, Segment, SourceMap, YamlPath};
-pub use template::{RESERVED, is_template};
+pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
+pub use template::{FUEL, MAX_RESULT_BYTES, RESERVED, is_template};
 pub use validate::{ExpandOptions, Expansion};

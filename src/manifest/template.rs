@@ -494,6 +494,30 @@ mod tests {
     }
 
     #[test]
+    fn renders_have_a_budget_of_steps_and_result_size() {
+        let p = render(
+            "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
+            json!({}),
+        )
+        .expect_err("endless loops");
+        assert_eq!(
+            p.message,
+            format!("the template takes more than {FUEL} steps, the limit")
+        );
+        assert!(p.over_budget);
+        let p = render("{{ 'x' * 100000000 }}", json!({})).expect_err("100 MB");
+        assert_eq!(
+            p.message,
+            format!("the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit")
+        );
+        assert!(p.over_budget);
+        assert_eq!(
+            render("{% for i in range(100) %}{{ i }}{% endfor %}", json!({})).map(|s| s.len()),
+            Ok(190)
+        );
+    }
+
+    #[test]
     fn names_read_by_a_template_are_listed() {
         let mut t = Templates::new();
         let path = YamlPath::keys(&["inputs", "x"]);

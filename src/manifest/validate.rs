@@ -143,7 +143,12 @@ struct Checking<'d, 'a> {
 impl Sink for Checking<'_, '_> {
     fn report(&mut self, job: usize, p: &Problem) {
         if p.over_budget {
-            self.spent.insert(p.path.clone());
+            // Reported once, without a job count: the template is not rendered again.
+            if self.spent.insert(p.path.clone()) {
+                self.diags
+                    .push(&p.path, p.at, p.message.clone(), p.hint.clone());
+            }
+            return;
         }
         self.diags.push_job(job, &p.path, p.at, &p.kind, || {
             (p.message.clone(), p.hint.clone())
@@ -247,7 +252,7 @@ impl Jobs {
         templates: &Templates,
         value: &Value,
         path: &YamlPath,
-        ctx: &mut LazyContext<'_>,
+        ctx: &mut LazyContext<impl Fn() -> Context>,
         sink: &dyn Sink,
     ) -> Result<Value, Vec<Problem>> {
         match value {
@@ -335,7 +340,7 @@ impl Jobs {
         templates: &Templates,
         slot: usize,
         cell: Cell,
-        ctx: &mut LazyContext<'_>,
+        ctx: &mut LazyContext<impl Fn() -> Context>,
         sink: &mut dyn Sink,
     ) -> CellState {
         let value = self.expanded.value(cell);
@@ -457,17 +462,14 @@ fn report(
 }
 
 /// A template context made on first use.
-struct LazyContext<'f> {
-    make: Box<dyn Fn() -> Context + 'f>,
+struct LazyContext<F: Fn() -> Context> {
+    make: F,
     made: Option<Context>,
 }
 
-impl<'f> LazyContext<'f> {
-    fn new(make: impl Fn() -> Context + 'f) -> LazyContext<'f> {
-        LazyContext {
-            make: Box::new(make),
-            made: None,
-        }
+impl<F: Fn() -> Context> LazyContext<F> {
+    fn new(make: F) -> LazyContext<F> {
+        LazyContext { make, made: None }
     }
 
     fn get(&mut self) -> &Context {

@@ -54,12 +54,7 @@ pub async fn prepare(
     client: Option<&Client>,
     schemas: &SchemaSet,
 ) -> Result<Prepared, crate::Error> {
-    let text = crate::fs::read_to_string(read_from).map_err(|source| {
-        crate::manifest::ManifestError::Read {
-            path: display_path.to_path_buf(),
-            source,
-        }
-    })?;
+    let text = crate::manifest::read_manifest(read_from, display_path)?;
     let file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
     let (definition, workflow_ref) = match file.workflow() {
         WorkflowSource::File(path) => {
