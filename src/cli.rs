@@ -85,6 +85,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub poll_only: bool,
 
+    /// Keep at most N of the run's sessions pending on the server at once (default 16); the
+    /// rest are submitted as these finish.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub window: Option<u32>,
+
+    /// How long to wait for a server that stops answering before the run stops (it resumes
+    /// when started again).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub server_wait: u64,
+
     /// Run on a private local InvokeAI server, installed into the cache folder when needed,
     /// started for this run and stopped after it.
     #[arg(long, conflicts_with = "server")]
@@ -106,6 +116,20 @@ pub enum Command {
     },
     /// Run every manifest dropped into a folder.
     Watch(WatchArgs),
+    /// A run's progress: done, failed, on the server, not started (from its journal, and its
+    /// server when it answers).
+    Status {
+        /// The run's output folder, or its manifest.
+        #[arg(value_name = "OUTPUT_DIR|MANIFEST")]
+        target: PathBuf,
+    },
+    /// Cancel a run's items still pending or running on its server (the next run submits
+    /// them again).
+    Cancel {
+        /// The run's output folder, or its manifest.
+        #[arg(value_name = "OUTPUT_DIR|MANIFEST")]
+        target: PathBuf,
+    },
     /// List a workflow's inputs.
     Inputs {
         /// Workflow JSON file exported from the InvokeAI web UI.

@@ -19,7 +19,9 @@ pub mod client;
 pub mod commands;
 pub mod env_vars;
 pub mod error;
+mod error_chain;
 pub mod events;
+pub mod exit_status;
 pub mod fs;
 pub mod manifest;
 pub mod run;
@@ -27,4 +29,5 @@ pub mod server;
 pub mod watch;
 pub mod workflow;
 
-pub use error::{Error, ExitStatus};
+pub use error::Error;
+pub use exit_status::ExitStatus;

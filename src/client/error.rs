@@ -276,6 +276,26 @@ impl ClientError {
         }
     }
 
+    /// Whether the server could not be reached or answered as a server that is down or
+    /// restarting does (connection refused or reset, a timeout, `502`/`503`/`504`): worth
+    /// trying again after a while, unlike an answer that refuses the request.
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Transport { .. }
+            | ClientError::Truncated { .. } => true,
+            ClientError::Http { status, .. } => matches!(
+                *status,
+                StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            ),
+            _ => false,
+        }
+    }
+
     /// The partial result of an enqueue into a full queue.
     #[must_use]
     pub fn partial_enqueue(&self) -> Option<&EnqueueResult> {

@@ -3,7 +3,7 @@
 use crate::cli::{BoardsCommand, GlobalArgs};
 use crate::client::{BoardListQuery, BoardOrderBy, ClientError, SortDirection};
 use crate::commands::connect::{client_from_args, runtime, sanitize, table};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// Runs a `boards` subcommand. Data (the list) goes to stdout, messages to stderr.
 ///

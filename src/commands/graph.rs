@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::workflow::{ConvertOptions, InputRef, WorkflowError};
 
 /// Splits `NAME=VALUE`. The value is JSON when it reads as a JSON list or object, else text

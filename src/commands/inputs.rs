@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::workflow::{
     InkValue, InputSummary, SchemaSet, Workflow, WorkflowDefinition, WorkflowError,
 };

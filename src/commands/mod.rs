@@ -12,11 +12,12 @@ pub mod inputs;
 mod logging;
 pub mod run;
 pub mod server;
+pub mod status;
 pub mod watch;
 pub mod workflows;
 
 use crate::cli::{Cli, Command};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// Entry point of the `invk-run` binary.
 #[must_use]
@@ -74,5 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Boards(command)) => boards::run(&cli.global, command),
         Some(Command::Inputs { workflow }) => inputs::run(workflow, cli.global.json),
         Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
+        Some(Command::Status { target }) => status::status(&cli.global, target),
+        Some(Command::Cancel { target }) => status::cancel_run(&cli.global, target),
     }
 }

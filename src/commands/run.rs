@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, RunArgs};
-use crate::error::ExitStatus;
-use crate::run::report::Reporter;
+use crate::exit_status::ExitStatus;
+use crate::run::report::{ReportMode, Reporter};
 use crate::run::settings::RunSettings;
 use crate::run::{ManifestSource, RunError, run_manifest};
 use crate::server::{Installation, RunningServer, ServerConfig, wanted_version};
@@ -21,7 +21,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
     if paths.is_empty() {
         return Err(crate::Error::from(RunError::NoManifest).into());
     }
-    let mut settings = RunSettings::resolve(global, args);
+    let mut settings = run_settings(global, args);
     settings.validate_only = validate_only;
     // Keep a private server alive for the whole run (dropping it stops it).
     let _local = if args.local && !validate_only && !args.dry_run {
@@ -40,6 +40,33 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
     Ok(status)
 }
 
+/// The settings of a run from the global options and the run's own.
+#[must_use]
+pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
+    let mode = if global.json {
+        ReportMode::Json
+    } else if global.quiet {
+        ReportMode::Quiet
+    } else {
+        ReportMode::Human
+    };
+    RunSettings {
+        server_override: global.server.clone().filter(|s| !s.trim().is_empty()),
+        credentials: super::connect::credentials(global),
+        mode,
+        dry_run: run.dry_run,
+        max_jobs: run.max_jobs,
+        fresh: run.fresh,
+        retry_failed: run.retry_failed,
+        poll_only: run.poll_only,
+        validate_only: false,
+        window: run
+            .window
+            .map_or(crate::run::DEFAULT_WINDOW, |w| w as usize),
+        server_wait: std::time::Duration::from_secs(run.server_wait),
+    }
+}
+
 async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
     let reporter = Reporter::new(settings.mode);
     let cancel = CancellationToken::new();
@@ -47,7 +74,7 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
-                "interrupted: stopping; downloads in flight are finished and journaled, and running the manifest again resumes it (Ctrl-C again to quit now)"
+                "interrupted: stopping; taking back the run's items that have not started, finishing the downloads under way (Ctrl-C again to quit now)"
             );
             on_ctrl_c.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -168,7 +195,34 @@ pub(crate) fn start_local_server() -> anyhow::Result<LocalServer> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[test]
+    fn settings_take_the_report_mode_and_a_non_blank_server() {
+        let parse = |line: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(line).expect("parse");
+            run_settings(&cli.global, &cli.run)
+        };
+        let plain = parse(&["invk-run", "a.yaml", "--max-jobs", "7", "--poll-only"]);
+        assert_eq!(plain.mode, ReportMode::Human);
+        assert_eq!(plain.max_jobs, 7);
+        assert!(plain.poll_only && !plain.dry_run && !plain.validate_only);
+        assert_eq!(
+            parse(&["invk-run", "--json", "a.yaml"]).mode,
+            ReportMode::Json
+        );
+        assert_eq!(parse(&["invk-run", "-q", "a.yaml"]).mode, ReportMode::Quiet);
+        let blank = parse(&["invk-run", "--server", " ", "a.yaml"]);
+        assert_eq!(
+            blank.server_override, None,
+            "a blank --server is no override"
+        );
+        assert_eq!(blank.server_for(Some("http://m:1")), "http://m:1");
+        let given = parse(&["invk-run", "--server", "http://h:2", "a.yaml"]);
+        assert_eq!(given.server_for(Some("http://m:1")), "http://h:2");
+    }
 
     #[test]
     fn globs_expand_sorted_and_plain_paths_stay() {

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::cli::{ServerArgs, ServerCommand};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::server::{Installation, ManagedServer, ManagedStatus, wanted_version};
 
 /// Runs a `server` subcommand.

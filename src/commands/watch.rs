@@ -1,12 +1,13 @@
 //! `invk-run watch DIR`: run every manifest dropped into a folder, until Ctrl-C.
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, WatchArgs};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::run::report::Reporter;
-use crate::run::settings::RunSettings;
-use crate::watch::{RunManifest, WatchConfig, WatchError, WatchStatus, watch};
+use crate::watch::{FilePatterns, RunManifest, WatchConfig, WatchError, WatchStatus, watch};
 
 /// Runs the hot folder until Ctrl-C. The first Ctrl-C stops claiming, cancels the running
 /// manifests at a checkpoint and waits for them; a second one quits at once. Both exit 130.
@@ -14,11 +15,11 @@ use crate::watch::{RunManifest, WatchConfig, WatchError, WatchStatus, watch};
 /// # Errors
 /// Bad arguments or folders, or a folder the system refuses to watch.
 pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> {
-    let config = match WatchConfig::resolve(args) {
+    let config = match watch_config(args) {
         Ok(config) => config,
         Err(err) => return Ok(refuse(err)),
     };
-    let mut settings = RunSettings::resolve(global, &args.run);
+    let mut settings = super::run::run_settings(global, &args.run);
     // `--local`: a private server for as long as the folder is watched.
     let _local = if args.run.local {
         let local = super::run::start_local_server()?;
@@ -56,10 +57,95 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     Ok(result.map_or_else(refuse, |summary| summary.exit_status()))
 }
 
+/// The hot folder's settings from the arguments of `invk-run watch`.
+///
+/// # Errors
+/// A bad glob, a concurrency of 0, or extra arguments after the folder.
+pub fn watch_config(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
+    if !args.run.manifests.is_empty() {
+        return Err(WatchError::ExtraArguments {
+            args: args.run.manifests.join(" "),
+        });
+    }
+    let mut config = WatchConfig::new(&args.dir)?.with_folders(
+        args.processing_dir.as_deref(),
+        args.done_dir.as_deref(),
+        args.failed_dir.as_deref(),
+    )?;
+    config.patterns = FilePatterns::new(&args.include, &args.exclude)?;
+    config.settle = Duration::from_millis(args.settle_ms);
+    config.concurrency = args.concurrency;
+    config.check()?;
+    Ok(config)
+}
+
 /// Prints a set-up error with its causes; returns its own exit status (2 for bad arguments
 /// and folders).
 fn refuse(err: WatchError) -> ExitStatus {
     let status = err.exit_status();
     super::report(&anyhow::Error::new(crate::Error::from(err)));
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(line: &[&str]) -> WatchArgs {
+        let cli = crate::cli::Cli::try_parse_from(line).expect("parse");
+        match cli.command {
+            Some(crate::cli::Command::Watch(args)) => args,
+            other => panic!("not a watch command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_live_inside_the_hot_folder() {
+        let config = watch_config(&args(&["invk-run", "watch", "/hot"])).expect("resolve");
+        assert_eq!(config.dir, Path::new("/hot"));
+        assert_eq!(config.processing_dir, Path::new("/hot/processing"));
+        assert_eq!(config.done_dir, Path::new("/hot/done"));
+        assert_eq!(config.failed_dir, Path::new("/hot/failed"));
+        assert_eq!(config.settle, Duration::from_millis(500));
+        assert_eq!(config.concurrency, 1);
+        assert_eq!(config.poll_period(), Duration::from_millis(125));
+    }
+
+    #[test]
+    fn options_are_taken_and_bad_ones_refused() {
+        let config = watch_config(&args(&[
+            "invk-run",
+            "watch",
+            "/hot",
+            "--done-dir",
+            "/out/ok",
+            "--failed-dir",
+            "/out/bad",
+            "--processing-dir",
+            "/srv/hot/processing",
+            "--settle-ms",
+            "2000",
+            "-j",
+            "3",
+            "--include",
+            "*.job",
+        ]))
+        .expect("resolve");
+        assert_eq!(config.done_dir, Path::new("/out/ok"));
+        assert_eq!(config.failed_dir, Path::new("/out/bad"));
+        assert_eq!(config.processing_dir, Path::new("/srv/hot/processing"));
+        assert_eq!(config.settle, Duration::from_secs(2));
+        assert_eq!(config.concurrency, 3);
+        assert!(config.patterns.matches(Path::new("a.job")));
+        assert!(!config.patterns.matches(Path::new("a.yaml")));
+
+        let err = watch_config(&args(&["invk-run", "watch", "/hot", "-j", "0"])).expect_err("-j 0");
+        insta::assert_snapshot!(err.to_string(), @"--concurrency must be at least 1");
+        let err = watch_config(&args(&["invk-run", "watch", "/hot", "a.yaml"])).expect_err("extra");
+        insta::assert_snapshot!(err.to_string(), @"`invk-run watch` takes one folder; unexpected arguments: a.yaml");
+    }
 }

@@ -3,7 +3,7 @@
 use crate::cli::{GlobalArgs, WorkflowsCommand};
 use crate::client::{ClientError, WorkflowCategory};
 use crate::commands::connect::{client_from_args, runtime, sanitize, table};
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// Runs a `workflows` subcommand. Data (the list, a new id) goes to stdout, messages to stderr.
 ///

@@ -11,7 +11,7 @@
 //! the session reconnects by itself with exponential backoff and jitter, re-sends
 //! `subscribe_queue` on every new connection, and then sends [`StreamItem::Reconnected`]. Events
 //! the server emitted while the socket was down are lost: after `Reconnected` the consumer must
-//! poll the queue (see [`reconcile`]).
+//! poll the queue (the client's `Tracker` does, and keeps polling as a safety net).
 //!
 //! rust_socketio 0.6 has its own reconnect loop, but it neither re-subscribes nor tells the
 //! caller, cannot be stopped while the server is unreachable, and spins without delay once its
@@ -28,7 +28,6 @@
 mod config;
 mod message;
 mod outbox;
-pub mod reconcile;
 mod session;
 
 use std::time::Duration;
@@ -43,7 +42,6 @@ pub use message::{
     BatchCounts, BatchEnqueued, BulkDownload, ErrorDetails, Event, InvocationContext, ItemContext,
     StatusChange,
 };
-pub use reconcile::{ItemSnapshot, Outcome, Reconciler, Settled, StatusTracker};
 
 /// One item from the event stream.
 // Events are moved once through the channel; boxing them would only add an allocation each.

@@ -13,7 +13,7 @@
 //! address so that its one remaining attempt fails at once). The session then connects again
 //! itself, with its own backoff, re-subscribes, and tells the consumer.
 
-use crate::error::error_chain;
+use crate::error_chain::error_chain;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -19,6 +19,7 @@ mod file;
 mod job;
 mod model;
 mod output;
+mod output_path;
 mod plan;
 mod schema;
 mod scope;

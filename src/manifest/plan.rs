@@ -18,8 +18,8 @@ use crate::workflow::payload::BatchDatum;
 /// The jobs of a manifest, grouped into enqueues.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    /// The jobs, in order.
-    pub jobs: Vec<Job>,
+    /// How many jobs the enqueues run.
+    job_count: usize,
     /// The enqueues, ordered by their first job.
     pub enqueues: Vec<EnqueuePlan>,
 }
@@ -85,13 +85,16 @@ impl Plan {
                 }
             })
             .collect();
-        Plan { jobs, enqueues }
+        Plan {
+            job_count: jobs.len(),
+            enqueues,
+        }
     }
 
     /// How many jobs.
     #[must_use]
     pub fn job_count(&self) -> usize {
-        self.jobs.len()
+        self.job_count
     }
 
     /// How many enqueues.

@@ -7,11 +7,16 @@
 //! An enqueue is journaled twice: its intent (with the batch id we chose) before the request,
 //! and its result after it; an intent without a result is looked up on the server by batch id.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::key::{JobKey, SessionKey};
+
+/// A journal longer than this many lines is compacted into one checkpoint line when it is opened.
+const COMPACT_AT_LINES: usize = 5_000;
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,10 +26,13 @@ pub enum Entry {
     Started {
         /// The run's id (also the queue items' destination tag).
         run_id: String,
-        /// Fingerprint of the manifest's expanded plan; a different one means the manifest changed.
+        /// Fingerprint of the manifest's jobs; a different one means the manifest changed.
         plan_hash: String,
         /// Server URL.
         server: String,
+        /// How many jobs the manifest makes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jobs: Option<usize>,
     },
     /// A local file was uploaded.
     Uploaded {
@@ -39,27 +47,36 @@ pub enum Entry {
     EnqueueIntent {
         /// The batch id we chose.
         batch_id: String,
-        /// Keys of the jobs it carries, in session order.
-        jobs: Vec<String>,
+        /// The sessions it carries, in session order.
+        jobs: Vec<SessionKey>,
     },
     /// An enqueue was accepted.
     Enqueued {
         /// The batch id.
         batch_id: String,
-        /// Queue item ids, ascending, one per job of the intent.
+        /// Queue item ids, ascending, one per session of the intent (fewer when the queue was
+        /// full: the sessions at the end were not taken).
         item_ids: Vec<i64>,
     },
     /// A queue item ended.
     Finished {
-        /// The job's key.
-        job: String,
+        /// The session.
+        job: SessionKey,
         /// Queue item id.
         item_id: i64,
-        /// `completed`, `failed` or `canceled`.
-        status: String,
+        /// How it ended.
+        status: ItemEnd,
         /// The server's error, for a failed item.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+    },
+    /// The run took a queue item back before it ran (Ctrl-C, `invk-run cancel`), or a server
+    /// restart cancelled it: its job is submitted again by the next run.
+    Withdrawn {
+        /// The session.
+        job: SessionKey,
+        /// Queue item id.
+        item_id: i64,
     },
     /// A queue item of the run ended: its session, and the images its nodes made that are not
     /// outputs (intermediates), for the cleanup (also of a later, resumed run).
@@ -73,8 +90,8 @@ pub enum Entry {
     },
     /// An output file is safely on disk.
     Downloaded {
-        /// The job's key.
-        job: String,
+        /// The session.
+        job: SessionKey,
         /// Server image (or video) name.
         image_name: String,
         /// The file, relative to the output folder.
@@ -85,6 +102,38 @@ pub enum Entry {
         /// Their names.
         image_names: Vec<String>,
     },
+    /// Everything the lines before it said, folded (written when a long journal is compacted).
+    Checkpoint {
+        /// The state.
+        state: Box<State>,
+    },
+}
+
+/// How a queue item ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemEnd {
+    /// Completed; its outputs are on disk.
+    Completed,
+    /// Failed on the server (or its outputs could not be saved).
+    Failed,
+    /// Cancelled by someone else, or deleted from the queue.
+    Canceled,
+    /// Taken back by the run, or cancelled by a server restart: not the job's failure.
+    Withdrawn,
+}
+
+impl ItemEnd {
+    /// The server's word for it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemEnd::Completed => "completed",
+            ItemEnd::Failed => "failed",
+            ItemEnd::Canceled => "canceled",
+            ItemEnd::Withdrawn => "withdrawn",
+        }
+    }
 }
 
 /// The journal file, opened for appending.
@@ -101,8 +150,9 @@ impl Journal {
         output_dir.join(".invk-run").join("journal.jsonl")
     }
 
-    /// Opens (creating) the journal for appending and reads what it already holds.
-    /// With `fresh`, an earlier journal is set aside (renamed with a timestamp) first.
+    /// Opens (creating) the journal for appending and reads what it already holds; a long
+    /// journal is compacted into a checkpoint line first. With `fresh`, an earlier journal is set
+    /// aside (renamed with a timestamp) first.
     ///
     /// # Errors
     /// When the file cannot be read or created.
@@ -116,7 +166,13 @@ impl Journal {
             crate::fs::rename(&path, path.with_extension(format!("jsonl.{stamp}")))?;
         }
         let state = if path.exists() {
-            State::from_entries(parse(&crate::fs::read_to_string(&path)?))
+            let text = crate::fs::read_to_string(&path)?;
+            let lines = text.lines().count();
+            let state = State::from_entries(parse(&text));
+            if lines > COMPACT_AT_LINES {
+                compact(&path, &state)?;
+            }
+            state
         } else {
             State::default()
         };
@@ -127,6 +183,20 @@ impl Journal {
             .into_parts()
             .0;
         Ok((Journal { path, file }, state))
+    }
+
+    /// Reads an output folder's journal without opening it for writing (`None` when there is
+    /// none).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn read(output_dir: &Path) -> std::io::Result<Option<State>> {
+        let path = Journal::path_in(output_dir);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = crate::fs::read_to_string(&path)?;
+        Ok(Some(State::from_entries(parse(&text))))
     }
 
     /// Appends an entry and flushes it to disk before returning.
@@ -151,6 +221,17 @@ impl Journal {
     }
 }
 
+/// Replaces the journal by one checkpoint line holding `state` (atomically: a crash leaves
+/// either the old journal or the new one).
+fn compact(path: &Path, state: &State) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(&Entry::Checkpoint {
+        state: Box::new(state.clone()),
+    })
+    .map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    crate::fs::write_atomic(path, &line)
+}
+
 /// Parses journal text; a malformed line (a write cut short) is skipped.
 #[must_use]
 pub fn parse(text: &str) -> Vec<Entry> {
@@ -161,46 +242,54 @@ pub fn parse(text: &str) -> Vec<Entry> {
 }
 
 /// What the journal says happened, folded from its entries.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// The plan hash of the latest run.
     pub plan_hash: Option<String>,
     /// The server of the latest run.
     pub server: Option<String>,
+    /// The job count of the latest run, when it said.
+    #[serde(default)]
+    pub jobs: Option<usize>,
     /// Uploaded files by content hash → image name.
     pub uploads: BTreeMap<String, String>,
     /// Sessions of the runs' items.
     pub sessions: BTreeSet<String>,
     /// Images of intermediate and non-output nodes of the runs' items.
     pub intermediates: BTreeSet<String>,
-    /// Enqueues by batch id, in journal order: the job slots they carry, and their item ids
-    /// once known.
+    /// Enqueues by batch id, in journal order: the sessions they carry, and their item ids once
+    /// known.
     pub batches: indexmap::IndexMap<String, Batch>,
-    /// The latest end of each job (by job key).
-    pub finished: BTreeMap<String, Finished>,
-    /// Files downloaded for each job: image name → file.
-    pub downloads: BTreeMap<String, BTreeMap<String, PathBuf>>,
+    /// The latest end of each session.
+    pub finished: BTreeMap<SessionKey, Finished>,
+    /// Files downloaded for each session: image name → file.
+    pub downloads: BTreeMap<SessionKey, BTreeMap<String, PathBuf>>,
     /// Server images already deleted.
     pub deleted: BTreeSet<String>,
+    /// Each job's latest batch.
+    #[serde(skip)]
+    latest: HashMap<JobKey, String>,
+    /// Each item's session and batch.
+    #[serde(skip)]
+    items: HashMap<i64, (SessionKey, String)>,
 }
 
 /// An enqueue in the journal.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
-    /// Job slots in session order: a job's key, or `KEY#N` for session N of a job that the
-    /// server runs as several sessions (a workflow with batch nodes of its own).
-    pub jobs: Vec<String>,
+    /// Sessions in session order.
+    pub jobs: Vec<SessionKey>,
     /// Item ids, when the enqueue's result was journaled.
     pub item_ids: Option<Vec<i64>>,
 }
 
-/// How a job ended.
-#[derive(Debug, Clone, PartialEq)]
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
     /// Queue item id.
     pub item_id: i64,
-    /// Terminal status.
-    pub status: String,
+    /// How.
+    pub status: ItemEnd,
     /// The server's error.
     pub error: Option<String>,
 }
@@ -211,90 +300,150 @@ impl State {
     pub fn from_entries(entries: Vec<Entry>) -> State {
         let mut state = State::default();
         for entry in entries {
-            match entry {
-                Entry::Started {
-                    plan_hash, server, ..
-                } => {
-                    state.plan_hash = Some(plan_hash);
-                    state.server = Some(server);
-                }
-                Entry::Uploaded {
-                    sha256, image_name, ..
-                } => {
-                    state.uploads.insert(sha256, image_name);
-                }
-                Entry::Produced {
-                    session_id, images, ..
-                } => {
-                    state.sessions.insert(session_id);
-                    state.intermediates.extend(images);
-                }
-                Entry::EnqueueIntent { batch_id, jobs } => {
-                    state.batches.insert(
-                        batch_id,
-                        Batch {
-                            jobs,
-                            item_ids: None,
-                        },
-                    );
-                }
-                Entry::Enqueued { batch_id, item_ids } => {
-                    state.batches.entry(batch_id).or_default().item_ids = Some(item_ids);
-                }
-                Entry::Finished {
-                    job,
-                    item_id,
-                    status,
-                    error,
-                } => {
-                    state.finished.insert(
-                        job,
-                        Finished {
-                            item_id,
-                            status,
-                            error,
-                        },
-                    );
-                }
-                Entry::Downloaded {
-                    job,
-                    image_name,
-                    file,
-                } => {
-                    state
-                        .downloads
-                        .entry(job)
-                        .or_default()
-                        .insert(image_name, file);
-                }
-                Entry::Deleted { image_names } => state.deleted.extend(image_names),
-            }
+            state.apply(entry);
         }
         state
     }
 
+    /// Folds one entry in.
+    pub fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Started {
+                plan_hash,
+                server,
+                jobs,
+                ..
+            } => {
+                self.plan_hash = Some(plan_hash);
+                self.server = Some(server);
+                self.jobs = jobs;
+            }
+            Entry::Uploaded {
+                sha256, image_name, ..
+            } => {
+                self.uploads.insert(sha256, image_name);
+            }
+            Entry::Produced {
+                session_id, images, ..
+            } => {
+                self.sessions.insert(session_id);
+                self.intermediates.extend(images);
+            }
+            Entry::EnqueueIntent { batch_id, jobs } => {
+                for slot in &jobs {
+                    self.latest.insert(slot.job, batch_id.clone());
+                }
+                self.batches.insert(
+                    batch_id,
+                    Batch {
+                        jobs,
+                        item_ids: None,
+                    },
+                );
+            }
+            Entry::Enqueued { batch_id, item_ids } => {
+                let batch = self.batches.entry(batch_id.clone()).or_default();
+                for (slot, id) in batch.jobs.iter().zip(&item_ids) {
+                    self.items.insert(*id, (*slot, batch_id.clone()));
+                }
+                batch.item_ids = Some(item_ids);
+            }
+            Entry::Finished {
+                job,
+                item_id,
+                status,
+                error,
+            } => {
+                self.finished.insert(
+                    job,
+                    Finished {
+                        item_id,
+                        status,
+                        error,
+                    },
+                );
+            }
+            Entry::Withdrawn { job, item_id } => {
+                self.finished.insert(
+                    job,
+                    Finished {
+                        item_id,
+                        status: ItemEnd::Withdrawn,
+                        error: None,
+                    },
+                );
+            }
+            Entry::Downloaded {
+                job,
+                image_name,
+                file,
+            } => {
+                self.downloads
+                    .entry(job)
+                    .or_default()
+                    .insert(image_name, file);
+            }
+            Entry::Deleted { image_names } => self.deleted.extend(image_names),
+            Entry::Checkpoint { state } => {
+                *self = *state;
+                self.reindex();
+            }
+        }
+    }
+
+    /// Rebuilds the indexes a checkpoint does not carry.
+    fn reindex(&mut self) {
+        self.latest.clear();
+        self.items.clear();
+        for (batch_id, batch) in &self.batches {
+            for slot in &batch.jobs {
+                self.latest.insert(slot.job, batch_id.clone());
+            }
+            for (slot, id) in batch.jobs.iter().zip(batch.item_ids.iter().flatten()) {
+                self.items.insert(*id, (*slot, batch_id.clone()));
+            }
+        }
+    }
+
+    /// The session a queue item runs, and its batch.
+    #[must_use]
+    pub fn item(&self, item_id: i64) -> Option<&(SessionKey, String)> {
+        self.items.get(&item_id)
+    }
+
+    /// The jobs the journal knows of (those ever enqueued).
+    pub fn known_jobs(&self) -> impl Iterator<Item = &JobKey> {
+        self.latest.keys()
+    }
+
+    /// The files of a job's sessions on disk, per the journal.
+    pub fn files_of(&self, job: JobKey) -> impl Iterator<Item = &PathBuf> {
+        self.downloads
+            .range(SessionKey { job, session: None }..)
+            .take_while(move |(k, _)| k.job == job)
+            .flat_map(|(_, files)| files.values())
+    }
+
     /// What a new run should do with a job, from what the journal says of it.
     #[must_use]
-    pub fn resume(&self, key: &str) -> Resume {
-        let prefix = format!("{key}#");
-        let is_slot = |j: &str| j == key || j.starts_with(&prefix);
+    pub fn resume(&self, key: JobKey) -> Resume {
         let Some((batch_id, batch)) = self
-            .batches
-            .iter()
-            .rev()
-            .find(|(_, b)| b.jobs.iter().any(|j| is_slot(j)))
+            .latest
+            .get(&key)
+            .and_then(|id| self.batches.get_key_value(id))
         else {
             return Resume::Submit;
         };
-        let slots: Vec<(usize, &String)> = batch
+        let slots: Vec<(usize, SessionKey)> = batch
             .jobs
             .iter()
             .enumerate()
-            .filter(|(_, j)| is_slot(j))
+            .filter(|(_, j)| j.job == key)
+            .map(|(pos, j)| (pos, *j))
             .collect();
         // A slot ended in this batch when its latest end is of this batch's item.
         let ids = batch.item_ids.as_deref().unwrap_or_default();
-        let ended_here = |pos: usize, slot: &str| {
+        let ended_here = |pos: usize, slot: &SessionKey| {
             self.finished
                 .get(slot)
                 .filter(|f| ids.get(pos) == Some(&f.item_id))
@@ -303,21 +452,21 @@ impl State {
             .iter()
             .filter_map(|(pos, j)| ended_here(*pos, j))
             .collect();
+        if ended.iter().any(|f| f.status == ItemEnd::Withdrawn) {
+            return Resume::Submit;
+        }
+        let failure = |f: &&&Finished| f.status != ItemEnd::Completed;
         if ended.len() == slots.len() {
-            if let Some(failed) = ended.iter().find(|f| f.status != "completed") {
+            if let Some(failed) = ended.iter().find(failure) {
                 return Resume::Failed {
                     item_id: failed.item_id,
                     error: failed
                         .error
                         .clone()
-                        .unwrap_or_else(|| failed.status.clone()),
+                        .unwrap_or_else(|| failed.status.as_str().to_owned()),
                 };
             }
-            let files = slots
-                .iter()
-                .filter_map(|(_, j)| self.downloads.get(*j))
-                .flat_map(|d| d.values().cloned())
-                .collect();
+            let files = self.files_of(key).cloned().collect();
             return Resume::Done { files };
         }
         if batch.item_ids.is_none() {
@@ -332,12 +481,14 @@ impl State {
         let open = slots
             .iter()
             .filter(|(pos, j)| ended_here(*pos, j).is_none())
-            .filter_map(|(pos, j)| ids.get(*pos).map(|id| ((*j).clone(), *id)))
+            .filter_map(|(pos, j)| ids.get(*pos).map(|id| (*j, *id)))
             .collect();
-        let failed = ended.iter().find(|f| f.status != "completed").map(|f| {
+        let failed = ended.iter().find(failure).map(|f| {
             (
                 f.item_id,
-                f.error.clone().unwrap_or_else(|| f.status.clone()),
+                f.error
+                    .clone()
+                    .unwrap_or_else(|| f.status.as_str().to_owned()),
             )
         });
         Resume::Attach {
@@ -352,7 +503,8 @@ impl State {
 /// What a run does with a job the journal may know.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resume {
-    /// Never submitted (or its enqueue never reached the server): submit it.
+    /// Never submitted (or its enqueue never reached the server, or the run took it back):
+    /// submit it.
     Submit,
     /// Every session completed and its outputs are on disk.
     Done {
@@ -375,11 +527,12 @@ pub enum Resume {
     Attach {
         /// The batch.
         batch_id: String,
-        /// Open slots and their item ids.
-        open: Vec<(String, i64)>,
-        /// Slots already ended.
+        /// Open sessions and their item ids.
+        open: Vec<(SessionKey, i64)>,
+        /// Sessions already ended.
         done: usize,
-        /// A slot that already failed (item id, error): the job has failed whatever the rest do.
+        /// A session that already failed (item id, error): the job has failed whatever the
+        /// rest do.
         failed: Option<(i64, String)>,
     },
 }
@@ -387,6 +540,21 @@ pub enum Resume {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(i: usize) -> JobKey {
+        JobKey {
+            index: i,
+            hash: 0xfeed,
+        }
+    }
+
+    fn k(i: usize) -> SessionKey {
+        key(i).into()
+    }
+
+    fn ks(i: usize, n: usize) -> SessionKey {
+        key(i).session(2, n)
+    }
 
     #[test]
     fn state_folds_entries_and_skips_a_torn_last_line() {
@@ -399,29 +567,30 @@ mod tests {
                     run_id: "r".into(),
                     plan_hash: "h".into(),
                     server: "s".into(),
+                    jobs: None,
                 },
                 Entry::EnqueueIntent {
                     batch_id: "b1".into(),
-                    jobs: vec!["j0".into(), "j1".into()],
+                    jobs: vec![k(0), k(1)],
                 },
                 Entry::Enqueued {
                     batch_id: "b1".into(),
                     item_ids: vec![7, 8],
                 },
                 Entry::Finished {
-                    job: "j1".into(),
+                    job: k(1),
                     item_id: 8,
-                    status: "completed".into(),
+                    status: ItemEnd::Completed,
                     error: None,
                 },
                 Entry::Downloaded {
-                    job: "j1".into(),
+                    job: k(1),
                     image_name: "x.png".into(),
                     file: "a/x.png".into(),
                 },
                 Entry::EnqueueIntent {
                     batch_id: "b2".into(),
-                    jobs: vec!["j2".into()],
+                    jobs: vec![k(2)],
                 },
             ] {
                 journal.append(&entry).expect("append");
@@ -439,27 +608,27 @@ mod tests {
         let (_, state) = Journal::open(dir.path(), false).expect("open again");
         assert_eq!(state.plan_hash.as_deref(), Some("h"));
         assert_eq!(
-            state.resume("j1"),
+            state.resume(key(1)),
             Resume::Done {
                 files: vec!["a/x.png".into()]
             }
         );
         assert_eq!(
-            state.resume("j0"),
+            state.resume(key(0)),
             Resume::Attach {
                 batch_id: "b1".into(),
-                open: vec![("j0".into(), 7)],
+                open: vec![(k(0), 7)],
                 done: 0,
                 failed: None,
             }
         );
         assert_eq!(
-            state.resume("j2"),
+            state.resume(key(2)),
             Resume::Recover {
                 batch_id: "b2".into()
             }
         );
-        assert_eq!(state.resume("j9"), Resume::Submit);
+        assert_eq!(state.resume(key(9)), Resume::Submit);
     }
 
     #[test]
@@ -467,15 +636,15 @@ mod tests {
         let state = State::from_entries(vec![
             Entry::EnqueueIntent {
                 batch_id: "b".into(),
-                jobs: vec!["a".into(), "b".into()],
+                jobs: vec![k(10), k(11)],
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
                 item_ids: vec![1],
             },
         ]);
-        assert!(matches!(state.resume("a"), Resume::Attach { .. }));
-        assert_eq!(state.resume("b"), Resume::Submit);
+        assert!(matches!(state.resume(key(10)), Resume::Attach { .. }));
+        assert_eq!(state.resume(key(11)), Resume::Submit);
     }
 
     #[test]
@@ -483,52 +652,52 @@ mod tests {
         let entries = vec![
             Entry::EnqueueIntent {
                 batch_id: "b".into(),
-                jobs: vec!["a#0".into(), "a#1".into(), "b#0".into(), "b#1".into()],
+                jobs: vec![ks(10, 0), ks(10, 1), ks(11, 0), ks(11, 1)],
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
                 item_ids: vec![1, 2, 3, 4],
             },
             Entry::Finished {
-                job: "a#0".into(),
+                job: ks(10, 0),
                 item_id: 1,
-                status: "completed".into(),
+                status: ItemEnd::Completed,
                 error: None,
             },
             Entry::Finished {
-                job: "a#1".into(),
+                job: ks(10, 1),
                 item_id: 2,
-                status: "completed".into(),
+                status: ItemEnd::Completed,
                 error: None,
             },
             Entry::Finished {
-                job: "b#0".into(),
+                job: ks(11, 0),
                 item_id: 3,
-                status: "failed".into(),
+                status: ItemEnd::Failed,
                 error: Some("boom".into()),
             },
         ];
         let state = State::from_entries(entries.clone());
-        assert_eq!(state.resume("a"), Resume::Done { files: vec![] });
+        assert_eq!(state.resume(key(10)), Resume::Done { files: vec![] });
         assert_eq!(
-            state.resume("b"),
+            state.resume(key(11)),
             Resume::Attach {
                 batch_id: "b".into(),
-                open: vec![("b#1".into(), 4)],
+                open: vec![(ks(11, 1), 4)],
                 done: 1,
                 failed: Some((3, "boom".into())),
             }
         );
         let mut more = entries;
         more.push(Entry::Finished {
-            job: "b#1".into(),
+            job: ks(11, 1),
             item_id: 4,
-            status: "completed".into(),
+            status: ItemEnd::Completed,
             error: None,
         });
         let state = State::from_entries(more.clone());
         assert_eq!(
-            state.resume("b"),
+            state.resume(key(11)),
             Resume::Failed {
                 item_id: 3,
                 error: "boom".into()
@@ -537,15 +706,94 @@ mod tests {
         // A retry is a newer batch: it decides.
         more.push(Entry::EnqueueIntent {
             batch_id: "a-retry".into(),
-            jobs: vec!["b#0".into(), "b#1".into()],
+            jobs: vec![ks(11, 0), ks(11, 1)],
         });
         let state = State::from_entries(more);
         assert_eq!(
-            state.resume("b"),
+            state.resume(key(11)),
             Resume::Recover {
                 batch_id: "a-retry".into()
             }
         );
+    }
+
+    #[test]
+    fn a_withdrawn_item_is_submitted_again() {
+        let mut entries = vec![
+            Entry::EnqueueIntent {
+                batch_id: "b".into(),
+                jobs: vec![k(0), k(1)],
+            },
+            Entry::Enqueued {
+                batch_id: "b".into(),
+                item_ids: vec![1, 2],
+            },
+            Entry::Withdrawn {
+                job: k(1),
+                item_id: 2,
+            },
+        ];
+        let state = State::from_entries(entries.clone());
+        assert!(matches!(state.resume(key(0)), Resume::Attach { .. }));
+        assert_eq!(state.resume(key(1)), Resume::Submit);
+        assert_eq!(state.item(2), Some(&(k(1), "b".to_owned())));
+        // Submitted again in a later batch, which then decides.
+        entries.push(Entry::EnqueueIntent {
+            batch_id: "c".into(),
+            jobs: vec![k(1)],
+        });
+        assert!(matches!(
+            State::from_entries(entries).resume(key(1)),
+            Resume::Recover { .. }
+        ));
+    }
+
+    #[test]
+    fn a_long_journal_is_compacted_into_one_checkpoint_with_the_same_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = COMPACT_AT_LINES / 2;
+        {
+            let (mut journal, _) = Journal::open(dir.path(), false).expect("open");
+            for i in 0..jobs {
+                let batch_id = format!("b{i}");
+                for entry in [
+                    Entry::EnqueueIntent {
+                        batch_id: batch_id.clone(),
+                        jobs: vec![k(i)],
+                    },
+                    Entry::Enqueued {
+                        batch_id,
+                        item_ids: vec![i64::try_from(i).expect("small")],
+                    },
+                    Entry::Finished {
+                        job: k(i),
+                        item_id: i64::try_from(i).expect("small"),
+                        status: ItemEnd::Completed,
+                        error: None,
+                    },
+                ] {
+                    journal.append(&entry).expect("append");
+                }
+            }
+        }
+        let path = Journal::path_in(dir.path());
+        let before = State::from_entries(parse(&std::fs::read_to_string(&path).expect("read")));
+        let (mut journal, state) = Journal::open(dir.path(), false).expect("reopen");
+        assert_eq!(state, before);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 1, "one checkpoint line");
+        assert_eq!(state.resume(key(7)), Resume::Done { files: vec![] });
+        // Appending goes on after the checkpoint, and both are read back.
+        journal
+            .append(&Entry::Withdrawn {
+                job: k(jobs + 1),
+                item_id: 99,
+            })
+            .expect("append");
+        let (_, again) = Journal::open(dir.path(), false).expect("third open");
+        assert_eq!(again.resume(key(3)), Resume::Done { files: vec![] });
+        assert_eq!(again.finished.len(), jobs + 1);
+        assert_eq!(again.item(5), Some(&(k(5), "b5".to_owned())));
     }
 
     #[test]

@@ -1,16 +1,31 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
 pub mod batch;
+mod cleanup;
+pub mod clock;
+mod collect;
 mod dry_run;
-mod execute;
+mod engine;
+mod health;
 pub mod journal;
+pub mod key;
+mod ledger;
+mod models;
 pub mod output_path;
 pub mod prepare;
 pub mod report;
+mod resume;
 pub mod settings;
+mod source;
+mod status;
+mod submit;
 pub mod summary;
+mod upload;
 
-use crate::error::ExitStatus;
+pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW};
+pub use status::{Cancelled, RunStatus, cancel};
+
+use crate::exit_status::ExitStatus;
 
 /// An error of a run.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +52,18 @@ pub enum RunError {
     /// A model input names a model the server does not have (or several).
     #[error("cannot resolve a model input given by name")]
     Model(#[source] crate::client::ClientError),
+    /// The server stopped answering for longer than the run waits (`--server-wait`).
+    #[error(
+        "the server at {server} has not answered for {waited}; stopping here. What finished is \
+         on disk and journaled: run the same command again when the server is back and the run \
+         resumes where it stopped"
+    )]
+    ServerGone {
+        /// The server.
+        server: String,
+        /// How long the run waited.
+        waited: String,
+    },
 }
 
 impl RunError {
@@ -48,6 +75,7 @@ impl RunError {
             | RunError::NoMatch { .. }
             | RunError::BadGlob { .. }
             | RunError::Model(_) => ExitStatus::Invalid,
+            RunError::ServerGone { .. } => ExitStatus::Failed,
         }
     }
 }
@@ -162,7 +190,7 @@ pub async fn run_manifest(
     let schemas = live
         .as_ref()
         .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-    let mut prepared = prepare::prepare(
+    let prepared = prepare::prepare(
         &source.path,
         &display_path,
         &source.base_dir,
@@ -174,14 +202,13 @@ pub async fn run_manifest(
     if settings.validate_only || settings.dry_run {
         return Ok(dry_run::report(&prepared, source, settings, reporter));
     }
-    prepared.plan_all();
     let client = match client {
         Some(c) => c,
         None => connect(settings, prepared.file.server()).await?,
     };
     let server = settings.server_for(prepared.file.server());
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let execution = execute::Execution {
+    let execution = engine::Execution {
         prepared: &prepared,
         client,
         server,
@@ -200,8 +227,31 @@ pub async fn run_manifest(
         } else {
             crate::client::tracker::TrackMode::Events
         },
+        window: settings.window,
+        server_wait: settings.server_wait,
     };
     execution.run(cancel).await
+}
+
+/// The output folder of a run: `target` itself when it is a folder, else the output folder of
+/// the manifest `target` names (checked offline; `output.dir` rendered for today).
+///
+/// # Errors
+/// An invalid manifest, or one whose workflow is in a server's library.
+pub async fn output_dir_of(target: &Path) -> Result<PathBuf, crate::Error> {
+    if target.is_dir() {
+        return Ok(target.to_path_buf());
+    }
+    let prepared = prepare::prepare(
+        target,
+        target,
+        &crate::fs::parent_dir(target),
+        u64::MAX,
+        None,
+        crate::workflow::SchemaSet::snapshot(),
+    )
+    .await?;
+    Ok(prepared.output_dir)
 }
 
 /// What a run needs to know of a manifest before it is checked: whether its workflow is in the

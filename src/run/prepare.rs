@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
-use crate::manifest::{ExpandOptions, Expansion, Job, ManifestFile, Plan, WorkflowSource};
+use crate::manifest::{ExpandOptions, Expansion, Job, ManifestFile, WorkflowSource};
 use crate::workflow::{SchemaSet, Workflow, WorkflowDefinition};
 
 /// A manifest ready to run.
@@ -22,21 +22,11 @@ pub struct Prepared {
     pub workflow_ref: Value,
     /// The jobs and how to name their outputs.
     pub expansion: Expansion,
-    /// The jobs grouped into enqueues: empty until [`Prepared::plan_all`] (validation and the
-    /// dry run never hold every job).
-    pub plan: Plan,
     /// The output folder (its `.invk-run/journal.jsonl` and `runs.jsonl`).
     pub output_dir: PathBuf,
     /// A fingerprint of the workflow: part of each job's key, so that jobs of a changed
     /// workflow are not taken for the ones an earlier run did.
     pub workflow_hash: String,
-}
-
-impl Prepared {
-    /// Groups every job into [`Prepared::plan`] (for the engine that still takes the whole plan).
-    pub fn plan_all(&mut self) {
-        self.plan = Plan::new(&self.expansion);
-    }
 }
 
 /// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
@@ -79,7 +69,6 @@ pub async fn prepare(
     };
     let workflow = Workflow::new(definition, schemas)?;
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
-    let plan = Plan::default();
     let output_dir = output_dir(&file, &expansion)?;
     let workflow_hash = {
         let digest = Sha256::digest(workflow.definition().to_json().to_string().as_bytes());
@@ -90,7 +79,6 @@ pub async fn prepare(
         workflow,
         workflow_ref,
         expansion,
-        plan,
         output_dir,
         workflow_hash,
     })
@@ -103,7 +91,7 @@ fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, cra
     if expansion.job_count() == 0 {
         return Ok(file.dir().to_path_buf());
     }
-    let (date, time) = super::execute::now_utc();
+    let (date, time) = super::clock::now_utc();
     Ok(normalize(&expansion.output_dir(&date, &time)?))
 }
 

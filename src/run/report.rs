@@ -35,8 +35,8 @@ pub enum RunEvent {
         done: usize,
         /// How many of them failed in an earlier run (not run again without `--retry-failed`).
         failed: usize,
-        /// How many enqueue requests will carry them.
-        enqueues: usize,
+        /// The most sessions of the run pending on the server at once.
+        window: usize,
         /// The output folder.
         output_dir: String,
     },
@@ -86,6 +86,20 @@ pub enum RunEvent {
         manifest: String,
         /// How many images.
         images: usize,
+    },
+    /// Ctrl-C: what the run left where.
+    Interrupted {
+        /// The manifest file.
+        manifest: String,
+        /// Items taken back before they started (the next run submits them again).
+        withdrawn: usize,
+        /// Items still running on the server (the next run collects them).
+        running: usize,
+        /// Why items could not be taken back, when the server did not answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The output folder.
+        output_dir: String,
     },
     /// A warning (the run goes on).
     Warning {
@@ -190,7 +204,7 @@ impl Reporter {
                 jobs,
                 done,
                 failed,
-                enqueues,
+                window,
                 output_dir,
             } => {
                 let resumed = match (*done, *failed) {
@@ -200,8 +214,7 @@ impl Reporter {
                     (d, f) => format!(" ({d} already done, {f} failed before)"),
                 };
                 self.println(&format!(
-                    "{manifest}: {jobs} jobs{resumed} in {enqueues} enqueue{} -> {output_dir}",
-                    if *enqueues == 1 { "" } else { "s" }
+                    "{manifest}: {jobs} jobs{resumed}, up to {window} at a time -> {output_dir}"
                 ));
                 let bar = self.multi.add(ProgressBar::new(*jobs as u64));
                 bar.set_style(
@@ -242,6 +255,33 @@ impl Reporter {
                 ));
             }
             RunEvent::CleanedUp { .. } => {}
+            RunEvent::Interrupted {
+                manifest,
+                withdrawn,
+                running,
+                error,
+                output_dir,
+            } => {
+                let mut text = format!(
+                    "{manifest}: interrupted: took back {withdrawn} queued item{} from the server",
+                    if *withdrawn == 1 { "" } else { "s" }
+                );
+                if *running > 0 {
+                    text.push_str(&format!(
+                        "; {running} still running there (the next run collects {})",
+                        if *running == 1 { "it" } else { "them" }
+                    ));
+                }
+                if let Some(error) = error {
+                    text.push_str(&format!(
+                        "; the server did not answer ({error}): `invk-run cancel` takes the rest back"
+                    ));
+                }
+                text.push_str(&format!(
+                    "; files so far are in {output_dir}; run the same command again to finish"
+                ));
+                self.println(&text);
+            }
             RunEvent::Warning { manifest, message } => {
                 self.println(&format!("{manifest}: warning: {message}"));
             }

@@ -1,7 +1,6 @@
-//! The settings of a run, resolved from the command line and the environment before anything
-//! is sent. The run never sees clap types.
+//! The settings of a run. The binary's command layer builds them from the command line and the
+//! environment before anything is sent; the run never sees command-line types.
 
-use crate::cli::{GlobalArgs, RunArgs};
 use crate::run::report::ReportMode;
 
 /// The default server URL.
@@ -28,32 +27,13 @@ pub struct RunSettings {
     pub poll_only: bool,
     /// Check the manifest and stop before anything is sent (`invk-run validate`).
     pub validate_only: bool,
+    /// The most sessions of a run pending on the server at once.
+    pub window: usize,
+    /// How long to wait for a server that stopped answering.
+    pub server_wait: std::time::Duration,
 }
 
 impl RunSettings {
-    /// Resolves the settings.
-    #[must_use]
-    pub fn resolve(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
-        let mode = if global.json {
-            ReportMode::Json
-        } else if global.quiet {
-            ReportMode::Quiet
-        } else {
-            ReportMode::Human
-        };
-        RunSettings {
-            server_override: global.server.clone().filter(|s| !s.trim().is_empty()),
-            credentials: crate::commands::connect::credentials(global),
-            mode,
-            dry_run: run.dry_run,
-            max_jobs: run.max_jobs,
-            fresh: run.fresh,
-            retry_failed: run.retry_failed,
-            poll_only: run.poll_only,
-            validate_only: false,
-        }
-    }
-
     /// The server URL for a manifest: the command line or environment, else the manifest's,
     /// else the default.
     #[must_use]

@@ -96,22 +96,45 @@ pub fn summary_path(output_dir: &Path) -> PathBuf {
     output_dir.join("runs.jsonl")
 }
 
-/// Appends the run's job lines to `runs.jsonl` (earlier runs' lines stay; each line names its
-/// run).
-///
-/// # Errors
-/// When the write fails.
-pub fn append_summary(output_dir: &Path, jobs: &[JobSummary]) -> std::io::Result<()> {
-    let mut text = Vec::new();
-    for job in jobs {
-        serde_json::to_writer(&mut text, job).map_err(std::io::Error::other)?;
-        text.push(b'\n');
+/// Appends `runs.jsonl` lines one job at a time (buffered), then flushes them to disk.
+#[derive(Debug)]
+pub struct SummaryWriter {
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl SummaryWriter {
+    /// Opens an output folder's `runs.jsonl` for appending.
+    ///
+    /// # Errors
+    /// When the folder or the file cannot be created.
+    pub fn open(output_dir: &Path) -> std::io::Result<SummaryWriter> {
+        crate::fs::create_dir_all(output_dir)?;
+        let file = crate::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(summary_path(output_dir))?
+            .into_parts()
+            .0;
+        Ok(SummaryWriter {
+            file: std::io::BufWriter::new(file),
+        })
     }
-    crate::fs::create_dir_all(output_dir)?;
-    let mut file = crate::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(summary_path(output_dir))?;
-    file.write_all(&text)?;
-    file.sync_data()
+
+    /// Appends one job's line.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn append(&mut self, job: &JobSummary) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.file, job).map_err(std::io::Error::other)?;
+        self.file.write_all(b"\n")
+    }
+
+    /// Flushes everything to disk.
+    ///
+    /// # Errors
+    /// When the write fails.
+    pub fn finish(self) -> std::io::Result<()> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()
+    }
 }

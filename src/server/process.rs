@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub ready_timeout: Duration,
     /// Kill the server when the thread that started it ends (Linux; for tests).
     pub die_with_parent: bool,
+    /// The most pending items its queue takes (`max_queue_size`; the server's default when
+    /// `None`).
+    pub max_queue_size: Option<u32>,
 }
 
 impl ServerConfig {
@@ -39,6 +42,7 @@ impl ServerConfig {
             multiuser: false,
             ready_timeout: Duration::from_secs(240),
             die_with_parent: false,
+            max_queue_size: None,
         }
     }
 }
@@ -65,7 +69,7 @@ impl RunningServer {
             config.port
         };
         crate::fs::create_dir_all(&config.root).map_err(ServerError::Io)?;
-        write_config(&config.root, port, config.multiuser)?;
+        write_config(&config.root, port, config)?;
         let log_path = config.root.join(LOG_FILE);
         let log = crate::fs::File::create(&log_path).map_err(ServerError::Io)?;
         let log_err = log.try_clone().map_err(ServerError::Io)?;
@@ -151,6 +155,14 @@ impl RunningServer {
         }
     }
 
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the server: SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -175,10 +187,13 @@ impl Drop for RunningServer {
 }
 
 /// Writes the server's `invokeai.yaml`: loopback host, the port, no models needed.
-fn write_config(root: &Path, port: u16, multiuser: bool) -> Result<(), ServerError> {
+fn write_config(root: &Path, port: u16, config: &ServerConfig) -> Result<(), ServerError> {
     let mut yaml = format!("schema_version: 4.0.2\nhost: 127.0.0.1\nport: {port}\n");
-    if multiuser {
+    if config.multiuser {
         yaml.push_str("multiuser: true\n");
+    }
+    if let Some(n) = config.max_queue_size {
+        yaml.push_str(&format!("max_queue_size: {n}\n"));
     }
     crate::fs::write(root.join("invokeai.yaml"), yaml).map_err(ServerError::Io)
 }

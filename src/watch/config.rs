@@ -1,9 +1,9 @@
-//! The watcher's settings, resolved from the command line before anything is watched.
+//! The watcher's settings. The binary's command layer builds them from the command line before
+//! anything is watched; the watcher never sees command-line types.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::WatchArgs;
 use crate::watch::WatchError;
 use crate::watch::patterns::FilePatterns;
 
@@ -55,31 +55,27 @@ impl WatchConfig {
         })
     }
 
-    /// The settings `invk-run watch` was given.
+    /// Replaces the processing, done and failed folders that are given (relative ones are
+    /// made absolute); `None` keeps the default inside the hot folder.
     ///
     /// # Errors
-    /// A bad glob, a concurrency of 0, or extra arguments after the folder.
-    pub fn resolve(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
-        if !args.run.manifests.is_empty() {
-            return Err(WatchError::ExtraArguments {
-                args: args.run.manifests.join(" "),
-            });
+    /// [`WatchError::Folder`] when the current folder is unknown (for a relative folder).
+    pub fn with_folders(
+        mut self,
+        processing: Option<&Path>,
+        done: Option<&Path>,
+        failed: Option<&Path>,
+    ) -> Result<WatchConfig, WatchError> {
+        if let Some(dir) = processing {
+            self.processing_dir = absolute(dir)?;
         }
-        let mut config = WatchConfig::new(&args.dir)?;
-        config.patterns = FilePatterns::new(&args.include, &args.exclude)?;
-        if let Some(dir) = &args.processing_dir {
-            config.processing_dir = absolute(dir)?;
+        if let Some(dir) = done {
+            self.done_dir = absolute(dir)?;
         }
-        if let Some(dir) = &args.done_dir {
-            config.done_dir = absolute(dir)?;
+        if let Some(dir) = failed {
+            self.failed_dir = absolute(dir)?;
         }
-        if let Some(dir) = &args.failed_dir {
-            config.failed_dir = absolute(dir)?;
-        }
-        config.settle = Duration::from_millis(args.settle_ms);
-        config.concurrency = args.concurrency;
-        config.check()?;
-        Ok(config)
+        Ok(self)
     }
 
     /// Checks what can be checked without the disk.
@@ -175,63 +171,6 @@ fn canonical(path: &Path) -> Result<PathBuf, WatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn args(line: &[&str]) -> WatchArgs {
-        let cli = crate::cli::Cli::try_parse_from(line).expect("parse");
-        match cli.command {
-            Some(crate::cli::Command::Watch(args)) => args,
-            other => panic!("not a watch command: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_live_inside_the_hot_folder() {
-        let config = WatchConfig::resolve(&args(&["invk-run", "watch", "/hot"])).expect("resolve");
-        assert_eq!(config.dir, Path::new("/hot"));
-        assert_eq!(config.processing_dir, Path::new("/hot/processing"));
-        assert_eq!(config.done_dir, Path::new("/hot/done"));
-        assert_eq!(config.failed_dir, Path::new("/hot/failed"));
-        assert_eq!(config.settle, Duration::from_millis(500));
-        assert_eq!(config.concurrency, 1);
-        assert_eq!(config.poll_period(), Duration::from_millis(125));
-    }
-
-    #[test]
-    fn options_are_taken_and_bad_ones_refused() {
-        let config = WatchConfig::resolve(&args(&[
-            "invk-run",
-            "watch",
-            "/hot",
-            "--done-dir",
-            "/out/ok",
-            "--failed-dir",
-            "/out/bad",
-            "--processing-dir",
-            "/srv/hot/processing",
-            "--settle-ms",
-            "2000",
-            "-j",
-            "3",
-            "--include",
-            "*.job",
-        ]))
-        .expect("resolve");
-        assert_eq!(config.done_dir, Path::new("/out/ok"));
-        assert_eq!(config.failed_dir, Path::new("/out/bad"));
-        assert_eq!(config.processing_dir, Path::new("/srv/hot/processing"));
-        assert_eq!(config.settle, Duration::from_secs(2));
-        assert_eq!(config.concurrency, 3);
-        assert!(config.patterns.matches(Path::new("a.job")));
-        assert!(!config.patterns.matches(Path::new("a.yaml")));
-
-        let err = WatchConfig::resolve(&args(&["invk-run", "watch", "/hot", "-j", "0"]))
-            .expect_err("-j 0");
-        insta::assert_snapshot!(err.to_string(), @"--concurrency must be at least 1");
-        let err = WatchConfig::resolve(&args(&["invk-run", "watch", "/hot", "a.yaml"]))
-            .expect_err("extra");
-        insta::assert_snapshot!(err.to_string(), @"`invk-run watch` takes one folder; unexpected arguments: a.yaml");
-    }
 
     #[test]
     fn prepare_creates_the_folders_and_refuses_clashes() {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 use crate::run::{ManifestOutcome, ManifestSource};
 use crate::watch::WatchError;
 use crate::watch::claim;

@@ -41,7 +41,7 @@ pub use runner::{ManifestRunner, RunManifest};
 pub use settle::{FileStamp, Settler};
 pub use status::{Counts, WatchEvent, WatchStatus};
 
-use crate::error::ExitStatus;
+use crate::exit_status::ExitStatus;
 
 /// An error that stops the hot folder before or while it starts. Errors of single manifests
 /// never stop it: they are filed into the failed folder.

@@ -534,6 +534,81 @@ async fn a_tracker_reports_items_that_finished_before_they_were_watched_once() {
     assert_gone(&client, &touched, None, &handle.item_ids()).await;
 }
 
+/// A server of its own, killed (`kill -9`) with items in its queue and started again on the same
+/// root and port: the tracker reports the outage once, the server's return once, and every item
+/// once (a restarted InvokeAI cancels the items it had not finished).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_reports_a_server_restart_once_down_and_once_back() {
+    use invk_run::server::{RunningServer, ServerConfig, free_port};
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut config = ServerConfig::new(root.path().to_path_buf(), free_port().expect("port"));
+    config.die_with_parent = true;
+    let start = move |config: ServerConfig| async move {
+        tokio::task::spawn_blocking(move || {
+            RunningServer::start(support::server::installation(), &config).expect("server starts")
+        })
+        .await
+        .expect("start task")
+    };
+    let server = start(config.clone()).await;
+    let client = Client::new(&server.url()).expect("client");
+    let mut handle = client
+        .workflow(WorkflowDefinition::load(example("size-sweep.json")).expect("loads"))
+        .await
+        .expect("handle");
+    let ids = handle
+        .submit(&SubmitOptions::default())
+        .await
+        .expect("submit")
+        .item_ids;
+    let mut tracker = Tracker::start(&client, TrackMode::Events, Duration::from_secs(1)).await;
+    assert!(tracker.uses_events());
+    tracker.watch(ids.iter().copied());
+    let pid = server.pid().expect("a child process");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    drop(server);
+
+    let mut server = None;
+    let mut seen: Vec<String> = Vec::new();
+    let mut finished: BTreeMap<i64, Vec<QueueItemStatus>> = BTreeMap::new();
+    while let Some(event) = tokio::time::timeout(WAIT, tracker.next())
+        .await
+        .expect("in time")
+    {
+        match event {
+            TrackEvent::ServerDown { .. } => {
+                seen.push("down".into());
+                server = Some(start(config.clone()).await);
+            }
+            TrackEvent::ServerBack => seen.push("back".into()),
+            TrackEvent::Finished(item) => {
+                finished.entry(item.item_id).or_default().push(item.status);
+            }
+            TrackEvent::Vanished { item_id } => panic!("item {item_id} vanished"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["down", "back"], "one outage, reported once each way");
+    assert_eq!(finished.keys().copied().collect::<Vec<_>>(), ids);
+    assert!(
+        finished
+            .values()
+            .all(|s| s.len() == 1 && s[0].is_terminal()),
+        "each item finished once: {finished:?}"
+    );
+    assert!(
+        finished.values().any(|s| s[0] == QueueItemStatus::Canceled),
+        "the restart canceled what was left: {finished:?}"
+    );
+    tracker.close().await;
+    drop(server);
+}
+
 #[tokio::test]
 async fn an_unreachable_server_gives_a_snapshot_typed_handle_and_a_polling_tracker() {
     let port = invk_run::server::free_port().expect("free port");

@@ -5,6 +5,7 @@ mod support;
 
 mod client;
 mod conformance;
+mod engine;
 mod events;
 mod examples;
 mod fake_server;

@@ -14,12 +14,12 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 /// A folder holding the example workflow, a photo and a manifest.
-struct Workspace {
-    dir: tempfile::TempDir,
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    fn new(manifest: &str) -> Workspace {
+    pub(crate) fn new(manifest: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("photos")).expect("mkdir");
         std::fs::copy(
@@ -38,21 +38,30 @@ impl Workspace {
         Workspace { dir }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        support::invk_run()
-            .current_dir(self.dir.path())
-            .arg("--server")
-            .arg(support::server().url())
-            .args(args)
-            .output()
-            .expect("run invk-run")
+        self.run_on(support::server().url(), args)
     }
 
-    fn journal(&self, out: &str) -> Vec<Value> {
+    /// Runs `invk-run --server URL ARGS...` in the folder.
+    pub(crate) fn run_on(&self, url: &str, args: &[&str]) -> Output {
+        self.command(url, args).output().expect("run invk-run")
+    }
+
+    /// `invk-run --server URL ARGS...` in the folder, to spawn.
+    pub(crate) fn command(&self, url: &str, args: &[&str]) -> std::process::Command {
+        let mut cmd = support::invk_run();
+        cmd.current_dir(self.dir.path())
+            .arg("--server")
+            .arg(url)
+            .args(args);
+        cmd
+    }
+
+    pub(crate) fn journal(&self, out: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(self.path(&format!("{out}/.invk-run/journal.jsonl")))
             .unwrap_or_default();
         text.lines()
@@ -61,7 +70,7 @@ impl Workspace {
     }
 }
 
-fn files_under(dir: &Path) -> BTreeSet<String> {
+pub(crate) fn files_under(dir: &Path) -> BTreeSet<String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -82,23 +91,24 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
     out
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Whether the server still has an image.
+/// Whether the shared server still has an image.
 fn image_exists(name: &str) -> bool {
-    let addr = support::server()
-        .url()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("addr");
+    image_exists_at(support::server().url(), name)
+}
+
+/// Whether the server at `url` still has an image.
+pub(crate) fn image_exists_at(url: &str, name: &str) -> bool {
+    let addr = url.trim_start_matches("http://").parse().expect("addr");
     let (status, _) =
         invk_run::server::http_get(addr, &format!("/api/v1/images/i/{name}")).expect("GET image");
     status == 200
 }
 
-const SWEEP: &str = r#"
+pub(crate) const SWEEP: &str = r#"
 version: 1
 workflow: blur-and-tint.json
 inputs:
@@ -119,7 +129,7 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
     let out = ws.run(&["job.yaml"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("12 jobs in 1 enqueue"), "{stderr}");
+    assert!(stderr.contains("12 jobs, up to 16 at a time"), "{stderr}");
     assert!(stderr.contains("12 completed"), "{stderr}");
 
     let root = ws.path("out/job");
@@ -206,7 +216,7 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
         "jobs": 12,
         "done": 12,
         "failed": 0,
-        "enqueues": 0,
+        "window": 16,
         "output_dir": "[output dir]"
       },
       {
@@ -287,8 +297,13 @@ fn a_run_killed_in_the_middle_finishes_on_restart_without_duplicates() {
     assert_server_keeps_nothing_of(&journal);
 }
 
-/// Every image the journal says the run made or uploaded is gone from the server.
+/// Every image the journal says the run made or uploaded is gone from the shared server.
 fn assert_server_keeps_nothing_of(journal: &[Value]) {
+    assert_server_keeps_nothing_at(support::server().url(), journal);
+}
+
+/// Every image the journal says the run made or uploaded is gone from the server at `url`.
+pub(crate) fn assert_server_keeps_nothing_at(url: &str, journal: &[Value]) {
     let mut names: Vec<String> = Vec::new();
     for entry in journal {
         match entry["event"].as_str() {
@@ -313,7 +328,10 @@ fn assert_server_keeps_nothing_of(journal: &[Value]) {
         "the workflow made no intermediates: the test proves nothing"
     );
     for name in names {
-        assert!(!image_exists(&name), "{name} is still on the server");
+        assert!(
+            !image_exists_at(url, &name),
+            "{name} is still on the server"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared test support: real servers, and helpers to run the binary.
 
 pub mod png;
+pub mod private;
 pub mod server;
 
 #[allow(unused_imports)]

@@ -1,0 +1,175 @@
+//! Cleaning the server up after a run: outputs once they are on disk, intermediates and uploads
+//! as the manifest's `cleanup` says, and only images the server says one of the run's sessions
+//! made (of this run or of the earlier runs the journal records, killed ones included).
+
+use std::collections::BTreeSet;
+
+use super::engine::Execution;
+use super::journal::Entry;
+use super::ledger::Ledger;
+use super::report::RunEvent;
+use super::upload::Uploads;
+use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};
+
+/// How many images one delete request names.
+const DELETE_CHUNK: usize = 200;
+
+impl Execution<'_> {
+    /// Deletes what the policy says may go; `all_done` when every job of the manifest completed.
+    pub(super) async fn cleanup(
+        &self,
+        uploads: &Uploads,
+        all_done: bool,
+        ledger: &mut Ledger,
+    ) -> Result<(), crate::Error> {
+        let state = &ledger.state;
+        let on_disk: BTreeSet<String> = ledger
+            .written
+            .keys()
+            .cloned()
+            .chain(state.downloads.values().flat_map(|f| f.keys().cloned()))
+            .collect();
+        let uploaded: BTreeSet<String> = uploads
+            .names()
+            .cloned()
+            .chain(state.uploads.values().cloned())
+            .collect();
+        let left: BTreeSet<String> = ledger.left_on_server.values().flatten().cloned().collect();
+        let candidates = images_to_delete(
+            &self.prepared.file.manifest().cleanup,
+            &Produced {
+                on_disk: &on_disk,
+                intermediates: &state.intermediates,
+                uploaded: &uploaded,
+                left_on_server: &left,
+                already_deleted: &state.deleted,
+            },
+            all_done,
+        );
+        // Outputs and intermediates are deleted only when the server says one of the run's
+        // sessions made them: the invocation cache can hand a job an image another session made
+        // (maybe another user's), and a pass-through node can list an image the user owns.
+        let mut ours: BTreeSet<String> = BTreeSet::new();
+        for chunk in candidates.chunks(500) {
+            ours.extend(
+                self.client
+                    .images()
+                    .by_names(chunk)
+                    .await?
+                    .into_iter()
+                    .filter(|dto| {
+                        dto.session_id
+                            .as_ref()
+                            .is_some_and(|s| state.sessions.contains(s))
+                    })
+                    .map(|dto| dto.image_name),
+            );
+        }
+        let delete: Vec<String> = candidates
+            .into_iter()
+            .filter(|name| ours.contains(name) || uploaded.contains(name))
+            .collect();
+        if delete.is_empty() {
+            return Ok(());
+        }
+        for chunk in delete.chunks(DELETE_CHUNK) {
+            let result = self.client.images().delete_many(chunk).await?;
+            ledger.record(Entry::Deleted {
+                image_names: result.deleted_images.clone(),
+            })?;
+            if !result.failed_images.is_empty() {
+                self.reporter.event(&RunEvent::Warning {
+                    manifest: self.name.clone(),
+                    message: format!(
+                        "could not delete {} server images: {}",
+                        result.failed_images.len(),
+                        result.failed_images.join(", ")
+                    ),
+                });
+            }
+        }
+        self.reporter.event(&RunEvent::CleanedUp {
+            manifest: self.name.clone(),
+            images: delete.len(),
+        });
+        Ok(())
+    }
+}
+
+/// The server images of a run, by what the cleanup policy says of them.
+struct Produced<'a> {
+    /// Outputs journaled as safely on disk.
+    on_disk: &'a BTreeSet<String>,
+    /// Images of intermediate (or non-output) nodes of the run's items.
+    intermediates: &'a BTreeSet<String>,
+    /// Images the run uploaded.
+    uploaded: &'a BTreeSet<String>,
+    /// Outputs that could not be downloaded.
+    left_on_server: &'a BTreeSet<String>,
+    /// Images an earlier run already deleted.
+    already_deleted: &'a BTreeSet<String>,
+}
+
+/// What the cleanup deletes: outputs only once they are on disk (and never one that could not
+/// be downloaded, even if it is also an intermediate or an upload), intermediates and uploads as
+/// the policy says, nothing already deleted.
+fn images_to_delete(policy: &Cleanup, produced: &Produced<'_>, all_done: bool) -> Vec<String> {
+    let mut delete: BTreeSet<String> = BTreeSet::new();
+    if policy.outputs == OutputsPolicy::AfterDownload {
+        delete.extend(produced.on_disk.iter().cloned());
+    }
+    if policy.intermediates == IntermediatesPolicy::Delete {
+        delete.extend(produced.intermediates.iter().cloned());
+    }
+    let uploads_go = match policy.uploads {
+        UploadsPolicy::Always => true,
+        UploadsPolicy::OnSuccess => all_done,
+        UploadsPolicy::Never => false,
+    };
+    if uploads_go {
+        delete.extend(produced.uploaded.iter().cloned());
+    }
+    delete
+        .into_iter()
+        .filter(|n| !produced.left_on_server.contains(n) && !produced.already_deleted.contains(n))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn cleanup_never_deletes_what_is_not_on_disk_and_follows_the_policy() {
+        let on_disk = set(&["out1", "out2"]);
+        let intermediates = set(&["mid", "out3"]);
+        let uploaded = set(&["up"]);
+        let left = set(&["out3"]);
+        let deleted = set(&["out2"]);
+        let produced = Produced {
+            on_disk: &on_disk,
+            intermediates: &intermediates,
+            uploaded: &uploaded,
+            left_on_server: &left,
+            already_deleted: &deleted,
+        };
+        let mut policy = Cleanup::default();
+        // Defaults: outputs after download, intermediates deleted, uploads on success.
+        assert_eq!(
+            images_to_delete(&policy, &produced, true),
+            ["mid", "out1", "up"]
+        );
+        // A job failed: the uploads stay for a retry.
+        assert_eq!(images_to_delete(&policy, &produced, false), ["mid", "out1"]);
+        policy.uploads = UploadsPolicy::Always;
+        policy.outputs = OutputsPolicy::Never;
+        policy.intermediates = IntermediatesPolicy::Keep;
+        assert_eq!(images_to_delete(&policy, &produced, false), ["up"]);
+        policy.uploads = UploadsPolicy::Never;
+        assert!(images_to_delete(&policy, &produced, true).is_empty());
+    }
+}

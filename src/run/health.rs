@@ -1,0 +1,87 @@
+//! Whether the run's server answers: an outage is reported once when it starts and once when it
+//! ends, and the run gives up (exit 1, resumable) only after `--server-wait`.
+
+use std::time::{Duration, Instant};
+
+use super::RunError;
+use super::engine::Execution;
+use super::report::RunEvent;
+
+/// The server's health as the run saw it.
+#[derive(Debug)]
+pub(super) struct Health {
+    down_since: Option<Instant>,
+    /// How many outages the run has seen: an item cancelled after an outage that began after
+    /// it was submitted was cancelled by the server's restart.
+    pub epoch: u64,
+    wait: Duration,
+}
+
+impl Health {
+    /// A server that answers, and how long to wait for it when it stops.
+    pub fn new(wait: Duration) -> Health {
+        Health {
+            down_since: None,
+            epoch: 0,
+            wait,
+        }
+    }
+
+    /// A request failed because the server is unreachable. The first failure of an outage is
+    /// reported; past the wait the run stops with [`RunError::ServerGone`].
+    pub fn down(&mut self, exec: &Execution<'_>, error: &str) -> Result<(), RunError> {
+        let since = match self.down_since {
+            Some(since) => since,
+            None => {
+                self.epoch += 1;
+                self.down_since = Some(Instant::now());
+                exec.reporter.event(&RunEvent::Warning {
+                    manifest: exec.name.clone(),
+                    message: format!(
+                        "the server at {} does not answer ({error}); waiting up to {} for it",
+                        exec.server,
+                        human(self.wait)
+                    ),
+                });
+                Instant::now()
+            }
+        };
+        if since.elapsed() >= self.wait {
+            return Err(RunError::ServerGone {
+                server: exec.server.clone(),
+                waited: human(since.elapsed()),
+            });
+        }
+        Ok(())
+    }
+
+    /// A request succeeded: an outage, if there was one, is over.
+    pub fn up(&mut self, exec: &Execution<'_>) {
+        if let Some(since) = self.down_since.take() {
+            exec.reporter.event(&RunEvent::Warning {
+                manifest: exec.name.clone(),
+                message: format!(
+                    "the server at {} answers again (after {}); going on",
+                    exec.server,
+                    human(since.elapsed())
+                ),
+            });
+        }
+    }
+
+    /// How long to pause before the next attempt while the server is down.
+    pub fn backoff(&self) -> Duration {
+        let down_for = self.down_since.map_or(Duration::ZERO, |s| s.elapsed());
+        (down_for / 4).clamp(Duration::from_millis(500), Duration::from_secs(5))
+    }
+}
+
+/// `90 s`, `5 min`, `1 h 30 min`.
+pub(super) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}

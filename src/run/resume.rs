@@ -1,0 +1,163 @@
+//! Taking up what an earlier run of the same manifest left: jobs done or failed before are
+//! counted, items still on the server are followed again, enqueues whose answer was lost are
+//! looked up by batch id, and jobs whose items the server no longer has are submitted again.
+//! Only the jobs the journal knows are looked at: a run of a million jobs that never ran before
+//! resumes in no time.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::engine::Execution;
+use super::journal::{Entry, Resume};
+use super::key::{JobKey, SessionKey};
+use super::ledger::{Ledger, Slot};
+
+/// What the journal leaves this run to do.
+#[derive(Debug, Default)]
+pub(super) struct Resumed {
+    /// Jobs not to submit: done, failed, or still on the server.
+    pub skip: HashSet<usize>,
+    /// With `--retry-failed`: the only jobs to submit.
+    pub only: Option<Vec<usize>>,
+    /// Items still on the server: (item id, job, session, batch).
+    pub attach: Vec<(i64, usize, SessionKey, String)>,
+    /// Jobs done before.
+    pub done: usize,
+}
+
+impl Execution<'_> {
+    /// Decides, from the journal, what happens to each job it knows.
+    pub(super) async fn resume(&self, ledger: &mut Ledger) -> Result<Resumed, crate::Error> {
+        let p = self.prepared;
+        let count = p.expansion.job_count();
+        // The journal's jobs that are jobs of this manifest as it is now.
+        let mut known: Vec<JobKey> = ledger
+            .state
+            .known_jobs()
+            .filter(|k| k.index < count)
+            .copied()
+            .collect();
+        known.sort_unstable();
+        known.retain(|k| JobKey::of(&p.expansion.job(k.index), &p.workflow_hash) == *k);
+
+        let mut out = Resumed::default();
+        let mut retry = Vec::new();
+        for key in known {
+            let job = key.index;
+            let mut decision = ledger.state.resume(key);
+            if let Resume::Recover { batch_id } = &decision {
+                // Sent, but the answer was lost: find the batch's items on the server.
+                decision = match self.recover_batch(batch_id).await? {
+                    Some(ids) => {
+                        ledger.record(Entry::Enqueued {
+                            batch_id: batch_id.clone(),
+                            item_ids: ids,
+                        })?;
+                        ledger.state.resume(key)
+                    }
+                    None => Resume::Submit,
+                };
+            }
+            match decision {
+                Resume::Submit | Resume::Recover { .. } => {}
+                Resume::Done { files } => {
+                    out.done += 1;
+                    out.skip.insert(job);
+                    ledger.completed.insert(job);
+                    ledger.files.insert(job, files);
+                }
+                Resume::Failed { item_id, error } => {
+                    if self.retry_failed {
+                        retry.push(job);
+                    } else {
+                        out.skip.insert(job);
+                        ledger.fail(job, item_id, error);
+                    }
+                }
+                Resume::Attach {
+                    batch_id,
+                    open,
+                    done,
+                    failed,
+                } => {
+                    out.skip.insert(job);
+                    ledger.expect_sessions(job, open.len());
+                    if let Some((item_id, error)) = failed {
+                        ledger.fail(job, item_id, error);
+                    }
+                    if done > 0 {
+                        // Sessions that finished before: their files count for the job.
+                        let open_keys: BTreeSet<SessionKey> =
+                            open.iter().map(|(k, _)| *k).collect();
+                        let earlier: Vec<_> = ledger
+                            .state
+                            .downloads
+                            .iter()
+                            .filter(|(k, _)| k.job == key && !open_keys.contains(k))
+                            .flat_map(|(_, files)| files.values().cloned())
+                            .collect();
+                        ledger.files.entry(job).or_default().extend(earlier);
+                    }
+                    for (session, item_id) in open {
+                        out.attach.push((item_id, job, session, batch_id.clone()));
+                    }
+                }
+            }
+        }
+        let lost = self.drop_lost(&mut out, ledger).await?;
+        retry.extend(lost);
+        retry.sort_unstable();
+        if self.retry_failed {
+            out.only = Some(retry);
+        }
+        Ok(out)
+    }
+
+    /// Items the server no longer has (its queue was cleared, or it is another server): their
+    /// jobs are submitted again.
+    async fn drop_lost(
+        &self,
+        out: &mut Resumed,
+        ledger: &mut Ledger,
+    ) -> Result<BTreeSet<usize>, crate::Error> {
+        if out.attach.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let ids: Vec<i64> = out.attach.iter().map(|(id, ..)| *id).collect();
+        let mut known: HashMap<i64, String> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            for item in self.client.queue().items_by_ids(chunk).await? {
+                known.insert(item.item_id, item.batch_id);
+            }
+        }
+        let mut lost: BTreeSet<usize> = BTreeSet::new();
+        for (id, job, _, batch) in &out.attach {
+            if known.get(id) != Some(batch) {
+                lost.insert(*job);
+            }
+        }
+        out.attach.retain(|(_, job, _, _)| !lost.contains(job));
+        for &job in &lost {
+            ledger.forget_job(job);
+            out.skip.remove(&job);
+        }
+        Ok(lost)
+    }
+
+    /// Follows the items an earlier run left on the server.
+    pub(super) fn attach(&self, resumed: &Resumed, ledger: &mut Ledger, epoch: u64) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(resumed.attach.len());
+        for (item_id, job, key, batch) in &resumed.attach {
+            ledger.track(
+                *item_id,
+                Slot {
+                    job: *job,
+                    key: *key,
+                    batch: batch.clone(),
+                    epoch,
+                },
+            );
+            ids.push(*item_id);
+        }
+        ids
+    }
+}

@@ -1,0 +1,170 @@
+//! A run's progress, read from its journal (and from its server, when it answers), and taking a
+//! run's items back from the server (`invk-run status`, `invk-run cancel`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::journal::{Entry, Journal, Resume, State};
+use super::key::SessionKey;
+use crate::client::{Client, QueueItemStatus};
+
+/// What a run's journal says of its jobs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStatus {
+    /// The output folder.
+    pub output_dir: PathBuf,
+    /// The server of the latest run.
+    pub server: Option<String>,
+    /// The manifest's job count, as the latest run recorded it.
+    pub jobs: Option<usize>,
+    /// Jobs completed, their files on disk.
+    pub completed: usize,
+    /// Jobs that failed.
+    pub failed: usize,
+    /// Jobs with items still on the server (pending, running, or finished and not collected).
+    pub on_server: usize,
+    /// Jobs never submitted (or taken back): the next run submits them.
+    pub not_started: Option<usize>,
+    /// Files the journal records, and how many of them are still on disk.
+    pub files: usize,
+    /// Of those, on disk.
+    pub files_on_disk: usize,
+    /// What the server says of the items still there (when it was asked and answered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<BTreeMap<String, usize>>,
+}
+
+/// A run's items that are still on the server: item id → session.
+fn open_items(state: &State) -> BTreeMap<i64, SessionKey> {
+    let mut open = BTreeMap::new();
+    for key in state.known_jobs() {
+        if let Resume::Attach { open: items, .. } = state.resume(*key) {
+            for (session, id) in items {
+                open.insert(id, session);
+            }
+        }
+    }
+    open
+}
+
+/// The journal of an output folder.
+///
+/// # Errors
+/// When there is none, or it cannot be read.
+fn read_state(output_dir: &Path) -> std::io::Result<State> {
+    Journal::read(output_dir)?.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "`{}` holds no run (no `.invk-run/journal.jsonl`): name a run's output folder or its manifest",
+                output_dir.display()
+            ),
+        )
+    })
+}
+
+impl RunStatus {
+    /// Reads an output folder's journal.
+    ///
+    /// # Errors
+    /// When the folder holds no journal, or it cannot be read.
+    pub fn read(output_dir: &Path) -> std::io::Result<RunStatus> {
+        let state = read_state(output_dir)?;
+        let mut status = RunStatus {
+            output_dir: output_dir.to_path_buf(),
+            server: state.server.clone(),
+            jobs: state.jobs,
+            completed: 0,
+            failed: 0,
+            on_server: 0,
+            not_started: None,
+            files: 0,
+            files_on_disk: 0,
+            items: None,
+        };
+        for key in state.known_jobs() {
+            match state.resume(*key) {
+                Resume::Done { .. } => status.completed += 1,
+                Resume::Failed { .. } => status.failed += 1,
+                Resume::Attach { .. } | Resume::Recover { .. } => status.on_server += 1,
+                Resume::Submit => {}
+            }
+        }
+        for file in state.downloads.values().flat_map(BTreeMap::values) {
+            status.files += 1;
+            if output_dir.join(file).is_file() {
+                status.files_on_disk += 1;
+            }
+        }
+        status.not_started = state
+            .jobs
+            .map(|n| n.saturating_sub(status.completed + status.failed + status.on_server));
+        Ok(status)
+    }
+
+    /// Asks the server what became of the run's items still there.
+    ///
+    /// # Errors
+    /// When the server does not answer.
+    pub async fn ask_server(&mut self, client: &Client) -> Result<(), crate::Error> {
+        let state = read_state(&self.output_dir)?;
+        let ids: Vec<i64> = open_items(&state).into_keys().collect();
+        let mut items: BTreeMap<String, usize> = BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            for item in client.queue().items_by_ids(chunk).await? {
+                *items.entry(item.status.as_str().to_owned()).or_default() += 1;
+            }
+        }
+        self.items = Some(items);
+        Ok(())
+    }
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cancelled {
+    /// Items cancelled (pending or running).
+    pub cancelled: usize,
+    /// Items that had finished already (the next run collects them).
+    pub finished: usize,
+    /// Items the server no longer has.
+    pub gone: usize,
+}
+
+/// Cancels a run's items that are pending or running on the server and journals them as taken
+/// back, so that the next run submits their jobs again.
+///
+/// # Errors
+/// When the journal cannot be read or written, or the server does not answer.
+pub async fn cancel(output_dir: &Path, client: &Client) -> Result<Cancelled, crate::Error> {
+    let state = read_state(output_dir)?;
+    let open = open_items(&state);
+    let ids: Vec<i64> = open.keys().copied().collect();
+    let (mut journal, _) = Journal::open(output_dir, false)?;
+    let mut out = Cancelled::default();
+    let mut seen = 0;
+    for chunk in ids.chunks(500) {
+        for item in client.queue().items_by_ids(chunk).await? {
+            seen += 1;
+            if matches!(
+                item.status,
+                QueueItemStatus::Pending | QueueItemStatus::InProgress
+            ) {
+                client.queue().cancel_item(item.item_id).await?;
+                if let Some(session) = open.get(&item.item_id) {
+                    journal.append(&Entry::Withdrawn {
+                        job: *session,
+                        item_id: item.item_id,
+                    })?;
+                }
+                out.cancelled += 1;
+            } else {
+                out.finished += 1;
+            }
+        }
+    }
+    out.gone = ids.len().saturating_sub(seen);
+    Ok(out)
+}

@@ -1,0 +1,130 @@
+//! Uploading a run's local images: each file once (by content), reusing what an earlier run
+//! uploaded while the server still has it, as the jobs that need them are submitted.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::engine::Execution;
+use super::journal::Entry;
+use super::ledger::Ledger;
+use super::report::RunEvent;
+use crate::client::UploadOptions;
+use crate::manifest::{EnqueuePlan, LocalImage};
+
+/// The run's uploads so far.
+#[derive(Debug, Default)]
+pub(super) struct Uploads {
+    /// Local path → server image name.
+    by_path: HashMap<PathBuf, String>,
+    /// Content hash → server image name, of this run.
+    by_hash: HashMap<String, String>,
+    /// Uploads of earlier runs the server still has (checked once, when first needed).
+    earlier: Option<BTreeSet<String>>,
+}
+
+impl Uploads {
+    /// The server name of an uploaded local image.
+    pub fn name(&self, image: &LocalImage) -> String {
+        self.by_path.get(&image.path).cloned().unwrap_or_default()
+    }
+
+    /// Every image name this run uploaded or reused.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.by_path.values()
+    }
+}
+
+impl Execution<'_> {
+    /// Uploads the images an enqueue needs that are not on the server yet.
+    pub(super) async fn upload_for(
+        &self,
+        enqueue: &EnqueuePlan,
+        uploads: &mut Uploads,
+        ledger: &mut Ledger,
+    ) -> Result<(), crate::Error> {
+        for image in enqueue.local_images() {
+            if uploads.by_path.contains_key(&image.path) {
+                continue;
+            }
+            let bytes = crate::fs::read(&image.path)?;
+            let sha = format!("{:x}", Sha256::digest(&bytes));
+            drop(bytes);
+            let known = match uploads.by_hash.get(&sha) {
+                Some(name) => Some(name.clone()),
+                None => self.earlier_upload(&sha, uploads, ledger).await?,
+            };
+            let name = match known {
+                Some(name) => name,
+                None => self.upload(image, &sha, ledger).await?,
+            };
+            uploads.by_hash.insert(sha, name.clone());
+            uploads.by_path.insert(image.path.clone(), name);
+        }
+        Ok(())
+    }
+
+    /// An earlier run's upload of the same content, if the server still has it (it may be
+    /// another server, or someone cleaned up).
+    async fn earlier_upload(
+        &self,
+        sha: &str,
+        uploads: &mut Uploads,
+        ledger: &Ledger,
+    ) -> Result<Option<String>, crate::Error> {
+        let state = &ledger.state;
+        let Some(name) = state.uploads.get(sha) else {
+            return Ok(None);
+        };
+        if uploads.earlier.is_none() {
+            let earlier: Vec<String> = state
+                .uploads
+                .values()
+                .filter(|name| !state.deleted.contains(*name))
+                .cloned()
+                .collect();
+            let mut there = BTreeSet::new();
+            for chunk in earlier.chunks(500) {
+                there.extend(
+                    self.client
+                        .images()
+                        .by_names(chunk)
+                        .await?
+                        .into_iter()
+                        .map(|dto| dto.image_name),
+                );
+            }
+            uploads.earlier = Some(there);
+        }
+        Ok(uploads
+            .earlier
+            .as_ref()
+            .filter(|there| there.contains(name))
+            .map(|_| name.clone()))
+    }
+
+    async fn upload(
+        &self,
+        image: &LocalImage,
+        sha: &str,
+        ledger: &mut Ledger,
+    ) -> Result<String, crate::Error> {
+        let dto = self
+            .client
+            .images()
+            .upload(&image.path, &UploadOptions::default())
+            .await?;
+        ledger.record(Entry::Uploaded {
+            sha256: sha.to_owned(),
+            path: image.path.clone(),
+            image_name: dto.image_name.clone(),
+        })?;
+        self.reporter.event(&RunEvent::Uploaded {
+            manifest: self.name.clone(),
+            path: image.written.clone(),
+            image_name: dto.image_name.clone(),
+        });
+        Ok(dto.image_name)
+    }
+}

@@ -1,0 +1,80 @@
+//! A private InvokeAI server for one test: its own root and port, so the test may fill its queue,
+//! sample it, kill it and start it again on the same root. One private server runs at a time
+//! (with the shared ones, that is as many as the machine takes).
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use invk_run::server::{RunningServer, ServerConfig, http_get};
+use serde_json::Value;
+
+use super::installation;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A server the test owns; stopped when dropped.
+pub struct PrivateServer {
+    server: Option<RunningServer>,
+    config: ServerConfig,
+    _root: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl PrivateServer {
+    /// Starts one; `max_queue_size` limits its queue.
+    pub fn start(max_queue_size: Option<u32>) -> PrivateServer {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let root = tempfile::Builder::new()
+            .prefix("invk-run-private-")
+            .tempdir()
+            .expect("tempdir");
+        let mut config = ServerConfig::new(root.path().to_path_buf(), 0);
+        config.die_with_parent = true;
+        config.max_queue_size = max_queue_size;
+        let server = RunningServer::start(installation(), &config)
+            .unwrap_or_else(|e| panic!("starting a private InvokeAI: {e}"));
+        config.port = server.port();
+        PrivateServer {
+            server: Some(server),
+            config,
+            _root: root,
+            _turn: turn,
+        }
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.config.port)
+    }
+
+    /// Kills it (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill();
+        }
+    }
+
+    /// Starts it again on the same root and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let server = RunningServer::start(installation(), &self.config)
+            .unwrap_or_else(|e| panic!("restarting the private InvokeAI: {e}"));
+        self.server = Some(server);
+    }
+
+    /// `GET path` on it, as JSON (`None` when it does not answer).
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.config.port));
+        let (status, body) = http_get(addr, path).ok()?;
+        (status == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+
+    /// Pending and running items of its queue.
+    pub fn busy(&self) -> Option<u64> {
+        let status = self.get("/api/v1/queue/default/status")?;
+        let queue = &status["queue"];
+        Some(queue["pending"].as_u64()? + queue["in_progress"].as_u64()?)
+    }
+}
