@@ -23,7 +23,7 @@ use super::model::Output;
 use super::output::{OutputVars, check_name};
 use super::scope::{OutputScope, Scope, Shared};
 use super::source::{SourceMap, YamlPath};
-use super::template::{Context, RESERVED, Templates, is_builtin};
+use super::template::{Context, RESERVED, Templates, is_builtin, is_template};
 
 /// Limits of an expansion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,7 +581,7 @@ impl ManifestFile {
         let mut attempted: HashSet<YamlPath> = HashSet::new();
         let mut compile =
             |templates: &mut Templates, diags: &mut Diagnostics<'_>, path: &YamlPath, s: &str| {
-                if !attempted.insert(path.clone()) {
+                if !is_template(s) || !attempted.insert(path.clone()) {
                     return;
                 }
                 match templates.add(path, s) {

@@ -249,3 +249,55 @@ fn job_numbers_are_zero_padded_to_the_widest_index() {
     assert_eq!(numbers.first().map(String::as_str), Some("\"00/12\""));
     assert_eq!(numbers.last().map(String::as_str), Some("\"11/12\""));
 }
+
+/// Manifests made to exhaust the checker (issue 12): a 3 MB and a 50 MB sweep list, a list of
+/// 150,000 values in a small file. Each is refused with exit 2 by `validate` and by a run (whose
+/// server, on port 1, does not exist: a run that sent anything would fail otherwise), with a
+/// short message naming the file and the line. `scripts/bench-validate` prints their time and
+/// memory.
+#[test]
+fn huge_manifests_are_refused_with_a_short_message_naming_the_line() {
+    let (dir, _) = scratch("");
+    let header = "version: 1\nworkflow: wf.json\ninputs: {image: photos/cat.png}\nsweep:\n  matrix:\n    num_steps: [";
+    let cases = [
+        (
+            "list-3mb.yaml",
+            "1, ".repeat(1_000_000),
+            "the manifest is larger than 1 MiB",
+        ),
+        (
+            "list-50mb.yaml",
+            "1, ".repeat(16_700_000),
+            "the manifest is larger than 1 MiB",
+        ),
+        (
+            "list-150k.yaml",
+            "1,".repeat(150_000),
+            "the list `sweep.matrix.num_steps` has more than 100000 items",
+        ),
+    ];
+    for (name, items, expected) in cases {
+        std::fs::write(dir.path().join(name), format!("{header}{items}1]\n")).expect("write");
+        for args in [&["validate"][..], &["--server", "http://127.0.0.1:1"][..]] {
+            let out = crate::support::invk_run()
+                .current_dir(dir.path())
+                .args(args)
+                .arg(name)
+                .output()
+                .expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            // (A run warns first that it cannot reach the server for its schemas.)
+            let first = stderr
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("{name}: no line names the file: {stderr}"));
+            assert!(first.contains(expected), "{name}: {first}");
+            assert!(
+                stderr.len() < 1000,
+                "{name}: {} bytes of messages",
+                stderr.len()
+            );
+        }
+    }
+}
