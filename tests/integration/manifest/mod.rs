@@ -301,3 +301,48 @@ fn huge_manifests_are_refused_with_a_short_message_naming_the_line() {
         }
     }
 }
+
+/// The dry run prints one JSON document (streamed as jobs are made): every job in order, and
+/// enqueues that cover every job once.
+#[test]
+fn the_dry_run_lists_every_job_and_enqueue_without_a_server() {
+    let (dir, _) = scratch(
+        "inputs: {image: photos/cat.png, Positive Prompt: \"{{ animal }} {{ job.number }}\"}\nsweep:\n  matrix:\n    animal: [cat, dog, owl]\n    num_steps: {range: [1, 4]}\nruns: 2\n",
+    );
+    for json_flag in [false, true] {
+        let mut cmd = crate::support::invk_run();
+        cmd.current_dir(dir.path())
+            .args(["--dry-run", "--server", "http://127.0.0.1:1"]);
+        if json_flag {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg("m.yaml").output().expect("dry run");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let jobs = doc["jobs"].as_array().expect("jobs");
+        assert_eq!(jobs.len(), 24);
+        let indices: Vec<u64> = jobs.iter().filter_map(|j| j["index"].as_u64()).collect();
+        assert_eq!(indices, (0..24).collect::<Vec<u64>>());
+        assert_eq!(
+            jobs[23]["inputs"]["01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt"],
+            "owl 23"
+        );
+        let mut covered: Vec<u64> = doc["enqueues"]
+            .as_array()
+            .expect("enqueues")
+            .iter()
+            .flat_map(|e| {
+                assert!(e.get("batch").is_some(), "{e}");
+                e["jobs"].as_array().cloned().unwrap_or_default()
+            })
+            .filter_map(|j| j.as_u64())
+            .collect();
+        covered.sort_unstable();
+        assert_eq!(covered, (0..24).collect::<Vec<u64>>());
+    }
+}
