@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::diagnostic::{At, Diagnostics, ManifestError};
 use super::job::Job;
 use super::output::{OutputPath, OutputVars, check_name};
-use super::scope::{OutputScope, Scope};
+use super::scope::{OutputScope, OutputValues, Scope};
 use super::source::YamlPath;
 use super::template::Context;
 use super::validate::Expansion;
@@ -19,7 +19,7 @@ impl Expansion {
     /// A template fails for these values (for example a variable that only some jobs have), or
     /// the name would leave `output.dir` (a node label with `..`); the error points at the template.
     pub fn output_path(&self, job: &Job, vars: &OutputVars) -> Result<OutputPath, ManifestError> {
-        let vars = Arc::new(vars.clone());
+        let vars = OutputValues::new(vars.clone());
         let scope = Scope::output(
             &self.jobs.shared,
             job.index,
@@ -67,7 +67,7 @@ impl Expansion {
     /// The template fails (validation rendered it already, so only for a `date`/`time` that
     /// breaks it).
     pub fn output_dir(&self, date: &str, time: &str) -> Result<PathBuf, ManifestError> {
-        let vars = Arc::new(OutputVars {
+        let vars = OutputValues::new(OutputVars {
             date: date.to_owned(),
             time: time.to_owned(),
             ..OutputVars::example()
@@ -84,7 +84,7 @@ impl Expansion {
         }
     }
 
-    fn render_dir(&self, vars: &Arc<OutputVars>, diags: &mut Diagnostics<'_>) -> Option<PathBuf> {
+    fn render_dir(&self, vars: &Arc<OutputValues>, diags: &mut Diagnostics<'_>) -> Option<PathBuf> {
         let path = YamlPath::keys(&["output", "dir"]);
         let ctx = Context::scope(Scope::run_level(&self.jobs.shared, vars.clone()));
         match self.templates.render(&path, &self.output.dir, &ctx) {

@@ -53,10 +53,48 @@ pub(crate) type JobInputs = (
     Arc<IndexMap<String, InputInfo>>,
 );
 
+/// What the runner knows about one produced file, with the template values made once.
+#[derive(Debug)]
+pub(crate) struct OutputValues {
+    vars: OutputVars,
+    node: MjValue,
+    image: MjValue,
+    item: MjValue,
+    batch: MjValue,
+}
+
+impl OutputValues {
+    pub(crate) fn new(vars: OutputVars) -> Arc<OutputValues> {
+        Arc::new(OutputValues {
+            node: Fields::value(vec![
+                ("id", MjValue::from(vars.node_id.as_str())),
+                ("label", MjValue::from(vars.node_label.as_str())),
+                ("type", MjValue::from(vars.node_type.as_str())),
+            ]),
+            image: Fields::value(vec![
+                ("index", MjValue::from(vars.image_index)),
+                ("count", MjValue::from(vars.image_count)),
+                ("name", MjValue::from(vars.image_name.as_str())),
+            ]),
+            item: Fields::value(vec![("id", MjValue::from(vars.item_id))]),
+            batch: Fields::value(vec![("id", MjValue::from(vars.batch_id.as_str()))]),
+            vars,
+        })
+    }
+}
+
+impl std::ops::Deref for OutputValues {
+    type Target = OutputVars;
+
+    fn deref(&self) -> &OutputVars {
+        &self.vars
+    }
+}
+
 /// The output-side variables of a render of `output.dir` or `output.name`.
 #[derive(Debug)]
 pub(crate) struct OutputScope {
-    pub(crate) vars: Arc<OutputVars>,
+    pub(crate) vars: Arc<OutputValues>,
     /// The job's inputs and what they are (for `inputs["NAME"]`).
     pub(crate) inputs: Option<JobInputs>,
 }
@@ -105,7 +143,7 @@ impl Scope {
     }
 
     /// Variables of `output.dir`: `vars`, `manifest`, `date` and `time`.
-    pub(crate) fn run_level(shared: &Arc<Shared>, vars: Arc<OutputVars>) -> Arc<Scope> {
+    pub(crate) fn run_level(shared: &Arc<Shared>, vars: Arc<OutputValues>) -> Arc<Scope> {
         Arc::new(Scope {
             shared: shared.clone(),
             job: None,
@@ -133,18 +171,10 @@ impl Scope {
         Some(match key {
             "date" => MjValue::from(v.date.as_str()),
             "time" => MjValue::from(v.time.as_str()),
-            "node" if per_file => Fields::value(vec![
-                ("id", MjValue::from(v.node_id.as_str())),
-                ("label", MjValue::from(v.node_label.as_str())),
-                ("type", MjValue::from(v.node_type.as_str())),
-            ]),
-            "image" if per_file => Fields::value(vec![
-                ("index", MjValue::from(v.image_index)),
-                ("count", MjValue::from(v.image_count)),
-                ("name", MjValue::from(v.image_name.as_str())),
-            ]),
-            "item" if per_file => Fields::value(vec![("id", MjValue::from(v.item_id))]),
-            "batch" if per_file => Fields::value(vec![("id", MjValue::from(v.batch_id.as_str()))]),
+            "node" if per_file => v.node.clone(),
+            "image" if per_file => v.image.clone(),
+            "item" if per_file => v.item.clone(),
+            "batch" if per_file => v.batch.clone(),
             "inputs" => MjValue::from_serialize(inputs_by_name(o.inputs.as_ref()?)),
             _ => return None,
         })
@@ -257,11 +287,10 @@ impl Object for Scope {
             "manifest" => Some(self.shared.manifest.clone()),
             "job" => {
                 let (index, _) = self.job?;
-                Some(Fields::value(vec![
-                    ("index", MjValue::from(index)),
-                    ("number", MjValue::from(self.shared.number(index))),
-                    ("count", MjValue::from(self.shared.job_count)),
-                ]))
+                Some(MjValue::from_object(JobVar {
+                    index,
+                    shared: self.shared.clone(),
+                }))
             }
             "run" => self.run_value(),
             "sweep" => {
@@ -336,5 +365,31 @@ impl Object for Fields {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Values(self.0.iter().map(|(k, _)| MjValue::from(*k)).collect())
+    }
+}
+
+/// `job`: index, number and count, made when read.
+#[derive(Debug)]
+struct JobVar {
+    index: usize,
+    shared: Arc<Shared>,
+}
+
+impl Object for JobVar {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &MjValue) -> Option<MjValue> {
+        match key.as_str()? {
+            "index" => Some(MjValue::from(self.index)),
+            "number" => Some(MjValue::from(self.shared.number(self.index))),
+            "count" => Some(MjValue::from(self.shared.job_count)),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["index", "number", "count"])
     }
 }

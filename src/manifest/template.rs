@@ -234,10 +234,18 @@ impl Templates {
 }
 
 /// A result buffer that refuses to grow past [`MAX_RESULT_BYTES`].
-#[derive(Default)]
 struct Limited {
     bytes: Vec<u8>,
     overflow: bool,
+}
+
+impl Default for Limited {
+    fn default() -> Limited {
+        Limited {
+            bytes: Vec::with_capacity(64),
+            overflow: false,
+        }
+    }
 }
 
 impl std::io::Write for Limited {

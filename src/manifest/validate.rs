@@ -21,7 +21,7 @@ use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
-use super::scope::{OutputScope, Scope, Shared};
+use super::scope::{OutputScope, OutputValues, Scope, Shared};
 use super::source::{SourceMap, YamlPath};
 use super::template::{Context, RESERVED, Templates, is_builtin, is_template};
 
@@ -739,13 +739,13 @@ impl ManifestFile {
                 0,
                 IndexMap::new(),
                 OutputScope {
-                    vars: Arc::new(OutputVars::example()),
+                    vars: OutputValues::new(OutputVars::example()),
                     inputs: None,
                 },
             );
             output_name_problems(&templates, &m.output.name, &Context::scope(scope))
         });
-        let example = Arc::new(OutputVars::example());
+        let example = OutputValues::new(OutputVars::example());
         let required: Vec<(String, String)> = catalog
             .missing_required()
             .into_iter()
@@ -941,7 +941,7 @@ fn check_output_dir(
     if templates.failed(&path) {
         return false;
     }
-    let scope = Scope::run_level(&jobs.shared, Arc::new(OutputVars::example()));
+    let scope = Scope::run_level(&jobs.shared, OutputValues::new(OutputVars::example()));
     match templates.render(&path, &output.dir, &Context::scope(scope)) {
         Ok(rendered) if rendered.trim().is_empty() => {
             diags.push(
