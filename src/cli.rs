@@ -109,6 +109,10 @@ pub enum Command {
         /// Manifests to check (globs are expanded).
         #[arg(required = true, value_name = "MANIFEST")]
         manifests: Vec<String>,
+
+        /// Refuse a manifest that expands to more jobs than this (as a run does).
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        max_jobs: u64,
     },
     /// Run every manifest dropped into a folder.
     Watch(WatchArgs),

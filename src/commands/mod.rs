@@ -59,9 +59,13 @@ pub fn report(err: &anyhow::Error) {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         None => run::run(&cli.global, &cli.run, false),
-        Some(Command::Validate { manifests }) => {
+        Some(Command::Validate {
+            manifests,
+            max_jobs,
+        }) => {
             let args = crate::cli::RunArgs {
                 manifests: manifests.clone(),
+                max_jobs: *max_jobs,
                 ..cli.run.clone()
             };
             run::run(&cli.global, &args, true)

@@ -1,7 +1,6 @@
 //! `output.grid`: the X/Y grids a run draws from its sweep, their defaults, their file names and
 //! their checks (every axis a sweep key, every grid of bounded size).
 
-use indexmap::IndexMap;
 use minijinja::{Environment, UndefinedBehavior};
 use schemars::JsonSchema;
 use serde::de::Error as _;
@@ -9,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::diagnostic::{At, Diagnostics, ManifestError, did_you_mean};
-use super::expand::Combination;
+use super::expand::{Combination, Expanded};
 use super::file::ManifestFile;
 use super::model::{Output, Sweep, describe};
 use super::output::check_name;
@@ -267,12 +266,8 @@ pub fn value_label(value: &Value) -> String {
 
 /// Checks `output.grid` against the sweep: every axis is a sweep key (once), sizes and names are
 /// valid, and no grid could grow past the bounds. Problems go to `diags`.
-pub(crate) fn check(
-    output: &Output,
-    keys: &IndexMap<String, YamlPath>,
-    combos: &[Combination],
-    diags: &mut Diagnostics<'_>,
-) {
+pub(crate) fn check(output: &Output, expanded: &Expanded, diags: &mut Diagnostics<'_>) {
+    let keys = &expanded.keys;
     let grid_path = YamlPath::keys(&["output", "grid"]);
     let specs: Vec<(YamlPath, &GridSpec)> = match &output.grid {
         None | Some(Grids::Enabled(false)) => return,
@@ -299,7 +294,7 @@ pub(crate) fn check(
     };
     let count = specs.len();
     for (path, spec) in specs {
-        check_spec(&path, spec, count, keys, combos, diags);
+        check_spec(&path, spec, count, expanded, diags);
     }
 }
 
@@ -307,10 +302,10 @@ fn check_spec(
     path: &YamlPath,
     spec: &GridSpec,
     count: usize,
-    keys: &IndexMap<String, YamlPath>,
-    combos: &[Combination],
+    expanded: &Expanded,
     diags: &mut Diagnostics<'_>,
 ) {
+    let keys = &expanded.keys;
     let mut axes_ok = true;
     let mut seen: Vec<&str> = Vec::new();
     let named: Vec<(YamlPath, &str)> = std::iter::once((path.key("x"), spec.x.as_str()))
@@ -381,14 +376,25 @@ fn check_spec(
     }
 
     // Bounds, from the values the sweep gives each axis.
+    // Labels of a combination's values by key slot (`None`: the key has no value there).
+    let label_of = |combo: &Combination, slot: Option<usize>| -> String {
+        combo.iter().find(|(s, _)| Some(*s) == slot).map_or_else(
+            || "(none)".to_owned(),
+            |(_, cell)| value_label(&expanded.value(*cell)),
+        )
+    };
+    // Distinct labels of a key, in order (stops past what a grid may hold: that is reported).
     let distinct = |key: &str| -> Vec<String> {
+        let slot = keys.get_index_of(key);
         let mut values: Vec<String> = Vec::new();
-        for combo in combos {
-            let label = combo
-                .get(key)
-                .map_or_else(|| "(none)".to_owned(), |v| value_label(&v.value));
-            if !values.contains(&label) {
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for c in 0..expanded.count() {
+            let label = label_of(&expanded.combination(c), slot);
+            if seen.insert(label.clone()) {
                 values.push(label);
+                if values.len() > MAX_CELLS {
+                    break;
+                }
             }
         }
         values
@@ -425,19 +431,20 @@ fn check_spec(
             Some("set a smaller `cell:` size, or move a key to `pages:`".into()),
         );
     }
-    let xy = [spec.x.as_str(), spec.y.as_deref().unwrap_or_default()];
-    let mut page_combos: Vec<Vec<String>> = Vec::new();
-    for combo in combos {
+    let xy = [
+        keys.get_index_of(spec.x.as_str()),
+        spec.y.as_deref().and_then(|y| keys.get_index_of(y)),
+    ];
+    let mut page_combos: std::collections::HashSet<Vec<String>> = std::collections::HashSet::new();
+    for c in 0..expanded.count() {
+        let combo = expanded.combination(c);
         let page: Vec<String> = combo
             .iter()
-            .filter(|(k, _)| !xy.contains(&k.as_str()))
-            .map(|(k, v)| format!("{k}={}", value_label(&v.value)))
+            .filter(|(slot, _)| !xy.contains(&Some(*slot)))
+            .map(|(slot, cell)| format!("{slot}={}", value_label(&expanded.value(*cell))))
             .collect();
-        if !page_combos.contains(&page) {
-            page_combos.push(page);
-            if page_combos.len() > MAX_PAGES {
-                break;
-            }
+        if page_combos.insert(page) && page_combos.len() > MAX_PAGES {
+            break;
         }
     }
     if page_combos.len() > MAX_PAGES {
