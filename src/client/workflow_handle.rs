@@ -47,7 +47,9 @@ use std::time::Duration;
 use futures_util::Stream;
 use serde_json::{Value, json};
 
+use super::cleanup_plan::{Kept, Ours, deletable};
 use super::images::UploadOptions;
+use super::model_resolver::{ModelRef, ModelResolver};
 use super::queue::{QueueItem, QueueItemStatus};
 use super::schemas::{SchemaSource, server_schemas};
 use super::tracker::{TrackEvent, TrackMode, Tracker};
@@ -522,8 +524,8 @@ impl WorkflowHandle {
     }
 
     /// Resolves the model inputs given by name against the server's installed models (exact
-    /// name first, then case-insensitive, narrowed by the field's model type) and sets their
-    /// full identifiers.
+    /// name first, then case-insensitive, narrowed by the model types the field accepts) and
+    /// sets their full identifiers. The runner resolves with the same [`ModelResolver`].
     ///
     /// # Errors
     /// [`HandleError::Model`] naming the input and the model, with the closest installed models
@@ -533,16 +535,12 @@ impl WorkflowHandle {
         if unresolved.is_empty() {
             return Ok(());
         }
+        let mut resolver = ModelResolver::new();
         let mut resolved: HashMap<(String, String), Value> = HashMap::new();
         for u in &unresolved {
-            let model_type = match u.model_types.as_slice() {
-                [one] => Some(one.as_str()),
-                _ => None,
-            };
-            let identifier = self
-                .client
-                .models()
-                .resolve(&u.model_name, None, model_type)
+            let reference = ModelRef::Name(u.model_name.clone());
+            let identifier = resolver
+                .resolve(&self.client, &reference, &u.model_types)
                 .await
                 .map_err(|source| HandleError::Model {
                     workflow: self.name().to_owned(),
@@ -1013,18 +1011,12 @@ impl WorkflowHandle {
                 items: running,
             });
         }
-        if what.outputs {
-            self.delete_outputs(&items, &mut report).await?;
-        }
-        if what.uploads && !self.uploads.is_empty() {
-            let result = self.client.images().delete_many(&self.uploads).await?;
-            for name in &result.failed_images {
-                report
-                    .kept
-                    .push(format!("upload `{name}`: the server could not delete it"));
-            }
-            report.deleted_images.extend(result.deleted_images);
+        self.delete_images(&items, what, &mut report).await?;
+        if what.uploads {
             self.uploads.clear();
+        }
+        if what.outputs {
+            self.delete_created_boards(&mut report).await?;
         }
         if what.queue_items {
             let queue = self.client.queue_with_id(self.queue_id());
@@ -1039,45 +1031,60 @@ impl WorkflowHandle {
         Ok(report)
     }
 
-    async fn delete_outputs(
-        &mut self,
+    /// Deletes the images `what` names that [`crate::client::cleanup_plan`] says may go: the
+    /// uploads, and the images the items' sessions made.
+    async fn delete_images(
+        &self,
         items: &[QueueItem],
+        what: Cleanup,
         report: &mut CleanupReport,
     ) -> Result<(), HandleError> {
-        let sessions: HashSet<&str> = items.iter().map(|i| i.session_id.as_str()).collect();
-        let uploads: HashSet<&str> = self.uploads.iter().map(String::as_str).collect();
-        let mut names: Vec<String> = Vec::new();
-        for item in items {
-            for output in item.outputs().into_values() {
-                for name in output.images {
-                    if !uploads.contains(name.as_str()) && !names.contains(&name) {
-                        names.push(name);
-                    }
+        let sessions: BTreeSet<String> = items.iter().map(|i| i.session_id.clone()).collect();
+        let uploads: BTreeSet<String> = self.uploads.iter().cloned().collect();
+        let mut candidates: Vec<String> = Vec::new();
+        if what.outputs {
+            for item in items {
+                for output in item.outputs().into_values() {
+                    candidates.extend(output.images);
                 }
             }
         }
-        let mut ours = Vec::new();
-        for dto in self.client.images().by_names(&names).await? {
-            if dto
-                .session_id
-                .as_deref()
-                .is_some_and(|s| sessions.contains(s))
-            {
-                ours.push(dto.image_name);
-            } else {
+        if what.uploads {
+            candidates.extend(self.uploads.iter().cloned());
+        }
+        let decided = deletable(
+            &self.client,
+            &candidates,
+            &Ours {
+                sessions: &sessions,
+                uploads: &uploads,
+                delete_uploads: what.uploads,
+                keep: &BTreeSet::new(),
+            },
+        )
+        .await?;
+        for (name, why) in &decided.kept {
+            if *why == Kept::OtherSession {
                 report.kept.push(format!(
-                    "image `{}`: made by another session (a cached node)",
-                    dto.image_name
+                    "image `{name}`: made by another session (a cached node)"
                 ));
             }
         }
-        let result = self.client.images().delete_many(&ours).await?;
+        let result = self.client.images().delete_many(&decided.delete).await?;
         for name in &result.failed_images {
             report
                 .kept
                 .push(format!("image `{name}`: the server could not delete it"));
         }
         report.deleted_images.extend(result.deleted_images);
+        Ok(())
+    }
+
+    /// Deletes the boards this handle created once they are empty.
+    async fn delete_created_boards(
+        &mut self,
+        report: &mut CleanupReport,
+    ) -> Result<(), HandleError> {
         let mut still_created = Vec::new();
         for board_id in std::mem::take(&mut self.created_boards) {
             let left = self

@@ -1,10 +1,8 @@
 //! `invk-run validate` and `--dry-run`: what a run would do, with nothing sent.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
-use super::batch::{build_batch, model_refs};
+use super::batch::{build_batch, model_ref};
 use super::prepare::Prepared;
 use super::report::{ReportMode, Reporter};
 use super::settings::RunSettings;
@@ -45,15 +43,12 @@ pub fn report(
             .enqueues
             .iter()
             .map(|enqueue| {
-                let models: HashMap<String, Value> =
-                    model_refs(&prepared.expansion.inputs, enqueue)
-                        .into_iter()
-                        .map(|name| {
-                            let id = json!({"key": format!("<resolved from `{name}` at run time>"),
-                                        "hash": "", "name": name, "base": "any", "type": "main"});
-                            (name, id)
-                        })
-                        .collect();
+                let models = |_: &str, value: &Value| {
+                    model_ref(value).map(|name| {
+                        json!({"key": format!("<resolved from `{name}` at run time>"),
+                               "hash": "", "name": name, "base": "any", "type": "main"})
+                    })
+                };
                 let options = ConvertOptions {
                     batch_id: Some("<batch id>".into()),
                     origin: Some("invk-run".into()),
