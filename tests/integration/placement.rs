@@ -52,8 +52,7 @@ fn a_linked_output_folder_or_journal_is_refused_before_anything_is_sent() {
         assert_eq!(out.status.code(), Some(2), "{linked}: {stderr}");
         assert!(
             stderr.contains(&format!(
-                "`{}` is a symbolic link (to `{}`)",
-                ws.path(linked).display(),
+                "`{linked}` is a symbolic link (to `{}`)",
                 outside.path().display()
             )),
             "{linked}: {stderr}"
@@ -82,7 +81,7 @@ fn a_linked_sub_folder_fails_its_jobs_and_leaves_only_their_outputs_on_the_serve
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let link = ws.path("out/job/Tinted");
     assert!(
-        stderr.contains(&format!("`{}` is a symbolic link", link.display())),
+        stderr.contains("`out/job/Tinted` is a symbolic link"),
         "{stderr}"
     );
     assert_eq!(files_under(outside.path()), BTreeSet::new());
