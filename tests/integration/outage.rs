@@ -111,8 +111,10 @@ async fn relay(
             }
         }
     };
+    // Only connections open when the outage starts are cut.
+    down_rx.mark_unchanged();
     let cut = async {
-        let _ = down_rx.wait_for(Option::is_some).await;
+        let _ = down_rx.changed().await;
     };
     tokio::select! {
         () = up => {}
