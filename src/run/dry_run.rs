@@ -3,13 +3,12 @@
 //! Neither holds every job: validation made each job once already, and the dry run prints its
 //! document as it goes, the jobs one at a time and the enqueues a chunk of jobs at a time.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::batch::{build_batch, model_refs};
+use super::batch::{build_batch, model_ref};
 use super::prepare::Prepared;
 use super::report::{ReportMode, Reporter};
 use super::settings::RunSettings;
@@ -107,14 +106,12 @@ fn write_plan(
 /// The batch one enqueue would send, with stand-ins for what only the server knows.
 fn payload(prepared: &Prepared, enqueue: &EnqueuePlan) -> Value {
     let placeholder = |i: &crate::manifest::LocalImage| format!("<upload {}>", i.written);
-    let models: HashMap<String, Value> = model_refs(&prepared.expansion.inputs, enqueue)
-        .into_iter()
-        .map(|name| {
-            let id = json!({"key": format!("<resolved from `{name}` at run time>"),
-                            "hash": "", "name": name, "base": "any", "type": "main"});
-            (name, id)
+    let models = |_: &str, value: &Value| {
+        model_ref(value).map(|name| {
+            json!({"key": format!("<resolved from `{name}` at run time>"),
+                   "hash": "", "name": name, "base": "any", "type": "main"})
         })
-        .collect();
+    };
     let options = ConvertOptions {
         batch_id: Some("<batch id>".into()),
         origin: Some("invk-run".into()),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::key::{JobKey, SessionKey};
+use crate::fs::place::{OutputRoot, PlaceError};
 
 /// A journal longer than this many lines is compacted into one checkpoint line when it is opened.
 const COMPACT_AT_LINES: usize = 5_000;
@@ -159,7 +160,12 @@ impl Journal {
     /// When the file cannot be read or created.
     pub fn open(output_dir: &Path, fresh: bool) -> std::io::Result<(Journal, State)> {
         let path = Journal::path_in(output_dir);
-        crate::fs::create_dir_all(crate::fs::parent_dir(&path))?;
+        // The run's own files are checked before anything is sent: a linked output folder,
+        // `.invk-run`, journal or `runs.jsonl` is refused (see `crate::fs::place`).
+        let root = OutputRoot::open(output_dir).map_err(PlaceError::into_io)?;
+        for own in [path.as_path(), &super::summary::summary_path(output_dir)] {
+            root.prepare(own).map_err(PlaceError::into_io)?;
+        }
         if fresh && path.exists() {
             let stamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

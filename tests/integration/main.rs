@@ -12,6 +12,8 @@ mod fake_server;
 mod fake_socketio;
 mod handle;
 mod manifest;
+mod outage;
+mod placement;
 mod report;
 mod runner;
 mod server;
