@@ -31,6 +31,10 @@ const DOWNLOADS_AT_ONCE: usize = 4;
 /// done), few enough that Ctrl-C, another user of the server or a restart cost little.
 pub const DEFAULT_WINDOW: usize = 16;
 
+/// Runs of more jobs than this get no gallery or grids at the end (building them holds every
+/// job's entry in memory); `invk-run report` still builds them on request.
+const GALLERY_MAX_JOBS: usize = 20_000;
+
 /// The most sessions one enqueue carries.
 const MAX_ENQUEUE: usize = 64;
 
@@ -171,7 +175,15 @@ impl Execution<'_> {
         }
         self.write_summary(&ledger)?;
         let report = crate::report::ReportConfig::for_run(p, &self.name);
-        if let Err(e) = crate::report::refresh(out_dir, &report) {
+        if count > GALLERY_MAX_JOBS {
+            self.reporter.event(&RunEvent::Warning {
+                manifest: self.name.clone(),
+                message: format!(
+                    "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
+                    out_dir.display()
+                ),
+            });
+        } else if let Err(e) = crate::report::refresh(out_dir, &report) {
             self.reporter.event(&RunEvent::Warning {
                 manifest: self.name.clone(),
                 message: format!(

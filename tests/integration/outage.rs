@@ -11,7 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::runner::{SWEEP, Workspace, assert_server_keeps_nothing_at, files_under, text};
+use crate::runner::{
+    SWEEP, Workspace, assert_server_keeps_nothing_at, files_under, is_output_png, text,
+};
 use crate::support;
 
 /// What the proxy saw.
@@ -156,7 +158,7 @@ async fn a_10_s_outage_during_downloads_is_outlasted_with_every_file_and_nothing
     );
     let pngs = files_under(&ws.path("out/job"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .count();
     assert_eq!(pngs, 24, "12 jobs x 2 outputs, each once: {stderr}");
     assert!(

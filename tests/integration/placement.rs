@@ -10,7 +10,7 @@ use std::os::unix::fs::symlink;
 use serde_json::Value;
 
 use crate::runner::{
-    Workspace, assert_server_keeps_nothing_at, files_under, image_exists_at, text,
+    Workspace, assert_server_keeps_nothing_at, files_under, image_exists_at, is_output_png, text,
 };
 use crate::support;
 
@@ -217,7 +217,7 @@ output:
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let pngs: Vec<String> = files_under(&ws.path("out/long"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .collect();
     assert_eq!(pngs.len(), 8, "{pngs:?}");
     for name in &pngs {
