@@ -24,6 +24,7 @@ pub mod events;
 pub mod exit_status;
 pub mod fs;
 pub mod manifest;
+pub mod printable;
 pub mod run;
 pub mod server;
 pub mod watch;
