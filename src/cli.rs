@@ -109,6 +109,10 @@ pub enum Command {
         /// Manifests to check (globs are expanded).
         #[arg(required = true, value_name = "MANIFEST")]
         manifests: Vec<String>,
+
+        /// Refuse a manifest that expands to more jobs than this (as a run does).
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        max_jobs: u64,
     },
     /// Run every manifest dropped into a folder.
     Watch(WatchArgs),
@@ -148,6 +152,17 @@ pub enum Command {
     /// A managed local InvokeAI server.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Rebuild the gallery (`index.html`) and the grids of an output folder from what is on disk.
+    Report {
+        /// An output folder, or the manifest that wrote it.
+        #[arg(value_name = "OUTPUT_DIR|MANIFEST")]
+        target: PathBuf,
+    },
+    /// Print shell completions to stdout (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options of `invk-run watch`.

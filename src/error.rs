@@ -28,6 +28,9 @@ pub enum Error {
     /// The managed server could not be installed, started or stopped.
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
+    /// The grids or the gallery could not be made.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -41,6 +44,12 @@ impl Error {
             Error::Workflow(_) | Error::Manifest(_) => ExitStatus::Invalid,
             Error::Run(e) => e.exit_status(),
             Error::Watch(e) => e.exit_status(),
+            Error::Report(e) => e.exit_status(),
+            // A link in an output folder is the user's to remove (the run checks its folder
+            // before it sends anything).
+            Error::Io(e) if crate::fs::place::PlaceError::find(e).is_some_and(|p| p.is_link()) => {
+                ExitStatus::Invalid
+            }
             _ => ExitStatus::Failed,
         }
     }

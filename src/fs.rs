@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 pub use fs_err::*;
 
+pub mod place;
+
 /// The permissions of the files this crate writes: `rw-r--r--`, like a file written the
 /// ordinary way (a temporary file starts out as `rw-------`).
 #[cfg(unix)]

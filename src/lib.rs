@@ -9,6 +9,7 @@
 //! - [`events`]: the server's Socket.IO event stream.
 //! - [`manifest`]: the YAML job manifests, their schema, templates and sweep expansion.
 //! - [`run`]: plan, submit, track, download, clean up, resume.
+//! - [`report`]: X/Y grids of a sweep and the HTML gallery of an output folder.
 //! - [`watch`]: the hot folder.
 //! - [`server`]: a managed local InvokeAI server (install, start, stop), shared with the tests.
 //!
@@ -25,6 +26,7 @@ pub mod exit_status;
 pub mod fs;
 pub mod manifest;
 pub mod printable;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod watch;

@@ -35,9 +35,11 @@ use url::Url;
 mod app;
 mod auth;
 mod boards;
+pub mod cleanup_plan;
 mod download;
 mod error;
 mod images;
+mod model_resolver;
 mod models;
 mod queue;
 pub mod retry;
@@ -56,6 +58,7 @@ pub use error::{ClientError, ValidationIssue};
 pub use images::{
     DeleteImagesResult, ImageCategory, ImageDto, ImageFormat, ImagesHandler, UploadOptions,
 };
+pub use model_resolver::{ModelRef, ModelResolver, field_model_types};
 pub use models::{ModelConfig, ModelFilter, ModelIdentifier, ModelsHandler};
 pub use queue::{
     BatchStatus, EnqueueResult, NodeFieldValue, NodeOutput, ProcessorStatus, QueueHandler,

@@ -124,26 +124,28 @@ impl<'c> ModelsHandler<'c> {
         model_type: Option<&str>,
     ) -> Result<ModelIdentifier, ClientError> {
         let all = self.list(&ModelFilter::default()).await?;
-        pick_model(&all, name, base, model_type).map(ModelConfig::identifier)
+        pick_model(&all, name, base, model_type.as_slice()).map(ModelConfig::identifier)
     }
 }
 
-fn describe(model: &ModelConfig) -> String {
+pub(crate) fn describe(model: &ModelConfig) -> String {
     format!(
         "`{}` ({}, {}, key `{}`)",
         model.name, model.base, model.model_type, model.key
     )
 }
 
-/// The one model of `all` that `name`, `base` and `model_type` designate.
-fn pick_model<'m>(
+/// The one model of `all` that `name`, `base` and `model_types` (any of them; empty: any type)
+/// designate.
+pub(crate) fn pick_model<'m>(
     all: &'m [ModelConfig],
     name: &str,
     base: Option<&str>,
-    model_type: Option<&str>,
+    model_types: &[&str],
 ) -> Result<&'m ModelConfig, ClientError> {
     let fits = |m: &&ModelConfig| {
-        base.is_none_or(|b| m.base == b) && model_type.is_none_or(|t| m.model_type == t)
+        base.is_none_or(|b| m.base == b)
+            && (model_types.is_empty() || model_types.contains(&m.model_type.as_str()))
     };
     let exact: Vec<&ModelConfig> = all.iter().filter(|m| m.name == name).filter(fits).collect();
     let matches = if exact.is_empty() {
@@ -154,12 +156,7 @@ fn pick_model<'m>(
     } else {
         exact
     };
-    let within = match (base, model_type) {
-        (None, None) => String::new(),
-        (Some(b), None) => format!(" among the `{b}` models"),
-        (None, Some(t)) => format!(" among the `{t}` models"),
-        (Some(b), Some(t)) => format!(" among the `{b}` `{t}` models"),
-    };
+    let within = within(base, model_types);
     match matches.as_slice() {
         [one] => Ok(one),
         [] => {
@@ -190,6 +187,21 @@ fn pick_model<'m>(
     }
 }
 
+/// ` among the `BASE` `TYPE` models` (or less), for messages.
+pub(crate) fn within(base: Option<&str>, model_types: &[&str]) -> String {
+    let types = model_types
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match (base, types.is_empty()) {
+        (None, true) => String::new(),
+        (Some(b), true) => format!(" among the `{b}` models"),
+        (None, false) => format!(" among the {types} models"),
+        (Some(b), false) => format!(" among the `{b}` {types} models"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,41 +227,41 @@ mod tests {
             model("k4", "flux dev", "flux", "vae"),
         ];
         assert_eq!(
-            pick_model(&all, "Juggernaut XL", None, None)
+            pick_model(&all, "Juggernaut XL", None, &[])
                 .expect("unique")
                 .key,
             "k1"
         );
         assert_eq!(
-            pick_model(&all, "juggernaut xl", None, None)
+            pick_model(&all, "juggernaut xl", None, &[])
                 .expect("case-insensitive")
                 .key,
             "k1"
         );
         assert_eq!(
-            pick_model(&all, "FLUX Dev", None, Some("main"))
+            pick_model(&all, "FLUX Dev", None, &["main"])
                 .expect("by type")
                 .key,
             "k2"
         );
         assert_eq!(
-            pick_model(&all, "flux dev", Some("flux"), None)
+            pick_model(&all, "flux dev", Some("flux"), &[])
                 .expect("exact wins")
                 .key,
             "k4"
         );
-        let ambiguous = pick_model(&all, "FLUX Dev", None, None).expect_err("two");
+        let ambiguous = pick_model(&all, "FLUX Dev", None, &[]).expect_err("two");
         assert_eq!(
             ambiguous.to_string(),
             "2 models are named `FLUX Dev`; use an id instead; candidates: `FLUX Dev` (flux, main, key `k2`), \
              `FLUX Dev` (flux, lora, key `k3`)"
         );
-        let missing = pick_model(&all, "Juggernaut", Some("sdxl"), Some("main")).expect_err("none");
+        let missing = pick_model(&all, "Juggernaut", Some("sdxl"), &["main"]).expect_err("none");
         assert_eq!(
             missing.to_string(),
             "no model has the id or name `Juggernaut` among the `sdxl` `main` models; known: `Juggernaut XL` (sdxl, main, key `k1`)"
         );
-        let nothing = pick_model(&[], "anything", None, None).expect_err("empty");
+        let nothing = pick_model(&[], "anything", None, &[]).expect_err("empty");
         assert_eq!(
             nothing.to_string(),
             "no model has the id or name `anything`; there are none"

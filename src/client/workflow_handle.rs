@@ -47,11 +47,14 @@ use std::time::Duration;
 use futures_util::Stream;
 use serde_json::{Value, json};
 
+use super::cleanup_plan::{Kept, Ours, deletable};
 use super::images::UploadOptions;
+use super::model_resolver::{ModelRef, ModelResolver};
 use super::queue::{QueueItem, QueueItemStatus};
 use super::schemas::{SchemaSource, server_schemas};
 use super::tracker::{TrackEvent, TrackMode, Tracker};
 use super::{Client, ClientError, is_not_found};
+use crate::fs::place::{Name, OutputRoot};
 use crate::workflow::{
     ConvertOptions, InkType, InkValue, InputError, InputRef, InputSummary, OutputNode, SchemaSet,
     Workflow, WorkflowDefinition, WorkflowError, WorkflowInput,
@@ -170,6 +173,9 @@ pub enum HandleError {
         /// The unfinished items.
         items: Vec<i64>,
     },
+    /// A file could not be placed in the download folder (a link there, no free name, ...).
+    #[error(transparent)]
+    Place(#[from] crate::fs::place::PlaceError),
     /// A local file or folder could not be written.
     #[error("could not {action} `{}`", path.display())]
     File {
@@ -518,8 +524,8 @@ impl WorkflowHandle {
     }
 
     /// Resolves the model inputs given by name against the server's installed models (exact
-    /// name first, then case-insensitive, narrowed by the field's model type) and sets their
-    /// full identifiers.
+    /// name first, then case-insensitive, narrowed by the model types the field accepts) and
+    /// sets their full identifiers. The runner resolves with the same [`ModelResolver`].
     ///
     /// # Errors
     /// [`HandleError::Model`] naming the input and the model, with the closest installed models
@@ -529,16 +535,12 @@ impl WorkflowHandle {
         if unresolved.is_empty() {
             return Ok(());
         }
+        let mut resolver = ModelResolver::new();
         let mut resolved: HashMap<(String, String), Value> = HashMap::new();
         for u in &unresolved {
-            let model_type = match u.model_types.as_slice() {
-                [one] => Some(one.as_str()),
-                _ => None,
-            };
-            let identifier = self
-                .client
-                .models()
-                .resolve(&u.model_name, None, model_type)
+            let reference = ModelRef::Name(u.model_name.clone());
+            let identifier = resolver
+                .resolve(&self.client, &reference, &u.model_types)
                 .await
                 .map_err(|source| HandleError::Model {
                     workflow: self.name().to_owned(),
@@ -911,15 +913,17 @@ impl WorkflowHandle {
     }
 
     /// Downloads the output images of every completed item into `dir` (created if needed) as
-    /// `ITEM-LABEL.EXT` (`ITEM-LABEL-2.EXT`, ... for further images of a node). Each file is
-    /// written to a temporary file first and then linked into place under a free name: nothing
-    /// is ever overwritten (an existing name gets a `-N` suffix). An image several items share
+    /// `ITEM-LABEL.EXT` (`ITEM-LABEL-2.EXT`, ... for further images of a node), under the same
+    /// rules as the runner's outputs ([`crate::fs::place`]): each file is written to a temporary
+    /// file first and then linked into place under a free name, so nothing is ever overwritten
+    /// (an existing name gets a `-N` suffix), and nothing is written through a symbolic link in
+    /// `dir` (nor when `dir` itself is one). An image several items share
     /// (cached nodes) is downloaded once. Failed and canceled items have no outputs and are
     /// skipped (with a warning). Returns the files written, in item and node order.
     ///
     /// # Errors
     /// [`HandleError::NotFinished`] when an item has not finished (nothing is downloaded then),
-    /// [`HandleError::File`], or any [`ClientError`].
+    /// [`HandleError::Place`] for a link in `dir`, or any [`ClientError`].
     pub async fn download_outputs(
         &self,
         dir: impl AsRef<Path>,
@@ -933,13 +937,7 @@ impl WorkflowHandle {
                 status: running.status.as_str().to_owned(),
             });
         }
-        fs_err::tokio::create_dir_all(dir)
-            .await
-            .map_err(|source| HandleError::File {
-                path: dir.to_path_buf(),
-                action: "create the folder",
-                source,
-            })?;
+        let root = OutputRoot::open(dir)?;
         let mut written = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for item in &items {
@@ -965,31 +963,26 @@ impl WorkflowHandle {
                         .and_then(|e| e.to_str())
                         .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()))
                         .unwrap_or("png");
-                    written.push(self.download_one(image, dir, &stem, ext).await?);
+                    written.push(self.download_one(image, &root, &stem, ext).await?);
                 }
             }
         }
         Ok(written)
     }
 
-    /// Downloads one image into a temporary file in `dir`, then links it to the first free
+    /// Downloads one image into a temporary file in `root`, then links it to the first free
     /// name `stem.ext`, `stem-1.ext`, ...
     async fn download_one(
         &self,
         image_name: &str,
-        dir: &Path,
+        root: &OutputRoot,
         stem: &str,
         ext: &str,
     ) -> Result<PathBuf, HandleError> {
-        let tmp = dir.join(format!(".invk-{}.part", uuid::Uuid::new_v4()));
-        let result = self.client.images().download(image_name, &tmp).await;
-        if let Err(err) = result {
-            let _ = fs_err::tokio::remove_file(&tmp).await;
-            return Err(err.into());
-        }
-        let placed = place_without_overwrite(&tmp, dir, stem, ext);
-        let _ = std::fs::remove_file(&tmp);
-        placed
+        let name = Name::new(stem, ext);
+        let tmp = root.temporary_for(&name.candidate(0))?;
+        self.client.images().download(image_name, &tmp).await?;
+        Ok(root.place(&tmp, &name, &[], 0, &HashSet::new())?)
     }
 
     /// Deletes from the server what this handle uploaded and, as asked, what its items produced
@@ -1018,18 +1011,12 @@ impl WorkflowHandle {
                 items: running,
             });
         }
-        if what.outputs {
-            self.delete_outputs(&items, &mut report).await?;
-        }
-        if what.uploads && !self.uploads.is_empty() {
-            let result = self.client.images().delete_many(&self.uploads).await?;
-            for name in &result.failed_images {
-                report
-                    .kept
-                    .push(format!("upload `{name}`: the server could not delete it"));
-            }
-            report.deleted_images.extend(result.deleted_images);
+        self.delete_images(&items, what, &mut report).await?;
+        if what.uploads {
             self.uploads.clear();
+        }
+        if what.outputs {
+            self.delete_created_boards(&mut report).await?;
         }
         if what.queue_items {
             let queue = self.client.queue_with_id(self.queue_id());
@@ -1044,45 +1031,60 @@ impl WorkflowHandle {
         Ok(report)
     }
 
-    async fn delete_outputs(
-        &mut self,
+    /// Deletes the images `what` names that [`crate::client::cleanup_plan`] says may go: the
+    /// uploads, and the images the items' sessions made.
+    async fn delete_images(
+        &self,
         items: &[QueueItem],
+        what: Cleanup,
         report: &mut CleanupReport,
     ) -> Result<(), HandleError> {
-        let sessions: HashSet<&str> = items.iter().map(|i| i.session_id.as_str()).collect();
-        let uploads: HashSet<&str> = self.uploads.iter().map(String::as_str).collect();
-        let mut names: Vec<String> = Vec::new();
-        for item in items {
-            for output in item.outputs().into_values() {
-                for name in output.images {
-                    if !uploads.contains(name.as_str()) && !names.contains(&name) {
-                        names.push(name);
-                    }
+        let sessions: BTreeSet<String> = items.iter().map(|i| i.session_id.clone()).collect();
+        let uploads: BTreeSet<String> = self.uploads.iter().cloned().collect();
+        let mut candidates: Vec<String> = Vec::new();
+        if what.outputs {
+            for item in items {
+                for output in item.outputs().into_values() {
+                    candidates.extend(output.images);
                 }
             }
         }
-        let mut ours = Vec::new();
-        for dto in self.client.images().by_names(&names).await? {
-            if dto
-                .session_id
-                .as_deref()
-                .is_some_and(|s| sessions.contains(s))
-            {
-                ours.push(dto.image_name);
-            } else {
+        if what.uploads {
+            candidates.extend(self.uploads.iter().cloned());
+        }
+        let decided = deletable(
+            &self.client,
+            &candidates,
+            &Ours {
+                sessions: &sessions,
+                uploads: &uploads,
+                delete_uploads: what.uploads,
+                keep: &BTreeSet::new(),
+            },
+        )
+        .await?;
+        for (name, why) in &decided.kept {
+            if *why == Kept::OtherSession {
                 report.kept.push(format!(
-                    "image `{}`: made by another session (a cached node)",
-                    dto.image_name
+                    "image `{name}`: made by another session (a cached node)"
                 ));
             }
         }
-        let result = self.client.images().delete_many(&ours).await?;
+        let result = self.client.images().delete_many(&decided.delete).await?;
         for name in &result.failed_images {
             report
                 .kept
                 .push(format!("image `{name}`: the server could not delete it"));
         }
         report.deleted_images.extend(result.deleted_images);
+        Ok(())
+    }
+
+    /// Deletes the boards this handle created once they are empty.
+    async fn delete_created_boards(
+        &mut self,
+        report: &mut CleanupReport,
+    ) -> Result<(), HandleError> {
         let mut still_created = Vec::new();
         for board_id in std::mem::take(&mut self.created_boards) {
             let left = self
@@ -1144,52 +1146,6 @@ fn slug(label: &str) -> String {
     }
 }
 
-/// Links `tmp` to the first free name `stem.ext`, `stem-1.ext`, ... in `dir`. A hard link never
-/// replaces an existing file, so a name taken meanwhile by someone else is skipped, not
-/// overwritten.
-fn place_without_overwrite(
-    tmp: &Path,
-    dir: &Path,
-    stem: &str,
-    ext: &str,
-) -> Result<PathBuf, HandleError> {
-    #[cfg(unix)]
-    {
-        // The temporary file is private (0600); outputs are ordinary files.
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(err) = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o644)) {
-            tracing::debug!("cannot make `{}` readable: {err}", tmp.display());
-        }
-    }
-    for n in 0_u32..10_000 {
-        let name = if n == 0 {
-            format!("{stem}.{ext}")
-        } else {
-            format!("{stem}-{n}.{ext}")
-        };
-        let dest = dir.join(name);
-        match std::fs::hard_link(tmp, &dest) {
-            Ok(()) => return Ok(dest),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(HandleError::File {
-                    path: dest,
-                    action: "write",
-                    source,
-                });
-            }
-        }
-    }
-    Err(HandleError::File {
-        path: dir.join(format!("{stem}.{ext}")),
-        action: "find a free name for",
-        source: std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "10000 files with this name exist",
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1208,29 +1164,22 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
-    fn placing_a_file_never_overwrites() {
+    fn downloads_are_placed_without_overwriting_as_the_runner_places_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let existing = dir.path().join("7-out.png");
         fs_err::write(&existing, b"keep me").expect("write");
-        let tmp = dir.path().join(".invk-x.part");
+        let root = OutputRoot::open(dir.path()).expect("root");
+        let name = Name::new("7-out", "png");
+        let tmp = root.temporary_for(&name.candidate(0)).expect("tmp");
         fs_err::write(&tmp, b"new").expect("write");
-        let first = place_without_overwrite(&tmp, dir.path(), "7-out", "png").expect("placed");
-        let second = place_without_overwrite(&tmp, dir.path(), "7-out", "png").expect("placed");
+        let first = root
+            .place(&tmp, &name, &[], 0, &HashSet::new())
+            .expect("placed");
         assert_eq!(first, dir.path().join("7-out-1.png"));
-        assert_eq!(second, dir.path().join("7-out-2.png"));
         assert_eq!(fs_err::read(&existing).expect("read"), b"keep me");
         assert_eq!(fs_err::read(&first).expect("read"), b"new");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs_err::metadata(&first).expect("stat").permissions().mode();
-            assert_eq!(
-                mode & 0o777,
-                0o644,
-                "outputs are readable like ordinary files"
-            );
-        }
     }
 
     #[test]

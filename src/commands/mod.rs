@@ -10,6 +10,7 @@ pub mod connect;
 pub mod graph;
 pub mod inputs;
 mod logging;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod status;
@@ -61,9 +62,13 @@ pub fn report(err: &anyhow::Error) {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         None => run::run(&cli.global, &cli.run, false),
-        Some(Command::Validate { manifests }) => {
+        Some(Command::Validate {
+            manifests,
+            max_jobs,
+        }) => {
             let args = crate::cli::RunArgs {
                 manifests: manifests.clone(),
+                max_jobs: *max_jobs,
                 ..cli.run.clone()
             };
             run::run(&cli.global, &args, true)
@@ -76,5 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
         Some(Command::Status { target }) => status::status(&cli.global, target),
         Some(Command::Cancel { target }) => status::cancel_run(&cli.global, target),
+        Some(Command::Report { target }) => report::run(target, &cli.global),
+        Some(Command::Completions { shell }) => Ok(report::completions(*shell)),
     }
 }

@@ -3,8 +3,14 @@
 //! The manifest code stays independent of how workflows are loaded: the workflow core implements
 //! this trait, and tests use small tables.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
+
+/// The check of one input's values ([`InputCatalog::check`]) as a function that owns what it
+/// needs, so that jobs can be made after the catalog is gone.
+pub type Checker = Arc<dyn Fn(&Value) -> Result<Value, CatalogError> + Send + Sync>;
 
 /// The kind of an input, as far as manifests care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -81,6 +87,9 @@ pub trait InputCatalog {
     /// The value's type or a constraint is wrong; the message names the rule.
     fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError>;
 
+    /// [`InputCatalog::check`] for `input`, as a function of the value alone.
+    fn checker(&self, input: &InputInfo) -> Checker;
+
     /// System names of the required inputs that the workflow itself leaves without a value: the
     /// manifest must set them.
     fn missing_required(&self) -> Vec<String>;
@@ -149,28 +158,42 @@ impl InputCatalog for crate::workflow::Workflow {
     }
 
     fn check(&self, input: &InputInfo, value: &Value) -> Result<Value, CatalogError> {
-        use crate::workflow::{InputRef, Workflow, WorkflowError};
-        // The manifest contract allows `{key: KEY}` for a model; the workflow core wants the
-        // whole identifier, which only the server knows: the runner completes it by key, as it
-        // resolves model names.
-        if input.kind == InputKind::Model {
-            if let Value::Object(m) = value {
-                if m.len() == 1
-                    && m.get("key")
-                        .is_some_and(|k| k.as_str().is_some_and(|k| !k.is_empty()))
-                {
-                    return Ok(value.clone());
-                }
+        self.checker(input)(value)
+    }
+
+    fn checker(&self, input: &InputInfo) -> Checker {
+        use crate::workflow::{InputRef, ink};
+        let schema = match self.input(&InputRef::parse(&input.system_name)) {
+            Ok(i) => i.schema.clone(),
+            Err(e) => {
+                let message = e.to_string();
+                return Arc::new(move |_| Err(CatalogError::new(message.clone())));
             }
-        }
-        match Workflow::check(self, &InputRef::parse(&input.system_name), value) {
-            Ok(converted) => Ok(converted.to_json()),
-            Err(WorkflowError::InvalidValue(e)) => Err(CatalogError::new(e.problem)),
-            Err(other) => Err(CatalogError::new(other.to_string())),
-        }
+        };
+        let model = input.kind == InputKind::Model;
+        Arc::new(move |value| {
+            // The manifest contract allows `{key: KEY}` for a model; the workflow core wants the
+            // whole identifier, which only the server knows: the runner completes it by key, as
+            // it resolves model names.
+            if model && is_model_key(value) {
+                return Ok(value.clone());
+            }
+            match &schema {
+                Some(s) => ink::coerce(&s.ty, &s.constraints, value)
+                    .map(|v| v.to_json())
+                    .map_err(CatalogError::new),
+                None => Ok(value.clone()),
+            }
+        })
     }
 
     fn missing_required(&self) -> Vec<String> {
         self.missing_required_inputs()
     }
+}
+
+/// `{key: KEY}` alone, with a non-empty key.
+fn is_model_key(value: &Value) -> bool {
+    matches!(value, Value::Object(m) if m.len() == 1
+        && m.get("key").is_some_and(|k| k.as_str().is_some_and(|k| !k.is_empty())))
 }

@@ -39,6 +39,77 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// At most this many problems are listed for one manifest.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// Values quoted in messages (between backticks or double quotes) are cut to this many
+/// characters.
+pub const MAX_QUOTED_CHARS: usize = 80;
+
+/// A message (or hint) is cut to this many characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+impl Diagnostic {
+    /// A problem at `location` of `file`; long values quoted in the message and hint are cut
+    /// (see [`bounded`]).
+    #[must_use]
+    pub fn new(
+        file: &Path,
+        location: Location,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: location.line,
+            col: location.col,
+            message: bounded(&message.into()),
+            hint: hint.map(|h| bounded(&h)),
+        }
+    }
+}
+
+/// `text` with every value quoted in it (between backticks or double quotes) longer than
+/// [`MAX_QUOTED_CHARS`] cut with an ellipsis, and the whole cut to [`MAX_MESSAGE_CHARS`]: a
+/// message about a huge value does not repeat it.
+#[must_use]
+pub fn bounded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * MAX_MESSAGE_CHARS + 8));
+    let mut quote: Option<(char, usize)> = None; // the open quote and the characters since
+    let mut written = 0usize;
+    for c in text.chars() {
+        let before = out.len();
+        match quote {
+            Some((q, _)) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            Some((q, n)) => {
+                if n < MAX_QUOTED_CHARS {
+                    out.push(c);
+                } else if n == MAX_QUOTED_CHARS {
+                    out.push('…');
+                }
+                quote = Some((q, n + 1));
+            }
+            None => {
+                if c == '`' || c == '"' {
+                    quote = Some((c, 0));
+                }
+                out.push(c);
+            }
+        }
+        if out.len() > before {
+            written += 1;
+        }
+        if written >= MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
 /// A manifest that cannot be run, and why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -106,7 +177,9 @@ struct Item {
     location: Location,
     message: String,
     hint: Option<String>,
-    jobs: Vec<usize>,
+    /// How many jobs the problem was found in (0: not a per-job problem), and the first.
+    jobs: usize,
+    first_job: usize,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -145,7 +218,8 @@ impl<'a> Diagnostics<'a> {
             location,
             message: message.into(),
             hint,
-            jobs: Vec::new(),
+            jobs: 0,
+            first_job: 0,
         });
     }
 
@@ -160,13 +234,16 @@ impl<'a> Diagnostics<'a> {
         message: impl FnOnce() -> (String, Option<String>),
     ) {
         if let Some(&i) = self.per_job.get(&(path.clone(), kind.to_owned())) {
-            self.items[i].jobs.push(job);
+            let item = &mut self.items[i];
+            item.jobs += 1;
+            item.first_job = item.first_job.min(job);
             return;
         }
         let (message, hint) = message();
         self.push(path, at, message, hint);
         let i = self.items.len() - 1;
-        self.items[i].jobs.push(job);
+        self.items[i].jobs = 1;
+        self.items[i].first_job = job;
         self.per_job.insert((path.clone(), kind.to_owned()), i);
     }
 
@@ -175,33 +252,43 @@ impl<'a> Diagnostics<'a> {
     }
 
     /// The problems, sorted by place; per-job problems say how many of `job_count` jobs they hit.
+    /// At most [`MAX_DIAGNOSTICS`] are listed; a last one says how many more there are.
     pub(crate) fn finish(self, job_count: usize) -> Vec<Diagnostic> {
         let mut items = self.items;
         items.sort_by_key(|i| i.location);
-        items
+        let more = items.len().saturating_sub(MAX_DIAGNOSTICS);
+        let next = items.get(MAX_DIAGNOSTICS).map(|i| i.location);
+        let mut out: Vec<Diagnostic> = items
             .into_iter()
+            .take(MAX_DIAGNOSTICS)
             .map(|i| {
                 let mut message = i.message;
-                if job_count > 1 && !i.jobs.is_empty() {
-                    let first = i.jobs.iter().min().copied().unwrap_or_default();
-                    if i.jobs.len() == 1 {
+                if job_count > 1 && i.jobs > 0 {
+                    let first = i.first_job;
+                    if i.jobs == 1 {
                         message.push_str(&format!(" (in job {first})"));
-                    } else if i.jobs.len() < job_count {
+                    } else if i.jobs < job_count {
                         message.push_str(&format!(
                             " (in {} of {job_count} jobs, first job {first})",
-                            i.jobs.len()
+                            i.jobs
                         ));
                     }
                 }
-                Diagnostic {
-                    file: self.file.to_path_buf(),
-                    line: i.location.line,
-                    col: i.location.col,
-                    message,
-                    hint: i.hint,
-                }
+                Diagnostic::new(self.file, i.location, message, i.hint)
             })
-            .collect()
+            .collect();
+        if let Some(location) = next {
+            out.push(Diagnostic::new(
+                self.file,
+                location,
+                format!(
+                    "{more} more problem{} from here on (only the first {MAX_DIAGNOSTICS} are listed)",
+                    if more == 1 { "" } else { "s" }
+                ),
+                None,
+            ));
+        }
+        out
     }
 
     /// `Err(ManifestError)` with everything collected, or `Ok(())` when nothing was.
@@ -290,6 +377,44 @@ mod tests {
                 "a.yaml:1:1: error: other (in job 5)",
                 "a.yaml:2:10: error: bad value (in 3 of 10 jobs, first job 3)"
             ]
+        );
+    }
+
+    #[test]
+    fn quoted_values_and_whole_messages_are_cut() {
+        let long = "y".repeat(500);
+        assert_eq!(
+            bounded("short `value` and \"text\""),
+            "short `value` and \"text\""
+        );
+        assert_eq!(
+            bounded(&format!("image file `{long}` not found")),
+            format!("image file `{}…` not found", "y".repeat(MAX_QUOTED_CHARS))
+        );
+        let cut = bounded(&"z".repeat(5000));
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn at_most_a_hundred_problems_are_listed() {
+        let text: String = (0..150).map(|i| format!("k{i}: 1\n")).collect();
+        let source = SourceMap::parse(&text).expect("yaml");
+        let file = Path::new("a.yaml");
+        let mut d = Diagnostics::new(file, &source);
+        for i in 0..150 {
+            d.push(
+                &YamlPath::keys(&[&format!("k{i}")]),
+                At::Key,
+                format!("bad `k{i}`"),
+                None,
+            );
+        }
+        let out = d.finish(0);
+        assert_eq!(out.len(), MAX_DIAGNOSTICS + 1);
+        assert_eq!(
+            out[MAX_DIAGNOSTICS].to_string(),
+            "a.yaml:101:1: error: 50 more problems from here on (only the first 100 are listed)"
         );
     }
 

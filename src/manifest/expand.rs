@@ -1,4 +1,4 @@
-//! Sweep expansion: from `sweep` and `runs` to the ordered list of combinations.
+//! Sweep expansion: from `sweep` and `runs` to the ordered combinations, computed one at a time.
 //!
 //! Order (documented in `docs/manifest.md`):
 //! 1. axes: each `matrix` key in written order, then each `zip` group; the product runs like
@@ -6,48 +6,303 @@
 //! 2. `exclude` drops every combination matching all keys of an entry;
 //! 3. `include` extends matching combinations or appends new ones (GitHub Actions semantics);
 //! 4. `runs` repeats the whole list (runs are the outer loop, as on the server).
+//!
+//! Nothing here holds every combination: combination *c* is computed from *c* (a mixed-radix
+//! number over the axes; with `exclude`, the *c*-th position a bit set leaves; then the `include`
+//! entries that match it), so memory follows the size of the manifest, not the number of jobs.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use globset::GlobBuilder;
 use indexmap::IndexMap;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use super::diagnostic::{At, Diagnostics, did_you_mean};
 use super::model::{Axis, Sweep};
 use super::source::YamlPath;
 
-/// Above this many combinations before `exclude`, expansion refuses without enumerating.
+/// With `exclude`, the product of the axes is filtered through a bit set; above this many
+/// combinations expansion refuses instead.
 const ENUMERATION_LIMIT: u128 = 5_000_000;
 
-/// A sweep value and the place in the manifest it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SweepValue {
-    pub(crate) value: Value,
-    pub(crate) origin: YamlPath,
-    /// Whether the value is a file path a glob produced (never a template).
-    pub(crate) from_glob: bool,
+/// Where one sweep value is: a row of a `matrix`/`zip` column, or a key of an `include` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Cell {
+    /// Row `row` of column `column` (an index into [`Expanded::columns`]).
+    Column { column: usize, row: usize },
+    /// Key number `key` of `include` entry `entry`.
+    Include { entry: usize, key: usize },
 }
 
-/// One combination of sweep values, by sweep key.
-pub(crate) type Combination = IndexMap<String, SweepValue>;
+/// One combination: its sweep keys (by their index in [`Expanded::keys`]) and where each value
+/// is, in the order the keys appear in the job's `sweep`.
+pub(crate) type Combination = Vec<(usize, Cell)>;
 
-/// The result of expanding a sweep.
+/// The values of one sweep key.
+#[derive(Debug)]
+pub(crate) enum Values {
+    /// Values as written.
+    List(Vec<Value>),
+    /// Files a glob matched (never templates).
+    Glob(Vec<String>),
+    /// `start + i * step`, integers.
+    Ints { start: i64, step: i64, count: usize },
+    /// `start + i * step`, rounded to 9 decimals.
+    Floats { start: f64, step: f64, count: usize },
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::List(v) => v.len(),
+            Values::Glob(v) => v.len(),
+            Values::Ints { count, .. } | Values::Floats { count, .. } => *count,
+        }
+    }
+
+    fn get(&self, i: usize) -> Cow<'_, Value> {
+        match self {
+            Values::List(v) => Cow::Borrowed(&v[i]),
+            Values::Glob(v) => Cow::Owned(Value::String(v[i].clone())),
+            Values::Ints { start, step, .. } => Cow::Owned(Value::from(start + i as i64 * step)),
+            Values::Floats { start, step, .. } => {
+                let x = start + i as f64 * step;
+                let rounded = (x * 1e9).round() / 1e9;
+                Cow::Owned(Number::from_f64(rounded).map_or(Value::Null, Value::Number))
+            }
+        }
+    }
+}
+
+/// The values of one sweep key of `matrix` or `zip`.
+#[derive(Debug)]
+pub(crate) struct Column {
+    /// Index of the key in [`Expanded::keys`].
+    pub(crate) slot: usize,
+    /// Where the key is (`sweep.matrix.KEY`, `sweep.zip.KEY`...).
+    pub(crate) path: YamlPath,
+    pub(crate) values: Values,
+    dim: usize,
+}
+
+impl Column {
+    /// How many values.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// One factor of the product: a matrix key (one column) or a zip group (columns advancing
+/// together).
+#[derive(Debug)]
+struct Dim {
+    len: u64,
+    /// Combinations per step of this dimension (the product of the later dimensions' lengths).
+    stride: u64,
+}
+
+/// An `include` entry, prepared.
+#[derive(Debug)]
+struct Include {
+    path: YamlPath,
+    /// Every key of the entry: its slot in [`Expanded::keys`], its name and value.
+    keys: Vec<(usize, String, Value)>,
+    /// The entry's keys that are axis keys: (column, index into `keys`).
+    axis: Vec<(usize, usize)>,
+    /// Indices into `keys` of the keys the entry adds.
+    extras: Vec<usize>,
+}
+
+/// Which product positions `exclude` dropped, with counts to find the n-th one left.
+#[derive(Debug)]
+struct Excluded {
+    /// Bit `p` set: position `p` is dropped (positions past the product are set too).
+    words: Vec<u64>,
+    /// Positions left before each word.
+    before: Vec<u64>,
+}
+
+impl Excluded {
+    fn new(product: u64) -> Excluded {
+        let n = usize::try_from(product.div_ceil(64)).unwrap_or(usize::MAX);
+        let mut words = vec![0u64; n];
+        let tail = product % 64;
+        if tail != 0 {
+            if let Some(last) = words.last_mut() {
+                *last = !0u64 << tail;
+            }
+        }
+        Excluded {
+            words,
+            before: Vec::new(),
+        }
+    }
+
+    fn contains(&self, p: u64) -> bool {
+        self.words[(p / 64) as usize] & (1 << (p % 64)) != 0
+    }
+
+    /// Sets bit `p`; whether it was clear.
+    fn insert(&mut self, p: u64) -> bool {
+        let w = &mut self.words[(p / 64) as usize];
+        let bit = 1 << (p % 64);
+        let fresh = *w & bit == 0;
+        *w |= bit;
+        fresh
+    }
+
+    /// Computes the counts; returns how many positions are left.
+    fn finish(&mut self) -> u64 {
+        let mut left = 0u64;
+        self.before = self
+            .words
+            .iter()
+            .map(|w| {
+                let here = left;
+                left += u64::from((!w).count_ones());
+                here
+            })
+            .collect();
+        left
+    }
+
+    /// The position of the `n`-th position left (from 0).
+    fn select(&self, n: u64) -> u64 {
+        let w = self.before.partition_point(|&b| b <= n) - 1;
+        let mut free = !self.words[w];
+        for _ in 0..(n - self.before[w]) {
+            free &= free - 1;
+        }
+        w as u64 * 64 + u64::from(free.trailing_zeros())
+    }
+}
+
+/// A sweep, ready to give its combinations by index.
 #[derive(Debug)]
 pub(crate) struct Expanded {
-    /// The combinations, in order (without runs).
-    pub(crate) combinations: Vec<Combination>,
     /// Every sweep key, with the path of its first appearance (matrix, zip, then include).
     pub(crate) keys: IndexMap<String, YamlPath>,
+    /// The `matrix` and `zip` columns, in order.
+    pub(crate) columns: Vec<Column>,
+    dims: Vec<Dim>,
+    excluded: Option<Excluded>,
+    /// Combinations of the axes left after `exclude`.
+    left: u64,
+    includes: Vec<Include>,
+    /// `include` entries that match no combination: appended, in order.
+    appended: Vec<usize>,
+    /// Combinations (without runs); 0 when expansion failed.
+    count: usize,
 }
 
-/// One dimension of the product: a matrix key (one key) or a zip group (several keys).
-struct Dimension {
-    keys: Vec<String>,
-    rows: Vec<Vec<SweepValue>>,
+impl Expanded {
+    /// How many combinations (without runs).
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Combination `c` (`c < count()`).
+    pub(crate) fn combination(&self, c: usize) -> Combination {
+        let c = c as u64;
+        if c >= self.left {
+            let entry = self.appended[(c - self.left) as usize];
+            return self.includes[entry]
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(key, (slot, ..))| (*slot, Cell::Include { entry, key }))
+                .collect();
+        }
+        let p = self.excluded.as_ref().map_or(c, |e| e.select(c));
+        let rows: Vec<usize> = self
+            .dims
+            .iter()
+            .map(|d| ((p / d.stride) % d.len) as usize)
+            .collect();
+        let mut combo: Combination = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(column, col)| {
+                (
+                    col.slot,
+                    Cell::Column {
+                        column,
+                        row: rows[col.dim],
+                    },
+                )
+            })
+            .collect();
+        for (entry, inc) in self.includes.iter().enumerate() {
+            let fits = inc.axis.iter().all(|&(column, key)| {
+                let col = &self.columns[column];
+                values_equal(&col.values.get(rows[col.dim]), &inc.keys[key].2)
+            });
+            if !fits {
+                continue;
+            }
+            for &key in &inc.extras {
+                let slot = inc.keys[key].0;
+                let cell = Cell::Include { entry, key };
+                match combo.iter_mut().find(|(s, _)| *s == slot) {
+                    Some(existing) => existing.1 = cell,
+                    None => combo.push((slot, cell)),
+                }
+            }
+        }
+        combo
+    }
+
+    /// The value at `cell`, as written (templates not rendered).
+    pub(crate) fn value(&self, cell: Cell) -> Cow<'_, Value> {
+        match cell {
+            Cell::Column { column, row } => self.columns[column].values.get(row),
+            Cell::Include { entry, key } => Cow::Borrowed(&self.includes[entry].keys[key].2),
+        }
+    }
+
+    /// Where the value at `cell` is written.
+    pub(crate) fn origin(&self, cell: Cell) -> YamlPath {
+        match cell {
+            Cell::Column { column, row } => {
+                let col = &self.columns[column];
+                match col.values {
+                    Values::List(_) => col.path.index(row),
+                    Values::Glob(_) => col.path.key("glob"),
+                    Values::Ints { .. } | Values::Floats { .. } => col.path.key("range"),
+                }
+            }
+            Cell::Include { entry, key } => {
+                let inc = &self.includes[entry];
+                inc.path.key(&inc.keys[key].1)
+            }
+        }
+    }
+
+    /// Whether the value at `cell` is a file path a glob produced (never a template).
+    pub(crate) fn is_glob(&self, cell: Cell) -> bool {
+        matches!(cell, Cell::Column { column, .. } if matches!(self.columns[column].values, Values::Glob(_)))
+    }
+
+    /// The cells of `include` entries, with their key slots.
+    pub(crate) fn include_cells(&self) -> impl Iterator<Item = (usize, Cell)> + '_ {
+        self.includes.iter().enumerate().flat_map(|(entry, inc)| {
+            inc.keys
+                .iter()
+                .enumerate()
+                .map(move |(key, (slot, ..))| (*slot, Cell::Include { entry, key }))
+        })
+    }
+
+    /// The number of values of each `include` entry.
+    pub(crate) fn include_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.includes.iter().map(|i| i.keys.len())
+    }
 }
 
-/// Expands `sweep`; problems go to `diags` (the result is then partial and must not be run).
+/// Expands `sweep`; problems go to `diags` (the result then has no combination and must not be
+/// run).
 pub(crate) fn expand(
     sweep: &Sweep,
     runs: u32,
@@ -57,15 +312,19 @@ pub(crate) fn expand(
 ) -> Expanded {
     let sweep_path = YamlPath::keys(&["sweep"]);
     let mut keys: IndexMap<String, YamlPath> = IndexMap::new();
-    let mut dims: Vec<Dimension> = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
+    let mut lengths: Vec<usize> = Vec::new();
 
     for (key, axis) in &sweep.matrix {
         let path = sweep_path.key("matrix").key(key);
-        keys.insert(key.clone(), path.clone());
+        let (slot, _) = keys.insert_full(key.clone(), path.clone());
         let values = axis_values(axis, &path, base_dir, max_jobs, diags);
-        dims.push(Dimension {
-            keys: vec![key.clone()],
-            rows: values.into_iter().map(|v| vec![v]).collect(),
+        lengths.push(values.len());
+        columns.push(Column {
+            slot,
+            path,
+            values,
+            dim: lengths.len() - 1,
         });
     }
 
@@ -74,7 +333,7 @@ pub(crate) fn expand(
             Some(i) => sweep_path.key("zip").index(i),
             None => sweep_path.key("zip"),
         };
-        let mut columns: Vec<(String, Vec<SweepValue>)> = Vec::new();
+        let mut group_columns: Vec<(String, YamlPath, Values)> = Vec::new();
         for (key, axis) in group {
             let path = group_path.key(key);
             if let Some(first) = keys.get(key) {
@@ -89,17 +348,14 @@ pub(crate) fn expand(
                 );
                 continue;
             }
-            keys.insert(key.clone(), path.clone());
-            columns.push((
-                key.clone(),
-                axis_values(axis, &path, base_dir, max_jobs, diags),
-            ));
+            let values = axis_values(axis, &path, base_dir, max_jobs, diags);
+            group_columns.push((key.clone(), path, values));
         }
-        let lengths: Vec<usize> = columns.iter().map(|(_, v)| v.len()).collect();
-        if lengths.windows(2).any(|w| w[0] != w[1]) {
-            let detail: Vec<String> = columns
+        let group_lengths: Vec<usize> = group_columns.iter().map(|(_, _, v)| v.len()).collect();
+        if group_lengths.windows(2).any(|w| w[0] != w[1]) {
+            let detail: Vec<String> = group_columns
                 .iter()
-                .map(|(k, v)| format!("`{k}` has {} value{}", v.len(), plural(v.len())))
+                .map(|(k, _, v)| format!("`{k}` has {} value{}", v.len(), plural(v.len())))
                 .collect();
             diags.push(
                 &group_path,
@@ -111,50 +367,85 @@ pub(crate) fn expand(
             );
             continue;
         }
-        let len = lengths.first().copied().unwrap_or(0);
-        let rows = (0..len)
-            .map(|i| columns.iter().map(|(_, v)| v[i].clone()).collect())
-            .collect();
-        dims.push(Dimension {
-            keys: columns.into_iter().map(|(k, _)| k).collect(),
-            rows,
-        });
+        if group_columns.is_empty() {
+            continue;
+        }
+        lengths.push(group_lengths[0]);
+        for (key, path, values) in group_columns {
+            let (slot, _) = keys.insert_full(key, path.clone());
+            columns.push(Column {
+                slot,
+                path,
+                values,
+                dim: lengths.len() - 1,
+            });
+        }
     }
 
-    let product: u128 = dims.iter().map(|d| d.rows.len() as u128).product();
-    let total_before_exclude = product.saturating_mul(u128::from(runs));
-    if product > ENUMERATION_LIMIT {
-        too_many(
-            diags,
-            sweep,
-            &format!("about {total_before_exclude}"),
-            total_before_exclude,
-            max_jobs,
-        );
-        return Expanded {
-            combinations: Vec::new(),
-            keys,
-        };
+    let product: u128 = lengths.iter().map(|&l| l as u128).product();
+    let mut expanded = Expanded {
+        keys,
+        columns,
+        dims: Vec::new(),
+        excluded: None,
+        left: 0,
+        includes: Vec::new(),
+        appended: Vec::new(),
+        count: 0,
+    };
+    if !sweep.exclude.is_empty() && product > ENUMERATION_LIMIT || product > u128::from(u64::MAX) {
+        // Too many to filter: refuse before any work per combination.
+        let total = product.saturating_mul(u128::from(runs));
+        if total > u128::from(max_jobs) {
+            too_many(diags, sweep, &format!("about {total}"), total, max_jobs);
+        } else {
+            diags.push(
+                &YamlPath::keys(&["sweep", "exclude"]),
+                At::Key,
+                format!("`exclude` filters at most {ENUMERATION_LIMIT} combinations, and this sweep has {product}"),
+                Some("narrow the lists instead of excluding from them".into()),
+            );
+        }
+        return expanded;
     }
+    let product = product as u64;
+    let mut stride = 1u64;
+    let mut dims: Vec<Dim> = lengths
+        .iter()
+        .rev()
+        .map(|&len| {
+            let d = Dim {
+                len: len as u64,
+                stride,
+            };
+            stride = stride.saturating_mul(len as u64);
+            d
+        })
+        .collect();
+    dims.reverse();
+    expanded.dims = dims;
 
     // With no axes, `include` entries are the combinations (as in GitHub Actions); without
     // either there is one empty combination, so a manifest without a sweep is one job per run.
-    let mut combinations: Vec<Combination> = if dims.is_empty() && !sweep.include.is_empty() {
-        Vec::new()
+    let originals = if expanded.dims.is_empty() && !sweep.include.is_empty() {
+        0
     } else {
-        product_of(&dims)
+        product
     };
+    expanded.left = originals;
+    if !sweep.exclude.is_empty() && originals > 0 {
+        expanded.left = apply_exclude(sweep, &mut expanded, product, diags);
+    }
+    apply_include(sweep, &mut expanded);
 
-    let axis_keys: Vec<String> = dims.iter().flat_map(|d| d.keys.iter().cloned()).collect();
-    apply_exclude(sweep, &axis_keys, &mut combinations, diags);
-    apply_include(sweep, &axis_keys, &mut combinations, &mut keys);
-
-    let total = (combinations.len() as u128).saturating_mul(u128::from(runs));
+    let count = u128::from(expanded.left) + expanded.appended.len() as u128;
+    let total = count.saturating_mul(u128::from(runs));
     if total > u128::from(max_jobs) {
         too_many(diags, sweep, &total.to_string(), total, max_jobs);
-        combinations.clear();
+        return expanded;
     }
-    Expanded { combinations, keys }
+    expanded.count = count as usize;
+    expanded
 }
 
 fn too_many(diags: &mut Diagnostics<'_>, sweep: &Sweep, count: &str, total: u128, max_jobs: u64) {
@@ -177,123 +468,196 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The cartesian product of the dimensions, last dimension fastest.
-fn product_of(dims: &[Dimension]) -> Vec<Combination> {
-    let mut out = vec![Combination::new()];
-    for dim in dims {
-        let mut next = Vec::with_capacity(out.len() * dim.rows.len());
-        for combo in &out {
-            for row in &dim.rows {
-                let mut c = combo.clone();
-                for (k, v) in dim.keys.iter().zip(row) {
-                    c.insert(k.clone(), v.clone());
-                }
-                next.push(c);
-            }
-        }
-        out = next;
-    }
-    out
+/// For each dimension, the rows whose values agree with `wanted` ((column, value) pairs).
+fn rows_agreeing(expanded: &Expanded, wanted: &[(usize, &Value)]) -> Vec<Vec<usize>> {
+    expanded
+        .dims
+        .iter()
+        .enumerate()
+        .map(|(d, dim)| {
+            let here: Vec<(usize, &Value)> = wanted
+                .iter()
+                .filter(|(c, _)| expanded.columns[*c].dim == d)
+                .copied()
+                .collect();
+            (0..dim.len as usize)
+                .filter(|&row| {
+                    here.iter()
+                        .all(|(c, v)| values_equal(&expanded.columns[*c].values.get(row), v))
+                })
+                .collect()
+        })
+        .collect()
 }
 
+/// Calls `f` with every product position whose rows are in `rows` (one list per dimension),
+/// until it returns `false`.
+fn for_each_position(expanded: &Expanded, rows: &[Vec<usize>], f: &mut impl FnMut(u64) -> bool) {
+    if rows.iter().any(Vec::is_empty) {
+        return;
+    }
+    let mut at = vec![0usize; rows.len()];
+    loop {
+        let p: u64 = at
+            .iter()
+            .enumerate()
+            .map(|(d, &i)| rows[d][i] as u64 * expanded.dims[d].stride)
+            .sum();
+        if !f(p) {
+            return;
+        }
+        // Odometer: the last dimension turns fastest.
+        let mut d = rows.len();
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            at[d] += 1;
+            if at[d] < rows[d].len() {
+                break;
+            }
+            at[d] = 0;
+        }
+    }
+}
+
+/// The column of each axis key, by name.
+fn axis_columns(expanded: &Expanded) -> IndexMap<&str, usize> {
+    expanded
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = expanded
+                .keys
+                .get_index(c.slot)
+                .map_or("", |(k, _)| k.as_str());
+            (name, i)
+        })
+        .collect()
+}
+
+/// Marks what `exclude` drops; returns how many combinations are left.
 fn apply_exclude(
     sweep: &Sweep,
-    axis_keys: &[String],
-    combos: &mut Vec<Combination>,
+    expanded: &mut Expanded,
+    product: u64,
     diags: &mut Diagnostics<'_>,
-) {
-    for (i, entry) in sweep.exclude.iter().enumerate() {
-        let path = YamlPath::keys(&["sweep", "exclude"]).index(i);
-        let mut valid = true;
-        for key in entry.keys() {
-            if !axis_keys.contains(key) {
-                valid = false;
-                let hint =
-                    did_you_mean(key, axis_keys.iter().map(String::as_str)).unwrap_or_else(|| {
+) -> u64 {
+    let mut excluded = Excluded::new(product);
+    {
+        let columns = axis_columns(expanded);
+        let axis_keys: Vec<&str> = columns.keys().copied().collect();
+        for (i, entry) in sweep.exclude.iter().enumerate() {
+            let path = YamlPath::keys(&["sweep", "exclude"]).index(i);
+            let mut valid = true;
+            for key in entry.keys() {
+                if !columns.contains_key(key.as_str()) {
+                    valid = false;
+                    let hint = did_you_mean(key, axis_keys.iter().copied()).unwrap_or_else(|| {
                         "`exclude` entries may only name keys of `sweep.matrix` and `sweep.zip`"
                             .into()
                     });
+                    diags.push(
+                        &path.key(key),
+                        At::Key,
+                        format!("`exclude` names `{key}`, which is not a sweep key"),
+                        Some(hint),
+                    );
+                }
+            }
+            if !valid {
+                continue;
+            }
+            if entry.is_empty() {
                 diags.push(
-                    &path.key(key),
-                    At::Key,
-                    format!("`exclude` names `{key}`, which is not a sweep key"),
-                    Some(hint),
+                    &path,
+                    At::Value,
+                    "empty `exclude` entry",
+                    Some("an empty entry would drop every combination".into()),
+                );
+                continue;
+            }
+            let wanted: Vec<(usize, &Value)> = entry
+                .iter()
+                .map(|(k, v)| (columns[k.as_str()], v))
+                .collect();
+            let rows = rows_agreeing(expanded, &wanted);
+            let mut dropped = 0u64;
+            for_each_position(expanded, &rows, &mut |p| {
+                if excluded.insert(p) {
+                    dropped += 1;
+                }
+                true
+            });
+            if dropped == 0 {
+                diags.push(
+                    &path,
+                    At::Value,
+                    "this `exclude` entry matches no combination",
+                    Some("values are compared exactly (`0` and `\"0\"` differ); check them against the sweep's lists".into()),
                 );
             }
         }
-        if !valid {
-            continue;
-        }
-        if entry.is_empty() {
-            diags.push(
-                &path,
-                At::Value,
-                "empty `exclude` entry",
-                Some("an empty entry would drop every combination".into()),
-            );
-            continue;
-        }
-        let before = combos.len();
-        combos.retain(|c| !matches_all(entry, c));
-        if combos.len() == before {
-            diags.push(
-                &path,
-                At::Value,
-                "this `exclude` entry matches no combination",
-                Some("values are compared exactly (`0` and `\"0\"` differ); check them against the sweep's lists".into()),
-            );
-        }
     }
+    let left = excluded.finish();
+    expanded.excluded = Some(excluded);
+    left
 }
 
-fn apply_include(
-    sweep: &Sweep,
-    axis_keys: &[String],
-    combos: &mut Vec<Combination>,
-    keys: &mut IndexMap<String, YamlPath>,
-) {
-    let original = combos.len();
+/// Prepares the `include` entries and finds those that match no combination (appended).
+fn apply_include(sweep: &Sweep, expanded: &mut Expanded) {
+    let columns: IndexMap<String, usize> = axis_columns(expanded)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let mut includes = Vec::with_capacity(sweep.include.len());
+    let mut appended = Vec::new();
     for (i, entry) in sweep.include.iter().enumerate() {
         let path = YamlPath::keys(&["sweep", "include"]).index(i);
-        let value = |k: &str, v: &Value| SweepValue {
-            value: v.clone(),
-            origin: path.key(k),
-            from_glob: false,
-        };
-        for k in entry.keys() {
-            keys.entry(k.clone()).or_insert_with(|| path.key(k));
-        }
-        let mut matched = false;
-        for combo in combos.iter_mut().take(original) {
-            // An entry may add keys and overwrite keys added by earlier entries, but never
-            // overwrite an original sweep value.
-            let compatible = entry.iter().all(|(k, v)| {
-                !axis_keys.contains(k) || combo.get(k).is_some_and(|sv| values_equal(&sv.value, v))
-            });
-            if compatible {
-                matched = true;
-                for (k, v) in entry {
-                    if !axis_keys.contains(k) {
-                        combo.insert(k.clone(), value(k, v));
-                    }
+        let mut keys = Vec::with_capacity(entry.len());
+        let mut axis = Vec::new();
+        let mut extras = Vec::new();
+        for (n, (k, v)) in entry.iter().enumerate() {
+            let (slot, _) = match expanded.keys.get_full(k) {
+                Some((slot, ..)) => (slot, ()),
+                None => {
+                    let (slot, _) = expanded.keys.insert_full(k.clone(), path.key(k));
+                    (slot, ())
                 }
+            };
+            keys.push((slot, k.clone(), v.clone()));
+            match columns.get(k) {
+                Some(&column) => axis.push((column, n)),
+                None => extras.push(n),
             }
         }
+        let matched = expanded.left > 0 && {
+            let wanted: Vec<(usize, &Value)> = axis.iter().map(|&(c, n)| (c, &keys[n].2)).collect();
+            let rows = rows_agreeing(expanded, &wanted);
+            let mut any = false;
+            match &expanded.excluded {
+                None => any = rows.iter().all(|r| !r.is_empty()),
+                Some(excluded) => for_each_position(expanded, &rows, &mut |p| {
+                    any = !excluded.contains(p);
+                    !any
+                }),
+            }
+            any
+        };
         if !matched {
-            combos.push(
-                entry
-                    .iter()
-                    .map(|(k, v)| (k.clone(), value(k, v)))
-                    .collect(),
-            );
+            appended.push(i);
         }
+        includes.push(Include {
+            path,
+            keys,
+            axis,
+            extras,
+        });
     }
-}
-
-fn matches_all(entry: &Map<String, Value>, combo: &Combination) -> bool {
-    entry
-        .iter()
-        .all(|(k, v)| combo.get(k).is_some_and(|sv| values_equal(&sv.value, v)))
+    expanded.includes = includes;
+    expanded.appended = appended;
 }
 
 /// Equality where `1` and `1.0` are the same number.
@@ -313,17 +677,9 @@ fn axis_values(
     base_dir: &Path,
     max_jobs: u64,
     diags: &mut Diagnostics<'_>,
-) -> Vec<SweepValue> {
-    let values: Vec<SweepValue> = match axis {
-        Axis::Values(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| SweepValue {
-                value: v.clone(),
-                origin: path.index(i),
-                from_glob: false,
-            })
-            .collect(),
+) -> Values {
+    let values = match axis {
+        Axis::Values(items) => Values::List(items.clone()),
         Axis::Glob { glob } => match glob_files(base_dir, glob) {
             Ok(files) if files.is_empty() => {
                 diags.push(
@@ -335,37 +691,23 @@ fn axis_values(
                         base_dir.display()
                     )),
                 );
-                Vec::new()
+                Values::Glob(Vec::new())
             }
-            Ok(files) => files
-                .into_iter()
-                .map(|f| SweepValue {
-                    value: Value::String(f),
-                    origin: path.key("glob"),
-                    from_glob: true,
-                })
-                .collect(),
+            Ok(files) => Values::Glob(files),
             Err(message) => {
                 diags.push(&path.key("glob"), At::Value, message, None);
-                Vec::new()
+                Values::Glob(Vec::new())
             }
         },
         Axis::Range { range } => match range_values(range, max_jobs) {
-            Ok(v) => v
-                .into_iter()
-                .map(|v| SweepValue {
-                    value: v,
-                    origin: path.key("range"),
-                    from_glob: false,
-                })
-                .collect(),
+            Ok(v) => v,
             Err(message) => {
                 diags.push(&path.key("range"), At::Value, message, None);
-                Vec::new()
+                Values::List(Vec::new())
             }
         },
     };
-    if values.is_empty() && matches!(axis, Axis::Values(_)) {
+    if values.len() == 0 && matches!(axis, Axis::Values(_)) {
         diags.push(
             path,
             At::Key,
@@ -457,7 +799,7 @@ fn walk(dir: &Path, rel: &str, depth: usize, max_depth: usize, found: &mut impl 
 
 /// The numbers of `[start, stop]` or `[start, stop, step]`, stop included when reached.
 /// Integers stay integers; with a fractional bound or step the values are floats.
-pub(crate) fn range_values(range: &[Number], max_jobs: u64) -> Result<Vec<Value>, String> {
+fn range_values(range: &[Number], max_jobs: u64) -> Result<Values, String> {
     let shown = format!(
         "[{}]",
         range
@@ -472,18 +814,23 @@ pub(crate) fn range_values(range: &[Number], max_jobs: u64) -> Result<Vec<Value>
         if step == 0 {
             return Err(format!("range {shown} has a step of 0"));
         }
-        if (stop - start).signum() * step.signum() < 0 {
+        let span = i128::from(stop) - i128::from(start);
+        if span.signum() * i128::from(step.signum()) < 0 {
             return Err(format!(
                 "range {shown} is empty: the step goes away from the stop"
             ));
         }
-        let count = (stop - start) / step + 1;
-        if count as u64 > max_jobs {
+        let count = span / i128::from(step) + 1;
+        if count > i128::from(max_jobs) {
             return Err(format!(
                 "range {shown} has {count} values, more than the job limit of {max_jobs}"
             ));
         }
-        return Ok((0..count).map(|i| Value::from(start + i * step)).collect());
+        return Ok(Values::Ints {
+            start,
+            step,
+            count: count as usize,
+        });
     }
     let floats: Vec<f64> = range.iter().filter_map(Number::as_f64).collect();
     let (start, stop, step) = (floats[0], floats[1], floats.get(2).copied().unwrap_or(1.0));
@@ -497,20 +844,17 @@ pub(crate) fn range_values(range: &[Number], max_jobs: u64) -> Result<Vec<Value>
     }
     // A small tolerance so that [0, 1, 0.1] ends at 1.0 despite binary fractions.
     let steps = ((stop - start) / step + 1e-9).floor();
-    if steps + 1.0 > max_jobs as f64 {
+    if !steps.is_finite() || steps + 1.0 > max_jobs as f64 {
         return Err(format!(
             "range {shown} has {} values, more than the job limit of {max_jobs}",
             steps + 1.0
         ));
     }
-    let count = steps as u64 + 1;
-    Ok((0..count)
-        .map(|i| {
-            let x = start + i as f64 * step;
-            let rounded = (x * 1e9).round() / 1e9;
-            Number::from_f64(rounded).map_or(Value::Null, Value::Number)
-        })
-        .collect())
+    Ok(Values::Floats {
+        start,
+        step,
+        count: steps as usize + 1,
+    })
 }
 
 #[cfg(test)]
@@ -533,13 +877,15 @@ mod tests {
         let file = Path::new("m.yaml");
         let mut diags = Diagnostics::new(file, &source);
         let out = expand(&sweep, runs, dir, max_jobs, &mut diags);
-        let combos = out
-            .combinations
-            .iter()
+        let combos = (0..out.count())
             .map(|c| {
                 Value::Object(
-                    c.iter()
-                        .map(|(k, v)| (k.clone(), v.value.clone()))
+                    out.combination(c)
+                        .into_iter()
+                        .map(|(slot, cell)| {
+                            let key = out.keys.get_index(slot).expect("slot").0.clone();
+                            (key, out.value(cell).into_owned())
+                        })
                         .collect(),
                 )
             })
@@ -716,7 +1062,7 @@ include:
         assert_eq!(
             errors,
             [
-                "m.yaml:1:1: error: the manifest expands to about 25000000 jobs, more than the limit of 10000\n  hint: narrow the sweep, or raise the limit with `--max-jobs 25000000`"
+                "m.yaml:1:1: error: the manifest expands to 25000000 jobs, more than the limit of 10000\n  hint: narrow the sweep, or raise the limit with `--max-jobs 25000000`"
             ]
         );
     }

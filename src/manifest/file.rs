@@ -50,10 +50,7 @@ impl ManifestFile {
     /// # Errors
     /// The file cannot be read, or has problems that leave nothing to check.
     pub fn load(path: &Path) -> Result<ManifestFile, ManifestError> {
-        let text = fs_err::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_manifest(path, path)?;
         ManifestFile::parse(&text, path)
     }
 
@@ -77,20 +74,28 @@ impl ManifestFile {
     ) -> Result<ManifestFile, ManifestError> {
         let fatal =
             |location: Location, message: String, hint: Option<String>| ManifestError::Invalid {
-                diagnostics: vec![Diagnostic {
-                    file: path.to_path_buf(),
-                    line: location.line,
-                    col: location.col,
-                    message,
-                    hint,
-                }],
+                diagnostics: vec![Diagnostic::new(path, location, message, hint)],
             };
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(too_large(path, text.as_bytes()));
+        }
         if text.trim().is_empty() {
             return Err(fatal(
                 Location::START,
                 "the manifest is empty".into(),
                 Some("a manifest needs at least `version: 1` and `workflow: FILE`".into()),
             ));
+        }
+        // The locations first: a list too long to check stops here, before it is built.
+        let early = SourceMap::parse(text);
+        if let Err(e) = &early {
+            if e.too_large {
+                return Err(fatal(
+                    e.location,
+                    e.message.clone(),
+                    Some("write long sweeps as `{range: ...}` or `{glob: ...}`, or split the manifest".into()),
+                ));
+            }
         }
         let value: Value = match serde_norway::from_str(text) {
             Ok(Value::Null) => {
@@ -106,8 +111,8 @@ impl ManifestFile {
                 return Err(fatal(location, format!("invalid YAML: {message}"), None));
             }
         };
-        let source = SourceMap::parse(text)
-            .map_err(|e| fatal(e.location, format!("invalid YAML: {}", e.message), None))?;
+        let source =
+            early.map_err(|e| fatal(e.location, format!("invalid YAML: {}", e.message), None))?;
         let Value::Object(mut top) = value else {
             return Err(fatal(
                 Location::START,
@@ -220,7 +225,7 @@ impl ManifestFile {
             .unwrap_or_default();
         let sweep =
             section::<Sweep>(&mut top, "sweep", &mut diags, &mut broken).unwrap_or_default();
-        let runs = section::<u32>(&mut top, "runs", &mut diags, &mut broken).unwrap_or(1);
+        let runs = section::<u64>(&mut top, "runs", &mut diags, &mut broken).unwrap_or(1);
         if runs == 0 {
             diags.push(
                 &YamlPath::keys(&["runs"]),
@@ -229,6 +234,15 @@ impl ManifestFile {
                 Some("leave `runs` out to run each combination once".into()),
             );
         }
+        let runs = u32::try_from(runs).unwrap_or_else(|_| {
+            diags.push(
+                &YamlPath::keys(&["runs"]),
+                At::Value,
+                format!("`runs` is too large: {runs} is more than {}, the limit", u32::MAX),
+                Some("each run of each combination is a job, and a manifest makes at most `--max-jobs` jobs (10000 by default)".into()),
+            );
+            1
+        });
         let output =
             section::<Output>(&mut top, "output", &mut diags, &mut broken).unwrap_or_default();
         let cleanup =
@@ -327,6 +341,56 @@ impl ManifestFile {
     }
 }
 
+/// A manifest file may have at most this many bytes.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// Reads the manifest at `read_from` (named `display_path` in messages), refusing one larger than
+/// [`MAX_MANIFEST_BYTES`] without reading more than that.
+///
+/// # Errors
+/// The file cannot be read, is not UTF-8, or is too large.
+pub fn read_manifest(read_from: &Path, display_path: &Path) -> Result<String, ManifestError> {
+    use std::io::Read;
+    let read_error = |source| ManifestError::Read {
+        path: display_path.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(read_from).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(too_large(display_path, &bytes));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+/// The error for a manifest over [`MAX_MANIFEST_BYTES`], at the line where the limit is reached.
+fn too_large(path: &Path, bytes: &[u8]) -> ManifestError {
+    let head = &bytes[..MAX_MANIFEST_BYTES.min(bytes.len())];
+    let line = head.iter().filter(|&&b| b == b'\n').count() + 1;
+    ManifestError::Invalid {
+        diagnostics: vec![Diagnostic::new(
+            path,
+            Location { line, col: 1 },
+            format!(
+                "the manifest is larger than {} MiB, the limit; it reaches the limit on this line",
+                MAX_MANIFEST_BYTES >> 20
+            ),
+            Some(
+                "write long sweeps as `{range: ...}` or `{glob: ...}`, or split the manifest"
+                    .into(),
+            ),
+        )],
+    }
+}
+
 /// Takes `key` out of the top-level map and deserializes it, recording a located problem when it
 /// does not fit. `None` when the key is absent (or broken).
 fn section<T: DeserializeOwned>(
@@ -369,6 +433,7 @@ fn humanize(message: &str) -> String {
         .replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
         .replace("expected u32", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
         .replace("expected a boolean", "expected `true` or `false`")
         .replace("expected a sequence", "expected a list")
         .replace("expected a map", "expected a map of keys")
@@ -409,6 +474,75 @@ fn yaml_error(e: &serde_norway::Error, text: &str) -> (Location, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_beyond_the_limit_say_so() {
+        assert_eq!(
+            problems("version: 1\nworkflow: wf.json\nruns: 1000000000000\n"),
+            [
+                "m.yaml:3:7: error: `runs` is too large: 1000000000000 is more than 4294967295, the limit\n  hint: each run of each combination is a job, and a manifest makes at most `--max-jobs` jobs (10000 by default)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_manifest_over_the_size_limit_is_refused_at_the_line_that_crosses_it() {
+        let line = "# a comment line that is exactly sixty-four bytes long ........\n";
+        assert_eq!(line.len(), 64);
+        let text = format!("version: 1\nworkflow: wf.json\n{}", line.repeat(20_000));
+        assert!(text.len() > MAX_MANIFEST_BYTES);
+        let found = problems(&text);
+        // 26 bytes of header, then 64 bytes a line: byte 2^20 is on line 2 + ceil((2^20 - 26) / 64).
+        let expected_line = 2 + (MAX_MANIFEST_BYTES - 26).div_ceil(64);
+        assert_eq!(
+            found,
+            [format!(
+                "m.yaml:{expected_line}:1: error: the manifest is larger than 1 MiB, the limit; it reaches the limit on this line\n  hint: write long sweeps as `{{range: ...}}` or `{{glob: ...}}`, or split the manifest"
+            )]
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.yaml");
+        std::fs::write(&path, &text).expect("write");
+        let err = read_manifest(&path, Path::new("big.yaml")).expect_err("too large");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "big.yaml:{expected_line}:1: error: the manifest is larger than 1 MiB"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_list_over_the_length_limit_is_refused_where_it_starts() {
+        let items = "1,".repeat(crate::manifest::MAX_COLLECTION_ITEMS + 1);
+        let text =
+            format!("version: 1\nworkflow: wf.json\nsweep:\n  matrix:\n    Steps: [{items}]\n");
+        assert!(text.len() < MAX_MANIFEST_BYTES);
+        assert_eq!(
+            problems(&text),
+            [
+                "m.yaml:5:12: error: the list `sweep.matrix.Steps` has more than 100000 items, the limit\n  hint: write long sweeps as `{range: ...}` or `{glob: ...}`, or split the manifest"
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_about_huge_values_do_not_repeat_them() {
+        let value = "x".repeat(100_000);
+        let found = problems(&format!(
+            "version: 1\nworkflow: wf.json\nrunz: \"{value}\"\nserver: \"{value}\"\n"
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        for p in &found {
+            assert!(p.len() < 400, "{p}");
+        }
+        assert!(
+            found[1].contains(&format!("`{}…`", "x".repeat(80))),
+            "{}",
+            found[1]
+        );
+    }
 
     fn problems(yaml: &str) -> Vec<String> {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -455,7 +589,7 @@ cleanup:
                 "m.yaml:1:10: error: unsupported manifest version 2\n  hint: this invk-run reads version 1; see docs/manifest.md",
                 "m.yaml:3:1: error: unknown key `imputs`\n  hint: did you mean `inputs`?",
                 "m.yaml:4:7: error: `runs` must be at least 1\n  hint: leave `runs` out to run each combination once",
-                "m.yaml:6:3: error: unknown key `nam`, expected one of `dir`, `name`, `sidecar`\n  hint: did you mean `name`?",
+                "m.yaml:6:3: error: unknown key `nam`, expected one of `dir`, `name`, `sidecar`, `grid`, `gallery`\n  hint: did you mean `name`?",
                 "m.yaml:8:12: error: unknown variant `sometimes`, expected one of `on-success`, `always`, `never`",
             ]
         );

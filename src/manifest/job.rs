@@ -36,7 +36,7 @@ pub enum InputValue {
 #[derive(Debug, Clone)]
 pub struct ValueKey {
     value: Value,
-    canonical: String,
+    canonical: std::sync::Arc<str>,
 }
 
 impl PartialEq for ValueKey {
@@ -57,7 +57,7 @@ impl ValueKey {
     /// Wraps a value.
     #[must_use]
     pub fn new(value: Value) -> ValueKey {
-        let canonical = value.to_string();
+        let canonical = value.to_string().into();
         ValueKey { value, canonical }
     }
 

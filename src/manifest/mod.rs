@@ -16,19 +16,26 @@ mod catalog;
 mod diagnostic;
 mod expand;
 mod file;
+mod grid;
 mod job;
 mod model;
 mod output;
 mod output_path;
 mod plan;
 mod schema;
+mod scope;
 mod source;
 mod template;
 mod validate;
 
-pub use catalog::{CatalogError, InputCatalog, InputInfo, InputKind};
-pub use diagnostic::{Diagnostic, ManifestError, closest, did_you_mean};
-pub use file::{ManifestFile, TOP_LEVEL_KEYS, WorkflowSource};
+pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
+pub use diagnostic::{Diagnostic, MAX_DIAGNOSTICS, ManifestError, bounded, closest, did_you_mean};
+pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
+pub use grid::{
+    DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS,
+    MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, check_grid_nodes, default_grid,
+    render_grid_name, resolve_grids, value_label,
+};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
@@ -37,6 +44,6 @@ pub use model::{
 pub use output::{OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, Plan, split_system_name};
 pub use schema::manifest_schema;
-pub use source::{Location, Segment, SourceMap, YamlPath};
-pub use template::{RESERVED, is_template};
+pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
+pub use template::{FUEL, MAX_RESULT_BYTES, RESERVED, is_template};
 pub use validate::{ExpandOptions, Expansion};

@@ -244,6 +244,13 @@ pub struct Output {
     /// Write a JSON file beside each output: inputs, seed, workflow, server, item id, times.
     #[serde(default = "default_true")]
     pub sidecar: bool,
+    /// X/Y grids of the sweep's outputs: one grid (a map), several (a list), or `false` for
+    /// none. Without it, a sweep of one or two keys gets one default grid per output node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<super::grid::Grids>,
+    /// Write `index.html`, a gallery of every output, at the root of `dir`.
+    #[serde(default = "default_true")]
+    pub gallery: bool,
 }
 
 /// The default `output.dir`.
@@ -269,6 +276,8 @@ impl Default for Output {
             dir: default_dir(),
             name: default_name(),
             sidecar: true,
+            grid: None,
+            gallery: true,
         }
     }
 }

@@ -16,10 +16,10 @@ use super::validate::Expansion;
 use crate::workflow::payload::BatchDatum;
 
 /// The jobs of a manifest, grouped into enqueues.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    /// The jobs, in order.
-    pub jobs: Vec<Job>,
+    /// How many jobs the enqueues run.
+    job_count: usize,
     /// The enqueues, ordered by their first job.
     pub enqueues: Vec<EnqueuePlan>,
 }
@@ -36,10 +36,11 @@ pub struct EnqueuePlan {
 }
 
 impl Plan {
-    /// Groups the jobs of an expansion.
+    /// Groups every job of an expansion (all in memory: for small manifests and tests; a run
+    /// groups a window of jobs at a time with [`Plan::from_jobs`]).
     #[must_use]
     pub fn new(expansion: &Expansion) -> Plan {
-        Plan::from_jobs(expansion.jobs.clone(), &expansion.inputs)
+        Plan::from_jobs(expansion.jobs().collect(), &expansion.inputs)
     }
 
     /// Groups `jobs`; `inputs` tells which inputs are batchable (unknown ones count as not).
@@ -84,13 +85,16 @@ impl Plan {
                 }
             })
             .collect();
-        Plan { jobs, enqueues }
+        Plan {
+            job_count: jobs.len(),
+            enqueues,
+        }
     }
 
     /// How many jobs.
     #[must_use]
     pub fn job_count(&self) -> usize {
-        self.jobs.len()
+        self.job_count
     }
 
     /// How many enqueues.

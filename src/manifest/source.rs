@@ -169,13 +169,18 @@ pub struct SourceMap {
     duplicates: Vec<DuplicateKey>,
 }
 
-/// A YAML syntax error found while building a [`SourceMap`].
+/// A list or map of a manifest may have at most this many items.
+pub const MAX_COLLECTION_ITEMS: usize = 100_000;
+
+/// A YAML syntax error found while building a [`SourceMap`], or a list too long to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
-    /// Where the parser stopped.
+    /// Where the parser stopped (for a list that is too long: where the list starts).
     pub location: Location,
     /// What it expected.
     pub message: String,
+    /// Whether the document is valid YAML but over a limit ([`MAX_COLLECTION_ITEMS`]).
+    pub too_large: bool,
 }
 
 enum Frame {
@@ -223,14 +228,14 @@ impl SourceMap {
                     if expects_key(&stack) {
                         set_pending_key(&mut stack, value.into_owned(), here);
                     } else {
-                        map.place_value(&mut stack, here);
+                        map.place_value(&mut stack, here)?;
                     }
                 }
                 Event::Alias(_) => {
                     if expects_key(&stack) {
                         set_pending_key(&mut stack, "*".to_owned(), here);
                     } else {
-                        map.place_value(&mut stack, here);
+                        map.place_value(&mut stack, here)?;
                     }
                 }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
@@ -238,7 +243,7 @@ impl SourceMap {
                         complex_key_depth = 1;
                         continue;
                     }
-                    let path = map.place_value(&mut stack, here);
+                    let path = map.place_value(&mut stack, here)?;
                     stack.push(match event {
                         Event::MappingStart(..) => Frame::Mapping {
                             path,
@@ -258,8 +263,35 @@ impl SourceMap {
     }
 
     /// Records a value at the current position and returns its path.
-    fn place_value(&mut self, stack: &mut [Frame], here: Location) -> YamlPath {
-        match stack.last_mut() {
+    fn place_value(
+        &mut self,
+        stack: &mut [Frame],
+        here: Location,
+    ) -> Result<YamlPath, SyntaxError> {
+        let full = match stack.last() {
+            Some(Frame::Sequence { path, next }) if *next >= MAX_COLLECTION_ITEMS => {
+                Some((path.clone(), "list"))
+            }
+            Some(Frame::Mapping { path, seen, .. }) if seen.len() >= MAX_COLLECTION_ITEMS => {
+                Some((path.clone(), "map"))
+            }
+            _ => None,
+        };
+        if let Some((path, what)) = full {
+            let shown = if path.segments().is_empty() {
+                "the manifest".to_owned()
+            } else {
+                format!("`{path}`")
+            };
+            return Err(SyntaxError {
+                location: self.value(&path),
+                message: format!(
+                    "the {what} {shown} has more than {MAX_COLLECTION_ITEMS} items, the limit"
+                ),
+                too_large: true,
+            });
+        }
+        Ok(match stack.last_mut() {
             None => {
                 self.nodes.insert(
                     YamlPath::root(),
@@ -308,7 +340,7 @@ impl SourceMap {
                 );
                 p
             }
-        }
+        })
     }
 
     /// Where the value at `path` starts, or the nearest enclosing node's location when the path
@@ -379,6 +411,7 @@ fn syntax_error(e: &ScanError) -> SyntaxError {
             col: m.col() + 1,
         },
         message: e.info().to_owned(),
+        too_large: false,
     }
 }
 

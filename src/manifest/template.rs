@@ -3,14 +3,25 @@
 //!
 //! Strings in `inputs`, sweep values, `include` entries and `output.dir`/`output.name` are
 //! templates. A string without `{{`, `{%` or `{#` is taken as it is and never compiled.
+//!
+//! Every render has a budget: at most [`FUEL`] steps of the template engine and a result of at
+//! most [`MAX_RESULT_BYTES`] bytes, so a manifest cannot make validation run or grow without end.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value};
 
 use super::diagnostic::{closest, did_you_mean};
+use super::scope::Scope;
 use super::source::YamlPath;
+
+/// The steps (engine instructions) one render may take.
+pub const FUEL: u64 = 100_000;
+
+/// The longest result one render may have, in bytes.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// Names the template context defines itself; a sweep key with one of these names is reachable
 /// only as `sweep["name"]`.
@@ -47,6 +58,9 @@ pub struct TemplateProblem {
     pub hint: Option<String>,
     /// Whether the problem is an undefined variable (versus syntax or evaluation).
     pub undefined: bool,
+    /// Whether the render ran out of its budget (steps or result size): the same template is
+    /// not rendered again for other jobs.
+    pub over_budget: bool,
 }
 
 /// Whether a string contains template syntax.
@@ -81,6 +95,7 @@ impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
         env.set_keep_trailing_newline(true);
         env.add_filter("stem", |s: String| -> String {
             std::path::Path::new(&s)
@@ -156,11 +171,20 @@ impl Templates {
             .unwrap_or_default()
     }
 
+    /// Whether the template at `path` reads no variable but those in `allowed` (builtins aside).
+    /// A string that is no template reads nothing.
+    #[must_use]
+    pub fn reads_only(&self, path: &YamlPath, allowed: &[&str]) -> bool {
+        self.top_level_names(path)
+            .iter()
+            .all(|n| is_builtin(n) || allowed.contains(&n.as_str()))
+    }
+
     /// Renders the template at `path` with `ctx`; a string that is no template comes back as it is.
     ///
     /// # Errors
     /// An undefined variable (named, with the closest defined name) or an evaluation error.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         path: &YamlPath,
         source: &str,
@@ -173,36 +197,112 @@ impl Templates {
             .env
             .get_template(&compiled.name)
             .map_err(|e| problem(&e, source))?;
-        template.render(&ctx.value).map_err(|e| {
-            // minijinja does not name the undefined variable; find it among those the template
-            // reads (a template may test or default a variable, so this runs only on failure).
-            if e.kind() == ErrorKind::UndefinedError {
-                if let Some(p) = compiled
-                    .variables
-                    .iter()
-                    .find_map(|var| undefined(var, &ctx.json))
-                {
-                    return p;
+        let mut out = Limited::default();
+        match template.render_captured_to(ctx.value(), &mut out) {
+            Ok(_) => String::from_utf8(out.bytes).map_err(|_| TemplateProblem {
+                message: "template error: the result is not valid UTF-8".into(),
+                hint: None,
+                undefined: false,
+                over_budget: false,
+            }),
+            Err(_) if out.overflow => Err(TemplateProblem {
+                message: format!(
+                    "the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit"
+                ),
+                hint: Some("a template makes a short text (a prompt, a name); check its loops and repetitions".into()),
+                undefined: false,
+                over_budget: true,
+            }),
+            Err(e) => {
+                // minijinja does not name the undefined variable; find it among those the
+                // template reads (a template may test or default a variable, so this runs only
+                // on failure).
+                if e.kind() == ErrorKind::UndefinedError {
+                    let json = ctx.json();
+                    if let Some(p) = compiled
+                        .variables
+                        .iter()
+                        .find_map(|var| undefined(var, &json))
+                    {
+                        return Err(p);
+                    }
                 }
+                Err(problem(&e, source))
             }
-            problem(&e, source)
-        })
+        }
     }
 }
 
-/// The variables of one render, as JSON (for checks and messages) and as a template value.
+/// A result buffer that refuses to grow past [`MAX_RESULT_BYTES`].
+struct Limited {
+    bytes: Vec<u8>,
+    overflow: bool,
+}
+
+impl Default for Limited {
+    fn default() -> Limited {
+        Limited {
+            bytes: Vec::with_capacity(64),
+            overflow: false,
+        }
+    }
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RESULT_BYTES {
+            self.overflow = true;
+            return Err(std::io::Error::other("template result too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The variables of one render: a JSON map (tests, small contexts) or a job's [`Scope`].
 #[derive(Debug, Clone)]
-pub struct Context {
-    json: Map<String, Value>,
-    value: minijinja::Value,
+pub(crate) enum Context {
+    /// Variables given as a map.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Json {
+        /// The map (for messages).
+        json: Map<String, Value>,
+        /// The same as a template value.
+        value: minijinja::Value,
+    },
+    /// A job's variables, made when read.
+    Scope(Arc<Scope>),
 }
 
 impl Context {
     /// A context from a map of top-level variables.
     #[must_use]
-    pub fn new(json: Map<String, Value>) -> Context {
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn new(json: Map<String, Value>) -> Context {
         let value = minijinja::Value::from_serialize(&json);
-        Context { json, value }
+        Context::Json { json, value }
+    }
+
+    pub(crate) fn scope(scope: Arc<Scope>) -> Context {
+        Context::Scope(scope)
+    }
+
+    fn value(&self) -> minijinja::Value {
+        match self {
+            Context::Json { value, .. } => value.clone(),
+            Context::Scope(s) => minijinja::Value::from_dyn_object(s.clone()),
+        }
+    }
+
+    fn json(&self) -> Map<String, Value> {
+        match self {
+            Context::Json { json, .. } => json.clone(),
+            Context::Scope(s) => s.to_json(),
+        }
     }
 }
 
@@ -222,6 +322,7 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
                     "`{top}` is a reserved name; read the sweep value as `sweep[\"{top}\"]`"
                 )),
                 undefined: true,
+                over_budget: false,
             });
         }
         let hint = did_you_mean(top, ctx.keys().map(String::as_str)).or_else(|| {
@@ -232,6 +333,7 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
             message: format!("undefined variable `{top}`"),
             hint,
             undefined: true,
+            over_budget: false,
         });
     };
     let mut walked = top.to_owned();
@@ -258,6 +360,7 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
                     message: format!("undefined variable `{walked}.{part}`"),
                     hint,
                     undefined: true,
+                    over_budget: false,
                 });
             }
         }
@@ -268,6 +371,17 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
 }
 
 fn problem(e: &minijinja::Error, source: &str) -> TemplateProblem {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return TemplateProblem {
+            message: format!("the template takes more than {FUEL} steps, the limit"),
+            hint: Some(
+                "a template makes a short text (a prompt, a name); check its loops (`range`)"
+                    .into(),
+            ),
+            undefined: false,
+            over_budget: true,
+        };
+    }
     let what = match e.kind() {
         ErrorKind::SyntaxError => "template syntax error",
         ErrorKind::UndefinedError => "undefined value in template",
@@ -289,6 +403,7 @@ fn problem(e: &minijinja::Error, source: &str) -> TemplateProblem {
         message,
         hint,
         undefined: e.kind() == ErrorKind::UndefinedError,
+        over_budget: false,
     }
 }
 
@@ -384,6 +499,30 @@ mod tests {
     fn strict_undefined_catches_what_the_static_check_cannot() {
         let p = render("{{ sweep['nope'] }}", json!({"sweep": {"a": 1}})).expect_err("missing key");
         assert!(p.message.contains("undefined"), "{}", p.message);
+    }
+
+    #[test]
+    fn renders_have_a_budget_of_steps_and_result_size() {
+        let p = render(
+            "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
+            json!({}),
+        )
+        .expect_err("endless loops");
+        assert_eq!(
+            p.message,
+            format!("the template takes more than {FUEL} steps, the limit")
+        );
+        assert!(p.over_budget);
+        let p = render("{{ 'x' * 100000000 }}", json!({})).expect_err("100 MB");
+        assert_eq!(
+            p.message,
+            format!("the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit")
+        );
+        assert!(p.over_budget);
+        assert_eq!(
+            render("{% for i in range(100) %}{{ i }}{% endfor %}", json!({})).map(|s| s.len()),
+            Ok(190)
+        );
     }
 
     #[test]

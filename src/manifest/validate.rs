@@ -1,21 +1,29 @@
-//! Checking a manifest against its workflow's inputs while building its jobs: input names, values,
+//! Checking a manifest against its workflow's inputs while making its jobs: input names, values,
 //! image files, templates and required inputs, all problems at once.
+//!
+//! Jobs are never all in memory: [`Expansion::job`] makes job *i* from *i* (its sweep
+//! combination, then its values). What does not depend on the job is worked out once: a value
+//! that is no template, or a template that reads only `vars` and `manifest`, is rendered and
+//! checked once per place in the manifest, and every job reuses the result. Validation makes
+//! every job once, with the same code, and reports each problem once with the jobs it affects.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::catalog::{InputCatalog, InputInfo, InputKind};
+use super::catalog::{Checker, InputCatalog, InputInfo, InputKind};
 use super::diagnostic::{At, Diagnostics, ManifestError, closest};
-use super::expand::{Combination, expand};
+use super::expand::{Cell, Expanded, expand};
 use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
+use super::scope::{OutputScope, OutputValues, Scope, Shared};
 use super::source::{SourceMap, YamlPath};
-use super::template::{Context, RESERVED, Templates, is_builtin};
+use super::template::{Context, RESERVED, Templates, is_builtin, is_template};
 
 /// Limits of an expansion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,15 +38,14 @@ impl Default for ExpandOptions {
     }
 }
 
-/// The jobs of a valid manifest, with what the runner needs to name their outputs.
+/// The jobs of a valid manifest, made one at a time, with what the runner needs to name their
+/// outputs.
 #[derive(Debug)]
 pub struct Expansion {
-    /// The jobs, in order.
-    pub jobs: Vec<Job>,
     /// Every input some job sets, by system name, in the workflow's input order.
     pub inputs: IndexMap<String, InputInfo>,
+    pub(crate) jobs: Jobs,
     pub(crate) templates: Templates,
-    pub(crate) contexts: ContextBuilder,
     pub(crate) output: Output,
     pub(crate) file: PathBuf,
     pub(crate) source: SourceMap,
@@ -48,20 +55,26 @@ impl Expansion {
     /// How many jobs.
     #[must_use]
     pub fn job_count(&self) -> usize {
-        self.jobs.len()
+        self.jobs.count
     }
 
-    /// Job `index` (0-based, `index < job_count()`), as the run submits it.
+    /// Job `index` (0-based, `index < job_count()`), as the run submits it. Validation made every
+    /// job already, so this cannot fail.
     ///
     /// # Panics
     /// When `index` is out of range.
     #[must_use]
     pub fn job(&self, index: usize) -> Job {
-        self.jobs[index].clone()
+        assert!(
+            index < self.jobs.count,
+            "job {index} of a manifest with {} jobs",
+            self.jobs.count
+        );
+        self.jobs.build(&self.templates, index, &mut Quiet)
     }
 
-    /// Every job, in order.
-    pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
+    /// Every job, in order, each made when the iterator reaches it.
+    pub fn jobs(&self) -> impl ExactSizeIterator<Item = Job> + '_ {
         (0..self.job_count()).map(|i| self.job(i))
     }
 
@@ -72,93 +85,424 @@ impl Expansion {
     }
 }
 
-/// Builds the template variables of a job (see `docs/manifest.md#templates`).
+/// A problem found while making one job.
 #[derive(Debug, Clone)]
-pub(crate) struct ContextBuilder {
-    vars: Value,
-    manifest: Value,
-    runs: u32,
-    job_count: usize,
-    pub(crate) dir: PathBuf,
+struct Problem {
+    path: YamlPath,
+    at: At,
+    /// Problems of the same kind at the same place are one diagnostic.
+    kind: String,
+    message: String,
+    hint: Option<String>,
+    /// A template that ran out of its budget: not rendered again.
+    over_budget: bool,
 }
 
-impl ContextBuilder {
-    /// Variables without sweep values (what sweep values themselves are rendered with).
-    pub(crate) fn base(&self, index: usize, run: u32) -> Map<String, Value> {
-        let width = self.job_count.saturating_sub(1).max(1).to_string().len();
-        let mut m = Map::new();
-        m.insert("vars".into(), self.vars.clone());
-        m.insert(
-            "job".into(),
-            json!({"index": index, "number": format!("{index:0width$}"), "count": self.job_count}),
-        );
-        m.insert("run".into(), json!({"index": run, "count": self.runs}));
-        m.insert("manifest".into(), self.manifest.clone());
-        m
-    }
-
-    /// Variables with the job's sweep values, each by its key (unless reserved) and in `sweep`.
-    pub(crate) fn with_sweep(
-        mut base: Map<String, Value>,
-        sweep: &IndexMap<String, Value>,
-    ) -> Map<String, Value> {
-        for (k, v) in sweep {
-            if !RESERVED.contains(&k.as_str()) {
-                base.insert(k.clone(), v.clone());
-            }
+impl Problem {
+    fn template(path: &YamlPath, p: super::template::TemplateProblem) -> Problem {
+        Problem {
+            path: path.clone(),
+            at: At::Value,
+            kind: "template".into(),
+            message: p.message,
+            hint: p.hint,
+            over_budget: p.over_budget,
         }
-        base.insert(
-            "sweep".into(),
-            Value::Object(sweep.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        );
-        base
+    }
+}
+
+/// Where the problems of each job go.
+trait Sink {
+    fn report(&mut self, job: usize, problem: &Problem);
+    /// Whether a local image exists (checked once per path).
+    fn image_exists(&mut self, path: &Path) -> bool;
+    /// Whether the template at `path` is not to be rendered again (it ran out of its budget).
+    fn spent(&self, path: &YamlPath) -> bool;
+}
+
+/// Making jobs of a valid manifest: nothing to report.
+struct Quiet;
+
+impl Sink for Quiet {
+    fn report(&mut self, _: usize, _: &Problem) {}
+    fn image_exists(&mut self, _: &Path) -> bool {
+        true
+    }
+    fn spent(&self, _: &YamlPath) -> bool {
+        false
+    }
+}
+
+/// Validation: problems become diagnostics.
+struct Checking<'d, 'a> {
+    diags: &'d mut Diagnostics<'a>,
+    images: HashMap<PathBuf, bool>,
+    spent: HashSet<YamlPath>,
+}
+
+impl Sink for Checking<'_, '_> {
+    fn report(&mut self, job: usize, p: &Problem) {
+        if p.over_budget {
+            // Reported once, without a job count: the template is not rendered again.
+            if self.spent.insert(p.path.clone()) {
+                self.diags
+                    .push(&p.path, p.at, p.message.clone(), p.hint.clone());
+            }
+            return;
+        }
+        self.diags.push_job(job, &p.path, p.at, &p.kind, || {
+            (p.message.clone(), p.hint.clone())
+        });
     }
 
-    /// Output-side variables: the job's, plus node, image, item, batch, run id, date and inputs.
-    pub(crate) fn output(
+    fn image_exists(&mut self, path: &Path) -> bool {
+        *self
+            .images
+            .entry(path.to_path_buf())
+            .or_insert_with(|| path.is_file())
+    }
+
+    fn spent(&self, path: &YamlPath) -> bool {
+        self.spent.contains(path)
+    }
+}
+
+/// An input some job sets, and how its values are checked.
+struct Input {
+    info: InputInfo,
+    checker: Checker,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input").field("info", &self.info).finish()
+    }
+}
+
+/// A value under `inputs` for an input of the workflow.
+#[derive(Debug)]
+struct Setting {
+    /// Index into [`Jobs::inputs`].
+    input: usize,
+    path: YamlPath,
+    value: Value,
+    /// Sweep keys (slots) that set the same input: a job with one of them takes the sweep's value.
+    overridden_by: Vec<usize>,
+    /// The value, when it is the same for every job.
+    fixed: Option<Result<InputValue, Vec<Problem>>>,
+}
+
+/// A sweep value, rendered and checked.
+#[derive(Debug, Clone)]
+enum CellState {
+    Ready {
+        shown: Value,
+        /// The input value, when the key is an input.
+        input: Option<Result<InputValue, Vec<Problem>>>,
+    },
+    Failed(Vec<Problem>),
+}
+
+/// Above this many values a column's values are checked job by job instead of kept.
+const MAX_KEPT_PER_COLUMN: usize = 1 << 16;
+
+/// How the jobs of a manifest are made (everything but the templates, which the expansion owns).
+#[derive(Debug)]
+pub(crate) struct Jobs {
+    expanded: Expanded,
+    count: usize,
+    pub(crate) shared: Arc<Shared>,
+    inputs: Vec<Input>,
+    settings: Vec<Setting>,
+    /// Per sweep key (slot): the input it sets, as an index into `inputs`.
+    sweep_inputs: Vec<Option<usize>>,
+    /// Per column, per row: the state, when it is the same for every job (empty: not kept).
+    columns: Vec<Vec<Option<CellState>>>,
+    /// Per `include` entry, per key: the state, when it is the same for every job.
+    includes: Vec<Vec<Option<CellState>>>,
+    templates_usable: bool,
+    pub(crate) dir: PathBuf,
+    /// What the output templates see of the inputs.
+    pub(crate) infos: Arc<IndexMap<String, InputInfo>>,
+}
+
+/// Names whose values are the same in every job.
+const JOB_FREE: &[&str] = &["vars", "manifest"];
+
+impl Jobs {
+    fn key(&self, slot: usize) -> &str {
+        self.expanded
+            .keys
+            .get_index(slot)
+            .map_or("", |(k, _)| k.as_str())
+    }
+
+    fn cached(&self, cell: Cell) -> Option<&CellState> {
+        match cell {
+            Cell::Column { column, row } => self.columns[column].get(row)?.as_ref(),
+            Cell::Include { entry, key } => self.includes[entry][key].as_ref(),
+        }
+    }
+
+    /// Renders every template string inside `value`; `Err` when one failed (its problem, or
+    /// nothing when it is reported elsewhere: a template that did not compile or ran out of
+    /// budget, or a manifest whose templates cannot be trusted).
+    fn render_value(
         &self,
-        job: &Job,
-        inputs: &IndexMap<String, InputInfo>,
-        vars: &OutputVars,
-    ) -> Map<String, Value> {
-        let mut m = ContextBuilder::with_sweep(self.base(job.index, job.run), &job.sweep);
-        m.insert(
-            "node".into(),
-            json!({"id": vars.node_id, "label": vars.node_label, "type": vars.node_type}),
-        );
-        m.insert(
-            "image".into(),
-            json!({"index": vars.image_index, "count": vars.image_count, "name": vars.image_name}),
-        );
-        m.insert("item".into(), json!({"id": vars.item_id}));
-        m.insert("batch".into(), json!({"id": vars.batch_id}));
-        if let Some(Value::Object(run)) = m.get_mut("run") {
-            run.insert("id".into(), Value::String(vars.run_id.clone()));
-        }
-        m.insert("date".into(), Value::String(vars.date.clone()));
-        m.insert("time".into(), Value::String(vars.time.clone()));
-        let mut by_name = Map::new();
-        for (system, value) in &job.inputs {
-            let shown = value.display_json();
-            if let Some(info) = inputs.get(system) {
-                by_name.insert(info.user_name.clone(), shown.clone());
+        templates: &Templates,
+        value: &Value,
+        path: &YamlPath,
+        ctx: &mut LazyContext<impl Fn() -> Context>,
+        sink: &dyn Sink,
+    ) -> Result<Value, Vec<Problem>> {
+        match value {
+            Value::String(_) if templates.failed(path) => Err(Vec::new()),
+            Value::String(s) if templates.contains(path) => {
+                if !self.templates_usable || sink.spent(path) {
+                    return Err(Vec::new());
+                }
+                templates
+                    .render(path, s, ctx.get())
+                    .map(Value::String)
+                    .map_err(|p| vec![Problem::template(path, p)])
             }
-            by_name.insert(system.clone(), shown);
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| self.render_value(templates, v, &path.index(i), ctx, sink))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    self.render_value(templates, v, &path.key(k), ctx, sink)
+                        .map(|r| (k.clone(), r))
+                })
+                .collect::<Result<Map<_, _>, _>>()
+                .map(Value::Object),
+            other => Ok(other.clone()),
         }
-        m.insert("inputs".into(), Value::Object(by_name));
-        m
     }
+
+    /// Checks and converts a rendered value for input `input` (a string for an image input is a
+    /// local file).
+    fn convert(
+        &self,
+        input: usize,
+        value: &Value,
+        origin: &YamlPath,
+        sink: &mut dyn Sink,
+    ) -> Result<InputValue, Vec<Problem>> {
+        let Input { info, checker } = &self.inputs[input];
+        if info.kind == InputKind::Image {
+            if let Value::String(written) = value {
+                let path = self.dir.join(written);
+                if !sink.image_exists(&path) {
+                    return Err(vec![Problem {
+                        path: origin.clone(),
+                        at: At::Value,
+                        kind: format!("image:{written}"),
+                        message: format!(
+                            "image file `{written}` not found (input `{}`)",
+                            info.user_name
+                        ),
+                        hint: Some(format!(
+                            "local paths are relative to the manifest's folder `{}`; for an image already on the server write `{{image_name: NAME}}`",
+                            self.dir.display()
+                        )),
+                        over_budget: false,
+                    }]);
+                }
+                return Ok(InputValue::LocalImage(LocalImage {
+                    written: written.clone(),
+                    path,
+                }));
+            }
+        }
+        checker(value).map(InputValue::value).map_err(|e| {
+            vec![Problem {
+                path: origin.clone(),
+                at: At::Value,
+                kind: "check".into(),
+                message: format!(
+                    "invalid value for input `{}`: {}",
+                    info.user_name, e.message
+                ),
+                hint: e.hint,
+                over_budget: false,
+            }]
+        })
+    }
+
+    /// Renders and checks the sweep value at `cell` (key `slot`).
+    fn cell_state(
+        &self,
+        templates: &Templates,
+        slot: usize,
+        cell: Cell,
+        ctx: &mut LazyContext<impl Fn() -> Context>,
+        sink: &mut dyn Sink,
+    ) -> CellState {
+        let value = self.expanded.value(cell);
+        let origin = self.expanded.origin(cell);
+        let shown = if self.expanded.is_glob(cell) {
+            Ok(value.into_owned())
+        } else {
+            self.render_value(templates, &value, &origin, ctx, sink)
+        };
+        match shown {
+            Err(problems) => CellState::Failed(problems),
+            Ok(shown) => {
+                let input = self.sweep_inputs[slot].map(|i| self.convert(i, &shown, &origin, sink));
+                CellState::Ready { shown, input }
+            }
+        }
+    }
+
+    /// Makes job `index`; problems go to `sink` (a value that failed is `null` in the job).
+    fn build(&self, templates: &Templates, index: usize, sink: &mut dyn Sink) -> Job {
+        let combos = self.expanded.count().max(1);
+        let run = u32::try_from(index / combos).unwrap_or(u32::MAX);
+        let combo = self.expanded.combination(index % combos);
+
+        // Sweep values are rendered first, with the variables that do not depend on them.
+        let shared = &self.shared;
+        let mut base = LazyContext::new(|| Context::scope(Scope::job(shared, index, run, None)));
+        let mut sweep: IndexMap<String, Value> = IndexMap::with_capacity(combo.len());
+        // (input, value or None when it failed, where it came from)
+        let mut values: Vec<(usize, Option<InputValue>)> = Vec::with_capacity(self.inputs.len());
+        for &(slot, cell) in &combo {
+            let computed;
+            let state = match self.cached(cell) {
+                Some(state) => state,
+                None => {
+                    computed = self.cell_state(templates, slot, cell, &mut base, sink);
+                    &computed
+                }
+            };
+            let key = self.key(slot).to_owned();
+            match state {
+                CellState::Ready { shown, input } => {
+                    sweep.insert(key, shown.clone());
+                    if let (Some(input), Some(result)) = (self.sweep_inputs[slot], input) {
+                        values.push((input, report(result, index, sink)));
+                    }
+                }
+                CellState::Failed(problems) => {
+                    for p in problems {
+                        sink.report(index, p);
+                    }
+                    sweep.insert(key, self.expanded.value(cell).into_owned());
+                    if let Some(input) = self.sweep_inputs[slot] {
+                        values.push((input, None));
+                    }
+                }
+            }
+        }
+        drop(base);
+
+        {
+            let mut full = LazyContext::new(|| {
+                Context::scope(Scope::job(shared, index, run, Some(sweep.clone())))
+            });
+            for s in &self.settings {
+                let swept = s
+                    .overridden_by
+                    .iter()
+                    .any(|slot| combo.iter().any(|(s, _)| s == slot));
+                if swept {
+                    continue;
+                }
+                let value = match &s.fixed {
+                    Some(result) => report(result, index, sink),
+                    None => {
+                        let result = self
+                            .render_value(templates, &s.value, &s.path, &mut full, sink)
+                            .and_then(|v| self.convert(s.input, &v, &s.path, sink));
+                        report(&result, index, sink)
+                    }
+                };
+                values.push((s.input, value));
+            }
+        }
+        values.sort_by_key(|(input, _)| self.inputs[*input].info.index);
+        let inputs = values
+            .into_iter()
+            .map(|(input, value)| {
+                (
+                    self.inputs[input].info.system_name.clone(),
+                    value.unwrap_or_else(|| InputValue::value(Value::Null)),
+                )
+            })
+            .collect();
+        Job {
+            index,
+            run,
+            inputs,
+            sweep,
+        }
+    }
+}
+
+/// Reports the problems of `result` for job `job`; the value, when there is one.
+fn report(
+    result: &Result<InputValue, Vec<Problem>>,
+    job: usize,
+    sink: &mut dyn Sink,
+) -> Option<InputValue> {
+    match result {
+        Ok(v) => Some(v.clone()),
+        Err(problems) => {
+            for p in problems {
+                sink.report(job, p);
+            }
+            None
+        }
+    }
+}
+
+/// A template context made on first use.
+struct LazyContext<F: Fn() -> Context> {
+    make: F,
+    made: Option<Context>,
+}
+
+impl<F: Fn() -> Context> LazyContext<F> {
+    fn new(make: F) -> LazyContext<F> {
+        LazyContext { make, made: None }
+    }
+
+    fn get(&mut self) -> &Context {
+        self.made.get_or_insert_with(|| (self.make)())
+    }
+}
+
+/// Whether every template string inside `value` reads only `allowed` variables.
+fn reads_only(templates: &Templates, value: &Value, path: &YamlPath, allowed: &[&str]) -> bool {
+    let mut all = true;
+    for_each_string(value, path, &mut |p, _| {
+        all &= templates.reads_only(p, allowed);
+    });
+    all
 }
 
 /// An input the manifest sets, and where.
-struct Setting<'a> {
+struct Named<'a> {
     info: InputInfo,
     path: YamlPath,
     value: &'a Value,
 }
 
+/// The variables of `output.dir`: it is one folder per run.
+const OUTPUT_DIR_NAMES: &[&str] = &["vars", "manifest", "date", "time"];
+
+/// The variables of `output.name` that are the same for every job (with stand-in values).
+const OUTPUT_NAME_JOB_FREE: &[&str] = &[
+    "vars", "manifest", "date", "time", "node", "image", "item", "batch",
+];
+
 impl ManifestFile {
-    /// Checks the manifest against the workflow's inputs and builds its jobs.
+    /// Checks the manifest against the workflow's inputs and makes every job once.
     ///
     /// # Errors
     /// Every problem found here and while loading, each with its line and column.
@@ -174,7 +518,7 @@ impl ManifestFile {
         }
 
         // Input names under `inputs`.
-        let mut settings: IndexMap<String, Setting<'_>> = IndexMap::new();
+        let mut settings: IndexMap<String, Named<'_>> = IndexMap::new();
         // Values of unknown inputs: their templates are still checked.
         let mut unknown_inputs: Vec<(YamlPath, &Value)> = Vec::new();
         for (key, value) in &m.inputs {
@@ -193,7 +537,7 @@ impl ManifestFile {
                             Some("keep one of the two keys".into()),
                         );
                     } else {
-                        settings.insert(info.system_name.clone(), Setting { info, path, value });
+                        settings.insert(info.system_name.clone(), Named { info, path, value });
                     }
                 }
                 Err(e) => {
@@ -204,7 +548,11 @@ impl ManifestFile {
         }
 
         // The sweep, and what its keys are.
-        let expanded = expand(&m.sweep, m.runs, &self.dir, options.max_jobs, &mut diags);
+        let runs = m.runs;
+        let expanded = expand(&m.sweep, runs, &self.dir, options.max_jobs, &mut diags);
+        if !self.broken.contains(&"output") && !self.broken.contains(&"sweep") {
+            super::grid::check(&m.output, &expanded, &mut diags);
+        }
         let mut sweep_inputs: HashMap<String, InputInfo> = HashMap::new();
         let mut swept_systems: HashMap<String, String> = HashMap::new();
         let mut unresolved = Vec::new();
@@ -236,7 +584,7 @@ impl ManifestFile {
         let mut attempted: HashSet<YamlPath> = HashSet::new();
         let mut compile =
             |templates: &mut Templates, diags: &mut Diagnostics<'_>, path: &YamlPath, s: &str| {
-                if !attempted.insert(path.clone()) {
+                if !is_template(s) || !attempted.insert(path.clone()) {
                     return;
                 }
                 match templates.add(path, s) {
@@ -250,14 +598,22 @@ impl ManifestFile {
                 compile(&mut templates, &mut diags, p, text)
             });
         }
-        for combo in &expanded.combinations {
-            for sv in combo.values() {
-                if !sv.from_glob {
-                    for_each_string(&sv.value, &sv.origin, &mut |p, text| {
+        for (column, col) in expanded.columns.iter().enumerate() {
+            if matches!(col.values, super::expand::Values::List(_)) {
+                for row in 0..col.len() {
+                    let cell = Cell::Column { column, row };
+                    let origin = expanded.origin(cell);
+                    for_each_string(&expanded.value(cell), &origin, &mut |p, text| {
                         compile(&mut templates, &mut diags, p, text)
                     });
                 }
             }
+        }
+        for (_, cell) in expanded.include_cells() {
+            let origin = expanded.origin(cell);
+            for_each_string(&expanded.value(cell), &origin, &mut |p, text| {
+                compile(&mut templates, &mut diags, p, text)
+            });
         }
         let dir_path = YamlPath::keys(&["output", "dir"]);
         let name_path = YamlPath::keys(&["output", "name"]);
@@ -292,70 +648,8 @@ impl ManifestFile {
             }
         }
 
-        // The jobs.
-        let combos = &expanded.combinations;
-        let job_count = combos.len() * m.runs as usize;
-        let contexts = ContextBuilder {
-            vars: Value::Object(m.vars.clone()),
-            manifest: manifest_vars(&self.path, &self.dir),
-            runs: m.runs,
-            job_count,
-            dir: self.dir.clone(),
-        };
-        let templates_usable = !self
-            .broken
-            .iter()
-            .any(|s| matches!(*s, "sweep" | "vars" | "output"));
-        let required = catalog.missing_required();
+        // The inputs jobs set, each with its check.
         let mut inputs_used: IndexMap<String, InputInfo> = IndexMap::new();
-        let mut image_exists: HashMap<PathBuf, bool> = HashMap::new();
-        let mut jobs = Vec::with_capacity(job_count);
-        let mut builder = JobBuilder {
-            catalog,
-            templates: &templates,
-            contexts: &contexts,
-            templates_usable,
-            image_exists: &mut image_exists,
-            dir: &self.dir,
-        };
-        for run in 0..m.runs {
-            for (i, combo) in combos.iter().enumerate() {
-                let index = run as usize * combos.len() + i;
-                let job = builder.build(index, run, combo, &settings, &sweep_inputs, &mut diags);
-                for (path, value) in &unknown_inputs {
-                    let base = contexts.base(index, run);
-                    let ctx = Context::new(ContextBuilder::with_sweep(base, &job.sweep));
-                    builder.render(value, path, &ctx, index, &mut diags);
-                }
-                for system in &required {
-                    if !job.inputs.contains_key(system) {
-                        let user = catalog.user_name(system).unwrap_or_else(|| system.clone());
-                        let path = YamlPath::keys(&["inputs", system]);
-                        let at = if self.source.contains(&YamlPath::keys(&["inputs"])) {
-                            At::Key
-                        } else {
-                            At::Value
-                        };
-                        diags.push_job(index, &path, at, "required", || {
-                            (
-                                format!("required input `{user}` ({system}) has no value"),
-                                Some(format!("the workflow leaves it empty; set it under `inputs:` as `{user}: VALUE`")),
-                            )
-                        });
-                    }
-                }
-                if templates_usable {
-                    builder.check_output_templates(
-                        &job,
-                        &settings,
-                        &sweep_inputs,
-                        &m.output,
-                        &mut diags,
-                    );
-                }
-                jobs.push(job);
-            }
-        }
         for s in settings.values() {
             inputs_used.insert(s.info.system_name.clone(), s.info.clone());
         }
@@ -363,13 +657,195 @@ impl ManifestFile {
             inputs_used.insert(info.system_name.clone(), info.clone());
         }
         inputs_used.sort_by(|_, a, _, b| a.index.cmp(&b.index));
+        let inputs: Vec<Input> = inputs_used
+            .values()
+            .map(|info| Input {
+                info: info.clone(),
+                checker: catalog.checker(info),
+            })
+            .collect();
+        let input_of = |system: &str| inputs_used.get_index_of(system);
+        let slot_inputs: Vec<Option<usize>> = expanded
+            .keys
+            .keys()
+            .map(|k| {
+                sweep_inputs
+                    .get(k)
+                    .and_then(|info| input_of(&info.system_name))
+            })
+            .collect();
+
+        let job_count = expanded.count() * runs as usize;
+        let shared = Shared::new(
+            Value::Object(m.vars.clone()),
+            manifest_vars(&self.path, &self.dir),
+            runs,
+            job_count,
+        );
+        let templates_usable = !self
+            .broken
+            .iter()
+            .any(|s| matches!(*s, "sweep" | "vars" | "output"));
+        let mut jobs = Jobs {
+            count: job_count,
+            shared,
+            inputs,
+            settings: Vec::new(),
+            sweep_inputs: slot_inputs,
+            columns: Vec::new(),
+            includes: Vec::new(),
+            templates_usable,
+            dir: self.dir.clone(),
+            infos: Arc::new(inputs_used.clone()),
+            expanded,
+        };
+        jobs.settings = settings
+            .values()
+            .filter_map(|s| {
+                let input = input_of(&s.info.system_name)?;
+                let overridden_by = jobs
+                    .sweep_inputs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| **i == Some(input))
+                    .map(|(slot, _)| slot)
+                    .collect();
+                Some(Setting {
+                    input,
+                    path: s.path.clone(),
+                    value: s.value.clone(),
+                    overridden_by,
+                    fixed: None,
+                })
+            })
+            .collect();
+
+        let mut sink = Checking {
+            diags: &mut diags,
+            images: HashMap::new(),
+            spent: HashSet::new(),
+        };
+        if job_count > 0 {
+            keep_what_every_job_shares(&mut jobs, &templates, &mut sink);
+        }
+
+        // Output templates.
+        if templates_usable {
+            check_output_dir(&jobs, &templates, &m.output, &mut *sink.diags);
+        }
+        let name_fixed: Option<Vec<Problem>> = (templates_usable
+            && templates.reads_only(&name_path, OUTPUT_NAME_JOB_FREE))
+        .then(|| {
+            let scope = Scope::output(
+                &jobs.shared,
+                0,
+                0,
+                IndexMap::new(),
+                OutputScope {
+                    vars: OutputValues::new(OutputVars::example()),
+                    inputs: None,
+                },
+            );
+            output_name_problems(&templates, &m.output.name, &Context::scope(scope))
+        });
+        let example = OutputValues::new(OutputVars::example());
+        let required: Vec<(String, String)> = catalog
+            .missing_required()
+            .into_iter()
+            .map(|system| {
+                let user = catalog.user_name(&system).unwrap_or_else(|| system.clone());
+                (system, user)
+            })
+            .collect();
+        let required_at = if self.source.contains(&YamlPath::keys(&["inputs"])) {
+            At::Key
+        } else {
+            At::Value
+        };
+        let unknown_fixed: Vec<Option<Vec<Problem>>> = unknown_inputs
+            .iter()
+            .map(|(path, value)| {
+                reads_only(&templates, value, path, JOB_FREE).then(|| {
+                    let mut ctx = LazyContext::new(|| {
+                        Context::scope(Scope::job(&jobs.shared, 0, 0, Some(IndexMap::new())))
+                    });
+                    jobs.render_value(&templates, value, path, &mut ctx, &sink)
+                        .err()
+                        .unwrap_or_default()
+                })
+            })
+            .collect();
+
+        // Every job, once.
+        for index in 0..job_count {
+            let job = jobs.build(&templates, index, &mut sink);
+            for ((path, value), fixed) in unknown_inputs.iter().zip(&unknown_fixed) {
+                let problems = match fixed {
+                    Some(p) => p.clone(),
+                    None => {
+                        let mut ctx = LazyContext::new(|| {
+                            Context::scope(Scope::job(
+                                &jobs.shared,
+                                index,
+                                job.run,
+                                Some(job.sweep.clone()),
+                            ))
+                        });
+                        jobs.render_value(&templates, value, path, &mut ctx, &sink)
+                            .err()
+                            .unwrap_or_default()
+                    }
+                };
+                for p in &problems {
+                    sink.report(index, p);
+                }
+            }
+            for (system, user) in &required {
+                if !job.inputs.contains_key(system) {
+                    let path = YamlPath::keys(&["inputs", system]);
+                    sink.diags.push_job(index, &path, required_at, "required", || {
+                        (
+                            format!("required input `{user}` ({system}) has no value"),
+                            Some(format!("the workflow leaves it empty; set it under `inputs:` as `{user}: VALUE`")),
+                        )
+                    });
+                }
+            }
+            if templates_usable {
+                let problems = match &name_fixed {
+                    Some(p) => p.clone(),
+                    None if sink.spent(&name_path) => Vec::new(),
+                    None => {
+                        let Job {
+                            index,
+                            run,
+                            inputs,
+                            sweep,
+                        } = job;
+                        let scope = Scope::output(
+                            &jobs.shared,
+                            index,
+                            run,
+                            sweep,
+                            OutputScope {
+                                vars: example.clone(),
+                                inputs: Some((inputs, jobs.infos.clone())),
+                            },
+                        );
+                        output_name_problems(&templates, &m.output.name, &Context::scope(scope))
+                    }
+                };
+                for p in &problems {
+                    sink.report(index, p);
+                }
+            }
+        }
 
         diags.into_result(job_count)?;
         Ok(Expansion {
-            jobs,
             inputs: inputs_used,
+            jobs,
             templates,
-            contexts,
             output: m.output.clone(),
             file: self.path.clone(),
             source: self.source.clone(),
@@ -377,229 +853,137 @@ impl ManifestFile {
     }
 }
 
-struct JobBuilder<'a> {
-    catalog: &'a dyn InputCatalog,
-    templates: &'a Templates,
-    contexts: &'a ContextBuilder,
-    templates_usable: bool,
-    image_exists: &'a mut HashMap<PathBuf, bool>,
-    dir: &'a std::path::Path,
-}
-
-impl JobBuilder<'_> {
-    fn build(
-        &mut self,
-        index: usize,
-        run: u32,
-        combo: &Combination,
-        settings: &IndexMap<String, Setting<'_>>,
-        sweep_inputs: &HashMap<String, InputInfo>,
-        diags: &mut Diagnostics<'_>,
-    ) -> Job {
-        // Sweep values are rendered first, with the variables that do not depend on them.
-        let base = Context::new(self.contexts.base(index, run));
-        let mut sweep: IndexMap<String, Value> = IndexMap::new();
-        let mut failed: HashSet<String> = HashSet::new();
-        for (key, sv) in combo {
-            let value = if sv.from_glob {
-                Some(sv.value.clone())
-            } else {
-                self.render(&sv.value, &sv.origin, &base, index, diags)
-            };
-            if value.is_none() {
-                failed.insert(key.clone());
-            }
-            sweep.insert(key.clone(), value.unwrap_or_else(|| sv.value.clone()));
+/// Renders and checks, once, every sweep value and every value under `inputs` that is the same
+/// in every job (no template, or one that reads only `vars` and `manifest`).
+fn keep_what_every_job_shares(jobs: &mut Jobs, templates: &Templates, sink: &mut dyn Sink) {
+    let shared = jobs.shared.clone();
+    let mut ctx = LazyContext::new(|| Context::scope(Scope::job(&shared, 0, 0, None)));
+    let mut columns = Vec::with_capacity(jobs.expanded.columns.len());
+    for (column, col) in jobs.expanded.columns.iter().enumerate() {
+        if col.len() > MAX_KEPT_PER_COLUMN {
+            columns.push(Vec::new());
+            continue;
         }
-        let full = Context::new(ContextBuilder::with_sweep(
-            self.contexts.base(index, run),
-            &sweep,
-        ));
-
-        // (input, rendered value or None when its template failed, where it came from)
-        let mut values: Vec<(InputInfo, Option<Value>, YamlPath)> = Vec::new();
-        for s in settings.values() {
-            let swept = combo.keys().any(|k| {
-                sweep_inputs
-                    .get(k)
-                    .is_some_and(|i| i.system_name == s.info.system_name)
-            });
-            if !swept {
-                values.push((
-                    s.info.clone(),
-                    self.render(s.value, &s.path, &full, index, diags),
-                    s.path.clone(),
-                ));
-            }
-        }
-        for (key, sv) in combo {
-            if let (Some(info), Some(value)) = (sweep_inputs.get(key), sweep.get(key)) {
-                let value = if failed.contains(key) {
-                    None
-                } else {
-                    Some(value.clone())
-                };
-                values.push((info.clone(), value, sv.origin.clone()));
-            }
-        }
-        values.sort_by_key(|(info, ..)| info.index);
-
-        let mut inputs = IndexMap::new();
-        for (info, value, origin) in values {
-            // A value whose template failed is reported already; it still counts as set.
-            let v = match value {
-                Some(value) => self.input_value(&info, value, &origin, index, diags),
-                None => None,
-            };
-            inputs.insert(
-                info.system_name.clone(),
-                v.unwrap_or_else(|| InputValue::value(Value::Null)),
-            );
-        }
-        Job {
-            index,
-            run,
-            inputs,
-            sweep,
-        }
-    }
-
-    /// Renders every string inside `value` that is a template; `None` when a template failed
-    /// (the problem is recorded, and the value is not checked further).
-    fn render(
-        &self,
-        value: &Value,
-        path: &YamlPath,
-        ctx: &Context,
-        job: usize,
-        diags: &mut Diagnostics<'_>,
-    ) -> Option<Value> {
-        match value {
-            Value::String(_) if self.templates.failed(path) => None,
-            Value::String(s) if self.templates.contains(path) => {
-                if !self.templates_usable {
-                    return None;
-                }
-                match self.templates.render(path, s, ctx) {
-                    Ok(r) => Some(Value::String(r)),
-                    Err(p) => {
-                        diags.push_job(job, path, At::Value, "template", || (p.message, p.hint));
-                        None
-                    }
-                }
-            }
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| self.render(v, &path.index(i), ctx, job, diags))
-                .collect::<Option<Vec<_>>>()
-                .map(Value::Array),
-            Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| {
-                    self.render(v, &path.key(k), ctx, job, diags)
-                        .map(|r| (k.clone(), r))
-                })
-                .collect::<Option<Map<_, _>>>()
-                .map(Value::Object),
-            other => Some(other.clone()),
-        }
-    }
-
-    fn input_value(
-        &mut self,
-        info: &InputInfo,
-        value: Value,
-        origin: &YamlPath,
-        job: usize,
-        diags: &mut Diagnostics<'_>,
-    ) -> Option<InputValue> {
-        if info.kind == InputKind::Image {
-            if let Value::String(written) = &value {
-                let path = self.dir.join(written);
-                let exists = *self
-                    .image_exists
-                    .entry(path.clone())
-                    .or_insert_with(|| path.is_file());
-                if !exists {
-                    let dir = self.dir.display().to_string();
-                    diags.push_job(job, origin, At::Value, &format!("image:{written}"), || {
-                        (
-                            format!("image file `{written}` not found (input `{}`)", info.user_name),
-                            Some(format!(
-                                "local paths are relative to the manifest's folder `{dir}`; for an image already on the server write `{{image_name: NAME}}`"
-                            )),
-                        )
-                    });
-                    return None;
-                }
-                return Some(InputValue::LocalImage(LocalImage {
-                    written: written.clone(),
-                    path,
-                }));
-            }
-        }
-        match self.catalog.check(info, &value) {
-            Ok(v) => Some(InputValue::value(v)),
-            Err(e) => {
-                diags.push_job(job, origin, At::Value, "check", || {
-                    (
-                        format!(
-                            "invalid value for input `{}`: {}",
-                            info.user_name, e.message
-                        ),
-                        e.hint,
-                    )
-                });
-                None
-            }
-        }
-    }
-
-    /// Renders `output.dir` and `output.name` with stand-in output values, so that undefined
-    /// variables and names that leave the folder are found before anything runs.
-    fn check_output_templates(
-        &self,
-        job: &Job,
-        settings: &IndexMap<String, Setting<'_>>,
-        sweep_inputs: &HashMap<String, InputInfo>,
-        output: &Output,
-        diags: &mut Diagnostics<'_>,
-    ) {
-        let mut infos: IndexMap<String, InputInfo> = settings
-            .values()
-            .map(|s| (s.info.system_name.clone(), s.info.clone()))
+        let states = (0..col.len())
+            .map(|row| {
+                let cell = Cell::Column { column, row };
+                let free = jobs.expanded.is_glob(cell)
+                    || reads_only(
+                        templates,
+                        &jobs.expanded.value(cell),
+                        &jobs.expanded.origin(cell),
+                        JOB_FREE,
+                    );
+                free.then(|| jobs.cell_state(templates, col.slot, cell, &mut ctx, sink))
+            })
             .collect();
-        for info in sweep_inputs.values() {
-            infos.insert(info.system_name.clone(), info.clone());
+        columns.push(states);
+    }
+    let mut includes: Vec<Vec<Option<CellState>>> = jobs
+        .expanded
+        .include_sizes()
+        .map(Vec::with_capacity)
+        .collect();
+    for (slot, cell) in jobs.expanded.include_cells() {
+        let Cell::Include { entry, .. } = cell else {
+            continue;
+        };
+        let free = reads_only(
+            templates,
+            &jobs.expanded.value(cell),
+            &jobs.expanded.origin(cell),
+            JOB_FREE,
+        );
+        includes[entry].push(free.then(|| jobs.cell_state(templates, slot, cell, &mut ctx, sink)));
+    }
+    let fixed: Vec<Option<Result<InputValue, Vec<Problem>>>> = jobs
+        .settings
+        .iter()
+        .map(|s| {
+            reads_only(templates, &s.value, &s.path, JOB_FREE).then(|| {
+                jobs.render_value(templates, &s.value, &s.path, &mut ctx, sink)
+                    .and_then(|v| jobs.convert(s.input, &v, &s.path, sink))
+            })
+        })
+        .collect();
+    drop(ctx);
+    jobs.columns = columns;
+    jobs.includes = includes;
+    for (s, f) in jobs.settings.iter_mut().zip(fixed) {
+        s.fixed = f;
+    }
+}
+
+/// `output.dir` is one folder per run: it may read only `vars`, `manifest`, `date` and `time`.
+/// Checks that, and renders it once; whether it is usable.
+fn check_output_dir(
+    jobs: &Jobs,
+    templates: &Templates,
+    output: &Output,
+    diags: &mut Diagnostics<'_>,
+) -> bool {
+    let path = YamlPath::keys(&["output", "dir"]);
+    let varying: Vec<String> = templates
+        .top_level_names(&path)
+        .into_iter()
+        .filter(|n| {
+            !is_builtin(n)
+                && !OUTPUT_DIR_NAMES.contains(&n.as_str())
+                && (RESERVED.contains(&n.as_str()) || jobs.expanded.keys.contains_key(n))
+        })
+        .collect();
+    if !varying.is_empty() {
+        diags.push(
+            &path,
+            At::Value,
+            "`output.dir` changes from job to job or file to file; it must be one folder (it holds the run's journal and summary)",
+            Some("use only `vars`, `manifest`, `date` and `time` in `output.dir`, and put per-job folders in `output.name`, e.g. `name: \"{{ animal }}/{{ job.number }}\"`".into()),
+        );
+        return false;
+    }
+    if templates.failed(&path) {
+        return false;
+    }
+    let scope = Scope::run_level(&jobs.shared, OutputValues::new(OutputVars::example()));
+    match templates.render(&path, &output.dir, &Context::scope(scope)) {
+        Ok(rendered) if rendered.trim().is_empty() => {
+            diags.push(
+                &path,
+                At::Value,
+                "`output.dir` renders to an empty path",
+                Some("`output.name` is a path inside `output.dir`; put folders that lie elsewhere into `output.dir`".into()),
+            );
+            false
         }
-        let ctx = Context::new(self.contexts.output(job, &infos, &OutputVars::example()));
-        for (key, source) in [("dir", &output.dir), ("name", &output.name)] {
-            let path = YamlPath::keys(&["output", key]);
-            match self.templates.render(&path, source, &ctx) {
-                Ok(rendered) => {
-                    let problem = if key == "name" {
-                        check_name(&rendered).err()
-                    } else if rendered.trim().is_empty() {
-                        Some("`output.dir` renders to an empty path".to_owned())
-                    } else {
-                        None
-                    };
-                    if let Some(message) = problem {
-                        diags.push_job(job.index, &path, At::Value, "path", || {
-                            (message, Some("`output.name` is a path inside `output.dir`; put folders that lie elsewhere into `output.dir`".into()))
-                        });
-                    }
-                }
-                Err(p) => diags.push_job(job.index, &path, At::Value, "template", || {
-                    (p.message, p.hint)
-                }),
-            }
+        Ok(_) => true,
+        Err(p) => {
+            diags.push(&path, At::Value, p.message, p.hint);
+            false
         }
     }
 }
 
-fn manifest_vars(path: &std::path::Path, dir: &std::path::Path) -> Value {
+/// Renders `output.name` with stand-in output values and checks that it stays inside
+/// `output.dir`.
+fn output_name_problems(templates: &Templates, source: &str, ctx: &Context) -> Vec<Problem> {
+    let path = YamlPath::keys(&["output", "name"]);
+    match templates.render(&path, source, ctx) {
+        Ok(rendered) => match check_name(&rendered) {
+            Ok(()) => Vec::new(),
+            Err(message) => vec![Problem {
+                path,
+                at: At::Value,
+                kind: "path".into(),
+                message,
+                hint: Some("`output.name` is a path inside `output.dir`; put folders that lie elsewhere into `output.dir`".into()),
+                over_budget: false,
+            }],
+        },
+        Err(p) => vec![Problem::template(&path, p)],
+    }
+}
+
+fn manifest_vars(path: &Path, dir: &Path) -> Value {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -677,6 +1061,11 @@ mod tests {
             }
         }
 
+        fn checker(&self, input: &InputInfo) -> Checker {
+            let input = input.clone();
+            Arc::new(move |value| Catalog.check(&input, value))
+        }
+
         fn missing_required(&self) -> Vec<String> {
             vec!["i.image".into()]
         }
@@ -696,8 +1085,7 @@ mod tests {
             .expand(&Catalog, &ExpandOptions { max_jobs: 100 })
             .map_err(|e| strip(e.to_string()))?;
         Ok(expansion
-            .jobs
-            .iter()
+            .jobs()
             .map(|j| {
                 let m: Map<String, Value> = j
                     .inputs

@@ -1,24 +1,23 @@
 //! One planned enqueue as the batch the server takes: the workflow with the enqueue's fixed
 //! values set, converted, with the varying values as batch data.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
+use crate::client::{ModelRef, field_model_types};
 use crate::manifest::{EnqueuePlan, InputInfo, InputKind, LocalImage};
 use crate::workflow::{Batch, ConvertOptions, InputRef, Workflow};
 
-/// Builds the batch of one enqueue. `image_name` names uploaded local images; `models` maps
-/// model names given in the manifest to their identifiers.
+/// Builds the batch of one enqueue. `image_name` names uploaded local images; `model` gives the
+/// identifier of a model value given by name or key (the input's system name, its value).
 ///
 /// # Errors
-/// A value the workflow refuses, or a model name missing from `models`.
+/// A value the workflow refuses, or a model `model` does not know.
 pub fn build_batch(
     workflow: &Workflow,
     inputs: &indexmap::IndexMap<String, InputInfo>,
     enqueue: &EnqueuePlan,
     image_name: &impl Fn(&LocalImage) -> String,
-    models: &HashMap<String, Value>,
+    model: &dyn Fn(&str, &Value) -> Option<Value>,
     options: &ConvertOptions,
 ) -> Result<Batch, crate::Error> {
     let mut workflow = workflow.clone();
@@ -28,8 +27,8 @@ pub fn build_batch(
             .get(system)
             .is_some_and(|i| i.kind == InputKind::Model)
         {
-            if let Some(id) = model_ref(&json).and_then(|r| models.get(&r)) {
-                json = id.clone();
+            if let Some(id) = model(system, &json) {
+                json = id;
             }
         }
         workflow.set(&InputRef::parse(system), json)?;
@@ -65,6 +64,38 @@ pub fn model_ref(value: &Value) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The model inputs of an enqueue whose values need the server: system name, reference, and
+/// the model types the field accepts.
+#[must_use]
+pub fn model_inputs(
+    workflow: &Workflow,
+    inputs: &indexmap::IndexMap<String, InputInfo>,
+    enqueue: &EnqueuePlan,
+) -> Vec<(String, ModelRef, Vec<String>)> {
+    enqueue
+        .fixed
+        .iter()
+        .filter(|(system, _)| {
+            inputs
+                .get(*system)
+                .is_some_and(|i| i.kind == InputKind::Model)
+        })
+        .filter_map(|(system, v)| {
+            let reference = v.as_value().and_then(ModelRef::of)?;
+            Some((system.clone(), reference, model_types_of(workflow, system)))
+        })
+        .collect()
+}
+
+/// The model types the input `system` accepts (empty: any).
+#[must_use]
+pub fn model_types_of(workflow: &Workflow, system: &str) -> Vec<String> {
+    workflow
+        .input(&InputRef::parse(system))
+        .map(|input| field_model_types(input.ty()).to_vec())
+        .unwrap_or_default()
 }
 
 /// The model references ([`model_ref`]) an enqueue's fixed values hold (to resolve on the

@@ -1,6 +1,9 @@
 //! Cleaning the server up after a run: outputs once they are on disk, intermediates and uploads
 //! as the manifest's `cleanup` says, and only images the server says one of the run's sessions
-//! made (of this run or of the earlier runs the journal records, killed ones included).
+//! made (of this run or of the earlier runs the journal records, killed ones included): the
+//! policy picks the candidates, [`crate::client::cleanup_plan`] (shared with the workflow
+//! handle) says which of them may go. Outputs that could not be saved stay on the server; the
+//! intermediates of their jobs go like any other.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +12,7 @@ use super::journal::Entry;
 use super::ledger::Ledger;
 use super::report::RunEvent;
 use super::upload::Uploads;
+use crate::client::cleanup_plan::{Ours, deletable};
 use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};
 
 /// How many images one delete request names.
@@ -35,6 +39,11 @@ impl Execution<'_> {
             .chain(state.uploads.values().cloned())
             .collect();
         let left: BTreeSet<String> = ledger.left_on_server.values().flatten().cloned().collect();
+        let uploads_go = match self.prepared.file.manifest().cleanup.uploads {
+            UploadsPolicy::Always => true,
+            UploadsPolicy::OnSuccess => all_done,
+            UploadsPolicy::Never => false,
+        };
         let candidates = images_to_delete(
             &self.prepared.file.manifest().cleanup,
             &Produced {
@@ -46,29 +55,19 @@ impl Execution<'_> {
             },
             all_done,
         );
-        // Outputs and intermediates are deleted only when the server says one of the run's
-        // sessions made them: the invocation cache can hand a job an image another session made
-        // (maybe another user's), and a pass-through node can list an image the user owns.
-        let mut ours: BTreeSet<String> = BTreeSet::new();
-        for chunk in candidates.chunks(500) {
-            ours.extend(
-                self.client
-                    .images()
-                    .by_names(chunk)
-                    .await?
-                    .into_iter()
-                    .filter(|dto| {
-                        dto.session_id
-                            .as_ref()
-                            .is_some_and(|s| state.sessions.contains(s))
-                    })
-                    .map(|dto| dto.image_name),
-            );
-        }
-        let delete: Vec<String> = candidates
-            .into_iter()
-            .filter(|name| ours.contains(name) || uploaded.contains(name))
-            .collect();
+        let keep: BTreeSet<String> = left.union(&state.deleted).cloned().collect();
+        let delete = deletable(
+            &self.client,
+            &candidates,
+            &Ours {
+                sessions: &state.sessions,
+                uploads: &uploaded,
+                delete_uploads: uploads_go,
+                keep: &keep,
+            },
+        )
+        .await?
+        .delete;
         if delete.is_empty() {
             return Ok(());
         }

@@ -1,8 +1,11 @@
 //! Collecting what a finished item made: its session and intermediates journaled, each output
-//! named from the manifest's templates, downloaded (atomically, a server image written once per
-//! run and copied after that), its sidecar written, and every file journaled once it is on disk.
+//! named from the manifest's templates, downloaded (a server image downloaded once per run and
+//! copied after that) and placed with its sidecar under the output folder's rules
+//! ([`crate::fs::place`]: no links, nothing replaced, sidecars follow their file), and every
+//! file journaled once it is on disk. An output that cannot be saved fails its job and stays on
+//! the server (the summary's `left_on_server`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,24 +16,45 @@ use tokio::task::JoinSet;
 use super::execution::Execution;
 use super::journal::{Entry, ItemEnd};
 use super::ledger::{Ledger, Slot};
-use super::output_path::{sanitize_relative, unique_path};
+use super::output_path::sanitize_relative;
 use super::report::RunEvent;
 use super::summary::Sidecar;
 use crate::client::{Client, QueueItem, QueueItemStatus};
+use crate::fs::place::{Name, OutputRoot};
 use crate::manifest::{Job, OutputVars};
 use crate::workflow::OutputNode;
 
 /// What a download task hands back: the item, the files written, the files that failed.
 pub(super) type DownloadResult = (i64, Vec<Planned>, Vec<(Planned, String)>);
 
+/// The suffix of an output's sidecar (`x.png` → `x.png.json`).
+const SIDECAR: &str = ".json";
+
 /// One file to write: where, from which server image.
 #[derive(Debug, Clone)]
 pub(super) struct Planned {
     image_name: String,
+    /// Its name before a free suffix is chosen.
+    name: Name,
+    /// The suffix number planned (the first free one when it was planned).
+    start: u32,
+    /// Where it goes (once written: where it went).
     path: PathBuf,
     sidecar: Option<Sidecar>,
-    /// Written and journaled by an earlier run: nothing to do.
-    on_disk: bool,
+    /// What is on disk already.
+    have: Have,
+}
+
+/// Whether a planned file is on disk already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Have {
+    /// Not yet: download (or copy) it.
+    Nothing,
+    /// Written and journaled by an earlier run.
+    Journaled,
+    /// Written by an earlier run that was killed before journaling it (its sidecar names the
+    /// same server image): journal it.
+    Found,
 }
 
 /// The downloads under way.
@@ -121,9 +145,13 @@ impl Execution<'_> {
             Ok(planned) => planned,
             Err(e) => {
                 // A name the templates cannot make for this job fails the job, not the run;
-                // its outputs stay on the server.
+                // its outputs stay on the server (its intermediates go with the cleanup).
                 ledger.item_ended(item.item_id);
-                let names = outputs.values().flat_map(|o| o.images.iter().cloned());
+                let names = output_nodes
+                    .iter()
+                    .filter_map(|node| outputs.get(&node.node_id))
+                    .filter(|out| !out.is_intermediate)
+                    .flat_map(|o| o.images.iter().chain(o.videos.iter()).cloned());
                 ledger
                     .left_on_server
                     .entry(slot.job)
@@ -147,6 +175,7 @@ impl Execution<'_> {
             .collect();
         spawn_download(
             self.client.clone(),
+            OutputRoot::at(&self.prepared.output_dir),
             item.item_id,
             planned,
             copies,
@@ -207,6 +236,9 @@ impl Execution<'_> {
         let p = self.prepared;
         let output_nodes = p.workflow.outputs();
         let earlier = ledger.state.downloads.get(&slot.key).cloned();
+        let root = OutputRoot::at(&p.output_dir);
+        let sidecars = p.file.manifest().output.sidecar;
+        let suffixes: &[&str] = if sidecars { &[SIDECAR] } else { &[] };
         let now = super::clock::now_utc();
         let mut planned = Vec::new();
         for node in &output_nodes {
@@ -236,9 +268,11 @@ impl Execution<'_> {
                         ledger.taken.insert(path.clone());
                         planned.push(Planned {
                             image_name: (*image_name).clone(),
+                            name: Name::new(file, ""),
+                            start: 0,
                             path,
                             sidecar: None,
-                            on_disk: true,
+                            have: Have::Journaled,
                         });
                         continue;
                     }
@@ -250,19 +284,32 @@ impl Execution<'_> {
                     .extension()
                     .map_or_else(|| "png".to_owned(), |e| e.to_string_lossy().into_owned());
                 // The folder is the run's output folder (`output.dir` cannot vary per job).
-                let path = reuse_or_unique(&p.output_dir, &rel, &ext, image_name, &ledger.taken);
+                let name = Name::new(rel, &ext);
+                // Written by an earlier run of this session that was killed before journaling
+                // it: its sidecar names the same server image.
+                let found = root
+                    .find_earlier(&name, SIDECAR, |bytes| same_image(bytes, image_name))
+                    .filter(|path| !ledger.taken.contains(path));
+                let (start, path, have) = match found {
+                    Some(path) => (0, path, Have::Found),
+                    None => {
+                        // A link or a full folder is reported when the file is written.
+                        let (start, path) = root
+                            .free_candidate(&name, suffixes, 0, &ledger.taken)
+                            .unwrap_or_else(|_| (0, p.output_dir.join(name.candidate(0))));
+                        (start, path, Have::Nothing)
+                    }
+                };
                 ledger.taken.insert(path.clone());
-                let sidecar = p
-                    .file
-                    .manifest()
-                    .output
-                    .sidecar
+                let sidecar = (sidecars && have == Have::Nothing)
                     .then(|| self.sidecar(job, node, image_name, item, &slot.batch));
                 planned.push(Planned {
                     image_name: (*image_name).clone(),
+                    name,
+                    start,
                     path,
                     sidecar,
-                    on_disk: false,
+                    have,
                 });
             }
         }
@@ -355,7 +402,7 @@ impl Execution<'_> {
                 .strip_prefix(out_dir)
                 .unwrap_or(&file.path)
                 .to_path_buf();
-            if !file.on_disk {
+            if file.have != Have::Journaled {
                 ledger.record(Entry::Downloaded {
                     job: slot.key,
                     image_name: file.image_name.clone(),
@@ -391,7 +438,7 @@ impl Execution<'_> {
         } else {
             let names: Vec<String> = failed.iter().map(|(f, _)| f.image_name.clone()).collect();
             let error = format!(
-                "could not download {}: {}; left on the server",
+                "could not save {}: {}; left on the server",
                 names.join(", "),
                 failed
                     .iter()
@@ -415,10 +462,11 @@ impl Execution<'_> {
 const MAX_RESUBMITS: u32 = 3;
 
 /// Starts writing an item's files: each downloaded (or copied from a file of this run with the
-/// same server image) and its sidecar written. A download that fails because the server does
-/// not answer is tried again until the server has been gone for `server_wait`.
+/// same server image) and placed with its sidecar. A download that fails because the server
+/// does not answer is tried again until the server has been gone for `server_wait`.
 fn spawn_download(
     client: Client,
+    root: OutputRoot,
     item_id: i64,
     planned: Vec<Planned>,
     copies: std::collections::HashMap<String, PathBuf>,
@@ -430,26 +478,53 @@ fn spawn_download(
         let _permit = semaphore.acquire_owned().await;
         let mut ok = Vec::new();
         let mut failed = Vec::new();
-        for file in planned {
-            if file.on_disk {
+        for mut file in planned {
+            if file.have != Have::Nothing {
                 ok.push(file);
                 continue;
             }
-            let result = match copies.get(&file.image_name) {
-                Some(existing) if existing.is_file() => copy_atomic(existing, &file.path).await,
-                _ => download(&client, &file.image_name, &file.path, server_wait).await,
-            };
-            let result = result.and_then(|()| match &file.sidecar {
-                Some(s) => s.write(&file.path).map_err(|e| e.to_string()),
-                None => Ok(()),
-            });
-            match result {
+            let copy_from = copies.get(&file.image_name);
+            match save(&client, &root, &mut file, copy_from, server_wait).await {
                 Ok(()) => ok.push(file),
                 Err(e) => failed.push((file, e)),
             }
         }
         (item_id, ok, failed)
     });
+}
+
+/// Writes one planned file: into a temporary file in its folder (downloaded, or copied from
+/// `copy_from`), then placed with its sidecar under the first free name from the planned one
+/// on. `file.path` becomes where it went.
+async fn save(
+    client: &Client,
+    root: &OutputRoot,
+    file: &mut Planned,
+    copy_from: Option<&PathBuf>,
+    server_wait: Duration,
+) -> Result<(), String> {
+    let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
+    let tmp = root.temporary_for(&file.path).map_err(|e| chain(&e))?;
+    match copy_from {
+        Some(existing) if existing.is_file() => {
+            crate::fs::tokio::copy(existing, &tmp)
+                .await
+                .map_err(|e| chain(&e))?;
+        }
+        _ => download(client, &file.image_name, &tmp, server_wait).await?,
+    }
+    let sidecar = match &file.sidecar {
+        Some(s) => Some(s.to_bytes().map_err(|e| chain(&e))?),
+        None => None,
+    };
+    let companions: Vec<(&str, &[u8])> = sidecar
+        .iter()
+        .map(|bytes| (SIDECAR, bytes.as_slice()))
+        .collect();
+    file.path = root
+        .place(&tmp, &file.name, &companions, file.start, &HashSet::new())
+        .map_err(|e| chain(&e))?;
+    Ok(())
 }
 
 /// Downloads one image, waiting out an outage of up to `server_wait`.
@@ -477,41 +552,9 @@ async fn download(
     }
 }
 
-/// The path for an output: the file already written there for the same server image (a run
-/// that crashed after writing it), else a fresh unique path.
-fn reuse_or_unique(
-    dir: &Path,
-    rel: &Path,
-    ext: &str,
-    image_name: &str,
-    taken: &std::collections::HashSet<PathBuf>,
-) -> PathBuf {
-    let mut first = rel.as_os_str().to_owned();
-    first.push(".");
-    first.push(ext);
-    let first = dir.join(first);
-    if !taken.contains(&first) {
-        if let Ok(text) = std::fs::read_to_string(Sidecar::path_for(&first)) {
-            let same = serde_json::from_str::<Value>(&text)
-                .ok()
-                .is_some_and(|v| v["image_name"] == image_name);
-            if same {
-                return first;
-            }
-        }
-    }
-    unique_path(dir, rel, ext, taken)
-}
-
-async fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
-    let bytes = crate::fs::tokio::read(from)
-        .await
-        .map_err(|e| e.to_string())?;
-    let to = to.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::fs::write_atomic(&to, &bytes))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+/// Whether a sidecar's text names `image_name` as its server image.
+fn same_image(sidecar: &[u8], image_name: &str) -> bool {
+    serde_json::from_slice::<Value>(sidecar).is_ok_and(|v| v["image_name"] == image_name)
 }
 
 /// A job's sweep values, by sweep key.

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::collect::{Downloads, Ended, sweep_map};
@@ -23,7 +21,7 @@ use super::summary::{JobSummary, SummaryWriter};
 use super::{JobFailure, ManifestOutcome};
 use crate::client::QueueItemStatus;
 use crate::client::tracker::{TrackEvent, Tracker};
-use crate::manifest::{Expansion, Job};
+use crate::manifest::Job;
 
 /// How many outputs download at once.
 const DOWNLOADS_AT_ONCE: usize = 4;
@@ -57,7 +55,7 @@ impl Execution<'_> {
         let mut ledger = Ledger::open(out_dir, self.fresh)?;
         ledger.record(Entry::Started {
             run_id: self.run_id.clone(),
-            plan_hash: jobs_hash(&p.expansion),
+            plan_hash: format!("{}-{count}", p.workflow_hash),
             server: self.server.clone(),
             jobs: Some(count),
         })?;
@@ -158,7 +156,7 @@ impl Execution<'_> {
                     Some(_) => health.up(self),
                     None => tracker_idle = true,
                 },
-                () = sleep_until(retry_at), if retry_at.is_some() => {}
+                () = sleep_until(retry_at), if retry_at.is_some() => retry_at = None,
             }
         }
         // Downloads already started are finished and journaled either way.
@@ -172,6 +170,16 @@ impl Execution<'_> {
                 .await?;
         }
         self.write_summary(&ledger)?;
+        let report = crate::report::ReportConfig::for_run(p, &self.name);
+        if let Err(e) = crate::report::refresh(out_dir, &report) {
+            self.reporter.event(&RunEvent::Warning {
+                manifest: self.name.clone(),
+                message: format!(
+                    "cannot write the report: {}",
+                    crate::error_chain::error_chain(&e)
+                ),
+            });
+        }
         let outcome = ManifestOutcome {
             manifest: self.name.clone(),
             output_dir: out_dir.clone(),
@@ -290,26 +298,4 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// A fingerprint of the manifest's jobs (their values), recorded with each run.
-fn jobs_hash(expansion: &Expansion) -> String {
-    let mut hasher = Sha256::new();
-    for j in expansion.jobs() {
-        let line = json!([
-            j.index,
-            j.run,
-            j.inputs
-                .iter()
-                .map(|(k, v)| json!([k, v.display_json()]))
-                .collect::<Vec<_>>()
-        ]);
-        hasher.update(line.to_string().as_bytes());
-    }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

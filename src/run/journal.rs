@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::key::{JobKey, SessionKey};
+use crate::fs::place::{OutputRoot, PlaceError};
 
 /// A journal longer than this many lines is compacted into one checkpoint line when it is opened.
 const COMPACT_AT_LINES: usize = 5_000;
@@ -26,7 +27,8 @@ pub enum Entry {
     Started {
         /// The run's id (also the queue items' destination tag).
         run_id: String,
-        /// Fingerprint of the manifest's jobs; a different one means the manifest changed.
+        /// The workflow's fingerprint and the job count (informational: each job's own key
+        /// tells whether it is the job an earlier run did).
         plan_hash: String,
         /// Server URL.
         server: String,
@@ -158,7 +160,12 @@ impl Journal {
     /// When the file cannot be read or created.
     pub fn open(output_dir: &Path, fresh: bool) -> std::io::Result<(Journal, State)> {
         let path = Journal::path_in(output_dir);
-        crate::fs::create_dir_all(crate::fs::parent_dir(&path))?;
+        // The run's own files are checked before anything is sent: a linked output folder,
+        // `.invk-run`, journal or `runs.jsonl` is refused (see `crate::fs::place`).
+        let root = OutputRoot::open(output_dir).map_err(PlaceError::into_io)?;
+        for own in [path.as_path(), &super::summary::summary_path(output_dir)] {
+            root.prepare(own).map_err(PlaceError::into_io)?;
+        }
         if fresh && path.exists() {
             let stamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -244,7 +251,7 @@ pub fn parse(text: &str) -> Vec<Entry> {
 /// What the journal says happened, folded from its entries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    /// The plan hash of the latest run.
+    /// The plan fingerprint of the latest run.
     pub plan_hash: Option<String>,
     /// The server of the latest run.
     pub server: Option<String>,

@@ -264,7 +264,7 @@ struct Peek {
 
 impl Peek {
     fn read(path: &Path) -> Peek {
-        let value = std::fs::read_to_string(path)
+        let value = crate::manifest::read_manifest(path, path)
             .ok()
             .and_then(|t| serde_norway::from_str::<serde_json::Value>(&t).ok())
             .unwrap_or_default();

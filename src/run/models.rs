@@ -1,26 +1,43 @@
-//! Models given by name or key in a manifest, resolved against the run's server.
+//! Models given by name or key in a manifest, resolved against the run's server with the
+//! library's one resolver ([`ModelResolver`]): narrowed by the model types each field accepts,
+//! and cached for the run.
+
+use serde_json::Value;
 
 use super::RunError;
-use crate::client::{Client, ModelIdentifier};
+use super::batch::{model_inputs, model_types_of};
+use super::execution::Execution;
+use crate::client::{ModelRef, ModelResolver};
+use crate::manifest::EnqueuePlan;
 
-/// Resolves a [`super::batch::model_ref`] (`name:NAME` or `key:KEY`) against the server's
-/// installed models.
-pub(super) async fn resolve(
-    client: &Client,
-    reference: &str,
-) -> Result<ModelIdentifier, crate::Error> {
-    if let Some(key) = reference.strip_prefix("key:") {
-        return client
-            .models()
-            .get(key)
-            .await
-            .map(|m| m.identifier())
-            .map_err(|e| RunError::Model(e).into());
+impl Execution<'_> {
+    /// Resolves the enqueue's models given by name (or key alone), each with its field's model
+    /// types, once per reference and types in the run.
+    pub(super) async fn resolve_models(
+        &self,
+        enqueue: &EnqueuePlan,
+        models: &mut ModelResolver,
+    ) -> Result<(), crate::Error> {
+        let p = self.prepared;
+        for (_, reference, types) in model_inputs(&p.workflow, &p.expansion.inputs, enqueue) {
+            models
+                .resolve(&self.client, &reference, &types)
+                .await
+                .map_err(RunError::Model)?;
+        }
+        Ok(())
     }
-    let name = reference.strip_prefix("name:").unwrap_or(reference);
-    client
-        .models()
-        .resolve(name, None, None)
-        .await
-        .map_err(|e| RunError::Model(e).into())
+}
+
+/// The identifier a model value of input `system` was resolved to by `models` (for
+/// [`super::batch::build_batch`]).
+pub(super) fn resolved(
+    models: &ModelResolver,
+    workflow: &crate::workflow::Workflow,
+    system: &str,
+    value: &Value,
+) -> Option<Value> {
+    let reference = ModelRef::of(value)?;
+    let id = models.get(&reference, &model_types_of(workflow, system))?;
+    serde_json::to_value(id).ok()
 }

@@ -1,16 +1,23 @@
-//! Where an output file goes: a rendered name made safe (it can never leave the output folder)
-//! and made unique (an existing file is never overwritten).
+//! Where an output file goes: a rendered name made safe (it can never leave the output folder,
+//! and no part of it is longer than file systems allow). Free names and writing without
+//! overwriting are [`crate::fs::place`]'s.
 
-use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, PathBuf};
 
-/// The longest file-name component we write, in bytes (most file systems allow 255).
+use sha2::{Digest, Sha256};
+
+/// The longest file-name component we write, in bytes (most file systems allow 255; the rest is
+/// room for a `-N` suffix, the extension and a sidecar's `.json`).
 const MAX_COMPONENT: usize = 200;
+
+/// Hex digits of the hash that keeps cut names apart.
+const HASH_DIGITS: usize = 12;
 
 /// Turns a rendered output name (which may hold `/` for sub-folders) into a relative path that
 /// stays inside the output folder: `..`, `.`, empty and absolute parts are dropped, control
-/// characters and characters that are invalid on common file systems become `_`, and each part
-/// is cut to a safe length. Returns `None` when nothing usable is left.
+/// characters and characters that are invalid on common file systems become `_`, and a part
+/// longer than [`MAX_COMPONENT`] bytes is cut (see [`cut`]). Returns `None` when nothing usable
+/// is left.
 #[must_use]
 pub fn sanitize_relative(name: &str) -> Option<PathBuf> {
     let mut out = PathBuf::new();
@@ -33,44 +40,29 @@ pub fn sanitize_relative(name: &str) -> Option<PathBuf> {
         {
             continue;
         }
-        out.push(truncate(cleaned, MAX_COMPONENT));
+        out.push(cut(cleaned, MAX_COMPONENT));
     }
     let safe = out.components().all(|c| matches!(c, Component::Normal(_)));
     (safe && !out.as_os_str().is_empty()).then_some(out)
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// `s` itself when it has at most `max` bytes; else its beginning, `~` and the first 12 hex
+/// digits of the SHA-256 of the whole of `s`, `max` bytes at most: names that differ only
+/// beyond the cut stay apart.
+fn cut(s: &str, max: usize) -> String {
     if s.len() <= max {
-        return s;
+        return s.to_owned();
     }
-    let mut end = max;
+    let hash: String = Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..HASH_DIGITS]
+        .to_owned();
+    let mut end = max - HASH_DIGITS - 1;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
-}
-
-/// Picks `dir/rel.ext`, or `dir/rel-1.ext`, `dir/rel-2.ext`, ... when that file exists or was
-/// already taken in this run.
-#[must_use]
-pub fn unique_path(dir: &Path, rel: &Path, ext: &str, taken: &HashSet<PathBuf>) -> PathBuf {
-    let with_ext = |suffix: &str| {
-        let mut name = rel.as_os_str().to_owned();
-        name.push(suffix);
-        if !ext.is_empty() {
-            name.push(".");
-            name.push(ext);
-        }
-        dir.join(name)
-    };
-    let first = with_ext("");
-    if !first.exists() && !taken.contains(&first) {
-        return first;
-    }
-    (1..)
-        .map(|n| with_ext(&format!("-{n}")))
-        .find(|p| !p.exists() && !taken.contains(p))
-        .unwrap_or(first)
+    format!("{}~{hash}", s[..end].trim_end())
 }
 
 #[cfg(test)]
@@ -106,16 +98,24 @@ mod tests {
     }
 
     #[test]
-    fn unique_path_never_overwrites() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut taken = HashSet::new();
-        let a = unique_path(dir.path(), Path::new("x"), "png", &taken);
-        assert_eq!(a, dir.path().join("x.png"));
-        std::fs::write(&a, b"").expect("write");
-        let b = unique_path(dir.path(), Path::new("x"), "png", &taken);
-        assert_eq!(b, dir.path().join("x-1.png"));
-        taken.insert(b.clone());
-        let c = unique_path(dir.path(), Path::new("x"), "png", &taken);
-        assert_eq!(c, dir.path().join("x-2.png"));
+    fn long_names_are_cut_with_a_hash_and_stay_distinct() {
+        let base = "a".repeat(5000);
+        let names: Vec<PathBuf> = (0..8)
+            .map(|i| sanitize_relative(&format!("run/{base}{i}")).expect("name"))
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), 8, "{names:?}");
+        for name in &names {
+            let last = name.file_name().expect("file name").to_string_lossy();
+            assert_eq!(last.len(), MAX_COMPONENT, "{last}");
+            assert!(last.starts_with(&"a".repeat(187)), "{last}");
+            assert!(name.starts_with("run"));
+        }
+        // Short names are kept as they are, and a cut is the same every time.
+        assert_eq!(cut("short", MAX_COMPONENT), "short");
+        assert_eq!(
+            sanitize_relative(&format!("{base}0")),
+            Some(names[0].strip_prefix("run").expect("prefix").to_path_buf())
+        );
     }
 }

@@ -8,9 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
-use crate::manifest::{
-    ExpandOptions, Expansion, Job, ManifestFile, OutputVars, Plan, WorkflowSource,
-};
+use crate::manifest::{ExpandOptions, Expansion, Job, ManifestFile, WorkflowSource};
 use crate::workflow::{SchemaSet, Workflow, WorkflowDefinition};
 
 /// A manifest ready to run.
@@ -24,8 +22,6 @@ pub struct Prepared {
     pub workflow_ref: Value,
     /// The jobs and how to name their outputs.
     pub expansion: Expansion,
-    /// The jobs grouped into enqueues.
-    pub plan: Plan,
     /// The output folder (its `.invk-run/journal.jsonl` and `runs.jsonl`).
     pub output_dir: PathBuf,
     /// A fingerprint of the workflow: part of each job's key, so that jobs of a changed
@@ -48,12 +44,7 @@ pub async fn prepare(
     client: Option<&Client>,
     schemas: &SchemaSet,
 ) -> Result<Prepared, crate::Error> {
-    let text = crate::fs::read_to_string(read_from).map_err(|source| {
-        crate::manifest::ManifestError::Read {
-            path: display_path.to_path_buf(),
-            source,
-        }
-    })?;
+    let text = crate::manifest::read_manifest(read_from, display_path)?;
     let file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
     let (definition, workflow_ref) = match file.workflow() {
         WorkflowSource::File(path) => {
@@ -78,7 +69,8 @@ pub async fn prepare(
     };
     let workflow = Workflow::new(definition, schemas)?;
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
-    let plan = Plan::new(&expansion);
+    let labels: Vec<String> = workflow.outputs().into_iter().map(|n| n.label).collect();
+    crate::manifest::check_grid_nodes(&file, &labels)?;
     let output_dir = output_dir(&file, &expansion)?;
     let workflow_hash = {
         let digest = Sha256::digest(workflow.definition().to_json().to_string().as_bytes());
@@ -89,58 +81,20 @@ pub async fn prepare(
         workflow,
         workflow_ref,
         expansion,
-        plan,
         output_dir,
         workflow_hash,
     })
 }
 
 /// The run's output folder: `output.dir` rendered for today's date. It holds the journal and
-/// the summary, so it may not vary from job to job or file to file: per-job folders belong in
-/// `output.name` (which may contain `/`).
+/// the summary, so it may not vary from job to job or file to file (validation refused a
+/// template that reads anything but `vars`, `manifest`, `date` and `time`): one render.
 fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, crate::Error> {
-    let Some(first) = expansion.jobs.first() else {
+    if expansion.job_count() == 0 {
         return Ok(file.dir().to_path_buf());
-    };
-    let (date, time) = super::clock::now_utc();
-    let vars = OutputVars {
-        date,
-        time,
-        ..OutputVars::example()
-    };
-    let other = OutputVars {
-        node_id: "other-node".into(),
-        node_label: "other-label".into(),
-        node_type: "other_type".into(),
-        image_index: 1,
-        image_count: 2,
-        image_name: "other-image.png".into(),
-        item_id: 2,
-        batch_id: "other-batch".into(),
-        run_id: "other-run".into(),
-        ..vars.clone()
-    };
-    let dir = normalize(&expansion.output_path(first, &vars)?.dir);
-    let varies = expansion.jobs.iter().any(|job| {
-        [&vars, &other].into_iter().any(|v| {
-            expansion
-                .output_path(job, v)
-                .is_ok_and(|p| normalize(&p.dir) != dir)
-        })
-    });
-    if varies {
-        return Err(crate::manifest::ManifestError::Invalid {
-            diagnostics: vec![crate::manifest::Diagnostic {
-                file: file.path().to_path_buf(),
-                line: file.location(&crate::manifest::YamlPath::keys(&["output", "dir"])).line,
-                col: file.location(&crate::manifest::YamlPath::keys(&["output", "dir"])).col,
-                message: "`output.dir` changes from job to job or file to file; it must be one folder (it holds the run's journal and summary)".into(),
-                hint: Some("use only `vars`, `manifest`, `date` and `time` in `output.dir`, and put per-job folders in `output.name`, e.g. `name: \"{{ animal }}/{{ job.number }}\"`".into()),
-            }],
-        }
-        .into());
     }
-    Ok(dir)
+    let (date, time) = super::clock::now_utc();
+    Ok(normalize(&expansion.output_dir(&date, &time)?))
 }
 
 /// A job's key in the journal: stable across runs of the same manifest as long as the

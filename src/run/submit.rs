@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{build_batch, model_refs};
+use super::batch::build_batch;
 use super::execution::Execution;
 use super::health::Health;
 use super::journal::Entry;
@@ -19,7 +18,7 @@ use super::ledger::{Ledger, Slot};
 use super::report::RunEvent;
 use super::upload::Uploads;
 use crate::client::tracker::Tracker;
-use crate::client::{ClientError, EnqueueResult};
+use crate::client::{ClientError, EnqueueResult, ModelResolver};
 use crate::manifest::{EnqueuePlan, Job, LocalImage, Plan};
 use crate::workflow::{ConvertOptions, EnqueueBatch};
 
@@ -35,8 +34,8 @@ pub(super) struct Submitted {
 /// Per-run caches of the submit step.
 #[derive(Debug, Default)]
 pub(super) struct Submitter {
-    /// Model reference → the model's identifier on the server.
-    models: HashMap<String, Value>,
+    /// Models given by name or key, resolved on the server.
+    models: ModelResolver,
     /// The run's uploads.
     pub uploads: Uploads,
 }
@@ -65,7 +64,7 @@ impl Execution<'_> {
                 out.handed_back.extend(&enqueue.job_indices);
                 continue;
             }
-            self.resolve_models(enqueue, submitter).await?;
+            self.resolve_models(enqueue, &mut submitter.models).await?;
             self.upload_for(enqueue, &mut submitter.uploads, ledger)
                 .await?;
             let slots: Vec<(usize, JobKey)> =
@@ -110,23 +109,6 @@ impl Execution<'_> {
         Ok(out)
     }
 
-    /// Resolves the enqueue's models given by name (or key alone), once per reference.
-    async fn resolve_models(
-        &self,
-        enqueue: &EnqueuePlan,
-        submitter: &mut Submitter,
-    ) -> Result<(), crate::Error> {
-        for reference in model_refs(&self.prepared.expansion.inputs, enqueue) {
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                submitter.models.entry(reference)
-            {
-                let id = super::models::resolve(&self.client, slot.key()).await?;
-                slot.insert(serde_json::to_value(id).map_err(std::io::Error::other)?);
-            }
-        }
-        Ok(())
-    }
-
     /// Journals and sends one enqueue; returns its batch id, sessions per job and item ids
     /// (fewer than asked when the queue was full), or `None` when Ctrl-C came while the server
     /// was down.
@@ -153,7 +135,9 @@ impl Execution<'_> {
             &self.prepared.expansion.inputs,
             enqueue,
             &image_name,
-            &submitter.models,
+            &|system, value| {
+                super::models::resolved(&submitter.models, &self.prepared.workflow, system, value)
+            },
             &options,
         )?;
         let sessions = usize::try_from(batch.session_count()).unwrap_or(usize::MAX);

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::fs::place::{OutputRoot, PlaceError};
+
 /// The sidecar written beside an output file (`NAME.png.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Sidecar {
@@ -50,14 +52,14 @@ impl Sidecar {
         PathBuf::from(name)
     }
 
-    /// Writes it atomically beside `file`.
+    /// Its text (pretty JSON and a newline).
     ///
     /// # Errors
-    /// When the write fails.
-    pub fn write(&self, file: &Path) -> std::io::Result<()> {
+    /// When it cannot be serialized.
+    pub fn to_bytes(&self) -> std::io::Result<Vec<u8>> {
         let mut text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         text.push(b'\n');
-        crate::fs::write_atomic(&Sidecar::path_for(file), &text)
+        Ok(text)
     }
 }
 
@@ -93,8 +95,11 @@ pub struct JobSummary {
 /// The summary file's path in an output folder.
 #[must_use]
 pub fn summary_path(output_dir: &Path) -> PathBuf {
-    output_dir.join("runs.jsonl")
+    output_dir.join(SUMMARY_FILE)
 }
+
+/// The summary file's name.
+const SUMMARY_FILE: &str = "runs.jsonl";
 
 /// Appends `runs.jsonl` lines one job at a time (buffered), then flushes them to disk.
 #[derive(Debug)]
@@ -103,18 +108,15 @@ pub struct SummaryWriter {
 }
 
 impl SummaryWriter {
-    /// Opens an output folder's `runs.jsonl` for appending.
+    /// Opens an output folder's `runs.jsonl` for appending; a link there (or a linked output
+    /// folder) is refused ([`crate::fs::place`]).
     ///
     /// # Errors
-    /// When the folder or the file cannot be created.
+    /// When the folder or the file cannot be created, or is a link.
     pub fn open(output_dir: &Path) -> std::io::Result<SummaryWriter> {
-        crate::fs::create_dir_all(output_dir)?;
-        let file = crate::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(summary_path(output_dir))?
-            .into_parts()
-            .0;
+        let file = OutputRoot::open(output_dir)
+            .and_then(|root| root.open_append(Path::new(SUMMARY_FILE)))
+            .map_err(PlaceError::into_io)?;
         Ok(SummaryWriter {
             file: std::io::BufWriter::new(file),
         })

@@ -577,3 +577,111 @@ async fn commands_against_an_unreachable_server_fail_with_the_hint() {
       Caused by: Connection refused (os error 111)
     ");
 }
+
+/// Two installed models with the same name and different types, as the models API lists them.
+fn same_name_models() -> serde_json::Value {
+    let model = |key: &str, ty: &str| {
+        json!({"key": key, "hash": format!("blake3:{key}"), "name": "FLUX", "base": "flux",
+               "type": ty, "format": "checkpoint", "description": null})
+    };
+    json!({"models": [model("k-main", "main"), model("k-vae", "vae"), model("k-lora", "lora")]})
+}
+
+const FLUX_MODEL: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.model";
+const FLUX_VAE: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.vae_model";
+
+fn flux_workflow() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workflows/flux-image-to-image.json")
+}
+
+#[tokio::test]
+async fn the_handle_resolves_models_of_the_same_name_by_the_field_type_listing_them_once() {
+    use invk_run::client::SchemaSource;
+    use invk_run::workflow::{InputRef, SchemaSet, WorkflowDefinition};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/models/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(same_name_models()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(&server.uri());
+    let definition = WorkflowDefinition::load(flux_workflow()).expect("workflow");
+    let mut handle = invk_run::client::WorkflowHandle::with_schemas(
+        &client,
+        definition,
+        SchemaSet::snapshot(),
+        SchemaSource::Snapshot {
+            reason: "test".into(),
+        },
+    )
+    .expect("handle");
+    handle.set(FLUX_MODEL, "FLUX").expect("model by name");
+    handle.set(FLUX_VAE, "FLUX").expect("vae by name");
+    handle.resolve_models().await.expect("resolved");
+    let key_of = |system: &str| {
+        handle
+            .workflow()
+            .input(&InputRef::parse(system))
+            .expect("input")
+            .value
+            .as_ref()
+            .expect("value")
+            .to_json()["key"]
+            .clone()
+    };
+    assert_eq!(key_of(FLUX_MODEL), "k-main");
+    assert_eq!(key_of(FLUX_VAE), "k-vae");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runner_resolves_models_of_the_same_name_by_the_field_type() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/models/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(same_name_models()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The enqueue is refused: what matters is what was sent.
+    Mock::given(method("POST"))
+        .and(path("/api/v1/queue/default/enqueue_batch"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"detail": "test stops here"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(flux_workflow(), dir.path().join("flux.json")).expect("copy");
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        format!(
+            "version: 1\nworkflow: flux.json\ninputs:\n  {FLUX_MODEL}: FLUX\n  {FLUX_VAE}: FLUX\noutput:\n  dir: out\n"
+        ),
+    )
+    .expect("manifest");
+    let url = server.uri();
+    let cwd = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        crate::support::invk_run()
+            .current_dir(cwd)
+            .args(["job.yaml", "--server", &url, "--poll-only"])
+            .output()
+            .expect("run invk-run")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("test stops here"), "{stderr}");
+    let requests = server.received_requests().await.expect("recording");
+    let enqueue = requests
+        .iter()
+        .find(|r| r.url.path().ends_with("/enqueue_batch"))
+        .expect("an enqueue was sent");
+    let body: serde_json::Value = serde_json::from_slice(&enqueue.body).expect("json body");
+    let loader = &body["batch"]["graph"]["nodes"]["f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90"];
+    assert_eq!(loader["model"]["key"], "k-main", "{loader}");
+    assert_eq!(loader["vae_model"]["key"], "k-vae", "{loader}");
+}

@@ -91,6 +91,19 @@ pub(crate) fn files_under(dir: &Path) -> BTreeSet<String> {
     out
 }
 
+/// The files without the gallery's thumbnails (one per output, named by a hash).
+fn report_less(files: BTreeSet<String>) -> BTreeSet<String> {
+    files
+        .into_iter()
+        .filter(|f| !f.starts_with(".invk-run/thumbs/"))
+        .collect()
+}
+
+/// Whether a file is an output (not a grid of them).
+pub(crate) fn is_output_png(file: &str) -> bool {
+    file.ends_with(".png") && !file.starts_with("grid-")
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -133,7 +146,7 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
     assert!(stderr.contains("12 completed"), "{stderr}");
 
     let root = ws.path("out/job");
-    let files = files_under(&root);
+    let files = report_less(files_under(&root));
     let mut expected = BTreeSet::new();
     for hue in [0, 90, 180, 270] {
         for blur in [1, 3, 6] {
@@ -145,6 +158,17 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
     }
     expected.insert("runs.jsonl".to_owned());
     expected.insert(".invk-run/journal.jsonl".to_owned());
+    // The report: the gallery, and the default grid (a two-key matrix) of each output node.
+    for report in [
+        "index.html",
+        ".invk-run/report.json",
+        "grid-Blurred.png",
+        "grid-Blurred.png.json",
+        "grid-Tinted.png",
+        "grid-Tinted.png.json",
+    ] {
+        expected.insert(report.to_owned());
+    }
     assert_eq!(files, expected);
 
     // Every output is a real PNG of the size asked for; its sidecar says what made it.
@@ -229,7 +253,7 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
       }
     ]
     "#);
-    assert_eq!(files_under(&root).len(), expected.len());
+    assert_eq!(report_less(files_under(&root)).len(), expected.len());
 }
 
 #[test]
@@ -273,7 +297,7 @@ fn a_run_killed_in_the_middle_finishes_on_restart_without_duplicates() {
     // Exactly the expected files: nothing missing, nothing written twice (`-1` copies).
     let files: Vec<String> = files_under(&ws.path("out/job"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .collect();
     assert_eq!(files.len(), 24, "{files:#?}");
     assert!(files.iter().all(|f| !f.contains("-1.png")), "{files:#?}");
@@ -477,7 +501,7 @@ fn ctrl_c_stops_with_130_and_a_fresh_run_of_the_same_jobs_is_not_broken_by_delet
     assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh.stderr));
     let pngs = files_under(&ws.path("out/job"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .count();
     // The fresh run never overwrites: its 12 files sit beside the first run's 12.
     assert!(ws.path("out/job/hue-0/blur-1-Tinted-1.png").is_file());
@@ -527,7 +551,7 @@ fn every_bundled_manifest_validates_and_the_small_ones_run() {
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
         let written = files_under(&out_dir)
             .into_iter()
-            .filter(|f| f.ends_with(".png"))
+            .filter(|f| is_output_png(f))
             .count();
         assert_eq!(written, pngs, "{name}");
     }
@@ -566,7 +590,7 @@ fn a_multi_user_server_needs_a_login_and_then_runs_like_any_other() {
     );
     let pngs = files_under(&ws.path("out/job"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .count();
     assert_eq!(pngs, 2);
 }
@@ -616,7 +640,7 @@ fn a_run_killed_on_one_server_is_finished_on_another_with_fresh_uploads() {
     );
     let pngs: Vec<String> = files_under(&ws.path("out/job"))
         .into_iter()
-        .filter(|f| f.ends_with(".png"))
+        .filter(|f| is_output_png(f))
         .collect();
     assert_eq!(pngs.len(), 12, "{pngs:#?}");
     let summary = std::fs::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");

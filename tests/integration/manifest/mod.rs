@@ -46,8 +46,7 @@ fn summary(expansion: &Expansion) -> Value {
         other => other.display_json(),
     };
     let jobs: Vec<Value> = expansion
-        .jobs
-        .iter()
+        .jobs()
         .map(|j| {
             let inputs: Map<String, Value> =
                 j.inputs.iter().map(|(k, v)| (user(k), show(v))).collect();
@@ -67,9 +66,9 @@ fn summary(expansion: &Expansion) -> Value {
             })
         })
         .collect();
-    let first_output = expansion.jobs.first().map(|j| {
+    let first_output = (expansion.job_count() > 0).then(|| {
         let p = expansion
-            .output_path(j, &OutputVars::example())
+            .output_path(&expansion.job(0), &OutputVars::example())
             .expect("output path of job 0");
         p.file("png").display().to_string()
     });
@@ -176,13 +175,13 @@ fn a_sweep_over_a_photo_folder_uploads_each_photo_once_in_one_enqueue() {
         "inputs:\n  Positive Prompt: \"{{ sweep.image | stem }} in {{ vars.style }} style, take {{ run.index }}\"\nvars: {style: ink}\nsweep:\n  matrix:\n    image: {glob: \"photos/*.png\"}\nruns: 2\n",
     );
     let expansion = load_and_expand(&path).expect("valid");
-    let prompts: Vec<&Value> = expansion
-        .jobs
-        .iter()
+    let prompts: Vec<Value> = expansion
+        .jobs()
         .filter_map(|j| {
             j.inputs
                 .get("01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt")
                 .and_then(InputValue::as_value)
+                .cloned()
         })
         .collect();
     assert_eq!(
@@ -216,7 +215,7 @@ fn output_paths_follow_the_templates_and_never_leave_the_output_folder() {
         "inputs: {image: photos/cat.png}\noutput:\n  dir: \"out/{{ manifest.stem }}\"\n  name: \"{{ node.label }}/{{ job.number }}-{{ image.index }}\"\n",
     );
     let expansion = load_and_expand(&path).expect("valid");
-    let job = &expansion.jobs[0];
+    let job = &expansion.job(0);
     let mut vars = OutputVars::example();
     vars.node_label = "Blurred".into();
     let out = expansion.output_path(job, &vars).expect("path");
@@ -240,8 +239,7 @@ fn job_numbers_are_zero_padded_to_the_widest_index() {
     );
     let expansion = load_and_expand(&path).expect("valid");
     let numbers: Vec<String> = expansion
-        .jobs
-        .iter()
+        .jobs()
         .map(|j| {
             j.inputs["01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt"]
                 .display_json()
@@ -250,4 +248,101 @@ fn job_numbers_are_zero_padded_to_the_widest_index() {
         .collect();
     assert_eq!(numbers.first().map(String::as_str), Some("\"00/12\""));
     assert_eq!(numbers.last().map(String::as_str), Some("\"11/12\""));
+}
+
+/// Manifests made to exhaust the checker (issue 12): a 3 MB and a 50 MB sweep list, a list of
+/// 150,000 values in a small file. Each is refused with exit 2 by `validate` and by a run (whose
+/// server, on port 1, does not exist: a run that sent anything would fail otherwise), with a
+/// short message naming the file and the line. `scripts/bench-validate` prints their time and
+/// memory.
+#[test]
+fn huge_manifests_are_refused_with_a_short_message_naming_the_line() {
+    let (dir, _) = scratch("");
+    let header = "version: 1\nworkflow: wf.json\ninputs: {image: photos/cat.png}\nsweep:\n  matrix:\n    num_steps: [";
+    let cases = [
+        (
+            "list-3mb.yaml",
+            "1, ".repeat(1_000_000),
+            "the manifest is larger than 1 MiB",
+        ),
+        (
+            "list-50mb.yaml",
+            "1, ".repeat(16_700_000),
+            "the manifest is larger than 1 MiB",
+        ),
+        (
+            "list-150k.yaml",
+            "1,".repeat(150_000),
+            "the list `sweep.matrix.num_steps` has more than 100000 items",
+        ),
+    ];
+    for (name, items, expected) in cases {
+        std::fs::write(dir.path().join(name), format!("{header}{items}1]\n")).expect("write");
+        for args in [&["validate"][..], &["--server", "http://127.0.0.1:1"][..]] {
+            let out = crate::support::invk_run()
+                .current_dir(dir.path())
+                .args(args)
+                .arg(name)
+                .output()
+                .expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            // (A run warns first that it cannot reach the server for its schemas.)
+            let first = stderr
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("{name}: no line names the file: {stderr}"));
+            assert!(first.contains(expected), "{name}: {first}");
+            assert!(
+                stderr.len() < 1000,
+                "{name}: {} bytes of messages",
+                stderr.len()
+            );
+        }
+    }
+}
+
+/// The dry run prints one JSON document (streamed as jobs are made): every job in order, and
+/// enqueues that cover every job once.
+#[test]
+fn the_dry_run_lists_every_job_and_enqueue_without_a_server() {
+    let (dir, _) = scratch(
+        "inputs: {image: photos/cat.png, Positive Prompt: \"{{ animal }} {{ job.number }}\"}\nsweep:\n  matrix:\n    animal: [cat, dog, owl]\n    num_steps: {range: [1, 4]}\nruns: 2\n",
+    );
+    for json_flag in [false, true] {
+        let mut cmd = crate::support::invk_run();
+        cmd.current_dir(dir.path())
+            .args(["--dry-run", "--server", "http://127.0.0.1:1"]);
+        if json_flag {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg("m.yaml").output().expect("dry run");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let jobs = doc["jobs"].as_array().expect("jobs");
+        assert_eq!(jobs.len(), 24);
+        let indices: Vec<u64> = jobs.iter().filter_map(|j| j["index"].as_u64()).collect();
+        assert_eq!(indices, (0..24).collect::<Vec<u64>>());
+        assert_eq!(
+            jobs[23]["inputs"]["01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt"],
+            "owl 23"
+        );
+        let mut covered: Vec<u64> = doc["enqueues"]
+            .as_array()
+            .expect("enqueues")
+            .iter()
+            .flat_map(|e| {
+                assert!(e.get("batch").is_some(), "{e}");
+                e["jobs"].as_array().cloned().unwrap_or_default()
+            })
+            .filter_map(|j| j.as_u64())
+            .collect();
+        covered.sort_unstable();
+        assert_eq!(covered, (0..24).collect::<Vec<u64>>());
+    }
 }

@@ -1,0 +1,80 @@
+//! `invk-run report OUTPUT_DIR|MANIFEST` (rebuild the gallery and grids from disk) and
+//! `invk-run completions SHELL`.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, GlobalArgs};
+use crate::exit_status::ExitStatus;
+use crate::report::{ReportConfig, ReportError, refresh};
+
+/// Rebuilds the report of an output folder, or of the folder a manifest writes to (read offline
+/// with the shipped schemas; nothing is sent).
+///
+/// # Errors
+/// A target that is neither, an invalid manifest (exit 2), or a report that cannot be written.
+pub fn run(target: &Path, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let (dir, config) = if target.is_dir() {
+        (
+            target.to_path_buf(),
+            ReportConfig::saved_or_default(target).map_err(crate::Error::from)?,
+        )
+    } else if target.is_file() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let prepared = runtime.block_on(crate::run::prepare::prepare(
+            target,
+            target,
+            &crate::fs::parent_dir(target),
+            u64::MAX,
+            None,
+            crate::workflow::SchemaSet::snapshot(),
+        ))?;
+        let title = target.display().to_string();
+        let config = ReportConfig::for_run(&prepared, &title);
+        (prepared.output_dir, config)
+    } else {
+        return Err(crate::Error::from(ReportError::NotAReport {
+            path: target.to_path_buf(),
+        })
+        .into());
+    };
+    let summary = refresh(&dir, &config).map_err(crate::Error::from)?;
+    if global.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !global.quiet {
+        let grids: Vec<String> = summary
+            .grids
+            .iter()
+            .map(|g| g.display().to_string())
+            .collect();
+        eprintln!(
+            "{}: {} jobs; {}{} grid{}{}",
+            dir.display(),
+            summary.jobs,
+            if summary.gallery.is_some() {
+                "index.html, "
+            } else {
+                ""
+            },
+            grids.len(),
+            if grids.len() == 1 { "" } else { "s" },
+            if grids.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", grids.join(", "))
+            }
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Prints the completions of `invk-run` for `shell` to stdout.
+#[must_use]
+pub fn completions(shell: clap_complete::Shell) -> ExitStatus {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "invk-run", &mut std::io::stdout());
+    ExitStatus::Success
+}

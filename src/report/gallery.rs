@@ -1,0 +1,273 @@
+//! The HTML gallery: `index.html` at the output root, made from the minijinja templates in
+//! `templates/`, with small generated thumbnails in `.invk-run/thumbs/`. It opens from disk and
+//! works offline: the jobs are embedded as JSON and the page's own script draws the views.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use minijinja::Environment;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::ReportError;
+use super::grid::UNLABELLED;
+use super::records::JobRecord;
+use crate::manifest::value_label;
+
+/// The thumbnails' longest side, in pixels.
+pub const THUMB_SIZE: u32 = 192;
+
+/// Where thumbnails go, relative to the output folder.
+pub const THUMB_DIR: &str = ".invk-run/thumbs";
+
+/// A grid to link from the gallery.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridLink {
+    /// The file, relative to the output folder.
+    pub file: PathBuf,
+    /// The output node it shows.
+    pub node: String,
+}
+
+/// What writing the gallery did.
+#[derive(Debug, Clone, Default)]
+pub struct GalleryOutcome {
+    /// Thumbnails made now (the others were up to date).
+    pub thumbnails_made: usize,
+    /// Files without a thumbnail (not an image this build decodes, or missing).
+    pub without_thumbnail: usize,
+}
+
+/// Writes `index.html` (atomically) and the thumbnails it needs.
+///
+/// # Errors
+/// The page or a thumbnail cannot be written, or the template fails.
+pub fn write(
+    output_dir: &Path,
+    title: &str,
+    records: &[JobRecord],
+    grids: &[GridLink],
+) -> Result<GalleryOutcome, ReportError> {
+    let mut outcome = GalleryOutcome::default();
+    let mut keys: Vec<String> = Vec::new();
+    let mut values: Map<String, Value> = Map::new();
+    let mut nodes: Vec<String> = Vec::new();
+    let mut jobs = Vec::with_capacity(records.len());
+    let mut counts =
+        json!({"jobs": records.len(), "completed": 0, "failed": 0, "not_run": 0, "files": 0});
+    for r in records {
+        if let Some(n) = counts.get_mut(r.status.as_str()) {
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
+        let mut sweep = Map::new();
+        for (k, v) in &r.sweep {
+            let label = value_label(v);
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+            let list = values
+                .entry(k.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = list {
+                if !list.iter().any(|x| x.as_str() == Some(&label)) {
+                    list.push(Value::String(label.clone()));
+                }
+            }
+            sweep.insert(k.clone(), Value::String(label));
+        }
+        let mut files = Vec::new();
+        for f in &r.files {
+            let node = f
+                .node_label
+                .clone()
+                .unwrap_or_else(|| UNLABELLED.to_owned());
+            if !nodes.contains(&node) {
+                nodes.push(node.clone());
+            }
+            let thumb = if f.exists {
+                match thumbnail(output_dir, &f.path)? {
+                    Some((path, made)) => {
+                        outcome.thumbnails_made += usize::from(made);
+                        Some(url(&path))
+                    }
+                    None => {
+                        outcome.without_thumbnail += 1;
+                        None
+                    }
+                }
+            } else {
+                outcome.without_thumbnail += 1;
+                None
+            };
+            files.push(json!({
+                "src": url(&f.path),
+                "name": f.path.display().to_string(),
+                "thumb": thumb,
+                "node": node,
+                "exists": f.exists,
+                "meta": f.sidecar,
+            }));
+        }
+        if let Some(n) = counts.get_mut("files") {
+            *n = json!(n.as_u64().unwrap_or(0) + files.len() as u64);
+        }
+        jobs.push(json!({
+            "job": r.job,
+            "status": r.status,
+            "error": r.error,
+            "sweep": sweep,
+            "inputs": r.inputs,
+            "files": files,
+        }));
+    }
+    let grid_links: Vec<Value> = grids
+        .iter()
+        .map(|g| json!({"src": url(&g.file), "name": g.file.display().to_string(), "node": g.node}))
+        .collect();
+    let data = json!({
+        "title": title,
+        "keys": keys,
+        "values": values,
+        "nodes": nodes,
+        "jobs": jobs,
+        "grids": grid_links,
+    });
+    let html = render_page(title, &counts, &grid_links, &data)?;
+    let path = output_dir.join("index.html");
+    crate::fs::write_atomic(&path, html.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
+    Ok(outcome)
+}
+
+/// The page from the templates.
+fn render_page(
+    title: &str,
+    counts: &Value,
+    grids: &[Value],
+    data: &Value,
+) -> Result<String, ReportError> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("gallery.html", include_str!("../../templates/gallery.html")),
+        ("gallery.css", include_str!("../../templates/gallery.css")),
+        ("gallery.js", include_str!("../../templates/gallery.js")),
+    ] {
+        env.add_template(name, source)?;
+    }
+    let template = env.get_template("gallery.html")?;
+    Ok(template.render(minijinja::context! {
+        title => title,
+        counts => counts,
+        grids => grids,
+        data => minijinja::Value::from_safe_string(script_json(data)),
+    })?)
+}
+
+/// JSON text that is safe inside a `<script>` element: `<`, `>` and `&` (only ever inside
+/// strings) become `\u003c`-style escapes, so no `</script>` or `<!--` can end the element early;
+/// U+2028 and U+2029 are escaped for older JavaScript parsers.
+#[must_use]
+pub fn script_json(value: &Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A relative path as a URL path: each part percent-encoded (spaces, `#`, `?`, `%`...).
+#[must_use]
+pub fn url(path: &Path) -> String {
+    let mut parts = Vec::new();
+    for part in path.components() {
+        let text = part.as_os_str().to_string_lossy();
+        let mut encoded = String::with_capacity(text.len());
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                encoded.push(char::from(b));
+            } else {
+                encoded.push_str(&format!("%{b:02X}"));
+            }
+        }
+        parts.push(encoded);
+    }
+    parts.join("/")
+}
+
+/// The thumbnail of `rel` (relative to the output folder): made when missing or older than the
+/// file. Returns its relative path and whether it was made now; `None` for a file that is no
+/// image this build decodes.
+///
+/// # Errors
+/// The thumbnail cannot be written.
+pub fn thumbnail(output_dir: &Path, rel: &Path) -> Result<Option<(PathBuf, bool)>, ReportError> {
+    let digest = Sha256::digest(rel.to_string_lossy().as_bytes());
+    let name: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    let thumb_rel = Path::new(THUMB_DIR).join(format!("{name}.jpg"));
+    let source = output_dir.join(rel);
+    let thumb = output_dir.join(&thumb_rel);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(t), Some(s)) = (modified(&thumb), modified(&source)) {
+        if t >= s {
+            return Ok(Some((thumb_rel, false)));
+        }
+    }
+    let Ok(img) = image::open(&source) else {
+        return Ok(None);
+    };
+    let small = if img.width().max(img.height()) > THUMB_SIZE {
+        img.resize(THUMB_SIZE, THUMB_SIZE, FilterType::Triangle)
+    } else {
+        img
+    };
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 82)
+        .encode_image(&small.to_rgb8())
+        .map_err(|source| ReportError::Encode {
+            path: thumb.clone(),
+            source,
+        })?;
+    crate::fs::write_atomic(&thumb, &bytes).map_err(|e| ReportError::io(&thumb, e))?;
+    Ok(Some((thumb_rel, true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_json_cannot_close_the_script_element() {
+        let v = json!({"prompt": "</script><script>alert(1)</script> & <!--"});
+        let text = script_json(&v);
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        let back: Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn urls_encode_each_part() {
+        assert_eq!(url(Path::new("hue 90/a#b?.png")), "hue%2090/a%23b%3F.png");
+    }
+
+    #[test]
+    fn user_text_in_the_page_is_escaped() {
+        let html = render_page(
+            "<b>out</b>",
+            &json!({"jobs": 0, "completed": 0, "failed": 0, "not_run": 0, "files": 0}),
+            &[json!({"src": "g.png", "name": "<i>g</i>", "node": "n"})],
+            &json!({"title": "</script>"}),
+        )
+        .expect("render");
+        assert!(html.contains("&lt;b&gt;out&lt;"), "{html}");
+        assert!(html.contains("&lt;i&gt;g&lt;"));
+        assert!(!html.contains("<b>out") && !html.contains("\"</script>"));
+    }
+}

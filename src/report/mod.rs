@@ -1,0 +1,274 @@
+//! What a run shows: X/Y grids of its sweep and an HTML gallery of every output, rebuilt from
+//! what is on disk (`runs.jsonl`, the sidecars, the journal), so a run made before this feature,
+//! or a folder whose files were moved, can be reported too.
+//!
+//! ```text
+//! records::load(dir)                  jobs with status, sweep values, inputs, files, sidecars
+//! grid::plan(spec, records)           which job's image goes in which cell (or why none)
+//! grid::render(dir, plan)             the grid image, with its axis labels
+//! gallery::write(dir, records, grids) index.html + thumbnails
+//! ```
+//! [`refresh`] does all of it; the runner calls it, and so does `invk-run report`.
+
+pub mod gallery;
+pub mod grid;
+pub mod records;
+mod text;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit_status::ExitStatus;
+use crate::manifest::{GridSpec, Manifest, default_grid, resolve_grids};
+
+/// Where a folder's report settings are kept, relative to it (so `invk-run report DIR` draws
+/// the grids the manifest asked for).
+pub const CONFIG_FILE: &str = ".invk-run/report.json";
+
+/// What to draw for an output folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportConfig {
+    /// The page's title (the manifest's name).
+    pub title: String,
+    /// The grids.
+    #[serde(default)]
+    pub grids: Vec<GridSpec>,
+    /// Whether to write `index.html`.
+    #[serde(default = "yes")]
+    pub gallery: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ReportConfig {
+    /// The report a manifest asks for, titled `title`.
+    #[must_use]
+    pub fn from_manifest(title: &str, manifest: &Manifest) -> ReportConfig {
+        ReportConfig {
+            title: title.to_owned(),
+            grids: resolve_grids(&manifest.output, &manifest.sweep),
+            gallery: manifest.output.gallery,
+        }
+    }
+
+    /// The report of a prepared manifest, titled `title`.
+    #[must_use]
+    pub fn for_run(prepared: &crate::run::prepare::Prepared, title: &str) -> ReportConfig {
+        ReportConfig::from_manifest(title, prepared.file.manifest())
+    }
+
+    /// The settings saved in `output_dir` by an earlier report; without them (a run made before
+    /// reports), the gallery and the default grid of the sweep found on disk.
+    ///
+    /// # Errors
+    /// The saved settings cannot be read.
+    pub fn saved_or_default(output_dir: &Path) -> Result<ReportConfig, ReportError> {
+        let path = output_dir.join(CONFIG_FILE);
+        if path.is_file() {
+            let text = crate::fs::read(&path).map_err(|e| ReportError::io(&path, e))?;
+            return serde_json::from_slice(&text).map_err(|source| ReportError::Config {
+                path: path.clone(),
+                source,
+            });
+        }
+        let records = records::load(output_dir)?;
+        let title = output_dir.file_name().map_or_else(
+            || "invk-run".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(ReportConfig {
+            title,
+            grids: default_grid_of(&records).into_iter().collect(),
+            gallery: true,
+        })
+    }
+}
+
+/// The default grid of jobs read from disk: when their sweep is a full product of one or two
+/// keys (as a `matrix` makes it).
+fn default_grid_of(records: &[records::JobRecord]) -> Option<GridSpec> {
+    let mut keys: Vec<&String> = Vec::new();
+    let mut combos: Vec<Vec<&serde_json::Value>> = Vec::new();
+    for r in records {
+        for k in r.sweep.keys() {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut distinct: Vec<Vec<&serde_json::Value>> = vec![Vec::new(); keys.len()];
+    for r in records {
+        let combo: Vec<&serde_json::Value> = keys
+            .iter()
+            .map(|k| r.sweep.get(*k).unwrap_or(&serde_json::Value::Null))
+            .collect();
+        for (i, v) in combo.iter().enumerate() {
+            if !distinct[i].contains(v) {
+                distinct[i].push(v);
+            }
+        }
+        if !combos.contains(&combo) {
+            combos.push(combo);
+        }
+    }
+    let product: usize = distinct.iter().map(Vec::len).product();
+    if product == combos.len() {
+        default_grid(&keys)
+    } else {
+        None
+    }
+}
+
+/// What [`refresh`] wrote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReportSummary {
+    /// `index.html`, when written.
+    pub gallery: Option<PathBuf>,
+    /// The grid files written, relative to the output folder.
+    pub grids: Vec<PathBuf>,
+    /// Jobs shown.
+    pub jobs: usize,
+    /// Thumbnails made (the others were up to date).
+    pub thumbnails_made: usize,
+    /// Grid cells left empty (failed, not run, not in the sweep), over all grids.
+    pub empty_cells: usize,
+}
+
+/// A report that could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A file could not be read or written.
+    #[error("cannot access `{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image could not be encoded.
+    #[error("cannot encode `{}`", path.display())]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: image::ImageError,
+    },
+    /// A grid would be too large.
+    #[error("the grid would be too large: {what}")]
+    GridTooLarge {
+        /// Its size and the bound.
+        what: String,
+    },
+    /// A grid's file name does not render.
+    #[error("grid name `{template}`: {message}")]
+    GridName {
+        /// The template.
+        template: String,
+        /// Why.
+        message: String,
+    },
+    /// The saved report settings are not valid.
+    #[error("invalid report settings in `{}`", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The gallery template failed.
+    #[error("cannot render the gallery page")]
+    Template(#[from] minijinja::Error),
+    /// `invk-run report` was given something that is neither an output folder nor a manifest.
+    #[error(
+        "`{}` is neither an output folder (with `runs.jsonl`) nor a manifest (`.yaml`)",
+        path.display()
+    )]
+    NotAReport {
+        /// What was given.
+        path: PathBuf,
+    },
+}
+
+impl ReportError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> ReportError {
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The exit status this error ends the process with.
+    #[must_use]
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            ReportError::GridTooLarge { .. }
+            | ReportError::GridName { .. }
+            | ReportError::NotAReport { .. } => ExitStatus::Invalid,
+            _ => ExitStatus::Failed,
+        }
+    }
+}
+
+/// Rebuilds the grids and `index.html` of `output_dir` from what is on disk, and saves `config`
+/// beside the journal for `invk-run report`. Every file is written atomically; a run still
+/// going gets grids whose unfinished cells say so.
+///
+/// # Errors
+/// A file that cannot be read or written, an image that cannot be decoded, or a grid past its
+/// bounds.
+pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary, ReportError> {
+    let records = records::load(output_dir)?;
+    let mut summary = ReportSummary {
+        jobs: records.len(),
+        ..ReportSummary::default()
+    };
+    let mut links = Vec::new();
+    for (i, spec) in config.grids.iter().enumerate() {
+        for plan in grid::plan(spec, i + 1, config.grids.len(), &records)? {
+            if plan
+                .cells
+                .iter()
+                .all(|c| matches!(c, grid::Cell::Empty { .. }))
+                && records.is_empty()
+            {
+                continue;
+            }
+            let (bytes, layout) = grid::render(output_dir, &plan)?;
+            summary.empty_cells += layout
+                .plan
+                .cells
+                .iter()
+                .filter(|c| matches!(c, grid::Cell::Empty { .. }))
+                .count();
+            let path = output_dir.join(&plan.file);
+            crate::fs::write_atomic(&path, &bytes).map_err(|e| ReportError::io(&path, e))?;
+            let layout_path = crate::run::summary::Sidecar::path_for(&path);
+            let mut text = serde_json::to_vec_pretty(&layout).unwrap_or_default();
+            text.push(b'\n');
+            crate::fs::write_atomic(&layout_path, &text)
+                .map_err(|e| ReportError::io(&layout_path, e))?;
+            links.push(gallery::GridLink {
+                file: plan.file.clone(),
+                node: plan.node.clone(),
+            });
+            summary.grids.push(plan.file);
+        }
+    }
+    if config.gallery {
+        let outcome = gallery::write(output_dir, &config.title, &records, &links)?;
+        summary.thumbnails_made = outcome.thumbnails_made;
+        summary.gallery = Some(output_dir.join("index.html"));
+    }
+    let config_path = output_dir.join(CONFIG_FILE);
+    let mut text = serde_json::to_vec_pretty(config).unwrap_or_default();
+    text.push(b'\n');
+    crate::fs::write_atomic(&config_path, &text).map_err(|e| ReportError::io(&config_path, e))?;
+    Ok(summary)
+}

@@ -1,0 +1,361 @@
+//! What a report is made from, read back from disk: `runs.jsonl` (the latest line per job), the
+//! sidecars beside the outputs, and the journal (to find files that were moved).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::ReportError;
+
+/// Lines of `runs.jsonl` longer than this are skipped (a job line is a few KB).
+const MAX_LINE: usize = 1 << 20;
+/// Sidecars larger than this are not read.
+const MAX_SIDECAR: u64 = 1 << 20;
+/// At most this many files are looked at when the output folder is searched for sidecars.
+const MAX_WALK: usize = 200_000;
+
+/// One job as the report shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Job index.
+    pub job: usize,
+    /// `completed`, `failed` or `not_run`.
+    pub status: String,
+    /// The server's error, for a failed job.
+    pub error: Option<String>,
+    /// Sweep values by key.
+    pub sweep: Map<String, Value>,
+    /// Inputs by user name.
+    pub inputs: Map<String, Value>,
+    /// The job's output files.
+    pub files: Vec<FileRecord>,
+    /// Whether a `runs.jsonl` line (written when a run ends) names the job; jobs known only
+    /// from their sidecars belong to a run still going, or killed.
+    pub summarized: bool,
+}
+
+/// One output file of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    /// Path relative to the output folder.
+    pub path: PathBuf,
+    /// The output node's label (from the sidecar).
+    pub node_label: Option<String>,
+    /// The output node's id (from the sidecar).
+    pub node_id: Option<String>,
+    /// The sidecar, when there is one.
+    pub sidecar: Option<Value>,
+    /// Whether the file is on disk.
+    pub exists: bool,
+}
+
+/// A `runs.jsonl` line, read leniently (older runs lack some fields).
+#[derive(Debug, Deserialize)]
+struct SummaryLine {
+    job: usize,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    sweep: Option<Map<String, Value>>,
+    #[serde(default)]
+    inputs: Map<String, Value>,
+    #[serde(default)]
+    files: Vec<PathBuf>,
+}
+
+/// Reads every job of `output_dir`, by index.
+///
+/// # Errors
+/// `runs.jsonl` exists but cannot be read.
+pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
+    let mut lines: BTreeMap<usize, SummaryLine> = BTreeMap::new();
+    let summary = crate::run::summary::summary_path(output_dir);
+    if summary.is_file() {
+        let file = crate::fs::File::open(&summary).map_err(|e| ReportError::io(&summary, e))?;
+        let reader = std::io::BufReader::new(file);
+        for line in reader.split(b'\n') {
+            let line = line.map_err(|e| ReportError::io(&summary, e))?;
+            if line.len() > MAX_LINE {
+                continue;
+            }
+            if let Ok(parsed) = serde_json::from_slice::<SummaryLine>(&line) {
+                lines.insert(parsed.job, parsed);
+            }
+        }
+    }
+    let sidecars = walk_sidecars(output_dir);
+    let by_image: HashMap<&str, &(PathBuf, Value)> = sidecars
+        .iter()
+        .filter_map(|s| s.1["image_name"].as_str().map(|n| (n, s)))
+        .collect();
+    let journal_names = journal_image_names(output_dir);
+
+    let mut records: BTreeMap<usize, JobRecord> = BTreeMap::new();
+    for (job, line) in lines {
+        let mut files = Vec::new();
+        for listed in line.files {
+            let mut path = listed.clone();
+            if !output_dir.join(&path).is_file() {
+                // Moved: the journal names the image, a sidecar found it elsewhere.
+                if let Some((moved, _)) = journal_names
+                    .get(&listed)
+                    .and_then(|name| by_image.get(name.as_str()))
+                {
+                    path = moved.clone();
+                }
+            }
+            files.push(file_record(output_dir, path));
+        }
+        let sweep = line.sweep.unwrap_or_else(|| {
+            files
+                .iter()
+                .find_map(|f| f.sidecar.as_ref()?.get("sweep")?.as_object().cloned())
+                .unwrap_or_default()
+        });
+        records.insert(
+            job,
+            JobRecord {
+                job,
+                status: if line.status.is_empty() {
+                    "completed".to_owned()
+                } else {
+                    line.status
+                },
+                error: line.error,
+                sweep,
+                inputs: line.inputs,
+                files,
+                summarized: true,
+            },
+        );
+    }
+    // Outputs of jobs no `runs.jsonl` line names yet (a run still going, or killed).
+    let from_lines: std::collections::HashSet<usize> = records.keys().copied().collect();
+    for (path, sidecar) in &sidecars {
+        let Some(job) = sidecar["job"]
+            .as_u64()
+            .and_then(|j| usize::try_from(j).ok())
+        else {
+            continue;
+        };
+        if from_lines.contains(&job) {
+            continue;
+        }
+        let record = records.entry(job).or_insert_with(|| JobRecord {
+            job,
+            status: "completed".to_owned(),
+            error: None,
+            sweep: sidecar["sweep"].as_object().cloned().unwrap_or_default(),
+            inputs: sidecar["inputs"].as_object().cloned().unwrap_or_default(),
+            files: Vec::new(),
+            summarized: false,
+        });
+        if !record.files.iter().any(|f| &f.path == path) {
+            record.files.push(file_record(output_dir, path.clone()));
+        }
+    }
+    let mut records: Vec<JobRecord> = records.into_values().collect();
+    infer_sweep(&mut records);
+    Ok(records)
+}
+
+/// Runs from before the sweep values were recorded: the inputs that differ between jobs stand
+/// for them.
+fn infer_sweep(records: &mut [JobRecord]) {
+    if records.len() < 2 || records.iter().any(|r| !r.sweep.is_empty()) {
+        return;
+    }
+    let mut varying: Vec<String> = Vec::new();
+    for r in records.iter() {
+        for (k, v) in &r.inputs {
+            if !varying.contains(k) && records.iter().any(|o| o.inputs.get(k) != Some(v)) {
+                varying.push(k.clone());
+            }
+        }
+    }
+    for r in records.iter_mut() {
+        r.sweep = varying
+            .iter()
+            .map(|k| (k.clone(), r.inputs.get(k).cloned().unwrap_or(Value::Null)))
+            .collect();
+    }
+}
+
+fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
+    let full = output_dir.join(&path);
+    let sidecar = read_sidecar(&crate::run::summary::Sidecar::path_for(&full));
+    let node = sidecar.as_ref().map(|s| &s["node"]);
+    FileRecord {
+        node_label: node.and_then(|n| n["label"].as_str()).map(str::to_owned),
+        node_id: node.and_then(|n| n["id"].as_str()).map(str::to_owned),
+        exists: full.is_file(),
+        sidecar,
+        path,
+    }
+}
+
+fn read_sidecar(path: &Path) -> Option<Value> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_SIDECAR {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    value.get("image_name")?;
+    Some(value)
+}
+
+/// Every output sidecar under `output_dir` (not under `.invk-run`), with its output's relative
+/// path; at most [`MAX_WALK`] files are looked at.
+fn walk_sidecars(output_dir: &Path) -> Vec<(PathBuf, Value)> {
+    let mut found = Vec::new();
+    let mut seen = 0usize;
+    let mut stack = vec![output_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            seen += 1;
+            if seen > MAX_WALK {
+                return found;
+            }
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+                continue;
+            }
+            let Some(output) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let output = path.with_file_name(output);
+            if !output.is_file() {
+                continue;
+            }
+            if let Some(sidecar) = read_sidecar(&path) {
+                if let Ok(rel) = output.strip_prefix(output_dir) {
+                    found.push((rel.to_path_buf(), sidecar));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// File (relative) → the server image it was downloaded from, from the journal.
+fn journal_image_names(output_dir: &Path) -> HashMap<PathBuf, String> {
+    let path = output_dir.join(".invk-run").join("journal.jsonl");
+    let Ok(file) = std::fs::File::open(path) else {
+        return HashMap::new();
+    };
+    let mut names = HashMap::new();
+    for line in std::io::BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+    {
+        if line.len() > MAX_LINE {
+            continue;
+        }
+        let Ok(entry) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        if entry["event"] == "downloaded" {
+            if let (Some(file), Some(name)) = (entry["file"].as_str(), entry["image_name"].as_str())
+            {
+                names.insert(PathBuf::from(file), name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn write(path: &Path, text: &str) {
+        crate::fs::create_dir_all(crate::fs::parent_dir(path)).expect("mkdir");
+        crate::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn the_latest_line_wins_and_moved_files_are_found_by_their_sidecar() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let line = |status: &str, files: &[&str]| {
+            json!({"run_id": "r", "job": 0, "status": status, "inputs": {"Hue": 90},
+                   "sweep": {"Hue": 90}, "files": files})
+            .to_string()
+        };
+        write(
+            &root.join("runs.jsonl"),
+            &format!(
+                "{}\n{}\nnot json\n",
+                line("failed", &[]),
+                line("completed", &["a/x.png"])
+            ),
+        );
+        // The file was moved from a/ to b/ after the run.
+        write(&root.join("b/x.png"), "png");
+        write(
+            &root.join("b/x.png.json"),
+            &json!({"job": 0, "image_name": "img-1.png", "node": {"id": "n", "label": "Tinted"}, "sweep": {"Hue": 90}}).to_string(),
+        );
+        write(
+            &root.join(".invk-run/journal.jsonl"),
+            &json!({"event": "downloaded", "job": "k", "image_name": "img-1.png", "file": "a/x.png"}).to_string(),
+        );
+        let records = load(root).expect("load");
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(r.status, "completed");
+        assert_eq!(r.files.len(), 1, "{:?}", r.files);
+        assert_eq!(r.files[0].path, PathBuf::from("b/x.png"));
+        assert!(r.files[0].exists);
+        assert_eq!(r.files[0].node_label.as_deref(), Some("Tinted"));
+    }
+
+    #[test]
+    fn without_recorded_sweep_values_the_inputs_that_vary_stand_for_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines: Vec<String> = [(0, 0), (1, 90)]
+            .iter()
+            .map(|(job, hue)| {
+                json!({"job": job, "status": "completed", "inputs": {"Hue": hue, "Width": 48}, "files": []})
+                    .to_string()
+            })
+            .collect();
+        write(&dir.path().join("runs.jsonl"), &lines.join("\n"));
+        let records = load(dir.path()).expect("load");
+        assert_eq!(
+            records[1].sweep,
+            *json!({"Hue": 90}).as_object().expect("map")
+        );
+    }
+
+    #[test]
+    fn outputs_without_a_summary_line_are_jobs_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write(&root.join("3-Tinted.png"), "png");
+        write(
+            &root.join("3-Tinted.png.json"),
+            &json!({"job": 3, "image_name": "i.png", "node": {"label": "Tinted"}, "sweep": {"Hue": 0}, "inputs": {}}).to_string(),
+        );
+        let records = load(root).expect("load");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].job, 3);
+        assert_eq!(records[0].sweep["Hue"], 0);
+    }
+}
