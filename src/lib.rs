@@ -25,6 +25,7 @@ pub mod events;
 pub mod exit_status;
 pub mod fs;
 pub mod manifest;
+pub mod printable;
 pub mod report;
 pub mod run;
 pub mod server;

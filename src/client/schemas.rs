@@ -1,5 +1,5 @@
 //! The invocation schemas of a server: read from its `/openapi.json` and cached per InvokeAI
-//! version in the cache folder (`schemas/invokeai-VERSION.json`), so later reads for a server of
+//! version in the cache folder (`schemas/invokeai-VERSION-2.json`), so later reads for a server of
 //! the same version do not fetch it again; the snapshot shipped with this crate when the server
 //! cannot be read.
 
@@ -93,7 +93,7 @@ pub async fn server_schemas(client: &Client) -> (Option<SchemaSet>, SchemaSource
     }
 }
 
-/// `CACHE/schemas/invokeai-VERSION.json`, or `None` without a cache folder.
+/// `CACHE/schemas/invokeai-VERSION-2.json`, or `None` without a cache folder.
 fn schema_cache_path(version: &str) -> Option<PathBuf> {
     let safe: String = version
         .chars()
@@ -106,5 +106,6 @@ fn schema_cache_path(version: &str) -> Option<PathBuf> {
         })
         .collect();
     let dir = crate::server::cache_dir().ok()?;
-    Some(dir.join("schemas").join(format!("invokeai-{safe}.json")))
+    // `-2`: the format since output fields carry their types (older caches lack them).
+    Some(dir.join("schemas").join(format!("invokeai-{safe}-2.json")))
 }

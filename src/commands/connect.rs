@@ -42,15 +42,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Makes a server-supplied string safe to print on a terminal: control characters are escaped.
 #[must_use]
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::printable::printable(text).into_owned()
 }
 
 /// Renders rows as left-aligned columns separated by two spaces (the last column unpadded).

@@ -19,6 +19,7 @@ pub mod workflows;
 
 use crate::cli::{Cli, Command};
 use crate::exit_status::ExitStatus;
+use crate::printable::{printable, printable_lines};
 
 /// Entry point of the `invk-run` binary.
 #[must_use]
@@ -46,13 +47,15 @@ pub fn report(err: &anyhow::Error) {
             crate::manifest::ManifestError::Invalid { .. }
         ))
     );
+    // Messages quote file names and server strings: no control character reaches the
+    // terminal (a diagnostic keeps its own line breaks).
     if diagnostics {
-        eprintln!("{err}");
+        eprintln!("{}", printable_lines(&err.to_string()));
     } else {
-        eprintln!("error: {err}");
+        eprintln!("error: {}", printable(&err.to_string()));
     }
     for cause in err.chain().skip(1) {
-        eprintln!("  Caused by: {cause}");
+        eprintln!("  Caused by: {}", printable(&cause.to_string()));
     }
 }
 

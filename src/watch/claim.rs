@@ -9,6 +9,12 @@
 //! so keep the processing folder on the hot folder's file system for exactly-once claims.
 //!
 //! Target names never overwrite: `a.yaml` becomes `a-1.yaml`, `a-2.yaml`, ... when taken.
+//!
+//! A manifest that is a symbolic link is followed when it is claimed: what it points to is
+//! copied into the processing folder (as across file systems) and the link is removed; the file
+//! it points to is left alone. Moving the link itself would break a relative link, and the run
+//! would then read nothing. A link that points nowhere is not a manifest (yet): it is not
+//! claimed.
 
 use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
@@ -57,6 +63,12 @@ pub fn free_name(dir: &Path, name: &OsStr) -> OsString {
 /// Any other I/O error, naming the paths.
 pub fn move_into(src: &Path, dir: &Path, name: &OsStr) -> std::io::Result<Option<PathBuf>> {
     let target = dir.join(free_name(dir, name));
+    if src
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return copy_then_remove(src, &target);
+    }
     match std::fs::rename(src, &target) {
         Ok(()) => Ok(Some(target)),
         Err(e) if e.kind() == ErrorKind::NotFound && !src.exists() => Ok(None),
@@ -170,6 +182,40 @@ mod tests {
             None
         );
         assert_eq!(names(&target_dir), ["a.yaml"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_relative_link_is_claimed_by_its_content_and_its_target_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hot = dir.path().join("hot");
+        let processing = hot.join("processing");
+        fs_err::create_dir_all(&processing).expect("mkdir");
+        fs_err::create_dir_all(hot.join("library")).expect("mkdir");
+        fs_err::write(hot.join("library/job.yaml"), "version: 1").expect("write");
+        std::os::unix::fs::symlink("library/job.yaml", hot.join("link.yaml")).expect("link");
+        let claimed = move_into(&hot.join("link.yaml"), &processing, OsStr::new("link.yaml"))
+            .expect("claim")
+            .expect("claimed");
+        assert!(
+            !claimed
+                .symlink_metadata()
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs_err::read_to_string(&claimed).expect("read"),
+            "version: 1"
+        );
+        assert!(
+            hot.join("link.yaml").symlink_metadata().is_err(),
+            "the link is gone"
+        );
+        assert_eq!(
+            fs_err::read_to_string(hot.join("library/job.yaml")).expect("target stays"),
+            "version: 1"
+        );
     }
 
     #[test]

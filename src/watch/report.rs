@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::printable::{printable, printable_lines, printable_path};
 use crate::run::{JobFailure, ManifestOutcome};
 
 /// How a manifest's run ended, as filed.
@@ -88,11 +89,12 @@ impl WatchReport {
             Verdict::JobsFailed => "some jobs failed",
             Verdict::Done => "done",
         };
-        text.push_str(&format!("{}: {heading}\n", self.manifest));
+        // Names and messages quote file names: escaped, so each stays on its line.
+        text.push_str(&format!("{}: {heading}\n", printable(&self.manifest)));
         if let Some(error) = &self.error {
-            text.push_str(&format!("error: {}\n", error.message));
+            text.push_str(&format!("error: {}\n", printable_lines(&error.message)));
             for cause in &error.causes {
-                text.push_str(&format!("  Caused by: {cause}\n"));
+                text.push_str(&format!("  Caused by: {}\n", printable(cause)));
             }
         }
         if let Some(outcome) = &self.outcome {
@@ -101,7 +103,7 @@ impl WatchReport {
                 outcome.completed,
                 outcome.jobs,
                 outcome.failures.len(),
-                outcome.output_dir.display()
+                printable_path(&outcome.output_dir)
             ));
             for JobFailure {
                 job,
@@ -110,7 +112,8 @@ impl WatchReport {
             } in &outcome.failures
             {
                 text.push_str(&format!(
-                    "job {job} (queue item {item_id}) failed: {error}\n"
+                    "job {job} (queue item {item_id}) failed: {}\n",
+                    printable(error)
                 ));
             }
         }

@@ -124,7 +124,7 @@ pub enum WatchEvent {
 }
 
 impl WatchEvent {
-    /// The event as one line of text for people.
+    /// The event as one line of text for people (control characters escaped).
     #[must_use]
     pub fn human_line(&self) -> String {
         let tally = |c: &Counts| {
@@ -133,7 +133,7 @@ impl WatchEvent {
                 c.running, c.queued, c.done, c.failed
             )
         };
-        match self {
+        let line = match self {
             WatchEvent::WatchStarted {
                 dir,
                 include,
@@ -200,7 +200,9 @@ impl WatchEvent {
                 tally(counts)
             ),
             WatchEvent::WatchStopped { counts } => format!("stopped {}", tally(counts)),
-        }
+        };
+        // File names are the user's: a newline in one must not fake a line.
+        crate::printable::printable(&line).into_owned()
     }
 
     /// Whether `-q` still shows the event.

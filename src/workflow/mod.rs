@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod check;
 pub mod definition;
 pub mod error;
 pub mod form;
@@ -67,12 +68,15 @@ impl Workflow {
     /// Node types the schemas do not know (custom nodes) load too; their fields are raw JSON.
     ///
     /// # Errors
-    /// [`WorkflowError::Invalid`] when a legacy `exposedFields` entry names a missing field.
+    /// [`WorkflowError::Invalid`] when a legacy `exposedFields` entry names a missing field, or
+    /// when the server would refuse its graph: an edge from a missing output or to a missing
+    /// input, edges forming a cycle, an edge between types that cannot connect.
     pub fn new(
         definition: WorkflowDefinition,
         schemas: &SchemaSet,
     ) -> Result<Workflow, WorkflowError> {
         let fields = form::input_fields(&definition)?;
+        check::check_graph(&definition, &graph::build_graph(&definition, None), schemas)?;
         let connected: HashSet<(&str, &str)> = definition
             .edges()
             .iter()

@@ -68,6 +68,21 @@ pub struct OutputSchema {
     /// Output fields holding a video or a list of videos.
     #[serde(default)]
     pub video_fields: Vec<String>,
+    /// Every output field with its type (to check the edges that leave it).
+    #[serde(default)]
+    pub fields: Vec<OutputField>,
+}
+
+/// One output field of an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputField {
+    /// Field name.
+    pub name: String,
+    /// Its type.
+    pub ty: InkType,
+    /// Whether it may be `null`.
+    #[serde(default)]
+    pub nullable: bool,
 }
 
 /// The schema of one node type.
@@ -89,6 +104,12 @@ impl InvocationSchema {
     #[must_use]
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The output field with this name.
+    #[must_use]
+    pub fn output_field(&self, name: &str) -> Option<&OutputField> {
+        self.output.fields.iter().find(|f| f.name == name)
     }
 
     /// Whether the output carries an image or a video.
@@ -415,7 +436,13 @@ impl Reader<'_> {
             if field == "type" {
                 continue;
             }
-            match self.ty(p, 0).0 {
+            let (ty, nullable) = self.ty(p, 0);
+            out.fields.push(OutputField {
+                name: field.clone(),
+                ty: ty.clone(),
+                nullable,
+            });
+            match ty {
                 InkType::Image => out.image_fields.push(field.clone()),
                 InkType::Collection(item) | InkType::OneOrMany(item) if *item == InkType::Image => {
                     out.image_fields.push(field.clone());

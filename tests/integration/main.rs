@@ -10,6 +10,8 @@ mod events;
 mod examples;
 mod fake_server;
 mod fake_socketio;
+mod fuzz;
+mod graph_checks;
 mod handle;
 mod manifest;
 mod outage;

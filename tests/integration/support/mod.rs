@@ -1,5 +1,6 @@
 //! Shared test support: real servers, and helpers to run the binary.
 
+pub mod logs;
 pub mod png;
 pub mod private;
 pub mod server;

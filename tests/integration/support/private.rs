@@ -33,6 +33,7 @@ impl PrivateServer {
         let mut config = ServerConfig::new(root.path().to_path_buf(), 0);
         config.die_with_parent = true;
         config.max_queue_size = max_queue_size;
+        super::logs::register("private", root.path());
         let server = RunningServer::start(installation(), &config)
             .unwrap_or_else(|e| panic!("starting a private InvokeAI: {e}"));
         config.port = server.port();
@@ -76,5 +77,12 @@ impl PrivateServer {
         let status = self.get("/api/v1/queue/default/status")?;
         let queue = &status["queue"];
         Some(queue["pending"].as_u64()? + queue["in_progress"].as_u64()?)
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        // The panic hook has shown its log by now; its root goes with the TempDir.
+        super::logs::unregister(self._root.path());
     }
 }

@@ -1,7 +1,9 @@
 //! Real InvokeAI servers for the tests: installed once into the cache folder (reused when
 //! present), each started on a free loopback port with a fresh temporary root, shared by all the
 //! tests of this binary, and stopped when the test process ends (the kernel sends it SIGTERM when
-//! the thread that started it ends, and that thread lives as long as the process).
+//! the thread that started it ends, and that thread lives as long as the process). Their logs
+//! stay in their roots until the next test process; a failing test shows their tails
+//! (`support::logs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -42,10 +44,16 @@ pub fn installation() -> &'static Installation {
     })
 }
 
-/// The shared single-user server.
+/// The shared single-user server. Its invocation cache is off: with it on, a test's session
+/// could take an intermediate image from the cache that another test, running side by side,
+/// has just deleted in its cleanup, and the item would fail for a reason outside the test.
 pub fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
-    SERVER.get_or_init(|| start(false))
+    SERVER.get_or_init(|| {
+        let server = start(false);
+        disable_invocation_cache(&server.url, None);
+        server
+    })
 }
 
 /// The shared multi-user server, with an admin account set up.
@@ -56,9 +64,39 @@ pub fn multiuser_server() -> &'static TestServer {
         let mut server = start(true);
         server.admin_email = "admin@invk-run.test".to_owned();
         server.admin_password = "Invk-Run-Test-Passw0rd!".to_owned();
-        setup_admin(&server);
+        let token = setup_admin(&server);
+        disable_invocation_cache(&server.url, Some(&token));
         server
     })
+}
+
+/// Turns the server's invocation cache off (an admin request), on a thread of its own: the
+/// first test to ask for the server may be running on a runtime already.
+fn disable_invocation_cache(url: &str, token: Option<&str>) {
+    let (url, token) = (url.to_owned(), token.map(str::to_owned));
+    std::thread::spawn(move || disable_invocation_cache_now(&url, token.as_deref()))
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+}
+
+fn disable_invocation_cache_now(url: &str, token: Option<&str>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut request =
+            reqwest::Client::new().put(format!("{url}/api/v1/app/invocation_cache/disable"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().await.expect("invocation cache request");
+        assert!(
+            resp.status().is_success(),
+            "disabling the invocation cache: {}",
+            resp.status()
+        );
+    });
 }
 
 fn start(multiuser: bool) -> TestServer {
@@ -96,6 +134,14 @@ fn start(multiuser: bool) -> TestServer {
             }
         })
         .expect("spawning the server thread");
+    super::logs::register(
+        if multiuser {
+            "shared multi-user"
+        } else {
+            "shared single-user"
+        },
+        &root,
+    );
     let url = rx
         .recv()
         .expect("server thread ended")
@@ -125,7 +171,8 @@ fn remove_stale_roots() {
     }
 }
 
-fn setup_admin(server: &TestServer) {
+/// Sets the admin account up and returns an admin token.
+fn setup_admin(server: &TestServer) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -144,5 +191,19 @@ fn setup_admin(server: &TestServer) {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "auth setup failed: {status} {body}");
-    });
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", server.url))
+            .json(&serde_json::json!({
+                "email": server.admin_email,
+                "password": server.admin_password,
+            }))
+            .send()
+            .await
+            .expect("login request");
+        let body: serde_json::Value = resp.json().await.expect("login answer");
+        body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in the login answer: {body}"))
+            .to_owned()
+    })
 }

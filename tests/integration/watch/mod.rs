@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::support;
 
 mod live;
+mod names;
 
 /// The last line of every complete test manifest: a manifest read without it was read early.
 const END: &str = "# end\n";
