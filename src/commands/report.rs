@@ -21,17 +21,7 @@ pub fn run(target: &Path, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
             ReportConfig::saved_or_default(target).map_err(crate::Error::from)?,
         )
     } else if target.is_file() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let prepared = runtime.block_on(crate::run::prepare::prepare(
-            target,
-            target,
-            &crate::fs::parent_dir(target),
-            u64::MAX,
-            None,
-            crate::workflow::SchemaSet::snapshot(),
-        ))?;
+        let prepared = super::connect::runtime()?.block_on(crate::run::prepare_offline(target))?;
         let title = target.display().to_string();
         let config = ReportConfig::for_run(&prepared, &title);
         (prepared.output_dir, config)

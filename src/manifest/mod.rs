@@ -42,7 +42,7 @@ pub use model::{
     OutputsPolicy, Sweep, UploadsPolicy, VERSION, WorkflowRef, Zip,
 };
 pub use output::{OutputPath, OutputVars, check_name};
-pub use plan::{EnqueuePlan, Plan, split_system_name};
+pub use plan::{EnqueuePlan, GroupKey, Plan, group_key, split_system_name};
 pub use schema::manifest_schema;
 pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
 pub use template::{FUEL, MAX_RESULT_BYTES, RESERVED, is_template};

@@ -46,17 +46,9 @@ impl Plan {
     /// Groups `jobs`; `inputs` tells which inputs are batchable (unknown ones count as not).
     #[must_use]
     pub fn from_jobs(jobs: Vec<Job>, inputs: &IndexMap<String, InputInfo>) -> Plan {
-        let batchable = |system: &str| inputs.get(system).is_some_and(|i| i.batchable);
-        // Group key: which inputs are set, and the values of the non-batchable ones.
-        let mut groups: IndexMap<Vec<(String, Option<InputValue>)>, Vec<usize>> = IndexMap::new();
+        let mut groups: IndexMap<GroupKey, Vec<usize>> = IndexMap::new();
         for (position, job) in jobs.iter().enumerate() {
-            let key = job
-                .inputs
-                .iter()
-                .map(|(system, value)| {
-                    (system.clone(), (!batchable(system)).then(|| value.clone()))
-                })
-                .collect();
+            let key = group_key(job, inputs);
             groups.entry(key).or_default().push(position);
         }
         let enqueues = groups
@@ -102,6 +94,22 @@ impl Plan {
     pub fn enqueue_count(&self) -> usize {
         self.enqueues.len()
     }
+}
+
+/// Which inputs a job sets, and its values of the non-batchable ones.
+pub type GroupKey = Vec<(String, Option<InputValue>)>;
+
+/// A job's [`GroupKey`]: jobs with equal keys can share an enqueue. `inputs` tells which inputs
+/// are batchable (unknown ones count as not).
+#[must_use]
+pub fn group_key(job: &Job, inputs: &IndexMap<String, InputInfo>) -> GroupKey {
+    job.inputs
+        .iter()
+        .map(|(system, value)| {
+            let batchable = inputs.get(system).is_some_and(|i| i.batchable);
+            (system.clone(), (!batchable).then(|| value.clone()))
+        })
+        .collect()
 }
 
 impl EnqueuePlan {

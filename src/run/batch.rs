@@ -51,19 +51,10 @@ pub fn build_batch(
 /// Complete identifiers need nothing.
 #[must_use]
 pub fn model_ref(value: &Value) -> Option<String> {
-    match value {
-        Value::String(name) => Some(format!("name:{name}")),
-        Value::Object(map) if !map.contains_key("hash") => {
-            if let Some(key) = map.get("key").and_then(Value::as_str) {
-                Some(format!("key:{key}"))
-            } else {
-                map.get("name")
-                    .and_then(Value::as_str)
-                    .map(|n| format!("name:{n}"))
-            }
-        }
-        _ => None,
-    }
+    ModelRef::of(value).map(|reference| match reference {
+        ModelRef::Name(name) => format!("name:{name}"),
+        ModelRef::Key(key) => format!("key:{key}"),
+    })
 }
 
 /// The model inputs of an enqueue whose values need the server: system name, reference, and
@@ -96,25 +87,6 @@ pub fn model_types_of(workflow: &Workflow, system: &str) -> Vec<String> {
         .input(&InputRef::parse(system))
         .map(|input| field_model_types(input.ty()).to_vec())
         .unwrap_or_default()
-}
-
-/// The model references ([`model_ref`]) an enqueue's fixed values hold (to resolve on the
-/// server).
-#[must_use]
-pub fn model_refs(
-    inputs: &indexmap::IndexMap<String, InputInfo>,
-    enqueue: &EnqueuePlan,
-) -> Vec<String> {
-    enqueue
-        .fixed
-        .iter()
-        .filter(|(system, _)| {
-            inputs
-                .get(*system)
-                .is_some_and(|i| i.kind == InputKind::Model)
-        })
-        .filter_map(|(_, v)| v.as_value().and_then(model_ref))
-        .collect()
 }
 
 #[cfg(test)]

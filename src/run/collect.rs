@@ -543,9 +543,7 @@ async fn download(
                 if since.elapsed() >= server_wait {
                     return Err(crate::error_chain::error_chain(&e));
                 }
-                let pause =
-                    (since.elapsed() / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(super::health::pause_after(since.elapsed())).await;
             }
             Err(e) => return Err(crate::error_chain::error_chain(&e)),
         }

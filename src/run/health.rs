@@ -71,9 +71,14 @@ impl Health {
 
     /// How long to pause before the next attempt while the server is down.
     pub fn backoff(&self) -> Duration {
-        let down_for = self.down_since.map_or(Duration::ZERO, |s| s.elapsed());
-        (down_for / 4).clamp(Duration::from_millis(500), Duration::from_secs(5))
+        pause_after(self.down_since.map_or(Duration::ZERO, |s| s.elapsed()))
     }
+}
+
+/// The pause before trying again a server that has not answered for `down_for`: a quarter of
+/// that, from half a second to five seconds.
+pub(super) fn pause_after(down_for: Duration) -> Duration {
+    (down_for / 4).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 
 /// `90 s`, `5 min`, `1 h 30 min`.

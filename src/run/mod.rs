@@ -243,16 +243,24 @@ pub async fn output_dir_of(target: &Path) -> Result<PathBuf, crate::Error> {
     if target.is_dir() {
         return Ok(target.to_path_buf());
     }
-    let prepared = prepare::prepare(
-        target,
-        target,
-        &crate::fs::parent_dir(target),
+    Ok(prepare_offline(target).await?.output_dir)
+}
+
+/// Reads and checks a manifest without a server (the shipped schema snapshot, no job limit), to
+/// learn its output folder and settings.
+///
+/// # Errors
+/// An invalid manifest, or one whose workflow is in a server's library.
+pub async fn prepare_offline(manifest: &Path) -> Result<prepare::Prepared, crate::Error> {
+    prepare::prepare(
+        manifest,
+        manifest,
+        &crate::fs::parent_dir(manifest),
         u64::MAX,
         None,
         crate::workflow::SchemaSet::snapshot(),
     )
-    .await?;
-    Ok(prepared.output_dir)
+    .await
 }
 
 /// What a run needs to know of a manifest before it is checked: whether its workflow is in the

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
-use crate::manifest::{ExpandOptions, Expansion, Job, ManifestFile, WorkflowSource};
+use crate::manifest::{ExpandOptions, Expansion, ManifestFile, WorkflowSource};
 use crate::workflow::{SchemaSet, Workflow, WorkflowDefinition};
 
 /// A manifest ready to run.
@@ -95,21 +95,6 @@ fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, cra
     }
     let (date, time) = super::clock::now_utc();
     Ok(normalize(&expansion.output_dir(&date, &time)?))
-}
-
-/// A job's key in the journal: stable across runs of the same manifest as long as the
-/// workflow and the job's index, repeat and values stay the same.
-#[must_use]
-pub fn job_key(job: &Job, workflow_hash: &str) -> String {
-    let canonical = json!({
-        "workflow": workflow_hash,
-        "index": job.index,
-        "run": job.run,
-        "inputs": job.inputs.iter().map(|(k, v)| (k.clone(), v.display_json())).collect::<serde_json::Map<_, _>>(),
-    });
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{hex}", job.index)
 }
 
 /// `a/b/../c` as `a/c`, without touching the file system (`..` at the start is kept).

@@ -10,7 +10,7 @@ use std::collections::{HashSet, VecDeque};
 
 use indexmap::IndexMap;
 
-use crate::manifest::{Expansion, InputInfo, InputValue, Job};
+use crate::manifest::{Expansion, InputInfo, Job, group_key};
 
 /// How many jobs ahead a window looks for jobs that share an enqueue.
 const LOOKAHEAD: usize = 256;
@@ -101,16 +101,4 @@ impl<'a> JobSource<'a> {
             self.ahead.push_back(self.expansion.job(index));
         }
     }
-}
-
-/// Which inputs a job sets, and its values of the non-batchable ones: jobs with equal keys can
-/// share an enqueue.
-fn group_key(job: &Job, inputs: &IndexMap<String, InputInfo>) -> Vec<(String, Option<InputValue>)> {
-    job.inputs
-        .iter()
-        .map(|(system, value)| {
-            let batchable = inputs.get(system).is_some_and(|i| i.batchable);
-            (system.clone(), (!batchable).then(|| value.clone()))
-        })
-        .collect()
 }

@@ -51,6 +51,19 @@ fn command(ws: &Workspace, args: &[&str]) -> std::process::Output {
         .expect("run invk-run")
 }
 
+/// Waits until the run in `ws` has saved its first output.
+fn wait_for_first_download(ws: &Workspace) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while ws
+        .journal("out/job")
+        .iter()
+        .all(|e| e["event"] != "downloaded")
+    {
+        assert!(Instant::now() < deadline, "no output appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn intents(journal: &[Value]) -> Vec<usize> {
     journal
         .iter()
@@ -173,15 +186,7 @@ fn ctrl_c_takes_back_the_pending_items_and_the_next_run_finishes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while ws
-        .journal("out/job")
-        .iter()
-        .all(|e| e["event"] != "downloaded")
-    {
-        assert!(Instant::now() < deadline, "no output appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_download(&ws);
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -228,15 +233,7 @@ fn status_reports_a_killed_run_and_cancel_takes_its_items_back() {
         .command(url, &["-q", "--window", "8", "job.yaml"])
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while ws
-        .journal("out/job")
-        .iter()
-        .all(|e| e["event"] != "downloaded")
-    {
-        assert!(Instant::now() < deadline, "no output appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_download(&ws);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
 
