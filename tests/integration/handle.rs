@@ -365,10 +365,16 @@ async fn a_model_the_server_does_not_have_fails_with_the_server_error_surfaced()
         .expect("wait");
     assert_eq!(items.len(), 1);
     let item = &items[0];
-    assert_eq!(
-        node_errors,
-        [item.error_message.clone().unwrap_or_default()],
-        "the node's error event carries the item's error"
+    // The model loader fails within milliseconds of the enqueue, sometimes before `wait` has
+    // subscribed to the events: the item's own error is what always arrives. An error event
+    // that did arrive carries the same message.
+    assert!(node_errors.len() <= 1, "{node_errors:?}");
+    assert!(
+        node_errors
+            .iter()
+            .all(|e| Some(e) == item.error_message.as_ref()),
+        "the node's error event carries the item's error: {node_errors:?} vs {:?}",
+        item.error_message
     );
     assert_eq!(item.item_id, submission.item_ids[0]);
     assert_eq!(item.status, QueueItemStatus::Failed);

@@ -72,6 +72,12 @@ impl PrivateServer {
         (status == 200).then(|| serde_json::from_str(&body).ok())?
     }
 
+    /// Running items of its queue.
+    pub fn in_progress(&self) -> Option<u64> {
+        let status = self.get("/api/v1/queue/default/status")?;
+        status["queue"]["in_progress"].as_u64()
+    }
+
     /// Pending and running items of its queue.
     pub fn busy(&self) -> Option<u64> {
         let status = self.get("/api/v1/queue/default/status")?;
