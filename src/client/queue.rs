@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Body, Client, ClientError, Replay};
+pub use crate::events::ItemStatus as QueueItemStatus;
 use crate::workflow::payload::{Batch, EnqueueBatch};
 
 /// The most ids the server takes in one `items_by_ids` call.
@@ -38,53 +39,6 @@ impl EnqueueResult {
     #[must_use]
     pub fn batch_id(&self) -> &str {
         self.batch.batch_id.as_deref().unwrap_or_default()
-    }
-}
-
-/// The status of a queue item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum QueueItemStatus {
-    /// Waiting to run.
-    Pending,
-    /// Running.
-    InProgress,
-    /// Suspended while a workflow it calls runs.
-    Waiting,
-    /// Finished; its results are final.
-    Completed,
-    /// Failed; see the item's error fields.
-    Failed,
-    /// Canceled.
-    Canceled,
-    /// A status this client does not know.
-    #[serde(other)]
-    Unknown,
-}
-
-impl QueueItemStatus {
-    /// Whether the status can no longer change (completed, failed, canceled).
-    #[must_use]
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            QueueItemStatus::Completed | QueueItemStatus::Failed | QueueItemStatus::Canceled
-        )
-    }
-
-    /// The name the server uses.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueItemStatus::Pending => "pending",
-            QueueItemStatus::InProgress => "in_progress",
-            QueueItemStatus::Waiting => "waiting",
-            QueueItemStatus::Completed => "completed",
-            QueueItemStatus::Failed => "failed",
-            QueueItemStatus::Canceled => "canceled",
-            QueueItemStatus::Unknown => "unknown",
-        }
     }
 }
 

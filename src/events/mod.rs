@@ -26,6 +26,7 @@
 //! the session's backlog until the consumer catches up. Nothing but progress is ever dropped.
 
 mod config;
+mod item_status;
 mod message;
 mod outbox;
 mod session;
@@ -35,9 +36,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// The status of a queue item; the same type the REST client reports.
-pub use crate::client::QueueItemStatus as ItemStatus;
 pub use config::{EventsConfig, socket_url};
+/// The status of a queue item; the same type the REST client reports.
+pub use item_status::QueueItemStatus as ItemStatus;
 pub use message::{
     BatchCounts, BatchEnqueued, BulkDownload, ErrorDetails, Event, InvocationContext, ItemContext,
     StatusChange,
