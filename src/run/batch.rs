@@ -1,6 +1,7 @@
 //! One planned enqueue as the batch the server takes: the workflow with the enqueue's fixed
 //! values set, converted, with the varying values as batch data.
 
+use super::RunError;
 use serde_json::Value;
 
 use crate::client::{ModelRef, field_model_types};
@@ -19,7 +20,7 @@ pub fn build_batch(
     image_name: &impl Fn(&LocalImage) -> String,
     model: &dyn Fn(&str, &Value) -> Option<Value>,
     options: &ConvertOptions,
-) -> Result<Batch, crate::Error> {
+) -> Result<Batch, RunError> {
     let mut workflow = workflow.clone();
     for (system, value) in &enqueue.fixed {
         let mut json = value.to_json(image_name);

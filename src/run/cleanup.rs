@@ -5,6 +5,7 @@
 //! handle) says which of them may go. Outputs that could not be saved stay on the server; the
 //! intermediates of their jobs go like any other.
 
+use super::RunError;
 use std::collections::BTreeSet;
 
 use super::execution::Execution;
@@ -25,7 +26,7 @@ impl Execution<'_> {
         uploads: &Uploads,
         all_done: bool,
         ledger: &mut Ledger,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         let state = &ledger.state;
         let on_disk: BTreeSet<String> = ledger
             .written

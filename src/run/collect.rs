@@ -5,6 +5,7 @@
 //! file journaled once it is on disk. An output that cannot be saved fails its job and stays on
 //! the server (the summary's `left_on_server`).
 
+use super::RunError;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,7 +95,7 @@ impl Execution<'_> {
         epoch: u64,
         ledger: &mut Ledger,
         downloads: &mut Downloads,
-    ) -> Result<Ended, crate::Error> {
+    ) -> Result<Ended, RunError> {
         let Some(slot) = ledger.items.get(&item.item_id).cloned() else {
             return Ok(Ended::Recorded);
         };
@@ -186,7 +187,7 @@ impl Execution<'_> {
 
     /// An item disappeared from the queue before it was seen finishing (someone deleted it):
     /// the job failed; a later run with `--retry-failed` submits it again.
-    pub(super) fn vanished(&self, item_id: i64, ledger: &mut Ledger) -> Result<(), crate::Error> {
+    pub(super) fn vanished(&self, item_id: i64, ledger: &mut Ledger) -> Result<(), RunError> {
         let Some(slot) = ledger.items.get(&item_id).cloned() else {
             return Ok(());
         };
@@ -202,7 +203,7 @@ impl Execution<'_> {
         status: ItemEnd,
         error: String,
         ledger: &mut Ledger,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         ledger.record(Entry::Finished {
             job: slot.key,
             item_id,
@@ -232,7 +233,7 @@ impl Execution<'_> {
         job: &Job,
         outputs: &BTreeMap<String, crate::client::NodeOutput>,
         ledger: &mut Ledger,
-    ) -> Result<Vec<Planned>, crate::Error> {
+    ) -> Result<Vec<Planned>, RunError> {
         let p = self.prepared;
         let output_nodes = p.workflow.outputs();
         let earlier = ledger.state.downloads.get(&slot.key).cloned();
@@ -372,7 +373,7 @@ impl Execution<'_> {
         &self,
         done: Result<DownloadResult, tokio::task::JoinError>,
         ledger: &mut Ledger,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         match done {
             Ok((item_id, written, failed)) => {
                 self.record_downloads(item_id, written, failed, ledger)
@@ -390,7 +391,7 @@ impl Execution<'_> {
         written: Vec<Planned>,
         failed: Vec<(Planned, String)>,
         ledger: &mut Ledger,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         let Some(slot) = ledger.items.get(&item_id).cloned() else {
             return Ok(());
         };

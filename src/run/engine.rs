@@ -4,6 +4,7 @@
 //! the run's [`Ledger`] (journaled first), so a run started again after a crash, Ctrl-C or a
 //! server outage resumes instead of repeating.
 
+use super::RunError;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ impl Execution<'_> {
     /// # Errors
     /// Server errors that stop the whole run (an enqueue refused, a server gone for longer than
     /// the wait); job failures are part of the outcome instead.
-    pub async fn run(&self, cancel: CancellationToken) -> Result<ManifestOutcome, crate::Error> {
+    pub async fn run(&self, cancel: CancellationToken) -> Result<ManifestOutcome, RunError> {
         let started = Instant::now();
         let p = self.prepared;
         let out_dir = &p.output_dir;
@@ -221,7 +222,7 @@ impl Execution<'_> {
     /// Ctrl-C: the run's items that have not started are taken back (cancelled on the server,
     /// journaled as withdrawn: the next run submits them again); running ones are left to
     /// finish on the server, and the next run collects them.
-    async fn interrupt(&self, ledger: &mut Ledger) -> Result<(), crate::Error> {
+    async fn interrupt(&self, ledger: &mut Ledger) -> Result<(), RunError> {
         let open: Vec<i64> = ledger.open.iter().copied().collect();
         let mut withdrawn = 0;
         let mut running = 0;
@@ -242,7 +243,7 @@ impl Execution<'_> {
                         };
                         match self.withdraw(item.item_id, key, ledger).await {
                             Ok(()) => withdrawn += 1,
-                            Err(crate::Error::Client(e)) => {
+                            Err(RunError::Client(e)) => {
                                 unreachable = Some(crate::error_chain::error_chain(&e));
                             }
                             Err(e) => return Err(e),
@@ -264,7 +265,7 @@ impl Execution<'_> {
     }
 
     /// Appends a line per job of the manifest to `runs.jsonl`.
-    fn write_summary(&self, ledger: &Ledger) -> Result<(), crate::Error> {
+    fn write_summary(&self, ledger: &Ledger) -> Result<(), RunError> {
         let mut first_items: HashMap<usize, i64> = HashMap::new();
         for (id, slot) in &ledger.items {
             let first = first_items.entry(slot.job).or_insert(*id);

@@ -65,6 +65,18 @@ pub enum RunError {
         /// How long the run waited.
         waited: String,
     },
+    /// The workflow could not be loaded or converted.
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::WorkflowError),
+    /// The server refused a request or could not be reached.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    /// A manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// A local file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl RunError {
@@ -76,7 +88,17 @@ impl RunError {
             | RunError::NoMatch { .. }
             | RunError::BadGlob { .. }
             | RunError::Model(_) => ExitStatus::Invalid,
-            RunError::ServerGone { .. } => ExitStatus::Failed,
+            RunError::Workflow(_) | RunError::Manifest(_) => ExitStatus::Invalid,
+            // A link in an output folder is the user's to remove (the run checks its folder
+            // before it sends anything).
+            RunError::Io(e)
+                if crate::fs::place::PlaceError::find(e).is_some_and(|p| p.is_link()) =>
+            {
+                ExitStatus::Invalid
+            }
+            RunError::ServerGone { .. } | RunError::Client(_) | RunError::Io(_) => {
+                ExitStatus::Failed
+            }
         }
     }
 }
@@ -172,7 +194,7 @@ pub async fn run_manifest(
     settings: &RunSettings,
     reporter: &Reporter,
     cancel: CancellationToken,
-) -> Result<ManifestOutcome, crate::Error> {
+) -> Result<ManifestOutcome, RunError> {
     let display_path = PathBuf::from(&source.display_name);
     // `validate` and `--dry-run` work offline with the shipped schema snapshot (a library
     // workflow needs the server all the same); a run reads its server's own schemas (cached per
@@ -239,7 +261,7 @@ pub async fn run_manifest(
 ///
 /// # Errors
 /// An invalid manifest, or one whose workflow is in a server's library.
-pub async fn output_dir_of(target: &Path) -> Result<PathBuf, crate::Error> {
+pub async fn output_dir_of(target: &Path) -> Result<PathBuf, RunError> {
     if target.is_dir() {
         return Ok(target.to_path_buf());
     }
@@ -251,7 +273,7 @@ pub async fn output_dir_of(target: &Path) -> Result<PathBuf, crate::Error> {
 ///
 /// # Errors
 /// An invalid manifest, or one whose workflow is in a server's library.
-pub async fn prepare_offline(manifest: &Path) -> Result<prepare::Prepared, crate::Error> {
+pub async fn prepare_offline(manifest: &Path) -> Result<prepare::Prepared, RunError> {
     prepare::prepare(
         manifest,
         manifest,
@@ -287,7 +309,7 @@ impl Peek {
 async fn connect(
     settings: &RunSettings,
     manifest_server: Option<&str>,
-) -> Result<crate::client::Client, crate::Error> {
+) -> Result<crate::client::Client, RunError> {
     let url = settings.server_for(manifest_server);
     Ok(crate::client::Client::connect(&url, &settings.credentials).await?)
 }

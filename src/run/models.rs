@@ -17,7 +17,7 @@ impl Execution<'_> {
         &self,
         enqueue: &EnqueuePlan,
         models: &mut ModelResolver,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         let p = self.prepared;
         for (_, reference, types) in model_inputs(&p.workflow, &p.expansion.inputs, enqueue) {
             models

@@ -2,6 +2,7 @@
 //! inputs, the expanded jobs, the plan, and the output folder. Building it is the validation:
 //! when it fails, nothing was sent.
 
+use super::RunError;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -43,7 +44,7 @@ pub async fn prepare(
     max_jobs: u64,
     client: Option<&Client>,
     schemas: &SchemaSet,
-) -> Result<Prepared, crate::Error> {
+) -> Result<Prepared, RunError> {
     let text = crate::manifest::read_manifest(read_from, display_path)?;
     let file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
     let (definition, workflow_ref) = match file.workflow() {
@@ -54,7 +55,7 @@ pub async fn prepare(
         }
         WorkflowSource::Library(name) => {
             let client = client.ok_or_else(|| {
-                crate::Error::Io(std::io::Error::other(format!(
+                RunError::Io(std::io::Error::other(format!(
                     "the workflow `{name}` is in the server's library: a server is needed to read it"
                 )))
             })?;
@@ -89,7 +90,7 @@ pub async fn prepare(
 /// The run's output folder: `output.dir` rendered for today's date. It holds the journal and
 /// the summary, so it may not vary from job to job or file to file (validation refused a
 /// template that reads anything but `vars`, `manifest`, `date` and `time`): one render.
-fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, crate::Error> {
+fn output_dir(file: &ManifestFile, expansion: &Expansion) -> Result<PathBuf, RunError> {
     if expansion.job_count() == 0 {
         return Ok(file.dir().to_path_buf());
     }

@@ -4,6 +4,7 @@
 //! Only the jobs the journal knows are looked at: a run of a million jobs that never ran before
 //! resumes in no time.
 
+use super::RunError;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::execution::Execution;
@@ -26,7 +27,7 @@ pub(super) struct Resumed {
 
 impl Execution<'_> {
     /// Decides, from the journal, what happens to each job it knows.
-    pub(super) async fn resume(&self, ledger: &mut Ledger) -> Result<Resumed, crate::Error> {
+    pub(super) async fn resume(&self, ledger: &mut Ledger) -> Result<Resumed, RunError> {
         let p = self.prepared;
         let count = p.expansion.job_count();
         // The journal's jobs that are jobs of this manifest as it is now.
@@ -118,7 +119,7 @@ impl Execution<'_> {
         &self,
         out: &mut Resumed,
         ledger: &mut Ledger,
-    ) -> Result<BTreeSet<usize>, crate::Error> {
+    ) -> Result<BTreeSet<usize>, RunError> {
         if out.attach.is_empty() {
             return Ok(BTreeSet::new());
         }

@@ -1,6 +1,7 @@
 //! A run's progress, read from its journal (and from its server, when it answers), and taking a
 //! run's items back from the server (`invk-run status`, `invk-run cancel`).
 
+use super::RunError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -108,7 +109,7 @@ impl RunStatus {
     ///
     /// # Errors
     /// When the server does not answer.
-    pub async fn ask_server(&mut self, client: &Client) -> Result<(), crate::Error> {
+    pub async fn ask_server(&mut self, client: &Client) -> Result<(), RunError> {
         let state = read_state(&self.output_dir)?;
         let ids: Vec<i64> = open_items(&state).into_keys().collect();
         let mut items: BTreeMap<String, usize> = BTreeMap::new();
@@ -138,7 +139,7 @@ pub struct Cancelled {
 ///
 /// # Errors
 /// When the journal cannot be read or written, or the server does not answer.
-pub async fn cancel(output_dir: &Path, client: &Client) -> Result<Cancelled, crate::Error> {
+pub async fn cancel(output_dir: &Path, client: &Client) -> Result<Cancelled, RunError> {
     let state = read_state(output_dir)?;
     let open = open_items(&state);
     let ids: Vec<i64> = open.keys().copied().collect();

@@ -4,6 +4,7 @@
 //! is waited for; an enqueue whose answer was lost is looked up by its batch id before it is
 //! sent again, so nothing runs twice.
 
+use super::RunError;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ impl Execution<'_> {
         tracker: &mut Tracker,
         health: &mut Health,
         cancel: &CancellationToken,
-    ) -> Result<Submitted, crate::Error> {
+    ) -> Result<Submitted, RunError> {
         let keys: HashMap<usize, JobKey> = jobs
             .iter()
             .map(|j| (j.index, JobKey::of(j, &self.prepared.workflow_hash)))
@@ -120,7 +121,7 @@ impl Execution<'_> {
         ledger: &mut Ledger,
         health: &mut Health,
         cancel: &CancellationToken,
-    ) -> Result<Option<(String, usize, Vec<i64>)>, crate::Error> {
+    ) -> Result<Option<(String, usize, Vec<i64>)>, RunError> {
         let uploads = &submitter.uploads;
         let image_name = |i: &LocalImage| uploads.name(i);
         let batch_id = uuid::Uuid::new_v4().to_string();
@@ -185,7 +186,7 @@ impl Execution<'_> {
                                 return Ok(Some((batch_id, per_job, ids)));
                             }
                             Ok(None) => break,
-                            Err(crate::Error::Client(e)) if e.is_unreachable() => {
+                            Err(RunError::Client(e)) if e.is_unreachable() => {
                                 health.down(self, &crate::error_chain::error_chain(&e))?;
                             }
                             Err(e) => return Err(e),
@@ -203,7 +204,7 @@ impl Execution<'_> {
         per_job: usize,
         result: EnqueueResult,
         ledger: &mut Ledger,
-    ) -> Result<(String, usize, Vec<i64>), crate::Error> {
+    ) -> Result<(String, usize, Vec<i64>), RunError> {
         ledger.record(Entry::Enqueued {
             batch_id: batch_id.to_owned(),
             item_ids: result.item_ids.clone(),
@@ -220,10 +221,7 @@ impl Execution<'_> {
 
     /// Finds the items of a batch whose enqueue answer was lost; `None` when the server has none
     /// (the enqueue never arrived).
-    pub(super) async fn recover_batch(
-        &self,
-        batch_id: &str,
-    ) -> Result<Option<Vec<i64>>, crate::Error> {
+    pub(super) async fn recover_batch(&self, batch_id: &str) -> Result<Option<Vec<i64>>, RunError> {
         let status = self.client.queue().batch_status(batch_id).await?;
         if status.total == 0 {
             return Ok(None);
@@ -240,7 +238,7 @@ impl Execution<'_> {
         item_id: i64,
         key: SessionKey,
         ledger: &mut Ledger,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         self.client.queue().cancel_item(item_id).await?;
         ledger.record(Entry::Withdrawn { job: key, item_id })?;
         ledger.item_ended(item_id);

@@ -1,6 +1,7 @@
 //! Uploading a run's local images: each file once (by content), reusing what an earlier run
 //! uploaded while the server still has it, as the jobs that need them are submitted.
 
+use super::RunError;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
@@ -43,7 +44,7 @@ impl Execution<'_> {
         enqueue: &EnqueuePlan,
         uploads: &mut Uploads,
         ledger: &mut Ledger,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), RunError> {
         for image in enqueue.local_images() {
             if uploads.by_path.contains_key(&image.path) {
                 continue;
@@ -72,7 +73,7 @@ impl Execution<'_> {
         sha: &str,
         uploads: &mut Uploads,
         ledger: &Ledger,
-    ) -> Result<Option<String>, crate::Error> {
+    ) -> Result<Option<String>, RunError> {
         let state = &ledger.state;
         let Some(name) = state.uploads.get(sha) else {
             return Ok(None);
@@ -109,7 +110,7 @@ impl Execution<'_> {
         image: &LocalImage,
         sha: &str,
         ledger: &mut Ledger,
-    ) -> Result<String, crate::Error> {
+    ) -> Result<String, RunError> {
         let dto = self
             .client
             .images()

@@ -429,7 +429,7 @@ async fn run_one<R: ManifestRunner>(
 fn file_away(
     config: &WatchConfig,
     job: &Job,
-    result: Result<ManifestOutcome, crate::Error>,
+    result: Result<ManifestOutcome, crate::run::RunError>,
     cancelled: bool,
 ) -> (Filed, Vec<String>) {
     let manifest = job.source.display_name.clone();

@@ -12,7 +12,7 @@ use crate::run::{self, ManifestOutcome, ManifestSource};
 /// Runs one manifest to the end.
 ///
 /// The contract is [`run::run_manifest`]'s: an `Err` whose
-/// [`exit_status`](crate::Error::exit_status) is [`Invalid`](crate::ExitStatus::Invalid)
+/// [`exit_status`](crate::run::RunError::exit_status) is [`Invalid`](crate::ExitStatus::Invalid)
 /// means the manifest is invalid and nothing was sent; any other `Err` is a failed run.
 /// Cancelling `cancel` stops the run at a checkpoint and returns an outcome marked
 /// `interrupted`. Running the same manifest again must resume it, never submit twice.
@@ -22,7 +22,7 @@ pub trait ManifestRunner {
         &self,
         source: ManifestSource,
         cancel: CancellationToken,
-    ) -> impl Future<Output = Result<ManifestOutcome, crate::Error>>;
+    ) -> impl Future<Output = Result<ManifestOutcome, crate::run::RunError>>;
 }
 
 /// The real runner: [`run::run_manifest`] with the watcher's run settings and reporter.
@@ -45,7 +45,7 @@ impl ManifestRunner for RunManifest<'_> {
         &self,
         source: ManifestSource,
         cancel: CancellationToken,
-    ) -> Result<ManifestOutcome, crate::Error> {
+    ) -> Result<ManifestOutcome, crate::run::RunError> {
         run::run_manifest(&source, self.settings, self.reporter, cancel).await
     }
 }

@@ -83,8 +83,8 @@ impl Drop for Active<'_> {
     }
 }
 
-fn invalid(message: String) -> invk_run::Error {
-    invk_run::Error::Io(std::io::Error::new(
+fn invalid(message: String) -> invk_run::run::RunError {
+    invk_run::run::RunError::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         message,
     ))
@@ -95,7 +95,7 @@ impl ManifestRunner for FakeRunner {
         &self,
         source: ManifestSource,
         cancel: CancellationToken,
-    ) -> Result<ManifestOutcome, invk_run::Error> {
+    ) -> Result<ManifestOutcome, invk_run::run::RunError> {
         let started = Instant::now();
         let text = fs_err::read_to_string(&source.path)?;
         let name = source.display_name.clone();
