@@ -271,17 +271,25 @@ impl Execution<'_> {
             let first = first_items.entry(slot.job).or_insert(*id);
             *first = (*first).min(*id);
         }
+        let failures: HashMap<usize, &JobFailure> =
+            ledger.failures.iter().map(|f| (f.job, f)).collect();
         let mut writer = SummaryWriter::open(&self.prepared.output_dir)?;
         for job in self.prepared.expansion.jobs() {
             let first_item = first_items.get(&job.index).copied();
-            writer.append(&self.summary(&job, first_item, ledger))?;
+            let failure = failures.get(&job.index).copied();
+            writer.append(&self.summary(&job, first_item, failure, ledger))?;
         }
         writer.finish()?;
         Ok(())
     }
 
-    fn summary(&self, job: &Job, first_item: Option<i64>, ledger: &Ledger) -> JobSummary {
-        let failure: Option<&JobFailure> = ledger.failures.iter().find(|f| f.job == job.index);
+    fn summary(
+        &self,
+        job: &Job,
+        first_item: Option<i64>,
+        failure: Option<&JobFailure>,
+        ledger: &Ledger,
+    ) -> JobSummary {
         let status = if ledger.completed.contains(&job.index) {
             "completed"
         } else if failure.is_some() {
