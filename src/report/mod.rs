@@ -8,10 +8,16 @@
 //! grid::render(dir, plan)             the grid image, with its axis labels
 //! gallery::write(dir, records, grids) index.html + thumbnails
 //! ```
-//! [`refresh`] does all of it; the runner calls it, and so does `invk-run report`.
+//! [`refresh`] does all of it; the runner calls it at the end of a run, and so does
+//! `invk-run report`. While a run goes, [`live::LiveReport`] keeps `index.html` up to date and
+//! writes each grid once its cells are complete, on a thread of its own.
+//!
+//! Every file a report writes goes through [`OutputRoot`]: atomically, and never through a
+//! symbolic link inside the output folder.
 
 pub mod gallery;
 pub mod grid;
+pub mod live;
 pub mod records;
 mod text;
 
@@ -20,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::exit_status::ExitStatus;
+use crate::fs::place::{OutputRoot, PlaceError};
 use crate::manifest::{GridSpec, Manifest, default_grid, resolve_grids};
 
 /// Where a folder's report settings are kept, relative to it (so `invk-run report DIR` draws
@@ -150,6 +157,9 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// A file would be written through a symbolic link, or its folder cannot be made.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
     /// An image could not be encoded.
     #[error("cannot encode `{}`", path.display())]
     Encode {
@@ -224,6 +234,7 @@ impl ReportError {
 /// A file that cannot be read or written, an image that cannot be decoded, or a grid past its
 /// bounds.
 pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary, ReportError> {
+    let root = OutputRoot::at(output_dir);
     let records = records::load(output_dir)?;
     let mut summary = ReportSummary {
         jobs: records.len(),
@@ -240,20 +251,7 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
             {
                 continue;
             }
-            let (bytes, layout) = grid::render(output_dir, &plan)?;
-            summary.empty_cells += layout
-                .plan
-                .cells
-                .iter()
-                .filter(|c| matches!(c, grid::Cell::Empty { .. }))
-                .count();
-            let path = output_dir.join(&plan.file);
-            crate::fs::write_atomic(&path, &bytes).map_err(|e| ReportError::io(&path, e))?;
-            let layout_path = crate::run::summary::Sidecar::path_for(&path);
-            let mut text = serde_json::to_vec_pretty(&layout).unwrap_or_default();
-            text.push(b'\n');
-            crate::fs::write_atomic(&layout_path, &text)
-                .map_err(|e| ReportError::io(&layout_path, e))?;
+            summary.empty_cells += write_grid(&root, &plan)?;
             links.push(gallery::GridLink {
                 file: plan.file.clone(),
                 node: plan.node.clone(),
@@ -262,13 +260,41 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         }
     }
     if config.gallery {
-        let outcome = gallery::write(output_dir, &config.title, &records, &links)?;
+        let outcome = gallery::write(&root, &config.title, &records, &links)?;
         summary.thumbnails_made = outcome.thumbnails_made;
-        summary.gallery = Some(output_dir.join("index.html"));
+        summary.gallery = Some(output_dir.join(gallery::PAGE));
     }
-    let config_path = output_dir.join(CONFIG_FILE);
+    save_config(&root, config)?;
+    Ok(summary)
+}
+
+/// Draws `plan` and writes it, with its layout beside it (`NAME.EXT.json`); returns how many
+/// of its cells are empty.
+///
+/// # Errors
+/// As [`grid::render`], or a file that cannot be written.
+pub(crate) fn write_grid(root: &OutputRoot, plan: &grid::GridPlan) -> Result<usize, ReportError> {
+    let (bytes, layout) = grid::render(root.path(), plan)?;
+    let empty = layout
+        .plan
+        .cells
+        .iter()
+        .filter(|c| matches!(c, grid::Cell::Empty { .. }))
+        .count();
+    root.write_replacing(&plan.file, &bytes)?;
+    let mut text = serde_json::to_vec_pretty(&layout).unwrap_or_default();
+    text.push(b'\n');
+    root.write_replacing(&crate::run::summary::Sidecar::path_for(&plan.file), &text)?;
+    Ok(empty)
+}
+
+/// Saves `config` beside the journal, for `invk-run report`.
+///
+/// # Errors
+/// The file cannot be written.
+pub(crate) fn save_config(root: &OutputRoot, config: &ReportConfig) -> Result<(), ReportError> {
     let mut text = serde_json::to_vec_pretty(config).unwrap_or_default();
     text.push(b'\n');
-    crate::fs::write_atomic(&config_path, &text).map_err(|e| ReportError::io(&config_path, e))?;
-    Ok(summary)
+    root.write_replacing(Path::new(CONFIG_FILE), &text)?;
+    Ok(())
 }
