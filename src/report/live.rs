@@ -4,8 +4,8 @@
 //! The engine only sends what it learns of a job ([`LiveReport::job`], which never waits); one
 //! worker on a blocking thread of its own keeps the jobs and does all the file and image work,
 //! one refresh at a time: what arrives while it works is folded into the next one. Grids are
-//! looked at no more often than every [`GRID_PAUSE`]; the gallery is rewritten no more often
-//! than every [`GALLERY_PAUSE`], and never takes more than a fifth of the worker's time
+//! looked at no more often than every [`GRID_PAUSE`], the gallery is rewritten no more often
+//! than every [`GALLERY_PAUSE`], and neither takes more than a fifth of the worker's time
 //! (a page that took 2 s to write waits 8 s). The end of the run stops the worker (after the
 //! refresh under way, if any) and rebuilds everything from disk as before ([`super::refresh`]).
 //! What cannot be written is a warning, once per distinct error, never a failure of the run.
@@ -29,8 +29,8 @@ pub const GRID_PAUSE: Duration = Duration::from_millis(500);
 /// The least time between two rewrites of `index.html` while a run goes.
 pub const GALLERY_PAUSE: Duration = Duration::from_secs(3);
 
-/// The gallery waits at least this many times as long as it took to write last.
-const GALLERY_WORK_SHARE: u32 = 4;
+/// The gallery, or a look at the grids, waits at least this many times as long as it took last.
+const WORK_SHARE: u32 = 4;
 
 /// At most this many updates are folded in before the worker looks at what is due.
 const FOLD_AT_ONCE: usize = 10_000;
@@ -153,7 +153,7 @@ struct Worker {
     /// Grids to link from the page, in the order they were written.
     links: Vec<GridLink>,
     grids_changed: bool,
-    grids_checked: Option<Instant>,
+    next_grids: Option<Instant>,
     gallery_changed: bool,
     next_gallery: Option<Instant>,
     config_saved: bool,
@@ -189,7 +189,7 @@ impl Worker {
             written: HashSet::new(),
             links: Vec::new(),
             grids_changed: false,
-            grids_checked: None,
+            next_grids: None,
             gallery_changed: false,
             next_gallery: None,
             config_saved: false,
@@ -224,8 +224,7 @@ impl Worker {
     fn next_wake(&self) -> Option<Instant> {
         let grids = self
             .grids_changed
-            .then(|| self.grids_checked.map(|t| t + GRID_PAUSE))
-            .map(|t| t.unwrap_or_else(Instant::now));
+            .then(|| self.next_grids.unwrap_or_else(Instant::now));
         let gallery = self
             .gallery_changed
             .then(|| self.next_gallery.unwrap_or_else(Instant::now));
@@ -266,10 +265,11 @@ impl Worker {
             self.config_saved = saved.is_ok();
             self.outcome(saved);
         }
-        if self.grids_changed && self.grids_checked.is_none_or(|t| now >= t + GRID_PAUSE) {
+        if self.grids_changed && self.next_grids.is_none_or(|t| now >= t) {
             self.grids_changed = false;
-            self.grids_checked = Some(now);
+            let started = Instant::now();
             let wrote = self.write_complete_grids();
+            self.next_grids = Some(pause_after(started, GRID_PAUSE));
             if wrote.as_ref().is_ok_and(|n| *n > 0) {
                 self.gallery_changed = self.config.gallery;
             }
@@ -279,8 +279,7 @@ impl Worker {
             self.gallery_changed = false;
             let started = Instant::now();
             let written = self.write_gallery();
-            let took = started.elapsed();
-            self.next_gallery = Some(Instant::now() + GALLERY_PAUSE.max(took * GALLERY_WORK_SHARE));
+            self.next_gallery = Some(pause_after(started, GALLERY_PAUSE));
             self.outcome(written);
         }
     }
@@ -361,6 +360,13 @@ impl Worker {
         gallery::write(&self.root, &title, &self.records, &self.links)?;
         Ok(())
     }
+}
+
+/// When work started at `started` may be done again: after `least`, and after [`WORK_SHARE`]
+/// times as long as it took (so it never takes more than a fifth of the worker's time).
+fn pause_after(started: Instant, least: Duration) -> Instant {
+    let took = started.elapsed();
+    Instant::now() + least.max(took * WORK_SHARE)
 }
 
 /// Whether `plan` is to be written now: complete, and not written yet in this run. A grid that

@@ -522,8 +522,10 @@ fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gall
     let deadline = Instant::now() + Duration::from_secs(240);
     let started = Instant::now();
     let mut gallery_seen = None;
-    // Poll while the run goes: the first page's grid must appear before it ends.
-    while !first.is_file() {
+    // Poll while the run goes: the first page's grid must appear before it ends (its layout is
+    // written after the image).
+    let first_layout = ws.path("out/pages/Blur radius=1.png.json");
+    while !first_layout.is_file() {
         assert!(Instant::now() < deadline, "no grid appeared");
         if let Some(status) = child.try_wait().expect("wait") {
             panic!("the run ended ({status}) before the first page's grid was written");
