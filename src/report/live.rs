@@ -297,9 +297,9 @@ impl Worker {
         }
     }
 
-    /// The grids whose pages are complete, each with the spec's number, the node and whether
-    /// it is complete; a spec that shows every node is left until a job has a file (until
-    /// then its nodes are not known).
+    /// Every grid of the run as it stands ([`grid::GridPlan::waiting`] says whether it is
+    /// complete); a spec that shows every node is left out until a job has a file (until then
+    /// its nodes are not known).
     fn plans(&self) -> Result<Vec<grid::GridPlan>, ReportError> {
         let any_file = self.records.iter().any(|r| !r.files.is_empty());
         let count = self.config.grids.len();

@@ -189,21 +189,15 @@ impl Execution<'_> {
         }
         self.write_summary(&ledger)?;
         if count > GALLERY_MAX_JOBS {
-            self.reporter.event(&RunEvent::Warning {
-                manifest: self.name.clone(),
-                message: format!(
-                    "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
-                    out_dir.display()
-                ),
-            });
+            self.warn(format!(
+                "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
+                out_dir.display()
+            ));
         } else if let Err(e) = crate::report::refresh(out_dir, &report) {
-            self.reporter.event(&RunEvent::Warning {
-                manifest: self.name.clone(),
-                message: format!(
-                    "cannot write the report: {}",
-                    crate::error_chain::error_chain(&e)
-                ),
-            });
+            self.warn(format!(
+                "cannot write the report: {}",
+                crate::error_chain::error_chain(&e)
+            ));
         }
         let outcome = ManifestOutcome {
             manifest: self.name.clone(),
