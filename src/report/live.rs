@@ -331,12 +331,17 @@ impl Worker {
         }
     }
 
-    /// Writes the grids that became complete; returns how many.
+    /// Writes the grids that became complete; returns how many. One that cannot be written
+    /// does not hold up the others: the errors are returned after them.
     fn write_complete_grids(&mut self) -> Result<usize, ReportError> {
         let mut wrote = 0;
+        let mut failed = Vec::new();
         for plan in self.plans()? {
             if let Some(file) = newly_complete(&plan, &mut self.written) {
-                write_grid(&self.root, &plan)?;
+                if let Err(e) = write_grid(&self.root, &plan) {
+                    failed.push(e);
+                    continue;
+                }
                 self.written.insert(file.clone());
                 if !self.links.iter().any(|l| l.file == file) {
                     self.links.push(GridLink {
@@ -347,6 +352,7 @@ impl Worker {
                 wrote += 1;
             }
         }
+        ReportError::all(failed)?;
         Ok(wrote)
     }
 

@@ -160,6 +160,9 @@ pub enum ReportError {
     /// A file would be written through a symbolic link, or its folder cannot be made.
     #[error(transparent)]
     Place(#[from] PlaceError),
+    /// Several parts of the report could not be written (the others were).
+    #[error("{}", several(.0))]
+    Several(Vec<ReportError>),
     /// An image could not be encoded.
     #[error("cannot encode `{}`", path.display())]
     Encode {
@@ -206,7 +209,25 @@ pub enum ReportError {
     },
 }
 
+/// Each error with its causes, one after the other.
+fn several(errors: &[ReportError]) -> String {
+    errors
+        .iter()
+        .map(|e| crate::error_chain::error_chain(e))
+        .collect::<Vec<_>>()
+        .join("; and ")
+}
+
 impl ReportError {
+    /// The errors as one: none, the one, or [`ReportError::Several`].
+    pub(crate) fn all(mut errors: Vec<ReportError>) -> Result<(), ReportError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ReportError::Several(errors)),
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> ReportError {
         ReportError::Io {
             path: path.to_path_buf(),
@@ -241,6 +262,9 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         ..ReportSummary::default()
     };
     let mut links = Vec::new();
+    // A grid or page that cannot be written (a link in its way) does not cost the others:
+    // the errors are returned once the rest is written.
+    let mut failed = Vec::new();
     for (i, spec) in config.grids.iter().enumerate() {
         for plan in grid::plan(spec, i + 1, config.grids.len(), &records)? {
             if plan
@@ -251,7 +275,13 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
             {
                 continue;
             }
-            summary.empty_cells += write_grid(&root, &plan)?;
+            match write_grid(&root, &plan) {
+                Ok(empty) => summary.empty_cells += empty,
+                Err(e) => {
+                    failed.push(e);
+                    continue;
+                }
+            }
             links.push(gallery::GridLink {
                 file: plan.file.clone(),
                 node: plan.node.clone(),
@@ -260,11 +290,18 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         }
     }
     if config.gallery {
-        let outcome = gallery::write(&root, &config.title, &records, &links)?;
-        summary.thumbnails_made = outcome.thumbnails_made;
-        summary.gallery = Some(output_dir.join(gallery::PAGE));
+        match gallery::write(&root, &config.title, &records, &links) {
+            Ok(outcome) => {
+                summary.thumbnails_made = outcome.thumbnails_made;
+                summary.gallery = Some(output_dir.join(gallery::PAGE));
+            }
+            Err(e) => failed.push(e),
+        }
     }
-    save_config(&root, config)?;
+    if let Err(e) = save_config(&root, config) {
+        failed.push(e);
+    }
+    ReportError::all(failed)?;
     Ok(summary)
 }
 

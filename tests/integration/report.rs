@@ -637,17 +637,47 @@ output:
         "{stderr}"
     );
     assert!(stderr.contains("warning: cannot"), "{stderr}");
-    // `invk-run report` refuses it too, with exit 1.
-    let report = support::invk_run()
-        .current_dir(ws.dir.path())
-        .args(["report", "out"])
-        .output()
-        .expect("report");
-    assert_eq!(report.status.code(), Some(1), "{}", text(&report.stderr));
+    assert!(!ws.path("out/index.html").exists());
+    // `invk-run report` refuses them too, with exit 1. Without the thumbnails' link, the
+    // gallery is written; the refused grid is not linked from it.
+    let report = || {
+        support::invk_run()
+            .current_dir(ws.dir.path())
+            .args(["report", "out"])
+            .output()
+            .expect("report")
+    };
+    let first = report();
+    let first_err = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{first_err}");
     assert!(
-        text(&report.stderr).contains(&refused(Path::new("grids"))),
+        first_err.contains(&refused(Path::new(".invk-run/thumbs"))),
+        "{first_err}"
+    );
+    assert!(
+        first_err.contains(&refused(Path::new("grids"))),
+        "{first_err}"
+    );
+    std::fs::remove_file(ws.path("out/.invk-run/thumbs")).expect("unlink");
+    let second = report();
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains(&refused(Path::new("grids"))),
         "{}",
-        text(&report.stderr)
+        text(&second.stderr)
+    );
+    let page = std::fs::read_to_string(ws.path("out/index.html")).expect("the gallery");
+    let (jobs, _) = gallery_jobs(&page);
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        !page.contains("grids/hue.png"),
+        "a grid that was not written is not linked"
+    );
+    assert_eq!(
+        std::fs::read_dir(ws.path("out/.invk-run/thumbs"))
+            .expect("a real thumbnail folder")
+            .count(),
+        4
     );
     for outside in [&outside_grids, &outside_thumbs] {
         assert_eq!(
