@@ -335,3 +335,48 @@ pub(crate) fn save_config(root: &OutputRoot, config: &ReportConfig) -> Result<()
     root.write_replacing(Path::new(CONFIG_FILE), &text)?;
     Ok(())
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_refused_grid_does_not_cost_the_gallery_and_each_refusal_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("outside");
+        let root = dir.path();
+        image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+            .save(root.join("0.png"))
+            .expect("png");
+        let line =
+            json!({"job": 0, "status": "completed", "sweep": {"Hue": 0}, "files": ["0.png"]});
+        std::fs::write(root.join("runs.jsonl"), format!("{line}\n")).expect("runs.jsonl");
+        std::os::unix::fs::symlink(outside.path(), root.join("grids")).expect("link");
+        std::os::unix::fs::symlink(outside.path().join("s.json"), root.join("other.png"))
+            .expect("link");
+        let spec = |name: &str| GridSpec {
+            name: Some(name.to_owned()),
+            ..GridSpec::new("Hue", None)
+        };
+        let config = ReportConfig {
+            title: "t".into(),
+            grids: vec![spec("grids/hue"), spec("other")],
+            gallery: true,
+        };
+        let err = refresh(root, &config).expect_err("two grids refused");
+        let text = crate::error_chain::error_chain(&err);
+        assert!(
+            matches!(&err, ReportError::Several(e) if e.len() == 2),
+            "{text}"
+        );
+        for link in ["grids", "other.png"] {
+            let want = format!("`{}` is a symbolic link", root.join(link).display());
+            assert!(text.contains(&want), "{text}");
+        }
+        let page = std::fs::read_to_string(root.join(gallery::PAGE)).expect("the page");
+        assert!(!page.contains("grids/hue.png") && !page.contains("\"other.png\""));
+        assert!(root.join(CONFIG_FILE).is_file());
+        assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0);
+    }
+}
