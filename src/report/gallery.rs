@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::ReportError;
 use super::grid::UNLABELLED;
-use super::records::JobRecord;
+use super::records::{JobRecord, PENDING};
+use crate::fs::place::OutputRoot;
 use crate::manifest::value_label;
 
 /// The thumbnails' longest side, in pixels.
@@ -20,6 +21,9 @@ pub const THUMB_SIZE: u32 = 192;
 
 /// Where thumbnails go, relative to the output folder.
 pub const THUMB_DIR: &str = ".invk-run/thumbs";
+
+/// The page, relative to the output folder.
+pub const PAGE: &str = "index.html";
 
 /// A grid to link from the gallery.
 #[derive(Debug, Clone, Serialize)]
@@ -39,16 +43,18 @@ pub struct GalleryOutcome {
     pub without_thumbnail: usize,
 }
 
-/// Writes `index.html` (atomically) and the thumbnails it needs.
+/// Writes `index.html` (atomically) and the thumbnails it needs, under `root`'s rules (no
+/// links). Jobs still [`PENDING`] are left out: the page shows what is finished.
 ///
 /// # Errors
 /// The page or a thumbnail cannot be written, or the template fails.
 pub fn write(
-    output_dir: &Path,
+    root: &OutputRoot,
     title: &str,
     records: &[JobRecord],
     grids: &[GridLink],
 ) -> Result<GalleryOutcome, ReportError> {
+    let records: Vec<&JobRecord> = records.iter().filter(|r| r.status != PENDING).collect();
     let mut outcome = GalleryOutcome::default();
     let mut keys: Vec<String> = Vec::new();
     let mut values: Map<String, Value> = Map::new();
@@ -86,7 +92,7 @@ pub fn write(
                 nodes.push(node.clone());
             }
             let thumb = if f.exists {
-                match thumbnail(output_dir, &f.path)? {
+                match thumbnail(root, &f.path)? {
                     Some((path, made)) => {
                         outcome.thumbnails_made += usize::from(made);
                         Some(url(&path))
@@ -134,8 +140,7 @@ pub fn write(
         "grids": grid_links,
     });
     let html = render_page(title, &counts, &grid_links, &data)?;
-    let path = output_dir.join("index.html");
-    crate::fs::write_atomic(&path, html.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
+    root.write_replacing(Path::new(PAGE), html.as_bytes())?;
     Ok(outcome)
 }
 
@@ -207,8 +212,9 @@ pub fn url(path: &Path) -> String {
 /// image this build decodes.
 ///
 /// # Errors
-/// The thumbnail cannot be written.
-pub fn thumbnail(output_dir: &Path, rel: &Path) -> Result<Option<(PathBuf, bool)>, ReportError> {
+/// The thumbnail cannot be written (a link in its way is refused).
+pub fn thumbnail(root: &OutputRoot, rel: &Path) -> Result<Option<(PathBuf, bool)>, ReportError> {
+    let output_dir = root.path();
     let digest = Sha256::digest(rel.to_string_lossy().as_bytes());
     let name: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
     let thumb_rel = Path::new(THUMB_DIR).join(format!("{name}.jpg"));
@@ -235,7 +241,7 @@ pub fn thumbnail(output_dir: &Path, rel: &Path) -> Result<Option<(PathBuf, bool)
             path: thumb.clone(),
             source,
         })?;
-    crate::fs::write_atomic(&thumb, &bytes).map_err(|e| ReportError::io(&thumb, e))?;
+    root.write_replacing(&thumb_rel, &bytes)?;
     Ok(Some((thumb_rel, true)))
 }
 

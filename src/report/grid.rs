@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::ReportError;
-use super::records::JobRecord;
+use super::records::{JobRecord, PENDING};
 use super::text::Pen;
 use crate::manifest::{
     DEFAULT_CELL_MAX, GridNameVars, GridSpec, MAX_CELL, MAX_CELLS, MAX_GRID_PIXELS,
@@ -76,6 +76,9 @@ pub struct GridPlan {
     pub rows: Vec<Value>,
     /// The cells, row by row.
     pub cells: Vec<Cell>,
+    /// How many jobs of its page are still [`PENDING`] (0: the grid is complete).
+    #[serde(skip)]
+    pub waiting: usize,
     /// The cell size asked for.
     #[serde(skip)]
     cell_size: Option<u32>,
@@ -162,14 +165,20 @@ pub fn plan(
             .collect()
     };
     let mut pages: Vec<Map<String, Value>> = Vec::new();
+    // Jobs still running, per page (by index in `pages`).
+    let mut waiting: Vec<usize> = Vec::new();
     for r in records {
         let p = page_of(r);
-        if !pages.contains(&p) {
+        let i = pages.iter().position(|q| q == &p).unwrap_or_else(|| {
             pages.push(p);
-        }
+            waiting.push(0);
+            pages.len() - 1
+        });
+        waiting[i] += usize::from(r.status == PENDING);
     }
     if pages.is_empty() {
         pages.push(Map::new());
+        waiting.push(0);
     }
     let mut nodes: Vec<(String, String)> = Vec::new();
     match &spec.node {
@@ -219,7 +228,7 @@ pub fn plan(
     let ext = spec.format.extension();
     let mut plans = Vec::new();
     for (label, node_id) in &nodes {
-        for page in &pages {
+        for (page, &waiting) in pages.iter().zip(&waiting) {
             let page_text: Vec<String> = page
                 .iter()
                 .map(|(k, v)| format!("{k}={}", value_label(v)))
@@ -264,6 +273,7 @@ pub fn plan(
                 columns: columns.clone(),
                 rows: rows.clone(),
                 cells,
+                waiting,
                 cell_size: spec.cell,
                 jpeg: spec.format == crate::manifest::GridFormat::Jpeg,
             });
@@ -316,6 +326,7 @@ fn cell_for(jobs: &[&JobRecord], label: &str, finished: bool) -> Cell {
             None if !r.summarized => ("not done yet".to_owned(), false),
             None => (format!("no `{label}` output"), false),
         },
+        PENDING => ("not done yet".to_owned(), false),
         _ => ("not run yet".to_owned(), false),
     };
     Cell::Empty {

@@ -8,10 +8,16 @@
 //! grid::render(dir, plan)             the grid image, with its axis labels
 //! gallery::write(dir, records, grids) index.html + thumbnails
 //! ```
-//! [`refresh`] does all of it; the runner calls it, and so does `invk-run report`.
+//! [`refresh`] does all of it; the runner calls it at the end of a run, and so does
+//! `invk-run report`. While a run goes, [`live::LiveReport`] keeps `index.html` up to date and
+//! writes each grid once its cells are complete, on a thread of its own.
+//!
+//! Every file a report writes goes through [`OutputRoot`]: atomically, and never through a
+//! symbolic link inside the output folder.
 
 pub mod gallery;
 pub mod grid;
+pub mod live;
 pub mod records;
 mod text;
 
@@ -20,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::exit_status::ExitStatus;
+use crate::fs::place::{OutputRoot, PlaceError};
 use crate::manifest::{GridSpec, Manifest, default_grid, resolve_grids};
 
 /// Where a folder's report settings are kept, relative to it (so `invk-run report DIR` draws
@@ -150,6 +157,12 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// A file would be written through a symbolic link, or its folder cannot be made.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    /// Several parts of the report could not be written (the others were).
+    #[error("{}", several(.0))]
+    Several(Vec<ReportError>),
     /// An image could not be encoded.
     #[error("cannot encode `{}`", path.display())]
     Encode {
@@ -196,7 +209,25 @@ pub enum ReportError {
     },
 }
 
+/// Each error with its causes, one after the other.
+fn several(errors: &[ReportError]) -> String {
+    errors
+        .iter()
+        .map(|e| crate::error_chain::error_chain(e))
+        .collect::<Vec<_>>()
+        .join("; and ")
+}
+
 impl ReportError {
+    /// The errors as one: none, the one, or [`ReportError::Several`].
+    pub(crate) fn all(mut errors: Vec<ReportError>) -> Result<(), ReportError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ReportError::Several(errors)),
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> ReportError {
         ReportError::Io {
             path: path.to_path_buf(),
@@ -224,12 +255,16 @@ impl ReportError {
 /// A file that cannot be read or written, an image that cannot be decoded, or a grid past its
 /// bounds.
 pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary, ReportError> {
+    let root = OutputRoot::at(output_dir);
     let records = records::load(output_dir)?;
     let mut summary = ReportSummary {
         jobs: records.len(),
         ..ReportSummary::default()
     };
     let mut links = Vec::new();
+    // A grid or page that cannot be written (a link in its way) does not cost the others:
+    // the errors are returned once the rest is written.
+    let mut failed = Vec::new();
     for (i, spec) in config.grids.iter().enumerate() {
         for plan in grid::plan(spec, i + 1, config.grids.len(), &records)? {
             if plan
@@ -240,20 +275,13 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
             {
                 continue;
             }
-            let (bytes, layout) = grid::render(output_dir, &plan)?;
-            summary.empty_cells += layout
-                .plan
-                .cells
-                .iter()
-                .filter(|c| matches!(c, grid::Cell::Empty { .. }))
-                .count();
-            let path = output_dir.join(&plan.file);
-            crate::fs::write_atomic(&path, &bytes).map_err(|e| ReportError::io(&path, e))?;
-            let layout_path = crate::run::summary::Sidecar::path_for(&path);
-            let mut text = serde_json::to_vec_pretty(&layout).unwrap_or_default();
-            text.push(b'\n');
-            crate::fs::write_atomic(&layout_path, &text)
-                .map_err(|e| ReportError::io(&layout_path, e))?;
+            match write_grid(&root, &plan) {
+                Ok(empty) => summary.empty_cells += empty,
+                Err(e) => {
+                    failed.push(e);
+                    continue;
+                }
+            }
             links.push(gallery::GridLink {
                 file: plan.file.clone(),
                 node: plan.node.clone(),
@@ -262,13 +290,93 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         }
     }
     if config.gallery {
-        let outcome = gallery::write(output_dir, &config.title, &records, &links)?;
-        summary.thumbnails_made = outcome.thumbnails_made;
-        summary.gallery = Some(output_dir.join("index.html"));
+        match gallery::write(&root, &config.title, &records, &links) {
+            Ok(outcome) => {
+                summary.thumbnails_made = outcome.thumbnails_made;
+                summary.gallery = Some(output_dir.join(gallery::PAGE));
+            }
+            Err(e) => failed.push(e),
+        }
     }
-    let config_path = output_dir.join(CONFIG_FILE);
+    if let Err(e) = save_config(&root, config) {
+        failed.push(e);
+    }
+    ReportError::all(failed)?;
+    Ok(summary)
+}
+
+/// Draws `plan` and writes it, with its layout beside it (`NAME.EXT.json`); returns how many
+/// of its cells are empty.
+///
+/// # Errors
+/// As [`grid::render`], or a file that cannot be written.
+pub(crate) fn write_grid(root: &OutputRoot, plan: &grid::GridPlan) -> Result<usize, ReportError> {
+    let (bytes, layout) = grid::render(root.path(), plan)?;
+    let empty = layout
+        .plan
+        .cells
+        .iter()
+        .filter(|c| matches!(c, grid::Cell::Empty { .. }))
+        .count();
+    root.write_replacing(&plan.file, &bytes)?;
+    let mut text = serde_json::to_vec_pretty(&layout).unwrap_or_default();
+    text.push(b'\n');
+    root.write_replacing(&crate::run::summary::Sidecar::path_for(&plan.file), &text)?;
+    Ok(empty)
+}
+
+/// Saves `config` beside the journal, for `invk-run report`.
+///
+/// # Errors
+/// The file cannot be written.
+pub(crate) fn save_config(root: &OutputRoot, config: &ReportConfig) -> Result<(), ReportError> {
     let mut text = serde_json::to_vec_pretty(config).unwrap_or_default();
     text.push(b'\n');
-    crate::fs::write_atomic(&config_path, &text).map_err(|e| ReportError::io(&config_path, e))?;
-    Ok(summary)
+    root.write_replacing(Path::new(CONFIG_FILE), &text)?;
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_refused_grid_does_not_cost_the_gallery_and_each_refusal_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("outside");
+        let root = dir.path();
+        image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+            .save(root.join("0.png"))
+            .expect("png");
+        let line =
+            json!({"job": 0, "status": "completed", "sweep": {"Hue": 0}, "files": ["0.png"]});
+        std::fs::write(root.join("runs.jsonl"), format!("{line}\n")).expect("runs.jsonl");
+        std::os::unix::fs::symlink(outside.path(), root.join("grids")).expect("link");
+        std::os::unix::fs::symlink(outside.path().join("s.json"), root.join("other.png"))
+            .expect("link");
+        let spec = |name: &str| GridSpec {
+            name: Some(name.to_owned()),
+            ..GridSpec::new("Hue", None)
+        };
+        let config = ReportConfig {
+            title: "t".into(),
+            grids: vec![spec("grids/hue"), spec("other")],
+            gallery: true,
+        };
+        let err = refresh(root, &config).expect_err("two grids refused");
+        let text = crate::error_chain::error_chain(&err);
+        assert!(
+            matches!(&err, ReportError::Several(e) if e.len() == 2),
+            "{text}"
+        );
+        for link in ["grids", "other.png"] {
+            let want = format!("`{}` is a symbolic link", root.join(link).display());
+            assert!(text.contains(&want), "{text}");
+        }
+        let page = std::fs::read_to_string(root.join(gallery::PAGE)).expect("the page");
+        assert!(!page.contains("grids/hue.png") && !page.contains("\"other.png\""));
+        assert!(root.join(CONFIG_FILE).is_file());
+        assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0);
+    }
 }

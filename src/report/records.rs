@@ -17,12 +17,15 @@ const MAX_SIDECAR: u64 = 1 << 20;
 /// At most this many files are looked at when the output folder is searched for sidecars.
 const MAX_WALK: usize = 200_000;
 
+/// The status of a job a run has not finished yet (only while it runs: [`super::live`]).
+pub const PENDING: &str = "pending";
+
 /// One job as the report shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     /// Job index.
     pub job: usize,
-    /// `completed`, `failed` or `not_run`.
+    /// `completed`, `failed`, `not_run`, or [`PENDING`] while its run goes.
     pub status: String,
     /// The server's error, for a failed job.
     pub error: Option<String>,
@@ -186,7 +189,8 @@ fn infer_sweep(records: &mut [JobRecord]) {
     }
 }
 
-fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
+/// The record of the output `path` (relative to `output_dir`), with its sidecar.
+pub(crate) fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
     let full = output_dir.join(&path);
     let sidecar = read_sidecar(&crate::run::summary::Sidecar::path_for(&full));
     let node = sidecar.as_ref().map(|s| &s["node"]);

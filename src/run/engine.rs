@@ -23,6 +23,8 @@ use super::{JobFailure, ManifestOutcome};
 use crate::client::QueueItemStatus;
 use crate::client::tracker::{TrackEvent, Tracker};
 use crate::manifest::Job;
+use crate::report::ReportConfig;
+use crate::report::live::{JobState, LiveJob, LiveReport};
 
 /// How many outputs download at once.
 const DOWNLOADS_AT_ONCE: usize = 4;
@@ -85,6 +87,8 @@ impl Execution<'_> {
             });
         }
 
+        let report = ReportConfig::for_run(p, &self.name);
+        let live = self.live_report(&ledger, &report);
         let mut health = Health::new(self.server_wait);
         let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;
         tracker.watch(self.attach(&resumed, &mut ledger, health.epoch));
@@ -140,20 +144,26 @@ impl Execution<'_> {
                     break;
                 }
                 Some(done) = downloads.tasks.join_next(), if !downloads.tasks.is_empty() => {
+                    let job = done.as_ref().ok().and_then(|(id, ..)| job_of(&ledger, *id));
                     self.downloaded(done, &mut ledger)?;
+                    self.tell_live(&live, job, &ledger);
                 }
                 event = tracker.next(), if !tracker_idle && !ledger.open.is_empty() => match event {
                     Some(TrackEvent::Finished(item)) => {
                         health.up(self);
+                        let job = job_of(&ledger, item.item_id);
                         if let Ended::Resubmit(job) =
                             self.finished(item, health.epoch, &mut ledger, &mut downloads)?
                         {
                             tracker.forget(ledger.forget_job(job));
                             source.hand_back([job]);
                         }
+                        self.tell_live(&live, job, &ledger);
                     }
                     Some(TrackEvent::Vanished { item_id }) => {
+                        let job = job_of(&ledger, item_id);
                         self.vanished(item_id, &mut ledger)?;
+                        self.tell_live(&live, job, &ledger);
                     }
                     Some(TrackEvent::PollFailed { error, .. }) => health.down(self, &error)?,
                     Some(TrackEvent::ServerBack) => health.up(self),
@@ -168,6 +178,10 @@ impl Execution<'_> {
         while let Some(done) = downloads.tasks.join_next().await {
             self.downloaded(done, &mut ledger)?;
         }
+        // The end's report below replaces the running one.
+        for message in live.finish().await {
+            self.warn(message);
+        }
         tracker.close().await;
         let all_done = ledger.failures.is_empty() && ledger.completed.len() == count;
         if !interrupted {
@@ -175,23 +189,16 @@ impl Execution<'_> {
                 .await?;
         }
         self.write_summary(&ledger)?;
-        let report = crate::report::ReportConfig::for_run(p, &self.name);
         if count > GALLERY_MAX_JOBS {
-            self.reporter.event(&RunEvent::Warning {
-                manifest: self.name.clone(),
-                message: format!(
-                    "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
-                    out_dir.display()
-                ),
-            });
+            self.warn(format!(
+                "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
+                out_dir.display()
+            ));
         } else if let Err(e) = crate::report::refresh(out_dir, &report) {
-            self.reporter.event(&RunEvent::Warning {
-                manifest: self.name.clone(),
-                message: format!(
-                    "cannot write the report: {}",
-                    crate::error_chain::error_chain(&e)
-                ),
-            });
+            self.warn(format!(
+                "cannot write the report: {}",
+                crate::error_chain::error_chain(&e)
+            ));
         }
         let outcome = ManifestOutcome {
             manifest: self.name.clone(),
@@ -217,6 +224,49 @@ impl Execution<'_> {
             output_dir: out_dir.display().to_string(),
         });
         Ok(outcome)
+    }
+
+    /// The report kept up to date while the run goes: none past [`GALLERY_MAX_JOBS`] jobs, or
+    /// when neither a gallery nor a grid is asked for.
+    fn live_report(&self, ledger: &Ledger, report: &ReportConfig) -> LiveReport {
+        let p = self.prepared;
+        if p.expansion.job_count() > GALLERY_MAX_JOBS
+            || (!report.gallery && report.grids.is_empty())
+        {
+            return LiveReport::off();
+        }
+        let jobs = p
+            .expansion
+            .jobs()
+            .map(|job| LiveJob {
+                sweep: sweep_map(&job),
+                inputs: self.named_inputs(&job),
+            })
+            .collect();
+        let earlier = ledger
+            .completed
+            .iter()
+            .chain(ledger.failures.iter().map(|f| &f.job))
+            .map(|&job| (job, live_state(ledger, job)))
+            .collect();
+        LiveReport::start(&p.output_dir, report.clone(), jobs, earlier)
+    }
+
+    /// Tells the running report where `job` stands, and the run what the report warns about.
+    fn tell_live(&self, live: &LiveReport, job: Option<usize>, ledger: &Ledger) {
+        if let Some(job) = job {
+            live.job(job, live_state(ledger, job));
+        }
+        for message in live.warnings() {
+            self.warn(message);
+        }
+    }
+
+    fn warn(&self, message: String) {
+        self.reporter.event(&RunEvent::Warning {
+            manifest: self.name.clone(),
+            message,
+        });
     }
 
     /// Ctrl-C: the run's items that have not started are taken back (cancelled on the server,
@@ -310,6 +360,30 @@ impl Execution<'_> {
             server: left.map(|_| self.server.clone()),
             error: failure.map(|f| f.error.clone()),
         }
+    }
+}
+
+/// The job of one of the run's queue items.
+fn job_of(ledger: &Ledger, item_id: i64) -> Option<usize> {
+    ledger.items.get(&item_id).map(|s| s.job)
+}
+
+/// Where `job` stands, for the running report.
+fn live_state(ledger: &Ledger, job: usize) -> JobState {
+    let files = || ledger.files.get(&job).cloned().unwrap_or_default();
+    if ledger.completed.contains(&job) {
+        return JobState::Completed { files: files() };
+    }
+    match ledger
+        .has_failed(job)
+        .then(|| ledger.failures.iter().find(|f| f.job == job))
+        .flatten()
+    {
+        Some(failure) => JobState::Failed {
+            error: failure.error.clone(),
+            files: files(),
+        },
+        None => JobState::Pending,
     }
 }
 

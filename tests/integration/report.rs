@@ -478,6 +478,218 @@ fn a_grid_axis_that_is_no_sweep_key_is_refused_with_its_place_before_anything_is
     assert!(!ws.path("out").exists());
 }
 
+/// Four pages (blur radii, the slowest key) of three hues, run one session at a time: the first
+/// page is complete long before the run ends.
+const PAGED: &str = r#"
+version: 1
+workflow: blur-and-tint.json
+inputs:
+  Source image: photos/sunset.png
+  Width: 96
+sweep:
+  matrix:
+    Blur radius: [1, 3, 6, 9]
+    Hue shift: [0, 120, 240]
+output:
+  dir: out
+  grid: {x: Hue shift, pages: [Blur radius], node: Tinted, name: "pages/{{ page }}"}
+"#;
+
+/// The jobs listed in a gallery page (its embedded JSON), and its title.
+fn gallery_jobs(page: &str) -> (Vec<Value>, String) {
+    let start =
+        page.find("id=\"gallery-data\">").expect("gallery data") + "id=\"gallery-data\">".len();
+    let end = start + page[start..].find("</script>").expect("end of data");
+    let data: Value = serde_json::from_str(&page[start..end]).expect("gallery JSON");
+    (
+        data["jobs"].as_array().expect("jobs").clone(),
+        data["title"].as_str().expect("title").to_owned(),
+    )
+}
+
+#[test]
+fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gallery_current() {
+    let ws = Workspace::new(PAGED);
+    let mut child = ws
+        .command()
+        .args(["-q", "--window", "1", "job.yaml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let first = ws.path("out/pages/Blur radius=1.png");
+    let last = ws.path("out/pages/Blur radius=9.png");
+    let page = ws.path("out/index.html");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let started = Instant::now();
+    let mut gallery_seen = None;
+    // Poll while the run goes: the first page's grid must appear before it ends (its layout is
+    // written after the image).
+    let first_layout = ws.path("out/pages/Blur radius=1.png.json");
+    while !first_layout.is_file() {
+        assert!(Instant::now() < deadline, "no grid appeared");
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("the run ended ({status}) before the first page's grid was written");
+        }
+        if gallery_seen.is_none() {
+            gallery_seen = std::fs::read_to_string(&page).ok();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let grid_after = started.elapsed();
+    let grid_layout = layout(&first);
+    let running = child.try_wait().expect("wait").is_none();
+    let last_existed = last.exists();
+    if gallery_seen.is_none() {
+        gallery_seen = std::fs::read_to_string(&page).ok();
+    }
+    let out = child.wait_with_output().expect("wait");
+    eprintln!(
+        "figure: the first of 4 pages' grid appeared {:.2} s into a {:.2} s run",
+        grid_after.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(running, "the run was still going when the grid appeared");
+    assert!(
+        !last_existed,
+        "the last page's grid is not written before its jobs finished"
+    );
+    // The early grid is complete: every cell holds its job's image.
+    let cells = grid_layout["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 3);
+    assert!(cells.iter().all(|c| c["kind"] == "image"), "{cells:?}");
+    assert_eq!(grid_layout["page"], json!({"Blur radius": 1}));
+
+    // The gallery of the running run listed finished jobs only, each with its files on disk.
+    let (jobs, title) = gallery_jobs(&gallery_seen.expect("index.html while the run went"));
+    assert!(
+        title.contains("running:") && title.contains("of 12 jobs finished"),
+        "{title}"
+    );
+    assert!((1..12).contains(&jobs.len()), "{} jobs listed", jobs.len());
+    for job in &jobs {
+        assert_eq!(job["status"], "completed", "{job}");
+        for file in job["files"].as_array().expect("files") {
+            let name = file["name"].as_str().expect("name");
+            assert!(ws.path("out").join(name).is_file(), "{name}");
+        }
+    }
+    // At the end: every page, and the page of the finished run.
+    let (jobs, title) =
+        gallery_jobs(&std::fs::read_to_string(&page).expect("index.html at the end"));
+    assert_eq!(jobs.len(), 12);
+    assert!(!title.contains("running"), "{title}");
+    for blur in [1, 3, 6, 9] {
+        let grid = ws.path(&format!("out/pages/Blur radius={blur}.png"));
+        let cells = layout(&grid)["cells"].clone();
+        assert!(
+            cells
+                .as_array()
+                .expect("cells")
+                .iter()
+                .all(|c| c["kind"] == "image"),
+            "{cells}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn links_in_the_way_of_grids_and_thumbnails_are_refused_and_nothing_is_written_outside() {
+    let ws = Workspace::new(
+        r#"
+version: 1
+workflow: blur-and-tint.json
+inputs:
+  Source image: photos/sunset.png
+  Width: 48
+sweep:
+  matrix:
+    Hue shift: [0, 180]
+output:
+  dir: out
+  grid: {x: Hue shift, node: Tinted, name: "grids/hue"}
+"#,
+    );
+    let outside_grids = tempfile::tempdir().expect("outside");
+    let outside_thumbs = tempfile::tempdir().expect("outside");
+    std::fs::create_dir_all(ws.path("out/.invk-run")).expect("mkdir");
+    std::os::unix::fs::symlink(outside_grids.path(), ws.path("out/grids")).expect("link");
+    std::os::unix::fs::symlink(outside_thumbs.path(), ws.path("out/.invk-run/thumbs"))
+        .expect("link");
+    let out = ws.run(&["job.yaml"]);
+    let stderr = text(&out.stderr);
+    // The outputs are the run's; the report is not: a warning, not a failure.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The run names the output folder as the manifest does (relative).
+    let refused = |link: &Path| {
+        format!(
+            "`{}` is a symbolic link (to `{}`); invk-run never writes through links",
+            Path::new("out").join(link).display(),
+            std::fs::read_link(ws.path("out").join(link))
+                .expect("link")
+                .display()
+        )
+    };
+    assert!(stderr.contains(&refused(Path::new("grids"))), "{stderr}");
+    assert!(
+        stderr.contains(&refused(Path::new(".invk-run/thumbs"))),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning: cannot"), "{stderr}");
+    assert!(!ws.path("out/index.html").exists());
+    // `invk-run report` refuses them too, with exit 1. Without the thumbnails' link, the
+    // gallery is written; the refused grid is not linked from it.
+    let report = || {
+        support::invk_run()
+            .current_dir(ws.dir.path())
+            .args(["report", "out"])
+            .output()
+            .expect("report")
+    };
+    let first = report();
+    let first_err = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{first_err}");
+    assert!(
+        first_err.contains(&refused(Path::new(".invk-run/thumbs"))),
+        "{first_err}"
+    );
+    assert!(
+        first_err.contains(&refused(Path::new("grids"))),
+        "{first_err}"
+    );
+    std::fs::remove_file(ws.path("out/.invk-run/thumbs")).expect("unlink");
+    let second = report();
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains(&refused(Path::new("grids"))),
+        "{}",
+        text(&second.stderr)
+    );
+    let page = std::fs::read_to_string(ws.path("out/index.html")).expect("the gallery");
+    let (jobs, _) = gallery_jobs(&page);
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        !page.contains("grids/hue.png"),
+        "a grid that was not written is not linked"
+    );
+    assert_eq!(
+        std::fs::read_dir(ws.path("out/.invk-run/thumbs"))
+            .expect("a real thumbnail folder")
+            .count(),
+        4
+    );
+    for outside in [&outside_grids, &outside_thumbs] {
+        assert_eq!(
+            std::fs::read_dir(outside.path()).expect("list").count(),
+            0,
+            "written outside the output folder"
+        );
+    }
+    // The outputs themselves were written.
+    assert_eq!(outputs_by_sweep(&ws.path("out")).len(), 4);
+}
+
 // ---- In a real browser ----
 
 fn chromium() -> PathBuf {
