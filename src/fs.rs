@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 pub use fs_err::*;
 
+pub mod output_tree;
 pub mod place;
 
 /// The permissions of the files this crate writes: `rw-r--r--`, like a file written the

@@ -23,7 +23,7 @@ pub fn run(target: &Path, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     } else if target.is_file() {
         let prepared = super::connect::runtime()?.block_on(crate::run::prepare_offline(target))?;
         let title = target.display().to_string();
-        let config = ReportConfig::for_run(&prepared, &title);
+        let config = ReportConfig::from_manifest(&title, prepared.file.manifest());
         (prepared.output_dir, config)
     } else {
         return Err(crate::Error::from(ReportError::NotAReport {

@@ -247,7 +247,7 @@ pub fn plan(
                     template: template.clone(),
                     message,
                 })?;
-            let name = crate::run::output_path::sanitize_relative(&name)
+            let name = crate::fs::output_tree::sanitize_relative(&name)
                 .unwrap_or_else(|| PathBuf::from(format!("grid{number}")));
             let mut file = name.into_os_string();
             file.push(".");

@@ -61,12 +61,6 @@ impl ReportConfig {
         }
     }
 
-    /// The report of a prepared manifest, titled `title`.
-    #[must_use]
-    pub fn for_run(prepared: &crate::run::prepare::Prepared, title: &str) -> ReportConfig {
-        ReportConfig::from_manifest(title, prepared.file.manifest())
-    }
-
     /// The settings saved in `output_dir` by an earlier report; without them (a run made before
     /// reports), the gallery and the default grid of the sweep found on disk.
     ///
@@ -321,7 +315,7 @@ pub(crate) fn write_grid(root: &OutputRoot, plan: &grid::GridPlan) -> Result<usi
     root.write_replacing(&plan.file, &bytes)?;
     let mut text = serde_json::to_vec_pretty(&layout).unwrap_or_default();
     text.push(b'\n');
-    root.write_replacing(&crate::run::summary::Sidecar::path_for(&plan.file), &text)?;
+    root.write_replacing(&crate::fs::output_tree::sidecar_path(&plan.file), &text)?;
     Ok(empty)
 }
 

@@ -77,7 +77,7 @@ struct SummaryLine {
 /// `runs.jsonl` exists but cannot be read.
 pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
     let mut lines: BTreeMap<usize, SummaryLine> = BTreeMap::new();
-    let summary = crate::run::summary::summary_path(output_dir);
+    let summary = crate::fs::output_tree::summary_path(output_dir);
     if summary.is_file() {
         let file = crate::fs::File::open(&summary).map_err(|e| ReportError::io(&summary, e))?;
         let reader = std::io::BufReader::new(file);
@@ -192,7 +192,7 @@ fn infer_sweep(records: &mut [JobRecord]) {
 /// The record of the output `path` (relative to `output_dir`), with its sidecar.
 pub(crate) fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
     let full = output_dir.join(&path);
-    let sidecar = read_sidecar(&crate::run::summary::Sidecar::path_for(&full));
+    let sidecar = read_sidecar(&crate::fs::output_tree::sidecar_path(&full));
     let node = sidecar.as_ref().map(|s| &s["node"]);
     FileRecord {
         node_label: node.and_then(|n| n["label"].as_str()).map(str::to_owned),

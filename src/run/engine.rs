@@ -87,7 +87,7 @@ impl Execution<'_> {
             });
         }
 
-        let report = ReportConfig::for_run(p, &self.name);
+        let report = ReportConfig::from_manifest(&self.name, p.file.manifest());
         let live = self.live_report(&ledger, &report);
         let mut health = Health::new(self.server_wait);
         let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;

@@ -12,7 +12,6 @@ pub mod journal;
 pub mod key;
 mod ledger;
 mod models;
-pub mod output_path;
 pub mod prepare;
 pub mod report;
 mod resume;

@@ -47,9 +47,7 @@ impl Sidecar {
     /// The sidecar's path for an output file.
     #[must_use]
     pub fn path_for(file: &Path) -> PathBuf {
-        let mut name = file.as_os_str().to_owned();
-        name.push(".json");
-        PathBuf::from(name)
+        crate::fs::output_tree::sidecar_path(file)
     }
 
     /// Its text (pretty JSON and a newline).
@@ -92,14 +90,7 @@ pub struct JobSummary {
     pub error: Option<String>,
 }
 
-/// The summary file's path in an output folder.
-#[must_use]
-pub fn summary_path(output_dir: &Path) -> PathBuf {
-    output_dir.join(SUMMARY_FILE)
-}
-
-/// The summary file's name.
-const SUMMARY_FILE: &str = "runs.jsonl";
+pub use crate::fs::output_tree::{SUMMARY_FILE, summary_path};
 
 /// Appends `runs.jsonl` lines one job at a time (buffered), then flushes them to disk.
 #[derive(Debug)]

@@ -1,8 +1,9 @@
-//! Where an output file goes: a rendered name made safe (it can never leave the output folder,
-//! and no part of it is longer than file systems allow). Free names and writing without
+//! The names of what a run keeps in its output folder: each output at a rendered name made safe
+//! (it can never leave the output folder, and no part of it is longer than file systems allow),
+//! its sidecar beside it, and the folder's `runs.jsonl`. Free names and writing without
 //! overwriting are [`crate::fs::place`]'s.
 
-use std::path::{Component, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -12,6 +13,23 @@ const MAX_COMPONENT: usize = 200;
 
 /// Hex digits of the hash that keeps cut names apart.
 const HASH_DIGITS: usize = 12;
+
+/// The summary file's name.
+pub const SUMMARY_FILE: &str = "runs.jsonl";
+
+/// The summary file's path in an output folder.
+#[must_use]
+pub fn summary_path(output_dir: &Path) -> PathBuf {
+    output_dir.join(SUMMARY_FILE)
+}
+
+/// The path of the sidecar (the metadata JSON) of an output file: its name and `.json`.
+#[must_use]
+pub fn sidecar_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
 
 /// Turns a rendered output name (which may hold `/` for sub-folders) into a relative path that
 /// stays inside the output folder: `..`, `.`, empty and absolute parts are dropped, control
