@@ -4,11 +4,17 @@
 //! Strings in `inputs`, sweep values, `include` entries and `output.dir`/`output.name` are
 //! templates. A string without `{{`, `{%` or `{#` is taken as it is and never compiled.
 //!
-//! Every render has a budget: at most [`FUEL`] steps of the template engine and a result of at
-//! most [`MAX_RESULT_BYTES`] bytes, so a manifest cannot make validation run or grow without end.
+//! Every render has a budget: at most [`FUEL`] steps of the template engine, a result of at most
+//! [`MAX_RESULT_BYTES`] bytes, and, while it runs, at most [`MAX_RENDER_MEMORY`] bytes of memory
+//! and [`MAX_RENDER_TIME`] (a value can grow exponentially within a few steps: a string doubled
+//! in a loop, a list repeated then joined), so a manifest cannot make validation run or grow
+//! without end. A template that only prints variables (`{{ vars.style }}`, `{{ sweep.image |
+//! stem }}`) cannot grow and is rendered on the calling thread; any other runs under a
+//! [`crate::budget`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -16,12 +22,38 @@ use serde_json::{Map, Value};
 use super::diagnostic::{closest, did_you_mean};
 use super::scope::Scope;
 use super::source::YamlPath;
+use crate::budget::{self, Budget, Stopped};
 
 /// The steps (engine instructions) one render may take.
 pub const FUEL: u64 = 100_000;
 
 /// The longest result one render may have, in bytes.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// The memory one render may hold at once, in bytes.
+pub const MAX_RENDER_MEMORY: usize = 32 << 20;
+
+/// The time one render may take.
+pub const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
+
+/// Filters that make a value no longer than the context's values: a template of variables and
+/// these is rendered without a memory budget.
+const PLAIN_FILTERS: &[&str] = &[
+    "stem",
+    "basename",
+    "slug",
+    "lower",
+    "upper",
+    "trim",
+    "title",
+    "capitalize",
+    "string",
+    "length",
+    "int",
+    "float",
+    "abs",
+    "round",
+];
 
 /// Names the template context defines itself; a sweep key with one of these names is reachable
 /// only as `sweep["name"]`.
@@ -72,7 +104,8 @@ pub fn is_template(s: &str) -> bool {
 /// The compiled templates of one manifest, keyed by their place in it.
 #[derive(Debug)]
 pub struct Templates {
-    env: Environment<'static>,
+    /// Shared with the renders that run under a budget on another thread.
+    env: Arc<Environment<'static>>,
     compiled: HashMap<YamlPath, Compiled>,
     failed: HashSet<YamlPath>,
 }
@@ -81,6 +114,8 @@ pub struct Templates {
 struct Compiled {
     name: String,
     variables: Vec<String>,
+    /// Only variables and [`PLAIN_FILTERS`]: rendered without a budget.
+    plain: bool,
 }
 
 impl Default for Templates {
@@ -108,8 +143,14 @@ impl Templates {
                 .map_or_else(String::new, |x| x.to_string_lossy().into_owned())
         });
         env.add_filter("slug", slug);
+        // The engine's own lazily made tables (small integers' text) are made here, not by a
+        // budgeted render that could be stopped while making them.
+        static WARM: Once = Once::new();
+        WARM.call_once(|| {
+            let _ = env.render_str("{{ 1 }}{{ 2.5 }}{{ 'a' ~ 1 }}{{ [1] }}{{ {'a': 1} }}", ());
+        });
         Templates {
-            env,
+            env: Arc::new(env),
             compiled: HashMap::new(),
             failed: HashSet::new(),
         }
@@ -124,18 +165,41 @@ impl Templates {
             return Ok(());
         }
         let name = path.to_string();
-        if let Err(e) = self.env.add_template_owned(name.clone(), source.to_owned()) {
+        let plain = is_plain(source);
+        if !plain {
+            // Compiling folds constant expressions (`'x' * 100000000`, `[1] * 10**15`): a
+            // first compilation, thrown away, runs under the budget.
+            let owned = source.to_owned();
+            let trial = budget::run(render_budget(), move || {
+                Environment::new()
+                    .add_template_owned("trial", owned)
+                    .is_ok()
+            });
+            if let Err(what) = trial {
+                self.failed.insert(path.clone());
+                return Err(over_budget(path, what));
+            }
+        }
+        if let Err(e) =
+            Arc::make_mut(&mut self.env).add_template_owned(name.clone(), source.to_owned())
+        {
             self.failed.insert(path.clone());
-            return Err(problem(&e, source));
+            return Err(problem(&e, source, path));
         }
         let template = self
             .env
             .get_template(&name)
-            .map_err(|e| problem(&e, source))?;
+            .map_err(|e| problem(&e, source, path))?;
         let mut variables: Vec<String> = template.undeclared_variables(true).into_iter().collect();
         variables.sort();
-        self.compiled
-            .insert(path.clone(), Compiled { name, variables });
+        self.compiled.insert(
+            path.clone(),
+            Compiled {
+                name,
+                variables,
+                plain,
+            },
+        );
         Ok(())
     }
 
@@ -193,13 +257,21 @@ impl Templates {
         let Some(compiled) = self.compiled.get(path) else {
             return Ok(source.to_owned());
         };
-        let template = self
-            .env
-            .get_template(&compiled.name)
-            .map_err(|e| problem(&e, source))?;
-        let mut out = Limited::default();
-        match template.render_captured_to(ctx.value(), &mut out) {
-            Ok(_) => String::from_utf8(out.bytes).map_err(|_| TemplateProblem {
+        let (result, out) = if compiled.plain {
+            render_to_limited(&self.env, &compiled.name, &ctx.value())
+        } else {
+            let env = self.env.clone();
+            let name = compiled.name.clone();
+            let value = ctx.value();
+            match budget::run(render_budget(), move || {
+                render_to_limited(&env, &name, &value)
+            }) {
+                Ok(done) => done,
+                Err(what) => return Err(over_budget(path, what)),
+            }
+        };
+        match result {
+            Ok(()) => String::from_utf8(out.bytes).map_err(|_| TemplateProblem {
                 message: "template error: the result is not valid UTF-8".into(),
                 hint: None,
                 undefined: false,
@@ -207,7 +279,7 @@ impl Templates {
             }),
             Err(_) if out.overflow => Err(TemplateProblem {
                 message: format!(
-                    "the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit"
+                    "the template at `{path}` makes a result longer than {MAX_RESULT_BYTES} bytes, the limit"
                 ),
                 hint: Some("a template makes a short text (a prompt, a name); check its loops and repetitions".into()),
                 undefined: false,
@@ -227,10 +299,137 @@ impl Templates {
                         return Err(p);
                     }
                 }
-                Err(problem(&e, source))
+                Err(problem(&e, source, path))
             }
         }
     }
+}
+
+/// Renders template `name` into a [`Limited`] buffer.
+fn render_to_limited(
+    env: &Environment<'static>,
+    name: &str,
+    ctx: &minijinja::Value,
+) -> (Result<(), minijinja::Error>, Limited) {
+    let mut out = Limited::default();
+    let result = env
+        .get_template(name)
+        .and_then(|t| t.render_captured_to(ctx, &mut out).map(|_| ()));
+    (result, out)
+}
+
+fn render_budget() -> Budget {
+    Budget {
+        memory: MAX_RENDER_MEMORY,
+        time: MAX_RENDER_TIME,
+    }
+}
+
+/// The problem of a render stopped by its memory or time budget.
+fn over_budget(path: &YamlPath, what: Stopped) -> TemplateProblem {
+    let message = match what {
+        Stopped::Memory => format!(
+            "the template at `{path}` needs more than {} MiB of memory, the limit",
+            MAX_RENDER_MEMORY >> 20
+        ),
+        Stopped::Time => format!(
+            "the template at `{path}` takes more than {} s, the limit",
+            MAX_RENDER_TIME.as_secs()
+        ),
+        Stopped::Panic(why) => {
+            return TemplateProblem {
+                message: format!(
+                    "the template at `{path}` made the template engine fail: {}",
+                    why.chars().take(200).collect::<String>()
+                ),
+                hint: Some("simplify the template".into()),
+                undefined: false,
+                over_budget: true,
+            };
+        }
+    };
+    TemplateProblem {
+        message,
+        hint: Some(
+            "a template makes a short text (a prompt, a name); check what grows in it: repetitions (`*`), joins, replacements, concatenation in loops".into(),
+        ),
+        undefined: false,
+        over_budget: true,
+    }
+}
+
+/// Whether `source` only prints variables, each through [`PLAIN_FILTERS`] at most: `{{ a.b }}`,
+/// `{{ sweep['Hue shift'] | slug }}`. No tags, comments, literals, operators or calls.
+fn is_plain(source: &str) -> bool {
+    if source.contains("{%") || source.contains("{#") {
+        return false;
+    }
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return false;
+        };
+        let expr = after[..end]
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
+        let mut parts = expr.split('|');
+        if !parts.next().is_some_and(|v| is_variable(v.trim())) {
+            return false;
+        }
+        if !parts.all(|f| PLAIN_FILTERS.contains(&f.trim())) {
+            return false;
+        }
+        rest = &after[end + 2..];
+    }
+    true
+}
+
+/// `name`, `a.b`, `a['key with spaces']`, `a[0]`: no operators, calls or expressions.
+fn is_variable(s: &str) -> bool {
+    let ident = |s: &str| {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let head_end = s.find(['.', '[']).unwrap_or(s.len());
+    if !ident(&s[..head_end]) {
+        return false;
+    }
+    let mut rest = &s[head_end..];
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if !ident(&r[..end]) {
+                return false;
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let Some(close) = r.find(']') else {
+                return false;
+            };
+            let key = &r[..close];
+            let quoted = key.len() >= 2
+                && ((key.starts_with('\'')
+                    && key.ends_with('\'')
+                    && !key[1..key.len() - 1].contains('\''))
+                    || (key.starts_with('"')
+                        && key.ends_with('"')
+                        && !key[1..key.len() - 1].contains('"')))
+                && !key.contains('\\');
+            let number = !key.is_empty() && key.chars().all(|c| c.is_ascii_digit());
+            if !quoted && !number {
+                return false;
+            }
+            rest = &r[close + 1..];
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// A result buffer that refuses to grow past [`MAX_RESULT_BYTES`].
@@ -370,10 +569,10 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
     None
 }
 
-fn problem(e: &minijinja::Error, source: &str) -> TemplateProblem {
+fn problem(e: &minijinja::Error, source: &str, path: &YamlPath) -> TemplateProblem {
     if e.kind() == ErrorKind::OutOfFuel {
         return TemplateProblem {
-            message: format!("the template takes more than {FUEL} steps, the limit"),
+            message: format!("the template at `{path}` takes more than {FUEL} steps, the limit"),
             hint: Some(
                 "a template makes a short text (a prompt, a name); check its loops (`range`)"
                     .into(),
@@ -510,19 +709,100 @@ mod tests {
         .expect_err("endless loops");
         assert_eq!(
             p.message,
-            format!("the template takes more than {FUEL} steps, the limit")
+            format!("the template at `inputs.prompt` takes more than {FUEL} steps, the limit")
         );
         assert!(p.over_budget);
-        let p = render("{{ 'x' * 100000000 }}", json!({})).expect_err("100 MB");
+        let p = render("{{ 'x' * 1000000 }}", json!({})).expect_err("1 MB");
         assert_eq!(
             p.message,
-            format!("the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit")
+            format!(
+                "the template at `inputs.prompt` makes a result longer than {MAX_RESULT_BYTES} bytes, the limit"
+            )
         );
         assert!(p.over_budget);
         assert_eq!(
             render("{% for i in range(100) %}{{ i }}{% endfor %}", json!({})).map(|s| s.len()),
             Ok(190)
         );
+    }
+
+    /// Values that grow exponentially within few steps are stopped while they grow, at the
+    /// memory budget, when compiling (constants are folded then) as when rendering.
+    #[test]
+    fn values_that_grow_are_stopped_at_the_memory_budget() {
+        let memory = "the template at `inputs.prompt` needs more than 32 MiB of memory, the limit";
+        let cases = [
+            // Folded when compiling.
+            "{{ 'x' * 100000000 }}",
+            "{{ ('x' * 50000000) ~ ('x' * 50000000) }}",
+            // A string doubled in a loop.
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            // Repeated concatenation, straight.
+            "{% set a = vars.x * 1000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{% set d = c ~ c ~ c ~ c %}{% set e = d ~ d ~ d ~ d %}{% set f = e ~ e ~ e ~ e %}{% set g = f ~ f ~ f ~ f %}{% set h = g ~ g ~ g ~ g %}{{ h | length }}",
+            // Filters that multiply.
+            "{{ (vars.x * 10000000) | replace('x', 'xxxxxxxxxx') | length }}",
+            "{{ range(100000) | join(vars.x * 100000) | length }}",
+            // Recursion that doubles.
+            "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s | length }}{% endif %}{% endmacro %}{{ f(vars.x, 60) }}",
+        ];
+        for source in cases {
+            let started = std::time::Instant::now();
+            let p = render(source, json!({"vars": {"x": "x"}})).expect_err(source);
+            assert_eq!(p.message, memory, "{source}");
+            assert!(p.over_budget, "{source}");
+            assert!(
+                started.elapsed() < MAX_RENDER_TIME,
+                "{source}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn work_without_end_in_one_step_is_stopped_at_the_time_budget() {
+        let time = "the template at `inputs.prompt` takes more than 1 s, the limit";
+        for source in [
+            // Folded when compiling.
+            "{{ 'x' in [1] * 1000000000000000 }}",
+            // Rendered.
+            "{% set n = 10 ** 15 %}{{ ([1] * n) | sum }}",
+        ] {
+            let started = std::time::Instant::now();
+            let p = render(source, json!({})).expect_err(source);
+            assert_eq!(p.message, time, "{source}");
+            assert!(
+                started.elapsed() < MAX_RENDER_TIME * 2,
+                "{source}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn templates_that_only_print_variables_are_plain() {
+        for plain in [
+            "a {{ animal }} in {{ vars.style }} style",
+            "{{ sweep['Positive Prompt'] | slug }}-{{- job.number -}}",
+            "{{ sweep[\"a b\"] | stem | lower }}/{{ node.label }}/{{ image.index }}",
+            "{{ inputs[0] }} plain {not a template}",
+        ] {
+            assert!(is_plain(plain), "{plain}");
+        }
+        for not_plain in [
+            "{{ job.index + 1 }}",
+            "{{ vars.x * 3 }}",
+            "{{ 'x' }}",
+            "{{ vars.x | replace('a', 'b') }}",
+            "{{ vars.x | join }}",
+            "{% if a %}{{ a }}{% endif %}",
+            "{# note #}{{ a }}",
+            "{{ a['}}'] }}",
+            "{{ a[b] }}",
+            "{{ f() }}",
+            "{{ a }",
+        ] {
+            assert!(!is_plain(not_plain), "{not_plain}");
+        }
     }
 
     #[test]
