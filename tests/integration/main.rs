@@ -17,6 +17,7 @@ mod fake_socketio;
 mod fuzz;
 mod graph_checks;
 mod handle;
+mod hostile;
 mod manifest;
 mod outage;
 mod placement;
