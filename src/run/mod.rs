@@ -16,6 +16,7 @@ pub mod output_path;
 pub mod prepare;
 pub mod report;
 mod resume;
+pub mod server_fault;
 pub mod settings;
 mod source;
 mod status;
