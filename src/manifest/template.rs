@@ -8,9 +8,9 @@
 //! [`MAX_RESULT_BYTES`] bytes, and, while it runs, at most [`MAX_RENDER_MEMORY`] bytes of memory
 //! and [`MAX_RENDER_TIME`] (a value can grow exponentially within a few steps: a string doubled
 //! in a loop, a list repeated then joined), so a manifest cannot make validation run or grow
-//! without end. A template that only prints variables (`{{ vars.style }}`, `{{ sweep.image |
-//! stem }}`) cannot grow and is rendered on the calling thread; any other runs under a
-//! [`crate::budget`].
+//! without end. A short template without tags, repetition or calls (`{{ vars.style }}`,
+//! `{{ sweep.image | stem }}`, `{{ job.index + 1 }}`: see `is_plain`) cannot grow and is
+//! rendered on the calling thread; any other runs under a [`crate::budget`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Once};
@@ -36,8 +36,8 @@ pub const MAX_RENDER_MEMORY: usize = 32 << 20;
 /// The time one render may take.
 pub const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
 
-/// Filters that make a value no longer than the context's values: a template of variables and
-/// these is rendered without a memory budget.
+/// Filters whose result is no longer than their input (a [plain](is_plain) template may use
+/// them).
 const PLAIN_FILTERS: &[&str] = &[
     "stem",
     "basename",
@@ -114,7 +114,7 @@ pub struct Templates {
 struct Compiled {
     name: String,
     variables: Vec<String>,
-    /// Only variables and [`PLAIN_FILTERS`]: rendered without a budget.
+    /// Cannot grow (see [`is_plain`]): rendered without a budget.
     plain: bool,
 }
 
@@ -358,10 +358,17 @@ fn over_budget(path: &YamlPath, what: Stopped) -> TemplateProblem {
     }
 }
 
-/// Whether `source` only prints variables, each through [`PLAIN_FILTERS`] at most: `{{ a.b }}`,
-/// `{{ sweep['Hue shift'] | slug }}`. No tags, comments, literals, operators or calls.
+/// The longest template that can be [plain](is_plain): its reads and concatenations are few, so
+/// its values stay within a small multiple of the context's.
+const MAX_PLAIN_LEN: usize = 512;
+
+/// Whether `source` cannot grow: no tags or comments, and `{{ }}` expressions of variables,
+/// literals, parentheses, [`PLAIN_FILTERS`] (with literal arguments) and the operators that add
+/// or compare (`+ - / // % ~`, comparisons, `and or not in`), but no repetition (`*`, `**`), no
+/// calls and no list or map literals; and at most [`MAX_PLAIN_LEN`] bytes. `{{ vars.style }}`,
+/// `{{ sweep['Hue shift'] | slug }}`, `{{ job.index % 50 + 1 }}` are plain.
 fn is_plain(source: &str) -> bool {
-    if source.contains("{%") || source.contains("{#") {
+    if source.len() > MAX_PLAIN_LEN || source.contains("{%") || source.contains("{#") {
         return false;
     }
     let mut rest = source;
@@ -370,15 +377,9 @@ fn is_plain(source: &str) -> bool {
         let Some(end) = after.find("}}") else {
             return false;
         };
-        let expr = after[..end]
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let mut parts = expr.split('|');
-        if !parts.next().is_some_and(|v| is_variable(v.trim())) {
-            return false;
-        }
-        if !parts.all(|f| PLAIN_FILTERS.contains(&f.trim())) {
+        let expr = after[..end].strip_prefix('-').unwrap_or(&after[..end]);
+        let expr = expr.strip_suffix('-').unwrap_or(expr);
+        if !is_plain_expression(expr) {
             return false;
         }
         rest = &after[end + 2..];
@@ -386,50 +387,125 @@ fn is_plain(source: &str) -> bool {
     true
 }
 
-/// `name`, `a.b`, `a['key with spaces']`, `a[0]`: no operators, calls or expressions.
-fn is_variable(s: &str) -> bool {
-    let ident = |s: &str| {
-        let mut chars = s.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let head_end = s.find(['.', '[']).unwrap_or(s.len());
-    if !ident(&s[..head_end]) {
-        return false;
-    }
-    let mut rest = &s[head_end..];
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            if !ident(&r[..end]) {
-                return false;
+/// One token of an expression, as far as [`is_plain_expression`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Name(&'a str),
+    Literal,
+    Operator,
+    Open(char),
+    Close(char),
+    Dot,
+    Comma,
+    Pipe,
+}
+
+/// The tokens of `expr`; `None` for any character a plain expression does not use.
+fn tokens(expr: &str) -> Option<Vec<Token<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = expr.trim_start();
+    while let Some(c) = rest.chars().next() {
+        let len = if c.is_ascii_alphabetic() || c == '_' {
+            let n = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            out.push(Token::Name(&rest[..n]));
+            n
+        } else if c.is_ascii_digit() {
+            out.push(Token::Literal);
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+                .unwrap_or(rest.len())
+        } else if c == '\'' || c == '"' {
+            let close = rest[1..].find(c)? + 1;
+            if rest[..close].contains('\\') {
+                return None;
             }
-            rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let Some(close) = r.find(']') else {
-                return false;
-            };
-            let key = &r[..close];
-            let quoted = key.len() >= 2
-                && ((key.starts_with('\'')
-                    && key.ends_with('\'')
-                    && !key[1..key.len() - 1].contains('\''))
-                    || (key.starts_with('"')
-                        && key.ends_with('"')
-                        && !key[1..key.len() - 1].contains('"')))
-                && !key.contains('\\');
-            let number = !key.is_empty() && key.chars().all(|c| c.is_ascii_digit());
-            if !quoted && !number {
-                return false;
-            }
-            rest = &r[close + 1..];
+            out.push(Token::Literal);
+            close + 1
+        } else if let Some(op) = ["//", "==", "!=", "<=", ">="]
+            .iter()
+            .find(|op| rest.starts_with(**op))
+        {
+            out.push(Token::Operator);
+            op.len()
         } else {
+            out.push(match c {
+                '+' | '-' | '/' | '%' | '~' | '<' | '>' => Token::Operator,
+                '(' | '[' => Token::Open(c),
+                ')' | ']' => Token::Close(c),
+                '.' => Token::Dot,
+                ',' => Token::Comma,
+                '|' => Token::Pipe,
+                _ => return None,
+            });
+            1
+        };
+        rest = rest[len..].trim_start();
+    }
+    Some(out)
+}
+
+/// See [`is_plain`].
+fn is_plain_expression(expr: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "and", "or", "not", "in", "true", "false", "none", "True", "False", "None",
+    ];
+    let Some(tokens) = tokens(expr) else {
+        return false;
+    };
+    let mut brackets = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let before = i.checked_sub(1).map(|j| tokens[j]);
+        let after = tokens.get(i + 1).copied();
+        let ok = match *t {
+            Token::Name(n) => match before {
+                // A filter, maybe with literal arguments.
+                Some(Token::Pipe) => PLAIN_FILTERS.contains(&n) || n == "default",
+                // An attribute.
+                Some(Token::Dot) => true,
+                // A variable or a word, never called.
+                _ => after != Some(Token::Open('(')) || WORDS.contains(&n),
+            },
+            // `(` of a filter's arguments, or grouping; `[` only to subscript.
+            Token::Open('[') => {
+                matches!(before, Some(Token::Name(_) | Token::Close(_)))
+                    && matches!(after, Some(Token::Literal))
+                    && tokens.get(i + 2) == Some(&Token::Close(']'))
+            }
+            Token::Open(c) => {
+                let call = matches!(before, Some(Token::Name(n)) if !WORDS.contains(&n));
+                let filter = i >= 2 && tokens[i - 2] == Token::Pipe;
+                if call && !filter {
+                    false
+                } else {
+                    // A filter's arguments are literals only.
+                    if filter {
+                        let close = tokens[i..].iter().position(|t| *t == Token::Close(')'));
+                        let Some(close) = close else { return false };
+                        if !tokens[i + 1..i + close]
+                            .iter()
+                            .all(|t| matches!(t, Token::Literal | Token::Comma))
+                        {
+                            return false;
+                        }
+                    }
+                    brackets.push(c);
+                    true
+                }
+            }
+            Token::Close(c) => {
+                let open = if c == ')' { '(' } else { '[' };
+                c == ']' || brackets.pop() == Some(open)
+            }
+            Token::Dot => matches!(after, Some(Token::Name(_))),
+            Token::Comma => brackets.last() == Some(&'('),
+            Token::Literal | Token::Operator | Token::Pipe => true,
+        };
+        if !ok {
             return false;
         }
     }
-    true
+    brackets.is_empty() && !tokens.is_empty()
 }
 
 /// A result buffer that refuses to grow past [`MAX_RESULT_BYTES`].
@@ -785,21 +861,34 @@ mod tests {
             "{{ sweep['Positive Prompt'] | slug }}-{{- job.number -}}",
             "{{ sweep[\"a b\"] | stem | lower }}/{{ node.label }}/{{ image.index }}",
             "{{ inputs[0] }} plain {not a template}",
+            "{{ job.index % 50 + 1 }}",
+            "{{ 10 + (run.index + 1) // 2 }}x",
+            "{{ vars.x ~ '-' ~ job.number }}",
+            "{{ missing | default('fallback') }}",
+            "{{ vars.r | round(2) }}",
+            "{{ not (a and b) or 'x' in vars.list }}",
+            "{{ a is defined }}",
         ] {
             assert!(is_plain(plain), "{plain}");
         }
         for not_plain in [
-            "{{ job.index + 1 }}",
             "{{ vars.x * 3 }}",
-            "{{ 'x' }}",
+            "{{ vars.x ** 3 }}",
             "{{ vars.x | replace('a', 'b') }}",
             "{{ vars.x | join }}",
+            "{{ vars.x | default(vars.y * 3) }}",
             "{% if a %}{{ a }}{% endif %}",
             "{# note #}{{ a }}",
             "{{ a['}}'] }}",
             "{{ a[b] }}",
+            "{{ [1, 2] }}",
+            "{{ {'a': 1} }}",
             "{{ f() }}",
+            "{{ range(10) }}",
+            "{{ a.f() }}",
             "{{ a }",
+            "{{ (a }}",
+            "{{ 'a\\' }}",
         ] {
             assert!(!is_plain(not_plain), "{not_plain}");
         }
