@@ -2,8 +2,9 @@
 //! checker (a huge list, a huge value, a cycle in the graph, templates out of steps, growing
 //! without end or making a huge result, numbers too large) are each refused by a run with exit
 //! 2, in under 5 s and 500 MB, with a short message naming the file and the line; and the
-//! server saw nothing: no upload, no enqueue (its queue and images are counted at the end, and a
+//! server saw nothing: no upload, no enqueue (its queue and images are counted after each, and a
 //! valid run on the same server at the end shows that the counts move when something is sent).
+//! A template that grows only with a real node's label is stopped when the output is named.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::ExitStatusExt;
@@ -246,6 +247,24 @@ fn hostile_input_is_refused_fast_and_small_and_the_server_sees_nothing() {
         );
         assert_eq!(seen(&server), (0, 0), "{what}: the server saw something");
     }
+
+    // A template that grows only with a real node's label passes validation (checked with
+    // stand-in values) and is stopped at its budget when the output is named: the job fails
+    // with the message, in bounded time and memory.
+    let ws = Workspace::new(&format!(
+        "{HEAD}{}",
+        "output:\n  name: \"{% set ns = namespace(s=node.label) %}{% if node.label == 'Tinted' %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{% endif %}{{ ns.s }}\"\n"
+    ));
+    let m = measure(ws.command(&url, &["job.yaml"]));
+    assert_eq!(m.status.code(), Some(1), "{}", m.stderr);
+    assert!(
+        m.stderr.contains("cannot name its outputs: job.yaml:6:9: error: the template at `output.name` needs more than 32 MiB of memory"),
+        "{}",
+        m.stderr
+    );
+    assert!(m.peak_bytes < 500 << 20, "peak {} MB", m.peak_bytes >> 20);
+    assert!(m.took < Duration::from_secs(60), "{:?}", m.took);
+    assert!(m.stderr.len() < 2_000, "{}", m.stderr);
 
     // The same server and manifest, valid: the counts move, so they would have shown a leak.
     let ws = Workspace::new(&format!(
