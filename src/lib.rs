@@ -15,6 +15,7 @@
 //!
 //! This crate's library API is not yet stable: it follows the needs of the `invk-run` binary.
 
+pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -34,3 +35,8 @@ pub mod workflow;
 
 pub use error::Error;
 pub use exit_status::ExitStatus;
+
+/// The unit tests count allocations as the binary does (see [`budget`]).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: budget::BudgetAllocator = budget::BudgetAllocator;

@@ -108,6 +108,17 @@ impl ManifestFile {
             Ok(v) => v,
             Err(e) => {
                 let (location, message) = yaml_error(&e, text);
+                // A whole number past what 64 bits hold (`runs: 10**26`) is a number, too large.
+                if let Some(field) = message.strip_suffix(": JSON number out of range") {
+                    return Err(fatal(
+                        location,
+                        format!(
+                            "`{field}` is too large: numbers in a manifest are at most {}",
+                            u64::MAX
+                        ),
+                        None,
+                    ));
+                }
                 return Err(fatal(location, format!("invalid YAML: {message}"), None));
             }
         };

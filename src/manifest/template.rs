@@ -4,11 +4,17 @@
 //! Strings in `inputs`, sweep values, `include` entries and `output.dir`/`output.name` are
 //! templates. A string without `{{`, `{%` or `{#` is taken as it is and never compiled.
 //!
-//! Every render has a budget: at most [`FUEL`] steps of the template engine and a result of at
-//! most [`MAX_RESULT_BYTES`] bytes, so a manifest cannot make validation run or grow without end.
+//! Every render has a budget: at most [`FUEL`] steps of the template engine, a result of at most
+//! [`MAX_RESULT_BYTES`] bytes, and, while it runs, at most [`MAX_RENDER_MEMORY`] bytes of memory
+//! and [`MAX_RENDER_TIME`] (a value can grow exponentially within a few steps: a string doubled
+//! in a loop, a list repeated then joined), so a manifest cannot make validation run or grow
+//! without end. A short template without tags, repetition or calls (`{{ vars.style }}`,
+//! `{{ sweep.image | stem }}`, `{{ job.index + 1 }}`: see `is_plain`) cannot grow and is
+//! rendered on the calling thread; any other runs under a [`crate::budget`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -16,12 +22,38 @@ use serde_json::{Map, Value};
 use super::diagnostic::{closest, did_you_mean};
 use super::scope::Scope;
 use super::source::YamlPath;
+use crate::budget::{self, Budget, Stopped};
 
 /// The steps (engine instructions) one render may take.
 pub const FUEL: u64 = 100_000;
 
 /// The longest result one render may have, in bytes.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// The memory one render may hold at once, in bytes.
+pub const MAX_RENDER_MEMORY: usize = 32 << 20;
+
+/// The time one render may take.
+pub const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
+
+/// Filters whose result is no longer than their input (a [plain](is_plain) template may use
+/// them).
+const PLAIN_FILTERS: &[&str] = &[
+    "stem",
+    "basename",
+    "slug",
+    "lower",
+    "upper",
+    "trim",
+    "title",
+    "capitalize",
+    "string",
+    "length",
+    "int",
+    "float",
+    "abs",
+    "round",
+];
 
 /// Names the template context defines itself; a sweep key with one of these names is reachable
 /// only as `sweep["name"]`.
@@ -72,7 +104,8 @@ pub fn is_template(s: &str) -> bool {
 /// The compiled templates of one manifest, keyed by their place in it.
 #[derive(Debug)]
 pub struct Templates {
-    env: Environment<'static>,
+    /// Shared with the renders that run under a budget on another thread.
+    env: Arc<Environment<'static>>,
     compiled: HashMap<YamlPath, Compiled>,
     failed: HashSet<YamlPath>,
 }
@@ -81,6 +114,8 @@ pub struct Templates {
 struct Compiled {
     name: String,
     variables: Vec<String>,
+    /// Cannot grow (see [`is_plain`]): rendered without a budget.
+    plain: bool,
 }
 
 impl Default for Templates {
@@ -108,8 +143,14 @@ impl Templates {
                 .map_or_else(String::new, |x| x.to_string_lossy().into_owned())
         });
         env.add_filter("slug", slug);
+        // The engine's own lazily made tables (small integers' text) are made here, not by a
+        // budgeted render that could be stopped while making them.
+        static WARM: Once = Once::new();
+        WARM.call_once(|| {
+            let _ = env.render_str("{{ 1 }}{{ 2.5 }}{{ 'a' ~ 1 }}{{ [1] }}{{ {'a': 1} }}", ());
+        });
         Templates {
-            env,
+            env: Arc::new(env),
             compiled: HashMap::new(),
             failed: HashSet::new(),
         }
@@ -124,18 +165,41 @@ impl Templates {
             return Ok(());
         }
         let name = path.to_string();
-        if let Err(e) = self.env.add_template_owned(name.clone(), source.to_owned()) {
+        let plain = is_plain(source);
+        if !plain {
+            // Compiling folds constant expressions (`'x' * 100000000`, `[1] * 10**15`): a
+            // first compilation, thrown away, runs under the budget.
+            let owned = source.to_owned();
+            let trial = budget::run(render_budget(), move || {
+                Environment::new()
+                    .add_template_owned("trial", owned)
+                    .is_ok()
+            });
+            if let Err(what) = trial {
+                self.failed.insert(path.clone());
+                return Err(over_budget(path, what));
+            }
+        }
+        if let Err(e) =
+            Arc::make_mut(&mut self.env).add_template_owned(name.clone(), source.to_owned())
+        {
             self.failed.insert(path.clone());
-            return Err(problem(&e, source));
+            return Err(problem(&e, source, path));
         }
         let template = self
             .env
             .get_template(&name)
-            .map_err(|e| problem(&e, source))?;
+            .map_err(|e| problem(&e, source, path))?;
         let mut variables: Vec<String> = template.undeclared_variables(true).into_iter().collect();
         variables.sort();
-        self.compiled
-            .insert(path.clone(), Compiled { name, variables });
+        self.compiled.insert(
+            path.clone(),
+            Compiled {
+                name,
+                variables,
+                plain,
+            },
+        );
         Ok(())
     }
 
@@ -193,13 +257,21 @@ impl Templates {
         let Some(compiled) = self.compiled.get(path) else {
             return Ok(source.to_owned());
         };
-        let template = self
-            .env
-            .get_template(&compiled.name)
-            .map_err(|e| problem(&e, source))?;
-        let mut out = Limited::default();
-        match template.render_captured_to(ctx.value(), &mut out) {
-            Ok(_) => String::from_utf8(out.bytes).map_err(|_| TemplateProblem {
+        let (result, out) = if compiled.plain {
+            render_to_limited(&self.env, &compiled.name, &ctx.value())
+        } else {
+            let env = self.env.clone();
+            let name = compiled.name.clone();
+            let value = ctx.value();
+            match budget::run(render_budget(), move || {
+                render_to_limited(&env, &name, &value)
+            }) {
+                Ok(done) => done,
+                Err(what) => return Err(over_budget(path, what)),
+            }
+        };
+        match result {
+            Ok(()) => String::from_utf8(out.bytes).map_err(|_| TemplateProblem {
                 message: "template error: the result is not valid UTF-8".into(),
                 hint: None,
                 undefined: false,
@@ -207,7 +279,7 @@ impl Templates {
             }),
             Err(_) if out.overflow => Err(TemplateProblem {
                 message: format!(
-                    "the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit"
+                    "the template at `{path}` makes a result longer than {MAX_RESULT_BYTES} bytes, the limit"
                 ),
                 hint: Some("a template makes a short text (a prompt, a name); check its loops and repetitions".into()),
                 undefined: false,
@@ -227,10 +299,213 @@ impl Templates {
                         return Err(p);
                     }
                 }
-                Err(problem(&e, source))
+                Err(problem(&e, source, path))
             }
         }
     }
+}
+
+/// Renders template `name` into a [`Limited`] buffer.
+fn render_to_limited(
+    env: &Environment<'static>,
+    name: &str,
+    ctx: &minijinja::Value,
+) -> (Result<(), minijinja::Error>, Limited) {
+    let mut out = Limited::default();
+    let result = env
+        .get_template(name)
+        .and_then(|t| t.render_captured_to(ctx, &mut out).map(|_| ()));
+    (result, out)
+}
+
+fn render_budget() -> Budget {
+    Budget {
+        memory: MAX_RENDER_MEMORY,
+        time: MAX_RENDER_TIME,
+    }
+}
+
+/// The problem of a render stopped by its memory or time budget.
+fn over_budget(path: &YamlPath, what: Stopped) -> TemplateProblem {
+    let message = match what {
+        Stopped::Memory => format!(
+            "the template at `{path}` needs more than {} MiB of memory, the limit",
+            MAX_RENDER_MEMORY >> 20
+        ),
+        Stopped::Time => format!(
+            "the template at `{path}` takes more than {} s, the limit",
+            MAX_RENDER_TIME.as_secs()
+        ),
+        Stopped::Panic(why) => {
+            return TemplateProblem {
+                message: format!(
+                    "the template at `{path}` made the template engine fail: {}",
+                    why.chars().take(200).collect::<String>()
+                ),
+                hint: Some("simplify the template".into()),
+                undefined: false,
+                over_budget: true,
+            };
+        }
+    };
+    TemplateProblem {
+        message,
+        hint: Some(
+            "a template makes a short text (a prompt, a name); check what grows in it: repetitions (`*`), joins, replacements, concatenation in loops".into(),
+        ),
+        undefined: false,
+        over_budget: true,
+    }
+}
+
+/// The longest template that can be [plain](is_plain): its reads and concatenations are few, so
+/// its values stay within a small multiple of the context's.
+const MAX_PLAIN_LEN: usize = 512;
+
+/// Whether `source` cannot grow: no tags or comments, and `{{ }}` expressions of variables,
+/// literals, parentheses, [`PLAIN_FILTERS`] (with literal arguments) and the operators that add
+/// or compare (`+ - / // % ~`, comparisons, `and or not in`), but no repetition (`*`, `**`), no
+/// calls and no list or map literals; and at most [`MAX_PLAIN_LEN`] bytes. `{{ vars.style }}`,
+/// `{{ sweep['Hue shift'] | slug }}`, `{{ job.index % 50 + 1 }}` are plain.
+fn is_plain(source: &str) -> bool {
+    if source.len() > MAX_PLAIN_LEN || source.contains("{%") || source.contains("{#") {
+        return false;
+    }
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return false;
+        };
+        let expr = after[..end].strip_prefix('-').unwrap_or(&after[..end]);
+        let expr = expr.strip_suffix('-').unwrap_or(expr);
+        if !is_plain_expression(expr) {
+            return false;
+        }
+        rest = &after[end + 2..];
+    }
+    true
+}
+
+/// One token of an expression, as far as [`is_plain_expression`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Name(&'a str),
+    Literal,
+    Operator,
+    Open(char),
+    Close(char),
+    Dot,
+    Comma,
+    Pipe,
+}
+
+/// The tokens of `expr`; `None` for any character a plain expression does not use.
+fn tokens(expr: &str) -> Option<Vec<Token<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = expr.trim_start();
+    while let Some(c) = rest.chars().next() {
+        let len = if c.is_ascii_alphabetic() || c == '_' {
+            let n = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            out.push(Token::Name(&rest[..n]));
+            n
+        } else if c.is_ascii_digit() {
+            out.push(Token::Literal);
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+                .unwrap_or(rest.len())
+        } else if c == '\'' || c == '"' {
+            let close = rest[1..].find(c)? + 1;
+            if rest[..close].contains('\\') {
+                return None;
+            }
+            out.push(Token::Literal);
+            close + 1
+        } else if let Some(op) = ["//", "==", "!=", "<=", ">="]
+            .iter()
+            .find(|op| rest.starts_with(**op))
+        {
+            out.push(Token::Operator);
+            op.len()
+        } else {
+            out.push(match c {
+                '+' | '-' | '/' | '%' | '~' | '<' | '>' => Token::Operator,
+                '(' | '[' => Token::Open(c),
+                ')' | ']' => Token::Close(c),
+                '.' => Token::Dot,
+                ',' => Token::Comma,
+                '|' => Token::Pipe,
+                _ => return None,
+            });
+            1
+        };
+        rest = rest[len..].trim_start();
+    }
+    Some(out)
+}
+
+/// See [`is_plain`].
+fn is_plain_expression(expr: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "and", "or", "not", "in", "true", "false", "none", "True", "False", "None",
+    ];
+    let Some(tokens) = tokens(expr) else {
+        return false;
+    };
+    let mut brackets = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let before = i.checked_sub(1).map(|j| tokens[j]);
+        let after = tokens.get(i + 1).copied();
+        let ok = match *t {
+            Token::Name(n) => match before {
+                // A filter, maybe with literal arguments.
+                Some(Token::Pipe) => PLAIN_FILTERS.contains(&n) || n == "default",
+                // An attribute.
+                Some(Token::Dot) => true,
+                // A variable or a word, never called.
+                _ => after != Some(Token::Open('(')) || WORDS.contains(&n),
+            },
+            // `(` of a filter's arguments, or grouping; `[` only to subscript.
+            Token::Open('[') => {
+                matches!(before, Some(Token::Name(_) | Token::Close(_)))
+                    && matches!(after, Some(Token::Literal))
+                    && tokens.get(i + 2) == Some(&Token::Close(']'))
+            }
+            Token::Open(c) => {
+                let call = matches!(before, Some(Token::Name(n)) if !WORDS.contains(&n));
+                let filter = i >= 2 && tokens[i - 2] == Token::Pipe;
+                if call && !filter {
+                    false
+                } else {
+                    // A filter's arguments are literals only.
+                    if filter {
+                        let close = tokens[i..].iter().position(|t| *t == Token::Close(')'));
+                        let Some(close) = close else { return false };
+                        if !tokens[i + 1..i + close]
+                            .iter()
+                            .all(|t| matches!(t, Token::Literal | Token::Comma))
+                        {
+                            return false;
+                        }
+                    }
+                    brackets.push(c);
+                    true
+                }
+            }
+            Token::Close(c) => {
+                let open = if c == ')' { '(' } else { '[' };
+                c == ']' || brackets.pop() == Some(open)
+            }
+            Token::Dot => matches!(after, Some(Token::Name(_))),
+            Token::Comma => brackets.last() == Some(&'('),
+            Token::Literal | Token::Operator | Token::Pipe => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    brackets.is_empty() && !tokens.is_empty()
 }
 
 /// A result buffer that refuses to grow past [`MAX_RESULT_BYTES`].
@@ -370,10 +645,10 @@ fn undefined(var: &str, ctx: &Map<String, Value>) -> Option<TemplateProblem> {
     None
 }
 
-fn problem(e: &minijinja::Error, source: &str) -> TemplateProblem {
+fn problem(e: &minijinja::Error, source: &str, path: &YamlPath) -> TemplateProblem {
     if e.kind() == ErrorKind::OutOfFuel {
         return TemplateProblem {
-            message: format!("the template takes more than {FUEL} steps, the limit"),
+            message: format!("the template at `{path}` takes more than {FUEL} steps, the limit"),
             hint: Some(
                 "a template makes a short text (a prompt, a name); check its loops (`range`)"
                     .into(),
@@ -510,19 +785,113 @@ mod tests {
         .expect_err("endless loops");
         assert_eq!(
             p.message,
-            format!("the template takes more than {FUEL} steps, the limit")
+            format!("the template at `inputs.prompt` takes more than {FUEL} steps, the limit")
         );
         assert!(p.over_budget);
-        let p = render("{{ 'x' * 100000000 }}", json!({})).expect_err("100 MB");
+        let p = render("{{ 'x' * 1000000 }}", json!({})).expect_err("1 MB");
         assert_eq!(
             p.message,
-            format!("the template's result is longer than {MAX_RESULT_BYTES} bytes, the limit")
+            format!(
+                "the template at `inputs.prompt` makes a result longer than {MAX_RESULT_BYTES} bytes, the limit"
+            )
         );
         assert!(p.over_budget);
         assert_eq!(
             render("{% for i in range(100) %}{{ i }}{% endfor %}", json!({})).map(|s| s.len()),
             Ok(190)
         );
+    }
+
+    /// Values that grow exponentially within few steps are stopped while they grow, at the
+    /// memory budget, when compiling (constants are folded then) as when rendering.
+    #[test]
+    fn values_that_grow_are_stopped_at_the_memory_budget() {
+        let memory = "the template at `inputs.prompt` needs more than 32 MiB of memory, the limit";
+        let cases = [
+            // Folded when compiling.
+            "{{ 'x' * 100000000 }}",
+            "{{ ('x' * 50000000) ~ ('x' * 50000000) }}",
+            // A string doubled in a loop.
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            // Repeated concatenation, straight.
+            "{% set a = vars.x * 1000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{% set d = c ~ c ~ c ~ c %}{% set e = d ~ d ~ d ~ d %}{% set f = e ~ e ~ e ~ e %}{% set g = f ~ f ~ f ~ f %}{% set h = g ~ g ~ g ~ g %}{{ h | length }}",
+            // Filters that multiply.
+            "{{ (vars.x * 10000000) | replace('x', 'xxxxxxxxxx') | length }}",
+            "{{ range(100000) | join(vars.x * 100000) | length }}",
+            // Recursion that doubles.
+            "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s | length }}{% endif %}{% endmacro %}{{ f(vars.x, 60) }}",
+        ];
+        for source in cases {
+            let started = std::time::Instant::now();
+            let p = render(source, json!({"vars": {"x": "x"}})).expect_err(source);
+            assert_eq!(p.message, memory, "{source}");
+            assert!(p.over_budget, "{source}");
+            assert!(
+                started.elapsed() < MAX_RENDER_TIME,
+                "{source}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn work_without_end_in_one_step_is_stopped_at_the_time_budget() {
+        let time = "the template at `inputs.prompt` takes more than 1 s, the limit";
+        for source in [
+            // Folded when compiling.
+            "{{ 'x' in [1] * 1000000000000000 }}",
+            // Rendered.
+            "{% set n = 10 ** 15 %}{{ ([1] * n) | sum }}",
+        ] {
+            let started = std::time::Instant::now();
+            let p = render(source, json!({})).expect_err(source);
+            assert_eq!(p.message, time, "{source}");
+            assert!(
+                started.elapsed() < MAX_RENDER_TIME * 2,
+                "{source}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn templates_that_only_print_variables_are_plain() {
+        for plain in [
+            "a {{ animal }} in {{ vars.style }} style",
+            "{{ sweep['Positive Prompt'] | slug }}-{{- job.number -}}",
+            "{{ sweep[\"a b\"] | stem | lower }}/{{ node.label }}/{{ image.index }}",
+            "{{ inputs[0] }} plain {not a template}",
+            "{{ job.index % 50 + 1 }}",
+            "{{ 10 + (run.index + 1) // 2 }}x",
+            "{{ vars.x ~ '-' ~ job.number }}",
+            "{{ missing | default('fallback') }}",
+            "{{ vars.r | round(2) }}",
+            "{{ not (a and b) or 'x' in vars.list }}",
+            "{{ a is defined }}",
+        ] {
+            assert!(is_plain(plain), "{plain}");
+        }
+        for not_plain in [
+            "{{ vars.x * 3 }}",
+            "{{ vars.x ** 3 }}",
+            "{{ vars.x | replace('a', 'b') }}",
+            "{{ vars.x | join }}",
+            "{{ vars.x | default(vars.y * 3) }}",
+            "{% if a %}{{ a }}{% endif %}",
+            "{# note #}{{ a }}",
+            "{{ a['}}'] }}",
+            "{{ a[b] }}",
+            "{{ [1, 2] }}",
+            "{{ {'a': 1} }}",
+            "{{ f() }}",
+            "{{ range(10) }}",
+            "{{ a.f() }}",
+            "{{ a }",
+            "{{ (a }}",
+            "{{ 'a\\' }}",
+        ] {
+            assert!(!is_plain(not_plain), "{not_plain}");
+        }
     }
 
     #[test]

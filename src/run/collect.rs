@@ -18,6 +18,7 @@ use super::execution::Execution;
 use super::journal::{Entry, ItemEnd};
 use super::ledger::{Ledger, Slot};
 use super::report::RunEvent;
+use super::server_fault::server_fault;
 use super::summary::Sidecar;
 use crate::client::{Client, QueueItem, QueueItemStatus};
 use crate::fs::output_tree::sanitize_relative;
@@ -81,7 +82,8 @@ impl Downloads {
 pub(super) enum Ended {
     /// Recorded (the job completed, failed, or waits for its other sessions or downloads).
     Recorded,
-    /// A server restart cancelled it: submit the job again.
+    /// A server restart cancelled it, or the server failed it by a transient fault of its own:
+    /// submit the job again.
     Resubmit(usize),
 }
 
@@ -127,6 +129,32 @@ impl Execution<'_> {
             session_id: item.session_id.clone(),
             images: intermediates,
         })?;
+        if item.status == QueueItemStatus::Failed {
+            let fault = server_fault(
+                item.error_type.as_deref(),
+                item.error_message.as_deref(),
+                item.error_traceback.as_deref(),
+            );
+            let resubmits = ledger.resubmits.get(&slot.job).copied().unwrap_or(0);
+            if let Some(fault) = fault.filter(|_| resubmits < MAX_RESUBMITS) {
+                ledger.resubmits.insert(slot.job, resubmits + 1);
+                ledger.record(Entry::Withdrawn {
+                    job: slot.key,
+                    item_id: item.item_id,
+                })?;
+                ledger.item_ended(item.item_id);
+                self.reporter.event(&RunEvent::Warning {
+                    manifest: self.name.clone(),
+                    message: format!(
+                        "job {}: queue item {} failed by a fault of the server's own ({fault}); the job is submitted again ({} of {MAX_RESUBMITS})",
+                        slot.job,
+                        item.item_id,
+                        resubmits + 1
+                    ),
+                });
+                return Ok(Ended::Resubmit(slot.job));
+            }
+        }
         if item.status != QueueItemStatus::Completed {
             let error = match (&item.error_type, &item.error_message) {
                 (Some(t), Some(m)) => format!("{t}: {m}"),
@@ -459,7 +487,8 @@ impl Execution<'_> {
     }
 }
 
-/// How often a server restart may cancel the same job before it counts as failed.
+/// How often a server restart (or a transient fault of the server's own, see
+/// [`super::server_fault`]) may end the same job before it counts as failed.
 const MAX_RESUBMITS: u32 = 3;
 
 /// Starts writing an item's files: each downloaded (or copied from a file of this run with the

@@ -15,6 +15,7 @@ mod models;
 pub mod prepare;
 pub mod report;
 mod resume;
+pub mod server_fault;
 pub mod settings;
 mod source;
 mod status;

@@ -1,6 +1,10 @@
 //! Integration tests: one binary. Tests that need InvokeAI start it through `support::server()`
 //! (installed into the cache folder on first use).
 
+/// Templates rendered in these tests keep their memory budget as in the binary.
+#[global_allocator]
+static ALLOCATOR: invk_run::budget::BudgetAllocator = invk_run::budget::BudgetAllocator;
+
 mod support;
 
 mod client;
@@ -13,6 +17,7 @@ mod fake_socketio;
 mod fuzz;
 mod graph_checks;
 mod handle;
+mod hostile;
 mod manifest;
 mod outage;
 mod placement;
