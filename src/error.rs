@@ -37,6 +37,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The manifest error this is, directly or as the reason a run stopped.
+    #[must_use]
+    pub fn manifest_error(&self) -> Option<&crate::manifest::ManifestError> {
+        match self {
+            Error::Manifest(e) | Error::Run(crate::run::RunError::Manifest(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The exit status this error should end the process with.
     #[must_use]
     pub fn exit_status(&self) -> ExitStatus {

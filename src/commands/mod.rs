@@ -42,10 +42,9 @@ pub fn main() -> ExitCode {
 pub fn report(err: &anyhow::Error) {
     // A manifest's diagnostics are complete lines already (`file:line:col: error: ...`).
     let diagnostics = matches!(
-        err.downcast_ref::<crate::Error>(),
-        Some(crate::Error::Manifest(
-            crate::manifest::ManifestError::Invalid { .. }
-        ))
+        err.downcast_ref::<crate::Error>()
+            .and_then(crate::Error::manifest_error),
+        Some(crate::manifest::ManifestError::Invalid { .. })
     );
     // Messages quote file names and server strings: no control character reaches the
     // terminal (a diagnostic keeps its own line breaks).

@@ -93,7 +93,7 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
             Ok(outcome) => status = status.max(outcome.exit_status()),
             Err(err) => {
                 status = status.max(err.exit_status());
-                super::report(&anyhow::Error::new(err));
+                super::report(&anyhow::Error::new(crate::Error::from(err)));
             }
         }
     }
