@@ -19,5 +19,6 @@ mod placement;
 mod report;
 mod runner;
 mod server;
+mod tables;
 mod watch;
 mod workflow;
