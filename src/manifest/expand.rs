@@ -54,8 +54,13 @@ pub(crate) enum Values {
     Ints { start: i64, step: i64, count: usize },
     /// `start + i * step`, rounded to 9 decimals.
     Floats { start: f64, step: f64, count: usize },
-    /// A column of a data file (a table, or a list of lines), as written (never templates).
-    Data { table: Arc<Table>, column: usize },
+    /// A column of a data file (a table, or a list of lines when `lines`), as written (never
+    /// templates).
+    Data {
+        table: Arc<Table>,
+        column: usize,
+        lines: bool,
+    },
     /// Seeds derived from the manifest seed, the key and the position (see `seed.rs`).
     Seeds {
         manifest_seed: u64,
@@ -86,7 +91,7 @@ impl Values {
                 let rounded = (x * 1e9).round() / 1e9;
                 Cow::Owned(Number::from_f64(rounded).map_or(Value::Null, Value::Number))
             }
-            Values::Data { table, column } => Cow::Owned(table.value(i, *column)),
+            Values::Data { table, column, .. } => Cow::Owned(table.value(i, *column)),
             Values::Seeds {
                 manifest_seed, key, ..
             } => Cow::Owned(Value::from(derive_seed(
@@ -291,7 +296,8 @@ impl Expanded {
                 let col = &self.columns[column];
                 match col.values {
                     // A table column's path is the table's path and the column's name.
-                    Values::List(_) | Values::Data { .. } => col.path.index(row),
+                    Values::List(_) | Values::Data { lines: false, .. } => col.path.index(row),
+                    Values::Data { lines: true, .. } => col.path.key("lines").index(row),
                     Values::Glob(_) => col.path.key("glob"),
                     Values::Ints { .. } | Values::Floats { .. } => col.path.key("range"),
                     Values::Seeds { .. } => col.path.key("seeds"),
@@ -369,16 +375,7 @@ pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<
         let mut group = Vec::new();
         for (column, name) in table.columns.iter().enumerate() {
             let column_path = path.key(name);
-            if let Some(first) = keys.get(name) {
-                diags.push(
-                    &column_path,
-                    At::Key,
-                    format!("`{name}` is swept twice (also at `{first}`)"),
-                    Some(
-                        "a key may come from only one table, `sweep.matrix` or `sweep.zip` group"
-                            .into(),
-                    ),
-                );
+            if swept_twice(&keys, name, &column_path, diags) {
                 continue;
             }
             group.push((name.clone(), column_path, column));
@@ -395,6 +392,7 @@ pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<
                 values: Values::Data {
                     table: table.clone(),
                     column,
+                    lines: false,
                 },
                 dim: lengths.len() - 1,
             });
@@ -403,16 +401,7 @@ pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<
 
     for (key, axis) in &sweep.matrix {
         let path = sweep_path.key("matrix").key(key);
-        if let Some(first) = keys.get(key) {
-            diags.push(
-                &path,
-                At::Key,
-                format!("`{key}` is swept twice (also at `{first}`)"),
-                Some(
-                    "a key may come from only one table, `sweep.matrix` or `sweep.zip` group"
-                        .into(),
-                ),
-            );
+        if swept_twice(&keys, key, &path, diags) {
             continue;
         }
         let (slot, _) = keys.insert_full(key.clone(), path.clone());
@@ -434,16 +423,7 @@ pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<
         let mut group_columns: Vec<(String, YamlPath, Values)> = Vec::new();
         for (key, axis) in group {
             let path = group_path.key(key);
-            if let Some(first) = keys.get(key) {
-                diags.push(
-                    &path,
-                    At::Key,
-                    format!("`{key}` is swept twice (also at `{first}`)"),
-                    Some(
-                        "a key may come from only one table, `sweep.matrix` or `sweep.zip` group"
-                            .into(),
-                    ),
-                );
+            if swept_twice(&keys, key, &path, diags) {
                 continue;
             }
             let values = axis_values(axis, &path, limits, diags);
@@ -544,6 +524,25 @@ pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<
     }
     expanded.count = count as usize;
     expanded
+}
+
+/// Whether `key` (at `path`) is already a sweep key; reports it when it is.
+fn swept_twice(
+    keys: &IndexMap<String, YamlPath>,
+    key: &str,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) -> bool {
+    let Some(first) = keys.get(key) else {
+        return false;
+    };
+    diags.push(
+        path,
+        At::Key,
+        format!("`{key}` is swept twice (also at `{first}`)"),
+        Some("a key may come from only one table, `sweep.matrix` or `sweep.zip` group".into()),
+    );
+    true
 }
 
 fn too_many(diags: &mut Diagnostics<'_>, sweep: &Sweep, count: &str, total: u128, max_jobs: u64) {
@@ -858,7 +857,11 @@ fn axis_values(
         Axis::Lines { lines } => {
             let at = path.key("lines");
             match load_file(lines, Format::Lines, &at, base_dir, diags) {
-                Some(table) => Values::Data { table, column: 0 },
+                Some(table) => Values::Data {
+                    table,
+                    column: 0,
+                    lines: true,
+                },
                 None => Values::List(Vec::new()),
             }
         }

@@ -28,7 +28,8 @@ pub struct Manifest {
     /// Input values, by user name (the label in the workflow's form), system name
     /// (`node_id.field`) or `#INDEX`. Strings are templates. An image input takes a local path
     /// (relative to this manifest's folder; uploaded) or `{image_name: NAME}`; a model input takes
-    /// an installed model's name or `{key: KEY}`.
+    /// an installed model's name or `{key: KEY}`; an integer (seed) input may take
+    /// `{seed: random}`, a reproducible seed per job.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub inputs: Map<String, Value>,
     /// Free variables for templates, as `vars.NAME`.

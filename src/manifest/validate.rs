@@ -23,7 +23,7 @@ use super::model::Output;
 use super::output::{OutputVars, check_name};
 use super::scope::{OutputScope, OutputValues, Scope, Shared};
 use super::seed::{derive_seed, is_random_seed, job_identity};
-use super::source::{SourceMap, YamlPath};
+use super::source::{Segment, SourceMap, YamlPath};
 use super::template::{Context, RESERVED, Templates, is_builtin, is_template};
 
 /// Limits of an expansion.
@@ -665,7 +665,12 @@ impl ManifestFile {
                     &path,
                     At::Key,
                     format!(
-                        "sweep key `{key}` is not an input of the workflow, and no template uses it"
+                        "{} `{key}` is not an input of the workflow, and no template uses it",
+                        if path.segments().get(1) == Some(&Segment::Key("table".into())) {
+                            "column"
+                        } else {
+                            "sweep key"
+                        }
                     ),
                     Some(hint),
                 );
@@ -1193,7 +1198,7 @@ mod tests {
             (
                 "Prompt,Stpes\ncat,1\n",
                 "sweep: {table: t.csv}",
-                "t.csv:1:8: error: sweep key `Stpes` is not an input of the workflow, and no template uses it\n  hint: use it in a template as `{{ Stpes }}`, or name an input of the workflow",
+                "t.csv:1:8: error: column `Stpes` is not an input of the workflow, and no template uses it\n  hint: use it in a template as `{{ Stpes }}`, or name an input of the workflow",
             ),
             (
                 "Prompt,Steps\ncat,1\ndog,many\n",
@@ -1215,6 +1220,15 @@ mod tests {
                 "{csv}\n  got: {err}\n want: {expected}"
             );
         }
+        let err = expand_with(
+            &[("p.txt", "# steps\n3\n  many\n")],
+            "inputs: {Photo: a.png}\nsweep: {matrix: {Steps: {lines: p.txt}}}",
+        )
+        .expect_err("not a number");
+        assert_eq!(
+            err,
+            "p.txt:3:3: error: invalid value for input `Steps`: expected an integer, found \"many\" (in job 1)"
+        );
         let err =
             expand_with(&[], "inputs: {Photo: a.png}\nsweep: {table: t.xlsx}").expect_err("xlsx");
         assert!(

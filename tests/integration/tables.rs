@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::runner::{Workspace, files_under, is_output_png, text};
+use crate::runner::{Workspace, files_under, is_output_png, kill_after_downloads, text};
 use crate::support;
 
 /// A workspace with the example workflow that has `Seed` (integer) and `Prompt` (string)
@@ -100,8 +99,15 @@ fn a_table_of_six_rows_times_a_two_value_matrix_runs_twelve_jobs_with_its_values
         let want = &expected[&job];
         for key in ["Prompt", "Hue shift", "Width"] {
             assert_eq!(side["inputs"][key], want[key], "{file}: input {key}");
-            assert_eq!(side["sweep"][key], want[key], "{file}: sweep {key}");
         }
+        // Sweep values are as written: a CSV cell is text, the matrix's values are numbers.
+        assert_eq!(side["sweep"]["Prompt"], want["Prompt"], "{file}");
+        assert_eq!(
+            side["sweep"]["Hue shift"],
+            json!(want["Hue shift"].to_string()),
+            "{file}"
+        );
+        assert_eq!(side["sweep"]["Width"], want["Width"], "{file}");
         // The server made what the row asked for: the thumbnail is as wide as the job's Width.
         assert_eq!(
             u64::from(png_width(&root.join(file))),
@@ -167,7 +173,7 @@ fn a_bad_table_is_refused_with_exit_2_at_its_line_before_anything_is_sent() {
         (
             "an unknown column",
             "Prompt,Hue shfit\na fox,0\n",
-            "styles.csv:1:8: error: sweep key `Hue shfit` is not an input of the workflow, and no template uses it",
+            "styles.csv:1:8: error: column `Hue shfit` is not an input of the workflow, and no template uses it",
         ),
         (
             "a non-number in a number column",
@@ -185,11 +191,15 @@ fn a_bad_table_is_refused_with_exit_2_at_its_line_before_anything_is_sent() {
             assert!(stderr.contains(expected), "{what}: {stderr}");
             assert!(!ws.path("out").exists(), "{what}: the run wrote something");
         }
-        let out = ws.run_on(support::server().url(), &["validate", "job.yaml"]);
+        let out = support::invk_run()
+            .current_dir(ws.dir.path())
+            .args(["validate", "job.yaml"])
+            .output()
+            .expect("validate");
         assert_eq!(out.status.code(), Some(2), "{what}");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains(expected), "{what}");
-        insta::assert_snapshot!(format!("bad table: {what}"), stderr);
+        assert!(stderr.contains(expected), "{what}: {stderr}");
+        insta::assert_snapshot!(format!("bad_table_{}", what.replace(' ', "_")), stderr);
     }
 }
 
@@ -249,25 +259,7 @@ fn a_run_killed_and_resumed_records_the_same_seeds_in_every_sidecar() {
         .command(support::server().url(), &["-q", "job.yaml"])
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let downloaded = ws
-            .journal("out/job")
-            .iter()
-            .filter(|e| e["event"] == "downloaded")
-            .count();
-        if downloaded >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no output appeared");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
+    kill_after_downloads(&ws, &mut child, "out/job", 2);
     let before = sidecars(&ws.path("out/job"));
     assert!(!before.is_empty() && before.len() < 24, "{}", before.len());
 
