@@ -209,7 +209,7 @@ workflow: seeded-tint.json
 seed: 41
 inputs:
   Source image: photos/sunset.png
-  Width: 320
+  Width: 512
   Seed: {seed: random}
 sweep:
   matrix:
