@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::source::{Location, SourceMap, YamlPath};
+use super::source::{Location, Segment, SourceMap, YamlPath};
 
 /// One problem in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +163,15 @@ pub(crate) enum At {
     Value,
 }
 
+/// A data file a manifest names (a table, a list of lines): problems about what is below its
+/// path in the manifest are placed in the file.
+pub(crate) trait DataFile: fmt::Debug + Send + Sync {
+    /// The file as messages name it.
+    fn file(&self) -> &Path;
+    /// The place of `rest` (the path below the file's own path in the manifest), if it has one.
+    fn locate(&self, rest: &[Segment]) -> Option<Location>;
+}
+
 /// Collects problems while a manifest is checked. Problems found once per job are merged by
 /// (place, kind): a bad value in a 1000-job sweep is reported once, with how many jobs it hit.
 #[derive(Debug)]
@@ -170,10 +180,14 @@ pub(crate) struct Diagnostics<'a> {
     source: &'a SourceMap,
     items: Vec<Item>,
     per_job: HashMap<(YamlPath, String), usize>,
+    /// Data files, by their path in the manifest.
+    data: Vec<(YamlPath, Arc<dyn DataFile>)>,
 }
 
 #[derive(Debug)]
 struct Item {
+    /// 0: the manifest; `n`: data file `n - 1`.
+    file: usize,
     location: Location,
     message: String,
     hint: Option<String>,
@@ -189,7 +203,13 @@ impl<'a> Diagnostics<'a> {
             source,
             items: Vec::new(),
             per_job: HashMap::new(),
+            data: Vec::new(),
         }
+    }
+
+    /// From now on, problems about paths below `path` are placed in `file` when it knows them.
+    pub(crate) fn add_data_file(&mut self, path: YamlPath, file: Arc<dyn DataFile>) {
+        self.data.push((path, file));
     }
 
     /// Records a problem about the node at `path`.
@@ -200,11 +220,55 @@ impl<'a> Diagnostics<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
+        let segments = path.segments();
+        let in_data = self
+            .data
+            .iter()
+            .enumerate()
+            .find_map(|(i, (prefix, file))| {
+                let rest = segments.strip_prefix(prefix.segments())?;
+                if rest.is_empty() {
+                    return None;
+                }
+                file.locate(rest).map(|location| (i + 1, location))
+            });
+        if let Some((file, location)) = in_data {
+            self.push_in(file, location, message.into(), hint);
+            return;
+        }
         let location = match at {
             At::Key => self.source.key(path),
             At::Value => self.source.value(path),
         };
         self.push_at(location, message, hint);
+    }
+
+    /// Records a problem at `location` of data file `data` (as [`Diagnostics::add_data_file`]
+    /// numbered it: 0 is the first one added).
+    pub(crate) fn push_in_data(
+        &mut self,
+        data: usize,
+        location: Location,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.push_in(data + 1, location, message.into(), hint);
+    }
+
+    /// How many data files were added.
+    pub(crate) fn data_files(&self) -> usize {
+        self.data.len()
+    }
+
+    fn push_in(&mut self, file: usize, location: Location, message: String, hint: Option<String>) {
+        self.items.push(Item {
+            file,
+            location,
+            message,
+            hint,
+            jobs: 0,
+            first_job: 0,
+        });
     }
 
     /// Records a problem at a known location.
@@ -214,13 +278,7 @@ impl<'a> Diagnostics<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
-        self.items.push(Item {
-            location,
-            message: message.into(),
-            hint,
-            jobs: 0,
-            first_job: 0,
-        });
+        self.push_in(0, location, message.into(), hint);
     }
 
     /// Records a problem found while building job `job`; only the first of each (path, kind) is
@@ -255,9 +313,14 @@ impl<'a> Diagnostics<'a> {
     /// At most [`MAX_DIAGNOSTICS`] are listed; a last one says how many more there are.
     pub(crate) fn finish(self, job_count: usize) -> Vec<Diagnostic> {
         let mut items = self.items;
-        items.sort_by_key(|i| i.location);
+        items.sort_by_key(|i| (i.file, i.location));
         let more = items.len().saturating_sub(MAX_DIAGNOSTICS);
-        let next = items.get(MAX_DIAGNOSTICS).map(|i| i.location);
+        let next = items.get(MAX_DIAGNOSTICS).map(|i| (i.file, i.location));
+        let data = self.data;
+        let file_of = |n: usize| match n {
+            0 => self.file,
+            n => data[n - 1].1.file(),
+        };
         let mut out: Vec<Diagnostic> = items
             .into_iter()
             .take(MAX_DIAGNOSTICS)
@@ -274,12 +337,12 @@ impl<'a> Diagnostics<'a> {
                         ));
                     }
                 }
-                Diagnostic::new(self.file, i.location, message, i.hint)
+                Diagnostic::new(file_of(i.file), i.location, message, i.hint)
             })
             .collect();
-        if let Some(location) = next {
+        if let Some((file, location)) = next {
             out.push(Diagnostic::new(
-                self.file,
+                file_of(file),
                 location,
                 format!(
                     "{more} more problem{} from here on (only the first {MAX_DIAGNOSTICS} are listed)",

@@ -1,8 +1,9 @@
 //! Sweep expansion: from `sweep` and `runs` to the ordered combinations, computed one at a time.
 //!
 //! Order (documented in `docs/manifest.md`):
-//! 1. axes: each `matrix` key in written order, then each `zip` group; the product runs like
-//!    nested loops written in that order, so the first axis varies slowest and the last fastest;
+//! 1. axes: each `table` file (its rows), each `matrix` key in written order, then each `zip`
+//!    group; the product runs like nested loops written in that order, so the first axis varies
+//!    slowest and the last fastest;
 //! 2. `exclude` drops every combination matching all keys of an entry;
 //! 3. `include` extends matching combinations or appends new ones (GitHub Actions semantics);
 //! 4. `runs` repeats the whole list (runs are the outer loop, as on the server).
@@ -13,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use globset::GlobBuilder;
 use indexmap::IndexMap;
@@ -20,7 +22,9 @@ use serde_json::{Number, Value};
 
 use super::diagnostic::{At, Diagnostics, did_you_mean};
 use super::model::{Axis, Sweep};
+use super::seed::{axis_identity, derive_seed};
 use super::source::YamlPath;
+use super::table::{Format, Table, TableProblem};
 
 /// With `exclude`, the product of the axes is filtered through a bit set; above this many
 /// combinations expansion refuses instead.
@@ -50,6 +54,19 @@ pub(crate) enum Values {
     Ints { start: i64, step: i64, count: usize },
     /// `start + i * step`, rounded to 9 decimals.
     Floats { start: f64, step: f64, count: usize },
+    /// A column of a data file (a table, or a list of lines when `lines`), as written (never
+    /// templates).
+    Data {
+        table: Arc<Table>,
+        column: usize,
+        lines: bool,
+    },
+    /// Seeds derived from the manifest seed, the key and the position (see `seed.rs`).
+    Seeds {
+        manifest_seed: u64,
+        key: String,
+        count: usize,
+    },
 }
 
 impl Values {
@@ -57,7 +74,10 @@ impl Values {
         match self {
             Values::List(v) => v.len(),
             Values::Glob(v) => v.len(),
-            Values::Ints { count, .. } | Values::Floats { count, .. } => *count,
+            Values::Data { table, .. } => table.rows(),
+            Values::Ints { count, .. }
+            | Values::Floats { count, .. }
+            | Values::Seeds { count, .. } => *count,
         }
     }
 
@@ -71,6 +91,13 @@ impl Values {
                 let rounded = (x * 1e9).round() / 1e9;
                 Cow::Owned(Number::from_f64(rounded).map_or(Value::Null, Value::Number))
             }
+            Values::Data { table, column, .. } => Cow::Owned(table.value(i, *column)),
+            Values::Seeds {
+                manifest_seed, key, ..
+            } => Cow::Owned(Value::from(derive_seed(
+                *manifest_seed,
+                &axis_identity(key, i),
+            ))),
         }
     }
 }
@@ -268,9 +295,12 @@ impl Expanded {
             Cell::Column { column, row } => {
                 let col = &self.columns[column];
                 match col.values {
-                    Values::List(_) => col.path.index(row),
+                    // A table column's path is the table's path and the column's name.
+                    Values::List(_) | Values::Data { lines: false, .. } => col.path.index(row),
+                    Values::Data { lines: true, .. } => col.path.key("lines").index(row),
                     Values::Glob(_) => col.path.key("glob"),
                     Values::Ints { .. } | Values::Floats { .. } => col.path.key("range"),
+                    Values::Seeds { .. } => col.path.key("seeds"),
                 }
             }
             Cell::Include { entry, key } => {
@@ -280,9 +310,18 @@ impl Expanded {
         }
     }
 
-    /// Whether the value at `cell` is a file path a glob produced (never a template).
-    pub(crate) fn is_glob(&self, cell: Cell) -> bool {
-        matches!(cell, Cell::Column { column, .. } if matches!(self.columns[column].values, Values::Glob(_)))
+    /// Whether the value at `cell` is taken as it is, never as a template: a file a glob matched,
+    /// a value from a data file, a derived seed.
+    pub(crate) fn is_literal(&self, cell: Cell) -> bool {
+        matches!(cell, Cell::Column { column, .. } if matches!(
+            self.columns[column].values,
+            Values::Glob(_) | Values::Data { .. } | Values::Seeds { .. }
+        ))
+    }
+
+    /// Whether the value at `cell` is a derived seed (`{seeds: N}`).
+    pub(crate) fn is_seed(&self, cell: Cell) -> bool {
+        matches!(cell, Cell::Column { column, .. } if matches!(self.columns[column].values, Values::Seeds { .. }))
     }
 
     /// The cells of `include` entries, with their key slots.
@@ -301,24 +340,72 @@ impl Expanded {
     }
 }
 
+/// What an expansion needs besides the sweep.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits<'p> {
+    pub(crate) runs: u32,
+    pub(crate) base_dir: &'p Path,
+    pub(crate) max_jobs: u64,
+    /// The manifest's `seed` (0 when absent).
+    pub(crate) manifest_seed: u64,
+}
+
 /// Expands `sweep`; problems go to `diags` (the result then has no combination and must not be
 /// run).
-pub(crate) fn expand(
-    sweep: &Sweep,
-    runs: u32,
-    base_dir: &Path,
-    max_jobs: u64,
-    diags: &mut Diagnostics<'_>,
-) -> Expanded {
+pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<'_>) -> Expanded {
+    let Limits {
+        runs,
+        base_dir,
+        max_jobs,
+        ..
+    } = limits;
     let sweep_path = YamlPath::keys(&["sweep"]);
     let mut keys: IndexMap<String, YamlPath> = IndexMap::new();
     let mut columns: Vec<Column> = Vec::new();
     let mut lengths: Vec<usize> = Vec::new();
 
+    for (index, file) in sweep.table.files() {
+        let path = match index {
+            Some(i) => sweep_path.key("table").index(i),
+            None => sweep_path.key("table"),
+        };
+        let Some(table) = load_table(file, &path, base_dir, diags) else {
+            continue;
+        };
+        let mut group = Vec::new();
+        for (column, name) in table.columns.iter().enumerate() {
+            let column_path = path.key(name);
+            if swept_twice(&keys, name, &column_path, diags) {
+                continue;
+            }
+            group.push((name.clone(), column_path, column));
+        }
+        if group.is_empty() {
+            continue;
+        }
+        lengths.push(table.rows());
+        for (name, column_path, column) in group {
+            let (slot, _) = keys.insert_full(name, column_path.clone());
+            columns.push(Column {
+                slot,
+                path: column_path,
+                values: Values::Data {
+                    table: table.clone(),
+                    column,
+                    lines: false,
+                },
+                dim: lengths.len() - 1,
+            });
+        }
+    }
+
     for (key, axis) in &sweep.matrix {
         let path = sweep_path.key("matrix").key(key);
+        if swept_twice(&keys, key, &path, diags) {
+            continue;
+        }
         let (slot, _) = keys.insert_full(key.clone(), path.clone());
-        let values = axis_values(axis, &path, base_dir, max_jobs, diags);
+        let values = axis_values(axis, &path, limits, diags);
         lengths.push(values.len());
         columns.push(Column {
             slot,
@@ -336,19 +423,10 @@ pub(crate) fn expand(
         let mut group_columns: Vec<(String, YamlPath, Values)> = Vec::new();
         for (key, axis) in group {
             let path = group_path.key(key);
-            if let Some(first) = keys.get(key) {
-                diags.push(
-                    &path,
-                    At::Key,
-                    format!("`{key}` is swept twice (also at `{first}`)"),
-                    Some(
-                        "a key may appear in only one of `sweep.matrix` and the `sweep.zip` groups"
-                            .into(),
-                    ),
-                );
+            if swept_twice(&keys, key, &path, diags) {
                 continue;
             }
-            let values = axis_values(axis, &path, base_dir, max_jobs, diags);
+            let values = axis_values(axis, &path, limits, diags);
             group_columns.push((key.clone(), path, values));
         }
         let group_lengths: Vec<usize> = group_columns.iter().map(|(_, _, v)| v.len()).collect();
@@ -446,6 +524,25 @@ pub(crate) fn expand(
     }
     expanded.count = count as usize;
     expanded
+}
+
+/// Whether `key` (at `path`) is already a sweep key; reports it when it is.
+fn swept_twice(
+    keys: &IndexMap<String, YamlPath>,
+    key: &str,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) -> bool {
+    let Some(first) = keys.get(key) else {
+        return false;
+    };
+    diags.push(
+        path,
+        At::Key,
+        format!("`{key}` is swept twice (also at `{first}`)"),
+        Some("a key may come from only one table, `sweep.matrix` or `sweep.zip` group".into()),
+    );
+    true
 }
 
 fn too_many(diags: &mut Diagnostics<'_>, sweep: &Sweep, count: &str, total: u128, max_jobs: u64) {
@@ -671,14 +768,122 @@ pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Reads the data file `file` named at `path` (a table when `lines` is false); its problems go to
+/// `diags`, placed in the file; the file is registered there for the problems found later.
+fn load_file(
+    file: &str,
+    format: Format,
+    path: &YamlPath,
+    base_dir: &Path,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Arc<Table>> {
+    match Table::load(base_dir, file, format) {
+        Ok(table) => {
+            let table = Arc::new(table);
+            diags.add_data_file(path.clone(), table.clone());
+            Some(table)
+        }
+        Err(problems) => {
+            let shown = if base_dir == Path::new(".") {
+                std::path::PathBuf::from(file)
+            } else {
+                base_dir.join(file)
+            };
+            let data = diags.data_files();
+            let mut registered = false;
+            for TableProblem { at, message, hint } in problems {
+                match at {
+                    None => diags.push(path, At::Value, message, hint),
+                    Some(location) => {
+                        if !registered {
+                            diags.add_data_file(path.clone(), Arc::new(Unreadable(shown.clone())));
+                            registered = true;
+                        }
+                        diags.push_in_data(data, location, message, hint);
+                    }
+                }
+            }
+            None
+        }
+    }
+}
+
+/// A data file with problems: named in messages, no place below it.
+#[derive(Debug)]
+struct Unreadable(std::path::PathBuf);
+
+impl super::diagnostic::DataFile for Unreadable {
+    fn file(&self) -> &Path {
+        &self.0
+    }
+
+    fn locate(&self, _: &[super::source::Segment]) -> Option<super::source::Location> {
+        None
+    }
+}
+
+/// Reads a table of `sweep.table` (its format from its extension).
+fn load_table(
+    file: &str,
+    path: &YamlPath,
+    base_dir: &Path,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Arc<Table>> {
+    let Some(format) = Format::of_table(file) else {
+        diags.push(
+            path,
+            At::Value,
+            format!("`{file}` is not a table file this version reads"),
+            Some("tables are `.csv` or `.tsv` files with a header line, or `.jsonl` files (one JSON object per line); for one value per line write `{lines: FILE}` under `matrix`".into()),
+        );
+        return None;
+    };
+    load_file(file, format, path, base_dir, diags)
+}
+
 fn axis_values(
     axis: &Axis,
     path: &YamlPath,
-    base_dir: &Path,
-    max_jobs: u64,
+    limits: Limits<'_>,
     diags: &mut Diagnostics<'_>,
 ) -> Values {
+    let Limits {
+        base_dir,
+        max_jobs,
+        manifest_seed,
+        ..
+    } = limits;
     let values = match axis {
+        Axis::Lines { lines } => {
+            let at = path.key("lines");
+            match load_file(lines, Format::Lines, &at, base_dir, diags) {
+                Some(table) => Values::Data {
+                    table,
+                    column: 0,
+                    lines: true,
+                },
+                None => Values::List(Vec::new()),
+            }
+        }
+        Axis::Seeds { seeds } => {
+            if *seeds > max_jobs {
+                diags.push(
+                    &path.key("seeds"),
+                    At::Value,
+                    format!("{seeds} seeds are more than the job limit of {max_jobs}"),
+                    Some(format!(
+                        "draw fewer, or raise the limit with `--max-jobs {seeds}`"
+                    )),
+                );
+                Values::List(Vec::new())
+            } else {
+                Values::Seeds {
+                    manifest_seed,
+                    key: path.segments().last().map_or_else(String::new, key_text),
+                    count: usize::try_from(*seeds).unwrap_or(usize::MAX),
+                }
+            }
+        }
         Axis::Values(items) => Values::List(items.clone()),
         Axis::Glob { glob } => match glob_files(base_dir, glob) {
             Ok(files) if files.is_empty() => {
@@ -876,7 +1081,13 @@ mod tests {
         let sweep: Sweep = serde_norway::from_str(yaml).expect("sweep");
         let file = Path::new("m.yaml");
         let mut diags = Diagnostics::new(file, &source);
-        let out = expand(&sweep, runs, dir, max_jobs, &mut diags);
+        let limits = Limits {
+            runs,
+            base_dir: dir,
+            max_jobs,
+            manifest_seed: 0,
+        };
+        let out = expand(&sweep, limits, &mut diags);
         let combos = (0..out.count())
             .map(|c| {
                 Value::Object(
@@ -1016,7 +1227,7 @@ include:
             ),
             (
                 "matrix: {a: [1]}\nzip: {a: [2]}",
-                "m.yaml:3:9: error: `a` is swept twice (also at `sweep.matrix.a`)\n  hint: a key may appear in only one of `sweep.matrix` and the `sweep.zip` groups",
+                "m.yaml:3:9: error: `a` is swept twice (also at `sweep.matrix.a`)\n  hint: a key may come from only one table, `sweep.matrix` or `sweep.zip` group",
             ),
             (
                 "matrix: {a: {range: [1, 5, 0]}}",

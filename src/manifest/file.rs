@@ -12,7 +12,7 @@ use super::source::{Location, SourceMap, YamlPath};
 
 /// The top-level keys of a manifest (kept equal to [`Manifest`]'s fields by a test).
 pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "version", "workflow", "server", "inputs", "vars", "sweep", "runs", "output", "cleanup",
+    "version", "workflow", "server", "inputs", "vars", "sweep", "runs", "seed", "output", "cleanup",
 ];
 
 /// Where the workflow of a manifest is.
@@ -254,6 +254,7 @@ impl ManifestFile {
             );
             1
         });
+        let seed = section::<u64>(&mut top, "seed", &mut diags, &mut broken);
         let output =
             section::<Output>(&mut top, "output", &mut diags, &mut broken).unwrap_or_default();
         let cleanup =
@@ -267,6 +268,7 @@ impl ManifestFile {
             vars,
             sweep,
             runs: runs.max(1),
+            seed,
             output,
             cleanup,
         };

@@ -165,8 +165,8 @@ impl GridSpec {
 
 /// The grids a run draws: those `output.grid` asks for; without `output.grid` (or with `true`),
 /// one default grid for a `matrix` of one or two keys (the last key, which varies fastest, as
-/// columns; the first as rows) and nothing else (`zip` and `include` make sparse grids); none
-/// for other sweeps or with `grid: false`.
+/// columns; the first as rows) and nothing else (`table`, `zip` and `include` make sparse
+/// grids); none for other sweeps or with `grid: false`.
 #[must_use]
 pub fn resolve_grids(output: &Output, sweep: &Sweep) -> Vec<GridSpec> {
     match &output.grid {
@@ -174,7 +174,7 @@ pub fn resolve_grids(output: &Output, sweep: &Sweep) -> Vec<GridSpec> {
         Some(Grids::One(spec)) => vec![spec.clone()],
         Some(Grids::Many(specs)) => specs.clone(),
         None | Some(Grids::Enabled(true)) => {
-            if !sweep.zip.is_empty() || !sweep.include.is_empty() {
+            if !sweep.table.is_empty() || !sweep.zip.is_empty() || !sweep.include.is_empty() {
                 return Vec::new();
             }
             let keys: Vec<&String> = sweep.matrix.keys().collect();
@@ -558,6 +558,8 @@ mod tests {
         );
         assert!(resolve_grids(&out, &sweep("matrix: {a: [1], b: [2], c: [3]}")).is_empty());
         assert!(resolve_grids(&out, &sweep("zip: {a: [1, 2], b: [3, 4]}")).is_empty());
+        // A table's rows are zipped: with a matrix key they make a sparse grid.
+        assert!(resolve_grids(&out, &sweep("table: t.csv\nmatrix: {a: [1, 2]}")).is_empty());
         assert!(resolve_grids(&out, &Sweep::default()).is_empty());
         let off = output("grid: false");
         assert!(resolve_grids(&off, &sweep("matrix: {a: [1]}")).is_empty());

@@ -19,6 +19,10 @@ pub struct Job {
     /// The sweep values this job was made from, by sweep key as written in the manifest (after
     /// templates), for sidecars and naming.
     pub sweep: IndexMap<String, Value>,
+    /// The seeds derived for this job (`{seed: random}` inputs, `{seeds: N}` sweep keys), by the
+    /// key as written in the manifest.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub seeds: IndexMap<String, u64>,
 }
 
 /// The value of one input in one job.

@@ -24,7 +24,9 @@ mod output_path;
 mod plan;
 mod schema;
 mod scope;
+mod seed;
 mod source;
+mod table;
 mod template;
 mod validate;
 
@@ -39,11 +41,13 @@ pub use grid::{
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
-    OutputsPolicy, Sweep, UploadsPolicy, VERSION, WorkflowRef, Zip,
+    OutputsPolicy, Sweep, Tables, UploadsPolicy, VERSION, WorkflowRef, Zip,
 };
 pub use output::{OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, GroupKey, Plan, group_key, split_system_name};
 pub use schema::manifest_schema;
+pub use seed::{RANDOM_SEED, derive_seed};
 pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
+pub use table::{MAX_TABLE_BYTES, MAX_TABLE_CELLS, MAX_TABLE_ROWS};
 pub use template::{FUEL, MAX_RESULT_BYTES, RESERVED, is_template};
 pub use validate::{ExpandOptions, Expansion};

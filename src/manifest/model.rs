@@ -28,7 +28,8 @@ pub struct Manifest {
     /// Input values, by user name (the label in the workflow's form), system name
     /// (`node_id.field`) or `#INDEX`. Strings are templates. An image input takes a local path
     /// (relative to this manifest's folder; uploaded) or `{image_name: NAME}`; a model input takes
-    /// an installed model's name or `{key: KEY}`.
+    /// an installed model's name or `{key: KEY}`; an integer (seed) input may take
+    /// `{seed: random}`, a reproducible seed per job.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub inputs: Map<String, Value>,
     /// Free variables for templates, as `vars.NAME`.
@@ -41,6 +42,10 @@ pub struct Manifest {
     #[serde(default = "one")]
     #[schemars(range(min = 1))]
     pub runs: u32,
+    /// The manifest seed (default 0): the seeds invk-run derives for `{seed: random}` inputs
+    /// and `{seeds: N}` sweep keys start from it; change it to draw other seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Where outputs are written.
     #[serde(default)]
     pub output: Output,
@@ -88,11 +93,17 @@ impl<'de> Deserialize<'de> for WorkflowRef {
     }
 }
 
-/// The sweep: `matrix` (cartesian product), `zip` (lists advanced together), `exclude` and
-/// `include` (GitHub Actions semantics).
+/// The sweep: `table` (rows from files), `matrix` (cartesian product), `zip` (lists advanced
+/// together), `exclude` and `include` (GitHub Actions semantics).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
+    /// Rows from a data file (relative to the manifest's folder): CSV or TSV with a header
+    /// (`.csv`, `.tsv`) or JSON Lines (`.jsonl`, one object per line). Each row is one
+    /// combination of its columns (zip semantics); columns name inputs or template variables as
+    /// sweep keys do. A list of files makes one group per file, combined as a product.
+    #[serde(default, skip_serializing_if = "Tables::is_empty")]
+    pub table: Tables,
     /// Every combination of these values; the first key varies slowest, the last fastest.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub matrix: IndexMap<String, Axis>,
@@ -113,10 +124,72 @@ impl Sweep {
     /// Whether the sweep has no entries at all.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.matrix.is_empty()
+        self.table.is_empty()
+            && self.matrix.is_empty()
             && self.zip.is_empty()
             && self.exclude.is_empty()
             && self.include.is_empty()
+    }
+}
+
+/// The data files of `sweep.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Tables {
+    /// One file.
+    One(String),
+    /// Several files, each its own group of rows.
+    Many(Vec<String>),
+}
+
+impl Default for Tables {
+    fn default() -> Tables {
+        Tables::Many(Vec::new())
+    }
+}
+
+impl Tables {
+    /// Whether there is no file.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Tables::Many(files) if files.is_empty())
+    }
+
+    /// The files, each with its index under `table` (`None` for the single-file form).
+    #[must_use]
+    pub fn files(&self) -> Vec<(Option<usize>, &str)> {
+        match self {
+            Tables::One(file) => vec![(None, file.as_str())],
+            Tables::Many(files) => files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (Some(i), f.as_str()))
+                .collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tables {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "expected a data file (`.csv`, `.tsv`, `.jsonl`) or a list of them";
+        match Value::deserialize(d)? {
+            Value::String(s) if !s.trim().is_empty() => Ok(Tables::One(s)),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) if !s.trim().is_empty() => Ok(s),
+                    other => Err(D::Error::custom(format!(
+                        "{EXPECTED}, found {} in the list",
+                        describe(&other)
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Tables::Many),
+            other => Err(D::Error::custom(format!(
+                "{EXPECTED}, found {}",
+                describe(&other)
+            ))),
+        }
     }
 }
 
@@ -137,17 +210,40 @@ pub enum Axis {
         #[schemars(length(min = 2, max = 3))]
         range: Vec<Number>,
     },
+    /// One value per non-empty line of a text file (relative to the manifest's folder); lines
+    /// whose first non-blank character is `#` are comments. Values are taken as written (no
+    /// templates), without surrounding blanks.
+    Lines {
+        /// The file, e.g. `prompts.txt`.
+        lines: String,
+    },
+    /// `N` different seeds, reproducible: derived from the manifest's `seed`, the key and the
+    /// position (the same `N` for every combination, so a grid compares like with like).
+    Seeds {
+        /// How many seeds.
+        #[schemars(range(min = 1))]
+        seeds: u64,
+    },
 }
 
 impl<'de> Deserialize<'de> for Axis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str =
-            "expected a list of values, `{glob: PATTERN}` or `{range: [START, STOP, STEP]}`";
+        const EXPECTED: &str = "expected a list of values, `{glob: PATTERN}`, `{range: [START, STOP, STEP]}`, `{lines: FILE}` or `{seeds: N}`";
         let value = Value::deserialize(d)?;
         match value {
             Value::Array(items) => Ok(Axis::Values(items)),
             Value::Object(ref m) if m.len() == 1 => match m.iter().next() {
                 Some((k, Value::String(p))) if k == "glob" => Ok(Axis::Glob { glob: p.clone() }),
+                Some((k, Value::String(p))) if k == "lines" && !p.trim().is_empty() => {
+                    Ok(Axis::Lines { lines: p.clone() })
+                }
+                Some((k, n)) if k == "seeds" => match n.as_u64() {
+                    Some(seeds) if seeds >= 1 => Ok(Axis::Seeds { seeds }),
+                    _ => Err(D::Error::custom(format!(
+                        "`seeds` takes how many seeds to draw (a whole number of at least 1), found {}",
+                        describe(n)
+                    ))),
+                },
                 Some((k, Value::Array(items))) if k == "range" => {
                     let numbers: Option<Vec<Number>> =
                         items.iter().map(|v| v.as_number().cloned()).collect();
@@ -412,7 +508,7 @@ mod tests {
         for (yaml, expected) in [
             (
                 "matrix: {a: 3}",
-                "expected a list of values, `{glob: PATTERN}` or `{range: [START, STOP, STEP]}`, found the number 3",
+                "expected a list of values, `{glob: PATTERN}`, `{range: [START, STOP, STEP]}`, `{lines: FILE}` or `{seeds: N}`, found the number 3",
             ),
             (
                 "matrix: {a: {range: [1]}}",

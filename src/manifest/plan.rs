@@ -229,6 +229,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), InputValue::value(v.clone())))
                 .collect(),
             sweep: IndexMap::new(),
+            seeds: IndexMap::new(),
         }
     }
 

@@ -16,13 +16,14 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{Checker, InputCatalog, InputInfo, InputKind};
 use super::diagnostic::{At, Diagnostics, ManifestError, closest};
-use super::expand::{Cell, Expanded, expand};
+use super::expand::{Cell, Expanded, Limits, expand};
 use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
 use super::scope::{OutputScope, OutputValues, Scope, Shared};
-use super::source::{SourceMap, YamlPath};
+use super::seed::{derive_seed, is_random_seed, job_identity};
+use super::source::{Segment, SourceMap, YamlPath};
 use super::template::{Context, RESERVED, Templates, is_builtin, is_template};
 
 /// Limits of an expansion.
@@ -188,6 +189,8 @@ struct Setting {
     value: Value,
     /// Sweep keys (slots) that set the same input: a job with one of them takes the sweep's value.
     overridden_by: Vec<usize>,
+    /// `{seed: random}`: the value is a seed derived for each job.
+    random_seed: bool,
     /// The value, when it is the same for every job.
     fixed: Option<Result<InputValue, Vec<Problem>>>,
 }
@@ -221,6 +224,8 @@ pub(crate) struct Jobs {
     /// Per `include` entry, per key: the state, when it is the same for every job.
     includes: Vec<Vec<Option<CellState>>>,
     templates_usable: bool,
+    /// The manifest's `seed` (0 when absent).
+    manifest_seed: u64,
     pub(crate) dir: PathBuf,
     /// What the output templates see of the inputs.
     pub(crate) infos: Arc<IndexMap<String, InputInfo>>,
@@ -345,7 +350,7 @@ impl Jobs {
     ) -> CellState {
         let value = self.expanded.value(cell);
         let origin = self.expanded.origin(cell);
-        let shown = if self.expanded.is_glob(cell) {
+        let shown = if self.expanded.is_literal(cell) {
             Ok(value.into_owned())
         } else {
             self.render_value(templates, &value, &origin, ctx, sink)
@@ -369,6 +374,7 @@ impl Jobs {
         let shared = &self.shared;
         let mut base = LazyContext::new(|| Context::scope(Scope::job(shared, index, run, None)));
         let mut sweep: IndexMap<String, Value> = IndexMap::with_capacity(combo.len());
+        let mut seeds: IndexMap<String, u64> = IndexMap::new();
         // (input, value or None when it failed, where it came from)
         let mut values: Vec<(usize, Option<InputValue>)> = Vec::with_capacity(self.inputs.len());
         for &(slot, cell) in &combo {
@@ -383,6 +389,9 @@ impl Jobs {
             let key = self.key(slot).to_owned();
             match state {
                 CellState::Ready { shown, input } => {
+                    if let (true, Some(seed)) = (self.expanded.is_seed(cell), shown.as_u64()) {
+                        seeds.insert(key.clone(), seed);
+                    }
                     sweep.insert(key, shown.clone());
                     if let (Some(input), Some(result)) = (self.sweep_inputs[slot], input) {
                         values.push((input, report(result, index, sink)));
@@ -413,6 +422,14 @@ impl Jobs {
                 if swept {
                     continue;
                 }
+                if s.random_seed {
+                    let key = last(&s.path);
+                    let seed = derive_seed(self.manifest_seed, &job_identity(&key, run, &sweep));
+                    seeds.insert(key, seed);
+                    let result = self.convert(s.input, &Value::from(seed), &s.path, sink);
+                    values.push((s.input, report(&result, index, sink)));
+                    continue;
+                }
                 let value = match &s.fixed {
                     Some(result) => report(result, index, sink),
                     None => {
@@ -440,6 +457,7 @@ impl Jobs {
             run,
             inputs,
             sweep,
+            seeds,
         }
     }
 }
@@ -549,7 +567,13 @@ impl ManifestFile {
 
         // The sweep, and what its keys are.
         let runs = m.runs;
-        let expanded = expand(&m.sweep, runs, &self.dir, options.max_jobs, &mut diags);
+        let limits = Limits {
+            runs,
+            base_dir: &self.dir,
+            max_jobs: options.max_jobs,
+            manifest_seed: m.seed.unwrap_or(0),
+        };
+        let expanded = expand(&m.sweep, limits, &mut diags);
         if !self.broken.contains(&"output") && !self.broken.contains(&"sweep") {
             super::grid::check(&m.output, &expanded, &mut diags);
         }
@@ -641,7 +665,12 @@ impl ManifestFile {
                     &path,
                     At::Key,
                     format!(
-                        "sweep key `{key}` is not an input of the workflow, and no template uses it"
+                        "{} `{key}` is not an input of the workflow, and no template uses it",
+                        if path.segments().get(1) == Some(&Segment::Key("table".into())) {
+                            "column"
+                        } else {
+                            "sweep key"
+                        }
                     ),
                     Some(hint),
                 );
@@ -695,6 +724,7 @@ impl ManifestFile {
             columns: Vec::new(),
             includes: Vec::new(),
             templates_usable,
+            manifest_seed: m.seed.unwrap_or(0),
             dir: self.dir.clone(),
             infos: Arc::new(inputs_used.clone()),
             expanded,
@@ -715,6 +745,7 @@ impl ManifestFile {
                     path: s.path.clone(),
                     value: s.value.clone(),
                     overridden_by,
+                    random_seed: is_random_seed(s.value),
                     fixed: None,
                 })
             })
@@ -821,6 +852,7 @@ impl ManifestFile {
                             run,
                             inputs,
                             sweep,
+                            ..
                         } = job;
                         let scope = Scope::output(
                             &jobs.shared,
@@ -867,7 +899,7 @@ fn keep_what_every_job_shares(jobs: &mut Jobs, templates: &Templates, sink: &mut
         let states = (0..col.len())
             .map(|row| {
                 let cell = Cell::Column { column, row };
-                let free = jobs.expanded.is_glob(cell)
+                let free = jobs.expanded.is_literal(cell)
                     || reads_only(
                         templates,
                         &jobs.expanded.value(cell),
@@ -900,7 +932,7 @@ fn keep_what_every_job_shares(jobs: &mut Jobs, templates: &Templates, sink: &mut
         .settings
         .iter()
         .map(|s| {
-            reads_only(templates, &s.value, &s.path, JOB_FREE).then(|| {
+            (!s.random_seed && reads_only(templates, &s.value, &s.path, JOB_FREE)).then(|| {
                 jobs.render_value(templates, &s.value, &s.path, &mut ctx, sink)
                     .and_then(|v| jobs.convert(s.input, &v, &s.path, sink))
             })
@@ -1023,6 +1055,7 @@ fn for_each_string(value: &Value, path: &YamlPath, f: &mut impl FnMut(&YamlPath,
 mod tests {
     use super::*;
     use crate::manifest::catalog::CatalogError;
+    use crate::manifest::seed::derive_seed;
 
     /// Prompt (text), Steps (integer >= 1), Photo (image, required), Model (model).
     struct Catalog;
@@ -1074,7 +1107,15 @@ mod tests {
     /// Expands `yaml` (after a header naming a workflow file) in a folder with `a.png`;
     /// returns the jobs as `{user name: value}` lists, or the error text.
     fn expand_yaml(yaml: &str) -> Result<Vec<Value>, String> {
+        expand_with(&[], yaml).map(|jobs| jobs.into_iter().map(|j| j.0).collect())
+    }
+
+    /// As [`expand_yaml`], with data files beside the manifest; each job also with its seeds.
+    fn expand_with(files: &[(&str, &str)], yaml: &str) -> Result<Vec<(Value, Value)>, String> {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("data file");
+        }
         std::fs::write(dir.path().join("wf.json"), "{}").expect("workflow");
         std::fs::write(dir.path().join("a.png"), "png").expect("image");
         let path = dir.path().join("m.yaml");
@@ -1099,9 +1140,161 @@ mod tests {
                         (user, shown)
                     })
                     .collect();
-                Value::Object(m)
+                (Value::Object(m), json!(j.seeds))
             })
             .collect())
+    }
+
+    #[test]
+    fn table_rows_zip_their_columns_and_multiply_with_the_matrix() {
+        let csv = "Prompt,Steps\n\"a cat, sitting\",1\ndog,2\nfox,3\n";
+        let jobs = expand_with(
+            &[("t.csv", csv)],
+            "inputs: {Photo: a.png, Model: '{{ mood }}'}\nsweep: {table: t.csv, matrix: {mood: [x, y]}}",
+        )
+        .expect("valid");
+        let shown: Vec<String> = jobs
+            .iter()
+            .map(|(j, _)| format!("{}|{}|{}", j["Prompt"], j["Steps"], j["Model"]))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "\"a cat, sitting\"|1|\"x\"",
+                "\"a cat, sitting\"|1|\"y\"",
+                "\"dog\"|2|\"x\"",
+                "\"dog\"|2|\"y\"",
+                "\"fox\"|3|\"x\"",
+                "\"fox\"|3|\"y\"",
+            ]
+        );
+        // JSON Lines keep their types; two tables are a product; lines are one value each.
+        let jobs = expand_with(
+            &[
+                ("a.jsonl", "{\"Steps\": 4}\n{\"Steps\": 5}\n"),
+                ("p.txt", "# prompts\nred\n\nblue\n"),
+            ],
+            "inputs: {Photo: a.png}\nsweep: {table: [a.jsonl], matrix: {Prompt: {lines: p.txt}}}",
+        )
+        .expect("valid");
+        let shown: Vec<String> = jobs
+            .iter()
+            .map(|(j, _)| format!("{}/{}", j["Steps"], j["Prompt"]))
+            .collect();
+        assert_eq!(
+            shown,
+            ["4/\"red\"", "4/\"blue\"", "5/\"red\"", "5/\"blue\""]
+        );
+    }
+
+    #[test]
+    fn table_problems_are_placed_in_the_table() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "Prompt,Steps\ncat,1\ndog\n",
+                "sweep: {table: t.csv}",
+                "t.csv:3:1: error: this row has 1 field, the header has 2: `Prompt`, `Steps`\n  hint: every row needs one value per column; quote a value that holds the separator",
+            ),
+            (
+                "Prompt,Stpes\ncat,1\n",
+                "sweep: {table: t.csv}",
+                "t.csv:1:8: error: column `Stpes` is not an input of the workflow, and no template uses it\n  hint: use it in a template as `{{ Stpes }}`, or name an input of the workflow",
+            ),
+            (
+                "Prompt,Steps\ncat,1\ndog,many\n",
+                "sweep: {table: t.csv}",
+                "t.csv:3:5: error: invalid value for input `Steps`: expected an integer, found \"many\" (in job 1)",
+            ),
+            (
+                "Steps\n1\n",
+                "sweep: {table: t.csv, matrix: {Steps: [2]}}",
+                "m.yaml:4:32: error: `Steps` is swept twice (also at `sweep.table.Steps`)\n  hint: a key may come from only one table, `sweep.matrix` or `sweep.zip` group",
+            ),
+        ];
+        for (csv, sweep, expected) in cases {
+            let yaml = format!("inputs: {{Photo: a.png}}\n{sweep}");
+            let err = expand_with(&[("t.csv", csv)], &yaml).expect_err(csv);
+            let err = regex_free_dir(&err);
+            assert!(
+                err.starts_with(expected),
+                "{csv}\n  got: {err}\n want: {expected}"
+            );
+        }
+        let err = expand_with(
+            &[("p.txt", "# steps\n3\n  many\n")],
+            "inputs: {Photo: a.png}\nsweep: {matrix: {Steps: {lines: p.txt}}}",
+        )
+        .expect_err("not a number");
+        assert_eq!(
+            err,
+            "p.txt:3:3: error: invalid value for input `Steps`: expected an integer, found \"many\" (in job 1)"
+        );
+        let err =
+            expand_with(&[], "inputs: {Photo: a.png}\nsweep: {table: t.xlsx}").expect_err("xlsx");
+        assert!(
+            err.starts_with("m.yaml:4:16: error: `t.xlsx` is not a table file this version reads"),
+            "{err}"
+        );
+        let err = expand_with(
+            &[],
+            "inputs: {Photo: a.png}\nsweep: {matrix: {Prompt: {lines: p.txt}}}",
+        )
+        .expect_err("missing");
+        assert!(
+            err.starts_with("m.yaml:4:34: error: data file `p.txt` not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seeds_are_derived_from_the_job_and_recorded() {
+        let yaml = "inputs: {Photo: a.png, Steps: {seed: random}}\nseed: 9\nruns: 2\nsweep: {matrix: {Prompt: [cat, dog]}}";
+        let jobs = expand_with(&[], yaml).expect("valid");
+        let seeds: Vec<u64> = jobs
+            .iter()
+            .map(|(j, s)| {
+                let seed = j["Steps"].as_u64().expect("an integer");
+                assert_eq!(s["Steps"], seed, "recorded as used");
+                seed
+            })
+            .collect();
+        let expected: Vec<u64> = [(0, "cat"), (0, "dog"), (1, "cat"), (1, "dog")]
+            .iter()
+            .map(|(run, prompt)| {
+                let sweep: IndexMap<String, Value> = [("Prompt".to_owned(), json!(prompt))].into();
+                derive_seed(9, &job_identity("Steps", *run, &sweep))
+            })
+            .collect();
+        assert_eq!(seeds, expected);
+        assert_eq!(
+            seeds.iter().collect::<HashSet<_>>().len(),
+            4,
+            "every job has its own seed"
+        );
+        // The same manifest gives the same seeds; another manifest seed gives others.
+        let again: Vec<Value> = expand_with(&[], yaml)
+            .expect("valid")
+            .into_iter()
+            .map(|j| j.0)
+            .collect();
+        assert_eq!(again, jobs.iter().map(|j| j.0.clone()).collect::<Vec<_>>());
+        let other = expand_with(&[], &yaml.replace("seed: 9", "seed: 10")).expect("valid");
+        assert_ne!(other[0].0["Steps"], jobs[0].0["Steps"]);
+
+        // `{seeds: N}`: N seeds per combination, the same N for each.
+        let jobs = expand_with(
+            &[],
+            "inputs: {Photo: a.png}\nsweep: {matrix: {Prompt: [cat, dog], Steps: {seeds: 3}}}",
+        )
+        .expect("valid");
+        assert_eq!(jobs.len(), 6);
+        let per_prompt: Vec<Vec<Value>> = jobs
+            .chunks(3)
+            .map(|c| c.iter().map(|(j, _)| j["Steps"].clone()).collect())
+            .collect();
+        assert_eq!(per_prompt[0], per_prompt[1]);
+        assert_eq!(per_prompt[0].iter().collect::<HashSet<_>>().len(), 3);
+        assert_eq!(jobs[1].1, json!({"Steps": per_prompt[0][1]}));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::journal::{Entry, ItemEnd};
 use super::ledger::{Ledger, Slot};
 use super::report::RunEvent;
 use super::server_fault::server_fault;
-use super::summary::Sidecar;
+use super::summary::{JobValues, Sidecar};
 use crate::client::{Client, QueueItem, QueueItemStatus};
 use crate::fs::output_tree::sanitize_relative;
 use crate::fs::place::{Name, OutputRoot};
@@ -354,10 +354,13 @@ impl Execution<'_> {
         batch_id: &str,
     ) -> Sidecar {
         let inputs = self.named_inputs(job);
-        let seed = inputs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("seed") || k.ends_with(".seed"))
-            .map(|(_, v)| v.clone());
+        let mut values = sweep_map(job);
+        if values.seed.is_none() {
+            values.seed = inputs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("seed") || k.ends_with(".seed"))
+                .map(|(_, v)| v.clone());
+        }
         Sidecar {
             manifest: self.name.clone(),
             workflow: self.prepared.workflow_ref.clone(),
@@ -365,8 +368,7 @@ impl Execution<'_> {
             run_id: self.run_id.clone(),
             job: job.index,
             inputs,
-            sweep: sweep_map(job),
-            seed,
+            sweep: values,
             node: json!({"id": node.node_id, "label": node.label, "type": node.node_type}),
             image_name: image_name.to_owned(),
             item_id: item.item_id,
@@ -585,10 +587,27 @@ fn same_image(sidecar: &[u8], image_name: &str) -> bool {
     serde_json::from_slice::<Value>(sidecar).is_ok_and(|v| v["image_name"] == image_name)
 }
 
-/// A job's sweep values, by sweep key.
-pub(super) fn sweep_map(job: &Job) -> Map<String, Value> {
-    job.sweep
+/// A job's sweep values, by sweep key, and its seeds: those derived for it, or else the value
+/// of an input whose field is named `seed`.
+pub(super) fn sweep_map(job: &Job) -> JobValues {
+    let seeds: Map<String, Value> = job
+        .seeds
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+        .map(|(k, v)| (k.clone(), Value::from(*v)))
+        .collect();
+    let seed = seeds.values().next().cloned().or_else(|| {
+        job.inputs
+            .iter()
+            .find(|(system, _)| system.ends_with(".seed"))
+            .map(|(_, v)| v.display_json())
+    });
+    JobValues {
+        sweep: job
+            .sweep
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        seed,
+        seeds,
+    }
 }

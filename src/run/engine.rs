@@ -239,7 +239,7 @@ impl Execution<'_> {
             .expansion
             .jobs()
             .map(|job| LiveJob {
-                sweep: sweep_map(&job),
+                sweep: sweep_map(&job).sweep,
                 inputs: self.named_inputs(&job),
             })
             .collect();

@@ -24,11 +24,9 @@ pub struct Sidecar {
     pub job: usize,
     /// The job's inputs, by user name.
     pub inputs: Map<String, Value>,
-    /// The sweep values the job was made from, by sweep key as written in the manifest.
-    pub sweep: Map<String, Value>,
-    /// The seed, when the workflow has an input named `seed`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<Value>,
+    /// The sweep values the job was made from and its seeds.
+    #[serde(flatten)]
+    pub sweep: JobValues,
     /// The output node: id, label, type.
     pub node: Value,
     /// The image's name on the server.
@@ -61,6 +59,21 @@ impl Sidecar {
     }
 }
 
+/// What a job was made from, written flat into its sidecars and its line of `runs.jsonl`:
+/// `sweep`, then `seed` and `seeds` when it has them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobValues {
+    /// The sweep values, by sweep key as written in the manifest.
+    pub sweep: Map<String, Value>,
+    /// The job's seed: the first seed invk-run derived for it (`{seed: random}`, `{seeds: N}`),
+    /// or else the value of an input named `seed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Value>,
+    /// Every seed invk-run derived for the job, by the key as written in the manifest.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub seeds: Map<String, Value>,
+}
+
 /// One line of `runs.jsonl`.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobSummary {
@@ -75,8 +88,9 @@ pub struct JobSummary {
     pub item_id: Option<i64>,
     /// The job's inputs, by user name.
     pub inputs: Map<String, Value>,
-    /// The sweep values the job was made from, by sweep key as written in the manifest.
-    pub sweep: Map<String, Value>,
+    /// The sweep values the job was made from and its seeds.
+    #[serde(flatten)]
+    pub sweep: JobValues,
     /// Output files, relative to the output root.
     pub files: Vec<PathBuf>,
     /// Outputs that could not be downloaded and stay on the server (image names).

@@ -35,6 +35,14 @@ fn expectations(file: &str) -> Option<(usize, Vec<(&'static str, Size)>)> {
                 ("Soft copy", Size::Fixed(96, 96)),
             ],
         ),
+        // Blur and tint, with unconnected Seed (integer) and Prompt (string) nodes.
+        "seeded-tint.json" => (
+            1,
+            vec![
+                ("Blurred", Size::Fixed(64, 64)),
+                ("Tinted", Size::Fixed(64, 64)),
+            ],
+        ),
         // 2 zipped sizes x 3 hues; the size is the batch's.
         "size-sweep.json" => (6, vec![("Save Image", Size::FromBatch)]),
         _ => return None,

@@ -24,5 +24,6 @@ mod placement;
 mod report;
 mod runner;
 mod server;
+mod tables;
 mod watch;
 mod workflow;

@@ -268,25 +268,7 @@ fn a_run_killed_in_the_middle_finishes_on_restart_without_duplicates() {
         .spawn()
         .expect("spawn");
     // Kill it once some, but not all, outputs are on disk.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let downloaded = ws
-            .journal("out/job")
-            .iter()
-            .filter(|e| e["event"] == "downloaded")
-            .count();
-        if downloaded >= 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no output appeared");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    kill_after_downloads(&ws, &mut child, "out/job", 4);
     let before = ws.journal("out/job");
     let done_before = before.iter().filter(|e| e["event"] == "finished").count();
     assert!(done_before < 12, "the run finished before it was killed");
@@ -319,6 +301,35 @@ fn a_run_killed_in_the_middle_finishes_on_restart_without_duplicates() {
     assert_eq!(finished.len(), 12, "a job finished twice");
     // The intermediates of the killed run are cleaned up by the resumed one.
     assert_server_keeps_nothing_of(&journal);
+}
+
+/// Kills (SIGKILL) the run `child` of `ws` once its journal in `out` records `count` downloads;
+/// fails when the run ends first or nothing is downloaded within three minutes.
+pub(crate) fn kill_after_downloads(
+    ws: &Workspace,
+    child: &mut std::process::Child,
+    out: &str,
+    count: usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let downloaded = ws
+            .journal(out)
+            .iter()
+            .filter(|e| e["event"] == "downloaded")
+            .count();
+        if downloaded >= count {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no output appeared");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
 }
 
 /// Every image the journal says the run made or uploaded is gone from the shared server.
