@@ -388,6 +388,27 @@ pub fn did_you_mean<'c>(
     closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
+/// A short description of a value for messages: `a string "x"`, `a map`, `the number 3`.
+#[must_use]
+pub fn describe(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(m) => {
+            let keys: Vec<String> = m.keys().map(|k| format!("`{k}`")).collect();
+            if keys.is_empty() {
+                "an empty map".to_owned()
+            } else {
+                format!("a map with {}", keys.join(", "))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

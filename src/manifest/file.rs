@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::diagnostic::describe;
 use super::diagnostic::{At, Diagnostic, Diagnostics, ManifestError, did_you_mean};
-use super::model::{Cleanup, Manifest, Output, Sweep, VERSION, WorkflowRef, describe};
+use super::model::{Cleanup, Manifest, Output, Sweep, VERSION, WorkflowRef};
 use super::source::{Location, SourceMap, YamlPath};
 
 /// The top-level keys of a manifest (kept equal to [`Manifest`]'s fields by a test).

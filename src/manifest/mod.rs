@@ -17,6 +17,7 @@ mod diagnostic;
 mod expand;
 mod file;
 mod grid;
+mod grid_check;
 mod job;
 mod model;
 mod output;
@@ -35,9 +36,10 @@ pub use diagnostic::{Diagnostic, MAX_DIAGNOSTICS, ManifestError, bounded, closes
 pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use grid::{
     DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS,
-    MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, check_grid_nodes, default_grid,
-    render_grid_name, resolve_grids, value_label,
+    MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, default_grid, render_grid_name,
+    value_label,
 };
+pub use grid_check::{check_grid_nodes, resolve_grids};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
@@ -46,8 +48,9 @@ pub use model::{
 pub use output::{OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, GroupKey, Plan, group_key, split_system_name};
 pub use schema::manifest_schema;
+pub use scope::RESERVED;
 pub use seed::{RANDOM_SEED, derive_seed};
 pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
 pub use table::{MAX_TABLE_BYTES, MAX_TABLE_CELLS, MAX_TABLE_ROWS};
-pub use template::{FUEL, MAX_RESULT_BYTES, RESERVED, is_template};
+pub use template::{FUEL, MAX_RESULT_BYTES, is_template};
 pub use validate::{ExpandOptions, Expansion};

@@ -7,6 +7,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Number, Value};
 
+use super::diagnostic::describe;
+
 /// The only manifest format version this build reads.
 pub const VERSION: u32 = 1;
 
@@ -426,26 +428,6 @@ pub enum IntermediatesPolicy {
     Delete,
     /// Keep them.
     Keep,
-}
-
-/// A short description of a value for messages: `a string "x"`, `a map`, `the number 3`.
-#[must_use]
-pub fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Array(_) => "a list".to_owned(),
-        Value::Object(m) => {
-            let keys: Vec<String> = m.keys().map(|k| format!("`{k}`")).collect();
-            if keys.is_empty() {
-                "an empty map".to_owned()
-            } else {
-                format!("a map with {}", keys.join(", "))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

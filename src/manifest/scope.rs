@@ -14,7 +14,13 @@ use serde_json::{Map, Value, json};
 use super::catalog::InputInfo;
 use super::job::InputValue;
 use super::output::OutputVars;
-use super::template::RESERVED;
+
+/// Names the template context defines itself; a sweep key with one of these names is reachable
+/// only as `sweep["name"]`.
+pub const RESERVED: &[&str] = &[
+    "vars", "job", "run", "manifest", "sweep", "node", "image", "item", "batch", "inputs", "date",
+    "time",
+];
 
 /// What every template of a manifest sees alike.
 #[derive(Debug)]

@@ -477,7 +477,7 @@ impl Loader<'_> {
                         at,
                         format!(
                             "a JSON Lines row is an object of column values, found {}",
-                            super::model::describe(&other)
+                            super::diagnostic::describe(&other)
                         ),
                         Some("write one object per line, e.g. `{\"Prompt\": \"a cat\", \"Steps\": 20}`".into()),
                     );

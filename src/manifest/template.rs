@@ -20,7 +20,7 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value};
 
 use super::diagnostic::{closest, did_you_mean};
-use super::scope::Scope;
+use super::scope::{RESERVED, Scope};
 use super::source::YamlPath;
 use crate::budget::{self, Budget, Stopped};
 
@@ -53,13 +53,6 @@ const PLAIN_FILTERS: &[&str] = &[
     "float",
     "abs",
     "round",
-];
-
-/// Names the template context defines itself; a sweep key with one of these names is reachable
-/// only as `sweep["name"]`.
-pub const RESERVED: &[&str] = &[
-    "vars", "job", "run", "manifest", "sweep", "node", "image", "item", "batch", "inputs", "date",
-    "time",
 ];
 
 /// Names minijinja knows without a context (functions and loop helpers); they are not undefined.

@@ -21,10 +21,11 @@ use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
+use super::scope::RESERVED;
 use super::scope::{OutputScope, OutputValues, Scope, Shared};
 use super::seed::{derive_seed, is_random_seed, job_identity};
 use super::source::{Segment, SourceMap, YamlPath};
-use super::template::{Context, RESERVED, Templates, is_builtin, is_template};
+use super::template::{Context, Templates, is_builtin, is_template};
 
 /// Limits of an expansion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,7 +576,7 @@ impl ManifestFile {
         };
         let expanded = expand(&m.sweep, limits, &mut diags);
         if !self.broken.contains(&"output") && !self.broken.contains(&"sweep") {
-            super::grid::check(&m.output, &expanded, &mut diags);
+            super::grid_check::check(&m.output, &expanded, &mut diags);
         }
         let mut sweep_inputs: HashMap<String, InputInfo> = HashMap::new();
         let mut swept_systems: HashMap<String, String> = HashMap::new();
