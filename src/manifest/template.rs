@@ -828,6 +828,22 @@ mod tests {
     }
 
     #[test]
+    fn a_template_that_makes_the_engine_panic_is_an_error() {
+        // Huge repetitions: minijinja overflows a multiplication on some (a panic in a debug
+        // build). Each render returns, within its time budget, instead of taking the process.
+        for source in [
+            "{{ ([1] * 10**15) | length }}",
+            "{{ [1] * 10**15 }}",
+            "{{ ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20] * 10**18) | length }}",
+            "{% set n = 10**18 %}{{ ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20] * n) | length }}",
+        ] {
+            let started = std::time::Instant::now();
+            let _ = render(source, json!({"vars": {}}));
+            assert!(started.elapsed() < MAX_RENDER_TIME * 2, "{source}");
+        }
+    }
+
+    #[test]
     fn work_without_end_in_one_step_is_stopped_at_the_time_budget() {
         let time = "the template at `inputs.prompt` takes more than 1 s, the limit";
         for source in [
