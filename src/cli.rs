@@ -170,7 +170,16 @@ pub enum Command {
 pub struct WatchArgs {
     /// The hot folder.
     pub dir: PathBuf,
-    /// Which files are manifests (glob, repeatable) [default: *.yaml, *.yml]
+    /// Run this manifest once for every image that lands in the folder (with `--as`), instead
+    /// of running the manifests dropped there.
+    #[arg(long, value_name = "MANIFEST", requires = "input")]
+    pub each: Option<PathBuf>,
+    /// With `--each`: the image input of the manifest's workflow that each image is set to.
+    /// Templates see the image as `source.name`, `source.stem` and `source.path`.
+    #[arg(long = "as", id = "input", value_name = "INPUT", requires = "each")]
+    pub input: Option<String>,
+    /// Which files are taken (glob, repeatable) [default: *.yaml, *.yml; with --each: *.png,
+    /// *.jpg, *.jpeg, *.webp]
     #[arg(long = "include", value_name = "GLOB")]
     pub include: Vec<String>,
     /// Files to ignore (glob, repeatable).

@@ -24,6 +24,7 @@
 
 pub mod claim;
 pub mod config;
+pub mod each;
 pub mod fs_events;
 pub mod hot_folder;
 pub mod patterns;
@@ -35,6 +36,7 @@ pub mod status;
 use std::path::PathBuf;
 
 pub use config::WatchConfig;
+pub use each::RunEach;
 pub use hot_folder::{WatchSummary, watch};
 pub use patterns::FilePatterns;
 pub use runner::{ManifestRunner, RunManifest};
