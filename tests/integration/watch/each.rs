@@ -109,6 +109,7 @@ fn live_thirty_images_each_run_the_sweep_once_through_a_kill_and_a_restart() {
     });
     let first_events = first.kill();
     let left = list(&hot.join("processing"));
+    assert!(!left.is_empty(), "the kill left images in processing/");
 
     // Started again: what was left in processing/ is resumed; ten more arrive, four of them
     // written slowly, in pieces.
