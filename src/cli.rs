@@ -114,7 +114,7 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 10_000)]
         max_jobs: u64,
     },
-    /// Run every manifest dropped into a folder.
+    /// Run every manifest dropped into a folder (or, with `--each`, one manifest for every image).
     Watch(WatchArgs),
     /// A run's progress: done, failed, on the server, not started (from its journal, and its
     /// server when it answers).
@@ -175,7 +175,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "MANIFEST", requires = "input")]
     pub each: Option<PathBuf>,
     /// With `--each`: the image input of the manifest's workflow that each image is set to.
-    /// Templates see the image as `source.name`, `source.stem` and `source.path`.
+    /// Templates see the image as `source.name`, `source.stem`, `source.dir` and `source.path`.
     #[arg(long = "as", id = "input", value_name = "INPUT", requires = "each")]
     pub input: Option<String>,
     /// Which files are taken (glob, repeatable) [default: *.yaml, *.yml; with --each: *.png,
