@@ -20,7 +20,8 @@
 //!    checkpoint and stay in the processing folder for the next start.
 //!
 //! [`watch`] is the loop; [`WatchConfig`] its settings; [`WatchStatus`] where its
-//! [`WatchEvent`]s go.
+//! [`WatchEvent`]s go. With `--each MANIFEST --as INPUT` the claimed files are images, and
+//! [`RunEach`] runs one manifest for each of them ([`each`]).
 
 pub mod claim;
 pub mod config;
