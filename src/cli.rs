@@ -114,7 +114,7 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 10_000)]
         max_jobs: u64,
     },
-    /// Run every manifest dropped into a folder.
+    /// Run every manifest dropped into a folder (or, with `--each`, one manifest for every image).
     Watch(WatchArgs),
     /// A run's progress: done, failed, on the server, not started (from its journal, and its
     /// server when it answers).
@@ -170,7 +170,16 @@ pub enum Command {
 pub struct WatchArgs {
     /// The hot folder.
     pub dir: PathBuf,
-    /// Which files are manifests (glob, repeatable) [default: *.yaml, *.yml]
+    /// Run this manifest once for every image that lands in the folder (with `--as`), instead
+    /// of running the manifests dropped there.
+    #[arg(long, value_name = "MANIFEST", requires = "input")]
+    pub each: Option<PathBuf>,
+    /// With `--each`: the image input of the manifest's workflow that each image is set to.
+    /// Templates see the image as `source.name`, `source.stem`, `source.dir` and `source.path`.
+    #[arg(long = "as", id = "input", value_name = "INPUT", requires = "each")]
+    pub input: Option<String>,
+    /// Which files are taken (glob, repeatable) [default: *.yaml, *.yml; with --each: *.png,
+    /// *.jpg, *.jpeg, *.webp]
     #[arg(long = "include", value_name = "GLOB")]
     pub include: Vec<String>,
     /// Files to ignore (glob, repeatable).

@@ -1,4 +1,5 @@
-//! `invk-run watch DIR`: run every manifest dropped into a folder, until Ctrl-C.
+//! `invk-run watch DIR`: run every manifest dropped into a folder, until Ctrl-C; with
+//! `--each MANIFEST --as INPUT`, run one manifest for every image dropped there.
 
 use std::time::Duration;
 
@@ -7,7 +8,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::exit_status::ExitStatus;
 use crate::run::report::Reporter;
-use crate::watch::{FilePatterns, RunManifest, WatchConfig, WatchError, WatchStatus, watch};
+use crate::watch::each::IMAGE_PATTERNS;
+use crate::watch::{
+    FilePatterns, RunEach, RunManifest, WatchConfig, WatchError, WatchStatus, watch,
+};
 
 /// Runs the hot folder until Ctrl-C. The first Ctrl-C stops claiming, cancels the running
 /// manifests at a checkpoint and waits for them; a second one quits at once. Both exit 130.
@@ -34,6 +38,14 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let (Some(manifest), Some(input)) = (&args.each, &args.input) {
+        // Checked once, before anything is watched: a bad manifest or `--as` exits 2.
+        if let Err(err) = runtime.block_on(crate::run::check_each(manifest, input, &settings)) {
+            let status = err.exit_status();
+            super::report(&anyhow::Error::new(crate::Error::from(err)));
+            return Ok(status);
+        }
+    }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
@@ -45,13 +57,16 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
                 }
             }
         });
-        watch(
-            &config,
-            &RunManifest::new(&settings, &reporter),
-            &status,
-            shutdown,
-        )
-        .await
+        match (&args.each, &args.input) {
+            (Some(manifest), Some(input)) => {
+                let runner = RunEach::new(manifest, input, &settings, &reporter);
+                watch(&config, &runner, &status, shutdown).await
+            }
+            _ => {
+                let runner = RunManifest::new(&settings, &reporter);
+                watch(&config, &runner, &status, shutdown).await
+            }
+        }
     });
     runtime.shutdown_background();
     Ok(result.map_or_else(refuse, |summary| summary.exit_status()))
@@ -72,7 +87,13 @@ pub fn watch_config(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
         args.done_dir.as_deref(),
         args.failed_dir.as_deref(),
     )?;
-    config.patterns = FilePatterns::new(&args.include, &args.exclude)?;
+    config.patterns = if args.each.is_some() && args.include.is_empty() {
+        let images: Vec<String> = IMAGE_PATTERNS.iter().map(|p| (*p).to_owned()).collect();
+        FilePatterns::new(&images, &args.exclude)?
+    } else {
+        FilePatterns::new(&args.include, &args.exclude)?
+    };
+    config.fresh_names = args.each.is_some();
     config.settle = Duration::from_millis(args.settle_ms);
     config.concurrency = args.concurrency;
     config.check()?;
@@ -142,6 +163,23 @@ mod tests {
         assert_eq!(config.concurrency, 3);
         assert!(config.patterns.matches(Path::new("a.job")));
         assert!(!config.patterns.matches(Path::new("a.yaml")));
+
+        let each = watch_config(&args(&[
+            "invk-run", "watch", "/hot", "--each", "m.yaml", "--as", "Photo",
+        ]))
+        .expect("resolve");
+        for (name, want) in [
+            ("a.png", true),
+            ("b.JPG", true),
+            ("c.webp", true),
+            ("m.yaml", false),
+        ] {
+            assert_eq!(each.patterns.matches(Path::new(name)), want, "{name}");
+        }
+        let missing =
+            crate::cli::Cli::try_parse_from(["invk-run", "watch", "/hot", "--each", "m.yaml"])
+                .expect_err("--each without --as");
+        assert!(missing.to_string().contains("--as <INPUT>"), "{missing}");
 
         let err = watch_config(&args(&["invk-run", "watch", "/hot", "-j", "0"])).expect_err("-j 0");
         insta::assert_snapshot!(err.to_string(), @"--concurrency must be at least 1");

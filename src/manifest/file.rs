@@ -43,6 +43,8 @@ pub struct ManifestFile {
     /// Sections that failed to parse (their defaults are used; checks that depend on them are
     /// skipped to avoid follow-on errors).
     pub(crate) broken: Vec<&'static str>,
+    /// The image of a hot folder this run is for (`invk-run watch --each`).
+    pub(crate) each: Option<super::each::EachImage>,
 }
 
 impl ManifestFile {
@@ -300,6 +302,7 @@ impl ManifestFile {
             workflow,
             pending,
             broken,
+            each: None,
         })
     }
 

@@ -14,6 +14,7 @@
 
 mod catalog;
 mod diagnostic;
+mod each;
 mod expand;
 mod file;
 mod grid;

@@ -19,7 +19,7 @@ use super::output::OutputVars;
 /// only as `sweep["name"]`.
 pub const RESERVED: &[&str] = &[
     "vars", "job", "run", "manifest", "sweep", "node", "image", "item", "batch", "inputs", "date",
-    "time",
+    "time", "source",
 ];
 
 /// What every template of a manifest sees alike.
@@ -29,16 +29,27 @@ pub(crate) struct Shared {
     manifest_json: Value,
     vars: MjValue,
     manifest: MjValue,
+    /// `source`: the image an `invk-run watch --each` run was started for.
+    source_json: Option<Value>,
+    source: Option<MjValue>,
     runs: u32,
     job_count: usize,
     width: usize,
 }
 
 impl Shared {
-    pub(crate) fn new(vars: Value, manifest: Value, runs: u32, job_count: usize) -> Arc<Shared> {
+    pub(crate) fn new(
+        vars: Value,
+        manifest: Value,
+        source: Option<Value>,
+        runs: u32,
+        job_count: usize,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             vars: MjValue::from_serialize(&vars),
             manifest: MjValue::from_serialize(&manifest),
+            source: source.as_ref().map(MjValue::from_serialize),
+            source_json: source,
             vars_json: vars,
             manifest_json: manifest,
             runs,
@@ -206,6 +217,9 @@ impl Scope {
             );
         }
         m.insert("manifest".into(), self.shared.manifest_json.clone());
+        if let Some(source) = &self.shared.source_json {
+            m.insert("source".into(), source.clone());
+        }
         if let Some(sweep) = &self.sweep {
             for (k, v) in sweep {
                 if !RESERVED.contains(&k.as_str()) {
@@ -291,6 +305,7 @@ impl Object for Scope {
         match key {
             "vars" => Some(self.shared.vars.clone()),
             "manifest" => Some(self.shared.manifest.clone()),
+            "source" => self.shared.source.clone(),
             "job" => {
                 let (index, _) = self.job?;
                 Some(MjValue::from_object(JobVar {

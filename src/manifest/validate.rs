@@ -233,7 +233,7 @@ pub(crate) struct Jobs {
 }
 
 /// Names whose values are the same in every job.
-const JOB_FREE: &[&str] = &["vars", "manifest"];
+const JOB_FREE: &[&str] = &["vars", "manifest", "source"];
 
 impl Jobs {
     fn key(&self, slot: usize) -> &str {
@@ -513,11 +513,11 @@ struct Named<'a> {
 }
 
 /// The variables of `output.dir`: it is one folder per run.
-const OUTPUT_DIR_NAMES: &[&str] = &["vars", "manifest", "date", "time"];
+const OUTPUT_DIR_NAMES: &[&str] = &["vars", "manifest", "source", "date", "time"];
 
 /// The variables of `output.name` that are the same for every job (with stand-in values).
 const OUTPUT_NAME_JOB_FREE: &[&str] = &[
-    "vars", "manifest", "date", "time", "node", "image", "item", "batch",
+    "vars", "manifest", "source", "date", "time", "node", "image", "item", "batch",
 ];
 
 impl ManifestFile {
@@ -709,6 +709,7 @@ impl ManifestFile {
         let shared = Shared::new(
             Value::Object(m.vars.clone()),
             manifest_vars(&self.path, &self.dir),
+            self.each.as_ref().map(|e| e.vars.clone()),
             runs,
             job_count,
         );
@@ -1016,7 +1017,9 @@ fn output_name_problems(templates: &Templates, source: &str, ctx: &Context) -> V
     }
 }
 
-fn manifest_vars(path: &Path, dir: &Path) -> Value {
+/// `name`, `stem`, `dir` and `path` of a file, as templates see a manifest (`manifest.*`) or
+/// the image of a `--each` run (`source.*`).
+pub(super) fn manifest_vars(path: &Path, dir: &Path) -> Value {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -77,6 +77,36 @@ pub enum RunError {
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A file of a hot folder watched with `--each` is not an image that can be decoded.
+    #[error("`{}` is not an image: {reason}", path.display())]
+    NotAnImage {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `--each` manifest's sweep sets the input `--as` names, which each image sets.
+    #[error(
+        "`--as {input}`: the sweep of `{}` sets `{input}` too, which would replace the image; take it out of the sweep",
+        manifest.display()
+    )]
+    EachInputSwept {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The input named by `--as`.
+        input: String,
+    },
+    /// `--as` names an input of the `--each` manifest's workflow that takes no image.
+    #[error(
+        "`--as {input}`: the workflow of `{}` has no image input `{input}`; `invk-run inputs WORKFLOW` lists its inputs",
+        manifest.display()
+    )]
+    NotAnImageInput {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The input named by `--as`.
+        input: String,
+    },
 }
 
 impl RunError {
@@ -88,7 +118,11 @@ impl RunError {
             | RunError::NoMatch { .. }
             | RunError::BadGlob { .. }
             | RunError::Model(_) => ExitStatus::Invalid,
-            RunError::Workflow(_) | RunError::Manifest(_) => ExitStatus::Invalid,
+            RunError::Workflow(_)
+            | RunError::Manifest(_)
+            | RunError::NotAnImage { .. }
+            | RunError::NotAnImageInput { .. }
+            | RunError::EachInputSwept { .. } => ExitStatus::Invalid,
             // A link in an output folder is the user's to remove (the run checks its folder
             // before it sends anything).
             RunError::Io(e)
@@ -120,6 +154,18 @@ pub struct ManifestSource {
     pub base_dir: PathBuf,
     /// The name to report it under.
     pub display_name: String,
+    /// The image it runs for (`invk-run watch --each`), if any.
+    pub image: Option<ForImage>,
+}
+
+/// A manifest run for one image (`invk-run watch DIR --each MANIFEST --as INPUT`): `input` is
+/// set to `image`, and templates see the image as `source`.
+#[derive(Debug, Clone)]
+pub struct ForImage {
+    /// The workflow input the image is for (a name as `inputs:` takes it).
+    pub input: String,
+    /// The image file.
+    pub image: PathBuf,
 }
 
 impl ManifestSource {
@@ -130,6 +176,17 @@ impl ManifestSource {
             path: path.to_path_buf(),
             base_dir: crate::fs::parent_dir(path),
             display_name: path.display().to_string(),
+            image: None,
+        }
+    }
+
+    /// The name its run reports under: the manifest's, and for `--each` the image's after it
+    /// (`each.yaml for cat.png`).
+    #[must_use]
+    pub fn run_name(&self) -> String {
+        match self.image.as_ref().and_then(|i| i.image.file_name()) {
+            Some(image) => format!("{} for {}", self.display_name, image.to_string_lossy()),
+            None => self.display_name.clone(),
         }
     }
 }
@@ -217,6 +274,7 @@ pub async fn run_manifest(
         &source.path,
         &display_path,
         &source.base_dir,
+        source.image.as_ref(),
         settings.max_jobs,
         client.as_ref(),
         schemas,
@@ -236,7 +294,7 @@ pub async fn run_manifest(
         client,
         server,
         reporter,
-        name: source.display_name.clone(),
+        name: source.run_name(),
         run_id,
         retry_failed: settings.retry_failed,
         fresh: settings.fresh,
@@ -278,11 +336,56 @@ pub async fn prepare_offline(manifest: &Path) -> Result<prepare::Prepared, RunEr
         manifest,
         manifest,
         &crate::fs::parent_dir(manifest),
+        None,
         u64::MAX,
         None,
         crate::workflow::SchemaSet::snapshot(),
     )
     .await
+}
+
+/// Checks a manifest meant for `invk-run watch --each MANIFEST --as INPUT` before anything is
+/// watched: the manifest is valid when `input` is set to an image, and `input` is an image
+/// input of its workflow. A workflow in the server's library is read from the server.
+///
+/// # Errors
+/// [`RunError::NotAnImageInput`], an invalid manifest, or a server that cannot be reached.
+pub async fn check_each(
+    manifest: &Path,
+    input: &str,
+    settings: &RunSettings,
+) -> Result<(), RunError> {
+    // A stand-in image, so that the manifest is checked as each image's run will be.
+    let stand_in = tempfile::Builder::new()
+        .prefix("invk-run-each-")
+        .suffix(".png")
+        .tempfile()?;
+    image::RgbImage::new(1, 1)
+        .write_to(
+            &mut std::io::BufWriter::new(stand_in.as_file()),
+            image::ImageFormat::Png,
+        )
+        .map_err(std::io::Error::other)?;
+    let image = ForImage {
+        input: input.to_owned(),
+        image: stand_in.path().to_path_buf(),
+    };
+    let client = if Peek::read(manifest).library {
+        Some(connect(settings, Peek::read(manifest).server.as_deref()).await?)
+    } else {
+        None
+    };
+    prepare::prepare(
+        manifest,
+        manifest,
+        &crate::fs::parent_dir(manifest),
+        Some(&image),
+        settings.max_jobs,
+        client.as_ref(),
+        crate::workflow::SchemaSet::snapshot(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// What a run needs to know of a manifest before it is checked: whether its workflow is in the

@@ -31,7 +31,8 @@ pub struct Prepared {
 }
 
 /// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
-/// from `base_dir`, and the text is read from `read_from`. A `client` is needed only for a
+/// from `base_dir`, and the text is read from `read_from`; with `image`, it runs for that image
+/// ([`ManifestFile::for_image`]). A `client` is needed only for a
 /// workflow from the server's library; input types and rules come from `schemas`.
 ///
 /// # Errors
@@ -41,12 +42,16 @@ pub async fn prepare(
     read_from: &Path,
     display_path: &Path,
     base_dir: &Path,
+    image: Option<&super::ForImage>,
     max_jobs: u64,
     client: Option<&Client>,
     schemas: &SchemaSet,
 ) -> Result<Prepared, RunError> {
     let text = crate::manifest::read_manifest(read_from, display_path)?;
-    let file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
+    let mut file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
+    if let Some(each) = image {
+        file = file.for_image(&each.input, &each.image);
+    }
     let (definition, workflow_ref) = match file.workflow() {
         WorkflowSource::File(path) => {
             let def = WorkflowDefinition::load(path)?;
@@ -69,7 +74,24 @@ pub async fn prepare(
         }
     };
     let workflow = Workflow::new(definition, schemas)?;
+    let each_input = match image {
+        Some(each) => Some((each, image_input(&workflow, each, display_path)?)),
+        None => None,
+    };
     let expansion = file.expand(&workflow, &ExpandOptions { max_jobs })?;
+    if let Some((each, system_name)) = each_input {
+        // A sweep that sets the input too would replace the image in its jobs.
+        let is_the_image = |job: &crate::manifest::Job| {
+            matches!(job.inputs.get(&system_name),
+                Some(crate::manifest::InputValue::LocalImage(l)) if l.path == each.image)
+        };
+        if !expansion.jobs().all(|job| is_the_image(&job)) {
+            return Err(RunError::EachInputSwept {
+                manifest: display_path.to_path_buf(),
+                input: each.input.clone(),
+            });
+        }
+    }
     let labels: Vec<String> = workflow.outputs().into_iter().map(|n| n.label).collect();
     crate::manifest::check_grid_nodes(&file, &labels)?;
     let output_dir = output_dir(&file, &expansion)?;
@@ -85,6 +107,22 @@ pub async fn prepare(
         output_dir,
         workflow_hash,
     })
+}
+
+/// The system name of the image input `--as` names.
+fn image_input(
+    workflow: &Workflow,
+    each: &super::ForImage,
+    display_path: &Path,
+) -> Result<String, RunError> {
+    use crate::manifest::{InputCatalog, InputKind};
+    match workflow.resolve(&each.input) {
+        Ok(info) if info.kind == InputKind::Image => Ok(info.system_name),
+        _ => Err(RunError::NotAnImageInput {
+            manifest: display_path.to_path_buf(),
+            input: each.input.clone(),
+        }),
+    }
 }
 
 /// The run's output folder: `output.dir` rendered for today's date. It holds the journal and

@@ -28,13 +28,21 @@ pub const SIDECAR_SUFFIXES: [&str; 2] = [".report.json", ".error.txt"];
 /// `NAME.error.txt`) exists.
 #[must_use]
 pub fn free_name(dir: &Path, name: &OsStr) -> OsString {
+    free_name_among(&[dir], name)
+}
+
+/// A name for `name` that is free (see [`free_name`]) in every folder of `dirs` at once.
+#[must_use]
+pub fn free_name_among(dirs: &[&Path], name: &OsStr) -> OsString {
     let taken = |candidate: &OsStr| {
-        dir.join(candidate).symlink_metadata().is_ok()
-            || SIDECAR_SUFFIXES.iter().any(|suffix| {
-                let mut sidecar = candidate.to_owned();
-                sidecar.push(suffix);
-                dir.join(sidecar).symlink_metadata().is_ok()
-            })
+        dirs.iter().any(|dir| {
+            dir.join(candidate).symlink_metadata().is_ok()
+                || SIDECAR_SUFFIXES.iter().any(|suffix| {
+                    let mut sidecar = candidate.to_owned();
+                    sidecar.push(suffix);
+                    dir.join(sidecar).symlink_metadata().is_ok()
+                })
+        })
     };
     if !taken(name) {
         return name.to_owned();
@@ -133,6 +141,20 @@ mod tests {
         assert_eq!(free_name(d, OsStr::new("noext")), "noext-1");
         fs_err::write(d.join("b.yaml.report.json"), "x").expect("write");
         assert_eq!(free_name(d, OsStr::new("b.yaml")), "b-1.yaml");
+    }
+
+    #[test]
+    fn a_name_free_among_folders_is_free_in_each() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs_err::create_dir_all(&a).expect("mkdir");
+        fs_err::create_dir_all(&b).expect("mkdir");
+        let name = OsStr::new("cat.png");
+        assert_eq!(free_name_among(&[&a, &b], name), "cat.png");
+        fs_err::write(a.join("cat.png"), "x").expect("write");
+        fs_err::write(b.join("cat-1.png.report.json"), "{}").expect("write");
+        assert_eq!(free_name(&b, name), "cat.png");
+        assert_eq!(free_name_among(&[&a, &b], name), "cat-2.png");
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub struct WatchConfig {
     pub concurrency: usize,
     /// How often the hot folder is listed again, in case file events were lost.
     pub rescan_interval: Duration,
+    /// Claim each file under a name that is free in the processing, done and failed folders
+    /// alike, and report it under that name (`--each`: an image's claimed name names its
+    /// output folder, so a second `cat.png` runs as `cat-1.png` instead of resuming the
+    /// first one's run).
+    pub fresh_names: bool,
 }
 
 impl WatchConfig {
@@ -52,6 +57,7 @@ impl WatchConfig {
             settle: DEFAULT_SETTLE,
             concurrency: 1,
             rescan_interval: DEFAULT_RESCAN,
+            fresh_names: false,
         })
     }
 

@@ -314,6 +314,7 @@ impl<'a> HotFolder<'a> {
                     path,
                     base_dir: self.config.dir.clone(),
                     display_name,
+                    image: None,
                 },
                 resumed: true,
                 started_at: SystemTime::now(),
@@ -331,13 +332,34 @@ impl<'a> HotFolder<'a> {
                 }
                 None => continue,
             }
-            match claim::move_into(&src, &self.config.processing_dir, &name) {
+            let claimed_name = if self.config.fresh_names {
+                claim::free_name_among(
+                    &[
+                        &self.config.processing_dir,
+                        &self.config.done_dir,
+                        &self.config.failed_dir,
+                    ],
+                    &name,
+                )
+            } else {
+                name.clone()
+            };
+            match claim::move_into(&src, &self.config.processing_dir, &claimed_name) {
                 Ok(Some(path)) => {
+                    let display_name = if self.config.fresh_names {
+                        path.file_name()
+                            .unwrap_or(&claimed_name)
+                            .to_string_lossy()
+                            .into_owned()
+                    } else {
+                        name.to_string_lossy().into_owned()
+                    };
                     return Some(Job {
                         source: ManifestSource {
                             path,
                             base_dir: self.config.dir.clone(),
-                            display_name: name.to_string_lossy().into_owned(),
+                            display_name,
+                            image: None,
                         },
                         resumed: false,
                         started_at: SystemTime::now(),

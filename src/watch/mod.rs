@@ -20,10 +20,12 @@
 //!    checkpoint and stay in the processing folder for the next start.
 //!
 //! [`watch`] is the loop; [`WatchConfig`] its settings; [`WatchStatus`] where its
-//! [`WatchEvent`]s go.
+//! [`WatchEvent`]s go. With `--each MANIFEST --as INPUT` the claimed files are images, and
+//! [`RunEach`] runs one manifest for each of them ([`each`]).
 
 pub mod claim;
 pub mod config;
+pub mod each;
 pub mod fs_events;
 pub mod hot_folder;
 pub mod patterns;
@@ -35,6 +37,7 @@ pub mod status;
 use std::path::PathBuf;
 
 pub use config::WatchConfig;
+pub use each::RunEach;
 pub use hot_folder::{WatchSummary, watch};
 pub use patterns::FilePatterns;
 pub use runner::{ManifestRunner, RunManifest};

@@ -49,14 +49,14 @@ fn manifest(hue: u32, extra: &str) -> String {
 }
 
 /// A running `invk-run watch --json`, its JSON lines collected as they come.
-struct Watcher {
+pub(super) struct Watcher {
     child: Child,
     events: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Watcher {
-    fn start(hot: &Path, args: &[&str]) -> Watcher {
+    pub(super) fn start(hot: &Path, args: &[&str]) -> Watcher {
         let mut child = support::invk_run()
             .arg("watch")
             .arg(hot)
@@ -95,12 +95,12 @@ impl Watcher {
         }
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(super) fn events(&self) -> Vec<Value> {
         self.events.lock().expect("lock").clone()
     }
 
     /// Waits until `done` says so, failing the test after [`TIMEOUT`] or if the watcher ends.
-    fn wait_until(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) {
+    pub(super) fn wait_until(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) {
         let deadline = Instant::now() + TIMEOUT;
         while !done(&self.events()) {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -127,7 +127,7 @@ impl Watcher {
     }
 
     /// Ctrl-C; returns the exit code and every event.
-    fn interrupt(mut self) -> (Option<i32>, Vec<Value>) {
+    pub(super) fn interrupt(mut self) -> (Option<i32>, Vec<Value>) {
         self.signal("-INT");
         let status = self.child.wait().expect("wait");
         // Let the reader thread take the last lines.
@@ -136,7 +136,7 @@ impl Watcher {
     }
 
     /// `kill -9`: no clean-up at all.
-    fn kill(mut self) -> Vec<Value> {
+    pub(super) fn kill(mut self) -> Vec<Value> {
         self.signal("-KILL");
         let _ = self.child.wait();
         std::thread::sleep(Duration::from_millis(200));
@@ -144,12 +144,12 @@ impl Watcher {
     }
 }
 
-fn count(events: &[Value], event: &str) -> usize {
+pub(super) fn count(events: &[Value], event: &str) -> usize {
     events.iter().filter(|e| e["event"] == event).count()
 }
 
 /// How many times each manifest had `event`.
-fn per_manifest(events: &[Value], event: &str) -> BTreeMap<String, usize> {
+pub(super) fn per_manifest(events: &[Value], event: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for e in events.iter().filter(|e| e["event"] == event) {
         *counts
@@ -159,12 +159,12 @@ fn per_manifest(events: &[Value], event: &str) -> BTreeMap<String, usize> {
     counts
 }
 
-fn reports(dir: &Path, suffix: &str) -> usize {
+pub(super) fn reports(dir: &Path, suffix: &str) -> usize {
     list(dir).iter().filter(|f| f.ends_with(suffix)).count()
 }
 
 /// Enqueue requests the run's journal records for a manifest's output folder.
-fn journaled_enqueues(output_dir: &Path) -> usize {
+pub(super) fn journaled_enqueues(output_dir: &Path) -> usize {
     let journal =
         fs_err::read_to_string(output_dir.join(".invk-run/journal.jsonl")).expect("journal");
     journal

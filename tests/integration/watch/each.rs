@@ -1,0 +1,301 @@
+//! `invk-run watch DIR --each MANIFEST --as INPUT` against a real server: thirty images (some
+//! written slowly, one not an image) each run the manifest's sweep once, with a `kill -9` and a
+//! restart in the middle; and a bad manifest or `--as` exits 2 before anything is watched.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::list;
+use super::live::{Watcher, count, journaled_enqueues, per_manifest, reports};
+use crate::support;
+
+/// The manifest each image runs: a sweep of two blur radii (two jobs, one enqueue), the
+/// outputs named from the image.
+const EACH: &str = "version: 1
+workflow: flows/blur-and-tint.json
+inputs:
+  Hue shift: 90
+sweep:
+  matrix:
+    Blur radius: [1, 3]
+output:
+  name: \"{{ source.stem }}-blur-{{ sweep['Blur radius'] }}-{{ node.label }}\"
+  gallery: false
+";
+
+/// A job folder holding the workflow and the manifest, and an empty hot folder beside it.
+fn folders() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (job, hot) = (tmp.path().join("job"), tmp.path().join("hot"));
+    fs_err::create_dir_all(job.join("flows")).expect("mkdir");
+    fs_err::create_dir_all(&hot).expect("mkdir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    fs_err::copy(
+        repo.join("examples/workflows/blur-and-tint.json"),
+        job.join("flows/blur-and-tint.json"),
+    )
+    .expect("copy workflow");
+    fs_err::write(job.join("each.yaml"), EACH).expect("write manifest");
+    (tmp, job, hot)
+}
+
+/// A 32 px PNG, different for each `i`.
+fn png(i: u8) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([
+            i.wrapping_mul(8),
+            u8::try_from(x * 8).unwrap_or(0),
+            u8::try_from(y * 8).unwrap_or(0),
+        ])
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode");
+    bytes
+}
+
+/// Writes `bytes` in `pieces` parts with pauses shorter than the settle window between them.
+fn write_slowly(path: &Path, bytes: &[u8], pieces: usize) {
+    let mut file = fs_err::File::create(path).expect("create");
+    for piece in bytes.chunks(bytes.len().div_ceil(pieces)) {
+        file.write_all(piece).expect("write");
+        file.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn each_args(job: &Path) -> Vec<String> {
+    let manifest = job.join("each.yaml").display().to_string();
+    [
+        "--each",
+        &manifest,
+        "--as",
+        "Source image",
+        "--settle-ms",
+        "1500",
+        "-j",
+        "2",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[test]
+fn live_thirty_images_each_run_the_sweep_once_through_a_kill_and_a_restart() {
+    let (_tmp, job, hot) = folders();
+    let args = each_args(&job);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let names: Vec<String> = (0..30).map(|i| format!("photo-{i:02}.png")).collect();
+
+    // The first watcher: twenty images and a text file named like an image.
+    let mut first = Watcher::start(&hot, &args);
+    first.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+    for (i, name) in names[..20].iter().enumerate() {
+        fs_err::write(hot.join(name), png(u8::try_from(i).expect("small"))).expect("write");
+    }
+    fs_err::write(hot.join("notes.png"), "call the printer on Monday\n").expect("write");
+    // Killed (kill -9) once a few images are done and more are on the server.
+    first.wait_until("three images done and more enqueued", |e| {
+        count(e, "watch_done") >= 3 && count(e, "enqueued") >= 5
+    });
+    let first_events = first.kill();
+    let left = list(&hot.join("processing"));
+    assert!(!left.is_empty(), "the kill left images in processing/");
+
+    // Started again: what was left in processing/ is resumed; ten more arrive, four of them
+    // written slowly, in pieces.
+    let mut second = Watcher::start(&hot, &args);
+    second.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+    for (i, name) in names.iter().enumerate().skip(20) {
+        let bytes = png(u8::try_from(i).expect("small"));
+        if i < 24 {
+            write_slowly(&hot.join(name), &bytes, 5);
+        } else {
+            fs_err::write(hot.join(name), bytes).expect("write");
+        }
+    }
+    let (done, failed) = (hot.join("done"), hot.join("failed"));
+    second.wait_until("30 done and 1 failed", |_| {
+        reports(&done, ".report.json") == 30 && reports(&failed, ".error.txt") == 1
+    });
+    let (code, second_events) = second.interrupt();
+    assert_eq!(code, Some(130));
+
+    let resumed: Vec<String> = per_manifest(&second_events, "watch_resumed")
+        .into_keys()
+        .collect();
+    assert_eq!(
+        resumed, left,
+        "what the kill left in processing/ is resumed"
+    );
+
+    // done/ holds each image once, and nothing is left behind.
+    let filed: Vec<String> = list(&done)
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(filed, names, "done/ holds each image once");
+    assert_eq!(list(&hot), Vec::<String>::new());
+    assert_eq!(list(&hot.join("processing")), Vec::<String>::new());
+    for name in &names[20..24] {
+        assert_eq!(
+            fs_err::read(done.join(name)).expect("filed image"),
+            png(name[6..8].parse().expect("index")),
+            "{name} was filed whole"
+        );
+    }
+
+    // Each image: one enqueue over both watchers, its own folder and journal, and exactly its
+    // sweep's outputs, named from the image (with the sweep's default grids, one per output
+    // node).
+    let manifest = job.join("each.yaml").display().to_string();
+    let mut enqueued = per_manifest(&first_events, "enqueued");
+    for (name, n) in per_manifest(&second_events, "enqueued") {
+        *enqueued.entry(name).or_default() += n;
+    }
+    let once: BTreeMap<String, usize> = names
+        .iter()
+        .map(|n| (format!("{manifest} for {n}"), 1))
+        .collect();
+    assert_eq!(enqueued, once, "enqueues per image over both watchers");
+    for name in &names {
+        let stem = name.trim_end_matches(".png");
+        let output_dir = job.join("out/each").join(stem);
+        assert_eq!(journaled_enqueues(&output_dir), 1, "{name}");
+        let pngs: Vec<String> = list(&output_dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".png"))
+            .collect();
+        assert_eq!(
+            pngs,
+            [
+                "grid-Blurred.png".to_owned(),
+                "grid-Tinted.png".to_owned(),
+                format!("{stem}-blur-1-Blurred.png"),
+                format!("{stem}-blur-1-Tinted.png"),
+                format!("{stem}-blur-3-Blurred.png"),
+                format!("{stem}-blur-3-Tinted.png"),
+            ],
+            "{name}"
+        );
+        let report: Value = serde_json::from_slice(
+            &fs_err::read(done.join(format!("{name}.report.json"))).expect("report"),
+        )
+        .expect("json");
+        assert_eq!(report["verdict"], "done", "{name}");
+        let files = report["outcome"]["files"].as_array().expect("files");
+        assert_eq!(files.len(), 4, "{name}: {files:?}");
+        assert_eq!(report["resumed"], left.contains(name), "{name}");
+    }
+    assert_eq!(
+        list(&job.join("out/each")),
+        Vec::<String>::new(),
+        "only per-image folders"
+    );
+
+    // The text file is in failed/ with a report saying why; nothing was sent for it.
+    assert_eq!(
+        list(&failed),
+        ["notes.png", "notes.png.error.txt", "notes.png.report.json"]
+    );
+    let error = fs_err::read_to_string(failed.join("notes.png.error.txt")).expect("error report");
+    assert!(
+        error.contains("notes.png` is not an image: its content is not PNG, JPEG or WebP"),
+        "{error}"
+    );
+    let report: Value = serde_json::from_slice(
+        &fs_err::read(failed.join("notes.png.report.json")).expect("report"),
+    )
+    .expect("json");
+    assert_eq!(report["verdict"], "invalid");
+    assert!(!job.join("out/each/notes").exists());
+}
+
+#[test]
+fn a_bad_manifest_or_a_non_image_input_exits_2_before_watching() {
+    let (_tmp, job, hot) = folders();
+    fs_err::write(
+        job.join("typo.yaml"),
+        EACH.replace("Hue shift", "Hue shfit"),
+    )
+    .expect("write");
+    // The sweep sets the input each image is for.
+    let swept = EACH.replace(
+        "    Blur radius",
+        "    Source image: [a.png, b.png]\n    Blur radius",
+    );
+    fs_err::write(job.join("swept.yaml"), swept).expect("write");
+    fs_err::write(job.join("a.png"), png(1)).expect("write");
+    fs_err::write(job.join("b.png"), png(2)).expect("write");
+    let cases = [
+        ("each.yaml", "Hue shift", "has no image input `Hue shift`"),
+        ("typo.yaml", "Source image", "Hue shfit"),
+        ("missing.yaml", "Source image", "missing.yaml"),
+        ("swept.yaml", "Source image", "the sweep of `"),
+    ];
+    for (manifest, input, want) in cases {
+        let out = support::invk_run()
+            .arg("watch")
+            .arg(&hot)
+            .arg("--each")
+            .arg(job.join(manifest))
+            .args(["--as", input, "--server", "http://127.0.0.1:9"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{manifest}: {stderr}");
+        assert!(stderr.contains(want), "{manifest}: {stderr}");
+        assert!(
+            !hot.join("processing").exists(),
+            "{manifest}: nothing is created before the manifest is checked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_image_of_the_same_name_gets_a_name_and_a_run_of_its_own() {
+    let hot = super::HotFolder::new();
+    let mut config = hot.config.clone();
+    config.patterns = invk_run::watch::FilePatterns::new(&["*.png".to_owned()], &[]).expect("glob");
+    config.fresh_names = true;
+    let runner = super::FakeRunner::new(Duration::from_millis(20));
+    let events = super::Events::default();
+    let until = async {
+        hot.write("cat.png", &super::manifest("first"));
+        super::files_in(&config.done_dir, ".report.json", 1).await;
+        hot.write("cat.png", &super::manifest("second"));
+        super::files_in(&config.done_dir, ".report.json", 2).await;
+    };
+    let summary =
+        super::watch_until(&config, &runner, &events, until, Duration::from_secs(30)).await;
+    assert_eq!(summary.done, 2);
+    assert_eq!(
+        list(&config.done_dir),
+        [
+            "cat-1.png",
+            "cat-1.png.report.json",
+            "cat.png",
+            "cat.png.report.json"
+        ]
+    );
+    // Each ran, and submitted, under its own name: the second did not resume the first.
+    runner.seen(|seen| {
+        assert_eq!(
+            seen.submissions,
+            BTreeMap::from([("cat-1.png".to_owned(), 1), ("cat.png".to_owned(), 1)])
+        );
+    });
+    assert_eq!(
+        fs_err::read_to_string(config.done_dir.join("cat-1.png")).expect("second"),
+        super::manifest("second")
+    );
+}
