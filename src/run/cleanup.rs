@@ -20,13 +20,16 @@ use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy
 const DELETE_CHUNK: usize = 200;
 
 impl Execution<'_> {
-    /// Deletes what the policy says may go; `all_done` when every job of the manifest completed.
+    /// The end's pass: deletes what the policy says may go of everything the run (and the
+    /// earlier runs its journal records) made; `all_done` when every job of the manifest
+    /// completed. Returns how many images went.
     pub(super) async fn cleanup(
         &self,
         uploads: &Uploads,
         all_done: bool,
         ledger: &mut Ledger,
-    ) -> Result<(), RunError> {
+    ) -> Result<usize, RunError> {
+        ledger.fresh_outputs.clear();
         let state = &ledger.state;
         let on_disk: BTreeSet<String> = ledger
             .written
@@ -40,11 +43,7 @@ impl Execution<'_> {
             .chain(state.uploads.values().cloned())
             .collect();
         let left: BTreeSet<String> = ledger.left_on_server.values().flatten().cloned().collect();
-        let uploads_go = match self.prepared.file.manifest().cleanup.uploads {
-            UploadsPolicy::Always => true,
-            UploadsPolicy::OnSuccess => all_done,
-            UploadsPolicy::Never => false,
-        };
+        let uploads_go = uploads_go(&self.prepared.file.manifest().cleanup, all_done);
         let candidates = images_to_delete(
             &self.prepared.file.manifest().cleanup,
             &Produced {
@@ -54,24 +53,55 @@ impl Execution<'_> {
                 left_on_server: &left,
                 already_deleted: &state.deleted,
             },
-            all_done,
+            uploads_go,
         );
-        let keep: BTreeSet<String> = left.union(&state.deleted).cloned().collect();
-        let delete = deletable(
-            &self.client,
-            &candidates,
-            &Ours {
-                sessions: &state.sessions,
-                uploads: &uploaded,
-                delete_uploads: uploads_go,
-                keep: &keep,
-            },
-        )
-        .await?
-        .delete;
-        if delete.is_empty() {
-            return Ok(());
+        if candidates.is_empty() {
+            return Ok(0);
         }
+        let keep: BTreeSet<String> = left.union(&state.deleted).cloned().collect();
+        let ours = Ours {
+            sessions: &state.sessions,
+            uploads: &uploaded,
+            delete_uploads: uploads_go,
+            keep: &keep,
+        };
+        let delete = deletable(&self.client, &candidates, &ours).await?.delete;
+        self.delete(&delete, ledger).await
+    }
+
+    /// A pass while the run goes, so that a long run does not pile its outputs up on the
+    /// server: the outputs of terminal nodes saved since the last pass, when the policy deletes
+    /// outputs after download. Intermediates and uploads wait for the end: a running session
+    /// may be reading them (the server's invocation cache hands one session's intermediate to
+    /// the next). Returns how many images went.
+    pub(super) async fn cleanup_outputs(&self, ledger: &mut Ledger) -> Result<usize, RunError> {
+        let fresh: BTreeSet<String> = std::mem::take(&mut ledger.fresh_outputs)
+            .into_iter()
+            .collect();
+        if self.prepared.file.manifest().cleanup.outputs != OutputsPolicy::AfterDownload {
+            return Ok(0);
+        }
+        let left: BTreeSet<String> = ledger.left_on_server.values().flatten().cloned().collect();
+        let candidates: Vec<String> = fresh
+            .into_iter()
+            .filter(|n| !left.contains(n) && !ledger.state.deleted.contains(n))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let none = BTreeSet::new();
+        let ours = Ours {
+            sessions: &ledger.state.sessions,
+            uploads: &none,
+            delete_uploads: false,
+            keep: &left,
+        };
+        let delete = deletable(&self.client, &candidates, &ours).await?.delete;
+        self.delete(&delete, ledger).await
+    }
+
+    /// Deletes `delete` (images the server says the run's sessions made) and journals them.
+    async fn delete(&self, delete: &[String], ledger: &mut Ledger) -> Result<usize, RunError> {
         for chunk in delete.chunks(DELETE_CHUNK) {
             let result = self.client.images().delete_many(chunk).await?;
             ledger.record(Entry::Deleted {
@@ -88,11 +118,16 @@ impl Execution<'_> {
                 });
             }
         }
-        self.reporter.event(&RunEvent::CleanedUp {
-            manifest: self.name.clone(),
-            images: delete.len(),
-        });
-        Ok(())
+        Ok(delete.len())
+    }
+}
+
+/// Whether the uploads go: as the policy says, `on-success` when every job completed.
+fn uploads_go(policy: &Cleanup, all_done: bool) -> bool {
+    match policy.uploads {
+        UploadsPolicy::Always => true,
+        UploadsPolicy::OnSuccess => all_done,
+        UploadsPolicy::Never => false,
     }
 }
 
@@ -113,7 +148,7 @@ struct Produced<'a> {
 /// What the cleanup deletes: outputs only once they are on disk (and never one that could not
 /// be downloaded, even if it is also an intermediate or an upload), intermediates and uploads as
 /// the policy says, nothing already deleted.
-fn images_to_delete(policy: &Cleanup, produced: &Produced<'_>, all_done: bool) -> Vec<String> {
+fn images_to_delete(policy: &Cleanup, produced: &Produced<'_>, uploads_go: bool) -> Vec<String> {
     let mut delete: BTreeSet<String> = BTreeSet::new();
     if policy.outputs == OutputsPolicy::AfterDownload {
         delete.extend(produced.on_disk.iter().cloned());
@@ -121,11 +156,6 @@ fn images_to_delete(policy: &Cleanup, produced: &Produced<'_>, all_done: bool) -
     if policy.intermediates == IntermediatesPolicy::Delete {
         delete.extend(produced.intermediates.iter().cloned());
     }
-    let uploads_go = match policy.uploads {
-        UploadsPolicy::Always => true,
-        UploadsPolicy::OnSuccess => all_done,
-        UploadsPolicy::Never => false,
-    };
     if uploads_go {
         delete.extend(produced.uploaded.iter().cloned());
     }
@@ -160,16 +190,22 @@ mod tests {
         let mut policy = Cleanup::default();
         // Defaults: outputs after download, intermediates deleted, uploads on success.
         assert_eq!(
-            images_to_delete(&policy, &produced, true),
+            images_to_delete(&policy, &produced, uploads_go(&policy, true)),
             ["mid", "out1", "up"]
         );
         // A job failed: the uploads stay for a retry.
-        assert_eq!(images_to_delete(&policy, &produced, false), ["mid", "out1"]);
+        assert_eq!(
+            images_to_delete(&policy, &produced, uploads_go(&policy, false)),
+            ["mid", "out1"]
+        );
         policy.uploads = UploadsPolicy::Always;
         policy.outputs = OutputsPolicy::Never;
         policy.intermediates = IntermediatesPolicy::Keep;
-        assert_eq!(images_to_delete(&policy, &produced, false), ["up"]);
+        assert_eq!(
+            images_to_delete(&policy, &produced, uploads_go(&policy, false)),
+            ["up"]
+        );
         policy.uploads = UploadsPolicy::Never;
-        assert!(images_to_delete(&policy, &produced, true).is_empty());
+        assert!(images_to_delete(&policy, &produced, uploads_go(&policy, true)).is_empty());
     }
 }

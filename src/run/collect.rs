@@ -45,6 +45,9 @@ pub(super) struct Planned {
     sidecar: Option<Sidecar>,
     /// What is on disk already.
     have: Have,
+    /// Its node feeds no other node: once on disk, the image may go from the server while the
+    /// run goes (no running session of the run can still be reading it).
+    terminal: bool,
 }
 
 /// Whether a planned file is on disk already.
@@ -274,6 +277,12 @@ impl Execution<'_> {
             let Some(out) = outputs.get(&node.node_id) else {
                 continue;
             };
+            let terminal = !p
+                .workflow
+                .definition()
+                .edges()
+                .iter()
+                .any(|e| e.source == node.node_id);
             let names: Vec<&String> = out.images.iter().chain(out.videos.iter()).collect();
             for (index, image_name) in names.iter().enumerate() {
                 let vars = OutputVars {
@@ -302,6 +311,7 @@ impl Execution<'_> {
                             path,
                             sidecar: None,
                             have: Have::Journaled,
+                            terminal,
                         });
                         continue;
                     }
@@ -339,6 +349,7 @@ impl Execution<'_> {
                     path,
                     sidecar,
                     have,
+                    terminal,
                 });
             }
         }
@@ -439,6 +450,9 @@ impl Execution<'_> {
                     image_name: file.image_name.clone(),
                     file: rel.clone(),
                 })?;
+                if file.terminal {
+                    ledger.fresh_outputs.push(file.image_name.clone());
+                }
             }
             ledger
                 .written

@@ -38,6 +38,9 @@ pub const DEFAULT_WINDOW: usize = 16;
 /// job's entry in memory); `invk-run report` still builds them on request.
 const GALLERY_MAX_JOBS: usize = 20_000;
 
+/// How many saved outputs start a cleanup pass while the run goes.
+const CLEANUP_BATCH: usize = 32;
+
 /// The most sessions one enqueue carries.
 const MAX_ENQUEUE: usize = 64;
 
@@ -100,6 +103,8 @@ impl Execution<'_> {
         // While the queue is full: when to try again.
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut told_full = false;
+        // Images deleted from the server so far.
+        let mut cleaned = 0;
         loop {
             // Top the window up once half of it is done.
             let room = window.saturating_sub(ledger.open.len());
@@ -147,6 +152,16 @@ impl Execution<'_> {
                     let job = done.as_ref().ok().and_then(|(id, ..)| job_of(&ledger, *id));
                     self.downloaded(done, &mut ledger)?;
                     self.tell_live(&live, job, &ledger);
+                    if ledger.fresh_outputs.len() >= CLEANUP_BATCH {
+                        match self.cleanup_outputs(&mut ledger).await {
+                            Ok(n) => cleaned += n,
+                            // What this pass could not delete, the end's pass does.
+                            Err(e) => self.warn(format!(
+                                "cannot delete saved outputs from the server yet: {}",
+                                crate::error_chain::error_chain(&e)
+                            )),
+                        }
+                    }
                 }
                 event = tracker.next(), if !tracker_idle && !ledger.open.is_empty() => match event {
                     Some(TrackEvent::Finished(item)) => {
@@ -185,8 +200,15 @@ impl Execution<'_> {
         tracker.close().await;
         let all_done = ledger.failures.is_empty() && ledger.completed.len() == count;
         if !interrupted {
-            self.cleanup(&submitter.uploads, all_done, &mut ledger)
+            cleaned += self
+                .cleanup(&submitter.uploads, all_done, &mut ledger)
                 .await?;
+        }
+        if cleaned > 0 {
+            self.reporter.event(&RunEvent::CleanedUp {
+                manifest: self.name.clone(),
+                images: cleaned,
+            });
         }
         self.write_summary(&ledger)?;
         if count > GALLERY_MAX_JOBS {

@@ -50,6 +50,8 @@ pub(super) struct Ledger {
     pub completed: BTreeSet<usize>,
     /// How often each job was submitted again after a server restart cancelled it.
     pub resubmits: HashMap<usize, u32>,
+    /// Outputs of terminal nodes now on disk that no cleanup pass has looked at yet.
+    pub fresh_outputs: Vec<String>,
 }
 
 impl Ledger {
@@ -70,6 +72,7 @@ impl Ledger {
             pending: HashMap::new(),
             completed: BTreeSet::new(),
             resubmits: HashMap::new(),
+            fresh_outputs: Vec::new(),
         })
     }
 

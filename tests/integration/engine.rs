@@ -129,6 +129,21 @@ fn the_window_bounds_what_is_pending_and_a_queue_smaller_than_the_sweep_is_waite
         "an enqueue above the window: {sizes:?}"
     );
     assert!(sizes.len() >= 5, "{sizes:?}");
+    // Saved outputs leave the server while the run goes (36 of them: a pass every 32), not
+    // all at its end; nothing of the run is left after it.
+    let journal = ws.journal("out/job");
+    let last_finished = journal
+        .iter()
+        .rposition(|e| e["event"] == "finished")
+        .expect("finished entries");
+    assert!(
+        journal[..last_finished]
+            .iter()
+            .any(|e| e["event"] == "deleted"
+                && e["image_names"].as_array().is_some_and(|n| !n.is_empty())),
+        "nothing was deleted before the run's last job finished"
+    );
+    assert_server_keeps_nothing_at(&url, &journal);
 }
 
 #[test]
