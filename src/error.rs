@@ -54,11 +54,7 @@ impl Error {
             Error::Run(e) => e.exit_status(),
             Error::Watch(e) => e.exit_status(),
             Error::Report(e) => e.exit_status(),
-            // A link in an output folder is the user's to remove (the run checks its folder
-            // before it sends anything).
-            Error::Io(e) if crate::fs::place::PlaceError::find(e).is_some_and(|p| p.is_link()) => {
-                ExitStatus::Invalid
-            }
+            Error::Io(e) => crate::fs::place::PlaceError::exit_status_of(e),
             _ => ExitStatus::Failed,
         }
     }

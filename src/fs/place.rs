@@ -20,6 +20,8 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
+use crate::exit_status::ExitStatus;
+
 /// How many `-N` suffixes are tried before giving up.
 const MAX_SUFFIX: u32 = 100_000;
 
@@ -115,6 +117,18 @@ impl PlaceError {
     #[must_use]
     pub fn find(error: &std::io::Error) -> Option<&PlaceError> {
         error.get_ref().and_then(|e| e.downcast_ref::<PlaceError>())
+    }
+
+    /// The exit status of an I/O error: [`ExitStatus::Invalid`] for a refused link (a link in
+    /// an output folder is the user's to remove, and a run checks its folder before it sends
+    /// anything), [`ExitStatus::Failed`] for any other.
+    #[must_use]
+    pub fn exit_status_of(error: &std::io::Error) -> ExitStatus {
+        if PlaceError::find(error).is_some_and(PlaceError::is_link) {
+            ExitStatus::Invalid
+        } else {
+            ExitStatus::Failed
+        }
     }
 }
 

@@ -123,16 +123,8 @@ impl RunError {
             | RunError::NotAnImage { .. }
             | RunError::NotAnImageInput { .. }
             | RunError::EachInputSwept { .. } => ExitStatus::Invalid,
-            // A link in an output folder is the user's to remove (the run checks its folder
-            // before it sends anything).
-            RunError::Io(e)
-                if crate::fs::place::PlaceError::find(e).is_some_and(|p| p.is_link()) =>
-            {
-                ExitStatus::Invalid
-            }
-            RunError::ServerGone { .. } | RunError::Client(_) | RunError::Io(_) => {
-                ExitStatus::Failed
-            }
+            RunError::Io(e) => crate::fs::place::PlaceError::exit_status_of(e),
+            RunError::ServerGone { .. } | RunError::Client(_) => ExitStatus::Failed,
         }
     }
 }

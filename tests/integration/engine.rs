@@ -64,6 +64,16 @@ fn wait_for_first_download(ws: &Workspace) {
     }
 }
 
+/// The queue items the journal says the server took.
+fn enqueued_items(journal: &[Value]) -> BTreeSet<i64> {
+    journal
+        .iter()
+        .filter(|e| e["event"] == "enqueued")
+        .flat_map(|e| e["item_ids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_i64())
+        .collect()
+}
+
 fn intents(journal: &[Value]) -> Vec<usize> {
     journal
         .iter()
@@ -195,11 +205,8 @@ fn a_server_killed_and_restarted_mid_run_is_waited_for_and_the_run_completes_onc
         .filter(|e| e["event"] == "withdrawn")
         .filter_map(|e| e["item_id"].as_i64())
         .collect();
-    let cancelled: BTreeSet<i64> = journal
-        .iter()
-        .filter(|e| e["event"] == "enqueued")
-        .flat_map(|e| e["item_ids"].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v.as_i64())
+    let cancelled: BTreeSet<i64> = enqueued_items(&journal)
+        .into_iter()
         .filter(|id| {
             server
                 .get(&format!("/api/v1/queue/default/i/{id}"))
@@ -241,12 +248,7 @@ fn ctrl_c_takes_back_the_pending_items_and_the_next_run_finishes() {
 
     // None of the run's items is still pending on the server.
     let journal = ws.journal("out/job");
-    let ids: BTreeSet<i64> = journal
-        .iter()
-        .filter(|e| e["event"] == "enqueued")
-        .flat_map(|e| e["item_ids"].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v.as_i64())
-        .collect();
+    let ids = enqueued_items(&journal);
     assert!(!ids.is_empty());
     let addr = url.trim_start_matches("http://").parse().expect("addr");
     for id in &ids {

@@ -587,6 +587,18 @@ fn same_name_models() -> serde_json::Value {
     json!({"models": [model("k-main", "main"), model("k-vae", "vae"), model("k-lora", "lora")]})
 }
 
+/// A server whose model list (asked for once) is [`same_name_models`].
+async fn models_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/models/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(same_name_models()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 const FLUX_MODEL: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.model";
 const FLUX_VAE: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.vae_model";
 
@@ -598,13 +610,7 @@ fn flux_workflow() -> std::path::PathBuf {
 async fn the_handle_resolves_models_of_the_same_name_by_the_field_type_listing_them_once() {
     use invk_run::client::SchemaSource;
     use invk_run::workflow::{InputRef, SchemaSet, WorkflowDefinition};
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/models/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(same_name_models()))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = models_server().await;
     let client = client(&server.uri());
     let definition = WorkflowDefinition::load(flux_workflow()).expect("workflow");
     let mut handle = invk_run::client::WorkflowHandle::with_schemas(
@@ -636,13 +642,7 @@ async fn the_handle_resolves_models_of_the_same_name_by_the_field_type_listing_t
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_runner_resolves_models_of_the_same_name_by_the_field_type() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/models/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(same_name_models()))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = models_server().await;
     // The enqueue is refused: what matters is what was sent.
     Mock::given(method("POST"))
         .and(path("/api/v1/queue/default/enqueue_batch"))

@@ -10,7 +10,8 @@ use std::os::unix::fs::symlink;
 use serde_json::Value;
 
 use crate::runner::{
-    Workspace, assert_server_keeps_nothing_at, files_under, image_exists_at, is_output_png, text,
+    Workspace, assert_server_keeps_nothing_at, files_under, image_exists_at, is_output_png,
+    journal_images, text,
 };
 use crate::support;
 
@@ -119,20 +120,7 @@ fn a_linked_sub_folder_fails_its_jobs_and_leaves_only_their_outputs_on_the_serve
     }
     // Everything else of the run is gone: saved outputs, intermediates, uploads stay only on a
     // failure (`uploads: on-success`), so check the saved outputs and the intermediates.
-    let mut gone: Vec<String> = Vec::new();
-    for entry in &journal {
-        match entry["event"].as_str() {
-            Some("downloaded") => gone.extend(entry["image_name"].as_str().map(str::to_owned)),
-            Some("produced") => gone.extend(
-                entry["images"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n.as_str().map(str::to_owned)),
-            ),
-            _ => {}
-        }
-    }
+    let gone = journal_images(&journal, false);
     assert!(gone.len() >= 4, "{journal:?}");
     let uploads: BTreeSet<String> = journal
         .iter()

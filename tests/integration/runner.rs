@@ -337,14 +337,16 @@ fn assert_server_keeps_nothing_of(journal: &[Value]) {
     assert_server_keeps_nothing_at(support::server().url(), journal);
 }
 
-/// Every image the journal says the run made or uploaded is gone from the server at `url`.
-pub(crate) fn assert_server_keeps_nothing_at(url: &str, journal: &[Value]) {
+/// The server images the journal names: saved outputs, intermediates, and with `uploads`
+/// the uploaded files too.
+pub(crate) fn journal_images(journal: &[Value], uploads: bool) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for entry in journal {
         match entry["event"].as_str() {
-            Some("uploaded" | "downloaded") => {
+            Some("uploaded") if uploads => {
                 names.extend(entry["image_name"].as_str().map(str::to_owned));
             }
+            Some("downloaded") => names.extend(entry["image_name"].as_str().map(str::to_owned)),
             Some("produced") => names.extend(
                 entry["images"]
                     .as_array()
@@ -355,6 +357,12 @@ pub(crate) fn assert_server_keeps_nothing_at(url: &str, journal: &[Value]) {
             _ => {}
         }
     }
+    names
+}
+
+/// Every image the journal says the run made or uploaded is gone from the server at `url`.
+pub(crate) fn assert_server_keeps_nothing_at(url: &str, journal: &[Value]) {
+    let names = journal_images(journal, true);
     assert!(
         journal
             .iter()
