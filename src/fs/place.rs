@@ -356,16 +356,16 @@ impl OutputRoot {
         })
     }
 
-    /// A file written earlier for the same content: the candidates of `name` are looked at in
-    /// order while they exist, and the first regular file whose companion `suffix` (a regular
-    /// file too) satisfies `same` is returned. Links are never followed.
-    #[must_use]
-    pub fn find_earlier(
+    /// A file written earlier that `pick` recognises: the candidates of `name` are looked at in
+    /// order while they exist, and the first regular file for which `pick` (given its path and
+    /// the bytes of its companion `suffix`, when that is a small regular file) says something
+    /// is returned with what it said. Links are never followed.
+    pub fn find_earlier<T>(
         &self,
         name: &Name,
         suffix: &str,
-        same: impl Fn(&[u8]) -> bool,
-    ) -> Option<PathBuf> {
+        pick: impl Fn(&Path, Option<&[u8]>) -> Option<T>,
+    ) -> Option<(PathBuf, T)> {
         for n in 0..MAX_SUFFIX {
             let path = self.root.join(name.candidate(n));
             let side = companion(&path, suffix);
@@ -373,12 +373,20 @@ impl OutputRoot {
             if matches!((&file, &side_entry), (Entry::Missing, Entry::Missing)) {
                 return None;
             }
-            if matches!((&file, &side_entry), (Entry::File, Entry::File)) {
-                let small =
-                    std::fs::symlink_metadata(&side).is_ok_and(|m| m.len() <= MAX_COMPANION_READ);
-                if small && std::fs::read(&side).is_ok_and(|bytes| same(&bytes)) {
-                    return Some(path);
+            if !matches!(file, Entry::File) {
+                continue;
+            }
+            let bytes = match side_entry {
+                Entry::File
+                    if std::fs::symlink_metadata(&side)
+                        .is_ok_and(|m| m.len() <= MAX_COMPANION_READ) =>
+                {
+                    std::fs::read(&side).ok()
                 }
+                _ => None,
+            };
+            if let Some(said) = pick(&path, bytes.as_deref()) {
+                return Some((path, said));
             }
         }
         None
@@ -461,6 +469,38 @@ impl OutputRoot {
             }
         }
         Ok(true)
+    }
+
+    /// Puts the complete file `from` (a temporary file under the root) at `path`, replacing the
+    /// regular file there (an earlier, superseded try at the same output), then each companion
+    /// beside it, each step atomic; links are refused like everywhere else. The file goes
+    /// first: a companion left from before names what was there, so the file is recognised as
+    /// superseded again and nothing is mistaken for finished.
+    ///
+    /// # Errors
+    /// As [`OutputRoot::prepare`].
+    pub fn replace(
+        &self,
+        from: &Path,
+        path: &Path,
+        companions: &[(&str, &[u8])],
+    ) -> Result<PathBuf, PlaceError> {
+        let path = self.prepare(path)?;
+        for (suffix, _) in companions {
+            self.prepare(&companion(&path, suffix))?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(from, std::fs::Permissions::from_mode(crate::fs::FILE_MODE))
+                .map_err(io_error(from, "write"))?;
+        }
+        std::fs::rename(from, &path).map_err(io_error(&path, "write"))?;
+        for (suffix, bytes) in companions {
+            let side = companion(&path, suffix);
+            crate::fs::write_atomic(&side, bytes).map_err(io_error(&side, "write"))?;
+        }
+        Ok(path)
     }
 
     /// Writes `bytes` as a new file under the first free name of `name` (for grids and other
@@ -722,16 +762,38 @@ mod tests {
         std::fs::write(dir.path().join("sub/x.png.json"), "image-a").expect("write");
         std::fs::write(dir.path().join("sub/x-1.png"), "ours").expect("write");
         std::fs::write(dir.path().join("sub/x-1.png.json"), "image-b").expect("write");
-        let same = |want: &'static str| move |b: &[u8]| b == want.as_bytes();
+        let same = |want: &'static str| {
+            move |_: &Path, b: Option<&[u8]>| (b == Some(want.as_bytes())).then_some(())
+        };
         assert_eq!(
             root.find_earlier(&name, ".json", same("image-b")),
-            Some(dir.path().join("sub/x-1.png"))
+            Some((dir.path().join("sub/x-1.png"), ()))
         );
         assert_eq!(
             root.find_earlier(&name, ".json", same("image-a")),
-            Some(dir.path().join("sub/x.png"))
+            Some((dir.path().join("sub/x.png"), ()))
         );
         assert_eq!(root.find_earlier(&name, ".json", same("image-c")), None);
+        // Without a companion, the path alone decides.
+        std::fs::write(dir.path().join("sub/x-2.png"), "bare").expect("write");
+        let bare = dir.path().join("sub/x-2.png");
+        assert_eq!(
+            root.find_earlier(&name, ".json", |p, b| (p == bare && b.is_none())
+                .then_some(2)),
+            Some((bare.clone(), 2))
+        );
+        // A superseded file is replaced in place, its companion after it.
+        let tmp = root.temporary_for(Path::new("sub/x.png")).expect("tmp");
+        std::fs::write(&tmp, "newer").expect("write");
+        let placed = root
+            .replace(&tmp, &bare, &[(".json", b"image-d")])
+            .expect("replace");
+        assert_eq!(placed, bare);
+        assert_eq!(std::fs::read(&bare).expect("read"), b"newer");
+        assert_eq!(
+            std::fs::read(dir.path().join("sub/x-2.png.json")).expect("read"),
+            b"image-d"
+        );
     }
 
     #[test]

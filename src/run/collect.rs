@@ -60,6 +60,9 @@ enum Have {
     /// Written by an earlier run that was killed before journaling it (its sidecar names the
     /// same server image): journal it.
     Found,
+    /// Written by an earlier try of the same session (its item was lost, or its job is tried
+    /// again): download it and replace that file, so the job keeps one file per output.
+    Superseded,
 }
 
 /// The downloads under way.
@@ -268,6 +271,17 @@ impl Execution<'_> {
         let p = self.prepared;
         let output_nodes = p.workflow.outputs();
         let earlier = ledger.state.downloads.get(&slot.key).cloned();
+        // Files of an earlier try of this session: journaled for other server images.
+        let this_item: HashSet<&String> = outputs
+            .values()
+            .flat_map(|o| o.images.iter().chain(o.videos.iter()))
+            .collect();
+        let superseded: HashSet<PathBuf> = earlier
+            .iter()
+            .flatten()
+            .filter(|(image, _)| !this_item.contains(image))
+            .map(|(_, file)| p.output_dir.join(file))
+            .collect();
         let root = OutputRoot::at(&p.output_dir);
         let sidecars = p.file.manifest().output.sidecar;
         let suffixes: &[&str] = if sidecars { &[SIDECAR] } else { &[] };
@@ -325,12 +339,23 @@ impl Execution<'_> {
                 // The folder is the run's output folder (`output.dir` cannot vary per job).
                 let name = Name::new(rel, &ext);
                 // Written by an earlier run of this session that was killed before journaling
-                // it: its sidecar names the same server image.
-                let found = root
-                    .find_earlier(&name, SIDECAR, |bytes| same_image(bytes, image_name))
-                    .filter(|path| !ledger.taken.contains(path));
+                // it (its sidecar names the same server image), or by an earlier try of this
+                // session (journaled, or its sidecar names an item of this session and node).
+                let found = root.find_earlier(&name, SIDECAR, |path, sidecar| {
+                    if ledger.taken.contains(path) {
+                        return None;
+                    }
+                    if sidecar.is_some_and(|bytes| same_image(bytes, image_name)) {
+                        return Some(Have::Found);
+                    }
+                    let earlier_try = superseded.contains(path)
+                        || sidecar.is_some_and(|bytes| {
+                            self.earlier_try(bytes, slot, job.index, &node.node_id, ledger)
+                        });
+                    earlier_try.then_some(Have::Superseded)
+                });
                 let (start, path, have) = match found {
-                    Some(path) => (0, path, Have::Found),
+                    Some((path, have)) => (0, path, have),
                     None => {
                         // A link or a full folder is reported when the file is written.
                         let (start, path) = root
@@ -340,7 +365,7 @@ impl Execution<'_> {
                     }
                 };
                 ledger.taken.insert(path.clone());
-                let sidecar = (sidecars && have == Have::Nothing)
+                let sidecar = (sidecars && matches!(have, Have::Nothing | Have::Superseded))
                     .then(|| self.sidecar(job, node, image_name, item, &slot.batch));
                 planned.push(Planned {
                     image_name: (*image_name).clone(),
@@ -354,6 +379,27 @@ impl Execution<'_> {
             }
         }
         Ok(planned)
+    }
+
+    /// Whether a sidecar describes an output of an earlier item of this session, made by the
+    /// same node (an item of this output folder's journal that ran the session).
+    fn earlier_try(
+        &self,
+        sidecar: &[u8],
+        slot: &Slot,
+        job: usize,
+        node_id: &str,
+        ledger: &Ledger,
+    ) -> bool {
+        let Ok(v) = serde_json::from_slice::<Value>(sidecar) else {
+            return false;
+        };
+        v["job"] == job
+            && v["node"]["id"] == node_id
+            && v["item_id"]
+                .as_i64()
+                .and_then(|id| ledger.state.item(id))
+                .is_some_and(|(key, batch)| *key == slot.key && v["batch_id"] == batch.as_str())
     }
 
     fn sidecar(
@@ -525,7 +571,7 @@ fn spawn_download(
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         for mut file in planned {
-            if file.have != Have::Nothing {
+            if matches!(file.have, Have::Journaled | Have::Found) {
                 ok.push(file);
                 continue;
             }
@@ -567,9 +613,12 @@ async fn save(
         .iter()
         .map(|bytes| (SIDECAR, bytes.as_slice()))
         .collect();
-    file.path = root
-        .place(&tmp, &file.name, &companions, file.start, &HashSet::new())
-        .map_err(|e| chain(&e))?;
+    file.path = if file.have == Have::Superseded {
+        root.replace(&tmp, &file.path, &companions)
+    } else {
+        root.place(&tmp, &file.name, &companions, file.start, &HashSet::new())
+    }
+    .map_err(|e| chain(&e))?;
     Ok(())
 }
 

@@ -385,10 +385,10 @@ impl State {
                 image_name,
                 file,
             } => {
-                self.downloads
-                    .entry(job)
-                    .or_default()
-                    .insert(image_name, file);
+                // A file that replaced an earlier try's output at the same path stands for it.
+                let files = self.downloads.entry(job).or_default();
+                files.retain(|_, f| *f != file);
+                files.insert(image_name, file);
             }
             Entry::Deleted { image_names } => self.deleted.extend(image_names),
             Entry::Checkpoint { state } => {
@@ -652,6 +652,25 @@ mod tests {
         ]);
         assert!(matches!(state.resume(key(10)), Resume::Attach { .. }));
         assert_eq!(state.resume(key(11)), Resume::Submit);
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_later_try_is_listed_once() {
+        let downloaded = |image: &str, file: &str| Entry::Downloaded {
+            job: k(3),
+            image_name: image.into(),
+            file: file.into(),
+        };
+        let state = State::from_entries(vec![
+            downloaded("old-a.png", "a.png"),
+            downloaded("old-b.png", "b.png"),
+            downloaded("new-a.png", "a.png"),
+        ]);
+        let files: Vec<(&str, &str)> = state.downloads[&k(3)]
+            .iter()
+            .map(|(image, file)| (image.as_str(), file.to_str().expect("utf-8")))
+            .collect();
+        assert_eq!(files, [("new-a.png", "a.png"), ("old-b.png", "b.png")]);
     }
 
     #[test]

@@ -614,6 +614,93 @@ fn a_multi_user_server_needs_a_login_and_then_runs_like_any_other() {
     assert_eq!(pngs, 2);
 }
 
+/// A run killed after it wrote a job's files but before it journaled the job's end, resumed on
+/// another server (so the job runs again): the new outputs replace the files of the earlier
+/// try, journaled or not, instead of landing beside them as `-1` copies.
+#[test]
+fn files_of_a_lost_item_are_replaced_when_its_job_runs_again_elsewhere() {
+    let ws = Workspace::new(
+        &SWEEP
+            .replace("[0, 90, 180, 270]", "[0]")
+            .replace("[1, 3, 6]", "[1, 3]"),
+    );
+    let first = ws.run(&["-q", "job.yaml"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let before: BTreeSet<String> = files_under(&ws.path("out/job"))
+        .into_iter()
+        .filter(|f| is_output_png(f))
+        .collect();
+    assert_eq!(before.len(), 4, "{before:#?}");
+
+    // As if killed right after the files were written: no item's end is journaled, and one
+    // file was placed but not journaled.
+    let journal_path = ws.path("out/job/.invk-run/journal.jsonl");
+    let mut dropped_one = false;
+    let kept: Vec<String> = std::fs::read_to_string(&journal_path)
+        .expect("journal")
+        .lines()
+        .filter(|line| {
+            let entry: Value = serde_json::from_str(line).expect("json");
+            match entry["event"].as_str() {
+                Some("finished" | "deleted") => false,
+                Some("downloaded") if !dropped_one => {
+                    dropped_one = true;
+                    false
+                }
+                _ => true,
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(dropped_one);
+    std::fs::write(&journal_path, kept.concat()).expect("rewrite journal");
+
+    let other = support::multiuser_server();
+    let out = ws
+        .command(
+            other.url(),
+            &["--email", &other.admin_email, "-q", "job.yaml"],
+        )
+        .env("INVK_PASSWORD", &other.admin_password)
+        .output()
+        .expect("resume elsewhere");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let after: BTreeSet<String> = files_under(&ws.path("out/job"))
+        .into_iter()
+        .filter(|f| is_output_png(f))
+        .collect();
+    assert_eq!(
+        after, before,
+        "the second try's outputs landed beside the first's"
+    );
+    // Every file and its sidecar now hold the second try's output.
+    let journal = ws.journal("out/job");
+    for file in &after {
+        let sidecar: Value = serde_json::from_slice(
+            &std::fs::read(ws.path(&format!("out/job/{file}.json"))).expect("sidecar"),
+        )
+        .expect("sidecar json");
+        let latest = journal
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "downloaded" && e["file"] == file.as_str())
+            .expect("journaled");
+        assert_eq!(sidecar["image_name"], latest["image_name"], "{file}");
+        assert_eq!(sidecar["server"], other.url(), "{file}");
+    }
+    let summary = std::fs::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");
+    let last_run: Vec<Value> = summary
+        .lines()
+        .rev()
+        .take(2)
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    for job in &last_run {
+        assert_eq!(job["status"], "completed", "{summary}");
+        assert_eq!(job["files"].as_array().map(Vec::len), Some(2), "{summary}");
+    }
+}
+
 #[test]
 fn a_run_killed_on_one_server_is_finished_on_another_with_fresh_uploads() {
     let ws = Workspace::new(&SWEEP.replace("[0, 90, 180, 270]", "[0, 90]"));
