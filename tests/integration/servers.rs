@@ -500,3 +500,41 @@ fn commands_that_talk_to_one_server_refuse_several() {
     error: `--server` or `INVK_SERVER` names 2 servers (`http://127.0.0.1:9`, `http://127.0.0.1:10`), but this command talks to one: name one; only `invk-run servers check` takes several
     ");
 }
+
+/// A loopback server that accepts connections and never answers; returns its URL.
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+#[test]
+fn each_server_gets_a_bounded_time_and_servers_are_checked_at_once() {
+    let (first, second) = (silent_server(), silent_server());
+    let started = std::time::Instant::now();
+    let output = support::invk_run()
+        .args(["servers", "check", "--timeout", "2", "--json"])
+        .args(["--server", &first, "--server", &second])
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    // Two servers of 2 s each, checked one after the other, would take 4 s.
+    assert!(took < std::time::Duration::from_millis(3500), "{took:?}");
+    let reports = json_lines(&output);
+    assert_eq!(reports.len(), 2, "{}", text(&output));
+    for report in &reports {
+        assert_eq!(report["reachable"], false, "{report}");
+        assert_eq!(
+            report["problems"],
+            json!(["the check took longer than 2 s (while asking its version)"]),
+            "{report}"
+        );
+    }
+}
