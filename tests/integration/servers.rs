@@ -538,3 +538,51 @@ fn each_server_gets_a_bounded_time_and_servers_are_checked_at_once() {
         );
     }
 }
+
+#[test]
+fn a_real_multi_user_server_needs_a_login_and_the_runs_credentials_open_it() {
+    let server = support::multiuser_server();
+    let anonymous = support::invk_run()
+        .args(["servers", "check", "--json", "--server", server.url()])
+        .output()
+        .expect("run");
+    assert_eq!(anonymous.status.code(), Some(1), "{}", text(&anonymous));
+    let report = &json_lines(&anonymous)[0];
+    assert_eq!(report["auth"]["state"], "needs_login", "{report}");
+    assert_eq!(report["queue"], Value::Null, "{report}");
+
+    let wrong = support::invk_run()
+        .args(["servers", "check", "--json", "--server", server.url()])
+        .args(["--email", &server.admin_email])
+        .env("INVK_PASSWORD", "not-the-password")
+        .output()
+        .expect("run");
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    let report = &json_lines(&wrong)[0];
+    assert_eq!(report["auth"]["state"], "needs_login", "{report}");
+    let reason = report["auth"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("logging in as `admin@invk-run.test` failed"),
+        "{reason}"
+    );
+    assert!(
+        !text(&wrong).contains("not-the-password"),
+        "{}",
+        text(&wrong)
+    );
+
+    let logged_in = support::invk_run()
+        .args(["servers", "check", "--server", server.url()])
+        .arg(bundled("blur-and-tint.json"))
+        .args(["--email", &server.admin_email])
+        .env("INVK_PASSWORD", &server.admin_password)
+        .output()
+        .expect("run");
+    assert_eq!(logged_in.status.code(), Some(0), "{}", text(&logged_in));
+    let stdout = String::from_utf8_lossy(&logged_in.stdout);
+    assert!(
+        stdout.contains("auth        logged in as `admin@invk-run.test`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("node types  5 used, all found"), "{stdout}");
+}
