@@ -11,8 +11,9 @@ use super::needs::{ModelNeed, Needs};
 use super::report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
 use crate::client::{Client, ClientError, Credentials, ModelRef, ModelResolver, is_not_found};
 
-/// How long one server's check may take, unless told otherwise.
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one server's check may take, unless told otherwise. Generous: a server builds its
+/// `/openapi.json` on the first request after it starts, which takes a while on a busy machine.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Checks one server: whether it answers and with which version, whether `credentials` open it
 /// (the client's token, or a login with the email and password when the client has none),
