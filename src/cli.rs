@@ -33,9 +33,11 @@ pub struct Cli {
 /// Options shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Base URL of the InvokeAI server [default: http://127.0.0.1:9090]
-    #[arg(long, global = true, env = env_vars::INVK_SERVER, value_name = "URL")]
-    pub server: Option<String>,
+    /// Base URL of the InvokeAI server [default: http://127.0.0.1:9090]. `servers check` takes
+    /// several (repeat it, or separate them with commas, also in INVK_SERVER); every other
+    /// command talks to one.
+    #[arg(long, global = true, env = env_vars::INVK_SERVER, value_name = "URL", action = clap::ArgAction::Append)]
+    pub server: Vec<String>,
 
     /// Bearer token for a multi-user server.
     #[arg(long, global = true, env = env_vars::INVK_TOKEN, hide_env_values = true, value_name = "TOKEN")]
@@ -152,6 +154,9 @@ pub enum Command {
     /// A managed local InvokeAI server.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Several servers: check each one before anything is sent.
+    #[command(subcommand)]
+    Servers(ServersCommand),
     /// Rebuild the gallery (`index.html`) and the grids of an output folder from what is on disk.
     Report {
         /// An output folder, or the manifest that wrote it.
@@ -244,6 +249,23 @@ pub enum BoardsCommand {
     },
 }
 
+/// `invk-run servers ...`
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Check each server (`--server URL`, repeatable, or a comma-separated `INVK_SERVER`):
+    /// reachable, version, auth, queue, and whether it can run a workflow or manifest. Exit
+    /// status 0 when every server is usable, 1 when some is not, 2 for bad input.
+    Check {
+        /// A workflow (`.json`) or manifest: check that each server has its node types and
+        /// models.
+        #[arg(value_name = "WORKFLOW_OR_MANIFEST")]
+        target: Option<PathBuf>,
+        /// How long one server's check may take.
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::servers::DEFAULT_CHECK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
+}
+
 /// `invk-run server ...`
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
@@ -290,5 +312,31 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.run.manifests, ["a.yaml", "b.yaml"]);
         assert!(cli.run.dry_run);
+    }
+
+    #[test]
+    fn servers_check_takes_the_server_option_repeated() {
+        let cli = Cli::try_parse_from([
+            "invk-run",
+            "servers",
+            "check",
+            "--server",
+            "http://a:9090",
+            "--server",
+            "http://b:9090,http://c:9090",
+            "wf.json",
+        ])
+        .expect("parse");
+        assert_eq!(
+            cli.global.server,
+            ["http://a:9090", "http://b:9090,http://c:9090"]
+        );
+        assert!(matches!(
+            cli.command,
+            Some(Command::Servers(ServersCommand::Check {
+                target: Some(_),
+                timeout: 60
+            }))
+        ));
     }
 }

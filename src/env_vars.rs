@@ -1,6 +1,7 @@
 //! Every environment variable `invk-run` reads, in one place.
 
-/// Base URL of the InvokeAI server (`--server` overrides it).
+/// Base URL of the InvokeAI server (`--server` overrides it); `servers check` takes a
+/// comma-separated list.
 pub const INVK_SERVER: &str = "INVK_SERVER";
 /// Log filter for `tracing` (for example `invk_run=debug`).
 pub const INVK_LOG: &str = "INVK_LOG";

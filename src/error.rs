@@ -25,6 +25,9 @@ pub enum Error {
     /// The hot folder failed.
     #[error(transparent)]
     Watch(#[from] crate::watch::WatchError),
+    /// A check of servers could not start (bad URL, workflow or manifest).
+    #[error(transparent)]
+    Servers(#[from] crate::servers::ServersError),
     /// The managed server could not be installed, started or stopped.
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
@@ -42,6 +45,7 @@ impl Error {
     pub fn manifest_error(&self) -> Option<&crate::manifest::ManifestError> {
         match self {
             Error::Manifest(e) | Error::Run(crate::run::RunError::Manifest(e)) => Some(e),
+            Error::Servers(e) => e.manifest_error(),
             _ => None,
         }
     }
@@ -54,6 +58,7 @@ impl Error {
             Error::Run(e) => e.exit_status(),
             Error::Watch(e) => e.exit_status(),
             Error::Report(e) => e.exit_status(),
+            Error::Servers(e) => e.exit_status(),
             Error::Io(e) => crate::fs::place::PlaceError::exit_status_of(e),
             _ => ExitStatus::Failed,
         }

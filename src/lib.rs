@@ -12,6 +12,7 @@
 //! - [`report`]: X/Y grids of a sweep and the HTML gallery of an output folder.
 //! - [`watch`]: the hot folder.
 //! - [`server`]: a managed local InvokeAI server (install, start, stop), shared with the tests.
+//! - [`servers`]: several servers: naming them and checking each before anything is sent.
 //!
 //! This crate's library API is not yet stable: it follows the needs of the `invk-run` binary.
 
@@ -30,6 +31,7 @@ pub mod printable;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod servers;
 pub mod watch;
 pub mod workflow;
 

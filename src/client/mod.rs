@@ -65,7 +65,7 @@ pub use queue::{
     QueueItem, QueueItemStatus, QueueStatus, QueueSummary, Session,
 };
 pub use retry::RetryPolicy;
-pub use schemas::{SchemaSource, server_schemas};
+pub use schemas::{SchemaSource, SchemasError, read_server_schemas, server_schemas};
 pub use tracker::{TrackEvent, TrackMode, Tracker};
 pub use workflow_handle::{
     Cleanup, CleanupReport, HandleError, Output, Submission, SubmitOptions, WaitProgress,

@@ -99,13 +99,7 @@ impl ModelResolver {
         }
         let types: Vec<&str> = model_types.iter().map(String::as_str).collect();
         let config = match reference {
-            ModelRef::Name(name) => {
-                if self.installed.is_none() {
-                    self.installed = Some(client.models().list(&ModelFilter::default()).await?);
-                }
-                let all = self.installed.as_deref().unwrap_or_default();
-                pick_model(all, name, None, &types)?.clone()
-            }
+            ModelRef::Name(name) => self.by_name(client, name, None, &types).await?,
             ModelRef::Key(key) => {
                 let config = match self.by_key.get(key) {
                     Some(config) => config.clone(),
@@ -129,6 +123,38 @@ impl ModelResolver {
         let id = config.identifier();
         self.resolved.insert(cache_key, id.clone());
         Ok(id)
+    }
+
+    /// The identifier of the one installed model named `name` (exact first, then
+    /// case-insensitive) of base `base` (any when `None`) and of one of `model_types` (any when
+    /// empty): how a model is found on a server whose keys differ from the install a workflow
+    /// was made on. Shares the resolver's list of installed models.
+    ///
+    /// # Errors
+    /// As [`ModelResolver::resolve`].
+    pub async fn resolve_in_base(
+        &mut self,
+        client: &Client,
+        name: &str,
+        base: Option<&str>,
+        model_types: &[String],
+    ) -> Result<ModelIdentifier, ClientError> {
+        let types: Vec<&str> = model_types.iter().map(String::as_str).collect();
+        Ok(self.by_name(client, name, base, &types).await?.identifier())
+    }
+
+    async fn by_name(
+        &mut self,
+        client: &Client,
+        name: &str,
+        base: Option<&str>,
+        types: &[&str],
+    ) -> Result<ModelConfig, ClientError> {
+        if self.installed.is_none() {
+            self.installed = Some(client.models().list(&ModelFilter::default()).await?);
+        }
+        let all = self.installed.as_deref().unwrap_or_default();
+        Ok(pick_model(all, name, base, types)?.clone())
     }
 
     /// What [`ModelResolver::resolve`] gave for `reference` in a field of `model_types`, if it

@@ -65,15 +65,7 @@ pub async fn server_schemas(client: &Client) -> (Option<SchemaSet>, SchemaSource
             Err(err) => tracing::debug!("ignoring the unreadable schema cache: {err}"),
         }
     }
-    let url = client.endpoint(&["openapi.json"]);
-    let fetched: Result<Value, ClientError> = client
-        .send_json(Method::GET, url, Replay::Idempotent, Body::Empty)
-        .await;
-    let set = match fetched {
-        Ok(doc) => SchemaSet::from_openapi(&doc).map_err(|e| e.to_string()),
-        Err(err) => Err(err.to_string()),
-    };
-    match set {
+    match read_server_schemas(client).await.map_err(|e| e.to_string()) {
         Ok(mut set) => {
             set.version.get_or_insert_with(|| version.clone());
             if let Some(path) = &cache {
@@ -91,6 +83,32 @@ pub async fn server_schemas(client: &Client) -> (Option<SchemaSet>, SchemaSource
             (None, SchemaSource::Snapshot { reason })
         }
     }
+}
+
+/// The invocation schemas in the server's own `/openapi.json`, read now (no cache: servers of
+/// the same version can have different custom nodes, which a check of one server must see).
+///
+/// # Errors
+/// The request's [`ClientError`], or [`SchemasError::Unreadable`] when the document holds no
+/// invocation schemas this crate can read.
+pub async fn read_server_schemas(client: &Client) -> Result<SchemaSet, SchemasError> {
+    let url = client.endpoint(&["openapi.json"]);
+    let doc: Value = client
+        .send_json(Method::GET, url, Replay::Idempotent, Body::Empty)
+        .await?;
+    SchemaSet::from_openapi(&doc).map_err(SchemasError::Unreadable)
+}
+
+/// Why [`read_server_schemas`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemasError {
+    /// The request failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The server's OpenAPI document holds no readable invocation schemas.
+    #[error(transparent)]
+    Unreadable(crate::workflow::WorkflowError),
 }
 
 /// `CACHE/schemas/invokeai-VERSION-2.json`, or `None` without a cache folder.

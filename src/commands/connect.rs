@@ -11,12 +11,19 @@ use crate::env_vars;
 /// [`ClientError::InvalidUrl`] for a bad server URL, [`ClientError::MissingPassword`] when
 /// `--email` comes without `INVK_PASSWORD`, or the login's error.
 pub async fn client_from_args(args: &GlobalArgs) -> Result<Client, ClientError> {
-    let server = args
-        .server
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or(DEFAULT_SERVER);
-    Client::connect(server, &credentials(args)).await
+    let server = one_server(args);
+    Client::connect(
+        server.as_deref().unwrap_or(DEFAULT_SERVER),
+        &credentials(args),
+    )
+    .await
+}
+
+/// The one server the global options name (`--server`, else `INVK_SERVER`), if any. Every
+/// command but `servers check` takes one: [`super::run`] refuses several before it gets here.
+#[must_use]
+pub fn one_server(args: &GlobalArgs) -> Option<String> {
+    crate::servers::server_list(&args.server).into_iter().next()
 }
 
 /// The credentials the global options give (`--token`, or `--email` with `INVK_PASSWORD`).
@@ -100,7 +107,7 @@ mod tests {
     #[tokio::test]
     async fn email_without_password_is_refused_before_anything_is_sent() {
         let args = GlobalArgs {
-            server: Some("http://127.0.0.1:9".to_owned()),
+            server: vec!["http://127.0.0.1:9".to_owned()],
             token: None,
             email: Some("me@example.org".to_owned()),
             json: false,

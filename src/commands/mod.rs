@@ -13,6 +13,7 @@ mod logging;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod servers;
 pub mod status;
 pub mod watch;
 pub mod workflows;
@@ -59,6 +60,7 @@ pub fn report(err: &anyhow::Error) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    refuse_several_servers(&cli)?;
     match &cli.command {
         None => run::run(&cli.global, &cli.run, false),
         Some(Command::Validate {
@@ -80,7 +82,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Graph { workflow, set }) => graph::run(workflow, set, cli.global.json),
         Some(Command::Status { target }) => status::status(&cli.global, target),
         Some(Command::Cancel { target }) => status::cancel_run(&cli.global, target),
+        Some(Command::Servers(command)) => servers::run(&cli.global, command),
         Some(Command::Report { target }) => report::run(target, &cli.global),
         Some(Command::Completions { shell }) => Ok(report::completions(*shell)),
     }
+}
+
+/// A command that talks to a server takes one; only `servers check` takes several.
+fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
+    let talks_to_one = match &cli.command {
+        None
+        | Some(
+            Command::Validate { .. }
+            | Command::Watch(_)
+            | Command::Status { .. }
+            | Command::Cancel { .. }
+            | Command::Workflows(_)
+            | Command::Boards(_),
+        ) => true,
+        Some(
+            Command::Servers(_)
+            | Command::Server(_)
+            | Command::Inputs { .. }
+            | Command::Graph { .. }
+            | Command::Report { .. }
+            | Command::Completions { .. },
+        ) => false,
+    };
+    let servers = crate::servers::server_list(&cli.global.server);
+    if talks_to_one && servers.len() > 1 {
+        return Err(crate::servers::ServersError::OneServerOnly { servers }.into());
+    }
+    Ok(())
 }

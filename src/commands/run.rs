@@ -51,7 +51,7 @@ pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
         ReportMode::Human
     };
     RunSettings {
-        server_override: global.server.clone().filter(|s| !s.trim().is_empty()),
+        server_override: super::connect::one_server(global),
         credentials: super::connect::credentials(global),
         mode,
         dry_run: run.dry_run,

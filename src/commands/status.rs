@@ -17,8 +17,8 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
         let mut status = RunStatus::read(&output_dir).map_err(crate::Error::from)?;
         let server_note = if status.on_server > 0 {
             let mut args = global.clone();
-            if args.server.is_none() {
-                args.server.clone_from(&status.server);
+            if args.server.is_empty() {
+                args.server.extend(status.server.clone());
             }
             match client_from_args(&args).await {
                 Ok(client) => match status.ask_server(&client).await {
@@ -98,8 +98,8 @@ pub fn cancel_run(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStat
         let output_dir = output_dir_of(target).await?;
         let status = RunStatus::read(&output_dir).map_err(crate::Error::from)?;
         let mut args = global.clone();
-        if args.server.is_none() {
-            args.server.clone_from(&status.server);
+        if args.server.is_empty() {
+            args.server.extend(status.server.clone());
         }
         let client = client_from_args(&args).await.map_err(crate::Error::from)?;
         let done = cancel(&output_dir, &client).await?;

@@ -24,6 +24,7 @@ mod placement;
 mod report;
 mod runner;
 mod server;
+mod servers;
 mod tables;
 mod watch;
 mod workflow;
