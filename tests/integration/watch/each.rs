@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::list;
 use super::live::{Watcher, count, journaled_enqueues, per_manifest, reports};
 use crate::support;
+use crate::support::private::PrivateServer;
 
 /// The manifest each image runs: a sweep of two blur radii (two jobs, one enqueue), the
 /// outputs named from the image.
@@ -354,6 +355,83 @@ fn live_a_burst_of_fifty_images_shares_enqueues_and_each_gets_its_own_outputs_on
     assert_eq!(filed, names, "done/ holds each image once");
     assert_eq!(list(&hot), Vec::<String>::new());
     assert_eq!(list(&hot.join("processing")), Vec::<String>::new());
+}
+
+#[test]
+fn live_a_full_queue_takes_part_of_a_shared_batch_and_each_image_gets_the_rest_later() {
+    // A queue of five: a burst of eight images (sixteen sessions) does not fit.
+    let server = PrivateServer::start(Some(5));
+    let (_tmp, job, hot) = folders();
+    let manifest = job.join("each.yaml").display().to_string();
+    let args = ["--each", &manifest, "--as", "Source image"];
+    let names: Vec<String> = (0..8).map(|i| format!("full-{i}.png")).collect();
+
+    let mut watcher = Watcher::start_on(&server.url(), &hot, &args);
+    watcher.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+    for (i, name) in names.iter().enumerate() {
+        let bytes = red_png(u8::try_from(i).expect("small"));
+        fs_err::write(hot.join(format!(".{name}")), bytes).expect("write");
+    }
+    for name in &names {
+        fs_err::rename(hot.join(format!(".{name}")), hot.join(name)).expect("rename");
+    }
+    let done = hot.join("done");
+    watcher.wait_until("8 done", |_| reports(&done, ".report.json") == 8);
+    let (code, events) = watcher.interrupt();
+    assert_eq!(code, Some(130));
+    assert_eq!(count(&events, "watch_failed"), 0, "{events:#?}");
+
+    // Some image's part of a shared batch was taken short (or not at all) by the full queue,
+    // and every image still ran each session once, with its own items.
+    let mut short = Vec::new();
+    let mut shared = false;
+    let mut items: BTreeSet<i64> = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let stem = name.trim_end_matches(".png");
+        let output_dir = job.join("out/each").join(stem);
+        let intents = journal_entries(&output_dir, "enqueue_intent");
+        shared |= intents.iter().any(|e| e["first"].as_u64().unwrap_or(0) > 0);
+        for enqueued in journal_entries(&output_dir, "enqueued") {
+            let intent = intents
+                .iter()
+                .find(|e| e["batch_id"] == enqueued["batch_id"])
+                .expect("an intent before each answer");
+            let ids = enqueued["item_ids"].as_array().expect("ids");
+            if ids.len() < intent["jobs"].as_array().map_or(0, Vec::len) {
+                short.push(name.clone());
+            }
+            for id in ids {
+                assert!(
+                    items.insert(id.as_i64().expect("id")),
+                    "{name}: item {id} twice"
+                );
+            }
+        }
+        let completed = journal_entries(&output_dir, "finished")
+            .into_iter()
+            .filter(|e| e["status"] == "completed")
+            .count();
+        assert_eq!(completed, 2, "{name}: each session completed once");
+        for radius in [1, 3] {
+            let file = output_dir.join(format!("{stem}-blur-{radius}-Blurred.png"));
+            let red = image::open(&file)
+                .expect("output")
+                .to_rgb8()
+                .get_pixel(16, 16)[0];
+            let want = u8::try_from(i * 5).expect("small");
+            assert!(red.abs_diff(want) <= 2, "{}: red {red}", file.display());
+        }
+    }
+    assert!(shared, "no image's run had a part of a shared batch");
+    assert!(
+        !short.is_empty(),
+        "the full queue took every shared batch whole"
+    );
+    let filed: Vec<String> = list(&done)
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(filed, names, "done/ holds each image once");
 }
 
 #[test]
