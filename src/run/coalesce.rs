@@ -1,7 +1,7 @@
 //! Sharing enqueues between runs that go at once (`invk-run watch DIR --each`): a burst of
 //! images is a burst of runs, each with its own folder and journal, whose enqueues differ only
 //! in the image. The [`Coalescer`] gathers them for a moment and sends those that can share a
-//! batch ([`super::merge`]) as one enqueue.
+//! batch (see `run/merge.rs`) as one enqueue.
 //!
 //! It gathers enqueues as a window: while the runs' sessions pending on the server are at
 //! least an eighth of the most seen (the server has work enough), up to [`MAX_HOLD`], and while
