@@ -124,10 +124,11 @@ pub(super) enum Answer {
     /// The run's own item ids, ascending (fewer than its sessions, or none, when the queue
     /// was full).
     Items(Vec<i64>),
-    /// The request failed on its way and may or may not have reached the server: the run
-    /// waits for it and looks its items up.
+    /// The request failed on its way or its answer was lost or unreadable: it may or may not
+    /// have reached the server. The run waits for the server and looks its items up.
     Lost(String),
-    /// The server refused the shared batch: the run sends its own, to learn why.
+    /// The server refused the shared batch (a 4xx; nothing was enqueued): the run sends its
+    /// own, to learn why.
     Refused,
 }
 
@@ -329,8 +330,11 @@ async fn send(members: Vec<Request>) {
     let result = match client.queue().enqueue_batch(&request).await {
         Ok(result) => Ok(result.item_ids),
         Err(ClientError::QueueFull { result, .. }) => Ok(result.item_ids),
-        Err(e) if e.is_unreachable() => Err(Some(crate::error_chain::error_chain(&e))),
-        Err(_) => Err(None),
+        // Refused outright (a 4xx): nothing was enqueued.
+        Err(e) if e.status().is_some_and(|s| s.is_client_error()) => Err(None),
+        // Anything else may have reached the server (an answer cut short or unreadable, a
+        // 5xx): looked up before anything is sent again.
+        Err(e) => Err(Some(crate::error_chain::error_chain(&e))),
     };
     for (tx, first, sessions) in answers {
         let answer = match &result {

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -432,6 +433,87 @@ fn live_a_full_queue_takes_part_of_a_shared_batch_and_each_image_gets_the_rest_l
         .filter(|f| f.ends_with(".png"))
         .collect();
     assert_eq!(filed, names, "done/ holds each image once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_a_shared_enqueue_whose_answer_is_lost_is_found_again_by_each_image() {
+    // The first enqueue reaches the server, its answer is lost, and the server cannot be
+    // reached for five seconds.
+    let upstream: std::net::SocketAddr = support::server()
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("server address");
+    let (url, seen) = crate::outage::outage_proxy(
+        upstream,
+        "/enqueue_batch HTTP/1.1",
+        Duration::from_secs(5),
+        true,
+    )
+    .await;
+    let (_tmp, job, hot) = folders();
+    let names: Vec<String> = (0..4).map(|i| format!("lost-{i}.png")).collect();
+    let (events, job) = tokio::task::spawn_blocking({
+        let names = names.clone();
+        move || {
+            let manifest = job.join("each.yaml").display().to_string();
+            let args = ["--each", &manifest, "--as", "Source image"];
+            let mut watcher = Watcher::start_on(&url, &hot, &args);
+            watcher.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+            for (i, name) in names.iter().enumerate() {
+                let bytes = red_png(u8::try_from(i).expect("small"));
+                fs_err::write(hot.join(format!(".{name}")), bytes).expect("write");
+            }
+            for name in &names {
+                fs_err::rename(hot.join(format!(".{name}")), hot.join(name)).expect("rename");
+            }
+            let done = hot.join("done");
+            watcher.wait_until("4 done", |_| reports(&done, ".report.json") == 4);
+            let (code, events) = watcher.interrupt();
+            assert_eq!(code, Some(130));
+            (events, job)
+        }
+    })
+    .await
+    .expect("join");
+    assert!(seen.outage.load(Ordering::SeqCst), "no enqueue passed by");
+    assert_eq!(count(&events, "watch_failed"), 0, "{events:#?}");
+
+    // Each image found its own items of the shared batch again: one enqueue each, never sent
+    // twice, each session completed once, the outputs made from its own image.
+    let mut shared = false;
+    let mut items: BTreeSet<i64> = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let stem = name.trim_end_matches(".png");
+        let output_dir = job.join("out/each").join(stem);
+        let intents = journal_entries(&output_dir, "enqueue_intent");
+        assert_eq!(intents.len(), 1, "{name}: sent once: {intents:?}");
+        shared |= intents[0]["first"].as_u64().unwrap_or(0) > 0;
+        let enqueued = journal_entries(&output_dir, "enqueued");
+        assert_eq!(enqueued.len(), 1, "{name}");
+        for id in enqueued[0]["item_ids"].as_array().expect("ids") {
+            assert!(
+                items.insert(id.as_i64().expect("id")),
+                "{name}: item {id} twice"
+            );
+        }
+        let completed = journal_entries(&output_dir, "finished")
+            .into_iter()
+            .filter(|e| e["status"] == "completed")
+            .count();
+        assert_eq!(completed, 2, "{name}");
+        for radius in [1, 3] {
+            let file = output_dir.join(format!("{stem}-blur-{radius}-Blurred.png"));
+            let red = image::open(&file)
+                .expect("output")
+                .to_rgb8()
+                .get_pixel(16, 16)[0];
+            let want = u8::try_from(i * 5).expect("small");
+            assert!(red.abs_diff(want) <= 2, "{}: red {red}", file.display());
+        }
+    }
+    assert!(shared, "the first enqueue was not shared");
+    assert_eq!(items.len(), 8);
 }
 
 #[test]
