@@ -202,9 +202,10 @@ pub struct WatchArgs {
     /// How long a file's size and time must stay unchanged before it is claimed.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub settle_ms: u64,
-    /// How many manifests run at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
-    pub concurrency: usize,
+    /// How many manifests run at once [default: 1; with --each: 16, the images of a burst
+    /// that go at once share their enqueues].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub concurrency: Option<u32>,
     /// Options for each run.
     #[command(flatten)]
     pub run: RunArgs,

@@ -64,6 +64,7 @@ pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
             .window
             .map_or(crate::run::DEFAULT_WINDOW, |w| w as usize),
         server_wait: std::time::Duration::from_secs(run.server_wait),
+        coalescer: None,
     }
 }
 

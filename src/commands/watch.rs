@@ -7,8 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::exit_status::ExitStatus;
+use crate::run::coalesce::Coalescer;
 use crate::run::report::Reporter;
-use crate::watch::each::IMAGE_PATTERNS;
+use crate::watch::each::{EACH_CONCURRENCY, IMAGE_PATTERNS};
 use crate::watch::{
     FilePatterns, RunEach, RunManifest, WatchConfig, WatchError, WatchStatus, watch,
 };
@@ -45,6 +46,8 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
             super::report(&anyhow::Error::new(crate::Error::from(err)));
             return Ok(status);
         }
+        // The images that go at once share their enqueues when they can.
+        settings.coalescer = Some(Coalescer::new(crate::run::MAX_ENQUEUE));
     }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
@@ -95,7 +98,11 @@ pub fn watch_config(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
     };
     config.fresh_names = args.each.is_some();
     config.settle = Duration::from_millis(args.settle_ms);
-    config.concurrency = args.concurrency;
+    config.concurrency = match args.concurrency {
+        Some(n) => n as usize,
+        None if args.each.is_some() => EACH_CONCURRENCY,
+        None => 1,
+    };
     config.check()?;
     Ok(config)
 }
@@ -133,6 +140,14 @@ mod tests {
         assert_eq!(config.failed_dir, Path::new("/hot/failed"));
         assert_eq!(config.settle, Duration::from_millis(500));
         assert_eq!(config.concurrency, 1);
+        let each = watch_config(&args(&[
+            "invk-run", "watch", "/hot", "--each", "m.yaml", "--as", "Photo",
+        ]))
+        .expect("resolve");
+        assert_eq!(
+            each.concurrency, EACH_CONCURRENCY,
+            "--each runs a burst at once"
+        );
         assert_eq!(config.poll_period(), Duration::from_millis(125));
     }
 

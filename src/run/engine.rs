@@ -41,8 +41,9 @@ const GALLERY_MAX_JOBS: usize = 20_000;
 /// How many saved outputs start a cleanup pass while the run goes.
 const CLEANUP_BATCH: usize = 32;
 
-/// The most sessions one enqueue carries.
-const MAX_ENQUEUE: usize = 64;
+/// The most sessions one enqueue carries (also a batch shared by the runs of a burst of images,
+/// see [`super::coalesce`]).
+pub const MAX_ENQUEUE: usize = 64;
 
 /// How long a run waits for a server that stopped answering, unless told otherwise
 /// (`--server-wait`).
@@ -109,7 +110,14 @@ impl Execution<'_> {
             // Top the window up once half of it is done.
             let room = window.saturating_sub(ledger.open.len());
             let may_submit = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at);
-            if !interrupted && room * 2 >= window && may_submit && !source.is_empty() {
+            // After Ctrl-C nothing more is submitted (what a submit handed back stays so); the
+            // wait below takes the cancellation.
+            if !interrupted
+                && !cancel.is_cancelled()
+                && room * 2 >= window
+                && may_submit
+                && !source.is_empty()
+            {
                 let jobs = source.take(room.min(MAX_ENQUEUE), &p.expansion.inputs);
                 let submitted = self
                     .submit(
@@ -136,6 +144,11 @@ impl Execution<'_> {
                     });
                 }
                 continue;
+            }
+            if let Some(coalescer) = &self.coalescer {
+                // Waiting for the server, not about to enqueue: other runs need not wait for
+                // this one; what it has pending tells whether the server has work enough.
+                coalescer.waiting(&self.name, ledger.open.len());
             }
             let nothing_open = ledger.open.is_empty() && downloads.tasks.is_empty();
             if nothing_open && (interrupted || source.is_empty()) {

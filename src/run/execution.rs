@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::coalesce::Coalescer;
 use super::prepare::Prepared;
 use super::report::Reporter;
 use crate::client::Client;
@@ -24,4 +25,6 @@ pub(super) struct Execution<'a> {
     pub(super) window: usize,
     /// How long to wait for a server that stopped answering.
     pub(super) server_wait: Duration,
+    /// Shares the run's enqueues with other runs that go at once (`invk-run watch --each`).
+    pub(super) coalescer: Option<Coalescer>,
 }

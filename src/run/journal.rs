@@ -51,13 +51,19 @@ pub enum Entry {
         batch_id: String,
         /// The sessions it carries, in session order.
         jobs: Vec<SessionKey>,
+        /// Where its first session is among the sessions of the batch the server gets: not 0
+        /// when the batch is shared with other runs (`invk-run watch --each`), whose sessions
+        /// come before it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        first: usize,
     },
     /// An enqueue was accepted.
     Enqueued {
         /// The batch id.
         batch_id: String,
         /// Queue item ids, ascending, one per session of the intent (fewer when the queue was
-        /// full: the sessions at the end were not taken).
+        /// full: the sessions at the end were not taken). Of a shared batch, only the run's
+        /// own items: those of its sessions, from `first` on.
         item_ids: Vec<i64>,
     },
     /// A queue item ended.
@@ -288,6 +294,14 @@ pub struct Batch {
     pub jobs: Vec<SessionKey>,
     /// Item ids, when the enqueue's result was journaled.
     pub item_ids: Option<Vec<i64>>,
+    /// Where its first session is in the batch the server got (see [`Entry::EnqueueIntent`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first: usize,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// How a session ended.
@@ -336,7 +350,11 @@ impl State {
                 self.sessions.insert(session_id);
                 self.intermediates.extend(images);
             }
-            Entry::EnqueueIntent { batch_id, jobs } => {
+            Entry::EnqueueIntent {
+                batch_id,
+                jobs,
+                first,
+            } => {
                 for slot in &jobs {
                     self.latest.insert(slot.job, batch_id.clone());
                 }
@@ -345,6 +363,7 @@ impl State {
                     Batch {
                         jobs,
                         item_ids: None,
+                        first,
                     },
                 );
             }
@@ -579,6 +598,7 @@ mod tests {
                 Entry::EnqueueIntent {
                     batch_id: "b1".into(),
                     jobs: vec![k(0), k(1)],
+                    first: 0,
                 },
                 Entry::Enqueued {
                     batch_id: "b1".into(),
@@ -598,6 +618,7 @@ mod tests {
                 Entry::EnqueueIntent {
                     batch_id: "b2".into(),
                     jobs: vec![k(2)],
+                    first: 0,
                 },
             ] {
                 journal.append(&entry).expect("append");
@@ -639,11 +660,39 @@ mod tests {
     }
 
     #[test]
+    fn a_part_of_a_shared_batch_says_where_it_starts_and_a_batch_of_its_own_does_not() {
+        let shared = Entry::EnqueueIntent {
+            batch_id: "shared".into(),
+            jobs: vec![k(0), k(1)],
+            first: 4,
+        };
+        let own = Entry::EnqueueIntent {
+            batch_id: "own".into(),
+            jobs: vec![k(2)],
+            first: 0,
+        };
+        let line = serde_json::to_string(&shared).expect("json");
+        assert!(line.contains(r#""first":4"#), "{line}");
+        let line = serde_json::to_string(&own).expect("json");
+        assert!(
+            !line.contains("first"),
+            "unchanged for a batch of its own: {line}"
+        );
+        let state = State::from_entries(parse(&format!(
+            "{}\n{line}\n",
+            serde_json::to_string(&shared).expect("json")
+        )));
+        assert_eq!(state.batches["shared"].first, 4);
+        assert_eq!(state.batches["own"].first, 0);
+    }
+
+    #[test]
     fn a_job_the_full_queue_did_not_take_is_submitted_again() {
         let state = State::from_entries(vec![
             Entry::EnqueueIntent {
                 batch_id: "b".into(),
                 jobs: vec![k(10), k(11)],
+                first: 0,
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
@@ -679,6 +728,7 @@ mod tests {
             Entry::EnqueueIntent {
                 batch_id: "b".into(),
                 jobs: vec![ks(10, 0), ks(10, 1), ks(11, 0), ks(11, 1)],
+                first: 0,
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
@@ -733,6 +783,7 @@ mod tests {
         more.push(Entry::EnqueueIntent {
             batch_id: "a-retry".into(),
             jobs: vec![ks(11, 0), ks(11, 1)],
+            first: 0,
         });
         let state = State::from_entries(more);
         assert_eq!(
@@ -749,6 +800,7 @@ mod tests {
             Entry::EnqueueIntent {
                 batch_id: "b".into(),
                 jobs: vec![k(0), k(1)],
+                first: 0,
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
@@ -767,6 +819,7 @@ mod tests {
         entries.push(Entry::EnqueueIntent {
             batch_id: "c".into(),
             jobs: vec![k(1)],
+            first: 0,
         });
         assert!(matches!(
             State::from_entries(entries).resume(key(1)),
@@ -786,6 +839,7 @@ mod tests {
                     Entry::EnqueueIntent {
                         batch_id: batch_id.clone(),
                         jobs: vec![k(i)],
+                        first: 0,
                     },
                     Entry::Enqueued {
                         batch_id,

@@ -3,6 +3,7 @@
 pub mod batch;
 mod cleanup;
 pub mod clock;
+pub mod coalesce;
 mod collect;
 mod dry_run;
 mod engine;
@@ -11,6 +12,7 @@ mod health;
 pub mod journal;
 pub mod key;
 mod ledger;
+mod merge;
 mod models;
 pub mod prepare;
 pub mod report;
@@ -23,7 +25,7 @@ mod submit;
 pub mod summary;
 mod upload;
 
-pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW};
+pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW, MAX_ENQUEUE};
 pub use status::{Cancelled, RunStatus, cancel};
 
 use crate::exit_status::ExitStatus;
@@ -302,6 +304,7 @@ pub async fn run_manifest(
         },
         window: settings.window,
         server_wait: settings.server_wait,
+        coalescer: settings.coalescer.clone(),
     };
     execution.run(cancel).await
 }

@@ -47,7 +47,12 @@ impl Execution<'_> {
             let mut decision = ledger.state.resume(key);
             if let Resume::Recover { batch_id } = &decision {
                 // Sent, but the answer was lost: find the batch's items on the server.
-                decision = match self.recover_batch(batch_id).await? {
+                let (first, count) = ledger
+                    .state
+                    .batches
+                    .get(batch_id)
+                    .map_or((0, usize::MAX), |b| (b.first, b.jobs.len()));
+                decision = match self.recover_batch(batch_id, first, count).await? {
                     Some(ids) => {
                         ledger.record(Entry::Enqueued {
                             batch_id: batch_id.clone(),

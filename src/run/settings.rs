@@ -31,6 +31,9 @@ pub struct RunSettings {
     pub window: usize,
     /// How long to wait for a server that stopped answering.
     pub server_wait: std::time::Duration,
+    /// Shares the enqueues of runs that go at once, when they can share a batch (`invk-run
+    /// watch --each`); `None`: each run sends its own.
+    pub coalescer: Option<crate::run::coalesce::Coalescer>,
 }
 
 impl RunSettings {

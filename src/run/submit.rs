@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::build_batch;
+use super::coalesce::{Answer, Coalescer, Share, Ticket, Withdrawn};
 use super::execution::Execution;
 use super::health::Health;
 use super::journal::Entry;
@@ -19,9 +20,9 @@ use super::ledger::{Ledger, Slot};
 use super::report::RunEvent;
 use super::upload::Uploads;
 use crate::client::tracker::Tracker;
-use crate::client::{ClientError, EnqueueResult, ModelResolver};
+use crate::client::{ClientError, ModelResolver};
 use crate::manifest::{EnqueuePlan, Job, LocalImage, Plan};
-use crate::workflow::{ConvertOptions, EnqueueBatch};
+use crate::workflow::{Batch, ConvertOptions, EnqueueBatch};
 
 /// What the submitting of a window's jobs left to do.
 #[derive(Debug, Default)]
@@ -147,88 +148,179 @@ impl Execution<'_> {
             .iter()
             .flat_map(|(_, key)| (0..per_job).map(move |n| key.session(per_job, n)))
             .collect();
+        if let Some(coalescer) = &self.coalescer {
+            if let Shared::Done(sent) = self
+                .enqueue_shared(coalescer, &batch, &keys, per_job, ledger, health, cancel)
+                .await?
+            {
+                return Ok(sent);
+            }
+        }
+        let count = keys.len();
         ledger.record(Entry::EnqueueIntent {
             batch_id: batch_id.clone(),
             jobs: keys,
+            first: 0,
         })?;
         let request = EnqueueBatch {
             batch,
             prepend: false,
         };
         loop {
-            let result = match self.client.queue().enqueue_batch(&request).await {
-                Ok(result) => Ok(result),
-                Err(ClientError::QueueFull { result, .. }) => Ok(*result),
-                Err(e) if e.is_unreachable() => Err(e),
+            let sent = match self.client.queue().enqueue_batch(&request).await {
+                Ok(result) => Ok(result.item_ids),
+                Err(ClientError::QueueFull { result, .. }) => Ok(result.item_ids),
+                Err(e) if e.is_unreachable() => Err(crate::error_chain::error_chain(&e)),
                 Err(e) => return Err(e.into()),
             };
-            match result {
-                Ok(result) => {
+            match sent {
+                Ok(ids) => {
                     health.up(self);
-                    return self.enqueued(&batch_id, per_job, result, ledger).map(Some);
+                    return self.enqueued(&batch_id, per_job, ids, ledger).map(Some);
                 }
-                Err(e) => {
-                    // The request may or may not have reached the server: wait for it, then
-                    // look the batch up before sending it again.
-                    health.down(self, &crate::error_chain::error_chain(&e))?;
-                    loop {
-                        tokio::select! {
-                            () = tokio::time::sleep(health.backoff()) => {}
-                            () = cancel.cancelled() => return Ok(None),
-                        }
-                        match self.recover_batch(&batch_id).await {
-                            Ok(Some(ids)) => {
-                                health.up(self);
-                                ledger.record(Entry::Enqueued {
-                                    batch_id: batch_id.clone(),
-                                    item_ids: ids.clone(),
-                                })?;
-                                return Ok(Some((batch_id, per_job, ids)));
-                            }
-                            Ok(None) => break,
-                            Err(RunError::Client(e)) if e.is_unreachable() => {
-                                health.down(self, &crate::error_chain::error_chain(&e))?;
-                            }
-                            Err(e) => return Err(e),
-                        }
+                // The request may or may not have reached the server: wait for it, then look
+                // the batch up before sending it again.
+                Err(error) => match self
+                    .recover_after_loss(&batch_id, 0, count, &error, health, cancel)
+                    .await?
+                {
+                    Recovery::Found(ids) => {
+                        return self.enqueued(&batch_id, per_job, ids, ledger).map(Some);
                     }
-                }
+                    Recovery::Missing => {}
+                    Recovery::Cancelled => return Ok(None),
+                },
             }
         }
     }
 
-    /// Journals an enqueue's answer.
+    /// Hands a batch to the coalescer: `Alone` when it shares no batch with other runs' (then
+    /// the run sends its own), else what became of the run's part of the shared one (`None`:
+    /// nothing of it reached the server, or Ctrl-C came while the server was down; the jobs are
+    /// submitted again).
+    #[allow(clippy::too_many_arguments)]
+    async fn enqueue_shared(
+        &self,
+        coalescer: &Coalescer,
+        batch: &Batch,
+        keys: &[SessionKey],
+        per_job: usize,
+        ledger: &mut Ledger,
+        health: &mut Health,
+        cancel: &CancellationToken,
+    ) -> Result<Shared, RunError> {
+        let share = match coalescer
+            .join(&self.name, &self.server, &self.client, batch, cancel)
+            .await
+        {
+            Ok(Ticket::Alone) => return Ok(Shared::Alone),
+            Ok(Ticket::Shared(share)) => share,
+            // Ctrl-C before it was sent: nothing was journaled or sent.
+            Err(Withdrawn) => return Ok(Shared::Done(None)),
+        };
+        let Share {
+            batch_id,
+            first,
+            journaled,
+            answer,
+        } = share;
+        // Journaled before it is sent, as the run's own batch would be; if this fails, dropping
+        // `journaled` keeps the shared batch from being sent at all.
+        ledger.record(Entry::EnqueueIntent {
+            batch_id: batch_id.clone(),
+            jobs: keys.to_vec(),
+            first,
+        })?;
+        let _ = journaled.send(());
+        let sent = match answer.await {
+            Ok(Answer::Items(ids)) => {
+                health.up(self);
+                Some(self.enqueued(&batch_id, per_job, ids, ledger)?)
+            }
+            Ok(Answer::Refused) => return Ok(Shared::Alone),
+            Ok(Answer::Lost(error)) => match self
+                .recover_after_loss(&batch_id, first, keys.len(), &error, health, cancel)
+                .await?
+            {
+                Recovery::Found(ids) => Some(self.enqueued(&batch_id, per_job, ids, ledger)?),
+                // Never arrived: the jobs are submitted again, in a batch of their own or
+                // shared anew.
+                Recovery::Missing | Recovery::Cancelled => None,
+            },
+            Err(_) => None,
+        };
+        Ok(Shared::Done(sent))
+    }
+
+    /// After an enqueue whose answer was lost: waits for the server, then looks up the batch's
+    /// items (the `count` from `first` on that are the run's).
+    async fn recover_after_loss(
+        &self,
+        batch_id: &str,
+        first: usize,
+        count: usize,
+        error: &str,
+        health: &mut Health,
+        cancel: &CancellationToken,
+    ) -> Result<Recovery, RunError> {
+        health.down(self, error)?;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(health.backoff()) => {}
+                () = cancel.cancelled() => return Ok(Recovery::Cancelled),
+            }
+            match self.recover_batch(batch_id, first, count).await {
+                Ok(Some(ids)) => {
+                    health.up(self);
+                    return Ok(Recovery::Found(ids));
+                }
+                Ok(None) => return Ok(Recovery::Missing),
+                Err(RunError::Client(e)) if e.is_unreachable() => {
+                    health.down(self, &crate::error_chain::error_chain(&e))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Journals an enqueue's answer: the run's item ids.
     fn enqueued(
         &self,
         batch_id: &str,
         per_job: usize,
-        result: EnqueueResult,
+        item_ids: Vec<i64>,
         ledger: &mut Ledger,
     ) -> Result<(String, usize, Vec<i64>), RunError> {
         ledger.record(Entry::Enqueued {
             batch_id: batch_id.to_owned(),
-            item_ids: result.item_ids.clone(),
+            item_ids: item_ids.clone(),
         })?;
-        if !result.item_ids.is_empty() {
+        if !item_ids.is_empty() {
             self.reporter.event(&RunEvent::Enqueued {
                 manifest: self.name.clone(),
                 batch_id: batch_id.to_owned(),
-                items: result.item_ids.len(),
+                items: item_ids.len(),
             });
         }
-        Ok((batch_id.to_owned(), per_job, result.item_ids))
+        Ok((batch_id.to_owned(), per_job, item_ids))
     }
 
-    /// Finds the items of a batch whose enqueue answer was lost; `None` when the server has none
-    /// (the enqueue never arrived).
-    pub(super) async fn recover_batch(&self, batch_id: &str) -> Result<Option<Vec<i64>>, RunError> {
+    /// Finds the run's items of a batch whose enqueue answer was lost: the `count` from `first`
+    /// on (a batch shared with other runs holds theirs too); `None` when the server has none of
+    /// the batch (the enqueue never arrived).
+    pub(super) async fn recover_batch(
+        &self,
+        batch_id: &str,
+        first: usize,
+        count: usize,
+    ) -> Result<Option<Vec<i64>>, RunError> {
         let status = self.client.queue().batch_status(batch_id).await?;
         if status.total == 0 {
             return Ok(None);
         }
         let mut ids = self.client.queue().item_ids_of_batch(batch_id).await?;
         ids.sort_unstable();
-        Ok(Some(ids))
+        Ok(Some(super::merge::slice(&ids, first, count)))
     }
 
     /// Takes back an item that has not run: cancelled on the server and journaled as withdrawn,
@@ -244,6 +336,24 @@ impl Execution<'_> {
         ledger.item_ended(item_id);
         Ok(())
     }
+}
+
+/// What became of a batch handed to the coalescer.
+enum Shared {
+    /// It shares no batch: the run sends its own.
+    Alone,
+    /// The run's part of a shared batch: as [`Execution::enqueue`] returns it.
+    Done(Option<(String, usize, Vec<i64>)>),
+}
+
+/// How the wait for an enqueue whose answer was lost ended.
+enum Recovery {
+    /// The server has the batch: the run's item ids.
+    Found(Vec<i64>),
+    /// The server has none of it: it never arrived.
+    Missing,
+    /// Ctrl-C came first.
+    Cancelled,
 }
 
 /// The pause before trying a full queue again.

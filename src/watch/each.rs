@@ -16,13 +16,20 @@ pub const IMAGE_PATTERNS: [&str; 8] = [
     "*.png", "*.PNG", "*.jpg", "*.JPG", "*.jpeg", "*.JPEG", "*.webp", "*.WEBP",
 ];
 
+/// How many images run at once unless told otherwise (`-j`): as many as the sessions a run
+/// keeps pending (the default `--window`), so that a burst of images goes at once and their
+/// runs share their enqueues.
+pub const EACH_CONCURRENCY: usize = crate::run::DEFAULT_WINDOW;
+
 /// The most bytes of an image file that are read to check it (its header).
 const HEADER_BYTES: u64 = 64 * 1024;
 
 /// The runner of `--each`: each claimed file is an image; it is checked, then `manifest` runs
 /// with `input` set to it. Each image's run has its own output folder (and so its own journal),
 /// unless the manifest's `output.dir` names the image itself: see
-/// [`ManifestFile::for_image`](crate::manifest::ManifestFile::for_image).
+/// [`ManifestFile::for_image`](crate::manifest::ManifestFile::for_image). With a
+/// [`Coalescer`](crate::run::coalesce::Coalescer) in the settings, the runs of images that go at
+/// once share their enqueues.
 #[derive(Debug, Clone)]
 pub struct RunEach<'a> {
     manifest: PathBuf,
@@ -56,16 +63,23 @@ impl ManifestRunner for RunEach<'_> {
         source: ManifestSource,
         cancel: CancellationToken,
     ) -> Result<ManifestOutcome, RunError> {
-        check_image(&source.path)?;
         let each = ManifestSource {
             path: self.manifest.clone(),
             base_dir: crate::fs::parent_dir(&self.manifest),
             display_name: self.manifest.display().to_string(),
             image: Some(ForImage {
                 input: self.input.clone(),
-                image: source.path,
+                image: source.path.clone(),
             }),
         };
+        // Other images' runs may wait for this one's first enqueue, to share a batch with it,
+        // until it enqueues or ends.
+        let _starting = self
+            .settings
+            .coalescer
+            .as_ref()
+            .map(|c| c.starting(&each.run_name()));
+        check_image(&source.path)?;
         run::run_manifest(&each, self.settings, self.reporter, cancel).await
     }
 }

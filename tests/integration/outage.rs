@@ -18,19 +18,22 @@ use crate::support;
 
 /// What the proxy saw.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     /// Whether the outage happened.
-    outage: AtomicBool,
+    pub(crate) outage: AtomicBool,
     /// Connections dropped during it.
-    dropped: AtomicUsize,
+    pub(crate) dropped: AtomicUsize,
 }
 
 /// A proxy to `upstream` that, once a request whose first line contains `trigger` passes by,
-/// drops every connection for `outage`. Returns its URL.
-async fn outage_proxy(
+/// drops every connection for `outage`. The request itself is lost; with `lose_answer`, it
+/// reaches the server and its answer is what is lost (the outage starts a moment later).
+/// Returns its URL.
+pub(crate) async fn outage_proxy(
     upstream: SocketAddr,
     trigger: &'static str,
     outage: Duration,
+    lose_answer: bool,
 ) -> (String, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -54,7 +57,7 @@ async fn outage_proxy(
             tokio::spawn(relay(
                 client,
                 upstream,
-                trigger,
+                (trigger, lose_answer),
                 outage,
                 Arc::clone(&down_tx),
                 down_rx.clone(),
@@ -68,7 +71,7 @@ async fn outage_proxy(
 async fn relay(
     client: TcpStream,
     upstream: SocketAddr,
-    trigger: &'static str,
+    (trigger, lose_answer): (&'static str, bool),
     outage: Duration,
     down_tx: Arc<watch::Sender<Option<Instant>>>,
     mut down_rx: watch::Receiver<Option<Instant>>,
@@ -79,6 +82,8 @@ async fn relay(
     };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    // The trigger's answer is dropped (with `lose_answer`).
+    let swallow = AtomicBool::new(false);
     let up = async {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -92,9 +97,20 @@ async fn relay(
                 .next()
                 .is_some_and(|line| line.contains(trigger));
             if is_trigger && !seen.outage.swap(true, Ordering::SeqCst) {
-                // The outage starts: this request is lost, and so is every open connection.
-                down_tx.send_replace(Some(Instant::now() + outage));
-                return;
+                if lose_answer {
+                    // The request goes on to the server; its answer is dropped, and the outage
+                    // starts once the server has had time to take it.
+                    swallow.store(true, Ordering::SeqCst);
+                    let down_tx = Arc::clone(&down_tx);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                        down_tx.send_replace(Some(Instant::now() + outage));
+                    });
+                } else {
+                    // The outage starts: this request is lost, and so is every open connection.
+                    down_tx.send_replace(Some(Instant::now() + outage));
+                    return;
+                }
             }
             if server_write.write_all(chunk).await.is_err() {
                 return;
@@ -108,6 +124,9 @@ async fn relay(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if swallow.load(Ordering::SeqCst) {
+                continue;
+            }
             if client_write.write_all(&buf[..n]).await.is_err() {
                 return;
             }
@@ -133,7 +152,8 @@ async fn a_10_s_outage_during_downloads_is_outlasted_with_every_file_and_nothing
         .trim_start_matches("http://")
         .parse()
         .expect("server address");
-    let (url, seen) = outage_proxy(upstream, "/full HTTP/1.1", Duration::from_secs(10)).await;
+    let (url, seen) =
+        outage_proxy(upstream, "/full HTTP/1.1", Duration::from_secs(10), false).await;
     let ws = Workspace::new(SWEEP);
     let started = Instant::now();
     let out = {

@@ -1,10 +1,12 @@
 //! `invk-run watch DIR --each MANIFEST --as INPUT` against a real server: thirty images (some
 //! written slowly, one not an image) each run the manifest's sweep once, with a `kill -9` and a
-//! restart in the middle; and a bad manifest or `--as` exits 2 before anything is watched.
+//! restart in the middle; a burst of fifty images shares its enqueues, each image still getting
+//! its own outputs once; and a bad manifest or `--as` exits 2 before anything is watched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,6 +14,7 @@ use serde_json::Value;
 use super::list;
 use super::live::{Watcher, count, journaled_enqueues, per_manifest, reports};
 use crate::support;
+use crate::support::private::PrivateServer;
 
 /// The manifest each image runs: a sweep of two blur radii (two jobs, one enqueue), the
 /// outputs named from the image.
@@ -218,6 +221,299 @@ fn live_thirty_images_each_run_the_sweep_once_through_a_kill_and_a_restart() {
     .expect("json");
     assert_eq!(report["verdict"], "invalid");
     assert!(!job.join("out/each/notes").exists());
+}
+
+/// A 32 px PNG whose red channel is `i * 5` all over (told apart after a blur).
+fn red_png(i: u8) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([
+            i * 5,
+            u8::try_from(x * 8).unwrap_or(0),
+            u8::try_from(y * 8).unwrap_or(0),
+        ])
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode");
+    bytes
+}
+
+/// A journal's entries of one kind.
+fn journal_entries(output_dir: &Path, event: &str) -> Vec<Value> {
+    fs_err::read_to_string(output_dir.join(".invk-run/journal.jsonl"))
+        .expect("journal")
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["event"] == event)
+        .collect()
+}
+
+#[test]
+fn live_a_burst_of_fifty_images_shares_enqueues_and_each_gets_its_own_outputs_once() {
+    let (_tmp, job, hot) = folders();
+    let manifest = job.join("each.yaml").display().to_string();
+    // The defaults: as many images at once as `-j` defaults to with `--each`.
+    let args = ["--each", &manifest, "--as", "Source image"];
+    let names: Vec<String> = (0..50).map(|i| format!("burst-{i:02}.png")).collect();
+
+    let mut watcher = Watcher::start(&hot, &args);
+    watcher.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+    // Dropped at once: written under hidden names, then renamed into place one after another.
+    for (i, name) in names.iter().enumerate() {
+        let bytes = red_png(u8::try_from(i).expect("small"));
+        fs_err::write(hot.join(format!(".{name}")), bytes).expect("write");
+    }
+    for name in &names {
+        fs_err::rename(hot.join(format!(".{name}")), hot.join(name)).expect("rename");
+    }
+    let done = hot.join("done");
+    watcher.wait_until("50 done", |_| reports(&done, ".report.json") == 50);
+    let (code, events) = watcher.interrupt();
+    assert_eq!(code, Some(130));
+    assert_eq!(count(&events, "watch_failed"), 0, "{events:#?}");
+
+    // Fewer enqueues than images: the runs' enqueues share batches.
+    let batches: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e["event"] == "enqueued")
+        .map(|e| e["batch_id"].as_str().expect("batch id").to_owned())
+        .collect();
+    assert!(
+        batches.len() <= names.len() / 4,
+        "{} enqueues for {} images",
+        batches.len(),
+        names.len()
+    );
+
+    // Each image: its own folder and journal, one enqueue of its two sessions, its own items
+    // (no item of two images), and the sweep's outputs once, made from its own image.
+    let mut items: BTreeSet<i64> = BTreeSet::new();
+    let mut journaled: BTreeSet<String> = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let stem = name.trim_end_matches(".png");
+        let output_dir = job.join("out/each").join(stem);
+        let intents = journal_entries(&output_dir, "enqueue_intent");
+        assert_eq!(intents.len(), 1, "{name}: {intents:?}");
+        assert_eq!(
+            intents[0]["jobs"].as_array().map(Vec::len),
+            Some(2),
+            "{name}"
+        );
+        journaled.insert(intents[0]["batch_id"].as_str().expect("id").to_owned());
+        let enqueued = journal_entries(&output_dir, "enqueued");
+        assert_eq!(enqueued.len(), 1, "{name}");
+        assert_eq!(enqueued[0]["batch_id"], intents[0]["batch_id"], "{name}");
+        let ids = enqueued[0]["item_ids"].as_array().expect("ids");
+        assert_eq!(ids.len(), 2, "{name}");
+        for id in ids {
+            assert!(
+                items.insert(id.as_i64().expect("id")),
+                "{name}: item {id} twice"
+            );
+        }
+        let pngs: Vec<String> = list(&output_dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".png"))
+            .collect();
+        assert_eq!(
+            pngs,
+            [
+                format!("{stem}-blur-1-Blurred.png"),
+                format!("{stem}-blur-1-Tinted.png"),
+                format!("{stem}-blur-3-Blurred.png"),
+                format!("{stem}-blur-3-Tinted.png"),
+                "grid-Blurred.png".to_owned(),
+                "grid-Tinted.png".to_owned(),
+            ],
+            "{name}"
+        );
+        // A blur keeps the red channel, which is the same all over each image: its middle
+        // tells which image the output was made from.
+        for radius in [1, 3] {
+            let file = output_dir.join(format!("{stem}-blur-{radius}-Blurred.png"));
+            let red = image::open(&file)
+                .expect("output")
+                .to_rgb8()
+                .get_pixel(16, 16)[0];
+            let want = u8::try_from(i * 5).expect("small");
+            assert!(
+                red.abs_diff(want) <= 2,
+                "{}: red {red}, the image's is {want}",
+                file.display()
+            );
+        }
+    }
+    assert_eq!(journaled, batches, "the journals name the batches sent");
+    assert_eq!(items.len(), 100, "two items per image, none shared");
+    let filed: Vec<String> = list(&done)
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(filed, names, "done/ holds each image once");
+    assert_eq!(list(&hot), Vec::<String>::new());
+    assert_eq!(list(&hot.join("processing")), Vec::<String>::new());
+}
+
+#[test]
+fn live_a_full_queue_takes_part_of_a_shared_batch_and_each_image_gets_the_rest_later() {
+    // A queue of five: a burst of eight images (sixteen sessions) does not fit.
+    let server = PrivateServer::start(Some(5));
+    let (_tmp, job, hot) = folders();
+    let manifest = job.join("each.yaml").display().to_string();
+    let args = ["--each", &manifest, "--as", "Source image"];
+    let names: Vec<String> = (0..8).map(|i| format!("full-{i}.png")).collect();
+
+    let mut watcher = Watcher::start_on(&server.url(), &hot, &args);
+    watcher.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+    for (i, name) in names.iter().enumerate() {
+        let bytes = red_png(u8::try_from(i).expect("small"));
+        fs_err::write(hot.join(format!(".{name}")), bytes).expect("write");
+    }
+    for name in &names {
+        fs_err::rename(hot.join(format!(".{name}")), hot.join(name)).expect("rename");
+    }
+    let done = hot.join("done");
+    watcher.wait_until("8 done", |_| reports(&done, ".report.json") == 8);
+    let (code, events) = watcher.interrupt();
+    assert_eq!(code, Some(130));
+    assert_eq!(count(&events, "watch_failed"), 0, "{events:#?}");
+
+    // Some image's part of a shared batch was taken short (or not at all) by the full queue,
+    // and every image still ran each session once, with its own items.
+    let mut short = Vec::new();
+    let mut shared = false;
+    let mut items: BTreeSet<i64> = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let stem = name.trim_end_matches(".png");
+        let output_dir = job.join("out/each").join(stem);
+        let intents = journal_entries(&output_dir, "enqueue_intent");
+        shared |= intents.iter().any(|e| e["first"].as_u64().unwrap_or(0) > 0);
+        for enqueued in journal_entries(&output_dir, "enqueued") {
+            let intent = intents
+                .iter()
+                .find(|e| e["batch_id"] == enqueued["batch_id"])
+                .expect("an intent before each answer");
+            let ids = enqueued["item_ids"].as_array().expect("ids");
+            if ids.len() < intent["jobs"].as_array().map_or(0, Vec::len) {
+                short.push(name.clone());
+            }
+            for id in ids {
+                assert!(
+                    items.insert(id.as_i64().expect("id")),
+                    "{name}: item {id} twice"
+                );
+            }
+        }
+        let completed = journal_entries(&output_dir, "finished")
+            .into_iter()
+            .filter(|e| e["status"] == "completed")
+            .count();
+        assert_eq!(completed, 2, "{name}: each session completed once");
+        for radius in [1, 3] {
+            let file = output_dir.join(format!("{stem}-blur-{radius}-Blurred.png"));
+            let red = image::open(&file)
+                .expect("output")
+                .to_rgb8()
+                .get_pixel(16, 16)[0];
+            let want = u8::try_from(i * 5).expect("small");
+            assert!(red.abs_diff(want) <= 2, "{}: red {red}", file.display());
+        }
+    }
+    assert!(shared, "no image's run had a part of a shared batch");
+    assert!(
+        !short.is_empty(),
+        "the full queue took every shared batch whole"
+    );
+    let filed: Vec<String> = list(&done)
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(filed, names, "done/ holds each image once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_a_shared_enqueue_whose_answer_is_lost_is_found_again_by_each_image() {
+    // The first enqueue reaches the server, its answer is lost, and the server cannot be
+    // reached for five seconds.
+    let upstream: std::net::SocketAddr = support::server()
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("server address");
+    let (url, seen) = crate::outage::outage_proxy(
+        upstream,
+        "/enqueue_batch HTTP/1.1",
+        Duration::from_secs(5),
+        true,
+    )
+    .await;
+    let (_tmp, job, hot) = folders();
+    let names: Vec<String> = (0..4).map(|i| format!("lost-{i}.png")).collect();
+    let (events, job) = tokio::task::spawn_blocking({
+        let names = names.clone();
+        move || {
+            let manifest = job.join("each.yaml").display().to_string();
+            let args = ["--each", &manifest, "--as", "Source image"];
+            let mut watcher = Watcher::start_on(&url, &hot, &args);
+            watcher.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+            for (i, name) in names.iter().enumerate() {
+                let bytes = red_png(u8::try_from(i).expect("small"));
+                fs_err::write(hot.join(format!(".{name}")), bytes).expect("write");
+            }
+            for name in &names {
+                fs_err::rename(hot.join(format!(".{name}")), hot.join(name)).expect("rename");
+            }
+            let done = hot.join("done");
+            watcher.wait_until("4 done", |_| reports(&done, ".report.json") == 4);
+            let (code, events) = watcher.interrupt();
+            assert_eq!(code, Some(130));
+            (events, job)
+        }
+    })
+    .await
+    .expect("join");
+    assert!(seen.outage.load(Ordering::SeqCst), "no enqueue passed by");
+    assert_eq!(count(&events, "watch_failed"), 0, "{events:#?}");
+
+    // Each image found its own items of the shared batch again: one enqueue each, never sent
+    // twice, each session completed once, the outputs made from its own image.
+    let mut shared = false;
+    let mut items: BTreeSet<i64> = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let stem = name.trim_end_matches(".png");
+        let output_dir = job.join("out/each").join(stem);
+        let intents = journal_entries(&output_dir, "enqueue_intent");
+        assert_eq!(intents.len(), 1, "{name}: sent once: {intents:?}");
+        shared |= intents[0]["first"].as_u64().unwrap_or(0) > 0;
+        let enqueued = journal_entries(&output_dir, "enqueued");
+        assert_eq!(enqueued.len(), 1, "{name}");
+        for id in enqueued[0]["item_ids"].as_array().expect("ids") {
+            assert!(
+                items.insert(id.as_i64().expect("id")),
+                "{name}: item {id} twice"
+            );
+        }
+        let completed = journal_entries(&output_dir, "finished")
+            .into_iter()
+            .filter(|e| e["status"] == "completed")
+            .count();
+        assert_eq!(completed, 2, "{name}");
+        for radius in [1, 3] {
+            let file = output_dir.join(format!("{stem}-blur-{radius}-Blurred.png"));
+            let red = image::open(&file)
+                .expect("output")
+                .to_rgb8()
+                .get_pixel(16, 16)[0];
+            let want = u8::try_from(i * 5).expect("small");
+            assert!(red.abs_diff(want) <= 2, "{}: red {red}", file.display());
+        }
+    }
+    assert!(shared, "the first enqueue was not shared");
+    assert_eq!(items.len(), 8);
 }
 
 #[test]

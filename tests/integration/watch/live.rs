@@ -57,10 +57,15 @@ pub(super) struct Watcher {
 
 impl Watcher {
     pub(super) fn start(hot: &Path, args: &[&str]) -> Watcher {
+        Watcher::start_on(support::server().url(), hot, args)
+    }
+
+    /// As [`Watcher::start`], on the server at `url`.
+    pub(super) fn start_on(url: &str, hot: &Path, args: &[&str]) -> Watcher {
         let mut child = support::invk_run()
             .arg("watch")
             .arg(hot)
-            .args(["--json", "--server", support::server().url()])
+            .args(["--json", "--server", url])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
