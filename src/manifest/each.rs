@@ -6,15 +6,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::ManifestFile;
+use super::scope::{EachImage, file_vars};
 use super::source::YamlPath;
 use super::template::Templates;
-
-/// The image a manifest runs for, as its templates see it (`source.name`, `source.stem`,
-/// `source.dir`, `source.path`).
-#[derive(Debug, Clone)]
-pub(crate) struct EachImage {
-    pub(crate) vars: Value,
-}
 
 impl ManifestFile {
     /// This manifest, run for the image `image`: the input `input` is set to it (replacing the
@@ -32,7 +26,7 @@ impl ManifestFile {
             self.manifest.output.dir = format!("{dir}/{{{{ source.stem }}}}");
         }
         self.each = Some(EachImage {
-            vars: super::validate::manifest_vars(image, &crate::fs::parent_dir(image)),
+            vars: file_vars(image, &crate::fs::parent_dir(image)),
         });
         self
     }

@@ -44,7 +44,7 @@ pub struct ManifestFile {
     /// skipped to avoid follow-on errors).
     pub(crate) broken: Vec<&'static str>,
     /// The image of a hot folder this run is for (`invk-run watch --each`).
-    pub(crate) each: Option<super::each::EachImage>,
+    pub(crate) each: Option<super::scope::EachImage>,
 }
 
 impl ManifestFile {

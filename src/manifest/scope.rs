@@ -22,6 +22,25 @@ pub const RESERVED: &[&str] = &[
     "time", "source",
 ];
 
+/// The image a manifest runs for (`invk-run watch --each`), as its templates see it
+/// (`source.name`, `source.stem`, `source.dir`, `source.path`).
+#[derive(Debug, Clone)]
+pub(crate) struct EachImage {
+    pub(crate) vars: Value,
+}
+
+/// `name`, `stem`, `dir` and `path` of a file, as templates see a manifest (`manifest.*`) or
+/// the image of a `--each` run (`source.*`).
+pub(crate) fn file_vars(path: &std::path::Path, dir: &std::path::Path) -> Value {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    json!({"name": name, "stem": stem, "dir": dir.display().to_string(), "path": path.display().to_string()})
+}
+
 /// What every template of a manifest sees alike.
 #[derive(Debug)]
 pub(crate) struct Shared {

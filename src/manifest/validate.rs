@@ -21,7 +21,7 @@ use super::file::ManifestFile;
 use super::job::{InputValue, Job, LocalImage};
 use super::model::Output;
 use super::output::{OutputVars, check_name};
-use super::scope::RESERVED;
+use super::scope::{RESERVED, file_vars};
 use super::scope::{OutputScope, OutputValues, Scope, Shared};
 use super::seed::{derive_seed, is_random_seed, job_identity};
 use super::source::{Segment, SourceMap, YamlPath};
@@ -708,7 +708,7 @@ impl ManifestFile {
         let job_count = expanded.count() * runs as usize;
         let shared = Shared::new(
             Value::Object(m.vars.clone()),
-            manifest_vars(&self.path, &self.dir),
+            file_vars(&self.path, &self.dir),
             self.each.as_ref().map(|e| e.vars.clone()),
             runs,
             job_count,
@@ -1015,18 +1015,6 @@ fn output_name_problems(templates: &Templates, source: &str, ctx: &Context) -> V
         },
         Err(p) => vec![Problem::template(&path, p)],
     }
-}
-
-/// `name`, `stem`, `dir` and `path` of a file, as templates see a manifest (`manifest.*`) or
-/// the image of a `--each` run (`source.*`).
-pub(super) fn manifest_vars(path: &Path, dir: &Path) -> Value {
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let stem = path
-        .file_stem()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    json!({"name": name, "stem": stem, "dir": dir.display().to_string(), "path": path.display().to_string()})
 }
 
 fn last(path: &YamlPath) -> String {
