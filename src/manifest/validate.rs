@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::catalog::{Checker, InputCatalog, InputInfo, InputKind};
 use super::diagnostic::{At, Diagnostics, ManifestError, closest};
@@ -1048,6 +1048,7 @@ mod tests {
     use super::*;
     use crate::manifest::catalog::CatalogError;
     use crate::manifest::seed::derive_seed;
+    use serde_json::json;
 
     /// Prompt (text), Steps (integer >= 1), Photo (image, required), Model (model).
     struct Catalog;
