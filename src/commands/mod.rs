@@ -88,20 +88,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     }
 }
 
-/// A command that talks to a server takes one; only `servers check` takes several.
+/// A command that talks to a server takes one; a run (spread over the servers, see
+/// `docs/servers.md`) and `servers check` take several.
 fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
     let talks_to_one = match &cli.command {
-        None
-        | Some(
-            Command::Validate { .. }
-            | Command::Watch(_)
+        Some(
+            Command::Watch(_)
             | Command::Status { .. }
             | Command::Cancel { .. }
             | Command::Workflows(_)
             | Command::Boards(_),
         ) => true,
-        Some(
-            Command::Servers(_)
+        None
+        | Some(
+            Command::Validate { .. }
+            | Command::Servers(_)
             | Command::Server(_)
             | Command::Inputs { .. }
             | Command::Graph { .. }

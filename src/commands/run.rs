@@ -27,6 +27,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
     let _local = if args.local && !validate_only && !args.dry_run {
         let server = start_local_server()?;
         settings.server_override = Some(server.url());
+        settings.pool.clear();
         Some(server)
     } else {
         None
@@ -52,6 +53,7 @@ pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
     };
     RunSettings {
         server_override: super::connect::one_server(global),
+        pool: crate::servers::server_list(&global.server),
         credentials: super::connect::credentials(global),
         mode,
         dry_run: run.dry_run,

@@ -29,6 +29,7 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     let _local = if args.run.local {
         let local = super::run::start_local_server()?;
         settings.server_override = Some(local.url());
+        settings.pool.clear();
         Some(local)
     } else {
         None

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::diagnostic::describe;
 use super::diagnostic::{At, Diagnostic, Diagnostics, ManifestError, did_you_mean};
-use super::model::{Cleanup, Manifest, Output, Sweep, VERSION, WorkflowRef};
+use super::model::{Cleanup, Manifest, Output, Servers, Sweep, VERSION, WorkflowRef};
 use super::source::{Location, SourceMap, YamlPath};
 
 /// The top-level keys of a manifest (kept equal to [`Manifest`]'s fields by a test).
@@ -220,13 +220,35 @@ impl ManifestFile {
         };
 
         let server =
-            section::<Option<String>>(&mut top, "server", &mut diags, &mut broken).flatten();
-        if let Some(s) = &server {
+            section::<Option<Servers>>(&mut top, "server", &mut diags, &mut broken).flatten();
+        if let Some(Servers::Pool(urls)) = &server {
+            if urls.is_empty() || urls.len() > MAX_POOL {
+                diags.push(
+                    &YamlPath::keys(&["server"]),
+                    At::Value,
+                    format!(
+                        "a pool of {} servers: a list takes 1 to {MAX_POOL}",
+                        urls.len()
+                    ),
+                    Some("name each server's base URL once, e.g. `[http://gpu0:9090, http://gpu1:9090]`".into()),
+                );
+            }
+        }
+        for (n, s) in server
+            .iter()
+            .flat_map(Servers::urls)
+            .enumerate()
+            .take(MAX_POOL)
+        {
             let ok = url::Url::parse(s)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
+                let path = match &server {
+                    Some(Servers::Pool(_)) => YamlPath::keys(&["server"]).index(n),
+                    _ => YamlPath::keys(&["server"]),
+                };
                 diags.push(
-                    &YamlPath::keys(&["server"]),
+                    &path,
                     At::Value,
                     format!("`{s}` is not an http(s) URL"),
                     Some("write the server's base URL, e.g. `http://127.0.0.1:9090`".into()),
@@ -330,10 +352,20 @@ impl ManifestFile {
         &self.workflow
     }
 
-    /// The server URL the manifest names, if any.
+    /// The server URL the manifest names, if any (the first of a pool).
     #[must_use]
     pub fn server(&self) -> Option<&str> {
-        self.manifest.server.as_deref()
+        self.servers().first().copied()
+    }
+
+    /// The server URLs the manifest names: none, one, or a pool.
+    #[must_use]
+    pub fn servers(&self) -> Vec<&str> {
+        self.manifest
+            .server
+            .as_ref()
+            .map(Servers::urls)
+            .unwrap_or_default()
     }
 
     /// Where the value at `path` is in the file.
@@ -360,6 +392,9 @@ impl ManifestFile {
 
 /// A manifest file may have at most this many bytes.
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// The most servers a manifest's `server:` list names.
+pub const MAX_POOL: usize = 32;
 
 /// Reads the manifest at `read_from` (named `display_path` in messages), refusing one larger than
 /// [`MAX_MANIFEST_BYTES`] without reading more than that.

@@ -12,6 +12,27 @@ use super::diagnostic::describe;
 /// The only manifest format version this build reads.
 pub const VERSION: u32 = 1;
 
+/// The server of a manifest: one URL, or a pool of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Servers {
+    /// One server.
+    One(String),
+    /// A pool: the run spreads its jobs over them.
+    Pool(Vec<String>),
+}
+
+impl Servers {
+    /// The URLs, in order.
+    #[must_use]
+    pub fn urls(&self) -> Vec<&str> {
+        match self {
+            Servers::One(url) => vec![url.as_str()],
+            Servers::Pool(urls) => urls.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
 /// A job manifest: which workflow to run, with which input values, how often, where the outputs
 /// go and what is deleted on the server afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,9 +45,10 @@ pub struct Manifest {
     /// The workflow to run: a JSON file exported from the InvokeAI web UI (a path relative to
     /// this manifest's folder), or `{library: NAME_OR_ID}` for a workflow in the server's library.
     pub workflow: WorkflowRef,
-    /// Base URL of the InvokeAI server; `--server` and `INVK_SERVER` override it.
+    /// Base URL of the InvokeAI server, or a list of them: a pool the run spreads its jobs
+    /// over; `--server` and `INVK_SERVER` override it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub server: Option<Servers>,
     /// Input values, by user name (the label in the workflow's form), system name
     /// (`node_id.field`) or `#INDEX`. Strings are templates. An image input takes a local path
     /// (relative to this manifest's folder; uploaded) or `{image_name: NAME}`; a model input takes

@@ -8,7 +8,7 @@
 use super::RunError;
 use std::collections::BTreeSet;
 
-use super::execution::Execution;
+use super::execution::{Execution, Lane};
 use super::journal::Entry;
 use super::ledger::Ledger;
 use super::report::RunEvent;
@@ -23,9 +23,11 @@ impl Execution<'_> {
     /// The end's pass: deletes what the policy says may go of everything the run (and the
     /// earlier runs its journal records) made; `all_done` when every job of the manifest
     /// completed. Returns how many images went.
+    /// Each of `servers` (the pool's servers that answer, with their uploads) is asked about
+    /// every candidate: an image another server made is not among its own.
     pub(super) async fn cleanup(
         &self,
-        uploads: &Uploads,
+        servers: &[(&Lane, &Uploads)],
         all_done: bool,
         ledger: &mut Ledger,
     ) -> Result<usize, RunError> {
@@ -37,8 +39,9 @@ impl Execution<'_> {
             .cloned()
             .chain(state.downloads.values().flat_map(|f| f.keys().cloned()))
             .collect();
-        let uploaded: BTreeSet<String> = uploads
-            .names()
+        let uploaded: BTreeSet<String> = servers
+            .iter()
+            .flat_map(|(_, uploads)| uploads.names())
             .cloned()
             .chain(state.uploads.values().cloned())
             .collect();
@@ -65,8 +68,16 @@ impl Execution<'_> {
             delete_uploads: uploads_go,
             keep: &keep,
         };
-        let delete = deletable(&self.client, &candidates, &ours).await?.delete;
-        self.delete(&delete, ledger).await
+        let mut plans = Vec::with_capacity(servers.len());
+        for (lane, _) in servers {
+            let here = self.on_server(lane, &candidates).await?;
+            plans.push(deletable(&lane.client, &here, &ours).await?.delete);
+        }
+        let mut deleted = 0;
+        for ((lane, _), delete) in servers.iter().zip(plans) {
+            deleted += self.delete(lane, &delete, ledger).await?;
+        }
+        Ok(deleted)
     }
 
     /// A pass while the run goes, so that a long run does not pile its outputs up on the
@@ -74,7 +85,11 @@ impl Execution<'_> {
     /// outputs after download. Intermediates and uploads wait for the end: a running session
     /// may be reading them (the server's invocation cache hands one session's intermediate to
     /// the next). Returns how many images went.
-    pub(super) async fn cleanup_outputs(&self, ledger: &mut Ledger) -> Result<usize, RunError> {
+    pub(super) async fn cleanup_outputs(
+        &self,
+        servers: &[&Lane],
+        ledger: &mut Ledger,
+    ) -> Result<usize, RunError> {
         let fresh: BTreeSet<String> = std::mem::take(&mut ledger.fresh_outputs)
             .into_iter()
             .collect();
@@ -96,14 +111,47 @@ impl Execution<'_> {
             delete_uploads: false,
             keep: &left,
         };
-        let delete = deletable(&self.client, &candidates, &ours).await?.delete;
-        self.delete(&delete, ledger).await
+        let mut plans = Vec::with_capacity(servers.len());
+        for lane in servers {
+            plans.push(deletable(&lane.client, &candidates, &ours).await?.delete);
+        }
+        let mut deleted = 0;
+        for (lane, delete) in servers.iter().zip(plans) {
+            deleted += self.delete(lane, &delete, ledger).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Of a pool's server, the candidates it has (the uploads of another server are not
+    /// among them); of a one-server run, all of them.
+    async fn on_server(&self, lane: &Lane, candidates: &[String]) -> Result<Vec<String>, RunError> {
+        if self.lanes.len() == 1 {
+            return Ok(candidates.to_vec());
+        }
+        let there: BTreeSet<String> = lane
+            .client
+            .images()
+            .by_names(candidates)
+            .await?
+            .into_iter()
+            .map(|dto| dto.image_name)
+            .collect();
+        Ok(candidates
+            .iter()
+            .filter(|n| there.contains(*n))
+            .cloned()
+            .collect())
     }
 
     /// Deletes `delete` (images the server says the run's sessions made) and journals them.
-    async fn delete(&self, delete: &[String], ledger: &mut Ledger) -> Result<usize, RunError> {
+    async fn delete(
+        &self,
+        lane: &Lane,
+        delete: &[String],
+        ledger: &mut Ledger,
+    ) -> Result<usize, RunError> {
         for chunk in delete.chunks(DELETE_CHUNK) {
-            let result = self.client.images().delete_many(chunk).await?;
+            let result = lane.client.images().delete_many(chunk).await?;
             ledger.record(Entry::Deleted {
                 image_names: result.deleted_images.clone(),
             })?;

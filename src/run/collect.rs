@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use super::execution::Execution;
 use super::journal::{Entry, ItemEnd};
+use super::key::ItemRef;
 use super::ledger::{Ledger, Slot};
 use super::report::RunEvent;
 use super::server_fault::server_fault;
@@ -208,8 +209,11 @@ impl Execution<'_> {
                 Some((f.image_name.clone(), existing.clone()))
             })
             .collect();
+        let Some(lane) = self.lane_of(item.item_id) else {
+            return Ok(Ended::Recorded);
+        };
         spawn_download(
-            self.client.clone(),
+            lane.client.clone(),
             OutputRoot::at(&self.prepared.output_dir),
             item.item_id,
             planned,
@@ -254,8 +258,9 @@ impl Execution<'_> {
             self.reporter.event(&RunEvent::JobFailed {
                 manifest: self.name.clone(),
                 job,
-                item_id,
+                item_id: ItemRef(item_id).id(),
                 error,
+                server: self.pool_url_of(item_id),
             });
         }
     }
@@ -398,6 +403,18 @@ impl Execution<'_> {
             && v["node"]["id"] == node_id
             && v["item_id"]
                 .as_i64()
+                .map(|id| {
+                    // A sidecar names its item by its id on the server it names.
+                    let server = v["server"].as_str().and_then(|url| {
+                        ledger
+                            .state
+                            .servers
+                            .iter()
+                            .find(|(_, u)| *u == url)
+                            .map(|(n, _)| *n)
+                    });
+                    ItemRef::new(server.unwrap_or(0), id).0
+                })
                 .and_then(|id| ledger.state.item(id))
                 .is_some_and(|(key, batch)| *key == slot.key && v["batch_id"] == batch.as_str())
     }
@@ -421,14 +438,14 @@ impl Execution<'_> {
         Sidecar {
             manifest: self.name.clone(),
             workflow: self.prepared.workflow_ref.clone(),
-            server: self.server.clone(),
+            server: self.url_of(item.item_id),
             run_id: self.run_id.clone(),
             job: job.index,
             inputs,
             sweep: values,
             node: json!({"id": node.node_id, "label": node.label, "type": node.node_type}),
             image_name: image_name.to_owned(),
-            item_id: item.item_id,
+            item_id: ItemRef(item.item_id).id(),
             batch_id: batch_id.to_owned(),
             session_id: item.session_id.clone(),
             times: json!({
@@ -519,7 +536,8 @@ impl Execution<'_> {
                 self.reporter.event(&RunEvent::JobCompleted {
                     manifest: self.name.clone(),
                     job: slot.job,
-                    item_id,
+                    item_id: ItemRef(item_id).id(),
+                    server: self.pool_url_of(item_id),
                     files: ledger.files[&slot.job]
                         .iter()
                         .map(|f| f.display().to_string())

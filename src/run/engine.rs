@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::collect::{Downloads, Ended, sweep_map};
-use super::execution::Execution;
-use super::health::Health;
+use super::collect::{Downloads, sweep_map};
+use super::execution::{Execution, Lane};
 use super::journal::Entry;
+use super::key::ItemRef;
 use super::ledger::Ledger;
+use super::pool::{LaneRun, LaneShare, next_event};
 use super::report::RunEvent;
 use super::source::JobSource;
-use super::submit::{QUEUE_FULL_PAUSE, Submitter};
+use super::submit::QUEUE_FULL_PAUSE;
 use super::summary::{JobSummary, SummaryWriter};
+use super::upload::Uploads;
 use super::{JobFailure, ManifestOutcome};
 use crate::client::QueueItemStatus;
-use crate::client::tracker::{TrackEvent, Tracker};
 use crate::manifest::Job;
 use crate::report::ReportConfig;
 use crate::report::live::{JobState, LiveJob, LiveReport};
@@ -50,24 +51,32 @@ pub const MAX_ENQUEUE: usize = 64;
 pub const DEFAULT_SERVER_WAIT: Duration = Duration::from_secs(300);
 
 impl Execution<'_> {
-    /// Runs the manifest; returns its outcome.
+    /// Runs the manifest on the journal `ledger` opened; returns its outcome.
     ///
     /// # Errors
     /// Server errors that stop the whole run (an enqueue refused, a server gone for longer than
     /// the wait); job failures are part of the outcome instead.
-    pub async fn run(&self, cancel: CancellationToken) -> Result<ManifestOutcome, RunError> {
+    pub async fn run(
+        &self,
+        mut ledger: Ledger,
+        cancel: CancellationToken,
+    ) -> Result<ManifestOutcome, RunError> {
         let started = Instant::now();
         let p = self.prepared;
         let out_dir = &p.output_dir;
         let count = p.expansion.job_count();
         let window = self.window.max(1);
-        // A resumed run checks on the server it runs on that the items it re-attaches to and the
-        // uploads it reuses are still there, so a journal of another server is safe to use.
-        let mut ledger = Ledger::open(out_dir, self.fresh)?;
+        // A resumed run checks on the servers it runs on that the items it re-attaches to and
+        // the uploads it reuses are still there, so a journal of other servers is safe to use.
         ledger.record(Entry::Started {
             run_id: self.run_id.clone(),
             plan_hash: format!("{}-{count}", p.workflow_hash),
-            server: self.server.clone(),
+            server: self
+                .lanes
+                .iter()
+                .map(|l| l.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             jobs: Some(count),
         })?;
         let resumed = self.resume(&mut ledger).await?;
@@ -88,62 +97,76 @@ impl Execution<'_> {
                     "{} (in an earlier run; `--retry-failed` runs it again)",
                     failure.error
                 ),
+                server: None,
             });
         }
 
         let report = ReportConfig::from_manifest(&self.name, p.file.manifest());
         let live = self.live_report(&ledger, &report);
-        let mut health = Health::new(self.server_wait);
-        let mut tracker = Tracker::start(&self.client, self.track_mode, self.poll_interval).await;
-        tracker.watch(self.attach(&resumed, &mut ledger, health.epoch));
+        let mut lanes = self.start_lanes().await;
+        let attached = self.attach(&resumed, &mut ledger, 0);
+        for (lane, run) in self.lanes.iter().zip(lanes.iter_mut()) {
+            run.tracker.watch(
+                attached
+                    .iter()
+                    .map(|id| ItemRef(*id))
+                    .filter(|r| r.server() == lane.number)
+                    .map(ItemRef::id),
+            );
+        }
         let mut source = JobSource::new(&p.expansion, resumed.skip, resumed.only);
-        let mut submitter = Submitter::default();
-        let mut downloads = Downloads::new(DOWNLOADS_AT_ONCE, self.server_wait);
+        let wait = if self.lanes.len() > 1 {
+            self.grace()
+        } else {
+            self.server_wait
+        };
+        let mut downloads = Downloads::new(DOWNLOADS_AT_ONCE, wait);
         let mut interrupted = false;
-        let mut tracker_idle = false;
-        // While the queue is full: when to try again.
-        let mut retry_at: Option<tokio::time::Instant> = None;
-        let mut told_full = false;
-        // Images deleted from the server so far.
+        // Images deleted from the servers so far.
         let mut cleaned = 0;
         loop {
-            // Top the window up once half of it is done.
-            let room = window.saturating_sub(ledger.open.len());
-            let may_submit = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at);
-            // After Ctrl-C nothing more is submitted (what a submit handed back stays so); the
-            // wait below takes the cancellation.
-            if !interrupted
-                && !cancel.is_cancelled()
-                && room * 2 >= window
-                && may_submit
-                && !source.is_empty()
-            {
-                let jobs = source.take(room.min(MAX_ENQUEUE), &p.expansion.inputs);
-                let submitted = self
-                    .submit(
-                        jobs,
-                        &mut submitter,
-                        &mut ledger,
-                        &mut tracker,
-                        &mut health,
-                        &cancel,
-                    )
-                    .await?;
-                tracker_idle = false;
-                source.hand_back(submitted.handed_back);
-                retry_at = submitted
-                    .queue_full
-                    .then(|| tokio::time::Instant::now() + QUEUE_FULL_PAUSE);
-                if submitted.queue_full && !told_full {
-                    told_full = true;
-                    self.reporter.event(&RunEvent::Warning {
-                        manifest: self.name.clone(),
-                        message: "the server's queue is full (its `max_queue_size`); waiting for \
-                                  room and submitting the rest as it drains"
-                            .to_owned(),
-                    });
+            // Top a server's window up once half of it is done: the server with the most room
+            // takes the next jobs (pull, not push: a slow server takes fewer).
+            let target = self.next_lane(&lanes, &ledger, window);
+            if !interrupted && !cancel.is_cancelled() && !source.is_empty() {
+                if let Some((i, room)) = target {
+                    let jobs = source.take(room.min(MAX_ENQUEUE), &p.expansion.inputs);
+                    let run = &mut lanes[i];
+                    let submitted = self
+                        .submit(
+                            &self.lanes[i],
+                            jobs,
+                            &mut run.submitter,
+                            &mut ledger,
+                            &mut run.tracker,
+                            &mut run.health,
+                            &cancel,
+                        )
+                        .await?;
+                    run.idle = false;
+                    source.hand_back(submitted.handed_back);
+                    if let Some(error) = submitted.gone {
+                        if !self.others_live(&lanes, i) {
+                            return Err(error);
+                        }
+                        let why = crate::error_chain::error_chain(&error);
+                        self.drop_lane(i, why, &mut lanes, &mut ledger, &mut source)?;
+                        continue;
+                    }
+                    let run = &mut lanes[i];
+                    run.retry_at = submitted
+                        .queue_full
+                        .then(|| tokio::time::Instant::now() + QUEUE_FULL_PAUSE);
+                    if submitted.queue_full && !run.told_full {
+                        run.told_full = true;
+                        self.warn(format!(
+                            "the queue of {} is full (its `max_queue_size`); waiting for room and \
+                             submitting the rest as it drains",
+                            self.server_name(i)
+                        ));
+                    }
+                    continue;
                 }
-                continue;
             }
             if let Some(coalescer) = &self.coalescer {
                 // Waiting for the server, not about to enqueue: other runs need not wait for
@@ -154,19 +177,39 @@ impl Execution<'_> {
             if nothing_open && (interrupted || source.is_empty()) {
                 break;
             }
+            // The servers whose trackers have something to tell.
+            let listening: Vec<bool> = self
+                .lanes
+                .iter()
+                .zip(&lanes)
+                .map(|(lane, run)| {
+                    !run.idle && !run.gone && ledger.open_on(lane.number).next().is_some()
+                })
+                .collect();
+            let retry_at = lanes
+                .iter()
+                .filter(|l| !l.gone)
+                .filter_map(|l| l.retry_at)
+                .min();
             tokio::select! {
                 biased;
                 () = cancel.cancelled(), if !interrupted => {
                     interrupted = true;
-                    self.interrupt(&mut ledger).await?;
+                    self.interrupt(&lanes, &mut ledger).await?;
                     break;
                 }
                 Some(done) = downloads.tasks.join_next(), if !downloads.tasks.is_empty() => {
-                    let job = done.as_ref().ok().and_then(|(id, ..)| job_of(&ledger, *id));
+                    let item = done.as_ref().ok().map(|(id, ..)| *id);
+                    let job = item.and_then(|id| job_of(&ledger, id));
                     self.downloaded(done, &mut ledger)?;
                     self.tell_live(&live, job, &ledger);
+                    if let (Some(item), Some(job)) = (item, job) {
+                        self.count_end(item, job, &mut lanes, &ledger);
+                        self.leave_if_failing(&mut lanes, &mut ledger, &mut source)?;
+                    }
                     if ledger.fresh_outputs.len() >= CLEANUP_BATCH {
-                        match self.cleanup_outputs(&mut ledger).await {
+                        let servers = self.live_lanes(&lanes);
+                        match self.cleanup_outputs(&servers, &mut ledger).await {
                             Ok(n) => cleaned += n,
                             // What this pass could not delete, the end's pass does.
                             Err(e) => self.warn(format!(
@@ -176,52 +219,70 @@ impl Execution<'_> {
                         }
                     }
                 }
-                event = tracker.next(), if !tracker_idle && !ledger.open.is_empty() => match event {
-                    Some(TrackEvent::Finished(item)) => {
-                        health.up(self);
-                        let job = job_of(&ledger, item.item_id);
-                        if let Ended::Resubmit(job) =
-                            self.finished(item, health.epoch, &mut ledger, &mut downloads)?
-                        {
-                            tracker.forget(ledger.forget_job(job));
-                            source.hand_back([job]);
+                (i, event) = next_event(&mut lanes, &listening), if listening.contains(&true) => {
+                    self.tracked(i, event, &mut lanes, &mut ledger, &mut source, &mut downloads, &live)?;
+                }
+                () = sleep_until(retry_at), if retry_at.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    for run in &mut lanes {
+                        if run.retry_at.is_some_and(|at| at <= now) {
+                            run.retry_at = None;
                         }
-                        self.tell_live(&live, job, &ledger);
                     }
-                    Some(TrackEvent::Vanished { item_id }) => {
-                        let job = job_of(&ledger, item_id);
-                        self.vanished(item_id, &mut ledger)?;
-                        self.tell_live(&live, job, &ledger);
-                    }
-                    Some(TrackEvent::PollFailed { error, .. }) => health.down(self, &error)?,
-                    Some(TrackEvent::ServerBack) => health.up(self),
-                    Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
-                    Some(_) => health.up(self),
-                    None => tracker_idle = true,
-                },
-                () = sleep_until(retry_at), if retry_at.is_some() => retry_at = None,
+                }
             }
         }
         // Downloads already started are finished and journaled either way.
         while let Some(done) = downloads.tasks.join_next().await {
+            let item = done.as_ref().ok().map(|(id, ..)| *id);
+            let job = item.and_then(|id| job_of(&ledger, id));
             self.downloaded(done, &mut ledger)?;
+            if let (Some(item), Some(job)) = (item, job) {
+                self.count_end(item, job, &mut lanes, &ledger);
+            }
         }
         // The end's report below replaces the running one.
         for message in live.finish().await {
             self.warn(message);
         }
-        tracker.close().await;
         let all_done = ledger.failures.is_empty() && ledger.completed.len() == count;
         if !interrupted {
-            cleaned += self
-                .cleanup(&submitter.uploads, all_done, &mut ledger)
-                .await?;
+            self.cancel_abandoned(&lanes).await;
+            let servers: Vec<(&Lane, &Uploads)> = self
+                .lanes
+                .iter()
+                .zip(&lanes)
+                .filter(|(_, run)| !run.gone)
+                .map(|(lane, run)| (lane, &run.submitter.uploads))
+                .collect();
+            cleaned += self.cleanup(&servers, all_done, &mut ledger).await?;
+        }
+        let shares: Vec<(String, LaneShare)> = self
+            .lanes
+            .iter()
+            .zip(&lanes)
+            .map(|(lane, run)| (lane.url.clone(), run.share(&ledger, lane.number)))
+            .collect();
+        for run in lanes {
+            run.tracker.close().await;
         }
         if cleaned > 0 {
             self.reporter.event(&RunEvent::CleanedUp {
                 manifest: self.name.clone(),
                 images: cleaned,
             });
+        }
+        if self.lanes.len() > 1 {
+            for (server, share) in shares {
+                self.reporter.event(&RunEvent::ServerShare {
+                    manifest: self.name.clone(),
+                    server,
+                    completed: share.completed,
+                    failed: share.failed,
+                    left: share.left,
+                    out: share.out,
+                });
+            }
         }
         self.write_summary(&ledger)?;
         if count > GALLERY_MAX_JOBS {
@@ -288,7 +349,7 @@ impl Execution<'_> {
     }
 
     /// Tells the running report where `job` stands, and the run what the report warns about.
-    fn tell_live(&self, live: &LiveReport, job: Option<usize>, ledger: &Ledger) {
+    pub(super) fn tell_live(&self, live: &LiveReport, job: Option<usize>, ledger: &Ledger) {
         if let Some(job) = job {
             live.job(job, live_state(ledger, job));
         }
@@ -297,7 +358,7 @@ impl Execution<'_> {
         }
     }
 
-    fn warn(&self, message: String) {
+    pub(super) fn warn(&self, message: String) {
         self.reporter.event(&RunEvent::Warning {
             manifest: self.name.clone(),
             message,
@@ -307,35 +368,41 @@ impl Execution<'_> {
     /// Ctrl-C: the run's items that have not started are taken back (cancelled on the server,
     /// journaled as withdrawn: the next run submits them again); running ones are left to
     /// finish on the server, and the next run collects them.
-    async fn interrupt(&self, ledger: &mut Ledger) -> Result<(), RunError> {
-        let open: Vec<i64> = ledger.open.iter().copied().collect();
+    async fn interrupt(&self, lanes: &[LaneRun], ledger: &mut Ledger) -> Result<(), RunError> {
         let mut withdrawn = 0;
         let mut running = 0;
         let mut unreachable = None;
-        for chunk in open.chunks(500) {
-            let items = match self.client.queue().items_by_ids(chunk).await {
-                Ok(items) => items,
-                Err(e) => {
-                    unreachable = Some(crate::error_chain::error_chain(&e));
-                    break;
-                }
-            };
-            for item in items {
-                match item.status {
-                    QueueItemStatus::Pending => {
-                        let Some(key) = ledger.items.get(&item.item_id).map(|s| s.key) else {
-                            continue;
-                        };
-                        match self.withdraw(item.item_id, key, ledger).await {
-                            Ok(()) => withdrawn += 1,
-                            Err(RunError::Client(e)) => {
-                                unreachable = Some(crate::error_chain::error_chain(&e));
-                            }
-                            Err(e) => return Err(e),
-                        }
+        for (lane, _) in self.lanes.iter().zip(lanes).filter(|(_, run)| !run.gone) {
+            let open: Vec<i64> = ledger
+                .open_on(lane.number)
+                .map(|id| ItemRef(id).id())
+                .collect();
+            for chunk in open.chunks(500) {
+                let items = match lane.client.queue().items_by_ids(chunk).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        unreachable = Some(crate::error_chain::error_chain(&e));
+                        break;
                     }
-                    QueueItemStatus::InProgress => running += 1,
-                    _ => {}
+                };
+                for item in items {
+                    let id = ItemRef::new(lane.number, item.item_id).0;
+                    match item.status {
+                        QueueItemStatus::Pending => {
+                            let Some(key) = ledger.items.get(&id).map(|s| s.key) else {
+                                continue;
+                            };
+                            match self.withdraw(id, key, ledger).await {
+                                Ok(()) => withdrawn += 1,
+                                Err(RunError::Client(e)) => {
+                                    unreachable = Some(crate::error_chain::error_chain(&e));
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        QueueItemStatus::InProgress => running += 1,
+                        _ => {}
+                    }
                 }
             }
         }
@@ -383,23 +450,31 @@ impl Execution<'_> {
             "not_run"
         };
         let left = ledger.left_on_server.get(&job.index);
+        // A pool's summary names the server of every job that ran; a one-server run's, the
+        // server of what it left there.
+        let server = first_item
+            .filter(|_| self.lanes.len() > 1 || left.is_some())
+            .map(|id| self.url_of(id))
+            .or_else(|| left.map(|_| self.lanes[0].url.clone()));
         JobSummary {
             run_id: self.run_id.clone(),
             job: job.index,
             status: status.to_owned(),
-            item_id: first_item.or(failure.map(|f| f.item_id)),
+            item_id: first_item
+                .map(|id| ItemRef(id).id())
+                .or(failure.map(|f| f.item_id)),
             inputs: self.named_inputs(job),
             sweep: sweep_map(job),
             files: ledger.files.get(&job.index).cloned().unwrap_or_default(),
             left_on_server: left.cloned().unwrap_or_default(),
-            server: left.map(|_| self.server.clone()),
+            server,
             error: failure.map(|f| f.error.clone()),
         }
     }
 }
 
 /// The job of one of the run's queue items.
-fn job_of(ledger: &Ledger, item_id: i64) -> Option<usize> {
+pub(super) fn job_of(ledger: &Ledger, item_id: i64) -> Option<usize> {
     ledger.items.get(&item_id).map(|s| s.job)
 }
 

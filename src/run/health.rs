@@ -15,16 +15,29 @@ pub(super) struct Health {
     /// it was submitted was cancelled by the server's restart.
     pub epoch: u64,
     wait: Duration,
+    /// The server's URL, for messages.
+    url: String,
 }
 
 impl Health {
     /// A server that answers, and how long to wait for it when it stops.
-    pub fn new(wait: Duration) -> Health {
+    pub fn new(wait: Duration, url: &str) -> Health {
         Health {
             down_since: None,
             epoch: 0,
             wait,
+            url: url.to_owned(),
         }
+    }
+
+    /// Sets how long to wait for the server when it stops answering.
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
+    /// Whether the server is in an outage.
+    pub fn is_down(&self) -> bool {
+        self.down_since.is_some()
     }
 
     /// A request failed because the server is unreachable. The first failure of an outage is
@@ -39,7 +52,7 @@ impl Health {
                     manifest: exec.name.clone(),
                     message: format!(
                         "the server at {} does not answer ({error}); waiting up to {} for it",
-                        exec.server,
+                        self.url,
                         human(self.wait)
                     ),
                 });
@@ -48,7 +61,7 @@ impl Health {
         };
         if since.elapsed() >= self.wait {
             return Err(RunError::ServerGone {
-                server: exec.server.clone(),
+                server: self.url.clone(),
                 waited: human(since.elapsed()),
             });
         }
@@ -62,7 +75,7 @@ impl Health {
                 manifest: exec.name.clone(),
                 message: format!(
                     "the server at {} answers again (after {}); going on",
-                    exec.server,
+                    self.url,
                     human(since.elapsed())
                 ),
             });

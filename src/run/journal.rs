@@ -56,6 +56,19 @@ pub enum Entry {
         /// come before it.
         #[serde(default, skip_serializing_if = "is_zero")]
         first: usize,
+        /// The number of the server it is sent to (see [`Entry::Server`]); 0, the first server
+        /// the journal knew, is left out.
+        #[serde(default, skip_serializing_if = "is_zero_u16")]
+        server: u16,
+    },
+    /// A server of the run's pool got a number: its queue items are journaled as
+    /// [`super::key::ItemRef`]s holding that number. A journal written before pools numbered
+    /// no server: its item ids are those of server 0.
+    Server {
+        /// The server's number.
+        number: u16,
+        /// Its URL.
+        url: String,
     },
     /// An enqueue was accepted.
     Enqueued {
@@ -279,6 +292,9 @@ pub struct State {
     pub downloads: BTreeMap<SessionKey, BTreeMap<String, PathBuf>>,
     /// Server images already deleted.
     pub deleted: BTreeSet<String>,
+    /// The servers the runs used, by number (see [`Entry::Server`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<u16, String>,
     /// Each job's latest batch.
     #[serde(skip)]
     latest: HashMap<JobKey, String>,
@@ -297,10 +313,18 @@ pub struct Batch {
     /// Where its first session is in the batch the server got (see [`Entry::EnqueueIntent`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub first: usize,
+    /// The number of the server it was sent to.
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub server: u16,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
@@ -354,6 +378,7 @@ impl State {
                 batch_id,
                 jobs,
                 first,
+                server,
             } => {
                 for slot in &jobs {
                     self.latest.insert(slot.job, batch_id.clone());
@@ -364,6 +389,7 @@ impl State {
                         jobs,
                         item_ids: None,
                         first,
+                        server,
                     },
                 );
             }
@@ -410,6 +436,9 @@ impl State {
                 files.insert(image_name, file);
             }
             Entry::Deleted { image_names } => self.deleted.extend(image_names),
+            Entry::Server { number, url } => {
+                self.servers.insert(number, url);
+            }
             Entry::Checkpoint { state } => {
                 *self = *state;
                 self.reindex();
@@ -599,6 +628,7 @@ mod tests {
                     batch_id: "b1".into(),
                     jobs: vec![k(0), k(1)],
                     first: 0,
+                    server: 0,
                 },
                 Entry::Enqueued {
                     batch_id: "b1".into(),
@@ -619,6 +649,7 @@ mod tests {
                     batch_id: "b2".into(),
                     jobs: vec![k(2)],
                     first: 0,
+                    server: 0,
                 },
             ] {
                 journal.append(&entry).expect("append");
@@ -665,11 +696,13 @@ mod tests {
             batch_id: "shared".into(),
             jobs: vec![k(0), k(1)],
             first: 4,
+            server: 0,
         };
         let own = Entry::EnqueueIntent {
             batch_id: "own".into(),
             jobs: vec![k(2)],
             first: 0,
+            server: 0,
         };
         let line = serde_json::to_string(&shared).expect("json");
         assert!(line.contains(r#""first":4"#), "{line}");
@@ -693,6 +726,7 @@ mod tests {
                 batch_id: "b".into(),
                 jobs: vec![k(10), k(11)],
                 first: 0,
+                server: 0,
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
@@ -729,6 +763,7 @@ mod tests {
                 batch_id: "b".into(),
                 jobs: vec![ks(10, 0), ks(10, 1), ks(11, 0), ks(11, 1)],
                 first: 0,
+                server: 0,
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
@@ -784,6 +819,7 @@ mod tests {
             batch_id: "a-retry".into(),
             jobs: vec![ks(11, 0), ks(11, 1)],
             first: 0,
+            server: 0,
         });
         let state = State::from_entries(more);
         assert_eq!(
@@ -801,6 +837,7 @@ mod tests {
                 batch_id: "b".into(),
                 jobs: vec![k(0), k(1)],
                 first: 0,
+                server: 0,
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
@@ -820,6 +857,7 @@ mod tests {
             batch_id: "c".into(),
             jobs: vec![k(1)],
             first: 0,
+            server: 0,
         });
         assert!(matches!(
             State::from_entries(entries).resume(key(1)),
@@ -840,6 +878,7 @@ mod tests {
                         batch_id: batch_id.clone(),
                         jobs: vec![k(i)],
                         first: 0,
+                        server: 0,
                     },
                     Entry::Enqueued {
                         batch_id,

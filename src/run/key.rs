@@ -120,6 +120,37 @@ impl FromStr for SessionKey {
     }
 }
 
+/// How many low bits of a run's item reference hold the server's own queue item id; the bits
+/// above hold the server's number in the run's journal (see [`ItemRef`]).
+const ID_BITS: u32 = 40;
+
+/// A queue item as a run knows it: the number its server has in the run's journal (0 for the
+/// first server a journal saw, so a one-server run's references are the server's own ids) and
+/// the item's id on that server, in one `i64`. Two servers of a pool number their items alike;
+/// the reference keeps them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemRef(pub i64);
+
+impl ItemRef {
+    /// Item `id` of server `server`.
+    #[must_use]
+    pub fn new(server: u16, id: i64) -> ItemRef {
+        ItemRef((i64::from(server) << ID_BITS) | (id & ((1 << ID_BITS) - 1)))
+    }
+
+    /// The server's number.
+    #[must_use]
+    pub fn server(self) -> u16 {
+        u16::try_from(self.0 >> ID_BITS).unwrap_or(u16::MAX)
+    }
+
+    /// The item's id on its server.
+    #[must_use]
+    pub fn id(self) -> i64 {
+        self.0 & ((1 << ID_BITS) - 1)
+    }
+}
+
 macro_rules! serde_as_string {
     ($t:ty) => {
         impl serde::Serialize for $t {
@@ -143,6 +174,19 @@ serde_as_string!(SessionKey);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_refs_keep_the_server_and_the_id_apart() {
+        let first = ItemRef::new(0, 1234);
+        assert_eq!(
+            first.0, 1234,
+            "the first server's references are its own ids"
+        );
+        let other = ItemRef::new(3, 1234);
+        assert_ne!(first, other);
+        assert_eq!((other.server(), other.id()), (3, 1234));
+        assert_eq!(ItemRef(other.0), other);
+    }
 
     #[test]
     fn keys_read_back_what_they_write() {

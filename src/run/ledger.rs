@@ -131,13 +131,43 @@ impl Ledger {
         if self.failed_jobs.insert(job) {
             self.failures.push(JobFailure {
                 job,
-                item_id,
+                // As the server knows it.
+                item_id: super::key::ItemRef(item_id).id(),
                 error,
             });
             true
         } else {
             false
         }
+    }
+
+    /// The number of the server at `url` in the journal, numbering it when the journal does not
+    /// know it yet: the first server a journal knows is 0 (also for a journal written before
+    /// servers were numbered, whose items are then taken for its items: the resume checks
+    /// that the server has them).
+    pub fn server_number(&mut self, url: &str) -> std::io::Result<u16> {
+        if let Some((number, _)) = self.state.servers.iter().find(|(_, u)| *u == url) {
+            return Ok(*number);
+        }
+        let number = self
+            .state
+            .servers
+            .keys()
+            .next_back()
+            .map_or(0, |n| n.saturating_add(1));
+        self.record(Entry::Server {
+            number,
+            url: url.to_owned(),
+        })?;
+        Ok(number)
+    }
+
+    /// The open items of the run on server `number`.
+    pub fn open_on(&self, number: u16) -> impl Iterator<Item = i64> + '_ {
+        self.open
+            .iter()
+            .copied()
+            .filter(move |id| super::key::ItemRef(*id).server() == number)
     }
 
     /// Whether a job has failed.

@@ -14,6 +14,7 @@ pub mod key;
 mod ledger;
 mod merge;
 mod models;
+mod pool;
 pub mod prepare;
 pub mod report;
 mod resume;
@@ -252,8 +253,13 @@ pub async fn run_manifest(
     // server version), so custom nodes and newer servers are typed too.
     let peek = Peek::read(&source.path);
     let offline = settings.validate_only || settings.dry_run;
+    let urls = settings.servers_for(&peek.servers);
+    if urls.len() > 1 && !offline {
+        let (prepared, lanes) = pool::preflight(source, settings, reporter, &urls).await?;
+        return execute(source, settings, reporter, cancel, &prepared, lanes).await;
+    }
     let client = if peek.library || !offline {
-        Some(connect(settings, peek.server.as_deref()).await?)
+        Some(connect(settings, &urls[0]).await?)
     } else {
         None
     };
@@ -277,21 +283,55 @@ pub async fn run_manifest(
     if settings.validate_only || settings.dry_run {
         return Ok(dry_run::report(&prepared, source, settings, reporter));
     }
+    // The manifest as checked may name servers its lenient first reading missed.
+    let urls = settings.servers_for(
+        &prepared
+            .file
+            .servers()
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    );
+    if urls.len() > 1 {
+        let (prepared, lanes) = pool::preflight(source, settings, reporter, &urls).await?;
+        return execute(source, settings, reporter, cancel, &prepared, lanes).await;
+    }
     let client = match client {
         Some(c) => c,
-        None => connect(settings, prepared.file.server()).await?,
+        None => connect(settings, &urls[0]).await?,
     };
-    let server = settings.server_for(prepared.file.server());
+    let lanes = vec![(urls[0].clone(), client)];
+    execute(source, settings, reporter, cancel, &prepared, lanes).await
+}
+
+/// Carries a prepared manifest out on `servers` (their URLs and clients, in order).
+async fn execute(
+    source: &ManifestSource,
+    settings: &RunSettings,
+    reporter: &Reporter,
+    cancel: CancellationToken,
+    prepared: &prepare::Prepared,
+    servers: Vec<(String, crate::client::Client)>,
+) -> Result<ManifestOutcome, RunError> {
+    let mut ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
+    let mut lanes = Vec::with_capacity(servers.len());
+    for (url, client) in servers {
+        let number = ledger.server_number(&url)?;
+        lanes.push(execution::Lane {
+            url,
+            client,
+            number,
+        });
+    }
+    let pool = lanes.len() > 1;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let execution = execution::Execution {
-        prepared: &prepared,
-        client,
-        server,
+        prepared,
+        lanes,
         reporter,
         name: source.run_name(),
         run_id,
         retry_failed: settings.retry_failed,
-        fresh: settings.fresh,
         poll_interval: if settings.poll_only {
             std::time::Duration::from_millis(500)
         } else {
@@ -304,9 +344,14 @@ pub async fn run_manifest(
         },
         window: settings.window,
         server_wait: settings.server_wait,
-        coalescer: settings.coalescer.clone(),
+        // Runs share enqueues on one server only.
+        coalescer: if pool {
+            None
+        } else {
+            settings.coalescer.clone()
+        },
     };
-    execution.run(cancel).await
+    execution.run(ledger, cancel).await
 }
 
 /// The output folder of a run: `target` itself when it is a folder, else the output folder of
@@ -365,8 +410,9 @@ pub async fn check_each(
         input: input.to_owned(),
         image: stand_in.path().to_path_buf(),
     };
-    let client = if Peek::read(manifest).library {
-        Some(connect(settings, Peek::read(manifest).server.as_deref()).await?)
+    let peek = Peek::read(manifest);
+    let client = if peek.library {
+        Some(connect(settings, &settings.servers_for(&peek.servers)[0]).await?)
     } else {
         None
     };
@@ -387,7 +433,7 @@ pub async fn check_each(
 /// server's library, and its `server:` (read leniently; the full checks come later).
 struct Peek {
     library: bool,
-    server: Option<String>,
+    servers: Vec<String>,
 }
 
 impl Peek {
@@ -398,16 +444,20 @@ impl Peek {
             .unwrap_or_default();
         Peek {
             library: value["workflow"].get("library").is_some(),
-            server: value["server"].as_str().map(str::to_owned),
+            servers: match &value["server"] {
+                serde_json::Value::String(url) => vec![url.clone()],
+                serde_json::Value::Array(urls) => urls
+                    .iter()
+                    .take(crate::manifest::MAX_POOL)
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 }
 
 /// A client for the run's server, logged in when the settings say so.
-async fn connect(
-    settings: &RunSettings,
-    manifest_server: Option<&str>,
-) -> Result<crate::client::Client, RunError> {
-    let url = settings.server_for(manifest_server);
-    Ok(crate::client::Client::connect(&url, &settings.credentials).await?)
+async fn connect(settings: &RunSettings, url: &str) -> Result<crate::client::Client, RunError> {
+    Ok(crate::client::Client::connect(url, &settings.credentials).await?)
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::RunError;
 use super::batch::{model_inputs, model_types_of};
-use super::execution::Execution;
+use super::execution::{Execution, Lane};
 use crate::client::{ModelRef, ModelResolver};
 use crate::manifest::EnqueuePlan;
 
@@ -15,13 +15,14 @@ impl Execution<'_> {
     /// types, once per reference and types in the run.
     pub(super) async fn resolve_models(
         &self,
+        lane: &Lane,
         enqueue: &EnqueuePlan,
         models: &mut ModelResolver,
     ) -> Result<(), RunError> {
         let p = self.prepared;
         for (_, reference, types) in model_inputs(&p.workflow, &p.expansion.inputs, enqueue) {
             models
-                .resolve(&self.client, &reference, &types)
+                .resolve(&lane.client, &reference, &types)
                 .await
                 .map_err(RunError::Model)?;
         }

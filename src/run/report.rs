@@ -64,10 +64,13 @@ pub enum RunEvent {
         manifest: String,
         /// Job index.
         job: usize,
-        /// Queue item id.
+        /// Queue item id (on its server).
         item_id: i64,
         /// Files written, relative to the output folder.
         files: Vec<String>,
+        /// The server that ran it, when the run has several.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// A job failed on the server.
     JobFailed {
@@ -75,10 +78,13 @@ pub enum RunEvent {
         manifest: String,
         /// Job index.
         job: usize,
-        /// Queue item id.
+        /// Queue item id (on its server).
         item_id: i64,
         /// The server's error.
         error: String,
+        /// The server that ran it, when the run has several.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// Server images were deleted.
     CleanedUp {
@@ -86,6 +92,22 @@ pub enum RunEvent {
         manifest: String,
         /// How many images.
         images: usize,
+    },
+    /// What one server of a pool did in the run (at its end, before `finished`).
+    ServerShare {
+        /// The manifest file.
+        manifest: String,
+        /// The server's URL.
+        server: String,
+        /// Jobs it completed.
+        completed: usize,
+        /// Jobs that failed on it.
+        failed: usize,
+        /// Items of the run it still has (it left the pool, or the run was interrupted).
+        left: usize,
+        /// Why it left the pool, if it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        out: Option<String>,
     },
     /// Ctrl-C: what the run left where.
     Interrupted {
@@ -240,6 +262,7 @@ impl Reporter {
                 job,
                 item_id,
                 error,
+                ..
             } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.inc(1);
@@ -280,6 +303,24 @@ impl Reporter {
                 text.push_str(&format!(
                     "; files so far are in {output_dir}; run the same command again to finish"
                 ));
+                self.println(&text);
+            }
+            RunEvent::ServerShare {
+                manifest,
+                server,
+                completed,
+                failed,
+                left,
+                out,
+            } => {
+                let mut text =
+                    format!("{manifest}: {server}: {completed} completed, {failed} failed");
+                if *left > 0 {
+                    text.push_str(&format!(", {left} left there"));
+                }
+                if let Some(why) = out {
+                    text.push_str(&format!("; left the pool ({why})"));
+                }
                 self.println(&text);
             }
             RunEvent::Warning { manifest, message } => {

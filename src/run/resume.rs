@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::execution::Execution;
 use super::journal::{Entry, Resume};
-use super::key::{JobKey, SessionKey};
+use super::key::{ItemRef, JobKey, SessionKey};
 use super::ledger::{Ledger, Slot};
 
 /// What the journal leaves this run to do.
@@ -47,16 +47,30 @@ impl Execution<'_> {
             let mut decision = ledger.state.resume(key);
             if let Resume::Recover { batch_id } = &decision {
                 // Sent, but the answer was lost: find the batch's items on the server.
-                let (first, count) = ledger
+                let (first, count, server) = ledger
                     .state
                     .batches
                     .get(batch_id)
-                    .map_or((0, usize::MAX), |b| (b.first, b.jobs.len()));
-                decision = match self.recover_batch(batch_id, first, count).await? {
-                    Some(ids) => {
+                    .map_or((0, usize::MAX, 0), |b| (b.first, b.jobs.len(), b.server));
+                // A batch sent to a server that is not in this run's pool cannot be looked
+                // up: its jobs are submitted again (what that server runs of it is not
+                // collected).
+                let lane = self.lanes.iter().find(|l| l.number == server);
+                let found = match lane {
+                    Some(lane) => self
+                        .recover_batch(lane, batch_id, first, count)
+                        .await?
+                        .map(|ids| (lane.number, ids)),
+                    None => None,
+                };
+                decision = match found {
+                    Some((number, ids)) => {
                         ledger.record(Entry::Enqueued {
                             batch_id: batch_id.clone(),
-                            item_ids: ids,
+                            item_ids: ids
+                                .into_iter()
+                                .map(|id| ItemRef::new(number, id).0)
+                                .collect(),
                         })?;
                         ledger.state.resume(key)
                     }
@@ -118,8 +132,8 @@ impl Execution<'_> {
         Ok(out)
     }
 
-    /// Items the server no longer has (its queue was cleared, or it is another server): their
-    /// jobs are submitted again.
+    /// Items the server no longer has (its queue was cleared, or it is another server), and
+    /// items of a server that is not in this run's pool: their jobs are submitted again.
     async fn drop_lost(
         &self,
         out: &mut Resumed,
@@ -128,11 +142,19 @@ impl Execution<'_> {
         if out.attach.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let ids: Vec<i64> = out.attach.iter().map(|(id, ..)| *id).collect();
         let mut known: HashMap<i64, String> = HashMap::new();
-        for chunk in ids.chunks(500) {
-            for item in self.client.queue().items_by_ids(chunk).await? {
-                known.insert(item.item_id, item.batch_id);
+        for lane in &self.lanes {
+            let ids: Vec<i64> = out
+                .attach
+                .iter()
+                .map(|(id, ..)| ItemRef(*id))
+                .filter(|r| r.server() == lane.number)
+                .map(ItemRef::id)
+                .collect();
+            for chunk in ids.chunks(500) {
+                for item in lane.client.queue().items_by_ids(chunk).await? {
+                    known.insert(ItemRef::new(lane.number, item.item_id).0, item.batch_id);
+                }
             }
         }
         let mut lost: BTreeSet<usize> = BTreeSet::new();

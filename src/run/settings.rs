@@ -11,6 +11,9 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
 pub struct RunSettings {
     /// Server URL given on the command line or in `INVK_SERVER` (it beats the manifest's).
     pub server_override: Option<String>,
+    /// All the servers given on the command line or in `INVK_SERVER`, when there are several:
+    /// a pool the run spreads its jobs over (it beats `server_override` and the manifest's).
+    pub pool: Vec<String>,
     /// How to authenticate with a multi-user server.
     pub credentials: crate::client::Credentials,
     /// How to report.
@@ -37,6 +40,23 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// The servers for a manifest that names `manifest_servers`: the command line's or the
+    /// environment's (one, or a pool), else the manifest's, else the default; never empty.
+    #[must_use]
+    pub fn servers_for(&self, manifest_servers: &[String]) -> Vec<String> {
+        if self.pool.len() > 1 {
+            return self.pool.clone();
+        }
+        if let Some(url) = &self.server_override {
+            return vec![url.clone()];
+        }
+        if manifest_servers.is_empty() {
+            vec![DEFAULT_SERVER.to_owned()]
+        } else {
+            crate::servers::server_list(manifest_servers)
+        }
+    }
+
     /// The server URL for a manifest: the command line or environment, else the manifest's,
     /// else the default.
     #[must_use]

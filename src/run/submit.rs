@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::build_batch;
 use super::coalesce::{Answer, Coalescer, Share, Ticket, Withdrawn};
-use super::execution::Execution;
+use super::execution::{Execution, Lane};
 use super::health::Health;
 use super::journal::Entry;
-use super::key::{JobKey, SessionKey};
+use super::key::{ItemRef, JobKey, SessionKey};
 use super::ledger::{Ledger, Slot};
 use super::report::RunEvent;
 use super::upload::Uploads;
@@ -31,6 +31,9 @@ pub(super) struct Submitted {
     pub handed_back: Vec<usize>,
     /// Whether the queue was full.
     pub queue_full: bool,
+    /// Of a pool's server: why it cannot take jobs (it stopped answering past the grace, or
+    /// lacks a model the jobs name). Its jobs are handed back.
+    pub gone: Option<RunError>,
 }
 
 /// Per-run caches of the submit step.
@@ -48,6 +51,7 @@ impl Execution<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn submit(
         &self,
+        lane: &Lane,
         jobs: Vec<Job>,
         submitter: &mut Submitter,
         ledger: &mut Ledger,
@@ -62,18 +66,31 @@ impl Execution<'_> {
         let plan = Plan::from_jobs(jobs, &self.prepared.expansion.inputs);
         let mut out = Submitted::default();
         for enqueue in &plan.enqueues {
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() || out.gone.is_some() {
                 out.handed_back.extend(&enqueue.job_indices);
                 continue;
             }
-            self.resolve_models(enqueue, &mut submitter.models).await?;
-            self.upload_for(enqueue, &mut submitter.uploads, ledger)
-                .await?;
             let slots: Vec<(usize, JobKey)> =
                 enqueue.job_indices.iter().map(|i| (*i, keys[i])).collect();
-            let sent = self
-                .enqueue(enqueue, &slots, submitter, ledger, health, cancel)
-                .await?;
+            let sent = async {
+                self.resolve_models(lane, enqueue, &mut submitter.models)
+                    .await?;
+                self.upload_for(lane, enqueue, &mut submitter.uploads, ledger)
+                    .await?;
+                self.enqueue(lane, enqueue, &slots, submitter, ledger, health, cancel)
+                    .await
+            }
+            .await;
+            let sent = match sent {
+                Ok(sent) => sent,
+                // A server of a pool that is gone or lacks a model: the jobs go elsewhere.
+                Err(e) if self.lanes.len() > 1 && leaves_pool(&e) => {
+                    out.gone = Some(e);
+                    out.handed_back.extend(&enqueue.job_indices);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let Some((batch_id, per_job, item_ids)) = sent else {
                 out.handed_back.extend(&enqueue.job_indices);
                 continue;
@@ -96,7 +113,7 @@ impl Execution<'_> {
                         };
                         ledger.track(*id, slot);
                     }
-                    tracker.watch(ids);
+                    tracker.watch(ids.iter().map(|v| ItemRef(*v).id()));
                 } else {
                     // The full queue took none or only some of the job's sessions: take those
                     // back and submit the job whole later.
@@ -114,8 +131,10 @@ impl Execution<'_> {
     /// Journals and sends one enqueue; returns its batch id, sessions per job and item ids
     /// (fewer than asked when the queue was full), or `None` when Ctrl-C came while the server
     /// was down.
+    #[allow(clippy::too_many_arguments)]
     async fn enqueue(
         &self,
+        lane: &Lane,
         enqueue: &EnqueuePlan,
         slots: &[(usize, JobKey)],
         submitter: &Submitter,
@@ -161,13 +180,14 @@ impl Execution<'_> {
             batch_id: batch_id.clone(),
             jobs: keys,
             first: 0,
+            server: lane.number,
         })?;
         let request = EnqueueBatch {
             batch,
             prepend: false,
         };
         loop {
-            let sent = match self.client.queue().enqueue_batch(&request).await {
+            let sent = match lane.client.queue().enqueue_batch(&request).await {
                 Ok(result) => Ok(result.item_ids),
                 Err(ClientError::QueueFull { result, .. }) => Ok(result.item_ids),
                 Err(e) if e.is_unreachable() => Err(crate::error_chain::error_chain(&e)),
@@ -176,16 +196,20 @@ impl Execution<'_> {
             match sent {
                 Ok(ids) => {
                     health.up(self);
-                    return self.enqueued(&batch_id, per_job, ids, ledger).map(Some);
+                    return self
+                        .enqueued(lane, &batch_id, per_job, ids, ledger)
+                        .map(Some);
                 }
                 // The request may or may not have reached the server: wait for it, then look
                 // the batch up before sending it again.
                 Err(error) => match self
-                    .recover_after_loss(&batch_id, 0, count, &error, health, cancel)
+                    .recover_after_loss(lane, &batch_id, 0, count, &error, health, cancel)
                     .await?
                 {
                     Recovery::Found(ids) => {
-                        return self.enqueued(&batch_id, per_job, ids, ledger).map(Some);
+                        return self
+                            .enqueued(lane, &batch_id, per_job, ids, ledger)
+                            .map(Some);
                     }
                     Recovery::Missing => {}
                     Recovery::Cancelled => return Ok(None),
@@ -209,8 +233,10 @@ impl Execution<'_> {
         health: &mut Health,
         cancel: &CancellationToken,
     ) -> Result<Shared, RunError> {
+        // A coalescer is given to one-server runs only.
+        let lane = &self.lanes[0];
         let share = match coalescer
-            .join(&self.name, &self.server, &self.client, batch, cancel)
+            .join(&self.name, &lane.url, &lane.client, batch, cancel)
             .await
         {
             Ok(Ticket::Alone) => return Ok(Shared::Alone),
@@ -230,19 +256,20 @@ impl Execution<'_> {
             batch_id: batch_id.clone(),
             jobs: keys.to_vec(),
             first,
+            server: lane.number,
         })?;
         let _ = journaled.send(());
         let sent = match answer.await {
             Ok(Answer::Items(ids)) => {
                 health.up(self);
-                Some(self.enqueued(&batch_id, per_job, ids, ledger)?)
+                Some(self.enqueued(lane, &batch_id, per_job, ids, ledger)?)
             }
             Ok(Answer::Refused) => return Ok(Shared::Alone),
             Ok(Answer::Lost(error)) => match self
-                .recover_after_loss(&batch_id, first, keys.len(), &error, health, cancel)
+                .recover_after_loss(lane, &batch_id, first, keys.len(), &error, health, cancel)
                 .await?
             {
-                Recovery::Found(ids) => Some(self.enqueued(&batch_id, per_job, ids, ledger)?),
+                Recovery::Found(ids) => Some(self.enqueued(lane, &batch_id, per_job, ids, ledger)?),
                 // Never arrived: the jobs are submitted again, in a batch of their own or
                 // shared anew.
                 Recovery::Missing | Recovery::Cancelled => None,
@@ -254,8 +281,10 @@ impl Execution<'_> {
 
     /// After an enqueue whose answer was lost: waits for the server, then looks up the batch's
     /// items (the `count` from `first` on that are the run's).
+    #[allow(clippy::too_many_arguments)]
     async fn recover_after_loss(
         &self,
+        lane: &Lane,
         batch_id: &str,
         first: usize,
         count: usize,
@@ -269,7 +298,7 @@ impl Execution<'_> {
                 () = tokio::time::sleep(health.backoff()) => {}
                 () = cancel.cancelled() => return Ok(Recovery::Cancelled),
             }
-            match self.recover_batch(batch_id, first, count).await {
+            match self.recover_batch(lane, batch_id, first, count).await {
                 Ok(Some(ids)) => {
                     health.up(self);
                     return Ok(Recovery::Found(ids));
@@ -286,11 +315,16 @@ impl Execution<'_> {
     /// Journals an enqueue's answer: the run's item ids.
     fn enqueued(
         &self,
+        lane: &Lane,
         batch_id: &str,
         per_job: usize,
         item_ids: Vec<i64>,
         ledger: &mut Ledger,
     ) -> Result<(String, usize, Vec<i64>), RunError> {
+        let item_ids: Vec<i64> = item_ids
+            .into_iter()
+            .map(|id| ItemRef::new(lane.number, id).0)
+            .collect();
         ledger.record(Entry::Enqueued {
             batch_id: batch_id.to_owned(),
             item_ids: item_ids.clone(),
@@ -310,15 +344,16 @@ impl Execution<'_> {
     /// the batch (the enqueue never arrived).
     pub(super) async fn recover_batch(
         &self,
+        lane: &Lane,
         batch_id: &str,
         first: usize,
         count: usize,
     ) -> Result<Option<Vec<i64>>, RunError> {
-        let status = self.client.queue().batch_status(batch_id).await?;
+        let status = lane.client.queue().batch_status(batch_id).await?;
         if status.total == 0 {
             return Ok(None);
         }
-        let mut ids = self.client.queue().item_ids_of_batch(batch_id).await?;
+        let mut ids = lane.client.queue().item_ids_of_batch(batch_id).await?;
         ids.sort_unstable();
         Ok(Some(super::merge::slice(&ids, first, count)))
     }
@@ -331,10 +366,24 @@ impl Execution<'_> {
         key: SessionKey,
         ledger: &mut Ledger,
     ) -> Result<(), RunError> {
-        self.client.queue().cancel_item(item_id).await?;
+        if let Some(lane) = self.lane_of(item_id) {
+            lane.client
+                .queue()
+                .cancel_item(ItemRef(item_id).id())
+                .await?;
+        }
         ledger.record(Entry::Withdrawn { job: key, item_id })?;
         ledger.item_ended(item_id);
         Ok(())
+    }
+}
+
+/// Whether an error of a pool's server takes it out of the pool rather than ending the run.
+fn leaves_pool(e: &RunError) -> bool {
+    match e {
+        RunError::ServerGone { .. } | RunError::Model(_) => true,
+        RunError::Client(e) => e.is_unreachable(),
+        _ => false,
     }
 }
 

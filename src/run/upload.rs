@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::execution::Execution;
+use super::execution::{Execution, Lane};
 use super::journal::Entry;
 use super::ledger::Ledger;
 use super::report::RunEvent;
@@ -41,6 +41,7 @@ impl Execution<'_> {
     /// Uploads the images an enqueue needs that are not on the server yet.
     pub(super) async fn upload_for(
         &self,
+        lane: &Lane,
         enqueue: &EnqueuePlan,
         uploads: &mut Uploads,
         ledger: &mut Ledger,
@@ -54,11 +55,11 @@ impl Execution<'_> {
             drop(bytes);
             let known = match uploads.by_hash.get(&sha) {
                 Some(name) => Some(name.clone()),
-                None => self.earlier_upload(&sha, uploads, ledger).await?,
+                None => self.earlier_upload(lane, &sha, uploads, ledger).await?,
             };
             let name = match known {
                 Some(name) => name,
-                None => self.upload(image, &sha, ledger).await?,
+                None => self.upload(lane, image, &sha, ledger).await?,
             };
             uploads.by_hash.insert(sha, name.clone());
             uploads.by_path.insert(image.path.clone(), name);
@@ -70,6 +71,7 @@ impl Execution<'_> {
     /// another server, or someone cleaned up).
     async fn earlier_upload(
         &self,
+        lane: &Lane,
         sha: &str,
         uploads: &mut Uploads,
         ledger: &Ledger,
@@ -88,7 +90,7 @@ impl Execution<'_> {
             let mut there = BTreeSet::new();
             for chunk in earlier.chunks(500) {
                 there.extend(
-                    self.client
+                    lane.client
                         .images()
                         .by_names(chunk)
                         .await?
@@ -107,11 +109,12 @@ impl Execution<'_> {
 
     async fn upload(
         &self,
+        lane: &Lane,
         image: &LocalImage,
         sha: &str,
         ledger: &mut Ledger,
     ) -> Result<String, RunError> {
-        let dto = self
+        let dto = lane
             .client
             .images()
             .upload(&image.path, &UploadOptions::default())

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// The most pending items its queue takes (`max_queue_size`; the server's default when
     /// `None`).
     pub max_queue_size: Option<u32>,
+    /// Node types the server leaves out of its invocation schema (`deny_nodes`; none when
+    /// empty): a server that cannot run some workflows, as one without a custom node.
+    pub deny_nodes: Vec<String>,
 }
 
 impl ServerConfig {
@@ -43,6 +46,7 @@ impl ServerConfig {
             ready_timeout: Duration::from_secs(240),
             die_with_parent: false,
             max_queue_size: None,
+            deny_nodes: Vec::new(),
         }
     }
 }
@@ -194,6 +198,15 @@ fn write_config(root: &Path, port: u16, config: &ServerConfig) -> Result<(), Ser
     }
     if let Some(n) = config.max_queue_size {
         yaml.push_str(&format!("max_queue_size: {n}\n"));
+    }
+    if !config.deny_nodes.is_empty() {
+        // JSON strings are YAML flow scalars.
+        let names: Vec<String> = config
+            .deny_nodes
+            .iter()
+            .map(|n| serde_json::Value::from(n.as_str()).to_string())
+            .collect();
+        yaml.push_str(&format!("deny_nodes: [{}]\n", names.join(", ")));
     }
     crate::fs::write(root.join("invokeai.yaml"), yaml).map_err(ServerError::Io)
 }

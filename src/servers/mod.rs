@@ -18,7 +18,7 @@
 use std::path::Path;
 
 mod check;
-mod needs;
+pub(crate) mod needs;
 mod report;
 
 pub use check::{DEFAULT_CHECK_TIMEOUT, check, check_all};
@@ -43,7 +43,7 @@ pub enum ServersError {
     Manifest(#[from] crate::run::RunError),
     /// A command that talks to one server was given several.
     #[error(
-        "`--server` or `INVK_SERVER` names {} servers ({}), but this command talks to one: name one; only `invk-run servers check` takes several",
+        "`--server` or `INVK_SERVER` names {} servers ({}), but this command talks to one: name one; only a run (`invk-run MANIFEST...`) and `invk-run servers check` take several",
         servers.len(),
         servers.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
     )]

@@ -139,7 +139,7 @@ impl Needs {
 }
 
 /// The invocation types of the workflow's nodes.
-fn node_types(definition: &WorkflowDefinition) -> BTreeSet<String> {
+pub(crate) fn node_types(definition: &WorkflowDefinition) -> BTreeSet<String> {
     definition
         .nodes()
         .iter()

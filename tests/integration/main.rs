@@ -21,6 +21,7 @@ mod hostile;
 mod manifest;
 mod outage;
 mod placement;
+mod pool;
 mod report;
 mod runner;
 mod server;

@@ -23,6 +23,17 @@ pub struct PrivateServer {
 impl PrivateServer {
     /// Starts one; `max_queue_size` limits its queue.
     pub fn start(max_queue_size: Option<u32>) -> PrivateServer {
+        PrivateServer::start_with(|config| config.max_queue_size = max_queue_size)
+    }
+
+    /// Starts one whose invocation schema lacks the node types `nodes` (`deny_nodes`).
+    pub fn start_denying(nodes: &[&str]) -> PrivateServer {
+        PrivateServer::start_with(|config| {
+            config.deny_nodes = nodes.iter().map(|n| (*n).to_owned()).collect();
+        })
+    }
+
+    fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> PrivateServer {
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -32,7 +43,7 @@ impl PrivateServer {
             .expect("tempdir");
         let mut config = ServerConfig::new(root.path().to_path_buf(), 0);
         config.die_with_parent = true;
-        config.max_queue_size = max_queue_size;
+        tweak(&mut config);
         super::logs::register("private", root.path());
         let server = RunningServer::start(installation(), &config)
             .unwrap_or_else(|e| panic!("starting a private InvokeAI: {e}"));

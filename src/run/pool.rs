@@ -1,0 +1,558 @@
+//! The servers of a run as the engine drives them: each has its own tracker, window, uploads,
+//! models and health. The server with the most room takes the next jobs; a server that stops
+//! answering past a short grace, or that fails every job while another completes them, leaves
+//! the pool and its unfinished jobs go to the others. A one-server run is a pool of one: it
+//! waits for its server as long as `--server-wait` says instead.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::future::select_all;
+
+use super::RunError;
+use super::collect::{Downloads, Ended};
+use super::engine::job_of;
+use super::execution::{Execution, Lane};
+use super::health::Health;
+use super::journal::Entry;
+use super::key::ItemRef;
+use super::ledger::Ledger;
+use super::source::JobSource;
+use super::submit::Submitter;
+use crate::client::QueueItemStatus;
+use crate::client::tracker::{TrackEvent, Tracker};
+use crate::report::live::LiveReport;
+
+/// How many jobs a server of a pool fails, with none completed, while another server completes
+/// jobs, before it leaves the pool.
+const FAILURES_TO_LEAVE: usize = 3;
+
+/// How long the end of a run tries to cancel what it left on a server that left the pool.
+const CANCEL_LEFTOVERS_FOR: Duration = Duration::from_secs(10);
+
+/// A server of the pool while the run goes.
+pub(super) struct LaneRun {
+    pub tracker: Tracker,
+    pub submitter: Submitter,
+    pub health: Health,
+    /// While its queue is full: when to try again.
+    pub retry_at: Option<tokio::time::Instant>,
+    /// Whether the full queue was reported.
+    pub told_full: bool,
+    /// Its tracker has nothing more to tell.
+    pub idle: bool,
+    /// It left the pool: nothing more is sent to it, its events are not followed.
+    pub gone: bool,
+    /// Why it left the pool.
+    pub why_gone: Option<String>,
+    /// Its items the run gave up when it left the pool: cancelled at the end if it answers.
+    pub abandoned: Vec<i64>,
+    /// Jobs it completed.
+    pub completed: usize,
+    /// Jobs that failed on it.
+    pub failed_jobs: Vec<usize>,
+}
+
+/// What a server did in a run, for the summary of a pool's run.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LaneShare {
+    pub completed: usize,
+    pub failed: usize,
+    /// Items of the run still open on it.
+    pub left: usize,
+    /// Why it left the pool, if it did.
+    pub out: Option<String>,
+}
+
+impl LaneRun {
+    /// What it did.
+    pub fn share(&self, ledger: &Ledger, number: u16) -> LaneShare {
+        LaneShare {
+            completed: self.completed,
+            failed: self.failed_jobs.len(),
+            left: ledger.open_on(number).count() + self.abandoned.len(),
+            out: self.why_gone.clone(),
+        }
+    }
+}
+
+/// The next event of the servers whose `listening` flag is set, with the server's index.
+pub(super) async fn next_event(
+    lanes: &mut [LaneRun],
+    listening: &[bool],
+) -> (usize, Option<TrackEvent>) {
+    let futures: Vec<_> = lanes
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| listening.get(*i).copied().unwrap_or(false))
+        .map(|(i, run)| Box::pin(async move { (i, run.tracker.next().await) }))
+        .collect();
+    if futures.is_empty() {
+        return std::future::pending().await;
+    }
+    select_all(futures).await.0
+}
+
+impl Execution<'_> {
+    /// A tracker, submitter and health per server.
+    pub(super) async fn start_lanes(&self) -> Vec<LaneRun> {
+        let wait = if self.lanes.len() > 1 {
+            self.grace()
+        } else {
+            self.server_wait
+        };
+        let mut runs = Vec::with_capacity(self.lanes.len());
+        for lane in &self.lanes {
+            runs.push(LaneRun {
+                tracker: Tracker::start(&lane.client, self.track_mode, self.poll_interval).await,
+                submitter: Submitter::default(),
+                health: Health::new(wait, &lane.url),
+                retry_at: None,
+                told_full: false,
+                idle: false,
+                gone: false,
+                why_gone: None,
+                abandoned: Vec::new(),
+                completed: 0,
+                failed_jobs: Vec::new(),
+            });
+        }
+        runs
+    }
+
+    /// The server that takes the next jobs, and how many it has room for: of the servers in
+    /// the pool whose window is at least half empty (and, of a pool, that answer and whose
+    /// queue is not full), the one with the most room; the first named on a tie.
+    pub(super) fn next_lane(
+        &self,
+        lanes: &[LaneRun],
+        ledger: &Ledger,
+        window: usize,
+    ) -> Option<(usize, usize)> {
+        let now = tokio::time::Instant::now();
+        let pool = self.lanes.len() > 1;
+        let mut best: Option<(usize, usize)> = None;
+        for (i, (lane, run)) in self.lanes.iter().zip(lanes).enumerate() {
+            if run.gone || (pool && run.health.is_down()) || run.retry_at.is_some_and(|at| now < at)
+            {
+                continue;
+            }
+            let room = window.saturating_sub(ledger.open_on(lane.number).count());
+            if room * 2 >= window && best.is_none_or(|(_, r)| room > r) {
+                best = Some((i, room));
+            }
+        }
+        best
+    }
+
+    /// The servers still in the pool.
+    pub(super) fn live_lanes<'l>(&'l self, lanes: &[LaneRun]) -> Vec<&'l Lane> {
+        self.lanes
+            .iter()
+            .zip(lanes)
+            .filter(|(_, run)| !run.gone)
+            .map(|(lane, _)| lane)
+            .collect()
+    }
+
+    /// `the server at URL`, for messages.
+    pub(super) fn server_name(&self, i: usize) -> String {
+        format!("the server at {}", self.lanes[i].url)
+    }
+
+    /// Acts on an event of server `i`'s tracker.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn tracked(
+        &self,
+        i: usize,
+        event: Option<TrackEvent>,
+        lanes: &mut [LaneRun],
+        ledger: &mut Ledger,
+        source: &mut JobSource<'_>,
+        downloads: &mut Downloads,
+        live: &LiveReport,
+    ) -> Result<(), RunError> {
+        let number = self.lanes[i].number;
+        match event {
+            Some(TrackEvent::Finished(mut item)) => {
+                item.item_id = ItemRef::new(number, item.item_id).0;
+                lanes[i].health.up(self);
+                let job = job_of(ledger, item.item_id);
+                let failed = ledger.failed_count();
+                let epoch = lanes[i].health.epoch;
+                if let Ended::Resubmit(job) = self.finished(item, epoch, ledger, downloads)? {
+                    self.forget(job, lanes, ledger);
+                    source.hand_back([job]);
+                }
+                self.failures_since(failed, i, job, lanes, ledger, source)?;
+                self.tell_live(live, job, ledger);
+            }
+            Some(TrackEvent::Vanished { item_id }) => {
+                let item_id = ItemRef::new(number, item_id).0;
+                let job = job_of(ledger, item_id);
+                let failed = ledger.failed_count();
+                self.vanished(item_id, ledger)?;
+                self.failures_since(failed, i, job, lanes, ledger, source)?;
+                self.tell_live(live, job, ledger);
+            }
+            Some(TrackEvent::PollFailed { error, .. }) => {
+                if let Err(gone) = lanes[i].health.down(self, &error) {
+                    if !self.others_live(lanes, i) {
+                        return Err(gone);
+                    }
+                    self.fail_over(i, lanes, ledger, source)?;
+                }
+            }
+            Some(TrackEvent::ServerBack) => lanes[i].health.up(self),
+            Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
+            Some(_) => lanes[i].health.up(self),
+            None => lanes[i].idle = true,
+        }
+        Ok(())
+    }
+
+    /// A job's items are forgotten (it is submitted again): each server's tracker stops
+    /// following its own.
+    fn forget(&self, job: usize, lanes: &mut [LaneRun], ledger: &mut Ledger) {
+        for id in ledger.forget_job(job) {
+            let item = ItemRef(id);
+            if let Some(i) = self.lanes.iter().position(|l| l.number == item.server()) {
+                lanes[i].tracker.forget([item.id()]);
+            }
+        }
+    }
+
+    /// A download task of item `item_id` ended: a completed job counts for its server.
+    pub(super) fn count_end(
+        &self,
+        item_id: i64,
+        job: usize,
+        lanes: &mut [LaneRun],
+        ledger: &Ledger,
+    ) {
+        let number = ItemRef(item_id).server();
+        let Some(i) = self.lanes.iter().position(|l| l.number == number) else {
+            return;
+        };
+        if ledger.completed.contains(&job) {
+            lanes[i].completed += 1;
+        } else if ledger.has_failed(job) && !lanes[i].failed_jobs.contains(&job) {
+            lanes[i].failed_jobs.push(job);
+        }
+    }
+
+    /// After an item of server `i` ended: a job that failed counts for the server; a server of
+    /// a pool that fails every job while another completes them leaves the pool, and the jobs
+    /// that failed on it go to the others.
+    pub(super) fn failures_since(
+        &self,
+        failed_before: usize,
+        i: usize,
+        job: Option<usize>,
+        lanes: &mut [LaneRun],
+        ledger: &mut Ledger,
+        source: &mut JobSource<'_>,
+    ) -> Result<(), RunError> {
+        if let Some(job) = job
+            && ledger.failed_count() > failed_before
+        {
+            lanes[i].failed_jobs.push(job);
+        }
+        self.leave_if_failing(lanes, ledger, source)
+    }
+
+    /// Takes out of the pool each server that failed [`FAILURES_TO_LEAVE`] jobs and completed
+    /// none while another server completed jobs.
+    pub(super) fn leave_if_failing(
+        &self,
+        lanes: &mut [LaneRun],
+        ledger: &mut Ledger,
+        source: &mut JobSource<'_>,
+    ) -> Result<(), RunError> {
+        if self.lanes.len() < 2 {
+            return Ok(());
+        }
+        let working = lanes.iter().any(|r| !r.gone && r.completed > 0);
+        for i in 0..lanes.len() {
+            let run = &lanes[i];
+            if run.gone
+                || !working
+                || run.completed > 0
+                || run.failed_jobs.len() < FAILURES_TO_LEAVE
+            {
+                continue;
+            }
+            let last_error = run
+                .failed_jobs
+                .last()
+                .and_then(|job| ledger.failures.iter().find(|f| f.job == *job))
+                .map(|f| f.error.clone())
+                .unwrap_or_default();
+            let failed: Vec<usize> = std::mem::take(&mut lanes[i].failed_jobs);
+            let why = format!(
+                "it failed all {} jobs it ran (the last with: {last_error}) while other servers completed theirs",
+                failed.len()
+            );
+            self.warn(format!(
+                "{} leaves the pool: {why}; its jobs go to the other servers",
+                self.server_name(i)
+            ));
+            for job in failed {
+                self.forget(job, lanes, ledger);
+                source.hand_back([job]);
+            }
+            self.leave(i, why, lanes, ledger, source)?;
+        }
+        Ok(())
+    }
+
+    /// Server `i` stopped answering past the grace: it leaves the pool and its unfinished jobs
+    /// go to the other servers.
+    pub(super) fn fail_over(
+        &self,
+        i: usize,
+        lanes: &mut [LaneRun],
+        ledger: &mut Ledger,
+        source: &mut JobSource<'_>,
+    ) -> Result<(), RunError> {
+        let why = format!("it did not answer for {} s", self.grace().as_secs());
+        self.drop_lane(i, why, lanes, ledger, source)
+    }
+
+    /// Server `i` leaves the pool for `why`, which is reported; its unfinished jobs go to the
+    /// other servers.
+    pub(super) fn drop_lane(
+        &self,
+        i: usize,
+        why: String,
+        lanes: &mut [LaneRun],
+        ledger: &mut Ledger,
+        source: &mut JobSource<'_>,
+    ) -> Result<(), RunError> {
+        let open = ledger.open_on(self.lanes[i].number).count();
+        self.warn(format!(
+            "{} leaves the pool: {why}; its {open} unfinished sessions go to the other servers \
+             (what it still runs is not collected, and is cancelled if it answers again before \
+             the run ends)",
+            self.server_name(i)
+        ));
+        self.leave(i, why, lanes, ledger, source)
+    }
+
+    /// Whether a server other than `i` is still in the pool.
+    pub(super) fn others_live(&self, lanes: &[LaneRun], i: usize) -> bool {
+        lanes.iter().enumerate().any(|(j, r)| j != i && !r.gone)
+    }
+
+    /// Takes server `i` out of the pool: its open items are journaled as taken back and their
+    /// jobs handed to the source.
+    fn leave(
+        &self,
+        i: usize,
+        why: String,
+        lanes: &mut [LaneRun],
+        ledger: &mut Ledger,
+        source: &mut JobSource<'_>,
+    ) -> Result<(), RunError> {
+        let number = self.lanes[i].number;
+        let open: Vec<i64> = ledger.open_on(number).collect();
+        let mut jobs = BTreeSet::new();
+        for id in &open {
+            if let Some(slot) = ledger.items.get(id).cloned() {
+                ledger.record(Entry::Withdrawn {
+                    job: slot.key,
+                    item_id: *id,
+                })?;
+                jobs.insert(slot.job);
+            }
+        }
+        for job in jobs {
+            self.forget(job, lanes, ledger);
+            source.hand_back([job]);
+        }
+        let run = &mut lanes[i];
+        run.abandoned.extend(open);
+        run.gone = true;
+        run.why_gone = Some(why);
+        // The last server left waits for an outage as long as a one-server run would.
+        let mut live = lanes.iter_mut().filter(|r| !r.gone);
+        if let (Some(last), None) = (live.next(), live.next()) {
+            last.health.set_wait(self.server_wait);
+        }
+        Ok(())
+    }
+
+    /// At the end: the items given up on servers that left the pool are cancelled where the
+    /// server answers again; what cannot be is reported.
+    pub(super) async fn cancel_abandoned(&self, lanes: &[LaneRun]) {
+        for (i, run) in lanes.iter().enumerate() {
+            if run.abandoned.is_empty() {
+                continue;
+            }
+            let client = &self.lanes[i].client;
+            let ids: Vec<i64> = run.abandoned.iter().map(|id| ItemRef(*id).id()).collect();
+            let attempt = async {
+                let mut cancelled = 0;
+                for chunk in ids.chunks(500) {
+                    for item in client.queue().items_by_ids(chunk).await? {
+                        if matches!(
+                            item.status,
+                            QueueItemStatus::Pending | QueueItemStatus::InProgress
+                        ) {
+                            client.queue().cancel_item(item.item_id).await?;
+                            cancelled += 1;
+                        }
+                    }
+                }
+                Ok::<usize, crate::client::ClientError>(cancelled)
+            };
+            match tokio::time::timeout(CANCEL_LEFTOVERS_FOR, attempt).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => self.warn(format!(
+                    "{} left the pool and still does not answer ({}): up to {} of the run's \
+                     items may still be on it, and the images of what it ran",
+                    self.server_name(i),
+                    crate::error_chain::error_chain(&e),
+                    ids.len()
+                )),
+                Err(_) => self.warn(format!(
+                    "{} left the pool and does not answer: up to {} of the run's items may \
+                     still be on it, and the images of what it ran",
+                    self.server_name(i),
+                    ids.len()
+                )),
+            }
+        }
+    }
+}
+
+/// Before a pool's run sends anything: each server is asked for its version and invocation
+/// schema. A server that does not answer, or lacks a node type the workflow uses, is left out
+/// with a warning naming why; the manifest is checked against the schema of the first server
+/// that can run it. Returns the checked manifest and the servers that take part, in order.
+///
+/// # Errors
+/// An invalid manifest (nothing is sent), or no server that answers and can run it.
+pub(super) async fn preflight(
+    source: &super::ManifestSource,
+    settings: &super::settings::RunSettings,
+    reporter: &super::report::Reporter,
+    urls: &[String],
+) -> Result<
+    (
+        super::prepare::Prepared,
+        Vec<(String, crate::client::Client)>,
+    ),
+    RunError,
+> {
+    let warn = |message: String| {
+        reporter.event(&super::report::RunEvent::Warning {
+            manifest: source.run_name(),
+            message,
+        });
+    };
+    let mut answering = Vec::new();
+    let mut last_error = None;
+    for url in urls {
+        let reached = async {
+            let client = crate::client::Client::connect(url, &settings.credentials).await?;
+            client.app().version().await?;
+            Ok::<_, crate::client::ClientError>(client)
+        }
+        .await;
+        match reached {
+            Ok(client) => {
+                // Read afresh, not from the cache kept per server version: servers of one
+                // version differ in their custom nodes and `deny_nodes`.
+                let schemas = match crate::client::read_server_schemas(&client).await {
+                    Ok(set) => Some(set),
+                    Err(_) => crate::client::server_schemas(&client).await.0,
+                };
+                answering.push((url.clone(), client, schemas));
+            }
+            Err(e) => {
+                warn(format!(
+                    "the server at {url} is left out of the pool: {}",
+                    crate::error_chain::error_chain(&e)
+                ));
+                last_error = Some(e);
+            }
+        }
+    }
+    let Some(first_error) = (answering.is_empty()).then_some(last_error).flatten() else {
+        return check_pool(source, settings, answering, warn).await;
+    };
+    Err(first_error.into())
+}
+
+/// The manifest checked against the first answering server's schema that accepts it, and the
+/// servers that have every node type its workflow uses.
+async fn check_pool(
+    source: &super::ManifestSource,
+    settings: &super::settings::RunSettings,
+    answering: Vec<(
+        String,
+        crate::client::Client,
+        Option<crate::workflow::SchemaSet>,
+    )>,
+    warn: impl Fn(String),
+) -> Result<
+    (
+        super::prepare::Prepared,
+        Vec<(String, crate::client::Client)>,
+    ),
+    RunError,
+> {
+    let display_path = std::path::PathBuf::from(&source.display_name);
+    let mut prepared = None;
+    let mut first_error = None;
+    for (_, client, schemas) in &answering {
+        let schemas = schemas
+            .as_ref()
+            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+        match super::prepare::prepare(
+            &source.path,
+            &display_path,
+            &source.base_dir,
+            source.image.as_ref(),
+            settings.max_jobs,
+            Some(client),
+            schemas,
+        )
+        .await
+        {
+            Ok(p) => {
+                prepared = Some(p);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some(prepared) = prepared else {
+        return Err(first_error.unwrap_or(RunError::NoManifest));
+    };
+    let node_types = crate::servers::needs::node_types(prepared.workflow.definition());
+    let mut lanes = Vec::with_capacity(answering.len());
+    for (url, client, schemas) in answering {
+        let schemas = schemas
+            .as_ref()
+            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+        let missing: Vec<String> = node_types
+            .iter()
+            .filter(|t| schemas.invocation(t).is_none())
+            .map(|t| format!("`{t}`"))
+            .collect();
+        if missing.is_empty() {
+            lanes.push((url, client));
+        } else {
+            warn(format!(
+                "the server at {url} is left out of the pool: it lacks the node type{} {} that the workflow uses",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok((prepared, lanes))
+}

@@ -1,0 +1,293 @@
+//! One run spread over a pool of two real InvokeAI servers (the shared one and a private one):
+//! both take jobs and every file lands once; a server killed mid-run leaves the pool and the
+//! run completes on the other; a server whose schema lacks a node type the workflow uses is
+//! left out before anything is sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::runner::{
+    Workspace, assert_server_keeps_nothing_at, files_under, is_output_png, journal_images, text,
+};
+use crate::support;
+use crate::support::private::PrivateServer;
+
+/// 24 jobs of two outputs each.
+const POOL_SWEEP: &str = r#"
+version: 1
+workflow: blur-and-tint.json
+inputs:
+  Source image: photos/sunset.png
+  Width: 48
+sweep:
+  matrix:
+    Hue shift: [0, 90, 180, 270]
+    Blur radius: [1, 2, 3, 4, 5, 6]
+output:
+  dir: out
+  name: "hue-{{ sweep['Hue shift'] }}/blur-{{ sweep['Blur radius'] }}-{{ node.label }}"
+"#;
+
+/// `invk-run --server A --server B ARGS...` in the workspace.
+fn pool_command(ws: &Workspace, servers: &[&str], args: &[&str]) -> std::process::Command {
+    let mut cmd = support::invk_run();
+    cmd.current_dir(ws.dir.path());
+    for url in servers {
+        cmd.arg("--server").arg(url);
+    }
+    cmd.args(args);
+    cmd
+}
+
+fn both(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
+/// The output images of the run, and each one's server, from the sidecars.
+fn outputs_by_server(ws: &Workspace) -> (Vec<String>, BTreeMap<String, usize>) {
+    let files: Vec<String> = files_under(&ws.path("out"))
+        .into_iter()
+        .filter(|f| is_output_png(f))
+        .collect();
+    let mut servers: BTreeMap<String, usize> = BTreeMap::new();
+    for file in &files {
+        let sidecar = ws.path(&format!("out/{file}.json"));
+        let sidecar: Value = serde_json::from_str(
+            &std::fs::read_to_string(&sidecar)
+                .unwrap_or_else(|e| panic!("{}: {e}", sidecar.display())),
+        )
+        .expect("sidecar JSON");
+        let server = sidecar["server"]
+            .as_str()
+            .expect("sidecar names its server");
+        *servers.entry(server.to_owned()).or_default() += 1;
+    }
+    (files, servers)
+}
+
+/// How many outputs of the run, so far, name `server` in their sidecars (an output whose
+/// sidecar is not placed yet is not counted).
+fn saved_by(ws: &Workspace, server: &str) -> usize {
+    files_under(&ws.path("out"))
+        .into_iter()
+        .filter(|f| f.ends_with(".png.json"))
+        .filter_map(|f| std::fs::read_to_string(ws.path(&format!("out/{f}"))).ok())
+        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(|v| v["server"] == server)
+        .count()
+}
+
+/// Exactly the 48 expected outputs, none written twice (no `-1` copies).
+fn assert_every_output_once(files: &[String]) {
+    let expected: BTreeSet<String> = [0, 90, 180, 270]
+        .iter()
+        .flat_map(|hue| {
+            (1..=6).flat_map(move |blur| {
+                ["Blurred", "Tinted"].map(|label| format!("hue-{hue}/blur-{blur}-{label}.png"))
+            })
+        })
+        .collect();
+    let got: BTreeSet<String> = files.iter().cloned().collect();
+    assert_eq!(got.len(), files.len());
+    assert_eq!(
+        got,
+        expected,
+        "missing: {:?}\nextra: {:?}",
+        expected.difference(&got).collect::<Vec<_>>(),
+        got.difference(&expected).collect::<Vec<_>>()
+    );
+}
+
+/// Each job completed exactly once, per the journal.
+fn assert_each_job_completed_once(ws: &Workspace) {
+    let completed: Vec<String> = ws
+        .journal("out")
+        .iter()
+        .filter(|e| e["event"] == "finished" && e["status"] == "completed")
+        .filter_map(|e| e["job"].as_str().map(str::to_owned))
+        .collect();
+    let unique: BTreeSet<&String> = completed.iter().collect();
+    assert_eq!(unique.len(), 24, "{completed:#?}");
+    assert_eq!(completed.len(), 24, "a job completed twice: {completed:#?}");
+}
+
+#[test]
+fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
+    let private = PrivateServer::start(None);
+    let private_url = private.url();
+    let shared = support::server().url();
+    let ws = Workspace::new(POOL_SWEEP);
+    let out = pool_command(&ws, &[&private_url, shared], &["--json", "job.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+
+    let (files, servers) = outputs_by_server(&ws);
+    assert_every_output_once(&files);
+    assert_each_job_completed_once(&ws);
+    // Both servers ran some of the jobs (each job's two outputs come from one server).
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    for (server, n) in &servers {
+        assert!(*n >= 2 && n % 2 == 0, "{server}: {n} outputs");
+    }
+    assert!(servers.contains_key(&private_url) && servers.contains_key(shared));
+
+    // The JSON events give each server's share, and name the server of each job.
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let shares: BTreeMap<String, u64> = events
+        .iter()
+        .filter(|e| e["event"] == "server_share")
+        .map(|e| {
+            (
+                e["server"].as_str().unwrap_or_default().to_owned(),
+                e["completed"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(shares.values().sum::<u64>(), 24, "{shares:?}");
+    for (server, n) in &servers {
+        assert_eq!(
+            shares.get(server).copied(),
+            Some(*n as u64 / 2),
+            "{shares:?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "job_completed")
+            .all(|e| e["server"] == private_url.as_str() || e["server"] == shared),
+        "every completed job names its server"
+    );
+    // The summary names the server of every job.
+    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
+    let lines: Vec<Value> = summary
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("summary line"))
+        .collect();
+    assert_eq!(lines.len(), 24);
+    assert!(lines.iter().all(|l| l["server"].is_string()), "{summary}");
+
+    // Nothing of the run stays on either server.
+    let journal = ws.journal("out");
+    assert_server_keeps_nothing_at(&private_url, &journal);
+    assert_server_keeps_nothing_at(shared, &journal);
+
+    // Run again: everything is done, nothing is sent to either server.
+    let again = pool_command(&ws, &[&private_url, shared], &["job.yaml"])
+        .output()
+        .expect("run again");
+    assert_eq!(again.status.code(), Some(0), "{}", both(&again));
+    let intents = |journal: &[Value]| {
+        journal
+            .iter()
+            .filter(|e| e["event"] == "enqueue_intent")
+            .count()
+    };
+    assert_eq!(intents(&ws.journal("out")), intents(&journal));
+}
+
+#[test]
+fn a_server_killed_mid_run_leaves_the_pool_and_the_run_completes_on_the_other() {
+    let mut private = PrivateServer::start(None);
+    let private_url = private.url();
+    let shared = support::server().url();
+    // Larger images, so that the private server still has jobs when it is killed.
+    let ws = Workspace::new(&POOL_SWEEP.replace("Width: 48", "Width: 384"));
+    // The private server is named first: it takes the first window of jobs.
+    let child = pool_command(
+        &ws,
+        &[&private_url, shared],
+        &["--server-wait", "8", "job.yaml"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    // Kill the private server once it has finished a job and still holds others.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if saved_by(&ws, &private_url) >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the private server finished no job"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let busy = private.busy().unwrap_or(0);
+    private.kill();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        busy > 0,
+        "the private server had nothing left when it was killed"
+    );
+    assert!(
+        both(&out).contains(&format!("the server at {private_url} leaves the pool")),
+        "{}",
+        both(&out)
+    );
+
+    let (files, servers) = outputs_by_server(&ws);
+    assert_every_output_once(&files);
+    assert_each_job_completed_once(&ws);
+    assert!(
+        servers.get(shared).copied().unwrap_or(0) > 0,
+        "the shared server took over nothing: {servers:?}"
+    );
+    // Nothing of the run stays on the surviving server.
+    let journal = ws.journal("out");
+    let on_shared: Vec<String> = journal_images(&journal, true)
+        .into_iter()
+        .filter(|n| crate::runner::image_exists_at(shared, n))
+        .collect();
+    assert!(
+        on_shared.is_empty(),
+        "left on the shared server: {on_shared:?}"
+    );
+}
+
+#[test]
+fn a_server_lacking_a_node_type_of_the_workflow_is_left_out_with_a_warning() {
+    let private = PrivateServer::start_denying(&["img_hue_adjust"]);
+    let private_url = private.url();
+    let shared = support::server().url();
+    let ws = Workspace::new(POOL_SWEEP);
+    let out = pool_command(&ws, &[&private_url, shared], &["job.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        both(&out).contains(&format!(
+            "the server at {private_url} is left out of the pool: it lacks the node type `img_hue_adjust` that the workflow uses"
+        )),
+        "{}",
+        both(&out)
+    );
+    let (files, servers) = outputs_by_server(&ws);
+    assert_every_output_once(&files);
+    assert_eq!(
+        servers.keys().collect::<Vec<_>>(),
+        [shared],
+        "only the shared server ran jobs"
+    );
+    // Nothing was sent to the private server.
+    assert_eq!(private.busy(), Some(0));
+    let queue = private
+        .get("/api/v1/queue/default/status")
+        .expect("queue status");
+    assert_eq!(queue["queue"]["total"], 0, "{queue}");
+}
