@@ -15,21 +15,20 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
     runtime()?.block_on(async {
         let output_dir = output_dir_of(target).await?;
         let mut status = RunStatus::read(&output_dir).map_err(crate::Error::from)?;
-        let server_note = if status.on_server > 0 {
-            let mut args = global.clone();
-            if args.server.is_empty() {
-                args.server.extend(status.server.clone());
+        let mut notes = Vec::new();
+        if status.on_server > 0 {
+            for (number, args) in run_servers(global, &output_dir)? {
+                let asked = match client_from_args(&args).await {
+                    Ok(client) => status
+                        .ask_server(number, &client)
+                        .await
+                        .map_err(|e| crate::error_chain::error_chain(&e)),
+                    Err(e) => Err(crate::error_chain::error_chain(&e)),
+                };
+                notes.extend(asked.err());
             }
-            match client_from_args(&args).await {
-                Ok(client) => match status.ask_server(&client).await {
-                    Ok(()) => None,
-                    Err(e) => Some(crate::error_chain::error_chain(&e)),
-                },
-                Err(e) => Some(crate::error_chain::error_chain(&e)),
-            }
-        } else {
-            None
-        };
+        }
+        let server_note = (!notes.is_empty()).then(|| notes.join("; "));
         if global.json {
             println!(
                 "{}",
@@ -40,6 +39,30 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
         }
         Ok::<_, anyhow::Error>(ExitStatus::Success)
     })
+}
+
+/// The servers of a run to ask, each with its number in the run's journal and the global
+/// options naming it: the one `--server` (or `INVK_SERVER`) names, else every server the
+/// journal names (those of a pool's run).
+fn run_servers(global: &GlobalArgs, output_dir: &Path) -> anyhow::Result<Vec<(u16, GlobalArgs)>> {
+    let named = |url: String| {
+        let mut args = global.clone();
+        args.server = vec![url];
+        args
+    };
+    if let Some(url) = crate::commands::connect::one_server(global) {
+        let number = crate::run::server_number_of(output_dir, &url).map_err(crate::Error::from)?;
+        return Ok(vec![(number, named(url))]);
+    }
+    let servers = crate::run::servers_of(output_dir).map_err(crate::Error::from)?;
+    if servers.is_empty() {
+        // A journal that names no server: the default one.
+        return Ok(vec![(0, global.clone())]);
+    }
+    Ok(servers
+        .into_iter()
+        .map(|(number, url)| (number, named(url)))
+        .collect())
 }
 
 /// The status as a few aligned lines.
@@ -96,13 +119,14 @@ pub fn human(status: &RunStatus, server_note: Option<&str>) -> String {
 pub fn cancel_run(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> {
     runtime()?.block_on(async {
         let output_dir = output_dir_of(target).await?;
-        let status = RunStatus::read(&output_dir).map_err(crate::Error::from)?;
-        let mut args = global.clone();
-        if args.server.is_empty() {
-            args.server.extend(status.server.clone());
+        let mut done = crate::run::Cancelled::default();
+        for (number, args) in run_servers(global, &output_dir)? {
+            let client = client_from_args(&args).await.map_err(crate::Error::from)?;
+            let on_this = cancel(&output_dir, number, &client).await?;
+            done.cancelled += on_this.cancelled;
+            done.finished += on_this.finished;
+            done.gone += on_this.gone;
         }
-        let client = client_from_args(&args).await.map_err(crate::Error::from)?;
-        let done = cancel(&output_dir, &client).await?;
         if global.json {
             println!("{}", serde_json::to_string_pretty(&done).unwrap_or_default());
         } else if !global.quiet {

@@ -27,7 +27,7 @@ pub mod summary;
 mod upload;
 
 pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW, MAX_ENQUEUE};
-pub use status::{Cancelled, RunStatus, cancel};
+pub use status::{Cancelled, RunStatus, cancel, server_number_of, servers_of};
 
 use crate::exit_status::ExitStatus;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::journal::{Entry, Journal, Resume, State};
-use super::key::SessionKey;
+use super::key::{ItemRef, SessionKey};
 use crate::client::{Client, QueueItemStatus};
 
 /// What a run's journal says of its jobs.
@@ -37,17 +37,48 @@ pub struct RunStatus {
     pub items: Option<BTreeMap<String, usize>>,
 }
 
-/// A run's items that are still on the server: item id → session.
-fn open_items(state: &State) -> BTreeMap<i64, SessionKey> {
+/// A run's items that are still on server `number`: their id there → session.
+fn open_items(state: &State, number: u16) -> BTreeMap<i64, SessionKey> {
     let mut open = BTreeMap::new();
     for key in state.known_jobs() {
         if let Resume::Attach { open: items, .. } = state.resume(*key) {
             for (session, id) in items {
-                open.insert(id, session);
+                let item = ItemRef(id);
+                if item.server() == number {
+                    open.insert(item.id(), session);
+                }
             }
         }
     }
     open
+}
+
+/// The servers a run's journal names, by number: those of a pool's run, or the one of a
+/// journal written before servers were numbered (its latest run's, as 0).
+///
+/// # Errors
+/// When the folder holds no journal, or it cannot be read.
+pub fn servers_of(output_dir: &Path) -> std::io::Result<Vec<(u16, String)>> {
+    let state = read_state(output_dir)?;
+    if state.servers.is_empty() {
+        return Ok(state.server.into_iter().map(|url| (0, url)).collect());
+    }
+    Ok(state.servers.into_iter().collect())
+}
+
+/// The number a run's journal gives the server at `url` (URLs compared as the client
+/// normalises them); 0, the first server, when it names none such.
+///
+/// # Errors
+/// When the folder holds no journal, or it cannot be read.
+pub fn server_number_of(output_dir: &Path, url: &str) -> std::io::Result<u16> {
+    let normal =
+        |u: &str| Client::new(u).map_or_else(|_| u.to_owned(), |c| c.base_url().to_string());
+    let wanted = normal(url);
+    Ok(servers_of(output_dir)?
+        .into_iter()
+        .find(|(_, u)| normal(u) == wanted)
+        .map_or(0, |(n, _)| n))
 }
 
 /// The journal of an output folder.
@@ -105,14 +136,15 @@ impl RunStatus {
         Ok(status)
     }
 
-    /// Asks the server what became of the run's items still there.
+    /// Asks server `number` of the run (see [`servers_of`]) what became of the run's items
+    /// still there; the counts add up over the servers asked.
     ///
     /// # Errors
     /// When the server does not answer.
-    pub async fn ask_server(&mut self, client: &Client) -> Result<(), RunError> {
+    pub async fn ask_server(&mut self, number: u16, client: &Client) -> Result<(), RunError> {
         let state = read_state(&self.output_dir)?;
-        let ids: Vec<i64> = open_items(&state).into_keys().collect();
-        let mut items: BTreeMap<String, usize> = BTreeMap::new();
+        let ids: Vec<i64> = open_items(&state, number).into_keys().collect();
+        let mut items: BTreeMap<String, usize> = self.items.take().unwrap_or_default();
         for chunk in ids.chunks(500) {
             for item in client.queue().items_by_ids(chunk).await? {
                 *items.entry(item.status.as_str().to_owned()).or_default() += 1;
@@ -134,14 +166,19 @@ pub struct Cancelled {
     pub gone: usize,
 }
 
-/// Cancels a run's items that are pending or running on the server and journals them as taken
-/// back, so that the next run submits their jobs again.
+/// Cancels a run's items that are pending or running on its server `number` (see
+/// [`servers_of`]) and journals them as taken back, so that the next run submits their jobs
+/// again.
 ///
 /// # Errors
 /// When the journal cannot be read or written, or the server does not answer.
-pub async fn cancel(output_dir: &Path, client: &Client) -> Result<Cancelled, RunError> {
+pub async fn cancel(
+    output_dir: &Path,
+    number: u16,
+    client: &Client,
+) -> Result<Cancelled, RunError> {
     let state = read_state(output_dir)?;
-    let open = open_items(&state);
+    let open = open_items(&state, number);
     let ids: Vec<i64> = open.keys().copied().collect();
     let (mut journal, _) = Journal::open(output_dir, false)?;
     let mut out = Cancelled::default();
@@ -157,7 +194,7 @@ pub async fn cancel(output_dir: &Path, client: &Client) -> Result<Cancelled, Run
                 if let Some(session) = open.get(&item.item_id) {
                     journal.append(&Entry::Withdrawn {
                         job: *session,
-                        item_id: item.item_id,
+                        item_id: ItemRef::new(number, item.item_id).0,
                     })?;
                 }
                 out.cancelled += 1;

@@ -291,3 +291,52 @@ fn a_server_lacking_a_node_type_of_the_workflow_is_left_out_with_a_warning() {
         .expect("queue status");
     assert_eq!(queue["queue"]["total"], 0, "{queue}");
 }
+
+#[test]
+fn a_pool_run_killed_mid_run_is_finished_on_one_of_its_servers_without_duplicates() {
+    let private = PrivateServer::start(None);
+    let private_url = private.url();
+    let shared = support::server().url();
+    let ws = Workspace::new(&POOL_SWEEP.replace("Width: 48", "Width: 384"));
+    let mut child = pool_command(&ws, &[&private_url, shared], &["-q", "job.yaml"])
+        .spawn()
+        .expect("spawn");
+    crate::runner::kill_after_downloads(&ws, &mut child, "out", 4);
+    let before = ws.journal("out");
+    let completed_before = before
+        .iter()
+        .filter(|e| e["event"] == "finished" && e["status"] == "completed")
+        .count();
+    assert!(
+        completed_before < 24,
+        "the run finished before it was killed"
+    );
+
+    // The same manifest on the shared server alone: what the private server had is submitted
+    // again there; what the shared server had is collected.
+    let out = pool_command(&ws, &[shared], &["job.yaml"])
+        .output()
+        .expect("resume");
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let (files, servers) = outputs_by_server(&ws);
+    assert_every_output_once(&files);
+    assert_each_job_completed_once(&ws);
+    assert!(servers.contains_key(shared), "{servers:?}");
+
+    // `status` reads the pool's journal: every job completed, nothing on either server.
+    let status = pool_command(&ws, &[], &["status", "--json", "out"])
+        .output()
+        .expect("status");
+    assert_eq!(status.status.code(), Some(0), "{}", both(&status));
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["completed"], 24, "{status}");
+    assert_eq!(status["on_server"], 0, "{status}");
+    let on_shared: Vec<String> = journal_images(&ws.journal("out"), true)
+        .into_iter()
+        .filter(|n| crate::runner::image_exists_at(shared, n))
+        .collect();
+    assert!(
+        on_shared.is_empty(),
+        "left on the shared server: {on_shared:?}"
+    );
+}
