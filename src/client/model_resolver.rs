@@ -66,7 +66,7 @@ pub fn field_model_types(ty: &InkType) -> &[String] {
 }
 
 /// Resolves model references against one server, caching what it learnt.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ModelResolver {
     installed: Option<Vec<ModelConfig>>,
     by_key: HashMap<String, ModelConfig>,

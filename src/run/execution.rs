@@ -18,6 +18,8 @@ pub(super) struct Lane {
     pub(super) client: Client,
     /// Its number in the run's journal: the server part of its items' [`ItemRef`]s.
     pub(super) number: u16,
+    /// The models the manifest names, as resolved on it before the run (a pool's preflight).
+    pub(super) models: crate::client::ModelResolver,
 }
 
 /// Run-wide facts the steps share.

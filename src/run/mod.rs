@@ -56,6 +56,20 @@ pub enum RunError {
     /// A model input names a model the server does not have (or several).
     #[error("cannot resolve a model input given by name")]
     Model(#[source] crate::client::ClientError),
+    /// A model a manifest names on a model input cannot be found on a server of a pool (that
+    /// server is left out; the run stops when every server lacks it).
+    #[error("the server at {server} lacks the model {model} that the manifest sets in {inputs}")]
+    PoolModel {
+        /// The server.
+        server: String,
+        /// The model, described.
+        model: String,
+        /// The inputs that name it.
+        inputs: String,
+        /// Why.
+        #[source]
+        source: Box<crate::client::ClientError>,
+    },
     /// The server stopped answering for longer than the run waits (`--server-wait`).
     #[error(
         "the server at {server} has not answered for {waited}; stopping here. What finished is \
@@ -120,7 +134,8 @@ impl RunError {
             RunError::NoManifest
             | RunError::NoMatch { .. }
             | RunError::BadGlob { .. }
-            | RunError::Model(_) => ExitStatus::Invalid,
+            | RunError::Model(_)
+            | RunError::PoolModel { .. } => ExitStatus::Invalid,
             RunError::Workflow(_)
             | RunError::Manifest(_)
             | RunError::NotAnImage { .. }
@@ -300,7 +315,7 @@ pub async fn run_manifest(
         Some(c) => c,
         None => connect(settings, &urls[0]).await?,
     };
-    let lanes = vec![(urls[0].clone(), client)];
+    let lanes = vec![(urls[0].clone(), client, crate::client::ModelResolver::new())];
     execute(source, settings, reporter, cancel, &prepared, lanes).await
 }
 
@@ -311,16 +326,17 @@ async fn execute(
     reporter: &Reporter,
     cancel: CancellationToken,
     prepared: &prepare::Prepared,
-    servers: Vec<(String, crate::client::Client)>,
+    servers: Vec<pool::PoolServer>,
 ) -> Result<ManifestOutcome, RunError> {
     let mut ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
     let mut lanes = Vec::with_capacity(servers.len());
-    for (url, client) in servers {
+    for (url, client, models) in servers {
         let number = ledger.server_number(&url)?;
         lanes.push(execution::Lane {
             url,
             client,
             number,
+            models,
         });
     }
     let pool = lanes.len() > 1;

@@ -17,6 +17,7 @@ use super::health::Health;
 use super::journal::Entry;
 use super::key::ItemRef;
 use super::ledger::Ledger;
+use super::report::RunEvent;
 use super::source::JobSource;
 use super::submit::Submitter;
 use crate::client::QueueItemStatus;
@@ -105,7 +106,10 @@ impl Execution<'_> {
         for lane in &self.lanes {
             runs.push(LaneRun {
                 tracker: Tracker::start(&lane.client, self.track_mode, self.poll_interval).await,
-                submitter: Submitter::default(),
+                submitter: Submitter {
+                    models: lane.models.clone(),
+                    ..Submitter::default()
+                },
                 health: Health::new(wait, &lane.url),
                 retry_at: None,
                 told_full: false,
@@ -293,15 +297,11 @@ impl Execution<'_> {
                 "it failed all {} jobs it ran (the last with: {last_error}) while other servers completed theirs",
                 failed.len()
             );
-            self.warn(format!(
-                "{} leaves the pool: {why}; its jobs go to the other servers",
-                self.server_name(i)
-            ));
-            for job in failed {
+            for &job in &failed {
                 self.forget(job, lanes, ledger);
                 source.hand_back([job]);
             }
-            self.leave(i, why, lanes, ledger, source)?;
+            self.drop_lane(i, why, lanes, ledger, source)?;
         }
         Ok(())
     }
@@ -329,13 +329,12 @@ impl Execution<'_> {
         ledger: &mut Ledger,
         source: &mut JobSource<'_>,
     ) -> Result<(), RunError> {
-        let open = ledger.open_on(self.lanes[i].number).count();
-        self.warn(format!(
-            "{} leaves the pool: {why}; its {open} unfinished sessions go to the other servers \
-             (what it still runs is not collected, and is cancelled if it answers again before \
-             the run ends)",
-            self.server_name(i)
-        ));
+        self.reporter.event(&RunEvent::ServerLeft {
+            manifest: self.name.clone(),
+            server: self.lanes[i].url.clone(),
+            reason: why.clone(),
+            handed_over: ledger.open_on(self.lanes[i].number).count(),
+        });
         self.leave(i, why, lanes, ledger, source)
     }
 
@@ -438,13 +437,7 @@ pub(super) async fn preflight(
     settings: &super::settings::RunSettings,
     reporter: &super::report::Reporter,
     urls: &[String],
-) -> Result<
-    (
-        super::prepare::Prepared,
-        Vec<(String, crate::client::Client)>,
-    ),
-    RunError,
-> {
+) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
     let warn = |message: String| {
         reporter.event(&super::report::RunEvent::Warning {
             manifest: source.run_name(),
@@ -496,13 +489,7 @@ async fn check_pool(
         Option<crate::workflow::SchemaSet>,
     )>,
     warn: impl Fn(String),
-) -> Result<
-    (
-        super::prepare::Prepared,
-        Vec<(String, crate::client::Client)>,
-    ),
-    RunError,
-> {
+) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
     let display_path = std::path::PathBuf::from(&source.display_name);
     let mut prepared = None;
     let mut first_error = None;
@@ -534,6 +521,16 @@ async fn check_pool(
         return Err(first_error.unwrap_or(RunError::NoManifest));
     };
     let node_types = crate::servers::needs::node_types(prepared.workflow.definition());
+    // The models of the inputs the manifest sets (those the workflow itself names keep their
+    // keys: they are sent as they are, as to one server).
+    let set = &prepared.expansion.inputs;
+    let models: Vec<crate::servers::needs::ModelNeed> =
+        crate::servers::Needs::of_manifest(&source.display_name, &prepared)
+            .models
+            .into_iter()
+            .filter(|need| need.inputs.iter().any(|input| set.contains_key(input)))
+            .collect();
+    let mut model_error = None;
     let mut lanes = Vec::with_capacity(answering.len());
     for (url, client, schemas) in answering {
         let schemas = schemas
@@ -544,15 +541,52 @@ async fn check_pool(
             .filter(|t| schemas.invocation(t).is_none())
             .map(|t| format!("`{t}`"))
             .collect();
-        if missing.is_empty() {
-            lanes.push((url, client));
-        } else {
+        if !missing.is_empty() {
             warn(format!(
                 "the server at {url} is left out of the pool: it lacks the node type{} {} that the workflow uses",
                 if missing.len() == 1 { "" } else { "s" },
                 missing.join(", ")
             ));
+            continue;
+        }
+        match resolve_named_models(&url, &client, &models).await {
+            Ok(resolver) => lanes.push((url, client, resolver)),
+            Err(e) => {
+                warn(format!(
+                    "{}; it is left out of the pool",
+                    crate::error_chain::error_chain(&e)
+                ));
+                model_error.get_or_insert(e);
+            }
         }
     }
-    Ok((prepared, lanes))
+    match model_error {
+        Some(e) if lanes.is_empty() => Err(e),
+        _ => Ok((prepared, lanes)),
+    }
+}
+
+/// A server that takes part in a pool's run: its URL, client, and the manifest's models as
+/// resolved on it.
+pub(super) type PoolServer = (String, crate::client::Client, crate::client::ModelResolver);
+
+/// The models a manifest names by name (or key) on model inputs it sets, each looked up among
+/// the server's own models (keys differ between installs) as the run will look them up.
+async fn resolve_named_models(
+    url: &str,
+    client: &crate::client::Client,
+    models: &[crate::servers::needs::ModelNeed],
+) -> Result<crate::client::ModelResolver, RunError> {
+    let mut resolver = crate::client::ModelResolver::new();
+    for need in models {
+        if let Err(e) = resolver.resolve(client, &need.reference, &need.types).await {
+            return Err(RunError::PoolModel {
+                server: url.to_owned(),
+                model: need.describe(),
+                inputs: need.inputs.join(", "),
+                source: Box::new(e),
+            });
+        }
+    }
+    Ok(resolver)
 }

@@ -109,6 +109,18 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         out: Option<String>,
     },
+    /// A server of a pool left it: nothing more is sent to it, its unfinished jobs go to the
+    /// other servers.
+    ServerLeft {
+        /// The manifest file.
+        manifest: String,
+        /// The server's URL.
+        server: String,
+        /// Why it left.
+        reason: String,
+        /// Its sessions of the run that were still open, handed to the other servers.
+        handed_over: usize,
+    },
     /// Ctrl-C: what the run left where.
     Interrupted {
         /// The manifest file.
@@ -152,6 +164,16 @@ pub struct Reporter {
     multi: MultiProgress,
     bars: Mutex<Vec<(String, ProgressBar)>>,
     failed: Mutex<std::collections::HashMap<String, usize>>,
+    /// Of a pool's runs: each server's tally, per manifest, for the progress bar.
+    shares: Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, Tally>>>,
+}
+
+/// What a server of a pool did so far in a run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    done: usize,
+    failed: usize,
+    left: bool,
 }
 
 impl Reporter {
@@ -168,6 +190,7 @@ impl Reporter {
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(Vec::new()),
             failed: Mutex::default(),
+            shares: Mutex::default(),
         }
     }
 
@@ -180,6 +203,7 @@ impl Reporter {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
             bars: Mutex::new(Vec::new()),
             failed: Mutex::default(),
+            shares: Mutex::default(),
         }
     }
 
@@ -209,6 +233,35 @@ impl Reporter {
         bars.iter()
             .find(|(m, _)| m == manifest)
             .map(|(_, b)| b.clone())
+    }
+
+    /// Updates a pool server's tally and shows every server's in the manifest's bar.
+    fn tally(&self, manifest: &str, server: &str, update: impl FnOnce(&mut Tally)) {
+        let Ok(mut shares) = self.shares.lock() else {
+            return;
+        };
+        let servers = shares.entry(manifest.to_owned()).or_default();
+        update(servers.entry(server.to_owned()).or_default());
+        if let Some(bar) = self.bar(manifest) {
+            let parts: Vec<String> = servers
+                .iter()
+                .map(|(server, t)| {
+                    let host = server
+                        .trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                        .trim_end_matches('/');
+                    let mut part = format!("{host} {} done", t.done);
+                    if t.failed > 0 {
+                        part.push_str(&format!(", {} failed", t.failed));
+                    }
+                    if t.left {
+                        part.push_str(", left");
+                    }
+                    part
+                })
+                .collect();
+            bar.set_message(parts.join(" · "));
+        }
     }
 
     fn println(&self, line: &str) {
@@ -252,9 +305,14 @@ impl Reporter {
                 }
             }
             RunEvent::Uploaded { .. } | RunEvent::Enqueued { .. } => {}
-            RunEvent::JobCompleted { manifest, .. } => {
+            RunEvent::JobCompleted {
+                manifest, server, ..
+            } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.inc(1);
+                }
+                if let Some(server) = server {
+                    self.tally(manifest, server, |t| t.done += 1);
                 }
             }
             RunEvent::JobFailed {
@@ -262,7 +320,7 @@ impl Reporter {
                 job,
                 item_id,
                 error,
-                ..
+                server,
             } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.inc(1);
@@ -273,8 +331,30 @@ impl Reporter {
                     });
                     bar.set_message(format!("{failed} failed"));
                 }
+                match server {
+                    Some(server) => {
+                        self.tally(manifest, server, |t| t.failed += 1);
+                        self.println(&format!(
+                            "{manifest}: job {job} (item {item_id} on {server}) failed: {error}"
+                        ));
+                    }
+                    None => self.println(&format!(
+                        "{manifest}: job {job} (item {item_id}) failed: {error}"
+                    )),
+                }
+            }
+            RunEvent::ServerLeft {
+                manifest,
+                server,
+                reason,
+                handed_over,
+            } => {
+                self.tally(manifest, server, |t| t.left = true);
                 self.println(&format!(
-                    "{manifest}: job {job} (item {item_id}) failed: {error}"
+                    "{manifest}: warning: the server at {server} leaves the pool: {reason}; its \
+                     {handed_over} unfinished sessions go to the other servers (what it still \
+                     runs is not collected, and is cancelled if it answers again before the run \
+                     ends)"
                 ));
             }
             RunEvent::CleanedUp { .. } => {}

@@ -40,7 +40,7 @@ pub(super) struct Submitted {
 #[derive(Debug, Default)]
 pub(super) struct Submitter {
     /// Models given by name or key, resolved on the server.
-    models: ModelResolver,
+    pub models: ModelResolver,
     /// The run's uploads.
     pub uploads: Uploads,
 }

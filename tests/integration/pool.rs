@@ -340,3 +340,229 @@ fn a_pool_run_killed_mid_run_is_finished_on_one_of_its_servers_without_duplicate
         "left on the shared server: {on_shared:?}"
     );
 }
+
+/// A fake server's queue for a pool's run: each enqueue (of one session) gets the next item id,
+/// and every item fails at once with a model error (the fakes run nothing).
+async fn fake_queue(server: &wiremock::MockServer) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, Request, ResponseTemplate};
+
+    let next = std::sync::Arc::new(AtomicI64::new(1));
+    Mock::given(method("POST"))
+        .and(path("/api/v1/queue/default/enqueue_batch"))
+        .respond_with(move |request: &Request| {
+            let body: Value = serde_json::from_slice(&request.body).expect("enqueue JSON");
+            let id = next.fetch_add(1, Ordering::SeqCst);
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "queue_id": "default", "enqueued": 1, "requested": 1, "priority": 0,
+                "batch": body["batch"], "item_ids": [id],
+            }))
+        })
+        .mount(server)
+        .await;
+    let ids = |request: &Request| -> Vec<i64> {
+        let body: Value = serde_json::from_slice(&request.body).expect("ids JSON");
+        body["item_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+            .collect()
+    };
+    Mock::given(method("POST"))
+        .and(path("/api/v1/queue/default/item_summaries_by_ids"))
+        .respond_with(move |request: &Request| {
+            let rows: Vec<Value> = ids(request)
+                .into_iter()
+                .map(|id| serde_json::json!({"item_id": id, "status": "failed"}))
+                .collect();
+            ResponseTemplate::new(200).set_body_json(rows)
+        })
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/queue/default/items_by_ids"))
+        .respond_with(move |request: &Request| {
+            let items: Vec<Value> = ids(request)
+                .into_iter()
+                .map(|id| {
+                    serde_json::json!({
+                        "item_id": id, "status": "failed", "batch_id": "b",
+                        "session_id": format!("s{id}"), "queue_id": "default",
+                        "error_type": "ValueError",
+                        "error_message": "the fake runs nothing",
+                    })
+                })
+                .collect();
+            ResponseTemplate::new(200).set_body_json(items)
+        })
+        .mount(server)
+        .await;
+}
+
+/// The model keys a fake server's enqueues carried.
+async fn enqueued_keys(server: &wiremock::MockServer) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for request in server.received_requests().await.unwrap_or_default() {
+        if !request.url.path().ends_with("/enqueue_batch") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&request.body).into_owned();
+        for key in ["a-main", "a-vae", "b-main", "b-vae", "c-main"] {
+            if text.contains(&format!("\"{key}\"")) {
+                keys.insert(key.to_owned());
+            }
+        }
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_given_by_name_are_resolved_on_each_server_of_the_pool_and_one_lacking_them_is_left_out()
+ {
+    use crate::servers::{FLUX_MODEL, FLUX_VAE, fake_server, flux_models};
+
+    let a = fake_server(flux_models("a", true)).await;
+    let b = fake_server(flux_models("b", true)).await;
+    let no_vae = fake_server(flux_models("c", false)).await;
+    for server in [&a, &b, &no_vae] {
+        fake_queue(server).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/workflows/flux-image-to-image.json"),
+        dir.path().join("flux.json"),
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        format!(
+            "version: 1\nworkflow: flux.json\ninputs:\n  {FLUX_MODEL}: FLUX\n  {FLUX_VAE}: FLUX\nruns: 4\noutput:\n  dir: out\n"
+        ),
+    )
+    .expect("manifest");
+    let servers = vec![no_vae.uri(), a.uri(), b.uri()];
+    let cwd = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = support::invk_run();
+        cmd.current_dir(cwd);
+        for url in &servers {
+            cmd.arg("--server").arg(url);
+        }
+        cmd.args(["--poll-only", "--window", "1", "job.yaml"])
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    // Every job fails on the fakes, which run nothing.
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    assert!(
+        both(&output).contains(&format!(
+            "the server at {} lacks the model `FLUX` (vae)",
+            no_vae.uri()
+        )) && both(&output).contains("it is left out of the pool"),
+        "{}",
+        both(&output)
+    );
+    // Each server got the keys of its own install; the one lacking the VAE got nothing.
+    assert_eq!(
+        enqueued_keys(&a).await,
+        ["a-main", "a-vae"].map(str::to_owned).into()
+    );
+    assert_eq!(
+        enqueued_keys(&b).await,
+        ["b-main", "b-vae"].map(str::to_owned).into()
+    );
+    assert!(
+        enqueued_keys(&no_vae).await.is_empty(),
+        "a server left out of the pool was sent jobs"
+    );
+}
+
+/// A fake server that answers as InvokeAI 6.14.2 with no models, and fails every item.
+async fn failing_server() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    let server = wiremock::MockServer::start().await;
+    let answer = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+    Mock::given(method("GET"))
+        .and(path("/api/v1/app/version"))
+        .respond_with(answer(serde_json::json!({"version": "6.14.2"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/auth/status"))
+        .respond_with(answer(
+            serde_json::json!({"multiuser_enabled": false, "setup_required": false}),
+        ))
+        .mount(&server)
+        .await;
+    let schema = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invocations-6.14.2.json"),
+    )
+    .expect("schema snapshot");
+    Mock::given(method("GET"))
+        .and(path("/openapi.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(schema, "application/json"))
+        .mount(&server)
+        .await;
+    fake_queue(&server).await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_fails_every_job_leaves_the_pool_and_its_jobs_run_on_the_others() {
+    let shared = support::server().url().to_owned();
+    let failing = failing_server().await;
+    // The source image is on the real server already (the fake takes any name and fails).
+    let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/images/sunset.png");
+    let uploaded = invk_run::client::Client::new(&shared)
+        .expect("client")
+        .images()
+        .upload(&photo, &invk_run::client::UploadOptions::default())
+        .await
+        .expect("upload");
+    let ws = Workspace::new(&POOL_SWEEP.replace(
+        "Source image: photos/sunset.png",
+        &format!("Source image: {{image_name: {}}}", uploaded.image_name),
+    ));
+    let servers = [failing.uri(), shared.clone()];
+    let cwd = ws.dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = support::invk_run();
+        cmd.current_dir(cwd);
+        for url in &servers {
+            cmd.arg("--server").arg(url);
+        }
+        cmd.args(["--poll-only", "--window", "4", "job.yaml"])
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert!(
+        both(&output).contains(&format!(
+            "the server at {} leaves the pool: it failed all",
+            failing.uri()
+        )),
+        "{}",
+        both(&output)
+    );
+    let (files, servers) = outputs_by_server(&ws);
+    assert_every_output_once(&files);
+    assert_eq!(
+        servers.keys().collect::<Vec<_>>(),
+        [&shared],
+        "every output comes from the working server"
+    );
+    let _ = invk_run::client::Client::new(&shared)
+        .expect("client")
+        .images()
+        .delete_many(&[uploaded.image_name])
+        .await;
+}

@@ -220,7 +220,7 @@ fn a_workflow_with_a_node_type_the_server_lacks_makes_it_unusable_naming_the_typ
 
 /// A fake single-user InvokeAI server whose models are `models` (listed at most once: the check
 /// reads a server's model list once), with the shipped invocation schema.
-async fn fake_server(models: Value) -> MockServer {
+pub(crate) async fn fake_server(models: Value) -> MockServer {
     let server = MockServer::start().await;
     let answer = |body: Value| ResponseTemplate::new(200).set_body_json(body);
     Mock::given(method("GET"))
@@ -270,7 +270,7 @@ fn model(key: &str, name: &str, base: &str, ty: &str) -> Value {
 
 /// The models of the FLUX fixture on one install: the loader's own encoders, and `FLUX` as a
 /// main model and (unless `with_vae` is false) a VAE, with keys of this install.
-fn flux_models(prefix: &str, with_vae: bool) -> Value {
+pub(crate) fn flux_models(prefix: &str, with_vae: bool) -> Value {
     let mut models = vec![
         model(&format!("{prefix}-main"), "FLUX", "flux", "main"),
         model(
@@ -292,8 +292,8 @@ fn flux_models(prefix: &str, with_vae: bool) -> Value {
     Value::Array(models)
 }
 
-const FLUX_MODEL: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.model";
-const FLUX_VAE: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.vae_model";
+pub(crate) const FLUX_MODEL: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.model";
+pub(crate) const FLUX_VAE: &str = "f8d9d7c8-9ed7-4bd7-9e42-ab0e89bfac90.vae_model";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn models_are_found_on_each_server_by_name_whatever_their_keys_and_a_missing_one_is_named() {
