@@ -359,7 +359,8 @@ impl OutputRoot {
     /// A file written earlier that `pick` recognises: the candidates of `name` are looked at in
     /// order while they exist, and the first regular file for which `pick` (given its path and
     /// the bytes of its companion `suffix`, when that is a small regular file) says something
-    /// is returned with what it said. Links are never followed.
+    /// is returned with what it said. A companion whose file is missing (a placing cut short:
+    /// the companion goes first) is shown to `pick` too. Links are never followed.
     pub fn find_earlier<T>(
         &self,
         name: &Name,
@@ -373,7 +374,8 @@ impl OutputRoot {
             if matches!((&file, &side_entry), (Entry::Missing, Entry::Missing)) {
                 return None;
             }
-            if !matches!(file, Entry::File) {
+            let orphan = matches!((&file, &side_entry), (Entry::Missing, Entry::File));
+            if !matches!(file, Entry::File) && !orphan {
                 continue;
             }
             let bytes = match side_entry {
@@ -436,7 +438,9 @@ impl OutputRoot {
     }
 
     /// Places `from` at `path` and its companions beside it; false (and nothing of this
-    /// attempt left behind) when one of the names is taken.
+    /// attempt left behind) when one of the names is taken. The companions go first: a
+    /// process killed in between leaves a companion without its file, which names what was
+    /// being written (see [`OutputRoot::find_earlier`]), never a file nothing describes.
     fn place_at(
         &self,
         from: &Path,
@@ -447,20 +451,18 @@ impl OutputRoot {
         for (suffix, _) in companions {
             self.prepare(&companion(&path, suffix))?;
         }
-        match set_mode_and_link(from, &path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io_error(&path, "write")(e)),
-        }
-        let mut placed = vec![path.clone()];
+        let mut placed = Vec::with_capacity(companions.len());
+        let undo = |placed: &[PathBuf]| {
+            for p in placed {
+                let _ = std::fs::remove_file(p);
+            }
+        };
         for (suffix, bytes) in companions {
             let side = companion(&path, suffix);
             match write_noclobber(&side, bytes) {
                 Ok(()) => placed.push(side),
                 Err(e) => {
-                    for p in &placed {
-                        let _ = std::fs::remove_file(p);
-                    }
+                    undo(&placed);
                     if e.kind() == std::io::ErrorKind::AlreadyExists {
                         return Ok(false);
                     }
@@ -468,7 +470,17 @@ impl OutputRoot {
                 }
             }
         }
-        Ok(true)
+        match set_mode_and_link(from, &path) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                undo(&placed);
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Ok(false)
+                } else {
+                    Err(io_error(&path, "write")(e))
+                }
+            }
+        }
     }
 
     /// Puts the complete file `from` (a temporary file under the root) at `path`, replacing the
@@ -774,6 +786,12 @@ mod tests {
             Some((dir.path().join("sub/x.png"), ()))
         );
         assert_eq!(root.find_earlier(&name, ".json", same("image-c")), None);
+        // A companion whose file is missing (a placing cut short) is recognised too.
+        std::fs::write(dir.path().join("sub/y.png.json"), "image-e").expect("write");
+        assert_eq!(
+            root.find_earlier(&Name::new("sub/y", "png"), ".json", same("image-e")),
+            Some((dir.path().join("sub/y.png"), ()))
+        );
         // Without a companion, the path alone decides.
         std::fs::write(dir.path().join("sub/x-2.png"), "bare").expect("write");
         let bare = dir.path().join("sub/x-2.png");

@@ -72,6 +72,9 @@ pub(super) struct Downloads {
     semaphore: Arc<tokio::sync::Semaphore>,
     /// How long a download waits for a server that does not answer.
     server_wait: Duration,
+    /// Items the run gave up (their server left the pool): a download of theirs still under
+    /// way places nothing, so that a late result is not written beside the job's new one.
+    abandoned: Arc<std::sync::Mutex<HashSet<i64>>>,
 }
 
 impl Downloads {
@@ -81,6 +84,14 @@ impl Downloads {
             tasks: JoinSet::new(),
             semaphore: Arc::new(tokio::sync::Semaphore::new(at_once)),
             server_wait,
+            abandoned: Arc::default(),
+        }
+    }
+
+    /// Gives items up: what their downloads have not placed yet is not placed.
+    pub fn abandon(&self, items: impl IntoIterator<Item = i64>) {
+        if let Ok(mut abandoned) = self.abandoned.lock() {
+            abandoned.extend(items);
         }
     }
 }
@@ -322,7 +333,7 @@ impl Execution<'_> {
                 if let Some(file) = earlier.as_ref().and_then(|d| d.get(image_name.as_str())) {
                     let path = p.output_dir.join(file);
                     if path.is_file() {
-                        ledger.taken.insert(path.clone());
+                        ledger.take(slot.job, path.clone());
                         planned.push(Planned {
                             image_name: (*image_name).clone(),
                             name: Name::new(file, ""),
@@ -350,10 +361,14 @@ impl Execution<'_> {
                     if ledger.taken.contains(path) {
                         return None;
                     }
-                    if sidecar.is_some_and(|bytes| same_image(bytes, image_name)) {
+                    let same = sidecar.is_some_and(|bytes| same_image(bytes, image_name));
+                    if same && path.is_file() {
                         return Some(Have::Found);
                     }
-                    let earlier_try = superseded.contains(path)
+                    // A sidecar of this image without its file (a write cut short) is
+                    // replaced like an earlier try's.
+                    let earlier_try = same
+                        || superseded.contains(path)
                         || sidecar.is_some_and(|bytes| {
                             self.earlier_try(bytes, slot, job.index, &node.node_id, ledger)
                         });
@@ -369,7 +384,7 @@ impl Execution<'_> {
                         (start, path, Have::Nothing)
                     }
                 };
-                ledger.taken.insert(path.clone());
+                ledger.take(slot.job, path.clone());
                 let sidecar = (sidecars && matches!(have, Have::Nothing | Have::Superseded))
                     .then(|| self.sidecar(job, node, image_name, item, &slot.batch));
                 planned.push(Planned {
@@ -584,6 +599,7 @@ fn spawn_download(
 ) {
     let semaphore = Arc::clone(&downloads.semaphore);
     let server_wait = downloads.server_wait;
+    let abandoned = Arc::clone(&downloads.abandoned);
     downloads.tasks.spawn(async move {
         let _permit = semaphore.acquire_owned().await;
         let mut ok = Vec::new();
@@ -594,7 +610,8 @@ fn spawn_download(
                 continue;
             }
             let copy_from = copies.get(&file.image_name);
-            match save(&client, &root, &mut file, copy_from, server_wait).await {
+            let given_up = || abandoned.lock().is_ok_and(|a| a.contains(&item_id));
+            match save(&client, &root, &mut file, copy_from, server_wait, given_up).await {
                 Ok(()) => ok.push(file),
                 Err(e) => failed.push((file, e)),
             }
@@ -612,6 +629,7 @@ async fn save(
     file: &mut Planned,
     copy_from: Option<&PathBuf>,
     server_wait: Duration,
+    given_up: impl Fn() -> bool,
 ) -> Result<(), String> {
     let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
     let tmp = root.temporary_for(&file.path).map_err(|e| chain(&e))?;
@@ -622,6 +640,10 @@ async fn save(
                 .map_err(|e| chain(&e))?;
         }
         _ => download(client, &file.image_name, &tmp, server_wait).await?,
+    }
+    // The temporary file goes with `tmp` when this returns.
+    if given_up() {
+        return Err("the run gave the item up (its server left the pool)".to_owned());
     }
     let sidecar = match &file.sidecar {
         Some(s) => Some(s.to_bytes().map_err(|e| chain(&e))?),

@@ -37,6 +37,8 @@ pub(super) struct Ledger {
     pub written: HashMap<String, PathBuf>,
     /// Paths handed out in this run.
     pub taken: HashSet<PathBuf>,
+    /// The paths handed out to each job (given back when it is submitted again).
+    handed_out: HashMap<usize, Vec<PathBuf>>,
     /// Outputs that could not be saved, per job.
     pub left_on_server: BTreeMap<usize, Vec<String>>,
     /// Files per job.
@@ -65,6 +67,7 @@ impl Ledger {
             open: BTreeSet::new(),
             written: HashMap::new(),
             taken: HashSet::new(),
+            handed_out: HashMap::new(),
             left_on_server: BTreeMap::new(),
             files: BTreeMap::new(),
             failures: Vec::new(),
@@ -87,6 +90,12 @@ impl Ledger {
     pub fn track(&mut self, item_id: i64, slot: Slot) {
         self.open.insert(item_id);
         self.items.insert(item_id, slot);
+    }
+
+    /// Hands out `path` to an output of `job`.
+    pub fn take(&mut self, job: usize, path: PathBuf) {
+        self.taken.insert(path.clone());
+        self.handed_out.entry(job).or_default().push(path);
     }
 
     /// Sets how many sessions of a job are open.
@@ -119,6 +128,11 @@ impl Ledger {
         }
         self.pending.remove(&job);
         self.files.remove(&job);
+        // The paths its items were to be written to are free again, unless written (a file
+        // there is found as an earlier try's when the job's new item plans its outputs).
+        for path in self.handed_out.remove(&job).unwrap_or_default() {
+            self.taken.remove(&path);
+        }
         self.left_on_server.remove(&job);
         if self.failed_jobs.remove(&job) {
             self.failures.retain(|f| f.job != job);
