@@ -222,9 +222,36 @@ mod tests {
             blank.server_override, None,
             "a blank --server is no override"
         );
-        assert_eq!(blank.server_for(Some("http://m:1")), "http://m:1");
+        let manifest = [crate::servers::ServerEntry::url("http://m:1")];
+        let urls = |settings: &RunSettings| -> Vec<String> {
+            settings
+                .servers_for(&manifest)
+                .expect("servers")
+                .into_iter()
+                .map(|e| e.url)
+                .collect()
+        };
+        assert_eq!(urls(&blank), ["http://m:1"]);
         let given = parse(&["invk-run", "--server", "http://h:2", "a.yaml"]);
-        assert_eq!(given.server_for(Some("http://m:1")), "http://h:2");
+        assert_eq!(urls(&given), ["http://h:2"]);
+        let pool = parse(&[
+            "invk-run",
+            "--server",
+            "http://h:2,http://h:3#window=4",
+            "a.yaml",
+        ]);
+        assert_eq!(urls(&pool), ["http://h:2", "http://h:3"]);
+        assert_eq!(
+            pool.servers_for(&manifest).expect("pool")[1].window,
+            Some(4)
+        );
+        let bad = parse(&[
+            "invk-run",
+            "--server",
+            "http://h:2,http://h:3#speed=9",
+            "a.yaml",
+        ]);
+        assert!(bad.servers_for(&manifest).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::cli::{GlobalArgs, ServersCommand};
 use crate::client::DEFAULT_SERVER;
 use crate::commands::connect::{credentials, runtime, sanitize};
 use crate::exit_status::ExitStatus;
-use crate::servers::{AuthState, Needs, ServerReport, check_all, server_list};
+use crate::servers::{AuthState, Needs, ServerEntry, ServerReport, check_all, server_list};
 
 /// Runs `invk-run servers ...`.
 ///
@@ -21,10 +21,19 @@ pub fn run(global: &GlobalArgs, command: &ServersCommand) -> anyhow::Result<Exit
         };
         // As a run picks its server: the options, else the manifest's `server:`, else the
         // default.
-        let mut servers = server_list(&global.server);
+        let mut servers = server_list(&global.server)
+            .iter()
+            .map(|s| ServerEntry::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| crate::Error::from(crate::servers::ServersError::from(e)))?;
         if servers.is_empty() {
-            let named = needs.as_ref().and_then(|n| n.server.clone());
-            servers.push(named.unwrap_or_else(|| DEFAULT_SERVER.to_owned()));
+            servers = needs
+                .as_ref()
+                .map(|n| n.servers.clone())
+                .unwrap_or_default();
+        }
+        if servers.is_empty() {
+            servers.push(ServerEntry::url(DEFAULT_SERVER));
         }
         let reports = check_all(
             &servers,

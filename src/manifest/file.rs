@@ -219,42 +219,9 @@ impl ManifestFile {
             }
         };
 
-        let server =
-            section::<Option<Servers>>(&mut top, "server", &mut diags, &mut broken).flatten();
-        if let Some(Servers::Pool(urls)) = &server {
-            if urls.is_empty() || urls.len() > MAX_POOL {
-                diags.push(
-                    &YamlPath::keys(&["server"]),
-                    At::Value,
-                    format!(
-                        "a pool of {} servers: a list takes 1 to {MAX_POOL}",
-                        urls.len()
-                    ),
-                    Some("name each server's base URL once, e.g. `[http://gpu0:9090, http://gpu1:9090]`".into()),
-                );
-            }
-        }
-        for (n, s) in server
-            .iter()
-            .flat_map(Servers::urls)
-            .enumerate()
-            .take(MAX_POOL)
-        {
-            let ok = url::Url::parse(s)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !ok {
-                let path = match &server {
-                    Some(Servers::Pool(_)) => YamlPath::keys(&["server"]).index(n),
-                    _ => YamlPath::keys(&["server"]),
-                };
-                diags.push(
-                    &path,
-                    At::Value,
-                    format!("`{s}` is not an http(s) URL"),
-                    Some("write the server's base URL, e.g. `http://127.0.0.1:9090`".into()),
-                );
-            }
-        }
+        let server = top
+            .remove("server")
+            .and_then(|value| super::server_list::read(value, &mut diags));
         let inputs = section::<Map<String, Value>>(&mut top, "inputs", &mut diags, &mut broken)
             .unwrap_or_default();
         let vars = section::<Map<String, Value>>(&mut top, "vars", &mut diags, &mut broken)
@@ -368,6 +335,16 @@ impl ManifestFile {
             .unwrap_or_default()
     }
 
+    /// The servers the manifest names, with their options.
+    #[must_use]
+    pub fn server_entries(&self) -> Vec<crate::servers::ServerEntry> {
+        self.manifest
+            .server
+            .as_ref()
+            .map(super::server_list::entries)
+            .unwrap_or_default()
+    }
+
     /// Where the value at `path` is in the file.
     #[must_use]
     pub fn location(&self, path: &YamlPath) -> Location {
@@ -392,9 +369,6 @@ impl ManifestFile {
 
 /// A manifest file may have at most this many bytes.
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
-
-/// The most servers a manifest's `server:` list names.
-pub const MAX_POOL: usize = 32;
 
 /// Reads the manifest at `read_from` (named `display_path` in messages), refusing one larger than
 /// [`MAX_MANIFEST_BYTES`] without reading more than that.

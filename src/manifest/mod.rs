@@ -27,6 +27,7 @@ mod plan;
 mod schema;
 mod scope;
 mod seed;
+mod server_list;
 mod source;
 mod table;
 mod template;
@@ -34,9 +35,7 @@ mod validate;
 
 pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
 pub use diagnostic::{Diagnostic, MAX_DIAGNOSTICS, ManifestError, bounded, closest, did_you_mean};
-pub use file::{
-    MAX_MANIFEST_BYTES, MAX_POOL, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest,
-};
+pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use grid::{
     DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS,
     MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, default_grid, render_grid_name,
@@ -46,13 +45,15 @@ pub use grid_check::{check_grid_nodes, resolve_grids};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
-    OutputsPolicy, Servers, Sweep, Tables, UploadsPolicy, VERSION, WorkflowRef, Zip,
+    OutputsPolicy, ServerOptions, ServerSpec, Servers, Sweep, Tables, UploadsPolicy, VERSION,
+    WorkflowRef, Zip,
 };
 pub use output::{OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, GroupKey, Plan, group_key, split_system_name};
 pub use schema::manifest_schema;
 pub use scope::RESERVED;
 pub use seed::{RANDOM_SEED, derive_seed};
+pub use server_list::{MAX_POOL, lenient as server_entries_of};
 pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
 pub use table::{MAX_TABLE_BYTES, MAX_TABLE_CELLS, MAX_TABLE_ROWS};
 pub use template::{FUEL, MAX_RESULT_BYTES, is_template};

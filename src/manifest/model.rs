@@ -13,13 +13,59 @@ use super::diagnostic::describe;
 pub const VERSION: u32 = 1;
 
 /// The server of a manifest: one URL, or a pool of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Servers {
     /// One server.
     One(String),
     /// A pool: the run spreads its jobs over them.
-    Pool(Vec<String>),
+    Pool(Vec<ServerSpec>),
+}
+
+/// A server of a manifest's pool: its URL, or its URL with options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ServerSpec {
+    /// Its base URL.
+    Url(String),
+    /// Its base URL and options.
+    Entry(ServerOptions),
+}
+
+/// A server of a pool with options of its own. Secrets are never in a manifest: a token or a
+/// password is read from the environment variable named here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOptions {
+    /// Its base URL.
+    pub url: String,
+    /// The most sessions of the run pending on it at once (else the run's `--window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub window: Option<u32>,
+    /// Its share against the other servers: its window is the run's times this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// The environment variable that holds its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// The email to log into it with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The environment variable that holds the password for `email` (else `INVK_PASSWORD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+impl ServerSpec {
+    /// Its URL.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        match self {
+            ServerSpec::Url(url) => url,
+            ServerSpec::Entry(options) => &options.url,
+        }
+    }
 }
 
 impl Servers {
@@ -28,7 +74,7 @@ impl Servers {
     pub fn urls(&self) -> Vec<&str> {
         match self {
             Servers::One(url) => vec![url.as_str()],
-            Servers::Pool(urls) => urls.iter().map(String::as_str).collect(),
+            Servers::Pool(specs) => specs.iter().map(ServerSpec::url).collect(),
         }
     }
 }

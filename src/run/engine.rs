@@ -127,7 +127,7 @@ impl Execution<'_> {
         loop {
             // Top a server's window up once half of it is done: the server with the most room
             // takes the next jobs (pull, not push: a slow server takes fewer).
-            let target = self.next_lane(&lanes, &ledger, window);
+            let target = self.next_lane(&lanes, &ledger);
             if !interrupted && !cancel.is_cancelled() && !source.is_empty() {
                 if let Some((i, room)) = target {
                     let jobs = source.take(room.min(MAX_ENQUEUE), &p.expansion.inputs);
@@ -150,7 +150,7 @@ impl Execution<'_> {
                             return Err(error);
                         }
                         let why = crate::error_chain::error_chain(&error);
-                        self.drop_lane(i, why, &mut lanes, &mut ledger, &mut source)?;
+                        self.drop_lane(i, why, &mut lanes, &mut ledger, &mut source, &downloads)?;
                         continue;
                     }
                     let run = &mut lanes[i];
@@ -205,7 +205,7 @@ impl Execution<'_> {
                     self.tell_live(&live, job, &ledger);
                     if let (Some(item), Some(job)) = (item, job) {
                         self.count_end(item, job, &mut lanes, &ledger);
-                        self.leave_if_failing(&mut lanes, &mut ledger, &mut source)?;
+                        self.leave_if_failing(&mut lanes, &mut ledger, &mut source, &downloads)?;
                     }
                     if ledger.fresh_outputs.len() >= CLEANUP_BATCH {
                         let servers = self.live_lanes(&lanes);

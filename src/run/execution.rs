@@ -18,6 +18,8 @@ pub(super) struct Lane {
     pub(super) client: Client,
     /// Its number in the run's journal: the server part of its items' [`ItemRef`]s.
     pub(super) number: u16,
+    /// The most sessions of the run pending on it at once.
+    pub(super) window: usize,
     /// The models the manifest names, as resolved on it before the run (a pool's preflight).
     pub(super) models: crate::client::ModelResolver,
 }
@@ -34,7 +36,8 @@ pub(super) struct Execution<'a> {
     pub(super) retry_failed: bool,
     pub(super) poll_interval: Duration,
     pub(super) track_mode: TrackMode,
-    /// The most sessions of the run pending on each server at once.
+    /// The most sessions of the run pending on a server at once, unless the server's entry
+    /// says otherwise (each lane has its own).
     pub(super) window: usize,
     /// How long to wait for a server that stopped answering (the last one of a pool; the
     /// others are given up after [`Execution::grace`]).

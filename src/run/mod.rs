@@ -70,6 +70,9 @@ pub enum RunError {
         #[source]
         source: Box<crate::client::ClientError>,
     },
+    /// A server entry (its URL or options) cannot be used.
+    #[error(transparent)]
+    Entry(#[from] crate::servers::EntryError),
     /// The server stopped answering for longer than the run waits (`--server-wait`).
     #[error(
         "the server at {server} has not answered for {waited}; stopping here. What finished is \
@@ -135,7 +138,8 @@ impl RunError {
             | RunError::NoMatch { .. }
             | RunError::BadGlob { .. }
             | RunError::Model(_)
-            | RunError::PoolModel { .. } => ExitStatus::Invalid,
+            | RunError::PoolModel { .. }
+            | RunError::Entry(_) => ExitStatus::Invalid,
             RunError::Workflow(_)
             | RunError::Manifest(_)
             | RunError::NotAnImage { .. }
@@ -268,13 +272,13 @@ pub async fn run_manifest(
     // server version), so custom nodes and newer servers are typed too.
     let peek = Peek::read(&source.path);
     let offline = settings.validate_only || settings.dry_run;
-    let urls = settings.servers_for(&peek.servers);
-    if urls.len() > 1 && !offline {
-        let (prepared, lanes) = pool::preflight(source, settings, reporter, &urls).await?;
+    let entries = settings.servers_for(&peek.servers)?;
+    if entries.len() > 1 && !offline {
+        let (prepared, lanes) = pool::preflight(source, settings, reporter, &entries).await?;
         return execute(source, settings, reporter, cancel, &prepared, lanes).await;
     }
     let client = if peek.library || !offline {
-        Some(connect(settings, &urls[0]).await?)
+        Some(connect(settings, &entries[0]).await?)
     } else {
         None
     };
@@ -299,23 +303,21 @@ pub async fn run_manifest(
         return Ok(dry_run::report(&prepared, source, settings, reporter));
     }
     // The manifest as checked may name servers its lenient first reading missed.
-    let urls = settings.servers_for(
-        &prepared
-            .file
-            .servers()
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>(),
-    );
-    if urls.len() > 1 {
-        let (prepared, lanes) = pool::preflight(source, settings, reporter, &urls).await?;
+    let mut entries = settings.servers_for(&prepared.file.server_entries())?;
+    if entries.len() > 1 {
+        let (prepared, lanes) = pool::preflight(source, settings, reporter, &entries).await?;
         return execute(source, settings, reporter, cancel, &prepared, lanes).await;
     }
+    let entry = entries.swap_remove(0);
     let client = match client {
         Some(c) => c,
-        None => connect(settings, &urls[0]).await?,
+        None => connect(settings, &entry).await?,
     };
-    let lanes = vec![(urls[0].clone(), client, crate::client::ModelResolver::new())];
+    let lanes = vec![pool::PoolServer {
+        entry,
+        client,
+        models: crate::client::ModelResolver::new(),
+    }];
     execute(source, settings, reporter, cancel, &prepared, lanes).await
 }
 
@@ -330,13 +332,14 @@ async fn execute(
 ) -> Result<ManifestOutcome, RunError> {
     let mut ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
     let mut lanes = Vec::with_capacity(servers.len());
-    for (url, client, models) in servers {
-        let number = ledger.server_number(&url)?;
+    for server in servers {
+        let number = ledger.server_number(&server.entry.url)?;
         lanes.push(execution::Lane {
-            url,
-            client,
+            window: server.entry.window_of(settings.window).max(1),
+            url: server.entry.url,
+            client: server.client,
             number,
-            models,
+            models: server.models,
         });
     }
     let pool = lanes.len() > 1;
@@ -428,7 +431,7 @@ pub async fn check_each(
     };
     let peek = Peek::read(manifest);
     let client = if peek.library {
-        Some(connect(settings, &settings.servers_for(&peek.servers)[0]).await?)
+        Some(connect(settings, &settings.servers_for(&peek.servers)?[0]).await?)
     } else {
         None
     };
@@ -449,7 +452,7 @@ pub async fn check_each(
 /// server's library, and its `server:` (read leniently; the full checks come later).
 struct Peek {
     library: bool,
-    servers: Vec<String>,
+    servers: Vec<crate::servers::ServerEntry>,
 }
 
 impl Peek {
@@ -460,20 +463,16 @@ impl Peek {
             .unwrap_or_default();
         Peek {
             library: value["workflow"].get("library").is_some(),
-            servers: match &value["server"] {
-                serde_json::Value::String(url) => vec![url.clone()],
-                serde_json::Value::Array(urls) => urls
-                    .iter()
-                    .take(crate::manifest::MAX_POOL)
-                    .filter_map(|u| u.as_str().map(str::to_owned))
-                    .collect(),
-                _ => Vec::new(),
-            },
+            servers: crate::manifest::server_entries_of(&value["server"]),
         }
     }
 }
 
 /// A client for the run's server, logged in when the settings say so.
-async fn connect(settings: &RunSettings, url: &str) -> Result<crate::client::Client, RunError> {
-    Ok(crate::client::Client::connect(url, &settings.credentials).await?)
+async fn connect(
+    settings: &RunSettings,
+    entry: &crate::servers::ServerEntry,
+) -> Result<crate::client::Client, RunError> {
+    let credentials = entry.credentials(&settings.credentials)?;
+    Ok(crate::client::Client::connect(&entry.url, &credentials).await?)
 }

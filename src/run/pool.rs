@@ -23,6 +23,7 @@ use super::submit::Submitter;
 use crate::client::QueueItemStatus;
 use crate::client::tracker::{TrackEvent, Tracker};
 use crate::report::live::LiveReport;
+use crate::servers::ServerEntry;
 
 /// How many jobs a server of a pool fails, with none completed, while another server completes
 /// jobs, before it leaves the pool.
@@ -127,12 +128,7 @@ impl Execution<'_> {
     /// The server that takes the next jobs, and how many it has room for: of the servers in
     /// the pool whose window is at least half empty (and, of a pool, that answer and whose
     /// queue is not full), the one with the most room; the first named on a tie.
-    pub(super) fn next_lane(
-        &self,
-        lanes: &[LaneRun],
-        ledger: &Ledger,
-        window: usize,
-    ) -> Option<(usize, usize)> {
+    pub(super) fn next_lane(&self, lanes: &[LaneRun], ledger: &Ledger) -> Option<(usize, usize)> {
         let now = tokio::time::Instant::now();
         let pool = self.lanes.len() > 1;
         let mut best: Option<(usize, usize)> = None;
@@ -141,6 +137,7 @@ impl Execution<'_> {
             {
                 continue;
             }
+            let window = lane.window;
             let room = window.saturating_sub(ledger.open_on(lane.number).count());
             if room * 2 >= window && best.is_none_or(|(_, r)| room > r) {
                 best = Some((i, room));
@@ -188,7 +185,7 @@ impl Execution<'_> {
                     self.forget(job, lanes, ledger);
                     source.hand_back([job]);
                 }
-                self.failures_since(failed, i, job, lanes, ledger, source)?;
+                self.failures_since(failed, i, job, lanes, ledger, source, downloads)?;
                 self.tell_live(live, job, ledger);
             }
             Some(TrackEvent::Vanished { item_id }) => {
@@ -196,7 +193,7 @@ impl Execution<'_> {
                 let job = job_of(ledger, item_id);
                 let failed = ledger.failed_count();
                 self.vanished(item_id, ledger)?;
-                self.failures_since(failed, i, job, lanes, ledger, source)?;
+                self.failures_since(failed, i, job, lanes, ledger, source, downloads)?;
                 self.tell_live(live, job, ledger);
             }
             Some(TrackEvent::PollFailed { error, .. }) => {
@@ -204,7 +201,7 @@ impl Execution<'_> {
                     if !self.others_live(lanes, i) {
                         return Err(gone);
                     }
-                    self.fail_over(i, lanes, ledger, source)?;
+                    self.fail_over(i, lanes, ledger, source, downloads)?;
                 }
             }
             Some(TrackEvent::ServerBack) => lanes[i].health.up(self),
@@ -248,6 +245,7 @@ impl Execution<'_> {
     /// After an item of server `i` ended: a job that failed counts for the server; a server of
     /// a pool that fails every job while another completes them leaves the pool, and the jobs
     /// that failed on it go to the others.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn failures_since(
         &self,
         failed_before: usize,
@@ -256,13 +254,14 @@ impl Execution<'_> {
         lanes: &mut [LaneRun],
         ledger: &mut Ledger,
         source: &mut JobSource<'_>,
+        downloads: &Downloads,
     ) -> Result<(), RunError> {
         if let Some(job) = job
             && ledger.failed_count() > failed_before
         {
             lanes[i].failed_jobs.push(job);
         }
-        self.leave_if_failing(lanes, ledger, source)
+        self.leave_if_failing(lanes, ledger, source, downloads)
     }
 
     /// Takes out of the pool each server that failed [`FAILURES_TO_LEAVE`] jobs and completed
@@ -272,6 +271,7 @@ impl Execution<'_> {
         lanes: &mut [LaneRun],
         ledger: &mut Ledger,
         source: &mut JobSource<'_>,
+        downloads: &Downloads,
     ) -> Result<(), RunError> {
         if self.lanes.len() < 2 {
             return Ok(());
@@ -301,7 +301,7 @@ impl Execution<'_> {
                 self.forget(job, lanes, ledger);
                 source.hand_back([job]);
             }
-            self.drop_lane(i, why, lanes, ledger, source)?;
+            self.drop_lane(i, why, lanes, ledger, source, downloads)?;
         }
         Ok(())
     }
@@ -314,9 +314,10 @@ impl Execution<'_> {
         lanes: &mut [LaneRun],
         ledger: &mut Ledger,
         source: &mut JobSource<'_>,
+        downloads: &Downloads,
     ) -> Result<(), RunError> {
         let why = format!("it did not answer for {} s", self.grace().as_secs());
-        self.drop_lane(i, why, lanes, ledger, source)
+        self.drop_lane(i, why, lanes, ledger, source, downloads)
     }
 
     /// Server `i` leaves the pool for `why`, which is reported; its unfinished jobs go to the
@@ -328,7 +329,9 @@ impl Execution<'_> {
         lanes: &mut [LaneRun],
         ledger: &mut Ledger,
         source: &mut JobSource<'_>,
+        downloads: &Downloads,
     ) -> Result<(), RunError> {
+        downloads.abandon(ledger.open_on(self.lanes[i].number));
         self.reporter.event(&RunEvent::ServerLeft {
             manifest: self.name.clone(),
             server: self.lanes[i].url.clone(),
@@ -436,7 +439,7 @@ pub(super) async fn preflight(
     source: &super::ManifestSource,
     settings: &super::settings::RunSettings,
     reporter: &super::report::Reporter,
-    urls: &[String],
+    entries: &[ServerEntry],
 ) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
     let warn = |message: String| {
         reporter.event(&super::report::RunEvent::Warning {
@@ -446,9 +449,13 @@ pub(super) async fn preflight(
     };
     let mut answering = Vec::new();
     let mut last_error = None;
-    for url in urls {
+    for entry in entries {
+        // Each server's own credentials are read first: a variable it names that is not set
+        // stops the run before anything is sent.
+        let credentials = entry.credentials(&settings.credentials)?;
+        let url = &entry.url;
         let reached = async {
-            let client = crate::client::Client::connect(url, &settings.credentials).await?;
+            let client = crate::client::Client::connect(url, &credentials).await?;
             client.app().version().await?;
             Ok::<_, crate::client::ClientError>(client)
         }
@@ -461,7 +468,7 @@ pub(super) async fn preflight(
                     Ok(set) => Some(set),
                     Err(_) => crate::client::server_schemas(&client).await.0,
                 };
-                answering.push((url.clone(), client, schemas));
+                answering.push((entry.clone(), client, schemas));
             }
             Err(e) => {
                 warn(format!(
@@ -484,7 +491,7 @@ async fn check_pool(
     source: &super::ManifestSource,
     settings: &super::settings::RunSettings,
     answering: Vec<(
-        String,
+        ServerEntry,
         crate::client::Client,
         Option<crate::workflow::SchemaSet>,
     )>,
@@ -532,7 +539,8 @@ async fn check_pool(
             .collect();
     let mut model_error = None;
     let mut lanes = Vec::with_capacity(answering.len());
-    for (url, client, schemas) in answering {
+    for (entry, client, schemas) in answering {
+        let url = &entry.url;
         let schemas = schemas
             .as_ref()
             .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
@@ -549,8 +557,12 @@ async fn check_pool(
             ));
             continue;
         }
-        match resolve_named_models(&url, &client, &models).await {
-            Ok(resolver) => lanes.push((url, client, resolver)),
+        match resolve_named_models(url, &client, &models).await {
+            Ok(models) => lanes.push(PoolServer {
+                entry,
+                client,
+                models,
+            }),
             Err(e) => {
                 warn(format!(
                     "{}; it is left out of the pool",
@@ -566,9 +578,13 @@ async fn check_pool(
     }
 }
 
-/// A server that takes part in a pool's run: its URL, client, and the manifest's models as
-/// resolved on it.
-pub(super) type PoolServer = (String, crate::client::Client, crate::client::ModelResolver);
+/// A server that takes part in a run: as named, its client, and the manifest's models as
+/// resolved on it (by a pool's preflight).
+pub(super) struct PoolServer {
+    pub entry: ServerEntry,
+    pub client: crate::client::Client,
+    pub models: crate::client::ModelResolver,
+}
 
 /// The models a manifest names by name (or key) on model inputs it sets, each looked up among
 /// the server's own models (keys differ between installs) as the run will look them up.

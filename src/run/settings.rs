@@ -2,6 +2,7 @@
 //! environment before anything is sent; the run never sees command-line types.
 
 use crate::run::report::ReportMode;
+use crate::servers::{EntryError, ServerEntry};
 
 /// The default server URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
@@ -42,28 +43,33 @@ pub struct RunSettings {
 impl RunSettings {
     /// The servers for a manifest that names `manifest_servers`: the command line's or the
     /// environment's (one, or a pool), else the manifest's, else the default; never empty.
-    #[must_use]
-    pub fn servers_for(&self, manifest_servers: &[String]) -> Vec<String> {
+    ///
+    /// # Errors
+    /// A server entry of the command line or the environment that cannot be used.
+    pub fn servers_for(
+        &self,
+        manifest_servers: &[ServerEntry],
+    ) -> Result<Vec<ServerEntry>, EntryError> {
         if self.pool.len() > 1 {
-            return self.pool.clone();
+            return self.pool.iter().map(|s| ServerEntry::parse(s)).collect();
         }
         if let Some(url) = &self.server_override {
-            return vec![url.clone()];
+            return Ok(vec![ServerEntry::parse(url)?]);
         }
         if manifest_servers.is_empty() {
-            vec![DEFAULT_SERVER.to_owned()]
-        } else {
-            crate::servers::server_list(manifest_servers)
+            return Ok(vec![ServerEntry::url(DEFAULT_SERVER)]);
         }
-    }
-
-    /// The server URL for a manifest: the command line or environment, else the manifest's,
-    /// else the default.
-    #[must_use]
-    pub fn server_for(&self, manifest_server: Option<&str>) -> String {
-        self.server_override
-            .clone()
-            .or_else(|| manifest_server.map(str::to_owned))
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
+        // A server named twice takes part once, with the options it was first given.
+        let mut seen = std::collections::HashSet::new();
+        Ok(manifest_servers
+            .iter()
+            .filter(|e| {
+                seen.insert(
+                    crate::client::Client::new(&e.url)
+                        .map_or_else(|_| e.url.clone(), |c| c.base_url().to_string()),
+                )
+            })
+            .cloned()
+            .collect())
     }
 }

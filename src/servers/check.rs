@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ServersError;
 use super::needs::{ModelNeed, Needs};
 use super::report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
+use super::{ServerEntry, ServersError};
 use crate::client::{Client, ClientError, Credentials, ModelRef, ModelResolver, is_not_found};
 
 /// How long one server's check may take, unless told otherwise. Generous: a server builds its
@@ -52,35 +52,38 @@ pub async fn check(
 /// `credentials` goes with every request, its email and password log into multi-user servers.
 ///
 /// # Errors
-/// [`ServersError::Setup`] for a bad URL, or an email without a password: nothing was sent.
+/// [`ServersError::Setup`] for a bad URL, or an email without a password; [`ServersError::Entry`]
+/// for a variable an entry names that is not set: nothing was sent.
 pub async fn check_all(
-    servers: &[String],
+    servers: &[ServerEntry],
     credentials: &Credentials,
     needs: Option<&Needs>,
     limit: Duration,
 ) -> Result<Vec<ServerReport>, ServersError> {
-    if let Some(email) = credentials
-        .email
-        .as_deref()
-        .filter(|e| !e.trim().is_empty())
-        && credentials
-            .token
+    let mut clients = Vec::with_capacity(servers.len());
+    for entry in servers {
+        // A server's own credentials (the variables its entry names), else the run's.
+        let credentials = entry.credentials(credentials)?;
+        if let Some(email) = credentials
+            .email
             .as_deref()
-            .is_none_or(|t| t.trim().is_empty())
-        && credentials.password.as_deref().is_none_or(str::is_empty)
-    {
-        return Err(ServersError::Setup(ClientError::MissingPassword {
-            email: email.to_owned(),
-        }));
+            .filter(|e| !e.trim().is_empty())
+            && credentials
+                .token
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
+            && credentials.password.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ServersError::Setup(ClientError::MissingPassword {
+                email: email.to_owned(),
+            }));
+        }
+        let client = client_for(&entry.url, &credentials, limit).map_err(ServersError::Setup)?;
+        clients.push((client, credentials));
     }
-    let clients = servers
-        .iter()
-        .map(|url| client_for(url, credentials, limit))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ServersError::Setup)?;
     let checks = clients
         .iter()
-        .map(|client| check(client, credentials, needs, limit));
+        .map(|(client, credentials)| check(client, credentials, needs, limit));
     Ok(futures_util::future::join_all(checks).await)
 }
 

@@ -4,10 +4,10 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), invk_run::servers::ServersError> {
 //! use invk_run::client::Credentials;
-//! use invk_run::servers::{DEFAULT_CHECK_TIMEOUT, Needs, check_all};
+//! use invk_run::servers::{DEFAULT_CHECK_TIMEOUT, Needs, ServerEntry, check_all};
 //!
 //! let needs = Needs::load("examples/workflows/blur-and-tint.json".as_ref()).await?;
-//! let servers = ["http://gpu-1:9090".to_owned(), "http://gpu-2:9090".to_owned()];
+//! let servers = [ServerEntry::url("http://gpu-1:9090"), ServerEntry::url("http://gpu-2:9090")];
 //! for report in check_all(&servers, &Credentials::default(), Some(&needs), DEFAULT_CHECK_TIMEOUT).await? {
 //!     println!("{} usable: {} {:?}", report.server, report.usable, report.problems);
 //! }
@@ -18,10 +18,12 @@
 use std::path::Path;
 
 mod check;
+mod entry;
 pub(crate) mod needs;
 mod report;
 
 pub use check::{DEFAULT_CHECK_TIMEOUT, check, check_all};
+pub use entry::{EntryError, MAX_ENTRY_WINDOW, MAX_WEIGHT, ServerEntry};
 pub use needs::{ModelNeed, Needs};
 pub use report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
 
@@ -41,6 +43,9 @@ pub enum ServersError {
     /// server).
     #[error(transparent)]
     Manifest(#[from] crate::run::RunError),
+    /// A server entry (its URL or options) cannot be used.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
     /// A command that talks to one server was given several.
     #[error(
         "`--server` or `INVK_SERVER` names {} servers ({}), but this command talks to one: name one; only a run (`invk-run MANIFEST...`) and `invk-run servers check` take several",
@@ -82,8 +87,10 @@ pub fn server_list(entries: &[String]) -> Vec<String> {
         if url.is_empty() {
             continue;
         }
-        let key = crate::client::Client::new(url)
-            .map_or_else(|_| url.to_owned(), |c| c.base_url().to_string());
+        // A server's options (`URL#window=8`) are not part of its name.
+        let bare = url.split_once('#').map_or(url, |(u, _)| u);
+        let key = crate::client::Client::new(bare)
+            .map_or_else(|_| bare.to_owned(), |c| c.base_url().to_string());
         if seen.insert(key) {
             out.push(url.to_owned());
         }

@@ -18,7 +18,7 @@ use crate::workflow::WorkflowDefinition;
 const MODEL_SEARCH_DEPTH: usize = 4;
 
 /// What a workflow or manifest needs of a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Needs {
     /// The file it was read from, as given.
     pub source: String,
@@ -26,8 +26,8 @@ pub struct Needs {
     pub node_types: BTreeSet<String>,
     /// The models it names, each once.
     pub models: Vec<ModelNeed>,
-    /// The server a manifest names (`server:`), if any.
-    pub server: Option<String>,
+    /// The servers a manifest names (`server:`), if any.
+    pub servers: Vec<super::ServerEntry>,
 }
 
 /// A model a workflow or manifest names.
@@ -100,7 +100,7 @@ impl Needs {
             source: source.to_owned(),
             node_types: node_types(definition),
             models: models.into_vec(),
-            server: None,
+            servers: Vec::new(),
         }
     }
 
@@ -133,7 +133,7 @@ impl Needs {
             source: source.to_owned(),
             node_types: node_types(workflow.definition()),
             models: models.into_vec(),
-            server: prepared.file.server().map(str::to_owned),
+            servers: prepared.file.server_entries(),
         }
     }
 }

@@ -124,11 +124,38 @@ fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
     let private = PrivateServer::start(None);
     let private_url = private.url();
     let shared = support::server().url();
-    let ws = Workspace::new(POOL_SWEEP);
-    let out = pool_command(&ws, &[&private_url, shared], &["--json", "job.yaml"])
+    // The pool as the manifest names it, the second server with a window of its own.
+    let ws = Workspace::new(&format!(
+        "{POOL_SWEEP}server:\n  - {private_url}\n  - {{url: {shared}, window: 4}}\n"
+    ));
+    let out = pool_command(&ws, &[], &["--json", "job.yaml"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // The journal numbers the servers in the order named; no enqueue to the second server
+    // carried more than its window.
+    let journal = ws.journal("out");
+    let numbered: Vec<(u64, &str)> = journal
+        .iter()
+        .filter(|e| e["event"] == "server")
+        .map(|e| {
+            (
+                e["number"].as_u64().unwrap_or(99),
+                e["url"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(numbered, [(0, private_url.as_str()), (1, shared)]);
+    let sizes = |number: u64| -> Vec<usize> {
+        journal
+            .iter()
+            .filter(|e| e["event"] == "enqueue_intent")
+            .filter(|e| e["server"].as_u64().unwrap_or(0) == number)
+            .map(|e| e["jobs"].as_array().map_or(0, Vec::len))
+            .collect()
+    };
+    assert!(sizes(1).iter().all(|n| *n <= 4), "{:?}", sizes(1));
+    assert!(sizes(0).iter().any(|n| *n > 4), "{:?}", sizes(0));
 
     let (files, servers) = outputs_by_server(&ws);
     assert_every_output_once(&files);
@@ -185,7 +212,7 @@ fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
     assert_server_keeps_nothing_at(shared, &journal);
 
     // Run again: everything is done, nothing is sent to either server.
-    let again = pool_command(&ws, &[&private_url, shared], &["job.yaml"])
+    let again = pool_command(&ws, &[], &["job.yaml"])
         .output()
         .expect("run again");
     assert_eq!(again.status.code(), Some(0), "{}", both(&again));
