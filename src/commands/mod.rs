@@ -88,13 +88,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     }
 }
 
-/// A command that talks to a server takes one; a run (spread over the servers, see
-/// `docs/servers.md`) and `servers check` take several.
+/// A command that talks to a server takes one; a run and the hot folder (spread over the
+/// servers, see `docs/servers.md`) and `servers check` take several.
 fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
     let talks_to_one = match &cli.command {
         Some(
-            Command::Watch(_)
-            | Command::Status { .. }
+            Command::Status { .. }
             | Command::Cancel { .. }
             | Command::Workflows(_)
             | Command::Boards(_),
@@ -102,6 +101,7 @@ fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
         None
         | Some(
             Command::Validate { .. }
+            | Command::Watch(_)
             | Command::Servers(_)
             | Command::Server(_)
             | Command::Inputs { .. }

@@ -4,7 +4,8 @@
 //! the pool and its unfinished jobs go to the others. A one-server run is a pool of one: it
 //! waits for its server as long as `--server-wait` says instead.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::select_all;
@@ -447,32 +448,31 @@ pub(super) async fn preflight(
             message,
         });
     };
+    // Each server's own credentials are read first: a variable an entry names that is not set
+    // stops the run before anything is sent.
+    let credentials = entries
+        .iter()
+        .map(|e| e.credentials(&settings.credentials))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The servers are asked at once: the preflight takes as long as the slowest.
+    let reached = futures_util::future::join_all(entries.iter().zip(&credentials).map(
+        |(entry, credentials)| async move {
+            let client = crate::client::Client::connect(&entry.url, credentials).await?;
+            let version = client.app().version().await?;
+            let schemas = schemas_of(&client, &entry.url, &version).await;
+            Ok::<_, crate::client::ClientError>((client, schemas))
+        },
+    ))
+    .await;
     let mut answering = Vec::new();
     let mut last_error = None;
-    for entry in entries {
-        // Each server's own credentials are read first: a variable it names that is not set
-        // stops the run before anything is sent.
-        let credentials = entry.credentials(&settings.credentials)?;
-        let url = &entry.url;
-        let reached = async {
-            let client = crate::client::Client::connect(url, &credentials).await?;
-            client.app().version().await?;
-            Ok::<_, crate::client::ClientError>(client)
-        }
-        .await;
+    for (entry, reached) in entries.iter().zip(reached) {
         match reached {
-            Ok(client) => {
-                // Read afresh, not from the cache kept per server version: servers of one
-                // version differ in their custom nodes and `deny_nodes`.
-                let schemas = match crate::client::read_server_schemas(&client).await {
-                    Ok(set) => Some(set),
-                    Err(_) => crate::client::server_schemas(&client).await.0,
-                };
-                answering.push((entry.clone(), client, schemas));
-            }
+            Ok((client, schemas)) => answering.push((entry.clone(), client, schemas)),
             Err(e) => {
                 warn(format!(
-                    "the server at {url} is left out of the pool: {}",
+                    "the server at {} is left out of the pool: {}",
+                    entry.url,
                     crate::error_chain::error_chain(&e)
                 ));
                 last_error = Some(e);
@@ -485,6 +485,33 @@ pub(super) async fn preflight(
     Err(first_error.into())
 }
 
+/// The invocation schemas of the server at `url`, which runs `version`: read from the server
+/// once per process (not from the cache kept per server version: servers of one version differ
+/// in their custom nodes and `deny_nodes`), then kept while the server runs that version.
+async fn schemas_of(
+    client: &crate::client::Client,
+    url: &str,
+    version: &str,
+) -> Option<Arc<crate::workflow::SchemaSet>> {
+    type Seen = Mutex<HashMap<(String, String), Arc<crate::workflow::SchemaSet>>>;
+    static SEEN: OnceLock<Seen> = OnceLock::new();
+    let seen = SEEN.get_or_init(Seen::default);
+    let key = (url.to_owned(), version.to_owned());
+    if let Some(set) = seen.lock().ok().and_then(|s| s.get(&key).cloned()) {
+        return Some(set);
+    }
+    match crate::client::read_server_schemas(client).await {
+        Ok(set) => {
+            let set = Arc::new(set);
+            if let Ok(mut s) = seen.lock() {
+                s.insert(key, Arc::clone(&set));
+            }
+            Some(set)
+        }
+        Err(_) => crate::client::server_schemas(client).await.0.map(Arc::new),
+    }
+}
+
 /// The manifest checked against the first answering server's schema that accepts it, and the
 /// servers that have every node type its workflow uses.
 async fn check_pool(
@@ -493,7 +520,7 @@ async fn check_pool(
     answering: Vec<(
         ServerEntry,
         crate::client::Client,
-        Option<crate::workflow::SchemaSet>,
+        Option<Arc<crate::workflow::SchemaSet>>,
     )>,
     warn: impl Fn(String),
 ) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
@@ -502,7 +529,7 @@ async fn check_pool(
     let mut first_error = None;
     for (_, client, schemas) in &answering {
         let schemas = schemas
-            .as_ref()
+            .as_deref()
             .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
         match super::prepare::prepare(
             &source.path,
@@ -542,7 +569,7 @@ async fn check_pool(
     for (entry, client, schemas) in answering {
         let url = &entry.url;
         let schemas = schemas
-            .as_ref()
+            .as_deref()
             .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
         let missing: Vec<String> = node_types
             .iter()

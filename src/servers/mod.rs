@@ -48,7 +48,7 @@ pub enum ServersError {
     Entry(#[from] EntryError),
     /// A command that talks to one server was given several.
     #[error(
-        "`--server` or `INVK_SERVER` names {} servers ({}), but this command talks to one: name one; only a run (`invk-run MANIFEST...`) and `invk-run servers check` take several",
+        "`--server` or `INVK_SERVER` names {} servers ({}), but this command talks to one: name one; only a run (`invk-run MANIFEST...`), `invk-run watch` and `invk-run servers check` take several",
         servers.len(),
         servers.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
     )]

@@ -530,7 +530,7 @@ fn commands_that_talk_to_one_server_refuse_several() {
     exit: Some(2)
     --- stdout
     --- stderr
-    error: `--server` or `INVK_SERVER` names 2 servers (`http://127.0.0.1:9`, `http://127.0.0.1:10`), but this command talks to one: name one; only a run (`invk-run MANIFEST...`) and `invk-run servers check` take several
+    error: `--server` or `INVK_SERVER` names 2 servers (`http://127.0.0.1:9`, `http://127.0.0.1:10`), but this command talks to one: name one; only a run (`invk-run MANIFEST...`), `invk-run watch` and `invk-run servers check` take several
     ");
 }
 

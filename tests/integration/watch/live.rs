@@ -346,3 +346,51 @@ fn live_a_killed_watcher_restarted_completes_the_rest_with_nothing_twice() {
     }
     assert_eq!(list(&hot.join("processing")), Vec::<String>::new());
 }
+
+#[test]
+fn live_a_hot_folder_spreads_its_manifests_over_a_pool_of_two_servers() {
+    let private = support::private::PrivateServer::start(None);
+    let private_url = private.url();
+    let (_tmp, hot) = hot_folder();
+    let mut watcher = Watcher::start(
+        &hot,
+        &["--server", &private_url, "--window", "4", "-j", "2"],
+    );
+    watcher.wait_until("the watcher started", |e| count(e, "watch_started") == 1);
+    let names: Vec<String> = (0..3).map(|i| format!("pool-{i}.yaml")).collect();
+    for (i, name) in names.iter().enumerate() {
+        fs_err::write(
+            hot.join(name),
+            manifest(u32::try_from(i).expect("small") * 90, "runs: 8\n"),
+        )
+        .expect("write");
+    }
+    let done = hot.join("done");
+    watcher.wait_until("3 done", |_| reports(&done, ".report.json") == 3);
+    let (code, _) = watcher.interrupt();
+    assert_eq!(code, Some(130));
+
+    // Every manifest completed its 8 jobs, and both servers ran some of them.
+    let mut servers: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &names {
+        let report: Value = serde_json::from_slice(
+            &fs_err::read(done.join(format!("{name}.report.json"))).expect("report"),
+        )
+        .expect("json");
+        assert_eq!(report["verdict"], "done", "{name}: {report}");
+        assert_eq!(report["outcome"]["completed"], 8, "{name}: {report}");
+        let output_dir = PathBuf::from(report["outcome"]["output_dir"].as_str().expect("dir"));
+        let files = report["outcome"]["files"].as_array().expect("files");
+        assert_eq!(files.len(), 16, "{name}: {files:?}");
+        for file in files {
+            let sidecar = output_dir.join(format!("{}.json", file.as_str().expect("file")));
+            let sidecar: Value =
+                serde_json::from_slice(&fs_err::read(&sidecar).expect("sidecar")).expect("json");
+            *servers
+                .entry(sidecar["server"].as_str().expect("server").to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    assert!(servers.contains_key(&private_url), "{servers:?}");
+}
