@@ -200,7 +200,7 @@ impl Execution<'_> {
                 }
                 Some(done) = downloads.tasks.join_next(), if !downloads.tasks.is_empty() => {
                     let item = done.as_ref().ok().map(|(id, ..)| *id);
-                    let job = item.and_then(|id| job_of(&ledger, id));
+                    let job = item.and_then(|id| ledger.job_of(id));
                     self.downloaded(done, &mut ledger)?;
                     self.tell_live(&live, job, &ledger);
                     if let (Some(item), Some(job)) = (item, job) {
@@ -235,7 +235,7 @@ impl Execution<'_> {
         // Downloads already started are finished and journaled either way.
         while let Some(done) = downloads.tasks.join_next().await {
             let item = done.as_ref().ok().map(|(id, ..)| *id);
-            let job = item.and_then(|id| job_of(&ledger, id));
+            let job = item.and_then(|id| ledger.job_of(id));
             self.downloaded(done, &mut ledger)?;
             if let (Some(item), Some(job)) = (item, job) {
                 self.count_end(item, job, &mut lanes, &ledger);
@@ -471,11 +471,6 @@ impl Execution<'_> {
             error: failure.map(|f| f.error.clone()),
         }
     }
-}
-
-/// The job of one of the run's queue items.
-pub(super) fn job_of(ledger: &Ledger, item_id: i64) -> Option<usize> {
-    ledger.items.get(&item_id).map(|s| s.job)
 }
 
 /// Where `job` stands, for the running report.

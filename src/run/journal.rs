@@ -720,6 +720,58 @@ mod tests {
     }
 
     #[test]
+    fn a_pools_journal_numbers_its_servers_and_keeps_their_items_apart() {
+        use crate::run::key::ItemRef;
+        let on_second = ItemRef::new(1, 7).0;
+        let entries = vec![
+            Entry::Server {
+                number: 0,
+                url: "http://a:1".into(),
+            },
+            Entry::Server {
+                number: 1,
+                url: "http://b:1".into(),
+            },
+            Entry::EnqueueIntent {
+                batch_id: "on-a".into(),
+                jobs: vec![k(0)],
+                first: 0,
+                server: 0,
+            },
+            Entry::Enqueued {
+                batch_id: "on-a".into(),
+                item_ids: vec![7],
+            },
+            Entry::EnqueueIntent {
+                batch_id: "on-b".into(),
+                jobs: vec![k(1)],
+                first: 0,
+                server: 1,
+            },
+            Entry::Enqueued {
+                batch_id: "on-b".into(),
+                item_ids: vec![on_second],
+            },
+        ];
+        let lines: Vec<String> = entries
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("json"))
+            .collect();
+        assert!(!lines[2].contains("server"), "server 0 is left out: {}", lines[2]);
+        assert!(lines[4].contains(r#""server":1"#), "{}", lines[4]);
+        let state = State::from_entries(parse(&lines.join("\n")));
+        assert_eq!(state.servers.len(), 2);
+        assert_eq!(state.batches["on-b"].server, 1);
+        // Item 7 of each server is its own item.
+        assert_eq!(state.item(7).map(|(key, _)| *key), Some(k(0)));
+        assert_eq!(state.item(on_second).map(|(key, _)| *key), Some(k(1)));
+        // A checkpoint keeps the servers.
+        let again: State =
+            serde_json::from_str(&serde_json::to_string(&state).expect("json")).expect("parse");
+        assert_eq!(again.servers, state.servers);
+    }
+
+    #[test]
     fn a_job_the_full_queue_did_not_take_is_submitted_again() {
         let state = State::from_entries(vec![
             Entry::EnqueueIntent {

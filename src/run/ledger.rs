@@ -98,6 +98,11 @@ impl Ledger {
         self.handed_out.entry(job).or_default().push(path);
     }
 
+    /// The job of one of the run's queue items.
+    pub fn job_of(&self, item_id: i64) -> Option<usize> {
+        self.items.get(&item_id).map(|s| s.job)
+    }
+
     /// Sets how many sessions of a job are open.
     pub fn expect_sessions(&mut self, job: usize, sessions: usize) {
         self.pending.insert(job, sessions);

@@ -12,7 +12,6 @@ use futures_util::future::select_all;
 
 use super::RunError;
 use super::collect::{Downloads, Ended};
-use super::engine::job_of;
 use super::execution::{Execution, Lane};
 use super::health::Health;
 use super::journal::Entry;
@@ -54,6 +53,8 @@ pub(super) struct LaneRun {
     pub completed: usize,
     /// Jobs that failed on it.
     pub failed_jobs: Vec<usize>,
+    /// Its items running now (their ids on it).
+    pub running: std::collections::HashSet<i64>,
 }
 
 /// What a server did in a run, for the summary of a pool's run.
@@ -121,6 +122,7 @@ impl Execution<'_> {
                 abandoned: Vec::new(),
                 completed: 0,
                 failed_jobs: Vec::new(),
+                running: std::collections::HashSet::new(),
             });
         }
         runs
@@ -177,9 +179,10 @@ impl Execution<'_> {
         let number = self.lanes[i].number;
         match event {
             Some(TrackEvent::Finished(mut item)) => {
+                lanes[i].running.remove(&item.item_id);
                 item.item_id = ItemRef::new(number, item.item_id).0;
                 lanes[i].health.up(self);
-                let job = job_of(ledger, item.item_id);
+                let job = ledger.job_of(item.item_id);
                 let failed = ledger.failed_count();
                 let epoch = lanes[i].health.epoch;
                 if let Ended::Resubmit(job) = self.finished(item, epoch, ledger, downloads)? {
@@ -188,14 +191,22 @@ impl Execution<'_> {
                 }
                 self.failures_since(failed, i, job, lanes, ledger, source, downloads)?;
                 self.tell_live(live, job, ledger);
+                self.tell_share(i, lanes, ledger);
             }
             Some(TrackEvent::Vanished { item_id }) => {
+                lanes[i].running.remove(&item_id);
                 let item_id = ItemRef::new(number, item_id).0;
-                let job = job_of(ledger, item_id);
+                let job = ledger.job_of(item_id);
                 let failed = ledger.failed_count();
                 self.vanished(item_id, ledger)?;
                 self.failures_since(failed, i, job, lanes, ledger, source, downloads)?;
                 self.tell_live(live, job, ledger);
+                self.tell_share(i, lanes, ledger);
+            }
+            Some(TrackEvent::Started { item_id }) => {
+                lanes[i].health.up(self);
+                lanes[i].running.insert(item_id);
+                self.tell_share(i, lanes, ledger);
             }
             Some(TrackEvent::PollFailed { error, .. }) => {
                 if let Err(gone) = lanes[i].health.down(self, &error) {
@@ -204,8 +215,12 @@ impl Execution<'_> {
                     }
                     self.fail_over(i, lanes, ledger, source, downloads)?;
                 }
+                self.tell_share(i, lanes, ledger);
             }
-            Some(TrackEvent::ServerBack) => lanes[i].health.up(self),
+            Some(TrackEvent::ServerBack) => {
+                lanes[i].health.up(self);
+                self.tell_share(i, lanes, ledger);
+            }
             Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
             Some(_) => lanes[i].health.up(self),
             None => lanes[i].idle = true,
@@ -222,6 +237,27 @@ impl Execution<'_> {
                 lanes[i].tracker.forget([item.id()]);
             }
         }
+    }
+
+    /// Where server `i` stands, for a pool's progress (nothing for a one-server run).
+    pub(super) fn tell_share(&self, i: usize, lanes: &[LaneRun], ledger: &Ledger) {
+        if self.lanes.len() < 2 {
+            return;
+        }
+        let run = &lanes[i];
+        self.reporter.event(&RunEvent::ServerProgress {
+            manifest: self.name.clone(),
+            server: self.lanes[i].url.clone(),
+            done: run.completed,
+            running: run.running.len(),
+            pending: ledger
+                .open_on(self.lanes[i].number)
+                .count()
+                .saturating_sub(run.running.len()),
+            failed: run.failed_jobs.len(),
+            down: run.health.is_down(),
+            left: run.gone,
+        });
     }
 
     /// A download task of item `item_id` ended: a completed job counts for its server.
@@ -241,6 +277,7 @@ impl Execution<'_> {
         } else if ledger.has_failed(job) && !lanes[i].failed_jobs.contains(&job) {
             lanes[i].failed_jobs.push(job);
         }
+        self.tell_share(i, lanes, ledger);
     }
 
     /// After an item of server `i` ended: a job that failed counts for the server; a server of
@@ -377,6 +414,8 @@ impl Execution<'_> {
         run.abandoned.extend(open);
         run.gone = true;
         run.why_gone = Some(why);
+        run.running.clear();
+        self.tell_share(i, lanes, ledger);
         // The last server left waits for an outage as long as a one-server run would.
         let mut live = lanes.iter_mut().filter(|r| !r.gone);
         if let (Some(last), None) = (live.next(), live.next()) {

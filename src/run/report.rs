@@ -109,6 +109,25 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         out: Option<String>,
     },
+    /// Where a server of a pool stands (sent whenever that changes).
+    ServerProgress {
+        /// The manifest file.
+        manifest: String,
+        /// The server's URL.
+        server: String,
+        /// Jobs it completed.
+        done: usize,
+        /// Its items of the run running now.
+        running: usize,
+        /// Its items of the run waiting in its queue.
+        pending: usize,
+        /// Jobs that failed on it.
+        failed: usize,
+        /// Whether it does not answer now.
+        down: bool,
+        /// Whether it left the pool.
+        left: bool,
+    },
     /// A server of a pool left it: nothing more is sent to it, its unfinished jobs go to the
     /// other servers.
     ServerLeft {
@@ -168,11 +187,13 @@ pub struct Reporter {
     shares: Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, Tally>>>,
 }
 
-/// What a server of a pool did so far in a run.
+/// Where a server of a pool stands in a run, for the progress bar.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally {
     done: usize,
+    running: usize,
     failed: usize,
+    down: bool,
     left: bool,
 }
 
@@ -235,13 +256,13 @@ impl Reporter {
             .map(|(_, b)| b.clone())
     }
 
-    /// Updates a pool server's tally and shows every server's in the manifest's bar.
-    fn tally(&self, manifest: &str, server: &str, update: impl FnOnce(&mut Tally)) {
+    /// Takes a pool server's standing and shows every server's in the manifest's bar.
+    fn tally(&self, manifest: &str, server: &str, now: Tally) {
         let Ok(mut shares) = self.shares.lock() else {
             return;
         };
         let servers = shares.entry(manifest.to_owned()).or_default();
-        update(servers.entry(server.to_owned()).or_default());
+        servers.insert(server.to_owned(), now);
         if let Some(bar) = self.bar(manifest) {
             let parts: Vec<String> = servers
                 .iter()
@@ -251,11 +272,16 @@ impl Reporter {
                         .trim_start_matches("https://")
                         .trim_end_matches('/');
                     let mut part = format!("{host} {} done", t.done);
+                    if t.running > 0 {
+                        part.push_str(&format!(", {} running", t.running));
+                    }
                     if t.failed > 0 {
                         part.push_str(&format!(", {} failed", t.failed));
                     }
                     if t.left {
                         part.push_str(", left");
+                    } else if t.down {
+                        part.push_str(", down");
                     }
                     part
                 })
@@ -305,14 +331,9 @@ impl Reporter {
                 }
             }
             RunEvent::Uploaded { .. } | RunEvent::Enqueued { .. } => {}
-            RunEvent::JobCompleted {
-                manifest, server, ..
-            } => {
+            RunEvent::JobCompleted { manifest, .. } => {
                 if let Some(bar) = self.bar(manifest) {
                     bar.inc(1);
-                }
-                if let Some(server) = server {
-                    self.tally(manifest, server, |t| t.done += 1);
                 }
             }
             RunEvent::JobFailed {
@@ -333,7 +354,6 @@ impl Reporter {
                 }
                 match server {
                     Some(server) => {
-                        self.tally(manifest, server, |t| t.failed += 1);
                         self.println(&format!(
                             "{manifest}: job {job} (item {item_id} on {server}) failed: {error}"
                         ));
@@ -343,13 +363,32 @@ impl Reporter {
                     )),
                 }
             }
+            RunEvent::ServerProgress {
+                manifest,
+                server,
+                done,
+                running,
+                failed,
+                down,
+                left,
+                ..
+            } => self.tally(
+                manifest,
+                server,
+                Tally {
+                    done: *done,
+                    running: *running,
+                    failed: *failed,
+                    down: *down,
+                    left: *left,
+                },
+            ),
             RunEvent::ServerLeft {
                 manifest,
                 server,
                 reason,
                 handed_over,
             } => {
-                self.tally(manifest, server, |t| t.left = true);
                 self.println(&format!(
                     "{manifest}: warning: the server at {server} leaves the pool: {reason}; its \
                      {handed_over} unfinished sessions go to the other servers (what it still \

@@ -190,6 +190,20 @@ fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
             "{shares:?}"
         );
     }
+    // Progress events follow each server: its running items, and at the end all it did.
+    for server in servers.keys() {
+        let progress: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "server_progress" && e["server"] == server.as_str())
+            .collect();
+        assert!(
+            progress.iter().any(|e| e["running"].as_u64() > Some(0)),
+            "{server}: {progress:?}"
+        );
+        let last = progress.last().expect("progress");
+        assert_eq!(last["done"].as_u64(), shares.get(server).copied(), "{last}");
+        assert_eq!(last["left"], false);
+    }
     assert!(
         events
             .iter()
