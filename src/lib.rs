@@ -31,6 +31,7 @@ pub mod printable;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod server_entry;
 pub mod servers;
 pub mod watch;
 pub mod workflow;

@@ -222,7 +222,7 @@ mod tests {
             blank.server_override, None,
             "a blank --server is no override"
         );
-        let manifest = [crate::servers::ServerEntry::url("http://m:1")];
+        let manifest = [crate::server_entry::ServerEntry::url("http://m:1")];
         let urls = |settings: &RunSettings| -> Vec<String> {
             settings
                 .servers_for(&manifest)

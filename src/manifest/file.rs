@@ -337,7 +337,7 @@ impl ManifestFile {
 
     /// The servers the manifest names, with their options.
     #[must_use]
-    pub fn server_entries(&self) -> Vec<crate::servers::ServerEntry> {
+    pub fn server_entries(&self) -> Vec<crate::server_entry::ServerEntry> {
         self.manifest
             .server
             .as_ref()

@@ -1,5 +1,5 @@
 //! A manifest's `server:`: one URL, or a pool of them, each a URL or a map with options of its
-//! own (see [`crate::servers::ServerEntry`]). Read by hand, so that each problem is placed at
+//! own (see [`crate::server_entry::ServerEntry`]). Read by hand, so that each problem is placed at
 //! its item and key.
 
 use serde_json::Value;
@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::diagnostic::{At, Diagnostics};
 use super::model::{ServerOptions, ServerSpec, Servers};
 use super::source::YamlPath;
-use crate::servers::ServerEntry;
+use crate::server_entry::ServerEntry;
 
 /// The most servers a manifest's `server:` list names.
 pub const MAX_POOL: usize = 32;

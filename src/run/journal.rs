@@ -723,7 +723,7 @@ mod tests {
     fn a_pools_journal_numbers_its_servers_and_keeps_their_items_apart() {
         use crate::run::key::ItemRef;
         let on_second = ItemRef::new(1, 7).0;
-        let entries = vec![
+        let entries = [
             Entry::Server {
                 number: 0,
                 url: "http://a:1".into(),
@@ -757,7 +757,11 @@ mod tests {
             .iter()
             .map(|e| serde_json::to_string(e).expect("json"))
             .collect();
-        assert!(!lines[2].contains("server"), "server 0 is left out: {}", lines[2]);
+        assert!(
+            !lines[2].contains("server"),
+            "server 0 is left out: {}",
+            lines[2]
+        );
         assert!(lines[4].contains(r#""server":1"#), "{}", lines[4]);
         let state = State::from_entries(parse(&lines.join("\n")));
         assert_eq!(state.servers.len(), 2);

@@ -14,6 +14,7 @@ pub mod key;
 mod ledger;
 mod merge;
 mod models;
+pub mod needs;
 mod pool;
 pub mod prepare;
 pub mod report;
@@ -72,7 +73,7 @@ pub enum RunError {
     },
     /// A server entry (its URL or options) cannot be used.
     #[error(transparent)]
-    Entry(#[from] crate::servers::EntryError),
+    Entry(#[from] crate::server_entry::EntryError),
     /// The server stopped answering for longer than the run waits (`--server-wait`).
     #[error(
         "the server at {server} has not answered for {waited}; stopping here. What finished is \
@@ -452,7 +453,7 @@ pub async fn check_each(
 /// server's library, and its `server:` (read leniently; the full checks come later).
 struct Peek {
     library: bool,
-    servers: Vec<crate::servers::ServerEntry>,
+    servers: Vec<crate::server_entry::ServerEntry>,
 }
 
 impl Peek {
@@ -471,8 +472,8 @@ impl Peek {
 /// A client for the run's server, logged in when the settings say so.
 async fn connect(
     settings: &RunSettings,
-    entry: &crate::servers::ServerEntry,
+    entry: &crate::server_entry::ServerEntry,
 ) -> Result<crate::client::Client, RunError> {
-    let credentials = entry.credentials(&settings.credentials)?;
+    let credentials = settings::entry_credentials(entry, &settings.credentials)?;
     Ok(crate::client::Client::connect(&entry.url, &credentials).await?)
 }

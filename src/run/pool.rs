@@ -23,7 +23,7 @@ use super::submit::Submitter;
 use crate::client::QueueItemStatus;
 use crate::client::tracker::{TrackEvent, Tracker};
 use crate::report::live::LiveReport;
-use crate::servers::ServerEntry;
+use crate::server_entry::ServerEntry;
 
 /// How many jobs a server of a pool fails, with none completed, while another server completes
 /// jobs, before it leaves the pool.
@@ -491,7 +491,7 @@ pub(super) async fn preflight(
     // stops the run before anything is sent.
     let credentials = entries
         .iter()
-        .map(|e| e.credentials(&settings.credentials))
+        .map(|e| super::settings::entry_credentials(e, &settings.credentials))
         .collect::<Result<Vec<_>, _>>()?;
     // The servers are asked at once: the preflight takes as long as the slowest.
     let reached = futures_util::future::join_all(entries.iter().zip(&credentials).map(
@@ -593,12 +593,12 @@ async fn check_pool(
     let Some(prepared) = prepared else {
         return Err(first_error.unwrap_or(RunError::NoManifest));
     };
-    let node_types = crate::servers::needs::node_types(prepared.workflow.definition());
+    let node_types = super::needs::node_types(prepared.workflow.definition());
     // The models of the inputs the manifest sets (those the workflow itself names keep their
     // keys: they are sent as they are, as to one server).
     let set = &prepared.expansion.inputs;
-    let models: Vec<crate::servers::needs::ModelNeed> =
-        crate::servers::Needs::of_manifest(&source.display_name, &prepared)
+    let models: Vec<super::needs::ModelNeed> =
+        super::needs::Needs::of_manifest(&source.display_name, &prepared)
             .models
             .into_iter()
             .filter(|need| need.inputs.iter().any(|input| set.contains_key(input)))
@@ -657,7 +657,7 @@ pub(super) struct PoolServer {
 async fn resolve_named_models(
     url: &str,
     client: &crate::client::Client,
-    models: &[crate::servers::needs::ModelNeed],
+    models: &[super::needs::ModelNeed],
 ) -> Result<crate::client::ModelResolver, RunError> {
     let mut resolver = crate::client::ModelResolver::new();
     for need in models {

@@ -1,8 +1,9 @@
 //! The settings of a run. The binary's command layer builds them from the command line and the
 //! environment before anything is sent; the run never sees command-line types.
 
+use crate::client::Credentials;
 use crate::run::report::ReportMode;
-use crate::servers::{EntryError, ServerEntry};
+use crate::server_entry::{EntryError, ServerEntry};
 
 /// The default server URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
@@ -71,5 +72,79 @@ impl RunSettings {
             })
             .cloned()
             .collect())
+    }
+}
+
+/// The credentials of the server `entry` names: its own where it names them (read from the
+/// environment now), else `run`'s.
+///
+/// # Errors
+/// A variable it names that is not set, or not Unicode.
+pub fn entry_credentials(
+    entry: &ServerEntry,
+    run: &Credentials,
+) -> Result<Credentials, EntryError> {
+    let read = |name: &str| {
+        std::env::var(name).map_err(|_| EntryError {
+            entry: entry.url.clone(),
+            problem: format!(
+                "the environment variable `{name}` it names is not set: set it, or leave it out"
+            ),
+        })
+    };
+    if let Some(name) = &entry.token_env {
+        return Ok(Credentials {
+            token: Some(read(name)?),
+            email: None,
+            password: None,
+        });
+    }
+    if let Some(email) = &entry.email {
+        let password = match &entry.password_env {
+            Some(name) => Some(read(name)?),
+            None => run.password.clone(),
+        };
+        return Ok(Credentials {
+            token: None,
+            email: Some(email.clone()),
+            password,
+        });
+    }
+    Ok(run.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reads_its_own_credentials_from_the_variables_it_names() {
+        let run = Credentials {
+            token: Some("run-token".to_owned()),
+            email: None,
+            password: None,
+        };
+        let plain = ServerEntry::url("http://a:1");
+        assert_eq!(
+            entry_credentials(&plain, &run).expect("run's").token,
+            run.token
+        );
+        let missing = ServerEntry {
+            token_env: Some("INVK_TEST_SURELY_UNSET_TOKEN".to_owned()),
+            ..ServerEntry::url("http://a:1")
+        };
+        let err = entry_credentials(&missing, &run)
+            .expect_err("unset")
+            .to_string();
+        assert!(err.contains("INVK_TEST_SURELY_UNSET_TOKEN"), "{err}");
+        // PATH is set everywhere: it stands in for a variable holding a token.
+        let own = ServerEntry {
+            token_env: Some("PATH".to_owned()),
+            ..ServerEntry::url("http://a:1")
+        };
+        assert_eq!(
+            entry_credentials(&own, &run).expect("own").token,
+            std::env::var("PATH").ok()
+        );
     }
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::needs::{ModelNeed, Needs};
 use super::report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
 use super::{ServerEntry, ServersError};
 use crate::client::{Client, ClientError, Credentials, ModelRef, ModelResolver, is_not_found};
+use crate::run::needs::{ModelNeed, Needs};
 
 /// How long one server's check may take, unless told otherwise. Generous: a server builds its
 /// `/openapi.json` on the first request after it starts, which takes a while on a busy machine.
@@ -63,7 +63,7 @@ pub async fn check_all(
     let mut clients = Vec::with_capacity(servers.len());
     for entry in servers {
         // A server's own credentials (the variables its entry names), else the run's.
-        let credentials = entry.credentials(credentials)?;
+        let credentials = crate::run::settings::entry_credentials(entry, credentials)?;
         if let Some(email) = credentials
             .email
             .as_deref()

@@ -18,13 +18,11 @@
 use std::path::Path;
 
 mod check;
-mod entry;
-pub(crate) mod needs;
 mod report;
 
+pub use crate::run::needs::{ModelNeed, Needs};
+pub use crate::server_entry::{EntryError, MAX_ENTRY_WINDOW, MAX_WEIGHT, ServerEntry};
 pub use check::{DEFAULT_CHECK_TIMEOUT, check, check_all};
-pub use entry::{EntryError, MAX_ENTRY_WINDOW, MAX_WEIGHT, ServerEntry};
-pub use needs::{ModelNeed, Needs};
 pub use report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
 
 use crate::exit_status::ExitStatus;

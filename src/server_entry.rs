@@ -1,4 +1,4 @@
-//! A server of a pool as a user names it: its URL, and optionally its own window (or a weight
+//! A server as a user names it (one of a pool): its URL, and optionally its own window (or a weight
 //! that scales the run's), and its own credentials, read from environment variables it names
 //! (never a secret in a file or on the command line).
 //!
@@ -6,8 +6,6 @@
 //! `http://gpu-1:9090#window=8&token_env=GPU1_TOKEN`. In a manifest a `server:` list item is a
 //! URL or a map: `{url: http://gpu-1:9090, weight: 2, email: me@example.org, password_env:
 //! GPU1_PASSWORD}`.
-
-use crate::client::Credentials;
 
 /// The largest window a server entry takes.
 pub const MAX_ENTRY_WINDOW: u32 = 10_000;
@@ -158,41 +156,6 @@ impl ServerEntry {
             (None, None) => run_window,
         }
     }
-
-    /// Its credentials: its own where it names them (read from the environment now), else
-    /// `run`'s.
-    ///
-    /// # Errors
-    /// A variable it names that is not set, or not Unicode.
-    pub fn credentials(&self, run: &Credentials) -> Result<Credentials, EntryError> {
-        let read = |name: &str| {
-            std::env::var(name).map_err(|_| EntryError {
-                entry: self.url.clone(),
-                problem: format!(
-                    "the environment variable `{name}` it names is not set: set it, or leave it out"
-                ),
-            })
-        };
-        if let Some(name) = &self.token_env {
-            return Ok(Credentials {
-                token: Some(read(name)?),
-                email: None,
-                password: None,
-            });
-        }
-        if let Some(email) = &self.email {
-            let password = match &self.password_env {
-                Some(name) => Some(read(name)?),
-                None => run.password.clone(),
-            };
-            return Ok(Credentials {
-                token: None,
-                email: Some(email.clone()),
-                password,
-            });
-        }
-        Ok(run.clone())
-    }
 }
 
 /// The name of an environment variable, as `key=value` gives it.
@@ -249,31 +212,5 @@ mod tests {
             let err = ServerEntry::parse(bad).expect_err(bad).to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn an_entry_reads_its_own_credentials_from_the_variables_it_names() {
-        let run = Credentials {
-            token: Some("run-token".to_owned()),
-            email: None,
-            password: None,
-        };
-        let plain = ServerEntry::url("http://a:1");
-        assert_eq!(plain.credentials(&run).expect("run's").token, run.token);
-        let missing = ServerEntry {
-            token_env: Some("INVK_TEST_SURELY_UNSET_TOKEN".to_owned()),
-            ..ServerEntry::url("http://a:1")
-        };
-        let err = missing.credentials(&run).expect_err("unset").to_string();
-        assert!(err.contains("INVK_TEST_SURELY_UNSET_TOKEN"), "{err}");
-        // PATH is set everywhere: it stands in for a variable holding a token.
-        let own = ServerEntry {
-            token_env: Some("PATH".to_owned()),
-            ..ServerEntry::url("http://a:1")
-        };
-        assert_eq!(
-            own.credentials(&run).expect("own").token,
-            std::env::var("PATH").ok()
-        );
     }
 }

@@ -27,7 +27,7 @@ pub struct Needs {
     /// The models it names, each once.
     pub models: Vec<ModelNeed>,
     /// The servers a manifest names (`server:`), if any.
-    pub servers: Vec<super::ServerEntry>,
+    pub servers: Vec<crate::server_entry::ServerEntry>,
 }
 
 /// A model a workflow or manifest names.
