@@ -86,6 +86,11 @@ impl Execution<'_> {
             done: resumed.done,
             failed: ledger.failed_count(),
             window,
+            servers: if self.lanes.len() > 1 {
+                self.lanes.iter().map(|l| l.url.clone()).collect()
+            } else {
+                Vec::new()
+            },
             output_dir: out_dir.display().to_string(),
         });
         for failure in &ledger.failures {

@@ -35,8 +35,12 @@ pub enum RunEvent {
         done: usize,
         /// How many of them failed in an earlier run (not run again without `--retry-failed`).
         failed: usize,
-        /// The most sessions of the run pending on the server at once.
+        /// The most sessions of the run pending on the server at once (on each server of a
+        /// pool, unless its entry says otherwise).
         window: usize,
+        /// The servers of a pool (left out for one server).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        servers: Vec<String>,
         /// The output folder.
         output_dir: String,
     },
@@ -306,6 +310,7 @@ impl Reporter {
                 done,
                 failed,
                 window,
+                servers,
                 output_dir,
             } => {
                 let resumed = match (*done, *failed) {
@@ -314,8 +319,17 @@ impl Reporter {
                     (0, f) => format!(" ({f} failed before)"),
                     (d, f) => format!(" ({d} already done, {f} failed before)"),
                 };
+                let pool = if servers.len() > 1 {
+                    format!(
+                        " on each of {} servers ({})",
+                        servers.len(),
+                        servers.join(", ")
+                    )
+                } else {
+                    String::new()
+                };
                 self.println(&format!(
-                    "{manifest}: {jobs} jobs{resumed}, up to {window} at a time -> {output_dir}"
+                    "{manifest}: {jobs} jobs{resumed}, up to {window} at a time{pool} -> {output_dir}"
                 ));
                 let bar = self.multi.add(ProgressBar::new(*jobs as u64));
                 bar.set_style(
