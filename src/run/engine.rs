@@ -164,10 +164,14 @@ impl Execution<'_> {
                         .then(|| tokio::time::Instant::now() + QUEUE_FULL_PAUSE);
                     if submitted.queue_full && !run.told_full {
                         run.told_full = true;
+                        let which = if self.lanes.len() > 1 {
+                            format!(" on {}", self.server_name(i))
+                        } else {
+                            String::new()
+                        };
                         self.warn(format!(
-                            "the queue of {} is full (its `max_queue_size`); waiting for room and \
-                             submitting the rest as it drains",
-                            self.server_name(i)
+                            "the server's queue is full{which} (its `max_queue_size`); waiting for \
+                             room and submitting the rest as it drains"
                         ));
                     }
                     continue;
