@@ -525,6 +525,13 @@ async fn models_given_by_name_are_resolved_on_each_server_of_the_pool_and_one_la
 
 /// A fake server that answers as InvokeAI 6.14.2 with no models, and fails every item.
 async fn failing_server() -> wiremock::MockServer {
+    let server = failing_server_base().await;
+    fake_queue(&server).await;
+    server
+}
+
+/// A fake server that answers as InvokeAI 6.14.2 with no models (its queue is up to the test).
+async fn failing_server_base() -> wiremock::MockServer {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, ResponseTemplate};
 
@@ -551,7 +558,6 @@ async fn failing_server() -> wiremock::MockServer {
         .respond_with(ResponseTemplate::new(200).set_body_raw(schema, "application/json"))
         .mount(&server)
         .await;
-    fake_queue(&server).await;
     server
 }
 
@@ -601,6 +607,176 @@ async fn a_server_that_fails_every_job_leaves_the_pool_and_its_jobs_run_on_the_o
         [&shared],
         "every output comes from the working server"
     );
+    let _ = invk_run::client::Client::new(&shared)
+        .expect("client")
+        .images()
+        .delete_many(&[uploaded.image_name])
+        .await;
+}
+
+/// A fake server that takes jobs and never runs them, stops answering (503) for a while from
+/// one second after its first enqueue, then answers again; it records the items cancelled on it.
+struct ComesBack {
+    server: wiremock::MockServer,
+    cancelled: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
+}
+
+impl ComesBack {
+    async fn start(down_for: Duration) -> ComesBack {
+        use std::sync::{Arc, Mutex};
+        use wiremock::matchers::{method, path, path_regex};
+        use wiremock::{Mock, Request, ResponseTemplate};
+
+        let server = failing_server_base().await;
+        let first_enqueue: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let enqueued: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let (first, items) = (first_enqueue.clone(), enqueued.clone());
+        Mock::given(method("POST"))
+            .and(path("/api/v1/queue/default/enqueue_batch"))
+            .respond_with(move |request: &Request| {
+                let body: Value = serde_json::from_slice(&request.body).expect("enqueue JSON");
+                first.lock().expect("lock").get_or_insert_with(Instant::now);
+                // Sessions: runs times the product of each data group's length.
+                let batch = &body["batch"];
+                let sessions = batch["runs"].as_u64().unwrap_or(1)
+                    * batch["data"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|group| group[0]["items"].as_array().map_or(1, |i| i.len() as u64))
+                        .product::<u64>();
+                let mut items = items.lock().expect("lock");
+                let ids: Vec<i64> = (0..sessions)
+                    .map(|_| {
+                        let id = i64::try_from(items.len()).expect("small") + 1;
+                        items.push(id);
+                        id
+                    })
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "queue_id": "default", "enqueued": sessions, "requested": sessions,
+                    "priority": 0, "batch": batch, "item_ids": ids,
+                }))
+            })
+            .mount(&server)
+            .await;
+        // Pending while it answers; 503 while it is down.
+        let answering = move || {
+            first_enqueue.lock().expect("lock").is_none_or(|t| {
+                !(Duration::from_secs(1)..Duration::from_secs(1) + down_for).contains(&t.elapsed())
+            })
+        };
+        let answering = Arc::new(answering);
+        for (route, full) in [("item_summaries_by_ids", false), ("items_by_ids", true)] {
+            let answering = answering.clone();
+            Mock::given(method("POST"))
+                .and(path(format!("/api/v1/queue/default/{route}")))
+                .respond_with(move |request: &Request| {
+                    if !answering() {
+                        return ResponseTemplate::new(503);
+                    }
+                    let body: Value = serde_json::from_slice(&request.body).expect("ids");
+                    let rows: Vec<Value> = body["item_ids"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|id| {
+                            if full {
+                                serde_json::json!({"item_id": id, "status": "pending",
+                                    "batch_id": "b", "queue_id": "default"})
+                            } else {
+                                serde_json::json!({"item_id": id, "status": "pending"})
+                            }
+                        })
+                        .collect();
+                    ResponseTemplate::new(200).set_body_json(rows)
+                })
+                .mount(&server)
+                .await;
+        }
+        let cancelled: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let record = cancelled.clone();
+        Mock::given(method("PUT"))
+            .and(path_regex(r"^/api/v1/queue/default/i/\d+/cancel$"))
+            .respond_with(move |request: &Request| {
+                let id: i64 = request
+                    .url
+                    .path()
+                    .split('/')
+                    .nth(6)
+                    .and_then(|s| s.parse().ok())
+                    .expect("item id");
+                record.lock().expect("lock").push(id);
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "item_id": id, "status": "canceled", "batch_id": "b", "queue_id": "default"
+                }))
+            })
+            .mount(&server)
+            .await;
+        ComesBack { server, cancelled }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_comes_back_after_leaving_the_pool_gets_its_leftovers_cancelled_and_writes_nothing()
+ {
+    let shared = support::server().url().to_owned();
+    let back = ComesBack::start(Duration::from_secs(6)).await;
+    let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/images/sunset.png");
+    let uploaded = invk_run::client::Client::new(&shared)
+        .expect("client")
+        .images()
+        .upload(&photo, &invk_run::client::UploadOptions::default())
+        .await
+        .expect("upload");
+    // Larger images keep the real server busy after the fake left the pool, so the fake is
+    // back before the run ends.
+    let ws = Workspace::new(
+        &POOL_SWEEP
+            .replace(
+                "Source image: photos/sunset.png",
+                &format!("Source image: {{image_name: {}}}", uploaded.image_name),
+            )
+            .replace("Width: 48", "Width: 384"),
+    );
+    let servers = [back.server.uri(), shared.clone()];
+    let cwd = ws.dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = support::invk_run();
+        cmd.current_dir(cwd).env("INVK_TEST_NO_RETRY_DELAY", "1");
+        for url in &servers {
+            cmd.arg("--server").arg(url);
+        }
+        cmd.args([
+            "--poll-only",
+            "--window",
+            "4",
+            "--server-wait",
+            "2",
+            "job.yaml",
+        ])
+        .output()
+        .expect("run")
+    })
+    .await
+    .expect("join");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert!(
+        both(&output).contains(&format!(
+            "the server at {} leaves the pool",
+            back.server.uri()
+        )),
+        "{}",
+        both(&output)
+    );
+    // What it still had when it came back was cancelled at the end of the run.
+    let mut cancelled = back.cancelled.lock().expect("lock").clone();
+    cancelled.sort_unstable();
+    assert_eq!(cancelled, [1, 2, 3, 4], "{}", both(&output));
+    // Every output once, all from the real server.
+    let (files, by_server) = outputs_by_server(&ws);
+    assert_every_output_once(&files);
+    assert_eq!(by_server.keys().collect::<Vec<_>>(), [&shared]);
     let _ = invk_run::client::Client::new(&shared)
         .expect("client")
         .images()
