@@ -639,7 +639,7 @@ async fn save(
                 .await
                 .map_err(|e| chain(&e))?;
         }
-        _ => download(client, &file.image_name, &tmp, server_wait).await?,
+        _ => download(client, &file.image_name, &tmp, server_wait, &given_up).await?,
     }
     // The temporary file goes with `tmp` when this returns.
     if given_up() {
@@ -662,12 +662,14 @@ async fn save(
     Ok(())
 }
 
-/// Downloads one image, waiting out an outage of up to `server_wait`.
+/// Downloads one image, waiting out an outage of up to `server_wait` (less once the run gives
+/// the item up).
 async fn download(
     client: &Client,
     image_name: &str,
     path: &Path,
     server_wait: Duration,
+    given_up: &impl Fn() -> bool,
 ) -> Result<(), String> {
     let mut down_since: Option<Instant> = None;
     loop {
@@ -675,7 +677,7 @@ async fn download(
             Ok(_) => return Ok(()),
             Err(e) if e.is_unreachable() => {
                 let since = *down_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= server_wait {
+                if since.elapsed() >= server_wait || given_up() {
                     return Err(crate::error_chain::error_chain(&e));
                 }
                 tokio::time::sleep(super::health::pause_after(since.elapsed())).await;

@@ -120,8 +120,11 @@ impl Execution<'_> {
             );
         }
         let mut source = JobSource::new(&p.expansion, resumed.skip, resumed.only);
+        // A download from a pool's server that stopped answering waits longer than the grace:
+        // the server leaves the pool first, and its downloads are given up (their jobs run
+        // elsewhere) instead of failing their jobs.
         let wait = if self.lanes.len() > 1 {
-            self.grace()
+            self.server_wait + self.grace()
         } else {
             self.server_wait
         };
