@@ -125,9 +125,7 @@ impl ServerEntry {
     /// # Errors
     /// What is wrong, as a message.
     pub fn check(&self) -> Result<(), String> {
-        let ok = url::Url::parse(&self.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-        if !ok {
+        if !is_http_url(&self.url) {
             return Err(format!(
                 "`{}` is not an http(s) URL: write the server's base URL, e.g. `http://127.0.0.1:9090`",
                 self.url
@@ -156,6 +154,12 @@ impl ServerEntry {
             (None, None) => run_window,
         }
     }
+}
+
+/// Whether `url` is an http(s) URL with a host: a server's base URL.
+#[must_use]
+pub fn is_http_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// The name of an environment variable, as `key=value` gives it.

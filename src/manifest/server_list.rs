@@ -126,8 +126,7 @@ fn read_item(item: Value, here: &YamlPath, diags: &mut Diagnostics<'_>) -> Optio
 
 /// Whether `url` is an http(s) URL; a problem goes to `diags`.
 fn check_url(url: &str, here: &YamlPath, diags: &mut Diagnostics<'_>) -> bool {
-    let ok = url::Url::parse(url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let ok = crate::server_entry::is_http_url(url);
     if !ok {
         diags.push(
             here,

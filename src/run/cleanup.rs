@@ -125,7 +125,7 @@ impl Execution<'_> {
     /// Of a pool's server, the candidates it has (the uploads of another server are not
     /// among them); of a one-server run, all of them.
     async fn on_server(&self, lane: &Lane, candidates: &[String]) -> Result<Vec<String>, RunError> {
-        if self.lanes.len() == 1 {
+        if !self.is_pool() {
             return Ok(candidates.to_vec());
         }
         let there: BTreeSet<String> = lane

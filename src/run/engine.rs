@@ -86,7 +86,7 @@ impl Execution<'_> {
             done: resumed.done,
             failed: ledger.failed_count(),
             window,
-            servers: if self.lanes.len() > 1 {
+            servers: if self.is_pool() {
                 self.lanes.iter().map(|l| l.url.clone()).collect()
             } else {
                 Vec::new()
@@ -123,7 +123,7 @@ impl Execution<'_> {
         // A download from a pool's server that stopped answering waits longer than the grace:
         // the server leaves the pool first, and its downloads are given up (their jobs run
         // elsewhere) instead of failing their jobs.
-        let wait = if self.lanes.len() > 1 {
+        let wait = if self.is_pool() {
             self.server_wait + self.grace()
         } else {
             self.server_wait
@@ -167,7 +167,7 @@ impl Execution<'_> {
                         .then(|| tokio::time::Instant::now() + QUEUE_FULL_PAUSE);
                     if submitted.queue_full && !run.told_full {
                         run.told_full = true;
-                        let which = if self.lanes.len() > 1 {
+                        let which = if self.is_pool() {
                             format!(" on {}", self.server_name(i))
                         } else {
                             String::new()
@@ -284,7 +284,7 @@ impl Execution<'_> {
                 images: cleaned,
             });
         }
-        if self.lanes.len() > 1 {
+        if self.is_pool() {
             for (server, share) in shares {
                 self.reporter.event(&RunEvent::ServerShare {
                     manifest: self.name.clone(),
@@ -465,7 +465,7 @@ impl Execution<'_> {
         // A pool's summary names the server of every job that ran; a one-server run's, the
         // server of what it left there.
         let server = first_item
-            .filter(|_| self.lanes.len() > 1 || left.is_some())
+            .filter(|_| self.is_pool() || left.is_some())
             .map(|id| self.url_of(id))
             .or_else(|| left.map(|_| self.lanes[0].url.clone()));
         JobSummary {

@@ -51,8 +51,18 @@ impl Execution<'_> {
     /// The server an item of the run is on (`None`: a server of an earlier run that is not in
     /// this run's pool).
     pub(super) fn lane_of(&self, item: i64) -> Option<&Lane> {
+        self.lane_index(item).map(|i| &self.lanes[i])
+    }
+
+    /// The index in [`Execution::lanes`] of the server an item is on.
+    pub(super) fn lane_index(&self, item: i64) -> Option<usize> {
         let number = ItemRef(item).server();
-        self.lanes.iter().find(|l| l.number == number)
+        self.lanes.iter().position(|l| l.number == number)
+    }
+
+    /// Whether the run spreads its jobs over several servers.
+    pub(super) fn is_pool(&self) -> bool {
+        self.lanes.len() > 1
     }
 
     /// The URL of the server an item is on, for messages, sidecars and the summary.
@@ -64,7 +74,7 @@ impl Execution<'_> {
     /// The URL of the server an item is on when the run has several (`None` for a one-server
     /// run, whose events do not name it).
     pub(super) fn pool_url_of(&self, item: i64) -> Option<String> {
-        (self.lanes.len() > 1).then(|| self.url_of(item))
+        self.is_pool().then(|| self.url_of(item))
     }
 
     /// How long a server of a pool may not answer before its jobs go to the others.

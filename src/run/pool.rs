@@ -100,7 +100,7 @@ pub(super) async fn next_event(
 impl Execution<'_> {
     /// A tracker, submitter and health per server.
     pub(super) async fn start_lanes(&self) -> Vec<LaneRun> {
-        let wait = if self.lanes.len() > 1 {
+        let wait = if self.is_pool() {
             self.grace()
         } else {
             self.server_wait
@@ -133,7 +133,7 @@ impl Execution<'_> {
     /// queue is not full), the one with the most room; the first named on a tie.
     pub(super) fn next_lane(&self, lanes: &[LaneRun], ledger: &Ledger) -> Option<(usize, usize)> {
         let now = tokio::time::Instant::now();
-        let pool = self.lanes.len() > 1;
+        let pool = self.is_pool();
         let mut best: Option<(usize, usize)> = None;
         for (i, (lane, run)) in self.lanes.iter().zip(lanes).enumerate() {
             if run.gone || (pool && run.health.is_down()) || run.retry_at.is_some_and(|at| now < at)
@@ -232,16 +232,15 @@ impl Execution<'_> {
     /// following its own.
     fn forget(&self, job: usize, lanes: &mut [LaneRun], ledger: &mut Ledger) {
         for id in ledger.forget_job(job) {
-            let item = ItemRef(id);
-            if let Some(i) = self.lanes.iter().position(|l| l.number == item.server()) {
-                lanes[i].tracker.forget([item.id()]);
+            if let Some(i) = self.lane_index(id) {
+                lanes[i].tracker.forget([ItemRef(id).id()]);
             }
         }
     }
 
     /// Where server `i` stands, for a pool's progress (nothing for a one-server run).
     pub(super) fn tell_share(&self, i: usize, lanes: &[LaneRun], ledger: &Ledger) {
-        if self.lanes.len() < 2 {
+        if !self.is_pool() {
             return;
         }
         let run = &lanes[i];
@@ -268,8 +267,7 @@ impl Execution<'_> {
         lanes: &mut [LaneRun],
         ledger: &Ledger,
     ) {
-        let number = ItemRef(item_id).server();
-        let Some(i) = self.lanes.iter().position(|l| l.number == number) else {
+        let Some(i) = self.lane_index(item_id) else {
             return;
         };
         if ledger.completed.contains(&job) {
@@ -311,7 +309,7 @@ impl Execution<'_> {
         source: &mut JobSource<'_>,
         downloads: &Downloads,
     ) -> Result<(), RunError> {
-        if self.lanes.len() < 2 {
+        if !self.is_pool() {
             return Ok(());
         }
         let working = lanes.iter().any(|r| !r.gone && r.completed > 0);

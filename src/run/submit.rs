@@ -84,7 +84,7 @@ impl Execution<'_> {
             let sent = match sent {
                 Ok(sent) => sent,
                 // A server of a pool that is gone or lacks a model: the jobs go elsewhere.
-                Err(e) if self.lanes.len() > 1 && leaves_pool(&e) => {
+                Err(e) if self.is_pool() && leaves_pool(&e) => {
                     out.gone = Some(e);
                     out.handed_back.extend(&enqueue.job_indices);
                     continue;

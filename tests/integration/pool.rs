@@ -33,13 +33,29 @@ output:
 
 /// `invk-run --server A --server B ARGS...` in the workspace.
 fn pool_command(ws: &Workspace, servers: &[&str], args: &[&str]) -> std::process::Command {
+    pool_command_in(ws.dir.path(), servers, args)
+}
+
+/// `invk-run --server A --server B ARGS...` in `dir`.
+fn pool_command_in(
+    dir: &std::path::Path,
+    servers: &[&str],
+    args: &[&str],
+) -> std::process::Command {
     let mut cmd = support::invk_run();
-    cmd.current_dir(ws.dir.path());
+    cmd.current_dir(dir);
     for url in servers {
         cmd.arg("--server").arg(url);
     }
     cmd.args(args);
     cmd
+}
+
+/// Runs `cmd` to its end off the async runtime (its fake servers answer meanwhile).
+async fn output_of(mut cmd: std::process::Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join")
 }
 
 fn both(output: &Output) -> String {
@@ -484,20 +500,12 @@ async fn models_given_by_name_are_resolved_on_each_server_of_the_pool_and_one_la
         ),
     )
     .expect("manifest");
-    let servers = vec![no_vae.uri(), a.uri(), b.uri()];
-    let cwd = dir.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut cmd = support::invk_run();
-        cmd.current_dir(cwd);
-        for url in &servers {
-            cmd.arg("--server").arg(url);
-        }
-        cmd.args(["--poll-only", "--window", "1", "job.yaml"])
-            .output()
-            .expect("run")
-    })
-    .await
-    .expect("join");
+    let output = output_of(pool_command_in(
+        dir.path(),
+        &[&no_vae.uri(), &a.uri(), &b.uri()],
+        &["--poll-only", "--window", "1", "job.yaml"],
+    ))
+    .await;
     // Every job fails on the fakes, which run nothing.
     assert_eq!(output.status.code(), Some(1), "{}", both(&output));
     assert!(
@@ -525,39 +533,8 @@ async fn models_given_by_name_are_resolved_on_each_server_of_the_pool_and_one_la
 
 /// A fake server that answers as InvokeAI 6.14.2 with no models, and fails every item.
 async fn failing_server() -> wiremock::MockServer {
-    let server = failing_server_base().await;
+    let server = crate::servers::fake_base().await;
     fake_queue(&server).await;
-    server
-}
-
-/// A fake server that answers as InvokeAI 6.14.2 with no models (its queue is up to the test).
-async fn failing_server_base() -> wiremock::MockServer {
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, ResponseTemplate};
-
-    let server = wiremock::MockServer::start().await;
-    let answer = |body: Value| ResponseTemplate::new(200).set_body_json(body);
-    Mock::given(method("GET"))
-        .and(path("/api/v1/app/version"))
-        .respond_with(answer(serde_json::json!({"version": "6.14.2"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/auth/status"))
-        .respond_with(answer(
-            serde_json::json!({"multiuser_enabled": false, "setup_required": false}),
-        ))
-        .mount(&server)
-        .await;
-    let schema = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invocations-6.14.2.json"),
-    )
-    .expect("schema snapshot");
-    Mock::given(method("GET"))
-        .and(path("/openapi.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(schema, "application/json"))
-        .mount(&server)
-        .await;
     server
 }
 
@@ -577,20 +554,12 @@ async fn a_server_that_fails_every_job_leaves_the_pool_and_its_jobs_run_on_the_o
         "Source image: photos/sunset.png",
         &format!("Source image: {{image_name: {}}}", uploaded.image_name),
     ));
-    let servers = [failing.uri(), shared.clone()];
-    let cwd = ws.dir.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut cmd = support::invk_run();
-        cmd.current_dir(cwd);
-        for url in &servers {
-            cmd.arg("--server").arg(url);
-        }
-        cmd.args(["--poll-only", "--window", "4", "job.yaml"])
-            .output()
-            .expect("run")
-    })
-    .await
-    .expect("join");
+    let output = output_of(pool_command(
+        &ws,
+        &[&failing.uri(), &shared],
+        &["--poll-only", "--window", "4", "job.yaml"],
+    ))
+    .await;
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
     assert!(
         both(&output).contains(&format!(
@@ -627,7 +596,7 @@ impl ComesBack {
         use wiremock::matchers::{method, path, path_regex};
         use wiremock::{Mock, Request, ResponseTemplate};
 
-        let server = failing_server_base().await;
+        let server = crate::servers::fake_base().await;
         let first_enqueue: Arc<Mutex<Option<Instant>>> = Arc::default();
         let enqueued: Arc<Mutex<Vec<i64>>> = Arc::default();
         let (first, items) = (first_enqueue.clone(), enqueued.clone());
@@ -739,27 +708,20 @@ async fn a_server_that_comes_back_after_leaving_the_pool_gets_its_leftovers_canc
             )
             .replace("Width: 48", "Width: 384"),
     );
-    let servers = [back.server.uri(), shared.clone()];
-    let cwd = ws.dir.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut cmd = support::invk_run();
-        cmd.current_dir(cwd).env("INVK_TEST_NO_RETRY_DELAY", "1");
-        for url in &servers {
-            cmd.arg("--server").arg(url);
-        }
-        cmd.args([
+    let mut cmd = pool_command(
+        &ws,
+        &[&back.server.uri(), &shared],
+        &[
             "--poll-only",
             "--window",
             "4",
             "--server-wait",
             "2",
             "job.yaml",
-        ])
-        .output()
-        .expect("run")
-    })
-    .await
-    .expect("join");
+        ],
+    );
+    cmd.env("INVK_TEST_NO_RETRY_DELAY", "1");
+    let output = output_of(cmd).await;
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));
     assert!(
         both(&output).contains(&format!(

@@ -221,6 +221,30 @@ fn a_workflow_with_a_node_type_the_server_lacks_makes_it_unusable_naming_the_typ
 /// A fake single-user InvokeAI server whose models are `models` (listed at most once: the check
 /// reads a server's model list once), with the shipped invocation schema.
 pub(crate) async fn fake_server(models: Value) -> MockServer {
+    let server = fake_base().await;
+    let answer = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+    Mock::given(method("GET"))
+        .and(path("/api/v1/queue/default/status"))
+        .respond_with(answer(json!({
+            "queue": {"queue_id": "default", "pending": 2, "in_progress": 1, "completed": 0,
+                      "failed": 0, "canceled": 0, "total": 3},
+            "processor": {"is_started": true, "is_processing": true}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/models/"))
+        .respond_with(answer(json!({ "models": models })))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A fake server that answers as an open InvokeAI 6.14.2 (its version, its auth status, the
+/// shipped invocation schema); the rest is up to the test.
+pub(crate) async fn fake_base() -> MockServer {
     let server = MockServer::start().await;
     let answer = |body: Value| ResponseTemplate::new(200).set_body_json(body);
     Mock::given(method("GET"))
@@ -235,15 +259,6 @@ pub(crate) async fn fake_server(models: Value) -> MockServer {
         ))
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/queue/default/status"))
-        .respond_with(answer(json!({
-            "queue": {"queue_id": "default", "pending": 2, "in_progress": 1, "completed": 0,
-                      "failed": 0, "canceled": 0, "total": 3},
-            "processor": {"is_started": true, "is_processing": true}
-        })))
-        .mount(&server)
-        .await;
     let schema = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invocations-6.14.2.json"),
     )
@@ -251,13 +266,6 @@ pub(crate) async fn fake_server(models: Value) -> MockServer {
     Mock::given(method("GET"))
         .and(path("/openapi.json"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(schema, "application/json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/models/"))
-        .respond_with(answer(json!({ "models": models })))
-        .up_to_n_times(1)
-        .expect(1)
         .mount(&server)
         .await;
     server
