@@ -1,5 +1,5 @@
 //! Benchmark of the gallery: an output folder of N synthetic outputs (default 2,000), reported
-//! with `invk_run::report::refresh` (first with every thumbnail to make, then with all up to
+//! with `invk_run::gallery::refresh` (first with every thumbnail to make, then with all up to
 //! date), and `index.html` loaded from disk by headless Chromium (`/usr/bin/chromium`, or
 //! `INVK_CHROMIUM`) in its two views. Prints each figure; run it with `scripts/bench-gallery [N]`.
 
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use image::{Rgb, RgbImage};
-use invk_run::report::{ReportConfig, refresh};
+use invk_run::gallery::{ReportConfig, refresh};
 use serde_json::json;
 
 /// Writes `n` 64×64 outputs with sidecars and a `runs.jsonl`, over a 50-column sweep.

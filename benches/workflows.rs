@@ -19,10 +19,10 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn default_workflows() -> Vec<PathBuf> {
-    let version = invk_run::server::wanted_version();
+    let version = invk_run::local_server::wanted_version();
     let installation = match std::env::var_os("INVK_VENV") {
-        Some(venv) => invk_run::server::Installation::at(&version, PathBuf::from(venv)),
-        None => match invk_run::server::Installation::locate(&version) {
+        Some(venv) => invk_run::local_server::Installation::at(&version, PathBuf::from(venv)),
+        None => match invk_run::local_server::Installation::locate(&version) {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("no InvokeAI installation ({e}); only the examples are measured");

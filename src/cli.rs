@@ -262,7 +262,7 @@ pub enum ServersCommand {
         #[arg(value_name = "WORKFLOW_OR_MANIFEST")]
         target: Option<PathBuf>,
         /// How long one server's check may take.
-        #[arg(long, value_name = "SECONDS", default_value_t = crate::servers::DEFAULT_CHECK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::server_check::DEFAULT_CHECK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
     },
 }

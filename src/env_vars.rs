@@ -11,7 +11,7 @@ pub const INVK_TOKEN: &str = "INVK_TOKEN";
 pub const INVK_EMAIL: &str = "INVK_EMAIL";
 /// Password for logging into a multi-user server (with [`INVK_EMAIL`]).
 pub const INVK_PASSWORD: &str = "INVK_PASSWORD";
-/// InvokeAI version the managed server installs (default [`crate::server::DEFAULT_VERSION`]).
+/// InvokeAI version the managed server installs (default [`crate::local_server::DEFAULT_VERSION`]).
 pub const INVK_INVOKEAI_VERSION: &str = "INVK_INVOKEAI_VERSION";
 /// Folder that holds the managed server's virtual environments (default: the user cache folder).
 pub const INVK_CACHE_DIR: &str = "INVK_CACHE_DIR";

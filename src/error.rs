@@ -27,13 +27,13 @@ pub enum Error {
     Watch(#[from] crate::watch::WatchError),
     /// A check of servers could not start (bad URL, workflow or manifest).
     #[error(transparent)]
-    Servers(#[from] crate::servers::ServersError),
+    Servers(#[from] crate::server_check::ServersError),
     /// The managed server could not be installed, started or stopped.
     #[error(transparent)]
-    Server(#[from] crate::server::ServerError),
+    Server(#[from] crate::local_server::ServerError),
     /// The grids or the gallery could not be made.
     #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
+    Report(#[from] crate::gallery::ReportError),
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] std::io::Error),

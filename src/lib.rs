@@ -26,13 +26,13 @@ mod error_chain;
 pub mod events;
 pub mod exit_status;
 pub mod fs;
+pub mod gallery;
+pub mod local_server;
 pub mod manifest;
 pub mod printable;
-pub mod report;
 pub mod run;
-pub mod server;
+pub mod server_check;
 pub mod server_entry;
-pub mod servers;
 pub mod watch;
 pub mod workflow;
 

@@ -123,7 +123,7 @@ fn schema_cache_path(version: &str) -> Option<PathBuf> {
             }
         })
         .collect();
-    let dir = crate::server::cache_dir().ok()?;
+    let dir = crate::local_server::cache_dir().ok()?;
     // `-2`: the format since output fields carry their types (older caches lack them).
     Some(dir.join("schemas").join(format!("invokeai-{safe}-2.json")))
 }

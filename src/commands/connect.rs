@@ -23,7 +23,9 @@ pub async fn client_from_args(args: &GlobalArgs) -> Result<Client, ClientError> 
 /// command but `servers check` takes one: [`super::run`] refuses several before it gets here.
 #[must_use]
 pub fn one_server(args: &GlobalArgs) -> Option<String> {
-    crate::servers::server_list(&args.server).into_iter().next()
+    crate::server_check::server_list(&args.server)
+        .into_iter()
+        .next()
 }
 
 /// The credentials the global options give (`--token`, or `--email` with `INVK_PASSWORD`).

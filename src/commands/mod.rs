@@ -110,9 +110,9 @@ fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
             | Command::Completions { .. },
         ) => false,
     };
-    let servers = crate::servers::server_list(&cli.global.server);
+    let servers = crate::server_check::server_list(&cli.global.server);
     if talks_to_one && servers.len() > 1 {
-        return Err(crate::servers::ServersError::OneServerOnly { servers }.into());
+        return Err(crate::server_check::ServersError::OneServerOnly { servers }.into());
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, GlobalArgs};
 use crate::exit_status::ExitStatus;
-use crate::report::{ReportConfig, ReportError, refresh};
+use crate::gallery::{ReportConfig, ReportError, refresh};
 
 /// Rebuilds the report of an output folder, or of the folder a manifest writes to (read offline
 /// with the shipped schemas; nothing is sent).

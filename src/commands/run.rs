@@ -6,10 +6,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::exit_status::ExitStatus;
-use crate::run::report::{ReportMode, Reporter};
+use crate::local_server::{Installation, RunningServer, ServerConfig, wanted_version};
+use crate::run::progress::{ReportMode, Reporter};
 use crate::run::settings::RunSettings;
 use crate::run::{ManifestSource, RunError, run_manifest};
-use crate::server::{Installation, RunningServer, ServerConfig, wanted_version};
 
 /// Runs the manifests named on the command line, one after the other.
 ///
@@ -53,7 +53,7 @@ pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
     };
     RunSettings {
         server_override: super::connect::one_server(global),
-        pool: crate::servers::server_list(&global.server),
+        pool: crate::server_check::server_list(&global.server),
         credentials: super::connect::credentials(global),
         mode,
         dry_run: run.dry_run,

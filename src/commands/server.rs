@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::{ServerArgs, ServerCommand};
 use crate::exit_status::ExitStatus;
-use crate::server::{Installation, ManagedServer, ManagedStatus, wanted_version};
+use crate::local_server::{Installation, ManagedServer, ManagedStatus, wanted_version};
 
 /// Runs a `server` subcommand.
 ///

@@ -6,7 +6,7 @@ use crate::cli::{GlobalArgs, ServersCommand};
 use crate::client::DEFAULT_SERVER;
 use crate::commands::connect::{credentials, runtime, sanitize};
 use crate::exit_status::ExitStatus;
-use crate::servers::{AuthState, Needs, ServerEntry, ServerReport, check_all, server_list};
+use crate::server_check::{AuthState, Needs, ServerEntry, ServerReport, check_all, server_list};
 
 /// Runs `invk-run servers ...`.
 ///
@@ -25,7 +25,7 @@ pub fn run(global: &GlobalArgs, command: &ServersCommand) -> anyhow::Result<Exit
             .iter()
             .map(|s| ServerEntry::parse(s))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| crate::Error::from(crate::servers::ServersError::from(e)))?;
+            .map_err(|e| crate::Error::from(crate::server_check::ServersError::from(e)))?;
         if servers.is_empty() {
             servers = needs
                 .as_ref()
@@ -133,7 +133,7 @@ pub fn human(reports: &[ServerReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::servers::{FoundModel, ModelFit, QueueState, WorkflowFit};
+    use crate::server_check::{FoundModel, ModelFit, QueueState, WorkflowFit};
 
     #[test]
     fn reports_print_as_a_block_per_server_and_a_count() {

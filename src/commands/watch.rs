@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::exit_status::ExitStatus;
 use crate::run::coalesce::Coalescer;
-use crate::run::report::Reporter;
+use crate::run::progress::Reporter;
 use crate::watch::each::{EACH_CONCURRENCY, IMAGE_PATTERNS};
 use crate::watch::{
     FilePatterns, RunEach, RunManifest, WatchConfig, WatchError, WatchStatus, watch,

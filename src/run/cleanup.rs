@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use super::execution::{Execution, Lane};
 use super::journal::Entry;
 use super::ledger::Ledger;
-use super::report::RunEvent;
+use super::progress::RunEvent;
 use super::upload::Uploads;
 use crate::client::cleanup_plan::{Ours, deletable};
 use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};

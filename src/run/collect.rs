@@ -18,7 +18,7 @@ use super::execution::Execution;
 use super::journal::{Entry, ItemEnd};
 use super::key::ItemRef;
 use super::ledger::{Ledger, Slot};
-use super::report::RunEvent;
+use super::progress::RunEvent;
 use super::server_fault::server_fault;
 use super::summary::{JobValues, Sidecar};
 use crate::client::{Client, QueueItem, QueueItemStatus};

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::batch::{build_batch, model_ref};
 use super::prepare::Prepared;
-use super::report::{ReportMode, Reporter};
+use super::progress::{ReportMode, Reporter};
 use super::settings::RunSettings;
 use super::{ManifestOutcome, ManifestSource};
 use crate::manifest::{EnqueuePlan, Plan};

@@ -16,16 +16,16 @@ use super::journal::Entry;
 use super::key::ItemRef;
 use super::ledger::Ledger;
 use super::pool::{LaneRun, LaneShare, next_event};
-use super::report::RunEvent;
+use super::progress::RunEvent;
 use super::source::JobSource;
 use super::submit::QUEUE_FULL_PAUSE;
 use super::summary::{JobSummary, SummaryWriter};
 use super::upload::Uploads;
 use super::{JobFailure, ManifestOutcome};
 use crate::client::QueueItemStatus;
+use crate::gallery::ReportConfig;
+use crate::gallery::live::{JobState, LiveJob, LiveReport};
 use crate::manifest::Job;
-use crate::report::ReportConfig;
-use crate::report::live::{JobState, LiveJob, LiveReport};
 
 /// How many outputs download at once.
 const DOWNLOADS_AT_ONCE: usize = 4;
@@ -302,7 +302,7 @@ impl Execution<'_> {
                 "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
                 out_dir.display()
             ));
-        } else if let Err(e) = crate::report::refresh(out_dir, &report) {
+        } else if let Err(e) = crate::gallery::refresh(out_dir, &report) {
             self.warn(format!(
                 "cannot write the report: {}",
                 crate::error_chain::error_chain(&e)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::coalesce::Coalescer;
 use super::key::ItemRef;
 use super::prepare::Prepared;
-use super::report::Reporter;
+use super::progress::Reporter;
 use crate::client::Client;
 use crate::client::tracker::TrackMode;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::RunError;
 use super::execution::Execution;
-use super::report::RunEvent;
+use super::progress::RunEvent;
 
 /// The server's health as the run saw it.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ mod models;
 pub mod needs;
 mod pool;
 pub mod prepare;
-pub mod report;
+pub mod progress;
 mod resume;
 pub mod server_fault;
 pub mod settings;
@@ -156,7 +156,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::run::report::Reporter;
+use crate::run::progress::Reporter;
 use crate::run::settings::RunSettings;
 
 /// Where a manifest's relative paths (workflow, images, output folder) are resolved from.

@@ -17,12 +17,12 @@ use super::health::Health;
 use super::journal::Entry;
 use super::key::ItemRef;
 use super::ledger::Ledger;
-use super::report::RunEvent;
+use super::progress::RunEvent;
 use super::source::JobSource;
 use super::submit::Submitter;
 use crate::client::QueueItemStatus;
 use crate::client::tracker::{TrackEvent, Tracker};
-use crate::report::live::LiveReport;
+use crate::gallery::live::LiveReport;
 use crate::server_entry::ServerEntry;
 
 /// How many jobs a server of a pool fails, with none completed, while another server completes
@@ -476,11 +476,11 @@ impl Execution<'_> {
 pub(super) async fn preflight(
     source: &super::ManifestSource,
     settings: &super::settings::RunSettings,
-    reporter: &super::report::Reporter,
+    reporter: &super::progress::Reporter,
     entries: &[ServerEntry],
 ) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
     let warn = |message: String| {
-        reporter.event(&super::report::RunEvent::Warning {
+        reporter.event(&super::progress::RunEvent::Warning {
             manifest: source.run_name(),
             message,
         });

@@ -2,7 +2,7 @@
 //! environment before anything is sent; the run never sees command-line types.
 
 use crate::client::Credentials;
-use crate::run::report::ReportMode;
+use crate::run::progress::ReportMode;
 use crate::server_entry::{EntryError, ServerEntry};
 
 /// The default server URL.

@@ -17,7 +17,7 @@ use super::health::Health;
 use super::journal::Entry;
 use super::key::{ItemRef, JobKey, SessionKey};
 use super::ledger::{Ledger, Slot};
-use super::report::RunEvent;
+use super::progress::RunEvent;
 use super::upload::Uploads;
 use crate::client::tracker::Tracker;
 use crate::client::{ClientError, ModelResolver};

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::execution::{Execution, Lane};
 use super::journal::Entry;
 use super::ledger::Ledger;
-use super::report::RunEvent;
+use super::progress::RunEvent;
 use crate::client::UploadOptions;
 use crate::manifest::{EnqueuePlan, LocalImage};
 

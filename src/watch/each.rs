@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::run::report::Reporter;
+use crate::run::progress::Reporter;
 use crate::run::settings::RunSettings;
 use crate::run::{self, ForImage, ManifestOutcome, ManifestSource, RunError};
 use crate::watch::runner::ManifestRunner;

@@ -26,10 +26,10 @@
 pub mod claim;
 pub mod config;
 pub mod each;
+pub mod filing;
 pub mod fs_events;
 pub mod hot_folder;
 pub mod patterns;
-pub mod report;
 pub mod runner;
 pub mod settle;
 pub mod status;

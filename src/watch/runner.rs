@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::run::report::Reporter;
+use crate::run::progress::Reporter;
 use crate::run::settings::RunSettings;
 use crate::run::{self, ManifestOutcome, ManifestSource};
 

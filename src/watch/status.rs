@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::run::report::ReportMode;
+use crate::run::progress::ReportMode;
 
 /// How many manifests are where, at the time of an event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -651,7 +651,7 @@ fn the_server_reports_its_version_and_single_user_mode() {
     block_on(async {
         assert_eq!(
             client.app().version().await.expect("version"),
-            invk_run::server::wanted_version()
+            invk_run::local_server::wanted_version()
         );
         let status = client.auth().status().await.expect("auth status");
         assert!(!status.multiuser_enabled);

@@ -253,7 +253,7 @@ fn ctrl_c_takes_back_the_pending_items_and_the_next_run_finishes() {
     let addr = url.trim_start_matches("http://").parse().expect("addr");
     for id in &ids {
         let (status, body) =
-            invk_run::server::http_get(addr, &format!("/api/v1/queue/default/i/{id}"))
+            invk_run::local_server::http_get(addr, &format!("/api/v1/queue/default/i/{id}"))
                 .expect("GET");
         assert_eq!(status, 200, "{body}");
         let item: Value = serde_json::from_str(&body).expect("json");

@@ -545,7 +545,7 @@ async fn a_tracker_reports_items_that_finished_before_they_were_watched_once() {
 /// once (a restarted InvokeAI cancels the items it had not finished).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tracker_reports_a_server_restart_once_down_and_once_back() {
-    use invk_run::server::{RunningServer, ServerConfig, free_port};
+    use invk_run::local_server::{RunningServer, ServerConfig, free_port};
 
     let root = tempfile::tempdir().expect("tempdir");
     let mut config = ServerConfig::new(root.path().to_path_buf(), free_port().expect("port"));
@@ -617,7 +617,7 @@ async fn a_tracker_reports_a_server_restart_once_down_and_once_back() {
 
 #[tokio::test]
 async fn an_unreachable_server_gives_a_snapshot_typed_handle_and_a_polling_tracker() {
-    let port = invk_run::server::free_port().expect("free port");
+    let port = invk_run::local_server::free_port().expect("free port");
     let client = Client::builder(format!("http://127.0.0.1:{port}"))
         .connect_timeout(Duration::from_secs(2))
         .build()

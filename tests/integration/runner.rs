@@ -116,8 +116,8 @@ fn image_exists(name: &str) -> bool {
 /// Whether the server at `url` still has an image.
 pub(crate) fn image_exists_at(url: &str, name: &str) -> bool {
     let addr = url.trim_start_matches("http://").parse().expect("addr");
-    let (status, _) =
-        invk_run::server::http_get(addr, &format!("/api/v1/images/i/{name}")).expect("GET image");
+    let (status, _) = invk_run::local_server::http_get(addr, &format!("/api/v1/images/i/{name}"))
+        .expect("GET image");
     status == 200
 }
 

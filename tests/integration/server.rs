@@ -11,17 +11,17 @@ fn test_server_answers_with_the_pinned_version() {
         .parse()
         .expect("address");
     let (status, body) =
-        invk_run::server::http_get(addr, "/api/v1/app/version").expect("GET version");
+        invk_run::local_server::http_get(addr, "/api/v1/app/version").expect("GET version");
     assert_eq!(status, 200);
     let version: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(version["version"], invk_run::server::wanted_version());
+    assert_eq!(version["version"], invk_run::local_server::wanted_version());
 }
 
 #[test]
 fn server_commands_start_report_and_stop_a_managed_server() {
     support::installation();
     let root = tempfile::tempdir().expect("tempdir");
-    let port = invk_run::server::free_port().expect("port");
+    let port = invk_run::local_server::free_port().expect("port");
     let run = |args: &[&str]| {
         let out = support::invk_run()
             .arg("server")

@@ -108,7 +108,7 @@ fn the_real_server_is_usable_and_a_dead_port_is_reported_unreachable() {
     assert!(
         stdout.contains(&format!(
             "version     {}",
-            invk_run::server::wanted_version()
+            invk_run::local_server::wanted_version()
         )),
         "{stdout}"
     );

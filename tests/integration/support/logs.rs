@@ -41,7 +41,7 @@ fn roots() -> std::sync::MutexGuard<'static, Vec<(String, PathBuf)>> {
 pub fn tails() -> String {
     let mut out = String::new();
     for (name, root) in roots().iter() {
-        let log = root.join(invk_run::server::LOG_FILE);
+        let log = root.join(invk_run::local_server::LOG_FILE);
         out.push_str(&format!(
             "---- last {TAIL_LINES} lines of the {name} server's log ({}) ----\n",
             log.display()
@@ -72,7 +72,7 @@ fn tail(path: &Path) -> std::io::Result<String> {
 fn the_tail_of_each_registered_log_is_shown_and_a_forgotten_one_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text: String = (1..=100).map(|i| format!("log line {i}\n")).collect();
-    std::fs::write(dir.path().join(invk_run::server::LOG_FILE), text).expect("write");
+    std::fs::write(dir.path().join(invk_run::local_server::LOG_FILE), text).expect("write");
     register("test", dir.path());
     let shown = tails();
     unregister(dir.path());

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
-use invk_run::server::{RunningServer, ServerConfig, http_get};
+use invk_run::local_server::{RunningServer, ServerConfig, http_get};
 use serde_json::Value;
 
 use super::installation;

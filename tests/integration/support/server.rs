@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
-use invk_run::server::{Installation, RunningServer, ServerConfig, is_alive, wanted_version};
+use invk_run::local_server::{Installation, RunningServer, ServerConfig, is_alive, wanted_version};
 
 /// A test server: its URL and, for a multi-user one, the admin's credentials.
 #[derive(Debug)]

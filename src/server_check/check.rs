@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
+use super::found::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
 use super::{ServerEntry, ServersError};
 use crate::client::{Client, ClientError, Credentials, ModelRef, ModelResolver, is_not_found};
 use crate::run::needs::{ModelNeed, Needs};

@@ -608,7 +608,7 @@ fn empty_cell(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::records::FileRecord;
+    use crate::gallery::records::FileRecord;
     use serde_json::json;
 
     fn record(job: usize, hue: i64, blur: i64, status: &str) -> JobRecord {

@@ -2,9 +2,9 @@
 //! (the preflight a pool of servers runs per server).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), invk_run::servers::ServersError> {
+//! # async fn demo() -> Result<(), invk_run::server_check::ServersError> {
 //! use invk_run::client::Credentials;
-//! use invk_run::servers::{DEFAULT_CHECK_TIMEOUT, Needs, ServerEntry, check_all};
+//! use invk_run::server_check::{DEFAULT_CHECK_TIMEOUT, Needs, ServerEntry, check_all};
 //!
 //! let needs = Needs::load("examples/workflows/blur-and-tint.json".as_ref()).await?;
 //! let servers = [ServerEntry::url("http://gpu-1:9090"), ServerEntry::url("http://gpu-2:9090")];
@@ -18,12 +18,12 @@
 use std::path::Path;
 
 mod check;
-mod report;
+mod found;
 
 pub use crate::run::needs::{ModelNeed, Needs};
 pub use crate::server_entry::{EntryError, MAX_ENTRY_WINDOW, MAX_WEIGHT, ServerEntry};
 pub use check::{DEFAULT_CHECK_TIMEOUT, check, check_all};
-pub use report::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
+pub use found::{AuthState, FoundModel, ModelFit, QueueState, ServerReport, WorkflowFit};
 
 use crate::exit_status::ExitStatus;
 

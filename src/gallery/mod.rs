@@ -6,7 +6,7 @@
 //! records::load(dir)                  jobs with status, sweep values, inputs, files, sidecars
 //! grid::plan(spec, records)           which job's image goes in which cell (or why none)
 //! grid::render(dir, plan)             the grid image, with its axis labels
-//! gallery::write(dir, records, grids) index.html + thumbnails
+//! page::write(dir, records, grids) index.html + thumbnails
 //! ```
 //! [`refresh`] does all of it; the runner calls it at the end of a run, and so does
 //! `invk-run report`. While a run goes, [`live::LiveReport`] keeps `index.html` up to date and
@@ -15,9 +15,9 @@
 //! Every file a report writes goes through [`OutputRoot`]: atomically, and never through a
 //! symbolic link inside the output folder.
 
-pub mod gallery;
 pub mod grid;
 pub mod live;
+pub mod page;
 pub mod records;
 mod text;
 
@@ -276,7 +276,7 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
                     continue;
                 }
             }
-            links.push(gallery::GridLink {
+            links.push(page::GridLink {
                 file: plan.file.clone(),
                 node: plan.node.clone(),
             });
@@ -284,10 +284,10 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         }
     }
     if config.gallery {
-        match gallery::write(&root, &config.title, &records, &links) {
+        match page::write(&root, &config.title, &records, &links) {
             Ok(outcome) => {
                 summary.thumbnails_made = outcome.thumbnails_made;
-                summary.gallery = Some(output_dir.join(gallery::PAGE));
+                summary.gallery = Some(output_dir.join(page::PAGE));
             }
             Err(e) => failed.push(e),
         }
@@ -368,7 +368,7 @@ mod tests {
             let want = format!("`{}` is a symbolic link", root.join(link).display());
             assert!(text.contains(&want), "{text}");
         }
-        let page = std::fs::read_to_string(root.join(gallery::PAGE)).expect("the page");
+        let page = std::fs::read_to_string(root.join(page::PAGE)).expect("the page");
         assert!(!page.contains("grids/hue.png") && !page.contains("\"other.png\""));
         assert!(root.join(CONFIG_FILE).is_file());
         assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0);

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::gallery::{self, GridLink};
 use super::grid;
+use super::page::{self, GridLink};
 use super::records::{JobRecord, PENDING, file_record};
 use super::{ReportConfig, ReportError, save_config, write_grid};
 use crate::fs::place::OutputRoot;
@@ -363,7 +363,7 @@ impl Worker {
             self.config.title,
             self.records.len()
         );
-        gallery::write(&self.root, &title, &self.records, &self.links)?;
+        page::write(&self.root, &title, &self.records, &self.links)?;
         Ok(())
     }
 }
@@ -502,7 +502,7 @@ mod tests {
             },
         );
         w.work(Instant::now());
-        let page = std::fs::read_to_string(dir.path().join(gallery::PAGE)).expect("page");
+        let page = std::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
         assert!(
             page.contains("t (running: 1 of 4 jobs finished)"),
             "the title says the run goes"
@@ -518,7 +518,7 @@ mod tests {
         let wake = w.next_wake().expect("due");
         assert!(wake <= Instant::now() + GRID_PAUSE);
         w.work(Instant::now());
-        let again = std::fs::read_to_string(dir.path().join(gallery::PAGE)).expect("page");
+        let again = std::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
         assert!(
             again.contains("(running: 1 of 4 jobs finished)"),
             "not rewritten yet"
@@ -526,7 +526,7 @@ mod tests {
         assert!(w.gallery_changed);
         assert!(w.next_gallery.expect("set") >= Instant::now() + GALLERY_PAUSE / 2);
         w.work(Instant::now() + GALLERY_PAUSE);
-        let later = std::fs::read_to_string(dir.path().join(gallery::PAGE)).expect("page");
+        let later = std::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
         assert!(
             later.contains("(running: 2 of 4 jobs finished)"),
             "rewritten"
