@@ -8,47 +8,45 @@
 use super::RunError;
 use std::collections::BTreeSet;
 
-use super::execution::{Execution, Lane};
+use super::context::RunContext;
+use super::engine::Run;
 use super::journal::Entry;
+use super::lane::Lane;
 use super::ledger::Ledger;
-use super::progress::RunEvent;
-use super::upload::Uploads;
 use crate::client::cleanup_plan::{Ours, deletable};
 use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};
 
 /// How many images one delete request names.
 const DELETE_CHUNK: usize = 200;
 
-impl Execution<'_> {
+impl Run<'_> {
     /// The end's pass: deletes what the policy says may go of everything the run (and the
     /// earlier runs its journal records) made; `all_done` when every job of the manifest
-    /// completed. Returns how many images went.
-    /// Each of `servers` (the pool's servers that answer, with their uploads) is asked about
+    /// completed. Returns how many images went. Each server still in the run is asked about
     /// every candidate: an image another server made is not among its own.
-    pub(super) async fn cleanup(
-        &self,
-        servers: &[(&Lane, &Uploads)],
-        all_done: bool,
-        ledger: &mut Ledger,
-    ) -> Result<usize, RunError> {
-        ledger.fresh_outputs.clear();
-        let state = &ledger.state;
+    pub(super) async fn cleanup(&mut self, all_done: bool) -> Result<usize, RunError> {
+        self.ledger.take_fresh();
+        let Run {
+            ctx, ledger, lanes, ..
+        } = self;
+        let lanes: Vec<&Lane> = lanes.iter().filter(|l| l.in_run()).collect();
+        let state = ledger.state();
         let on_disk: BTreeSet<String> = ledger
-            .written
-            .keys()
+            .written_images()
             .cloned()
             .chain(state.downloads.values().flat_map(|f| f.keys().cloned()))
             .collect();
-        let uploaded: BTreeSet<String> = servers
+        let uploaded: BTreeSet<String> = lanes
             .iter()
-            .flat_map(|(_, uploads)| uploads.names())
+            .flat_map(|lane| lane.uploads.names())
             .cloned()
             .chain(state.uploads.values().cloned())
             .collect();
-        let left: BTreeSet<String> = ledger.left_on_server.values().flatten().cloned().collect();
-        let uploads_go = uploads_go(&self.prepared.file.manifest().cleanup, all_done);
+        let left = ledger.all_left_on_server();
+        let policy = &ctx.prepared.file.manifest().cleanup;
+        let uploads_go = uploads_go(policy, all_done);
         let candidates = images_to_delete(
-            &self.prepared.file.manifest().cleanup,
+            policy,
             &Produced {
                 on_disk: &on_disk,
                 intermediates: &state.intermediates,
@@ -68,14 +66,14 @@ impl Execution<'_> {
             delete_uploads: uploads_go,
             keep: &keep,
         };
-        let mut plans = Vec::with_capacity(servers.len());
-        for (lane, _) in servers {
-            let here = self.on_server(lane, &candidates).await?;
+        let mut plans = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            let here = on_server(lane, &candidates).await?;
             plans.push(deletable(&lane.client, &here, &ours).await?.delete);
         }
         let mut deleted = 0;
-        for ((lane, _), delete) in servers.iter().zip(plans) {
-            deleted += self.delete(lane, &delete, ledger).await?;
+        for (lane, delete) in lanes.iter().zip(plans) {
+            deleted += delete_images(ctx, lane, &delete, ledger).await?;
         }
         Ok(deleted)
     }
@@ -85,89 +83,80 @@ impl Execution<'_> {
     /// outputs after download. Intermediates and uploads wait for the end: a running session
     /// may be reading them (the server's invocation cache hands one session's intermediate to
     /// the next). Returns how many images went.
-    pub(super) async fn cleanup_outputs(
-        &self,
-        servers: &[&Lane],
-        ledger: &mut Ledger,
-    ) -> Result<usize, RunError> {
-        let fresh: BTreeSet<String> = std::mem::take(&mut ledger.fresh_outputs)
-            .into_iter()
-            .collect();
-        if self.prepared.file.manifest().cleanup.outputs != OutputsPolicy::AfterDownload {
+    pub(super) async fn cleanup_outputs(&mut self) -> Result<usize, RunError> {
+        let fresh: BTreeSet<String> = self.ledger.take_fresh().into_iter().collect();
+        let Run {
+            ctx, ledger, lanes, ..
+        } = self;
+        if ctx.prepared.file.manifest().cleanup.outputs != OutputsPolicy::AfterDownload {
             return Ok(0);
         }
-        let left: BTreeSet<String> = ledger.left_on_server.values().flatten().cloned().collect();
+        let left = ledger.all_left_on_server();
         let candidates: Vec<String> = fresh
             .into_iter()
-            .filter(|n| !left.contains(n) && !ledger.state.deleted.contains(n))
+            .filter(|n| !left.contains(n) && !ledger.state().deleted.contains(n))
             .collect();
         if candidates.is_empty() {
             return Ok(0);
         }
+        let lanes: Vec<&Lane> = lanes.iter().filter(|l| l.in_run()).collect();
         let none = BTreeSet::new();
         let ours = Ours {
-            sessions: &ledger.state.sessions,
+            sessions: &ledger.state().sessions,
             uploads: &none,
             delete_uploads: false,
             keep: &left,
         };
-        let mut plans = Vec::with_capacity(servers.len());
-        for lane in servers {
+        let mut plans = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
             plans.push(deletable(&lane.client, &candidates, &ours).await?.delete);
         }
         let mut deleted = 0;
-        for (lane, delete) in servers.iter().zip(plans) {
-            deleted += self.delete(lane, &delete, ledger).await?;
+        for (lane, delete) in lanes.iter().zip(plans) {
+            deleted += delete_images(ctx, lane, &delete, ledger).await?;
         }
         Ok(deleted)
     }
+}
 
-    /// Of a pool's server, the candidates it has (the uploads of another server are not
-    /// among them); of a one-server run, all of them.
-    async fn on_server(&self, lane: &Lane, candidates: &[String]) -> Result<Vec<String>, RunError> {
-        if !self.is_pool() {
-            return Ok(candidates.to_vec());
-        }
-        let there: BTreeSet<String> = lane
-            .client
-            .images()
-            .by_names(candidates)
-            .await?
-            .into_iter()
-            .map(|dto| dto.image_name)
-            .collect();
-        Ok(candidates
-            .iter()
-            .filter(|n| there.contains(*n))
-            .cloned()
-            .collect())
-    }
+/// The candidates a server has (the uploads of another server of the run are not among them).
+async fn on_server(lane: &Lane, candidates: &[String]) -> Result<Vec<String>, RunError> {
+    let there: BTreeSet<String> = lane
+        .client
+        .images()
+        .by_names(candidates)
+        .await?
+        .into_iter()
+        .map(|dto| dto.image_name)
+        .collect();
+    Ok(candidates
+        .iter()
+        .filter(|n| there.contains(*n))
+        .cloned()
+        .collect())
+}
 
-    /// Deletes `delete` (images the server says the run's sessions made) and journals them.
-    async fn delete(
-        &self,
-        lane: &Lane,
-        delete: &[String],
-        ledger: &mut Ledger,
-    ) -> Result<usize, RunError> {
-        for chunk in delete.chunks(DELETE_CHUNK) {
-            let result = lane.client.images().delete_many(chunk).await?;
-            ledger.record(Entry::Deleted {
-                image_names: result.deleted_images.clone(),
-            })?;
-            if !result.failed_images.is_empty() {
-                self.reporter.event(&RunEvent::Warning {
-                    manifest: self.name.clone(),
-                    message: format!(
-                        "could not delete {} server images: {}",
-                        result.failed_images.len(),
-                        result.failed_images.join(", ")
-                    ),
-                });
-            }
+/// Deletes `delete` (images the server says the run's sessions made) and journals them.
+async fn delete_images(
+    ctx: &RunContext<'_>,
+    lane: &Lane,
+    delete: &[String],
+    ledger: &mut Ledger,
+) -> Result<usize, RunError> {
+    for chunk in delete.chunks(DELETE_CHUNK) {
+        let result = lane.client.images().delete_many(chunk).await?;
+        ledger.record(Entry::Deleted {
+            image_names: result.deleted_images.clone(),
+        })?;
+        if !result.failed_images.is_empty() {
+            ctx.warn(format!(
+                "could not delete {} server images: {}",
+                result.failed_images.len(),
+                result.failed_images.join(", ")
+            ));
         }
-        Ok(delete.len())
     }
+    Ok(delete.len())
 }
 
 /// Whether the uploads go: as the policy says, `on-success` when every job completed.

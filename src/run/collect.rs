@@ -1,59 +1,54 @@
 //! Collecting what a finished item made: its session and intermediates journaled, each output
 //! named from the manifest's templates, downloaded (a server image downloaded once per run and
-//! copied after that) and placed with its sidecar under the output folder's rules
-//! ([`crate::fs::place`]: no links, nothing replaced, sidecars follow their file), and every
-//! file journaled once it is on disk. An output that cannot be saved fails its job and stays on
-//! the server (the summary's `left_on_server`).
+//! copied after that, see [`super::download`]) and placed with its sidecar under the output
+//! folder's rules ([`crate::fs::place`]: no links, nothing replaced, sidecars follow their
+//! file), and every file journaled once it is on disk. An output that cannot be saved fails its
+//! job and stays on the server (the summary's `left_on_server`).
 
-use super::RunError;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use tokio::task::JoinSet;
 
-use super::execution::Execution;
+use super::RunError;
+use super::download::DownloadResult;
+use super::engine::Run;
 use super::journal::{Entry, ItemEnd};
 use super::key::ItemRef;
-use super::ledger::{Ledger, Slot};
+use super::ledger::Slot;
 use super::progress::RunEvent;
 use super::server_fault::server_fault;
 use super::summary::{JobValues, Sidecar};
-use crate::client::{Client, QueueItem, QueueItemStatus};
+use crate::client::{NodeOutput, QueueItem, QueueItemStatus};
 use crate::fs::output_tree::sanitize_relative;
 use crate::fs::place::{Name, OutputRoot};
 use crate::manifest::{Job, OutputVars};
 use crate::workflow::OutputNode;
 
-/// What a download task hands back: the item, the files written, the files that failed.
-pub(super) type DownloadResult = (i64, Vec<Planned>, Vec<(Planned, String)>);
-
 /// The suffix of an output's sidecar (`x.png` → `x.png.json`).
-const SIDECAR: &str = ".json";
+pub(super) const SIDECAR: &str = ".json";
 
 /// One file to write: where, from which server image.
 #[derive(Debug, Clone)]
 pub(super) struct Planned {
-    image_name: String,
+    pub(super) image_name: String,
     /// Its name before a free suffix is chosen.
-    name: Name,
+    pub(super) name: Name,
     /// The suffix number planned (the first free one when it was planned).
-    start: u32,
+    pub(super) start: u32,
     /// Where it goes (once written: where it went).
-    path: PathBuf,
-    sidecar: Option<Sidecar>,
+    pub(super) path: PathBuf,
+    pub(super) sidecar: Option<Sidecar>,
     /// What is on disk already.
-    have: Have,
+    pub(super) have: Have,
     /// Its node feeds no other node: once on disk, the image may go from the server while the
     /// run goes (no running session of the run can still be reading it).
-    terminal: bool,
+    pub(super) terminal: bool,
 }
 
 /// Whether a planned file is on disk already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Have {
+pub(super) enum Have {
     /// Not yet: download (or copy) it.
     Nothing,
     /// Written and journaled by an earlier run.
@@ -66,36 +61,6 @@ enum Have {
     Superseded,
 }
 
-/// The downloads under way.
-pub(super) struct Downloads {
-    pub tasks: JoinSet<DownloadResult>,
-    semaphore: Arc<tokio::sync::Semaphore>,
-    /// How long a download waits for a server that does not answer.
-    server_wait: Duration,
-    /// Items the run gave up (their server left the pool): a download of theirs still under
-    /// way places nothing, so that a late result is not written beside the job's new one.
-    abandoned: Arc<std::sync::Mutex<HashSet<i64>>>,
-}
-
-impl Downloads {
-    /// At most `at_once` downloads at a time.
-    pub fn new(at_once: usize, server_wait: Duration) -> Downloads {
-        Downloads {
-            tasks: JoinSet::new(),
-            semaphore: Arc::new(tokio::sync::Semaphore::new(at_once)),
-            server_wait,
-            abandoned: Arc::default(),
-        }
-    }
-
-    /// Gives items up: what their downloads have not placed yet is not placed.
-    pub fn abandon(&self, items: impl IntoIterator<Item = i64>) {
-        if let Ok(mut abandoned) = self.abandoned.lock() {
-            abandoned.extend(items);
-        }
-    }
-}
-
 /// How an item's end affects its job.
 pub(super) enum Ended {
     /// Recorded (the job completed, failed, or waits for its other sessions or downloads).
@@ -105,34 +70,37 @@ pub(super) enum Ended {
     Resubmit(usize),
 }
 
-impl Execution<'_> {
-    /// An item ended: a failure is recorded; a completion's outputs are planned and their
-    /// downloads started. `epoch` is the outage count now: an item cancelled after an outage
-    /// that began after it was submitted was cancelled by the server's restart.
+/// A finished item of the run and what it runs.
+struct Made<'i> {
+    item: &'i QueueItem,
+    at: ItemRef,
+    slot: &'i Slot,
+    job: &'i Job,
+}
+
+impl Run<'_> {
+    /// Item `at` ended as `item` says: a failure is recorded; a completion's outputs are
+    /// planned and their downloads started. `epoch` is its server's outage count now: an item
+    /// cancelled after an outage that began after it was submitted was cancelled by the
+    /// server's restart.
     pub(super) fn finished(
-        &self,
+        &mut self,
+        at: ItemRef,
         item: QueueItem,
         epoch: u64,
-        ledger: &mut Ledger,
-        downloads: &mut Downloads,
     ) -> Result<Ended, RunError> {
-        let Some(slot) = ledger.items.get(&item.item_id).cloned() else {
+        let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(Ended::Recorded);
         };
-        if item.status == QueueItemStatus::Canceled && epoch > slot.epoch {
-            let resubmits = ledger.resubmits.entry(slot.job).or_default();
-            if *resubmits < MAX_RESUBMITS {
-                *resubmits += 1;
-                ledger.record(Entry::Withdrawn {
-                    job: slot.key,
-                    item_id: item.item_id,
-                })?;
-                ledger.item_ended(item.item_id);
-                return Ok(Ended::Resubmit(slot.job));
-            }
+        if item.status == QueueItemStatus::Canceled
+            && epoch > slot.epoch
+            && self.ledger.resubmit(slot.job).is_some()
+        {
+            self.ledger.withdraw(at)?;
+            return Ok(Ended::Resubmit(slot.job));
         }
         let outputs = item.outputs();
-        let output_nodes = self.prepared.workflow.outputs();
+        let output_nodes = self.ctx.prepared.workflow.outputs();
         // Journal the item's session and its intermediate images first, so that a run killed
         // from here on still cleans them up when it is resumed.
         let intermediates: Vec<String> = outputs
@@ -142,36 +110,27 @@ impl Execution<'_> {
             })
             .flat_map(|(_, out)| out.images.iter().cloned())
             .collect();
-        ledger.record(Entry::Produced {
-            item_id: item.item_id,
+        self.ledger.record(Entry::Produced {
+            item_id: at,
             session_id: item.session_id.clone(),
             images: intermediates,
         })?;
-        if item.status == QueueItemStatus::Failed {
-            let fault = server_fault(
+        if item.status == QueueItemStatus::Failed
+            && let Some(fault) = server_fault(
                 item.error_type.as_deref(),
                 item.error_message.as_deref(),
                 item.error_traceback.as_deref(),
-            );
-            let resubmits = ledger.resubmits.get(&slot.job).copied().unwrap_or(0);
-            if let Some(fault) = fault.filter(|_| resubmits < MAX_RESUBMITS) {
-                ledger.resubmits.insert(slot.job, resubmits + 1);
-                ledger.record(Entry::Withdrawn {
-                    job: slot.key,
-                    item_id: item.item_id,
-                })?;
-                ledger.item_ended(item.item_id);
-                self.reporter.event(&RunEvent::Warning {
-                    manifest: self.name.clone(),
-                    message: format!(
-                        "job {}: queue item {} failed by a fault of the server's own ({fault}); the job is submitted again ({} of {MAX_RESUBMITS})",
-                        slot.job,
-                        item.item_id,
-                        resubmits + 1
-                    ),
-                });
-                return Ok(Ended::Resubmit(slot.job));
-            }
+            )
+            && let Some(n) = self.ledger.resubmit(slot.job)
+        {
+            self.ledger.withdraw(at)?;
+            self.ctx.warn(format!(
+                "job {}: queue item {} failed by a fault of the server's own ({fault}); the job is submitted again ({n} of {})",
+                slot.job,
+                at.id(),
+                super::ledger::MAX_RESUBMITS
+            ));
+            return Ok(Ended::Resubmit(slot.job));
         }
         if item.status != QueueItemStatus::Completed {
             let error = match (&item.error_type, &item.error_message) {
@@ -184,109 +143,98 @@ impl Execution<'_> {
             } else {
                 ItemEnd::Failed
             };
-            self.session_failed(&slot, item.item_id, status, error, ledger)?;
+            self.session_failed(&slot, at, status, error)?;
             return Ok(Ended::Recorded);
         }
-        let job = self.prepared.expansion.job(slot.job);
-        let planned = match self.plan_files(&item, &slot, &job, &outputs, ledger) {
+        let job = self.ctx.prepared.expansion.job(slot.job);
+        let made = Made {
+            item: &item,
+            at,
+            slot: &slot,
+            job: &job,
+        };
+        let planned = match self.plan_files(&made, &outputs) {
             Ok(planned) => planned,
             Err(e) => {
                 // A name the templates cannot make for this job fails the job, not the run;
                 // its outputs stay on the server (its intermediates go with the cleanup).
-                ledger.item_ended(item.item_id);
+                self.ledger.item_ended(at);
                 let names = output_nodes
                     .iter()
                     .filter_map(|node| outputs.get(&node.node_id))
                     .filter(|out| !out.is_intermediate)
                     .flat_map(|o| o.images.iter().chain(o.videos.iter()).cloned());
-                ledger
-                    .left_on_server
-                    .entry(slot.job)
-                    .or_default()
-                    .extend(names);
-                self.job_failed(
-                    slot.job,
-                    item.item_id,
-                    format!("cannot name its outputs: {e}"),
-                    ledger,
-                );
+                self.ledger.leave_on_server(slot.job, names);
+                self.job_failed(slot.job, at, format!("cannot name its outputs: {e}"));
                 return Ok(Ended::Recorded);
             }
         };
-        let copies = planned
-            .iter()
-            .filter_map(|f| {
-                let existing = ledger.written.get(&f.image_name)?;
-                Some((f.image_name.clone(), existing.clone()))
+        let files = planned
+            .into_iter()
+            .map(|f| {
+                let copy = self.ledger.written(&f.image_name).cloned();
+                (f, copy)
             })
             .collect();
-        let Some(lane) = self.lane_of(item.item_id) else {
+        let Some(lane) = self.lane_of(at) else {
             return Ok(Ended::Recorded);
         };
-        spawn_download(
-            lane.client.clone(),
-            OutputRoot::at(&self.prepared.output_dir),
-            item.item_id,
-            planned,
-            copies,
-            downloads,
-        );
+        let client = self.lanes[lane].client.clone();
+        let root = OutputRoot::at(&self.ctx.prepared.output_dir);
+        self.downloads.spawn(client, root, at, files);
         Ok(Ended::Recorded)
     }
 
     /// An item disappeared from the queue before it was seen finishing (someone deleted it):
     /// the job failed; a later run with `--retry-failed` submits it again.
-    pub(super) fn vanished(&self, item_id: i64, ledger: &mut Ledger) -> Result<(), RunError> {
-        let Some(slot) = ledger.items.get(&item_id).cloned() else {
+    pub(super) fn vanished(&mut self, at: ItemRef) -> Result<(), RunError> {
+        let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(());
         };
         let error = "the queue item was deleted from the server before it finished".to_owned();
-        self.session_failed(&slot, item_id, ItemEnd::Canceled, error, ledger)
+        self.session_failed(&slot, at, ItemEnd::Canceled, error)
     }
 
     /// A session ended without its outputs: journaled, and its job reported failed (once).
     fn session_failed(
-        &self,
+        &mut self,
         slot: &Slot,
-        item_id: i64,
+        at: ItemRef,
         status: ItemEnd,
         error: String,
-        ledger: &mut Ledger,
     ) -> Result<(), RunError> {
-        ledger.record(Entry::Finished {
+        self.ledger.record(Entry::Finished {
             job: slot.key,
-            item_id,
+            item_id: at,
             status,
             error: Some(error.clone()),
         })?;
-        ledger.item_ended(item_id);
-        self.job_failed(slot.job, item_id, error, ledger);
+        self.ledger.item_ended(at);
+        self.job_failed(slot.job, at, error);
         Ok(())
     }
 
-    fn job_failed(&self, job: usize, item_id: i64, error: String, ledger: &mut Ledger) {
-        if ledger.fail(job, item_id, error.clone()) {
-            self.reporter.event(&RunEvent::JobFailed {
-                manifest: self.name.clone(),
+    /// A job failed (reported once).
+    fn job_failed(&mut self, job: usize, at: ItemRef, error: String) {
+        if self.ledger.fail(job, at, error.clone()) {
+            self.ctx.tell(&RunEvent::JobFailed {
+                manifest: self.ctx.name.clone(),
                 job,
-                item_id: ItemRef(item_id).id(),
+                item_id: at.id(),
                 error,
-                server: self.pool_url_of(item_id),
+                server: self.named_url_of(at),
             });
         }
     }
 
+    /// Where each output of a finished item goes, and what is on disk of it already.
     fn plan_files(
-        &self,
-        item: &QueueItem,
-        slot: &Slot,
-        job: &Job,
-        outputs: &BTreeMap<String, crate::client::NodeOutput>,
-        ledger: &mut Ledger,
+        &mut self,
+        made: &Made<'_>,
+        outputs: &BTreeMap<String, NodeOutput>,
     ) -> Result<Vec<Planned>, RunError> {
-        let p = self.prepared;
-        let output_nodes = p.workflow.outputs();
-        let earlier = ledger.state.downloads.get(&slot.key).cloned();
+        let p = self.ctx.prepared;
+        let earlier = self.ledger.state().downloads.get(&made.slot.key).cloned();
         // Files of an earlier try of this session: journaled for other server images.
         let this_item: HashSet<&String> = outputs
             .values()
@@ -298,12 +246,9 @@ impl Execution<'_> {
             .filter(|(image, _)| !this_item.contains(image))
             .map(|(_, file)| p.output_dir.join(file))
             .collect();
-        let root = OutputRoot::at(&p.output_dir);
-        let sidecars = p.file.manifest().output.sidecar;
-        let suffixes: &[&str] = if sidecars { &[SIDECAR] } else { &[] };
         let now = super::clock::now_utc();
         let mut planned = Vec::new();
-        for node in &output_nodes {
+        for node in &p.workflow.outputs() {
             let Some(out) = outputs.get(&node.node_id) else {
                 continue;
             };
@@ -322,9 +267,9 @@ impl Execution<'_> {
                     image_index: index,
                     image_count: names.len(),
                     image_name: (*image_name).clone(),
-                    item_id: item.item_id,
-                    batch_id: slot.batch.clone(),
-                    run_id: self.run_id.clone(),
+                    item_id: made.at.id(),
+                    batch_id: made.slot.batch.clone(),
+                    run_id: self.ctx.run_id.clone(),
                     date: now.0.clone(),
                     time: now.1.clone(),
                 };
@@ -333,7 +278,7 @@ impl Execution<'_> {
                 if let Some(file) = earlier.as_ref().and_then(|d| d.get(image_name.as_str())) {
                     let path = p.output_dir.join(file);
                     if path.is_file() {
-                        ledger.take(slot.job, path.clone());
+                        self.ledger.take(made.slot.job, path.clone());
                         planned.push(Planned {
                             image_name: (*image_name).clone(),
                             name: Name::new(file, ""),
@@ -346,47 +291,19 @@ impl Execution<'_> {
                         continue;
                     }
                 }
-                let target = p.expansion.output_path(job, &vars)?;
+                let target = p.expansion.output_path(made.job, &vars)?;
                 let rel = sanitize_relative(&target.name.to_string_lossy())
-                    .unwrap_or_else(|| PathBuf::from(format!("{}-{index}", job.index)));
+                    .unwrap_or_else(|| PathBuf::from(format!("{}-{index}", made.job.index)));
                 let ext = Path::new(image_name.as_str())
                     .extension()
                     .map_or_else(|| "png".to_owned(), |e| e.to_string_lossy().into_owned());
                 // The folder is the run's output folder (`output.dir` cannot vary per job).
                 let name = Name::new(rel, &ext);
-                // Written by an earlier run of this session that was killed before journaling
-                // it (its sidecar names the same server image), or by an earlier try of this
-                // session (journaled, or its sidecar names an item of this session and node).
-                let found = root.find_earlier(&name, SIDECAR, |path, sidecar| {
-                    if ledger.taken.contains(path) {
-                        return None;
-                    }
-                    let same = sidecar.is_some_and(|bytes| same_image(bytes, image_name));
-                    if same && path.is_file() {
-                        return Some(Have::Found);
-                    }
-                    // A sidecar of this image without its file (a write cut short) is
-                    // replaced like an earlier try's.
-                    let earlier_try = same
-                        || superseded.contains(path)
-                        || sidecar.is_some_and(|bytes| {
-                            self.earlier_try(bytes, slot, job.index, &node.node_id, ledger)
-                        });
-                    earlier_try.then_some(Have::Superseded)
-                });
-                let (start, path, have) = match found {
-                    Some((path, have)) => (0, path, have),
-                    None => {
-                        // A link or a full folder is reported when the file is written.
-                        let (start, path) = root
-                            .free_candidate(&name, suffixes, 0, &ledger.taken)
-                            .unwrap_or_else(|_| (0, p.output_dir.join(name.candidate(0))));
-                        (start, path, Have::Nothing)
-                    }
-                };
-                ledger.take(slot.job, path.clone());
-                let sidecar = (sidecars && matches!(have, Have::Nothing | Have::Superseded))
-                    .then(|| self.sidecar(job, node, image_name, item, &slot.batch));
+                let (start, path, have) = self.place_of(made, node, image_name, &name, &superseded);
+                self.ledger.take(made.slot.job, path.clone());
+                let sidecar = (p.file.manifest().output.sidecar
+                    && matches!(have, Have::Nothing | Have::Superseded))
+                .then(|| self.sidecar(made, node, image_name));
                 planned.push(Planned {
                     image_name: (*image_name).clone(),
                     name,
@@ -401,47 +318,76 @@ impl Execution<'_> {
         Ok(planned)
     }
 
+    /// Where output `image_name` of `node` goes under `name`, and what is there: a file written
+    /// by an earlier run of this session that was killed before journaling it (its sidecar
+    /// names the same server image), or by an earlier try of this session (journaled, or its
+    /// sidecar names an item of this session and node) to replace, or else the first free name.
+    fn place_of(
+        &self,
+        made: &Made<'_>,
+        node: &OutputNode,
+        image_name: &str,
+        name: &Name,
+        superseded: &HashSet<PathBuf>,
+    ) -> (u32, PathBuf, Have) {
+        let p = self.ctx.prepared;
+        let root = OutputRoot::at(&p.output_dir);
+        let found = root.find_earlier(name, SIDECAR, |path, sidecar| {
+            if self.ledger.is_taken(path) {
+                return None;
+            }
+            let same = sidecar.is_some_and(|bytes| same_image(bytes, image_name));
+            if same && path.is_file() {
+                return Some(Have::Found);
+            }
+            // A sidecar of this image without its file (a write cut short) is replaced like
+            // an earlier try's.
+            let earlier_try = same
+                || superseded.contains(path)
+                || sidecar.is_some_and(|bytes| self.earlier_try(bytes, made, &node.node_id));
+            earlier_try.then_some(Have::Superseded)
+        });
+        if let Some((path, have)) = found {
+            return (0, path, have);
+        }
+        let suffixes: &[&str] = if p.file.manifest().output.sidecar {
+            &[SIDECAR]
+        } else {
+            &[]
+        };
+        // A link or a full folder is reported when the file is written.
+        let (start, path) = root
+            .free_candidate(name, suffixes, 0, self.ledger.taken())
+            .unwrap_or_else(|_| (0, p.output_dir.join(name.candidate(0))));
+        (start, path, Have::Nothing)
+    }
+
     /// Whether a sidecar describes an output of an earlier item of this session, made by the
     /// same node (an item of this output folder's journal that ran the session).
-    fn earlier_try(
-        &self,
-        sidecar: &[u8],
-        slot: &Slot,
-        job: usize,
-        node_id: &str,
-        ledger: &Ledger,
-    ) -> bool {
+    fn earlier_try(&self, sidecar: &[u8], made: &Made<'_>, node_id: &str) -> bool {
         let Ok(v) = serde_json::from_slice::<Value>(sidecar) else {
             return false;
         };
-        v["job"] == job
+        let state = self.ledger.state();
+        v["job"] == made.slot.job
             && v["node"]["id"] == node_id
             && v["item_id"]
                 .as_i64()
                 .map(|id| {
                     // A sidecar names its item by its id on the server it names.
-                    let server = v["server"].as_str().and_then(|url| {
-                        ledger
-                            .state
-                            .servers
-                            .iter()
-                            .find(|(_, u)| *u == url)
-                            .map(|(n, _)| *n)
-                    });
-                    ItemRef::new(server.unwrap_or(0), id).0
+                    let server = v["server"]
+                        .as_str()
+                        .and_then(|url| self.ledger.number_of(url));
+                    ItemRef::new(server.unwrap_or(0), id)
                 })
-                .and_then(|id| ledger.state.item(id))
-                .is_some_and(|(key, batch)| *key == slot.key && v["batch_id"] == batch.as_str())
+                .and_then(|item| state.item(item))
+                .is_some_and(|(key, batch)| {
+                    *key == made.slot.key && v["batch_id"] == batch.as_str()
+                })
     }
 
-    fn sidecar(
-        &self,
-        job: &Job,
-        node: &OutputNode,
-        image_name: &str,
-        item: &QueueItem,
-        batch_id: &str,
-    ) -> Sidecar {
+    fn sidecar(&self, made: &Made<'_>, node: &OutputNode, image_name: &str) -> Sidecar {
+        let (job, item) = (made.job, made.item);
         let inputs = self.named_inputs(job);
         let mut values = sweep_map(job);
         if values.seed.is_none() {
@@ -451,17 +397,17 @@ impl Execution<'_> {
                 .map(|(_, v)| v.clone());
         }
         Sidecar {
-            manifest: self.name.clone(),
-            workflow: self.prepared.workflow_ref.clone(),
-            server: self.url_of(item.item_id),
-            run_id: self.run_id.clone(),
+            manifest: self.ctx.name.clone(),
+            workflow: self.ctx.prepared.workflow_ref.clone(),
+            server: self.url_of(made.at),
+            run_id: self.ctx.run_id.clone(),
             job: job.index,
             inputs,
             sweep: values,
             node: json!({"id": node.node_id, "label": node.label, "type": node.node_type}),
             image_name: image_name.to_owned(),
-            item_id: ItemRef(item.item_id).id(),
-            batch_id: batch_id.to_owned(),
+            item_id: made.at.id(),
+            batch_id: made.slot.batch.clone(),
             session_id: item.session_id.clone(),
             times: json!({
                 "created_at": item.created_at,
@@ -477,6 +423,7 @@ impl Execution<'_> {
             .iter()
             .map(|(system, value)| {
                 let name = self
+                    .ctx
                     .prepared
                     .expansion
                     .inputs
@@ -489,14 +436,11 @@ impl Execution<'_> {
 
     /// A finished download task: its files are journaled (a panicked task fails its job).
     pub(super) fn downloaded(
-        &self,
+        &mut self,
         done: Result<DownloadResult, tokio::task::JoinError>,
-        ledger: &mut Ledger,
     ) -> Result<(), RunError> {
         match done {
-            Ok((item_id, written, failed)) => {
-                self.record_downloads(item_id, written, failed, ledger)
-            }
+            Ok((at, written, failed)) => self.record_downloads(at, written, failed),
             Err(e) => {
                 tracing::error!("a download task ended abnormally: {e}");
                 Ok(())
@@ -505,16 +449,15 @@ impl Execution<'_> {
     }
 
     fn record_downloads(
-        &self,
-        item_id: i64,
+        &mut self,
+        at: ItemRef,
         written: Vec<Planned>,
         failed: Vec<(Planned, String)>,
-        ledger: &mut Ledger,
     ) -> Result<(), RunError> {
-        let Some(slot) = ledger.items.get(&item_id).cloned() else {
+        let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(());
         };
-        let out_dir = &self.prepared.output_dir;
+        let out_dir = &self.ctx.prepared.output_dir;
         let mut files = Vec::new();
         for file in written {
             let rel = file
@@ -523,37 +466,36 @@ impl Execution<'_> {
                 .unwrap_or(&file.path)
                 .to_path_buf();
             if file.have != Have::Journaled {
-                ledger.record(Entry::Downloaded {
+                self.ledger.record(Entry::Downloaded {
                     job: slot.key,
                     image_name: file.image_name.clone(),
                     file: rel.clone(),
                 })?;
                 if file.terminal {
-                    ledger.fresh_outputs.push(file.image_name.clone());
+                    self.ledger.fresh_output(file.image_name.clone());
                 }
             }
-            ledger
-                .written
-                .entry(file.image_name.clone())
-                .or_insert(file.path.clone());
+            self.ledger.wrote(&file.image_name, &file.path);
             files.push(rel);
         }
-        ledger.files.entry(slot.job).or_default().extend(files);
+        self.ledger.add_files(slot.job, files);
         if failed.is_empty() {
-            ledger.record(Entry::Finished {
+            self.ledger.record(Entry::Finished {
                 job: slot.key,
-                item_id,
+                item_id: at,
                 status: ItemEnd::Completed,
                 error: None,
             })?;
-            if ledger.item_ended(item_id) && !ledger.has_failed(slot.job) {
-                ledger.completed.insert(slot.job);
-                self.reporter.event(&RunEvent::JobCompleted {
-                    manifest: self.name.clone(),
+            if self.ledger.item_ended(at) && !self.ledger.has_failed(slot.job) {
+                self.ledger.complete(slot.job, Vec::new());
+                self.ctx.tell(&RunEvent::JobCompleted {
+                    manifest: self.ctx.name.clone(),
                     job: slot.job,
-                    item_id: ItemRef(item_id).id(),
-                    server: self.pool_url_of(item_id),
-                    files: ledger.files[&slot.job]
+                    item_id: at.id(),
+                    server: self.named_url_of(at),
+                    files: self
+                        .ledger
+                        .files_of(slot.job)
                         .iter()
                         .map(|f| f.display().to_string())
                         .collect(),
@@ -570,120 +512,11 @@ impl Execution<'_> {
                     .collect::<Vec<_>>()
                     .join("; ")
             );
-            ledger
-                .left_on_server
-                .entry(slot.job)
-                .or_default()
-                .extend(names);
-            ledger.item_ended(item_id);
-            self.job_failed(slot.job, item_id, error, ledger);
+            self.ledger.leave_on_server(slot.job, names);
+            self.ledger.item_ended(at);
+            self.job_failed(slot.job, at, error);
         }
         Ok(())
-    }
-}
-
-/// How often a server restart (or a transient fault of the server's own, see
-/// [`super::server_fault`]) may end the same job before it counts as failed.
-const MAX_RESUBMITS: u32 = 3;
-
-/// Starts writing an item's files: each downloaded (or copied from a file of this run with the
-/// same server image) and placed with its sidecar. A download that fails because the server
-/// does not answer is tried again until the server has been gone for `server_wait`.
-fn spawn_download(
-    client: Client,
-    root: OutputRoot,
-    item_id: i64,
-    planned: Vec<Planned>,
-    copies: std::collections::HashMap<String, PathBuf>,
-    downloads: &mut Downloads,
-) {
-    let semaphore = Arc::clone(&downloads.semaphore);
-    let server_wait = downloads.server_wait;
-    let abandoned = Arc::clone(&downloads.abandoned);
-    downloads.tasks.spawn(async move {
-        let _permit = semaphore.acquire_owned().await;
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        for mut file in planned {
-            if matches!(file.have, Have::Journaled | Have::Found) {
-                ok.push(file);
-                continue;
-            }
-            let copy_from = copies.get(&file.image_name);
-            let given_up = || abandoned.lock().is_ok_and(|a| a.contains(&item_id));
-            match save(&client, &root, &mut file, copy_from, server_wait, given_up).await {
-                Ok(()) => ok.push(file),
-                Err(e) => failed.push((file, e)),
-            }
-        }
-        (item_id, ok, failed)
-    });
-}
-
-/// Writes one planned file: into a temporary file in its folder (downloaded, or copied from
-/// `copy_from`), then placed with its sidecar under the first free name from the planned one
-/// on. `file.path` becomes where it went.
-async fn save(
-    client: &Client,
-    root: &OutputRoot,
-    file: &mut Planned,
-    copy_from: Option<&PathBuf>,
-    server_wait: Duration,
-    given_up: impl Fn() -> bool,
-) -> Result<(), String> {
-    let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
-    let tmp = root.temporary_for(&file.path).map_err(|e| chain(&e))?;
-    match copy_from {
-        Some(existing) if existing.is_file() => {
-            crate::fs::tokio::copy(existing, &tmp)
-                .await
-                .map_err(|e| chain(&e))?;
-        }
-        _ => download(client, &file.image_name, &tmp, server_wait, &given_up).await?,
-    }
-    // The temporary file goes with `tmp` when this returns.
-    if given_up() {
-        return Err("the run gave the item up (its server left the pool)".to_owned());
-    }
-    let sidecar = match &file.sidecar {
-        Some(s) => Some(s.to_bytes().map_err(|e| chain(&e))?),
-        None => None,
-    };
-    let companions: Vec<(&str, &[u8])> = sidecar
-        .iter()
-        .map(|bytes| (SIDECAR, bytes.as_slice()))
-        .collect();
-    file.path = if file.have == Have::Superseded {
-        root.replace(&tmp, &file.path, &companions)
-    } else {
-        root.place(&tmp, &file.name, &companions, file.start, &HashSet::new())
-    }
-    .map_err(|e| chain(&e))?;
-    Ok(())
-}
-
-/// Downloads one image, waiting out an outage of up to `server_wait` (less once the run gives
-/// the item up).
-async fn download(
-    client: &Client,
-    image_name: &str,
-    path: &Path,
-    server_wait: Duration,
-    given_up: &impl Fn() -> bool,
-) -> Result<(), String> {
-    let mut down_since: Option<Instant> = None;
-    loop {
-        match client.images().download(image_name, path).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_unreachable() => {
-                let since = *down_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= server_wait || given_up() {
-                    return Err(crate::error_chain::error_chain(&e));
-                }
-                tokio::time::sleep(super::health::pause_after(since.elapsed())).await;
-            }
-            Err(e) => return Err(crate::error_chain::error_chain(&e)),
-        }
     }
 }
 

@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::RunError;
-use super::execution::Execution;
-use super::progress::RunEvent;
+use super::context::RunContext;
 
 /// The server's health as the run saw it.
 #[derive(Debug)]
@@ -13,7 +12,7 @@ pub(super) struct Health {
     down_since: Option<Instant>,
     /// How many outages the run has seen: an item cancelled after an outage that began after
     /// it was submitted was cancelled by the server's restart.
-    pub epoch: u64,
+    pub(super) epoch: u64,
     wait: Duration,
     /// The server's URL, for messages.
     url: String,
@@ -21,7 +20,7 @@ pub(super) struct Health {
 
 impl Health {
     /// A server that answers, and how long to wait for it when it stops.
-    pub fn new(wait: Duration, url: &str) -> Health {
+    pub(super) fn new(wait: Duration, url: &str) -> Health {
         Health {
             down_since: None,
             epoch: 0,
@@ -31,31 +30,28 @@ impl Health {
     }
 
     /// Sets how long to wait for the server when it stops answering.
-    pub fn set_wait(&mut self, wait: Duration) {
+    pub(super) fn set_wait(&mut self, wait: Duration) {
         self.wait = wait;
     }
 
     /// Whether the server is in an outage.
-    pub fn is_down(&self) -> bool {
+    pub(super) fn is_down(&self) -> bool {
         self.down_since.is_some()
     }
 
     /// A request failed because the server is unreachable. The first failure of an outage is
     /// reported; past the wait the run stops with [`RunError::ServerGone`].
-    pub fn down(&mut self, exec: &Execution<'_>, error: &str) -> Result<(), RunError> {
+    pub(super) fn down(&mut self, ctx: &RunContext<'_>, error: &str) -> Result<(), RunError> {
         let since = match self.down_since {
             Some(since) => since,
             None => {
                 self.epoch += 1;
                 self.down_since = Some(Instant::now());
-                exec.reporter.event(&RunEvent::Warning {
-                    manifest: exec.name.clone(),
-                    message: format!(
-                        "the server at {} does not answer ({error}); waiting up to {} for it",
-                        self.url,
-                        human(self.wait)
-                    ),
-                });
+                ctx.warn(format!(
+                    "the server at {} does not answer ({error}); waiting up to {} for it",
+                    self.url,
+                    human(self.wait)
+                ));
                 Instant::now()
             }
         };
@@ -69,21 +65,18 @@ impl Health {
     }
 
     /// A request succeeded: an outage, if there was one, is over.
-    pub fn up(&mut self, exec: &Execution<'_>) {
+    pub(super) fn up(&mut self, ctx: &RunContext<'_>) {
         if let Some(since) = self.down_since.take() {
-            exec.reporter.event(&RunEvent::Warning {
-                manifest: exec.name.clone(),
-                message: format!(
-                    "the server at {} answers again (after {}); going on",
-                    self.url,
-                    human(since.elapsed())
-                ),
-            });
+            ctx.warn(format!(
+                "the server at {} answers again (after {}); going on",
+                self.url,
+                human(since.elapsed())
+            ));
         }
     }
 
     /// How long to pause before the next attempt while the server is down.
-    pub fn backoff(&self) -> Duration {
+    pub(super) fn backoff(&self) -> Duration {
         pause_after(self.down_since.map_or(Duration::ZERO, |s| s.elapsed()))
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::key::{JobKey, SessionKey};
+use super::key::{ItemRef, JobKey, SessionKey};
 use crate::fs::place::{OutputRoot, PlaceError};
 
 /// A journal longer than this many lines is compacted into one checkpoint line when it is opened.
@@ -77,14 +77,14 @@ pub enum Entry {
         /// Queue item ids, ascending, one per session of the intent (fewer when the queue was
         /// full: the sessions at the end were not taken). Of a shared batch, only the run's
         /// own items: those of its sessions, from `first` on.
-        item_ids: Vec<i64>,
+        item_ids: Vec<ItemRef>,
     },
     /// A queue item ended.
     Finished {
         /// The session.
         job: SessionKey,
         /// Queue item id.
-        item_id: i64,
+        item_id: ItemRef,
         /// How it ended.
         status: ItemEnd,
         /// The server's error, for a failed item.
@@ -97,13 +97,13 @@ pub enum Entry {
         /// The session.
         job: SessionKey,
         /// Queue item id.
-        item_id: i64,
+        item_id: ItemRef,
     },
     /// A queue item of the run ended: its session, and the images its nodes made that are not
     /// outputs (intermediates), for the cleanup (also of a later, resumed run).
     Produced {
         /// Queue item id.
-        item_id: i64,
+        item_id: ItemRef,
         /// Its session.
         session_id: String,
         /// Images of its intermediate and non-output nodes.
@@ -300,7 +300,7 @@ pub struct State {
     latest: HashMap<JobKey, String>,
     /// Each item's session and batch.
     #[serde(skip)]
-    items: HashMap<i64, (SessionKey, String)>,
+    items: HashMap<ItemRef, (SessionKey, String)>,
 }
 
 /// An enqueue in the journal.
@@ -309,7 +309,7 @@ pub struct Batch {
     /// Sessions in session order.
     pub jobs: Vec<SessionKey>,
     /// Item ids, when the enqueue's result was journaled.
-    pub item_ids: Option<Vec<i64>>,
+    pub item_ids: Option<Vec<ItemRef>>,
     /// Where its first session is in the batch the server got (see [`Entry::EnqueueIntent`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub first: usize,
@@ -332,7 +332,7 @@ fn is_zero_u16(n: &u16) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
     /// Queue item id.
-    pub item_id: i64,
+    pub item_id: ItemRef,
     /// How.
     pub status: ItemEnd,
     /// The server's error.
@@ -462,7 +462,7 @@ impl State {
 
     /// The session a queue item runs, and its batch.
     #[must_use]
-    pub fn item(&self, item_id: i64) -> Option<&(SessionKey, String)> {
+    pub fn item(&self, item_id: ItemRef) -> Option<&(SessionKey, String)> {
         self.items.get(&item_id)
     }
 
@@ -569,7 +569,7 @@ pub enum Resume {
     /// It ended with a failure (resubmitted only with `--retry-failed`).
     Failed {
         /// The failed item.
-        item_id: i64,
+        item_id: ItemRef,
         /// The server's error.
         error: String,
     },
@@ -583,18 +583,26 @@ pub enum Resume {
         /// The batch.
         batch_id: String,
         /// Open sessions and their item ids.
-        open: Vec<(SessionKey, i64)>,
+        open: Vec<(SessionKey, ItemRef)>,
         /// Sessions already ended.
         done: usize,
         /// A session that already failed (item id, error): the job has failed whatever the
         /// rest do.
-        failed: Option<(i64, String)>,
+        failed: Option<(ItemRef, String)>,
     },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn r(id: i64) -> ItemRef {
+        ItemRef::new(0, id)
+    }
+
+    fn refs(ids: &[i64]) -> Vec<ItemRef> {
+        ids.iter().map(|id| r(*id)).collect()
+    }
 
     fn key(i: usize) -> JobKey {
         JobKey {
@@ -632,11 +640,11 @@ mod tests {
                 },
                 Entry::Enqueued {
                     batch_id: "b1".into(),
-                    item_ids: vec![7, 8],
+                    item_ids: refs(&[7, 8]),
                 },
                 Entry::Finished {
                     job: k(1),
-                    item_id: 8,
+                    item_id: r(8),
                     status: ItemEnd::Completed,
                     error: None,
                 },
@@ -676,7 +684,7 @@ mod tests {
             state.resume(key(0)),
             Resume::Attach {
                 batch_id: "b1".into(),
-                open: vec![(k(0), 7)],
+                open: vec![(k(0), r(7))],
                 done: 0,
                 failed: None,
             }
@@ -722,7 +730,7 @@ mod tests {
     #[test]
     fn a_pools_journal_numbers_its_servers_and_keeps_their_items_apart() {
         use crate::run::key::ItemRef;
-        let on_second = ItemRef::new(1, 7).0;
+        let on_second = ItemRef::new(1, 7);
         let entries = [
             Entry::Server {
                 number: 0,
@@ -740,7 +748,7 @@ mod tests {
             },
             Entry::Enqueued {
                 batch_id: "on-a".into(),
-                item_ids: vec![7],
+                item_ids: refs(&[7]),
             },
             Entry::EnqueueIntent {
                 batch_id: "on-b".into(),
@@ -767,7 +775,7 @@ mod tests {
         assert_eq!(state.servers.len(), 2);
         assert_eq!(state.batches["on-b"].server, 1);
         // Item 7 of each server is its own item.
-        assert_eq!(state.item(7).map(|(key, _)| *key), Some(k(0)));
+        assert_eq!(state.item(r(7)).map(|(key, _)| *key), Some(k(0)));
         assert_eq!(state.item(on_second).map(|(key, _)| *key), Some(k(1)));
         // A checkpoint keeps the servers.
         let again: State =
@@ -786,7 +794,7 @@ mod tests {
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
-                item_ids: vec![1],
+                item_ids: refs(&[1]),
             },
         ]);
         assert!(matches!(state.resume(key(10)), Resume::Attach { .. }));
@@ -823,23 +831,23 @@ mod tests {
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
-                item_ids: vec![1, 2, 3, 4],
+                item_ids: refs(&[1, 2, 3, 4]),
             },
             Entry::Finished {
                 job: ks(10, 0),
-                item_id: 1,
+                item_id: r(1),
                 status: ItemEnd::Completed,
                 error: None,
             },
             Entry::Finished {
                 job: ks(10, 1),
-                item_id: 2,
+                item_id: r(2),
                 status: ItemEnd::Completed,
                 error: None,
             },
             Entry::Finished {
                 job: ks(11, 0),
-                item_id: 3,
+                item_id: r(3),
                 status: ItemEnd::Failed,
                 error: Some("boom".into()),
             },
@@ -850,15 +858,15 @@ mod tests {
             state.resume(key(11)),
             Resume::Attach {
                 batch_id: "b".into(),
-                open: vec![(ks(11, 1), 4)],
+                open: vec![(ks(11, 1), r(4))],
                 done: 1,
-                failed: Some((3, "boom".into())),
+                failed: Some((r(3), "boom".into())),
             }
         );
         let mut more = entries;
         more.push(Entry::Finished {
             job: ks(11, 1),
-            item_id: 4,
+            item_id: r(4),
             status: ItemEnd::Completed,
             error: None,
         });
@@ -866,7 +874,7 @@ mod tests {
         assert_eq!(
             state.resume(key(11)),
             Resume::Failed {
-                item_id: 3,
+                item_id: r(3),
                 error: "boom".into()
             }
         );
@@ -897,17 +905,17 @@ mod tests {
             },
             Entry::Enqueued {
                 batch_id: "b".into(),
-                item_ids: vec![1, 2],
+                item_ids: refs(&[1, 2]),
             },
             Entry::Withdrawn {
                 job: k(1),
-                item_id: 2,
+                item_id: r(2),
             },
         ];
         let state = State::from_entries(entries.clone());
         assert!(matches!(state.resume(key(0)), Resume::Attach { .. }));
         assert_eq!(state.resume(key(1)), Resume::Submit);
-        assert_eq!(state.item(2), Some(&(k(1), "b".to_owned())));
+        assert_eq!(state.item(r(2)), Some(&(k(1), "b".to_owned())));
         // Submitted again in a later batch, which then decides.
         entries.push(Entry::EnqueueIntent {
             batch_id: "c".into(),
@@ -938,11 +946,11 @@ mod tests {
                     },
                     Entry::Enqueued {
                         batch_id,
-                        item_ids: vec![i64::try_from(i).expect("small")],
+                        item_ids: refs(&[i64::try_from(i).expect("small")]),
                     },
                     Entry::Finished {
                         job: k(i),
-                        item_id: i64::try_from(i).expect("small"),
+                        item_id: r(i64::try_from(i).expect("small")),
                         status: ItemEnd::Completed,
                         error: None,
                     },
@@ -962,13 +970,13 @@ mod tests {
         journal
             .append(&Entry::Withdrawn {
                 job: k(jobs + 1),
-                item_id: 99,
+                item_id: r(99),
             })
             .expect("append");
         let (_, again) = Journal::open(dir.path(), false).expect("third open");
         assert_eq!(again.resume(key(3)), Resume::Done { files: vec![] });
         assert_eq!(again.finished.len(), jobs + 1);
-        assert_eq!(again.item(5), Some(&(k(5), "b5".to_owned())));
+        assert_eq!(again.item(r(5)), Some(&(k(5), "b5".to_owned())));
     }
 
     #[test]

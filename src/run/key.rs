@@ -128,8 +128,11 @@ const ID_BITS: u32 = 40;
 /// first server a journal saw, so a one-server run's references are the server's own ids) and
 /// the item's id on that server, in one `i64`. Two servers of a pool number their items alike;
 /// the reference keeps them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ItemRef(pub i64);
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ItemRef(i64);
 
 impl ItemRef {
     /// Item `id` of server `server`.

@@ -5,17 +5,21 @@ mod cleanup;
 pub mod clock;
 pub mod coalesce;
 mod collect;
+mod context;
+mod download;
 mod dry_run;
 mod engine;
-mod execution;
+mod failover;
+mod finish;
 mod health;
 pub mod journal;
 pub mod key;
+mod lane;
 mod ledger;
 mod merge;
 mod models;
 pub mod needs;
-mod pool;
+mod preflight;
 pub mod prepare;
 pub mod progress;
 mod resume;
@@ -25,6 +29,7 @@ mod source;
 mod status;
 mod submit;
 pub mod summary;
+mod take_back;
 mod upload;
 
 pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW, MAX_ENQUEUE};
@@ -275,7 +280,7 @@ pub async fn run_manifest(
     let offline = settings.validate_only || settings.dry_run;
     let entries = settings.servers_for(&peek.servers)?;
     if entries.len() > 1 && !offline {
-        let (prepared, lanes) = pool::preflight(source, settings, reporter, &entries).await?;
+        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries).await?;
         return execute(source, settings, reporter, cancel, &prepared, lanes).await;
     }
     let client = if peek.library || !offline {
@@ -306,7 +311,7 @@ pub async fn run_manifest(
     // The manifest as checked may name servers its lenient first reading missed.
     let mut entries = settings.servers_for(&prepared.file.server_entries())?;
     if entries.len() > 1 {
-        let (prepared, lanes) = pool::preflight(source, settings, reporter, &entries).await?;
+        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries).await?;
         return execute(source, settings, reporter, cancel, &prepared, lanes).await;
     }
     let entry = entries.swap_remove(0);
@@ -314,7 +319,7 @@ pub async fn run_manifest(
         Some(c) => c,
         None => connect(settings, &entry).await?,
     };
-    let lanes = vec![pool::PoolServer {
+    let lanes = vec![preflight::PoolServer {
         entry,
         client,
         models: crate::client::ModelResolver::new(),
@@ -329,28 +334,15 @@ async fn execute(
     reporter: &Reporter,
     cancel: CancellationToken,
     prepared: &prepare::Prepared,
-    servers: Vec<pool::PoolServer>,
+    servers: Vec<preflight::PoolServer>,
 ) -> Result<ManifestOutcome, RunError> {
-    let mut ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
-    let mut lanes = Vec::with_capacity(servers.len());
-    for server in servers {
-        let number = ledger.server_number(&server.entry.url)?;
-        lanes.push(execution::Lane {
-            window: server.entry.window_of(settings.window).max(1),
-            url: server.entry.url,
-            client: server.client,
-            number,
-            models: server.models,
-        });
-    }
-    let pool = lanes.len() > 1;
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let execution = execution::Execution {
+    let ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
+    let several = servers.len() > 1;
+    let ctx = context::RunContext {
         prepared,
-        lanes,
         reporter,
         name: source.run_name(),
-        run_id,
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         retry_failed: settings.retry_failed,
         poll_interval: if settings.poll_only {
             std::time::Duration::from_millis(500)
@@ -364,14 +356,15 @@ async fn execute(
         },
         window: settings.window,
         server_wait: settings.server_wait,
-        // Runs share enqueues on one server only.
-        coalescer: if pool {
-            None
-        } else {
-            settings.coalescer.clone()
-        },
+        // Runs share the enqueues they send to one server: those of a pool's run go to
+        // several.
+        coalescer: settings.coalescer.clone().filter(|_| !several),
+        names_servers: several,
     };
-    execution.run(ledger, cancel).await
+    engine::Run::open(ctx, ledger, servers)
+        .await?
+        .go(cancel)
+        .await
 }
 
 /// The output folder of a run: `target` itself when it is a folder, else the output folder of

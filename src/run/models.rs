@@ -6,28 +6,26 @@ use serde_json::Value;
 
 use super::RunError;
 use super::batch::{model_inputs, model_types_of};
-use super::execution::{Execution, Lane};
-use crate::client::{ModelRef, ModelResolver};
+use super::context::RunContext;
+use crate::client::{Client, ModelRef, ModelResolver};
 use crate::manifest::EnqueuePlan;
 
-impl Execution<'_> {
-    /// Resolves the enqueue's models given by name (or key alone), each with its field's model
-    /// types, once per reference and types in the run.
-    pub(super) async fn resolve_models(
-        &self,
-        lane: &Lane,
-        enqueue: &EnqueuePlan,
-        models: &mut ModelResolver,
-    ) -> Result<(), RunError> {
-        let p = self.prepared;
-        for (_, reference, types) in model_inputs(&p.workflow, &p.expansion.inputs, enqueue) {
-            models
-                .resolve(&lane.client, &reference, &types)
-                .await
-                .map_err(RunError::Model)?;
-        }
-        Ok(())
+/// Resolves the enqueue's models given by name (or key alone) on the server of `client`, each
+/// with its field's model types, once per reference and types in the run.
+pub(super) async fn resolve_models(
+    ctx: &RunContext<'_>,
+    client: &Client,
+    enqueue: &EnqueuePlan,
+    models: &mut ModelResolver,
+) -> Result<(), RunError> {
+    let p = ctx.prepared;
+    for (_, reference, types) in model_inputs(&p.workflow, &p.expansion.inputs, enqueue) {
+        models
+            .resolve(client, &reference, &types)
+            .await
+            .map_err(RunError::Model)?;
     }
+    Ok(())
 }
 
 /// The identifier a model value of input `system` was resolved to by `models` (for

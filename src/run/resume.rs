@@ -7,32 +7,85 @@
 use super::RunError;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::execution::Execution;
+use super::engine::Run;
 use super::journal::{Entry, Resume};
 use super::key::{ItemRef, JobKey, SessionKey};
-use super::ledger::{Ledger, Slot};
+use super::ledger::Slot;
+use super::progress::RunEvent;
+use super::source::JobSource;
 
 /// What the journal leaves this run to do.
 #[derive(Debug, Default)]
-pub(super) struct Resumed {
+struct Resumed {
     /// Jobs not to submit: done, failed, or still on the server.
-    pub skip: HashSet<usize>,
+    skip: HashSet<usize>,
     /// With `--retry-failed`: the only jobs to submit.
-    pub only: Option<Vec<usize>>,
-    /// Items still on the server: (item id, job, session, batch).
-    pub attach: Vec<(i64, usize, SessionKey, String)>,
+    only: Option<Vec<usize>>,
+    /// Items still on a server: (item, job, session, batch).
+    attach: Vec<(ItemRef, usize, SessionKey, String)>,
     /// Jobs done before.
-    pub done: usize,
+    done: usize,
 }
 
-impl Execution<'_> {
+impl Run<'_> {
+    /// Takes up what the journal says: jobs done or failed before are counted (and told),
+    /// items still on a server of the run are followed again, and the job source holds the
+    /// rest. The running report starts from there.
+    pub(super) async fn resume(&mut self) -> Result<(), RunError> {
+        let resumed = self.decide().await?;
+        let ctx = &self.ctx;
+        ctx.tell(&RunEvent::Planned {
+            manifest: ctx.name.clone(),
+            jobs: ctx.prepared.expansion.job_count(),
+            done: resumed.done,
+            failed: self.ledger.failed_count(),
+            window: ctx.window.max(1),
+            servers: if ctx.names_servers {
+                self.lanes.iter().map(|l| l.url.clone()).collect()
+            } else {
+                Vec::new()
+            },
+            output_dir: ctx.prepared.output_dir.display().to_string(),
+        });
+        for failure in self.ledger.failures() {
+            ctx.tell(&RunEvent::JobFailed {
+                manifest: ctx.name.clone(),
+                job: failure.job,
+                item_id: failure.item_id,
+                error: format!(
+                    "{} (in an earlier run; `--retry-failed` runs it again)",
+                    failure.error
+                ),
+                server: None,
+            });
+        }
+        self.start_live_report();
+        for (item, job, key, batch) in &resumed.attach {
+            self.ledger.track(
+                *item,
+                Slot {
+                    job: *job,
+                    key: *key,
+                    batch: batch.clone(),
+                    epoch: 0,
+                },
+            );
+        }
+        for lane in &mut self.lanes {
+            lane.watch(resumed.attach.iter().map(|(item, ..)| *item));
+        }
+        self.source = JobSource::new(&self.ctx.prepared.expansion, resumed.skip, resumed.only);
+        Ok(())
+    }
+
     /// Decides, from the journal, what happens to each job it knows.
-    pub(super) async fn resume(&self, ledger: &mut Ledger) -> Result<Resumed, RunError> {
-        let p = self.prepared;
+    async fn decide(&mut self) -> Result<Resumed, RunError> {
+        let p = self.ctx.prepared;
         let count = p.expansion.job_count();
         // The journal's jobs that are jobs of this manifest as it is now.
-        let mut known: Vec<JobKey> = ledger
-            .state
+        let mut known: Vec<JobKey> = self
+            .ledger
+            .state()
             .known_jobs()
             .filter(|k| k.index < count)
             .copied()
@@ -44,49 +97,20 @@ impl Execution<'_> {
         let mut retry = Vec::new();
         for key in known {
             let job = key.index;
-            let mut decision = ledger.state.resume(key);
+            let mut decision = self.ledger.state().resume(key);
             if let Resume::Recover { batch_id } = &decision {
-                // Sent, but the answer was lost: find the batch's items on the server.
-                let (first, count, server) = ledger
-                    .state
-                    .batches
-                    .get(batch_id)
-                    .map_or((0, usize::MAX, 0), |b| (b.first, b.jobs.len(), b.server));
-                // A batch sent to a server that is not in this run's pool cannot be looked
-                // up: its jobs are submitted again (what that server runs of it is not
-                // collected).
-                let lane = self.lanes.iter().find(|l| l.number == server);
-                let found = match lane {
-                    Some(lane) => self
-                        .recover_batch(lane, batch_id, first, count)
-                        .await?
-                        .map(|ids| (lane.number, ids)),
-                    None => None,
-                };
-                decision = match found {
-                    Some((number, ids)) => {
-                        ledger.record(Entry::Enqueued {
-                            batch_id: batch_id.clone(),
-                            item_ids: ids
-                                .into_iter()
-                                .map(|id| ItemRef::new(number, id).0)
-                                .collect(),
-                        })?;
-                        ledger.state.resume(key)
-                    }
-                    None => Resume::Submit,
-                };
+                decision = self.recover(key, batch_id).await?;
             }
+            let ledger = &mut self.ledger;
             match decision {
                 Resume::Submit | Resume::Recover { .. } => {}
                 Resume::Done { files } => {
                     out.done += 1;
                     out.skip.insert(job);
-                    ledger.completed.insert(job);
-                    ledger.files.insert(job, files);
+                    ledger.complete(job, files);
                 }
                 Resume::Failed { item_id, error } => {
-                    if self.retry_failed {
+                    if self.ctx.retry_failed {
                         retry.push(job);
                     } else {
                         out.skip.insert(job);
@@ -109,83 +133,84 @@ impl Execution<'_> {
                         let open_keys: BTreeSet<SessionKey> =
                             open.iter().map(|(k, _)| *k).collect();
                         let earlier: Vec<_> = ledger
-                            .state
+                            .state()
                             .downloads
                             .iter()
                             .filter(|(k, _)| k.job == key && !open_keys.contains(k))
                             .flat_map(|(_, files)| files.values().cloned())
                             .collect();
-                        ledger.files.entry(job).or_default().extend(earlier);
+                        ledger.add_files(job, earlier);
                     }
-                    for (session, item_id) in open {
-                        out.attach.push((item_id, job, session, batch_id.clone()));
+                    for (session, item) in open {
+                        out.attach.push((item, job, session, batch_id.clone()));
                     }
                 }
             }
         }
-        let lost = self.drop_lost(&mut out, ledger).await?;
+        let lost = self.drop_lost(&mut out).await?;
         retry.extend(lost);
         retry.sort_unstable();
-        if self.retry_failed {
+        if self.ctx.retry_failed {
             out.only = Some(retry);
         }
         Ok(out)
     }
 
+    /// A job whose enqueue was sent but whose answer was lost: the batch's items are looked up
+    /// on its server. A batch sent to a server that is not in this run cannot be looked up: its
+    /// jobs are submitted again (what that server runs of it is not collected).
+    async fn recover(&mut self, key: JobKey, batch_id: &str) -> Result<Resume, RunError> {
+        let (first, count, server) = self
+            .ledger
+            .state()
+            .batches
+            .get(batch_id)
+            .map_or((0, usize::MAX, 0), |b| (b.first, b.jobs.len(), b.server));
+        let Some(lane) = self.lanes.iter().find(|l| l.number == server) else {
+            return Ok(Resume::Submit);
+        };
+        let Some(ids) = super::submit::recover_batch(&lane.client, batch_id, first, count).await?
+        else {
+            return Ok(Resume::Submit);
+        };
+        let item_ids = ids.into_iter().map(|id| lane.item(id)).collect();
+        self.ledger.record(Entry::Enqueued {
+            batch_id: batch_id.to_owned(),
+            item_ids,
+        })?;
+        Ok(self.ledger.state().resume(key))
+    }
+
     /// Items the server no longer has (its queue was cleared, or it is another server), and
-    /// items of a server that is not in this run's pool: their jobs are submitted again.
-    async fn drop_lost(
-        &self,
-        out: &mut Resumed,
-        ledger: &mut Ledger,
-    ) -> Result<BTreeSet<usize>, RunError> {
+    /// items of a server that is not in this run: their jobs are submitted again.
+    async fn drop_lost(&mut self, out: &mut Resumed) -> Result<BTreeSet<usize>, RunError> {
         if out.attach.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let mut known: HashMap<i64, String> = HashMap::new();
+        let mut known: HashMap<ItemRef, String> = HashMap::new();
         for lane in &self.lanes {
             let ids: Vec<i64> = out
                 .attach
                 .iter()
-                .map(|(id, ..)| ItemRef(*id))
-                .filter(|r| r.server() == lane.number)
+                .map(|(item, ..)| *item)
+                .filter(|item| item.server() == lane.number)
                 .map(ItemRef::id)
                 .collect();
-            for chunk in ids.chunks(500) {
-                for item in lane.client.queue().items_by_ids(chunk).await? {
-                    known.insert(ItemRef::new(lane.number, item.item_id).0, item.batch_id);
-                }
+            for item in lane.client.queue().items_by_ids(&ids).await? {
+                known.insert(lane.item(item.item_id), item.batch_id);
             }
         }
         let mut lost: BTreeSet<usize> = BTreeSet::new();
-        for (id, job, _, batch) in &out.attach {
-            if known.get(id) != Some(batch) {
+        for (item, job, _, batch) in &out.attach {
+            if known.get(item) != Some(batch) {
                 lost.insert(*job);
             }
         }
         out.attach.retain(|(_, job, _, _)| !lost.contains(job));
         for &job in &lost {
-            ledger.forget_job(job);
+            self.ledger.forget_job(job);
             out.skip.remove(&job);
         }
         Ok(lost)
-    }
-
-    /// Follows the items an earlier run left on the server.
-    pub(super) fn attach(&self, resumed: &Resumed, ledger: &mut Ledger, epoch: u64) -> Vec<i64> {
-        let mut ids = Vec::with_capacity(resumed.attach.len());
-        for (item_id, job, key, batch) in &resumed.attach {
-            ledger.track(
-                *item_id,
-                Slot {
-                    job: *job,
-                    key: *key,
-                    batch: batch.clone(),
-                    epoch,
-                },
-            );
-            ids.push(*item_id);
-        }
-        ids
     }
 }

@@ -4,12 +4,14 @@
 use super::RunError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::journal::{Entry, Journal, Resume, State};
 use super::key::{ItemRef, SessionKey};
-use crate::client::{Client, QueueItemStatus};
+use super::take_back::{Stopped, Which, take_back};
+use crate::client::Client;
 
 /// What a run's journal says of its jobs.
 #[derive(Debug, Clone, Serialize)]
@@ -37,15 +39,14 @@ pub struct RunStatus {
     pub items: Option<BTreeMap<String, usize>>,
 }
 
-/// A run's items that are still on server `number`: their id there → session.
-fn open_items(state: &State, number: u16) -> BTreeMap<i64, SessionKey> {
+/// A run's items that are still on server `number`, with their sessions.
+fn open_items(state: &State, number: u16) -> BTreeMap<ItemRef, SessionKey> {
     let mut open = BTreeMap::new();
     for key in state.known_jobs() {
         if let Resume::Attach { open: items, .. } = state.resume(*key) {
-            for (session, id) in items {
-                let item = ItemRef(id);
+            for (session, item) in items {
                 if item.server() == number {
-                    open.insert(item.id(), session);
+                    open.insert(item, session);
                 }
             }
         }
@@ -143,12 +144,13 @@ impl RunStatus {
     /// When the server does not answer.
     pub async fn ask_server(&mut self, number: u16, client: &Client) -> Result<(), RunError> {
         let state = read_state(&self.output_dir)?;
-        let ids: Vec<i64> = open_items(&state, number).into_keys().collect();
+        let ids: Vec<i64> = open_items(&state, number)
+            .into_keys()
+            .map(ItemRef::id)
+            .collect();
         let mut items: BTreeMap<String, usize> = self.items.take().unwrap_or_default();
-        for chunk in ids.chunks(500) {
-            for item in client.queue().items_by_ids(chunk).await? {
-                *items.entry(item.status.as_str().to_owned()).or_default() += 1;
-            }
+        for item in client.queue().items_by_ids(&ids).await? {
+            *items.entry(item.status.as_str().to_owned()).or_default() += 1;
         }
         self.items = Some(items);
         Ok(())
@@ -166,6 +168,9 @@ pub struct Cancelled {
     pub gone: usize,
 }
 
+/// How long `invk-run cancel` spends on each server.
+const CANCEL_FOR: Duration = Duration::from_secs(60);
+
 /// Cancels a run's items that are pending or running on its server `number` (see
 /// [`servers_of`]) and journals them as taken back, so that the next run submits their jobs
 /// again.
@@ -179,30 +184,36 @@ pub async fn cancel(
 ) -> Result<Cancelled, RunError> {
     let state = read_state(output_dir)?;
     let open = open_items(&state, number);
-    let ids: Vec<i64> = open.keys().copied().collect();
+    let items: Vec<ItemRef> = open.keys().copied().collect();
     let (mut journal, _) = Journal::open(output_dir, false)?;
-    let mut out = Cancelled::default();
-    let mut seen = 0;
-    for chunk in ids.chunks(500) {
-        for item in client.queue().items_by_ids(chunk).await? {
-            seen += 1;
-            if matches!(
-                item.status,
-                QueueItemStatus::Pending | QueueItemStatus::InProgress
-            ) {
-                client.queue().cancel_item(item.item_id).await?;
-                if let Some(session) = open.get(&item.item_id) {
-                    journal.append(&Entry::Withdrawn {
-                        job: *session,
-                        item_id: ItemRef::new(number, item.item_id).0,
-                    })?;
-                }
-                out.cancelled += 1;
-            } else {
-                out.finished += 1;
-            }
+    let taken = take_back(
+        client,
+        number,
+        &items,
+        Which::Unfinished,
+        CANCEL_FOR,
+        |item| match open.get(&item) {
+            Some(session) => journal.append(&Entry::Withdrawn {
+                job: *session,
+                item_id: item,
+            }),
+            None => Ok(()),
+        },
+    )
+    .await?;
+    match taken.unreachable {
+        Some(Stopped::Client(e)) => return Err(e.into()),
+        Some(Stopped::Timeout(waited)) => {
+            return Err(RunError::ServerGone {
+                server: client.base_url().to_string(),
+                waited: super::health::human(waited),
+            });
         }
+        None => {}
     }
-    out.gone = ids.len().saturating_sub(seen);
-    Ok(out)
+    Ok(Cancelled {
+        cancelled: taken.taken,
+        finished: taken.finished + taken.running,
+        gone: taken.gone,
+    })
 }

@@ -12,15 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::build_batch;
 use super::coalesce::{Answer, Coalescer, Share, Ticket, Withdrawn};
-use super::execution::{Execution, Lane};
-use super::health::Health;
+use super::engine::Run;
 use super::journal::Entry;
 use super::key::{ItemRef, JobKey, SessionKey};
-use super::ledger::{Ledger, Slot};
+use super::ledger::Slot;
 use super::progress::RunEvent;
-use super::upload::Uploads;
-use crate::client::tracker::Tracker;
-use crate::client::{ClientError, ModelResolver};
+use crate::client::{Client, ClientError};
 use crate::manifest::{EnqueuePlan, Job, LocalImage, Plan};
 use crate::workflow::{Batch, ConvertOptions, EnqueueBatch};
 
@@ -28,42 +25,38 @@ use crate::workflow::{Batch, ConvertOptions, EnqueueBatch};
 #[derive(Debug, Default)]
 pub(super) struct Submitted {
     /// Jobs the server did not take (a full queue, or Ctrl-C during an outage): submit later.
-    pub handed_back: Vec<usize>,
+    pub(super) handed_back: Vec<usize>,
     /// Whether the queue was full.
-    pub queue_full: bool,
-    /// Of a pool's server: why it cannot take jobs (it stopped answering past the grace, or
-    /// lacks a model the jobs name). Its jobs are handed back.
-    pub gone: Option<RunError>,
+    pub(super) queue_full: bool,
+    /// Why the server cannot take jobs (it stopped answering past the wait, or lacks a model
+    /// the jobs name): it leaves the run when another server can take its jobs, else the run
+    /// stops with this error. Its jobs are handed back.
+    pub(super) gone: Option<RunError>,
 }
 
-/// Per-run caches of the submit step.
-#[derive(Debug, Default)]
-pub(super) struct Submitter {
-    /// Models given by name or key, resolved on the server.
-    pub models: ModelResolver,
-    /// The run's uploads.
-    pub uploads: Uploads,
+/// An enqueue the server took: its batch, the sessions per job, and the run's items (fewer
+/// than asked when the queue was full).
+struct Sent {
+    batch_id: String,
+    per_job: usize,
+    items: Vec<ItemRef>,
 }
 
-impl Execution<'_> {
-    /// Submits `jobs` (one enqueue per group of equal non-batchable values) and follows their
-    /// items.
-    #[allow(clippy::too_many_arguments)]
+impl Run<'_> {
+    /// Submits `jobs` to lane `i` (one enqueue per group of equal non-batchable values) and
+    /// follows their items.
     pub(super) async fn submit(
-        &self,
-        lane: &Lane,
+        &mut self,
+        i: usize,
         jobs: Vec<Job>,
-        submitter: &mut Submitter,
-        ledger: &mut Ledger,
-        tracker: &mut Tracker,
-        health: &mut Health,
         cancel: &CancellationToken,
     ) -> Result<Submitted, RunError> {
+        let workflow_hash = &self.ctx.prepared.workflow_hash;
         let keys: HashMap<usize, JobKey> = jobs
             .iter()
-            .map(|j| (j.index, JobKey::of(j, &self.prepared.workflow_hash)))
+            .map(|j| (j.index, JobKey::of(j, workflow_hash)))
             .collect();
-        let plan = Plan::from_jobs(jobs, &self.prepared.expansion.inputs);
+        let plan = Plan::from_jobs(jobs, &self.ctx.prepared.expansion.inputs);
         let mut out = Submitted::default();
         for enqueue in &plan.enqueues {
             if cancel.is_cancelled() || out.gone.is_some() {
@@ -72,122 +65,143 @@ impl Execution<'_> {
             }
             let slots: Vec<(usize, JobKey)> =
                 enqueue.job_indices.iter().map(|i| (*i, keys[i])).collect();
-            let sent = async {
-                self.resolve_models(lane, enqueue, &mut submitter.models)
-                    .await?;
-                self.upload_for(lane, enqueue, &mut submitter.uploads, ledger)
-                    .await?;
-                self.enqueue(lane, enqueue, &slots, submitter, ledger, health, cancel)
-                    .await
-            }
-            .await;
+            let sent = self.send(i, enqueue, &slots, cancel).await;
             let sent = match sent {
                 Ok(sent) => sent,
-                // A server of a pool that is gone or lacks a model: the jobs go elsewhere.
-                Err(e) if self.is_pool() && leaves_pool(&e) => {
+                // A server that is gone or lacks a model: the jobs go elsewhere, if there is
+                // an elsewhere.
+                Err(e) if leaves_run(&e) => {
                     out.gone = Some(e);
                     out.handed_back.extend(&enqueue.job_indices);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let Some((batch_id, per_job, item_ids)) = sent else {
+            let Some(sent) = sent else {
                 out.handed_back.extend(&enqueue.job_indices);
                 continue;
             };
-            for (n, &(job, key)) in slots.iter().enumerate() {
-                let ids: Vec<i64> = item_ids
-                    .iter()
-                    .skip(n * per_job)
-                    .take(per_job)
-                    .copied()
-                    .collect();
-                if ids.len() == per_job {
-                    ledger.expect_sessions(job, per_job);
-                    for (s, id) in ids.iter().enumerate() {
-                        let slot = Slot {
-                            job,
-                            key: key.session(per_job, s),
-                            batch: batch_id.clone(),
-                            epoch: health.epoch,
-                        };
-                        ledger.track(*id, slot);
-                    }
-                    tracker.watch(ids.iter().map(|v| ItemRef(*v).id()));
-                } else {
-                    // The full queue took none or only some of the job's sessions: take those
-                    // back and submit the job whole later.
-                    for (s, id) in ids.iter().enumerate() {
-                        self.withdraw(*id, key.session(per_job, s), ledger).await?;
-                    }
-                    out.handed_back.push(job);
-                    out.queue_full = true;
-                }
-            }
+            self.follow(i, &sent, &slots, &mut out).await?;
         }
         Ok(out)
     }
 
-    /// Journals and sends one enqueue; returns its batch id, sessions per job and item ids
-    /// (fewer than asked when the queue was full), or `None` when Ctrl-C came while the server
-    /// was down.
-    #[allow(clippy::too_many_arguments)]
-    async fn enqueue(
-        &self,
-        lane: &Lane,
+    /// Models resolved, images uploaded, then the enqueue journaled and sent.
+    async fn send(
+        &mut self,
+        i: usize,
         enqueue: &EnqueuePlan,
         slots: &[(usize, JobKey)],
-        submitter: &Submitter,
-        ledger: &mut Ledger,
-        health: &mut Health,
         cancel: &CancellationToken,
-    ) -> Result<Option<(String, usize, Vec<i64>)>, RunError> {
-        let uploads = &submitter.uploads;
-        let image_name = |i: &LocalImage| uploads.name(i);
+    ) -> Result<Option<Sent>, RunError> {
+        let lane = &mut self.lanes[i];
+        super::models::resolve_models(&self.ctx, &lane.client, enqueue, &mut lane.models).await?;
+        self.upload_for(i, enqueue).await?;
+        self.enqueue(i, enqueue, slots, cancel).await
+    }
+
+    /// Follows the items of an enqueue the server took; a job the full queue took only part
+    /// of is taken back and handed back whole.
+    async fn follow(
+        &mut self,
+        i: usize,
+        sent: &Sent,
+        slots: &[(usize, JobKey)],
+        out: &mut Submitted,
+    ) -> Result<(), RunError> {
+        let per_job = sent.per_job;
+        for (n, &(job, key)) in slots.iter().enumerate() {
+            let items: Vec<ItemRef> = sent
+                .items
+                .iter()
+                .skip(n * per_job)
+                .take(per_job)
+                .copied()
+                .collect();
+            if items.len() == per_job {
+                self.ledger.expect_sessions(job, per_job);
+                let epoch = self.lanes[i].health.epoch;
+                for (s, item) in items.iter().enumerate() {
+                    let slot = Slot {
+                        job,
+                        key: key.session(per_job, s),
+                        batch: sent.batch_id.clone(),
+                        epoch,
+                    };
+                    self.ledger.track(*item, slot);
+                }
+                self.lanes[i].watch(items);
+            } else {
+                // The full queue took none or only some of the job's sessions: take those
+                // back and submit the job whole later.
+                for (s, item) in items.iter().enumerate() {
+                    self.lanes[i].client.queue().cancel_item(item.id()).await?;
+                    self.ledger
+                        .withdraw_session(*item, key.session(per_job, s))?;
+                }
+                out.handed_back.push(job);
+                out.queue_full = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Journals and sends one enqueue to lane `i`; `None` when Ctrl-C came while the server
+    /// was down.
+    async fn enqueue(
+        &mut self,
+        i: usize,
+        enqueue: &EnqueuePlan,
+        slots: &[(usize, JobKey)],
+        cancel: &CancellationToken,
+    ) -> Result<Option<Sent>, RunError> {
         let batch_id = uuid::Uuid::new_v4().to_string();
-        let options = ConvertOptions {
-            destination: Some(format!("invk-run:{}", self.run_id)),
-            origin: Some("invk-run".to_owned()),
-            batch_id: Some(batch_id.clone()),
-            ..ConvertOptions::default()
+        let batch = {
+            let lane = &self.lanes[i];
+            let p = self.ctx.prepared;
+            let image_name = |image: &LocalImage| lane.uploads.name(image);
+            let options = ConvertOptions {
+                destination: Some(format!("invk-run:{}", self.ctx.run_id)),
+                origin: Some("invk-run".to_owned()),
+                batch_id: Some(batch_id.clone()),
+                ..ConvertOptions::default()
+            };
+            build_batch(
+                &p.workflow,
+                &p.expansion.inputs,
+                enqueue,
+                &image_name,
+                &|system, value| super::models::resolved(&lane.models, &p.workflow, system, value),
+                &options,
+            )?
         };
-        let batch = build_batch(
-            &self.prepared.workflow,
-            &self.prepared.expansion.inputs,
-            enqueue,
-            &image_name,
-            &|system, value| {
-                super::models::resolved(&submitter.models, &self.prepared.workflow, system, value)
-            },
-            &options,
-        )?;
         let sessions = usize::try_from(batch.session_count()).unwrap_or(usize::MAX);
         let per_job = (sessions / slots.len().max(1)).max(1);
         let keys: Vec<SessionKey> = slots
             .iter()
             .flat_map(|(_, key)| (0..per_job).map(move |n| key.session(per_job, n)))
             .collect();
-        if let Some(coalescer) = &self.coalescer {
+        if let Some(coalescer) = self.ctx.coalescer.clone() {
             if let Shared::Done(sent) = self
-                .enqueue_shared(coalescer, &batch, &keys, per_job, ledger, health, cancel)
+                .enqueue_shared(i, &coalescer, &batch, &keys, per_job, cancel)
                 .await?
             {
                 return Ok(sent);
             }
         }
         let count = keys.len();
-        ledger.record(Entry::EnqueueIntent {
+        self.ledger.record(Entry::EnqueueIntent {
             batch_id: batch_id.clone(),
             jobs: keys,
             first: 0,
-            server: lane.number,
+            server: self.lanes[i].number,
         })?;
         let request = EnqueueBatch {
             batch,
             prepend: false,
         };
         loop {
-            let sent = match lane.client.queue().enqueue_batch(&request).await {
+            let sent = match self.lanes[i].client.queue().enqueue_batch(&request).await {
                 Ok(result) => Ok(result.item_ids),
                 Err(ClientError::QueueFull { result, .. }) => Ok(result.item_ids),
                 Err(e) if e.is_unreachable() => Err(crate::error_chain::error_chain(&e)),
@@ -195,21 +209,17 @@ impl Execution<'_> {
             };
             match sent {
                 Ok(ids) => {
-                    health.up(self);
-                    return self
-                        .enqueued(lane, &batch_id, per_job, ids, ledger)
-                        .map(Some);
+                    self.lanes[i].health.up(&self.ctx);
+                    return self.enqueued(i, &batch_id, per_job, ids).map(Some);
                 }
                 // The request may or may not have reached the server: wait for it, then look
                 // the batch up before sending it again.
                 Err(error) => match self
-                    .recover_after_loss(lane, &batch_id, 0, count, &error, health, cancel)
+                    .recover_after_loss(i, &batch_id, (0, count), &error, cancel)
                     .await?
                 {
                     Recovery::Found(ids) => {
-                        return self
-                            .enqueued(lane, &batch_id, per_job, ids, ledger)
-                            .map(Some);
+                        return self.enqueued(i, &batch_id, per_job, ids).map(Some);
                     }
                     Recovery::Missing => {}
                     Recovery::Cancelled => return Ok(None),
@@ -222,21 +232,18 @@ impl Execution<'_> {
     /// the run sends its own), else what became of the run's part of the shared one (`None`:
     /// nothing of it reached the server, or Ctrl-C came while the server was down; the jobs are
     /// submitted again).
-    #[allow(clippy::too_many_arguments)]
     async fn enqueue_shared(
-        &self,
+        &mut self,
+        i: usize,
         coalescer: &Coalescer,
         batch: &Batch,
         keys: &[SessionKey],
         per_job: usize,
-        ledger: &mut Ledger,
-        health: &mut Health,
         cancel: &CancellationToken,
     ) -> Result<Shared, RunError> {
-        // A coalescer is given to one-server runs only.
-        let lane = &self.lanes[0];
+        let lane = &self.lanes[i];
         let share = match coalescer
-            .join(&self.name, &lane.url, &lane.client, batch, cancel)
+            .join(&self.ctx.name, &lane.url, &lane.client, batch, cancel)
             .await
         {
             Ok(Ticket::Alone) => return Ok(Shared::Alone),
@@ -252,24 +259,24 @@ impl Execution<'_> {
         } = share;
         // Journaled before it is sent, as the run's own batch would be; if this fails, dropping
         // `journaled` keeps the shared batch from being sent at all.
-        ledger.record(Entry::EnqueueIntent {
+        self.ledger.record(Entry::EnqueueIntent {
             batch_id: batch_id.clone(),
             jobs: keys.to_vec(),
             first,
-            server: lane.number,
+            server: self.lanes[i].number,
         })?;
         let _ = journaled.send(());
         let sent = match answer.await {
             Ok(Answer::Items(ids)) => {
-                health.up(self);
-                Some(self.enqueued(lane, &batch_id, per_job, ids, ledger)?)
+                self.lanes[i].health.up(&self.ctx);
+                Some(self.enqueued(i, &batch_id, per_job, ids)?)
             }
             Ok(Answer::Refused) => return Ok(Shared::Alone),
             Ok(Answer::Lost(error)) => match self
-                .recover_after_loss(lane, &batch_id, first, keys.len(), &error, health, cancel)
+                .recover_after_loss(i, &batch_id, (first, keys.len()), &error, cancel)
                 .await?
             {
-                Recovery::Found(ids) => Some(self.enqueued(lane, &batch_id, per_job, ids, ledger)?),
+                Recovery::Found(ids) => Some(self.enqueued(i, &batch_id, per_job, ids)?),
                 // Never arrived: the jobs are submitted again, in a batch of their own or
                 // shared anew.
                 Recovery::Missing | Recovery::Cancelled => None,
@@ -279,107 +286,89 @@ impl Execution<'_> {
         Ok(Shared::Done(sent))
     }
 
-    /// After an enqueue whose answer was lost: waits for the server, then looks up the batch's
-    /// items (the `count` from `first` on that are the run's).
-    #[allow(clippy::too_many_arguments)]
+    /// After an enqueue to lane `i` whose answer was lost: waits for the server, then looks up
+    /// the batch's items (the `count` from `first` on that are the run's).
     async fn recover_after_loss(
-        &self,
-        lane: &Lane,
+        &mut self,
+        i: usize,
         batch_id: &str,
-        first: usize,
-        count: usize,
+        (first, count): (usize, usize),
         error: &str,
-        health: &mut Health,
         cancel: &CancellationToken,
     ) -> Result<Recovery, RunError> {
-        health.down(self, error)?;
+        let Run { ctx, lanes, .. } = self;
+        let lane = &mut lanes[i];
+        lane.health.down(ctx, error)?;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(health.backoff()) => {}
+                () = tokio::time::sleep(lane.health.backoff()) => {}
                 () = cancel.cancelled() => return Ok(Recovery::Cancelled),
             }
-            match self.recover_batch(lane, batch_id, first, count).await {
+            match recover_batch(&lane.client, batch_id, first, count).await {
                 Ok(Some(ids)) => {
-                    health.up(self);
+                    lane.health.up(ctx);
                     return Ok(Recovery::Found(ids));
                 }
                 Ok(None) => return Ok(Recovery::Missing),
                 Err(RunError::Client(e)) if e.is_unreachable() => {
-                    health.down(self, &crate::error_chain::error_chain(&e))?;
+                    lane.health
+                        .down(ctx, &crate::error_chain::error_chain(&e))?;
                 }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// Journals an enqueue's answer: the run's item ids.
+    /// Journals an enqueue's answer: the run's items on lane `i`.
     fn enqueued(
-        &self,
-        lane: &Lane,
+        &mut self,
+        i: usize,
         batch_id: &str,
         per_job: usize,
         item_ids: Vec<i64>,
-        ledger: &mut Ledger,
-    ) -> Result<(String, usize, Vec<i64>), RunError> {
-        let item_ids: Vec<i64> = item_ids
-            .into_iter()
-            .map(|id| ItemRef::new(lane.number, id).0)
-            .collect();
-        ledger.record(Entry::Enqueued {
+    ) -> Result<Sent, RunError> {
+        let lane = &self.lanes[i];
+        let items: Vec<ItemRef> = item_ids.into_iter().map(|id| lane.item(id)).collect();
+        self.ledger.record(Entry::Enqueued {
             batch_id: batch_id.to_owned(),
-            item_ids: item_ids.clone(),
+            item_ids: items.clone(),
         })?;
-        if !item_ids.is_empty() {
-            self.reporter.event(&RunEvent::Enqueued {
-                manifest: self.name.clone(),
+        if !items.is_empty() {
+            self.ctx.tell(&RunEvent::Enqueued {
+                manifest: self.ctx.name.clone(),
                 batch_id: batch_id.to_owned(),
-                items: item_ids.len(),
+                items: items.len(),
             });
         }
-        Ok((batch_id.to_owned(), per_job, item_ids))
-    }
-
-    /// Finds the run's items of a batch whose enqueue answer was lost: the `count` from `first`
-    /// on (a batch shared with other runs holds theirs too); `None` when the server has none of
-    /// the batch (the enqueue never arrived).
-    pub(super) async fn recover_batch(
-        &self,
-        lane: &Lane,
-        batch_id: &str,
-        first: usize,
-        count: usize,
-    ) -> Result<Option<Vec<i64>>, RunError> {
-        let status = lane.client.queue().batch_status(batch_id).await?;
-        if status.total == 0 {
-            return Ok(None);
-        }
-        let mut ids = lane.client.queue().item_ids_of_batch(batch_id).await?;
-        ids.sort_unstable();
-        Ok(Some(super::merge::slice(&ids, first, count)))
-    }
-
-    /// Takes back an item that has not run: cancelled on the server and journaled as withdrawn,
-    /// so that its job is submitted again.
-    pub(super) async fn withdraw(
-        &self,
-        item_id: i64,
-        key: SessionKey,
-        ledger: &mut Ledger,
-    ) -> Result<(), RunError> {
-        if let Some(lane) = self.lane_of(item_id) {
-            lane.client
-                .queue()
-                .cancel_item(ItemRef(item_id).id())
-                .await?;
-        }
-        ledger.record(Entry::Withdrawn { job: key, item_id })?;
-        ledger.item_ended(item_id);
-        Ok(())
+        Ok(Sent {
+            batch_id: batch_id.to_owned(),
+            per_job,
+            items,
+        })
     }
 }
 
-/// Whether an error of a pool's server takes it out of the pool rather than ending the run.
-fn leaves_pool(e: &RunError) -> bool {
+/// Finds the run's items of a batch whose enqueue answer was lost: the `count` from `first` on
+/// (a batch shared with other runs holds theirs too); `None` when the server has none of the
+/// batch (the enqueue never arrived).
+pub(super) async fn recover_batch(
+    client: &Client,
+    batch_id: &str,
+    first: usize,
+    count: usize,
+) -> Result<Option<Vec<i64>>, RunError> {
+    let status = client.queue().batch_status(batch_id).await?;
+    if status.total == 0 {
+        return Ok(None);
+    }
+    let mut ids = client.queue().item_ids_of_batch(batch_id).await?;
+    ids.sort_unstable();
+    Ok(Some(super::merge::slice(&ids, first, count)))
+}
+
+/// Whether an error of a server takes it out of the run (when another server can take its
+/// jobs) rather than failing the enqueue.
+fn leaves_run(e: &RunError) -> bool {
     match e {
         RunError::ServerGone { .. } | RunError::Model(_) => true,
         RunError::Client(e) => e.is_unreachable(),
@@ -391,8 +380,8 @@ fn leaves_pool(e: &RunError) -> bool {
 enum Shared {
     /// It shares no batch: the run sends its own.
     Alone,
-    /// The run's part of a shared batch: as [`Execution::enqueue`] returns it.
-    Done(Option<(String, usize, Vec<i64>)>),
+    /// The run's part of a shared batch, if it reached the server.
+    Done(Option<Sent>),
 }
 
 /// How the wait for an enqueue whose answer was lost ended.

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::execution::{Execution, Lane};
+use super::context::RunContext;
+use super::engine::Run;
 use super::journal::Entry;
 use super::ledger::Ledger;
 use super::progress::RunEvent;
-use crate::client::UploadOptions;
+use crate::client::{Client, UploadOptions};
 use crate::manifest::{EnqueuePlan, LocalImage};
 
 /// The run's uploads so far.
@@ -27,108 +28,105 @@ pub(super) struct Uploads {
 
 impl Uploads {
     /// The server name of an uploaded local image.
-    pub fn name(&self, image: &LocalImage) -> String {
+    pub(super) fn name(&self, image: &LocalImage) -> String {
         self.by_path.get(&image.path).cloned().unwrap_or_default()
     }
 
     /// Every image name this run uploaded or reused.
-    pub fn names(&self) -> impl Iterator<Item = &String> {
+    pub(super) fn names(&self) -> impl Iterator<Item = &String> {
         self.by_path.values()
     }
 }
 
-impl Execution<'_> {
-    /// Uploads the images an enqueue needs that are not on the server yet.
+impl Run<'_> {
+    /// Uploads to lane `i` the images an enqueue needs that are not on it yet.
     pub(super) async fn upload_for(
-        &self,
-        lane: &Lane,
+        &mut self,
+        i: usize,
         enqueue: &EnqueuePlan,
-        uploads: &mut Uploads,
-        ledger: &mut Ledger,
     ) -> Result<(), RunError> {
+        let Run {
+            ctx, ledger, lanes, ..
+        } = self;
+        let lane = &mut lanes[i];
         for image in enqueue.local_images() {
-            if uploads.by_path.contains_key(&image.path) {
+            if lane.uploads.by_path.contains_key(&image.path) {
                 continue;
             }
             let bytes = crate::fs::read(&image.path)?;
             let sha = format!("{:x}", Sha256::digest(&bytes));
             drop(bytes);
-            let known = match uploads.by_hash.get(&sha) {
+            let known = match lane.uploads.by_hash.get(&sha) {
                 Some(name) => Some(name.clone()),
-                None => self.earlier_upload(lane, &sha, uploads, ledger).await?,
+                None => earlier_upload(&lane.client, &sha, &mut lane.uploads, ledger).await?,
             };
             let name = match known {
                 Some(name) => name,
-                None => self.upload(lane, image, &sha, ledger).await?,
+                None => upload(ctx, &lane.client, image, &sha, ledger).await?,
             };
-            uploads.by_hash.insert(sha, name.clone());
-            uploads.by_path.insert(image.path.clone(), name);
+            lane.uploads.by_hash.insert(sha, name.clone());
+            lane.uploads.by_path.insert(image.path.clone(), name);
         }
         Ok(())
     }
+}
 
-    /// An earlier run's upload of the same content, if the server still has it (it may be
-    /// another server, or someone cleaned up).
-    async fn earlier_upload(
-        &self,
-        lane: &Lane,
-        sha: &str,
-        uploads: &mut Uploads,
-        ledger: &Ledger,
-    ) -> Result<Option<String>, RunError> {
-        let state = &ledger.state;
-        let Some(name) = state.uploads.get(sha) else {
-            return Ok(None);
-        };
-        if uploads.earlier.is_none() {
-            let earlier: Vec<String> = state
-                .uploads
-                .values()
-                .filter(|name| !state.deleted.contains(*name))
-                .cloned()
-                .collect();
-            let mut there = BTreeSet::new();
-            for chunk in earlier.chunks(500) {
-                there.extend(
-                    lane.client
-                        .images()
-                        .by_names(chunk)
-                        .await?
-                        .into_iter()
-                        .map(|dto| dto.image_name),
-                );
-            }
-            uploads.earlier = Some(there);
-        }
-        Ok(uploads
-            .earlier
-            .as_ref()
-            .filter(|there| there.contains(name))
-            .map(|_| name.clone()))
-    }
-
-    async fn upload(
-        &self,
-        lane: &Lane,
-        image: &LocalImage,
-        sha: &str,
-        ledger: &mut Ledger,
-    ) -> Result<String, RunError> {
-        let dto = lane
-            .client
+/// An earlier run's upload of the same content, if the server still has it (it may be another
+/// server, or someone cleaned up).
+async fn earlier_upload(
+    client: &Client,
+    sha: &str,
+    uploads: &mut Uploads,
+    ledger: &Ledger,
+) -> Result<Option<String>, RunError> {
+    let state = ledger.state();
+    let Some(name) = state.uploads.get(sha) else {
+        return Ok(None);
+    };
+    if uploads.earlier.is_none() {
+        let earlier: Vec<String> = state
+            .uploads
+            .values()
+            .filter(|name| !state.deleted.contains(*name))
+            .cloned()
+            .collect();
+        let there = client
             .images()
-            .upload(&image.path, &UploadOptions::default())
-            .await?;
-        ledger.record(Entry::Uploaded {
-            sha256: sha.to_owned(),
-            path: image.path.clone(),
-            image_name: dto.image_name.clone(),
-        })?;
-        self.reporter.event(&RunEvent::Uploaded {
-            manifest: self.name.clone(),
-            path: image.written.clone(),
-            image_name: dto.image_name.clone(),
-        });
-        Ok(dto.image_name)
+            .by_names(&earlier)
+            .await?
+            .into_iter()
+            .map(|dto| dto.image_name)
+            .collect();
+        uploads.earlier = Some(there);
     }
+    Ok(uploads
+        .earlier
+        .as_ref()
+        .filter(|there| there.contains(name))
+        .map(|_| name.clone()))
+}
+
+/// Uploads one image and journals it.
+async fn upload(
+    ctx: &RunContext<'_>,
+    client: &Client,
+    image: &LocalImage,
+    sha: &str,
+    ledger: &mut Ledger,
+) -> Result<String, RunError> {
+    let dto = client
+        .images()
+        .upload(&image.path, &UploadOptions::default())
+        .await?;
+    ledger.record(Entry::Uploaded {
+        sha256: sha.to_owned(),
+        path: image.path.clone(),
+        image_name: dto.image_name.clone(),
+    })?;
+    ctx.tell(&RunEvent::Uploaded {
+        manifest: ctx.name.clone(),
+        path: image.written.clone(),
+        image_name: dto.image_name.clone(),
+    });
+    Ok(dto.image_name)
 }

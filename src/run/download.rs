@@ -1,0 +1,158 @@
+//! The downloads of a run's outputs, as tasks: each file downloaded (or copied from a file of
+//! this run with the same server image) into a temporary file in its folder, then placed with
+//! its sidecar under the output folder's rules. A download that fails because the server does
+//! not answer is tried again until the server has been gone for the run's wait, or until the
+//! run gives its item up (its server left the pool).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::collect::{Have, Planned, SIDECAR};
+use super::key::ItemRef;
+use crate::client::Client;
+use crate::fs::place::OutputRoot;
+
+/// What a download task hands back: the item, the files written, the files that failed.
+pub(super) type DownloadResult = (ItemRef, Vec<Planned>, Vec<(Planned, String)>);
+
+/// The downloads under way.
+pub(super) struct Downloads {
+    pub(super) tasks: JoinSet<DownloadResult>,
+    semaphore: Arc<tokio::sync::Semaphore>,
+    /// How long a download waits for a server that does not answer.
+    server_wait: Duration,
+    /// Items the run gave up (their server left the pool): a download of theirs still under
+    /// way places nothing, so that a late result is not written beside the job's new one.
+    abandoned: Arc<Mutex<HashSet<ItemRef>>>,
+}
+
+impl Downloads {
+    /// At most `at_once` downloads at a time.
+    pub(super) fn new(at_once: usize, server_wait: Duration) -> Downloads {
+        Downloads {
+            tasks: JoinSet::new(),
+            semaphore: Arc::new(tokio::sync::Semaphore::new(at_once)),
+            server_wait,
+            abandoned: Arc::default(),
+        }
+    }
+
+    /// Gives items up: what their downloads have not placed yet is not placed.
+    pub(super) fn abandon(&self, items: impl IntoIterator<Item = ItemRef>) {
+        if let Ok(mut abandoned) = self.abandoned.lock() {
+            abandoned.extend(items);
+        }
+    }
+
+    /// Starts writing item `item`'s files into `root`, each from `client` (or copied from the
+    /// file given beside it).
+    pub(super) fn spawn(
+        &mut self,
+        client: Client,
+        root: OutputRoot,
+        item: ItemRef,
+        files: Vec<(Planned, Option<PathBuf>)>,
+    ) {
+        let semaphore = Arc::clone(&self.semaphore);
+        let fetch = Fetch {
+            client,
+            server_wait: self.server_wait,
+            item,
+            abandoned: Arc::clone(&self.abandoned),
+        };
+        self.tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let mut ok = Vec::new();
+            let mut failed = Vec::new();
+            for (mut file, copy_from) in files {
+                if matches!(file.have, Have::Journaled | Have::Found) {
+                    ok.push(file);
+                    continue;
+                }
+                match fetch.save(&root, &mut file, copy_from.as_deref()).await {
+                    Ok(()) => ok.push(file),
+                    Err(e) => failed.push((file, e)),
+                }
+            }
+            (item, ok, failed)
+        });
+    }
+}
+
+/// Where an item's files come from.
+struct Fetch {
+    client: Client,
+    server_wait: Duration,
+    item: ItemRef,
+    abandoned: Arc<Mutex<HashSet<ItemRef>>>,
+}
+
+impl Fetch {
+    /// Whether the run gave the item up.
+    fn given_up(&self) -> bool {
+        self.abandoned.lock().is_ok_and(|a| a.contains(&self.item))
+    }
+
+    /// Writes one planned file: into a temporary file in its folder (downloaded, or copied from
+    /// `copy_from`), then placed with its sidecar under the first free name from the planned
+    /// one on. `file.path` becomes where it went.
+    async fn save(
+        &self,
+        root: &OutputRoot,
+        file: &mut Planned,
+        copy_from: Option<&Path>,
+    ) -> Result<(), String> {
+        let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
+        let tmp = root.temporary_for(&file.path).map_err(|e| chain(&e))?;
+        match copy_from {
+            Some(existing) if existing.is_file() => {
+                crate::fs::tokio::copy(existing, &tmp)
+                    .await
+                    .map_err(|e| chain(&e))?;
+            }
+            _ => self.download(&file.image_name, &tmp).await?,
+        }
+        // The temporary file goes with `tmp` when this returns.
+        if self.given_up() {
+            return Err("the run gave the item up (its server left the pool)".to_owned());
+        }
+        let sidecar = match &file.sidecar {
+            Some(s) => Some(s.to_bytes().map_err(|e| chain(&e))?),
+            None => None,
+        };
+        let companions: Vec<(&str, &[u8])> = sidecar
+            .iter()
+            .map(|bytes| (SIDECAR, bytes.as_slice()))
+            .collect();
+        file.path = if file.have == Have::Superseded {
+            root.replace(&tmp, &file.path, &companions)
+        } else {
+            root.place(&tmp, &file.name, &companions, file.start, &HashSet::new())
+        }
+        .map_err(|e| chain(&e))?;
+        Ok(())
+    }
+
+    /// Downloads one image, waiting out an outage of up to the run's wait (less once the run
+    /// gives the item up).
+    async fn download(&self, image_name: &str, path: &Path) -> Result<(), String> {
+        let mut down_since: Option<Instant> = None;
+        loop {
+            match self.client.images().download(image_name, path).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_unreachable() => {
+                    let since = *down_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.server_wait || self.given_up() {
+                        return Err(crate::error_chain::error_chain(&e));
+                    }
+                    tokio::time::sleep(super::health::pause_after(since.elapsed())).await;
+                }
+                Err(e) => return Err(crate::error_chain::error_chain(&e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The end of a run: downloads under way finished, leftovers on servers that left the pool taken
+//! back, the servers cleaned up, `runs.jsonl` appended, the gallery and grids written, and the
+//! outcome told. Also the running report, which shows the run as it goes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::engine::Run;
+use super::ledger::Ledger;
+use super::progress::RunEvent;
+use super::summary::{JobSummary, SummaryWriter};
+use super::take_back::Which;
+use super::{JobFailure, ManifestOutcome, RunError};
+use crate::gallery::ReportConfig;
+use crate::gallery::live::{JobState, LiveJob, LiveReport};
+use crate::manifest::Job;
+
+/// Runs of more jobs than this get no gallery or grids at the end (building them holds every
+/// job's entry in memory); `invk-run report` still builds them on request.
+const GALLERY_MAX_JOBS: usize = 20_000;
+
+/// How long the end of a run tries to take back what it left on a server that left the pool.
+const TAKE_BACK_LEFTOVERS_FOR: Duration = Duration::from_secs(10);
+
+impl Run<'_> {
+    /// Starts the report kept up to date while the run goes: none past [`GALLERY_MAX_JOBS`]
+    /// jobs, or when neither a gallery nor a grid is asked for.
+    pub(super) fn start_live_report(&mut self) {
+        let p = self.ctx.prepared;
+        let report = self.gallery_config();
+        if p.expansion.job_count() > GALLERY_MAX_JOBS
+            || (!report.gallery && report.grids.is_empty())
+        {
+            return;
+        }
+        let jobs = p
+            .expansion
+            .jobs()
+            .map(|job| LiveJob {
+                sweep: super::collect::sweep_map(&job).sweep,
+                inputs: self.named_inputs(&job),
+            })
+            .collect();
+        let ledger = &self.ledger;
+        let earlier = ledger
+            .completed()
+            .chain(ledger.failures().iter().map(|f| f.job))
+            .map(|job| (job, live_state(ledger, job)))
+            .collect();
+        self.live = LiveReport::start(&p.output_dir, report, jobs, earlier);
+    }
+
+    fn gallery_config(&self) -> ReportConfig {
+        ReportConfig::from_manifest(&self.ctx.name, self.ctx.prepared.file.manifest())
+    }
+
+    /// Ends the run; returns its outcome.
+    ///
+    /// # Errors
+    /// The journal or `runs.jsonl` cannot be written, or the cleanup fails.
+    pub(super) async fn finish(mut self) -> Result<ManifestOutcome, RunError> {
+        let count = self.ctx.prepared.expansion.job_count();
+        // Downloads already started are finished and journaled either way.
+        while let Some(done) = self.downloads.tasks.join_next().await {
+            let item = done.as_ref().ok().map(|(item, ..)| *item);
+            let job = item.and_then(|item| self.ledger.job_of(item));
+            self.downloaded(done)?;
+            if let (Some(item), Some(job)) = (item, job) {
+                self.count_end(item, job);
+            }
+        }
+        // The end's report below replaces the running one.
+        let live = std::mem::replace(&mut self.live, LiveReport::off());
+        for message in live.finish().await {
+            self.ctx.warn(message);
+        }
+        let all_done = self.ledger.failures().is_empty() && self.ledger.completed_count() == count;
+        if !self.interrupted {
+            self.take_back_leftovers().await;
+            self.cleaned += self.cleanup(all_done).await?;
+        }
+        let statuses: Vec<RunEvent> = self
+            .lanes
+            .iter()
+            .map(|lane| super::failover::share(lane, &self.ctx.name, &self.ledger))
+            .collect();
+        if self.cleaned > 0 {
+            self.ctx.tell(&RunEvent::CleanedUp {
+                manifest: self.ctx.name.clone(),
+                images: self.cleaned,
+            });
+        }
+        if self.ctx.names_servers {
+            for status in &statuses {
+                self.ctx.tell(status);
+            }
+        }
+        self.write_summary()?;
+        let out_dir = &self.ctx.prepared.output_dir;
+        if count > GALLERY_MAX_JOBS {
+            self.ctx.warn(format!(
+                "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
+                out_dir.display()
+            ));
+        } else if let Err(e) = crate::gallery::refresh(out_dir, &self.gallery_config()) {
+            self.ctx.warn(format!(
+                "cannot write the report: {}",
+                crate::error_chain::error_chain(&e)
+            ));
+        }
+        let ledger = &self.ledger;
+        let outcome = ManifestOutcome {
+            manifest: self.ctx.name.clone(),
+            output_dir: out_dir.clone(),
+            jobs: count,
+            completed: ledger.completed_count(),
+            failures: ledger.failures().to_vec(),
+            not_run: if self.interrupted {
+                0
+            } else {
+                // Completed and failed jobs are disjoint sets.
+                count.saturating_sub(ledger.completed_count() + ledger.failed_count())
+            },
+            files: ledger.all_files().cloned().collect(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            interrupted: self.interrupted,
+        };
+        self.ctx.tell(&RunEvent::Finished {
+            manifest: self.ctx.name.clone(),
+            completed: outcome.completed,
+            failed: outcome.failures.len(),
+            seconds: outcome.seconds,
+            output_dir: out_dir.display().to_string(),
+        });
+        for lane in self.lanes.drain(..) {
+            lane.tracker.close().await;
+        }
+        Ok(outcome)
+    }
+
+    /// The items given up on servers that left the pool are taken back where the server
+    /// answers again; what cannot be is reported.
+    async fn take_back_leftovers(&self) {
+        for lane in &self.lanes {
+            if lane.abandoned.is_empty() {
+                continue;
+            }
+            // Journaled as taken back when the server left.
+            let taken = lane
+                .take_back(
+                    &lane.abandoned,
+                    Which::Unfinished,
+                    TAKE_BACK_LEFTOVERS_FOR,
+                    |_| Ok::<(), std::convert::Infallible>(()),
+                )
+                .await;
+            let Ok(taken) = taken;
+            if let Some(error) = taken.unreachable {
+                let error = crate::error_chain::error_chain(&error);
+                self.ctx.warn(format!(
+                    "{} left the pool and still does not answer ({error}): up to {} of the \
+                     run's items may still be on it, and the images of what it ran",
+                    super::failover::server_name(lane),
+                    lane.abandoned.len()
+                ));
+            }
+        }
+    }
+
+    /// Appends a line per job of the manifest to `runs.jsonl`.
+    fn write_summary(&self) -> Result<(), RunError> {
+        let first_items = self.ledger.first_items();
+        let failures: HashMap<usize, &JobFailure> =
+            self.ledger.failures().iter().map(|f| (f.job, f)).collect();
+        let mut writer = SummaryWriter::open(&self.ctx.prepared.output_dir)?;
+        for job in self.ctx.prepared.expansion.jobs() {
+            let first_item = first_items.get(&job.index).copied();
+            let failure = failures.get(&job.index).copied();
+            writer.append(&self.summary(&job, first_item, failure))?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
+    fn summary(
+        &self,
+        job: &Job,
+        first_item: Option<super::key::ItemRef>,
+        failure: Option<&JobFailure>,
+    ) -> JobSummary {
+        let ledger = &self.ledger;
+        let status = if ledger.is_completed(job.index) {
+            "completed"
+        } else if failure.is_some() {
+            "failed"
+        } else {
+            "not_run"
+        };
+        let left = ledger.left_on_server(job.index);
+        // The summary names the server of every job that ran when the run names servers; else
+        // the server of what it left there.
+        let server = first_item
+            .filter(|_| self.ctx.names_servers || left.is_some())
+            .map(|item| self.url_of(item))
+            .or_else(|| left.and(self.lanes.first()).map(|l| l.url.clone()));
+        JobSummary {
+            run_id: self.ctx.run_id.clone(),
+            job: job.index,
+            status: status.to_owned(),
+            item_id: first_item
+                .map(super::key::ItemRef::id)
+                .or(failure.map(|f| f.item_id)),
+            inputs: self.named_inputs(job),
+            sweep: super::collect::sweep_map(job),
+            files: ledger.files_of(job.index).to_vec(),
+            left_on_server: left.cloned().unwrap_or_default(),
+            server,
+            error: failure.map(|f| f.error.clone()),
+        }
+    }
+}
+
+/// Where `job` stands, for the running report.
+pub(super) fn live_state(ledger: &Ledger, job: usize) -> JobState {
+    let files = || ledger.files_of(job).to_vec();
+    if ledger.is_completed(job) {
+        return JobState::Completed { files: files() };
+    }
+    match ledger.failure_of(job) {
+        Some(failure) => JobState::Failed {
+            error: failure.error.clone(),
+            files: files(),
+        },
+        None => JobState::Pending,
+    }
+}

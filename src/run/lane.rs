@@ -1,0 +1,185 @@
+//! One server of a run (a run on one server has one lane; a pool has several): its client and
+//! number in the journal, its window, its tracker (events plus polling), the models and uploads
+//! of the run on it, its health, and where it stands in the run.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::future::select_all;
+
+use super::context::RunContext;
+use super::health::Health;
+use super::key::ItemRef;
+use super::ledger::Ledger;
+use super::preflight::PoolServer;
+use super::progress::RunEvent;
+use super::take_back::{TakenBack, Which, take_back};
+use super::upload::Uploads;
+use crate::client::tracker::{TrackEvent, Tracker};
+use crate::client::{Client, ModelResolver};
+
+/// A server of the run.
+pub(super) struct Lane {
+    /// Its URL, as given.
+    pub(super) url: String,
+    /// Its client.
+    pub(super) client: Client,
+    /// Its number in the run's journal: the server part of its items' [`ItemRef`]s.
+    pub(super) number: u16,
+    /// The most sessions of the run pending on it at once.
+    pub(super) window: usize,
+    /// Follows the run's items on it.
+    pub(super) tracker: Tracker,
+    /// The models the manifest names, as resolved on it.
+    pub(super) models: ModelResolver,
+    /// The run's uploads to it.
+    pub(super) uploads: Uploads,
+    /// Whether it answers.
+    pub(super) health: Health,
+    /// While its queue is full: when to try again.
+    pub(super) retry_at: Option<tokio::time::Instant>,
+    /// Whether its full queue was reported.
+    pub(super) told_full: bool,
+    /// Its tracker has nothing more to tell.
+    pub(super) idle: bool,
+    /// Why it left the run, if it did: nothing more is sent to it, its events are not
+    /// followed.
+    pub(super) left: Option<String>,
+    /// Its items the run gave up when it left: taken back at the end if it answers again.
+    pub(super) abandoned: Vec<ItemRef>,
+    /// Jobs it completed.
+    pub(super) completed: usize,
+    /// Jobs that failed on it.
+    pub(super) failed_jobs: Vec<usize>,
+    /// Its items running now.
+    pub(super) running: HashSet<ItemRef>,
+}
+
+impl Lane {
+    /// Starts following the run's items on `server`, number `number` in the journal, which the
+    /// run gives up on after `wait` without an answer.
+    pub(super) async fn start(
+        server: PoolServer,
+        number: u16,
+        ctx: &RunContext<'_>,
+        wait: Duration,
+    ) -> Lane {
+        let tracker = Tracker::start(&server.client, ctx.track_mode, ctx.poll_interval).await;
+        Lane {
+            window: server.entry.window_of(ctx.window).max(1),
+            health: Health::new(wait, &server.entry.url),
+            url: server.entry.url,
+            client: server.client,
+            number,
+            tracker,
+            models: server.models,
+            uploads: Uploads::default(),
+            retry_at: None,
+            told_full: false,
+            idle: false,
+            left: None,
+            abandoned: Vec::new(),
+            completed: 0,
+            failed_jobs: Vec::new(),
+            running: HashSet::new(),
+        }
+    }
+
+    /// Item `id` of this server, as the run knows it.
+    pub(super) fn item(&self, id: i64) -> ItemRef {
+        ItemRef::new(self.number, id)
+    }
+
+    /// Whether it is still part of the run.
+    pub(super) fn in_run(&self) -> bool {
+        self.left.is_none()
+    }
+
+    /// How many more sessions of the run it has room for.
+    pub(super) fn room(&self, ledger: &Ledger) -> usize {
+        self.window
+            .saturating_sub(ledger.open_on(self.number).count())
+    }
+
+    /// Whether its tracker may have something to tell: it is in the run and the run has items
+    /// open on it.
+    pub(super) fn listening(&self, ledger: &Ledger) -> bool {
+        !self.idle && self.in_run() && ledger.open_on(self.number).next().is_some()
+    }
+
+    /// Follows items of the run on it.
+    pub(super) fn watch(&mut self, items: impl IntoIterator<Item = ItemRef>) {
+        let number = self.number;
+        self.tracker.watch(
+            items
+                .into_iter()
+                .filter(|item| item.server() == number)
+                .map(ItemRef::id),
+        );
+    }
+
+    /// Stops following items of the run on it.
+    pub(super) fn forget(&mut self, items: impl IntoIterator<Item = ItemRef>) {
+        let number = self.number;
+        self.tracker.forget(
+            items
+                .into_iter()
+                .filter(|item| item.server() == number)
+                .map(ItemRef::id),
+        );
+    }
+
+    /// A job whose item ran on it ended: counted as completed or failed here.
+    pub(super) fn count_end(&mut self, job: usize, ledger: &Ledger) {
+        if ledger.is_completed(job) {
+            self.completed += 1;
+        } else if ledger.has_failed(job) && !self.failed_jobs.contains(&job) {
+            self.failed_jobs.push(job);
+        }
+    }
+
+    /// Where it stands in the run, as its listeners hear it.
+    pub(super) fn status(&self, manifest: &str, ledger: &Ledger) -> RunEvent {
+        RunEvent::ServerProgress {
+            manifest: manifest.to_owned(),
+            server: self.url.clone(),
+            done: self.completed,
+            running: self.running.len(),
+            pending: ledger
+                .open_on(self.number)
+                .count()
+                .saturating_sub(self.running.len()),
+            failed: self.failed_jobs.len(),
+            down: self.health.is_down(),
+            left: !self.in_run(),
+        }
+    }
+
+    /// Takes back `which` of the run's `items` on it (see [`take_back`]).
+    pub(super) async fn take_back<E>(
+        &self,
+        items: &[ItemRef],
+        which: Which,
+        bound: Duration,
+        taken: impl FnMut(ItemRef) -> Result<(), E>,
+    ) -> Result<TakenBack, E> {
+        take_back(&self.client, self.number, items, which, bound, taken).await
+    }
+}
+
+/// The next event of the lanes whose `listening` flag is set, with the lane's index.
+pub(super) async fn next_event(
+    lanes: &mut [Lane],
+    listening: &[bool],
+) -> (usize, Option<TrackEvent>) {
+    let futures: Vec<_> = lanes
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| listening.get(*i).copied().unwrap_or(false))
+        .map(|(i, lane)| Box::pin(async move { (i, lane.tracker.next().await) }))
+        .collect();
+    if futures.is_empty() {
+        return std::future::pending().await;
+    }
+    select_all(futures).await.0
+}

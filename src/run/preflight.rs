@@ -1,0 +1,214 @@
+//! Before a pool's run sends anything: each server is asked for its version and invocation
+//! schema, and for the models the manifest names; a server that cannot run the manifest is left
+//! out with a warning naming why.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::RunError;
+use crate::server_entry::ServerEntry;
+
+/// Before a pool's run sends anything: each server is asked for its version and invocation
+/// schema. A server that does not answer, or lacks a node type the workflow uses, is left out
+/// with a warning naming why; the manifest is checked against the schema of the first server
+/// that can run it. Returns the checked manifest and the servers that take part, in order.
+///
+/// # Errors
+/// An invalid manifest (nothing is sent), or no server that answers and can run it.
+pub(super) async fn preflight(
+    source: &super::ManifestSource,
+    settings: &super::settings::RunSettings,
+    reporter: &super::progress::Reporter,
+    entries: &[ServerEntry],
+) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
+    let warn = |message: String| {
+        reporter.event(&super::progress::RunEvent::Warning {
+            manifest: source.run_name(),
+            message,
+        });
+    };
+    // Each server's own credentials are read first: a variable an entry names that is not set
+    // stops the run before anything is sent.
+    let credentials = entries
+        .iter()
+        .map(|e| super::settings::entry_credentials(e, &settings.credentials))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The servers are asked at once: the preflight takes as long as the slowest.
+    let reached = futures_util::future::join_all(entries.iter().zip(&credentials).map(
+        |(entry, credentials)| async move {
+            let client = crate::client::Client::connect(&entry.url, credentials).await?;
+            let version = client.app().version().await?;
+            let schemas = schemas_of(&client, &entry.url, &version).await;
+            Ok::<_, crate::client::ClientError>((client, schemas))
+        },
+    ))
+    .await;
+    let mut answering = Vec::new();
+    let mut last_error = None;
+    for (entry, reached) in entries.iter().zip(reached) {
+        match reached {
+            Ok((client, schemas)) => answering.push((entry.clone(), client, schemas)),
+            Err(e) => {
+                warn(format!(
+                    "the server at {} is left out of the pool: {}",
+                    entry.url,
+                    crate::error_chain::error_chain(&e)
+                ));
+                last_error = Some(e);
+            }
+        }
+    }
+    let Some(first_error) = (answering.is_empty()).then_some(last_error).flatten() else {
+        return check_pool(source, settings, answering, warn).await;
+    };
+    Err(first_error.into())
+}
+
+/// The invocation schemas of the server at `url`, which runs `version`: read from the server
+/// once per process (not from the cache kept per server version: servers of one version differ
+/// in their custom nodes and `deny_nodes`), then kept while the server runs that version.
+async fn schemas_of(
+    client: &crate::client::Client,
+    url: &str,
+    version: &str,
+) -> Option<Arc<crate::workflow::SchemaSet>> {
+    type Seen = Mutex<HashMap<(String, String), Arc<crate::workflow::SchemaSet>>>;
+    static SEEN: OnceLock<Seen> = OnceLock::new();
+    let seen = SEEN.get_or_init(Seen::default);
+    let key = (url.to_owned(), version.to_owned());
+    if let Some(set) = seen.lock().ok().and_then(|s| s.get(&key).cloned()) {
+        return Some(set);
+    }
+    match crate::client::read_server_schemas(client).await {
+        Ok(set) => {
+            let set = Arc::new(set);
+            if let Ok(mut s) = seen.lock() {
+                s.insert(key, Arc::clone(&set));
+            }
+            Some(set)
+        }
+        Err(_) => crate::client::server_schemas(client).await.0.map(Arc::new),
+    }
+}
+
+/// The manifest checked against the first answering server's schema that accepts it, and the
+/// servers that have every node type its workflow uses.
+async fn check_pool(
+    source: &super::ManifestSource,
+    settings: &super::settings::RunSettings,
+    answering: Vec<(
+        ServerEntry,
+        crate::client::Client,
+        Option<Arc<crate::workflow::SchemaSet>>,
+    )>,
+    warn: impl Fn(String),
+) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
+    let display_path = std::path::PathBuf::from(&source.display_name);
+    let mut prepared = None;
+    let mut first_error = None;
+    for (_, client, schemas) in &answering {
+        let schemas = schemas
+            .as_deref()
+            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+        match super::prepare::prepare(
+            &source.path,
+            &display_path,
+            &source.base_dir,
+            source.image.as_ref(),
+            settings.max_jobs,
+            Some(client),
+            schemas,
+        )
+        .await
+        {
+            Ok(p) => {
+                prepared = Some(p);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some(prepared) = prepared else {
+        return Err(first_error.unwrap_or(RunError::NoManifest));
+    };
+    let node_types = super::needs::node_types(prepared.workflow.definition());
+    // The models of the inputs the manifest sets (those the workflow itself names keep their
+    // keys: they are sent as they are, as to one server).
+    let set = &prepared.expansion.inputs;
+    let models: Vec<super::needs::ModelNeed> =
+        super::needs::Needs::of_manifest(&source.display_name, &prepared)
+            .models
+            .into_iter()
+            .filter(|need| need.inputs.iter().any(|input| set.contains_key(input)))
+            .collect();
+    let mut model_error = None;
+    let mut lanes = Vec::with_capacity(answering.len());
+    for (entry, client, schemas) in answering {
+        let url = &entry.url;
+        let schemas = schemas
+            .as_deref()
+            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+        let missing: Vec<String> = node_types
+            .iter()
+            .filter(|t| schemas.invocation(t).is_none())
+            .map(|t| format!("`{t}`"))
+            .collect();
+        if !missing.is_empty() {
+            warn(format!(
+                "the server at {url} is left out of the pool: it lacks the node type{} {} that the workflow uses",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            ));
+            continue;
+        }
+        match resolve_named_models(url, &client, &models).await {
+            Ok(models) => lanes.push(PoolServer {
+                entry,
+                client,
+                models,
+            }),
+            Err(e) => {
+                warn(format!(
+                    "{}; it is left out of the pool",
+                    crate::error_chain::error_chain(&e)
+                ));
+                model_error.get_or_insert(e);
+            }
+        }
+    }
+    match model_error {
+        Some(e) if lanes.is_empty() => Err(e),
+        _ => Ok((prepared, lanes)),
+    }
+}
+
+/// A server that takes part in a run: as named, its client, and the manifest's models as
+/// resolved on it (by a pool's preflight).
+pub(super) struct PoolServer {
+    pub entry: ServerEntry,
+    pub client: crate::client::Client,
+    pub models: crate::client::ModelResolver,
+}
+
+/// The models a manifest names by name (or key) on model inputs it sets, each looked up among
+/// the server's own models (keys differ between installs) as the run will look them up.
+async fn resolve_named_models(
+    url: &str,
+    client: &crate::client::Client,
+    models: &[super::needs::ModelNeed],
+) -> Result<crate::client::ModelResolver, RunError> {
+    let mut resolver = crate::client::ModelResolver::new();
+    for need in models {
+        if let Err(e) = resolver.resolve(client, &need.reference, &need.types).await {
+            return Err(RunError::PoolModel {
+                server: url.to_owned(),
+                model: need.describe(),
+                inputs: need.inputs.join(", "),
+                source: Box::new(e),
+            });
+        }
+    }
+    Ok(resolver)
+}
