@@ -559,7 +559,7 @@ fn one_line(error: &ErrorReport) -> String {
 
 /// The stamp of a regular file (following symbolic links), or `None`.
 fn stamp(path: &Path) -> Option<FileStamp> {
-    std::fs::metadata(path)
+    crate::fs::metadata(path)
         .ok()
         .as_ref()
         .and_then(FileStamp::of)

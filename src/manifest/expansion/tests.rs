@@ -70,10 +70,10 @@ fn expand_yaml(yaml: &str) -> Result<Vec<Value>, String> {
 fn expand_with(files: &[(&str, &str)], yaml: &str) -> Result<Vec<(Value, Value)>, String> {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).expect("data file");
+        crate::fs::write(dir.path().join(name), text).expect("data file");
     }
-    std::fs::write(dir.path().join("wf.json"), "{}").expect("workflow");
-    std::fs::write(dir.path().join("a.png"), "png").expect("image");
+    crate::fs::write(dir.path().join("wf.json"), "{}").expect("workflow");
+    crate::fs::write(dir.path().join("a.png"), "png").expect("image");
     let path = dir.path().join("m.yaml");
     let text = format!("version: 1\nworkflow: wf.json\n{yaml}");
     let strip = |s: String| s.replace(&format!("{}/", dir.path().display()), "");

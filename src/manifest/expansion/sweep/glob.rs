@@ -56,11 +56,11 @@ pub(super) fn glob_files(base_dir: &Path, pattern: &str) -> Result<Vec<String>, 
 }
 
 fn walk(dir: &Path, rel: &str, depth: usize, max_depth: usize, found: &mut impl FnMut(&str)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = crate::fs::read_dir(dir) else {
         return;
     };
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(std::fs::DirEntry::file_name);
+    entries.sort_by_key(crate::fs::DirEntry::file_name);
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         let child = if rel.is_empty() {

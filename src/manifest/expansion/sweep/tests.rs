@@ -226,8 +226,8 @@ fn globs_are_relative_sorted_and_stay_in_their_folder() {
         "other/e.png",
     ] {
         let p = dir.path().join(f);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&p, b"x").expect("write");
+        crate::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        crate::fs::write(&p, b"x").expect("write");
     }
     assert_eq!(
         glob_files(dir.path(), "photos/*.png").expect("glob"),
