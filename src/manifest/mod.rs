@@ -33,7 +33,10 @@ mod table;
 mod template;
 
 pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
-pub use diagnostic::{Diagnostic, MAX_DIAGNOSTICS, ManifestError, bounded, closest, did_you_mean};
+pub use diagnostic::{
+    Diagnostic, MAX_DIAGNOSTICS, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS, ManifestError, bounded,
+    closest, did_you_mean,
+};
 pub use expansion::{ExpandOptions, Expansion};
 pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use grid::{
