@@ -14,7 +14,7 @@ use serde_json::json;
 /// Writes `n` 64×64 outputs with sidecars and a `runs.jsonl`, over a 50-column sweep.
 fn make_folder(dir: &Path, n: usize) {
     let mut lines = String::new();
-    std::fs::create_dir_all(dir.join("img")).expect("mkdir");
+    fs_err::create_dir_all(dir.join("img")).expect("mkdir");
     for job in 0..n {
         let file = format!("img/{job:05}.png");
         let img = RgbImage::from_fn(64, 64, |x, y| {
@@ -24,13 +24,13 @@ fn make_folder(dir: &Path, n: usize) {
         let sweep = json!({"seed": job % 50, "cfg": job / 50});
         let sidecar = json!({"job": job, "image_name": format!("{job}.png"),
             "node": {"id": "n", "label": "Out"}, "sweep": sweep, "inputs": sweep});
-        std::fs::write(dir.join(format!("{file}.json")), sidecar.to_string()).expect("sidecar");
+        fs_err::write(dir.join(format!("{file}.json")), sidecar.to_string()).expect("sidecar");
         let line = json!({"run_id": "bench", "job": job, "status": "completed",
             "inputs": sweep, "sweep": sweep, "files": [file]});
         lines.push_str(&line.to_string());
         lines.push('\n');
     }
-    std::fs::write(dir.join("runs.jsonl"), lines).expect("runs.jsonl");
+    fs_err::write(dir.join("runs.jsonl"), lines).expect("runs.jsonl");
 }
 
 /// Loads `page#fragment` in headless Chromium; returns the wall time and the page's own
@@ -84,7 +84,7 @@ fn main() {
     refresh(out, &config).expect("report");
     let warm = started.elapsed();
     let page = out.join("index.html");
-    let size = std::fs::metadata(&page).map_or(0, |m| m.len());
+    let size = fs_err::metadata(&page).map_or(0, |m| m.len());
     println!("gallery of {n} outputs ({} KB index.html)", size / 1024);
     println!(
         "  report, making {} thumbnails: {:.2} s",

@@ -61,8 +61,8 @@ fn write_journal(dir: &Path, jobs: usize) -> usize {
         }
     }
     let path = Journal::path_in(dir);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&path, &text).expect("write journal");
+    fs_err::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs_err::write(&path, &text).expect("write journal");
     text.len()
 }
 
@@ -73,7 +73,7 @@ fn main() {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let bytes = write_journal(dir.path(), jobs);
-    let lines = std::fs::read_to_string(Journal::path_in(dir.path()))
+    let lines = fs_err::read_to_string(Journal::path_in(dir.path()))
         .expect("read")
         .lines()
         .count();
@@ -97,7 +97,7 @@ fn main() {
         "open as written, compacting:          {:>8.3} s",
         started.elapsed().as_secs_f64()
     );
-    let compacted = std::fs::read_to_string(Journal::path_in(dir.path())).expect("read");
+    let compacted = fs_err::read_to_string(Journal::path_in(dir.path())).expect("read");
     println!(
         "after compaction: {} line(s), {:.1} MB",
         compacted.lines().count(),

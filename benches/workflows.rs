@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use invk_run::workflow::{ConvertOptions, SchemaSet, Workflow, WorkflowDefinition};
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|x| x == "json"));
@@ -60,7 +60,7 @@ fn main() {
     println!("{:<70} {:>10} {:>10}", "workflow", "load", "convert");
     let (mut total_load, mut total_convert) = (Duration::ZERO, Duration::ZERO);
     for file in &files {
-        let text = match std::fs::read_to_string(file) {
+        let text = match fs_err::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("{}: {e}", file.display());

@@ -9,10 +9,10 @@
 //! - [`events`]: the server's Socket.IO event stream.
 //! - [`manifest`]: the YAML job manifests, their schema, templates and sweep expansion.
 //! - [`run`]: plan, submit, track, download, clean up, resume.
-//! - [`report`]: X/Y grids of a sweep and the HTML gallery of an output folder.
+//! - [`gallery`]: X/Y grids of a sweep and the HTML gallery of an output folder.
 //! - [`watch`]: the hot folder.
-//! - [`server`]: a managed local InvokeAI server (install, start, stop), shared with the tests.
-//! - [`servers`]: several servers: naming them and checking each before anything is sent.
+//! - [`local_server`]: a managed local InvokeAI server (install, start, stop), shared with the tests.
+//! - [`server_check`]: several servers: naming them and checking each before anything is sent.
 //!
 //! This crate's library API is not yet stable: it follows the needs of the `invk-run` binary.
 

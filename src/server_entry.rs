@@ -40,6 +40,57 @@ pub struct EntryError {
     pub problem: String,
 }
 
+/// What is wrong with a server entry or one of its options.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    /// `window=` is not a whole number from 1 to [`MAX_ENTRY_WINDOW`] (the value as given).
+    #[error("`window={0}`: give a whole number from 1 to {max}", max = MAX_ENTRY_WINDOW)]
+    Window(String),
+    /// `weight=` is not a number from `1 / MAX_WEIGHT` to [`MAX_WEIGHT`] (the value as given).
+    #[error("`weight={0}`: give a number from {min} to {max}", min = 1.0 / MAX_WEIGHT, max = MAX_WEIGHT)]
+    Weight(String),
+    /// `token_env=` or `password_env=` is not the name of an environment variable.
+    #[error("`{key}={value}`: give the name of an environment variable (letters, digits and `_`)")]
+    EnvName {
+        /// The option.
+        key: String,
+        /// Its value, as given.
+        value: String,
+    },
+    /// `token=` or `password=`: a secret written where the name of its variable belongs.
+    #[error(
+        "`{0}` would put a secret in a file or on the command line: name the environment variable that holds it with `{0}_env`"
+    )]
+    Secret(String),
+    /// An option a server entry does not take.
+    #[error(
+        "unknown option `{0}`: a server entry takes `window`, `weight`, `token_env`, `email` and `password_env`"
+    )]
+    UnknownOption(String),
+    /// The URL is not an http(s) URL with a host.
+    #[error(
+        "`{0}` is not an http(s) URL: write the server's base URL, e.g. `http://127.0.0.1:9090`"
+    )]
+    NotHttpUrl(String),
+    /// Both `window` and `weight`.
+    #[error("give `window` or `weight`, not both")]
+    WindowAndWeight,
+    /// `password_env` without `email`.
+    #[error("`password_env` goes with `email`")]
+    PasswordWithoutEmail,
+}
+
+impl EntryProblem {
+    /// Whether the option's name is what is wrong (an unknown option, or a secret), not its value.
+    #[must_use]
+    pub fn is_in_the_key(&self) -> bool {
+        matches!(
+            self,
+            EntryProblem::UnknownOption(_) | EntryProblem::Secret(_)
+        )
+    }
+}
+
 impl ServerEntry {
     /// A plain URL.
     #[must_use]
@@ -58,9 +109,9 @@ impl ServerEntry {
     pub fn parse(text: &str) -> Result<ServerEntry, EntryError> {
         let (url, options) = text.split_once('#').unwrap_or((text, ""));
         let mut entry = ServerEntry::url(url.trim());
-        let fail = |problem: String| EntryError {
+        let fail = |problem: EntryProblem| EntryError {
             entry: text.to_owned(),
-            problem,
+            problem: problem.to_string(),
         };
         for pair in options.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -73,8 +124,8 @@ impl ServerEntry {
     /// Sets option `key` from its text.
     ///
     /// # Errors
-    /// An unknown key or a bad value, as a message.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    /// An unknown key, a secret, or a bad value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), EntryProblem> {
         match key {
             "window" => {
                 self.window = Some(
@@ -82,11 +133,7 @@ impl ServerEntry {
                         .parse::<u32>()
                         .ok()
                         .filter(|w| (1..=MAX_ENTRY_WINDOW).contains(w))
-                        .ok_or_else(|| {
-                            format!(
-                                "`window={value}`: give a whole number from 1 to {MAX_ENTRY_WINDOW}"
-                            )
-                        })?,
+                        .ok_or_else(|| EntryProblem::Window(value.to_owned()))?,
                 );
             }
             "weight" => {
@@ -95,27 +142,14 @@ impl ServerEntry {
                         .parse::<f64>()
                         .ok()
                         .filter(|w| w.is_finite() && (1.0 / MAX_WEIGHT..=MAX_WEIGHT).contains(w))
-                        .ok_or_else(|| {
-                            format!(
-                                "`weight={value}`: give a number from {} to {MAX_WEIGHT}",
-                                1.0 / MAX_WEIGHT
-                            )
-                        })?,
+                        .ok_or_else(|| EntryProblem::Weight(value.to_owned()))?,
                 );
             }
             "token_env" => self.token_env = Some(env_name(key, value)?),
             "password_env" => self.password_env = Some(env_name(key, value)?),
             "email" if !value.is_empty() => self.email = Some(value.to_owned()),
-            "token" | "password" => {
-                return Err(format!(
-                    "`{key}` would put a secret in a file or on the command line: name the environment variable that holds it with `{key}_env`"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "unknown option `{key}`: a server entry takes `window`, `weight`, `token_env`, `email` and `password_env`"
-                ));
-            }
+            "token" | "password" => return Err(EntryProblem::Secret(key.to_owned())),
+            _ => return Err(EntryProblem::UnknownOption(key.to_owned())),
         }
         Ok(())
     }
@@ -123,19 +157,16 @@ impl ServerEntry {
     /// Checks the URL and that the options go together.
     ///
     /// # Errors
-    /// What is wrong, as a message.
-    pub fn check(&self) -> Result<(), String> {
+    /// A URL that is not http(s), or options that do not go together.
+    pub fn check(&self) -> Result<(), EntryProblem> {
         if !is_http_url(&self.url) {
-            return Err(format!(
-                "`{}` is not an http(s) URL: write the server's base URL, e.g. `http://127.0.0.1:9090`",
-                self.url
-            ));
+            return Err(EntryProblem::NotHttpUrl(self.url.clone()));
         }
         if self.window.is_some() && self.weight.is_some() {
-            return Err("give `window` or `weight`, not both".to_owned());
+            return Err(EntryProblem::WindowAndWeight);
         }
         if self.password_env.is_some() && self.email.is_none() {
-            return Err("`password_env` goes with `email`".to_owned());
+            return Err(EntryProblem::PasswordWithoutEmail);
         }
         Ok(())
     }
@@ -163,7 +194,7 @@ pub fn is_http_url(url: &str) -> bool {
 }
 
 /// The name of an environment variable, as `key=value` gives it.
-fn env_name(key: &str, value: &str) -> Result<String, String> {
+fn env_name(key: &str, value: &str) -> Result<String, EntryProblem> {
     if !value.is_empty()
         && value.len() <= 128
         && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -171,9 +202,10 @@ fn env_name(key: &str, value: &str) -> Result<String, String> {
     {
         Ok(value.to_owned())
     } else {
-        Err(format!(
-            "`{key}={value}`: give the name of an environment variable (letters, digits and `_`)"
-        ))
+        Err(EntryProblem::EnvName {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
     }
 }
 

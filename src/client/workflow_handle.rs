@@ -954,9 +954,14 @@ impl WorkflowHandle {
                         continue;
                     }
                     let stem = if n == 0 {
-                        format!("{}-{}", item.item_id, slug(&output.label))
+                        format!("{}-{}", item.item_id, label_file_stem(&output.label))
                     } else {
-                        format!("{}-{}-{}", item.item_id, slug(&output.label), n + 1)
+                        format!(
+                            "{}-{}-{}",
+                            item.item_id,
+                            label_file_stem(&output.label),
+                            n + 1
+                        )
                     };
                     let ext = Path::new(image)
                         .extension()
@@ -1127,9 +1132,11 @@ fn replace_model_names(value: &InkValue, lookup: &dyn Fn(&str) -> Option<Value>)
     }
 }
 
-/// A file-name-safe form of a label: letters, digits, `-` and `_`; runs of anything else become
-/// one `-`.
-fn slug(label: &str) -> String {
+/// The file-name stem of a downloaded output from its node's label: lowercase letters (any
+/// script), digits, `-` and `_`; runs of anything else become one `-`; at most 80 characters,
+/// `output` when nothing is left. Not the templates' `slug` filter (ASCII only, `_` becomes `-`,
+/// as `docs/manifest.md` documents): this one keeps a label readable in its own language.
+fn label_file_stem(label: &str) -> String {
     let mut out = String::with_capacity(label.len());
     for c in label.chars() {
         if c.is_alphanumeric() || c == '_' {
@@ -1160,7 +1167,7 @@ mod tests {
             ("save_image", "save_image"),
         ];
         for (label, want) in cases {
-            assert_eq!(slug(label), want, "{label:?}");
+            assert_eq!(label_file_stem(label), want, "{label:?}");
         }
     }
 

@@ -149,7 +149,7 @@ fn expand_globs(args: &[String]) -> Result<Vec<PathBuf>, RunError> {
 }
 
 fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = crate::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
@@ -258,7 +258,7 @@ mod tests {
     fn globs_expand_sorted_and_plain_paths_stay() {
         let dir = tempfile::tempdir().expect("tempdir");
         for name in ["b.yaml", "a.yaml", "c.txt"] {
-            std::fs::write(dir.path().join(name), "").expect("write");
+            crate::fs::write(dir.path().join(name), "").expect("write");
         }
         let pattern = format!("{}/*.yaml", dir.path().display());
         let got = expand_globs(&[pattern, "plain.yaml".into()]).expect("expand");

@@ -34,7 +34,8 @@ pub fn sidecar_path(file: &Path) -> PathBuf {
 /// Turns a rendered output name (which may hold `/` for sub-folders) into a relative path that
 /// stays inside the output folder: `..`, `.`, empty and absolute parts are dropped, control
 /// characters and characters that are invalid on common file systems become `_`, and a part
-/// longer than [`MAX_COMPONENT`] bytes is cut (see [`cut`]). Returns `None` when nothing usable
+/// longer than 200 bytes is cut (its beginning, `~` and the start of a hash of the whole, so that
+/// names differing only past the cut stay apart). Returns `None` when nothing usable
 /// is left.
 #[must_use]
 pub fn sanitize_relative(name: &str) -> Option<PathBuf> {

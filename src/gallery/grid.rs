@@ -671,7 +671,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = RgbImage::from_pixel(20, 10, Rgb([10, 200, 30]));
         img.save(dir.path().join("0.png")).expect("png");
-        std::fs::write(dir.path().join("1.png"), b"not a png").expect("write");
+        crate::fs::write(dir.path().join("1.png"), b"not a png").expect("write");
         let records = vec![record(0, 0, 1, "completed"), record(1, 90, 1, "completed")];
         let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
         let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");

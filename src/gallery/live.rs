@@ -502,7 +502,7 @@ mod tests {
             },
         );
         w.work(Instant::now());
-        let page = std::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
+        let page = crate::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
         assert!(
             page.contains("t (running: 1 of 4 jobs finished)"),
             "the title says the run goes"
@@ -518,7 +518,7 @@ mod tests {
         let wake = w.next_wake().expect("due");
         assert!(wake <= Instant::now() + GRID_PAUSE);
         w.work(Instant::now());
-        let again = std::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
+        let again = crate::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
         assert!(
             again.contains("(running: 1 of 4 jobs finished)"),
             "not rewritten yet"
@@ -526,7 +526,7 @@ mod tests {
         assert!(w.gallery_changed);
         assert!(w.next_gallery.expect("set") >= Instant::now() + GALLERY_PAUSE / 2);
         w.work(Instant::now() + GALLERY_PAUSE);
-        let later = std::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
+        let later = crate::fs::read_to_string(dir.path().join(page::PAGE)).expect("page");
         assert!(
             later.contains("(running: 2 of 4 jobs finished)"),
             "rewritten"
@@ -548,6 +548,9 @@ mod tests {
         let told: Vec<String> = warnings.try_iter().collect();
         assert_eq!(told.len(), 1, "{told:?}");
         assert!(told[0].contains("is a symbolic link"), "{}", told[0]);
-        assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0);
+        assert_eq!(
+            crate::fs::read_dir(outside.path()).expect("list").count(),
+            0
+        );
     }
 }

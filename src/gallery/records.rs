@@ -204,11 +204,11 @@ pub(crate) fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
 }
 
 fn read_sidecar(path: &Path) -> Option<Value> {
-    let meta = std::fs::metadata(path).ok()?;
+    let meta = crate::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_SIDECAR {
         return None;
     }
-    let value: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let value: Value = serde_json::from_slice(&crate::fs::read(path).ok()?).ok()?;
     value.get("image_name")?;
     Some(value)
 }
@@ -220,11 +220,11 @@ fn walk_sidecars(output_dir: &Path) -> Vec<(PathBuf, Value)> {
     let mut seen = 0usize;
     let mut stack = vec![output_dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = crate::fs::read_dir(&dir) else {
             continue;
         };
         let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(std::fs::DirEntry::file_name);
+        entries.sort_by_key(crate::fs::DirEntry::file_name);
         for entry in entries {
             seen += 1;
             if seen > MAX_WALK {
@@ -259,7 +259,7 @@ fn walk_sidecars(output_dir: &Path) -> Vec<(PathBuf, Value)> {
 /// File (relative) → the server image it was downloaded from, from the journal.
 fn journal_image_names(output_dir: &Path) -> HashMap<PathBuf, String> {
     let path = output_dir.join(".invk-run").join("journal.jsonl");
-    let Ok(file) = std::fs::File::open(path) else {
+    let Ok(file) = crate::fs::File::open(path) else {
         return HashMap::new();
     };
     let mut names = HashMap::new();

@@ -80,7 +80,7 @@ impl ManagedServer {
     /// Whether it runs, from the pid file.
     #[must_use]
     pub fn status(&self) -> ManagedStatus {
-        let Ok(text) = std::fs::read_to_string(self.root.join(PID_FILE)) else {
+        let Ok(text) = crate::fs::read_to_string(self.root.join(PID_FILE)) else {
             return ManagedStatus::Stopped;
         };
         let mut parts = text.split_whitespace();
@@ -107,7 +107,7 @@ impl ManagedServer {
         while is_alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = std::fs::remove_file(self.root.join(PID_FILE));
+        let _ = crate::fs::remove_file(self.root.join(PID_FILE));
         Ok(())
     }
 }

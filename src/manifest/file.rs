@@ -529,7 +529,7 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("big.yaml");
-        std::fs::write(&path, &text).expect("write");
+        crate::fs::write(&path, &text).expect("write");
         let err = read_manifest(&path, Path::new("big.yaml")).expect_err("too large");
         assert!(
             err.to_string().starts_with(&format!(
@@ -572,7 +572,7 @@ mod tests {
 
     fn problems(yaml: &str) -> Vec<String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("wf.json"), "{}").expect("write");
+        crate::fs::write(dir.path().join("wf.json"), "{}").expect("write");
         let path = dir.path().join("m.yaml");
         let strip = |s: String| s.replace(&format!("{}/", dir.path().display()), "");
         match ManifestFile::parse(yaml, &path) {

@@ -226,7 +226,7 @@ pub fn render_grid_name(template: &str, vars: &GridNameVars) -> Result<String, S
         name.push('-');
         name.push_str(&vars.page);
     }
-    check_name(&name).map_err(|m| m.replace("`output.name`", "the grid name"))?;
+    check_name(&name).map_err(|problem| problem.describe("the grid name"))?;
     Ok(name)
 }
 

@@ -2,7 +2,7 @@
 //! every grid of bounded size, every node an output node), and the grids a run draws.
 
 use super::diagnostic::{At, Diagnostics, ManifestError, did_you_mean};
-use super::expand::{Combination, Expanded};
+use super::expansion::sweep::{Combination, Expanded};
 use super::file::ManifestFile;
 use super::grid::{
     DEFAULT_CELL_MAX, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS, MAX_GRID_PIXELS,

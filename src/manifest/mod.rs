@@ -15,7 +15,7 @@
 mod catalog;
 mod diagnostic;
 mod each;
-mod expand;
+mod expansion;
 mod file;
 mod grid;
 mod grid_check;
@@ -31,10 +31,13 @@ mod server_list;
 mod source;
 mod table;
 mod template;
-mod validate;
 
 pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
-pub use diagnostic::{Diagnostic, MAX_DIAGNOSTICS, ManifestError, bounded, closest, did_you_mean};
+pub use diagnostic::{
+    Diagnostic, MAX_DIAGNOSTICS, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS, ManifestError, bounded,
+    closest, did_you_mean,
+};
+pub use expansion::{ExpandOptions, Expansion};
 pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use grid::{
     DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS,
@@ -48,7 +51,7 @@ pub use model::{
     OutputsPolicy, ServerOptions, ServerSpec, Servers, Sweep, Tables, UploadsPolicy, VERSION,
     WorkflowRef, Zip,
 };
-pub use output::{OutputPath, OutputVars, check_name};
+pub use output::{NameProblem, OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, GroupKey, Plan, group_key, split_system_name};
 pub use schema::manifest_schema;
 pub use scope::RESERVED;
@@ -57,4 +60,3 @@ pub use server_list::{MAX_POOL, lenient as server_entries_of};
 pub use source::{Location, MAX_COLLECTION_ITEMS, Segment, SourceMap, YamlPath};
 pub use table::{MAX_TABLE_BYTES, MAX_TABLE_CELLS, MAX_TABLE_ROWS};
 pub use template::{FUEL, MAX_RESULT_BYTES, is_template};
-pub use validate::{ExpandOptions, Expansion};

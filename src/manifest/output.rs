@@ -72,34 +72,67 @@ impl OutputPath {
     }
 }
 
+/// Why a rendered file name (of `output.name`, or of a grid) cannot be used; each holds the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Empty, or only spaces.
+    Empty,
+    /// Has a `..` step, which could leave `output.dir`.
+    Parent(String),
+    /// An absolute path.
+    Absolute(String),
+    /// Ends with `/`: a folder.
+    Folder(String),
+}
+
+impl NameProblem {
+    /// The problem as a sentence about the setting that rendered the name (`` `output.name` ``,
+    /// `the grid name`).
+    #[must_use]
+    pub fn describe(&self, setting: &str) -> String {
+        match self {
+            NameProblem::Empty => format!("{setting} renders to an empty name"),
+            NameProblem::Parent(name) => {
+                format!("{setting} renders to `{name}`; `..` could leave `output.dir`")
+            }
+            NameProblem::Absolute(name) => {
+                format!("{setting} renders to the absolute path `{name}`")
+            }
+            NameProblem::Folder(name) => {
+                format!("{setting} renders to `{name}`, which names a folder, not a file")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe("`output.name`"))
+    }
+}
+
+impl std::error::Error for NameProblem {}
+
 /// Checks a rendered `output.name`: a non-empty relative path that stays inside `output.dir`.
 ///
 /// # Errors
 /// What is wrong with it.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameProblem> {
     if name.trim().is_empty() {
-        return Err("`output.name` renders to an empty name".into());
+        return Err(NameProblem::Empty);
     }
     let path = Path::new(name);
     for c in path.components() {
         match c {
             Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(format!(
-                    "`output.name` renders to `{name}`; `..` could leave `output.dir`"
-                ));
-            }
+            Component::ParentDir => return Err(NameProblem::Parent(name.to_owned())),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "`output.name` renders to the absolute path `{name}`"
-                ));
+                return Err(NameProblem::Absolute(name.to_owned()));
             }
         }
     }
     if name.ends_with('/') {
-        return Err(format!(
-            "`output.name` renders to `{name}`, which names a folder, not a file"
-        ));
+        return Err(NameProblem::Folder(name.to_owned()));
     }
     Ok(())
 }
@@ -112,6 +145,7 @@ mod tests {
     fn names_may_have_folders_but_not_leave_the_output_dir() {
         assert_eq!(check_name("a/b-1"), Ok(()));
         assert_eq!(check_name("./x"), Ok(()));
+        assert_eq!(check_name(".."), Err(NameProblem::Parent("..".into())));
         for (name, expected) in [
             (
                 "../x",
@@ -131,7 +165,11 @@ mod tests {
                 "`output.name` renders to `a/`, which names a folder, not a file",
             ),
         ] {
-            assert_eq!(check_name(name), Err(expected.to_owned()), "{name}");
+            assert_eq!(
+                check_name(name).map_err(|e| e.to_string()),
+                Err(expected.to_owned()),
+                "{name}"
+            );
         }
     }
 

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::diagnostic::{At, Diagnostics, ManifestError};
+use super::expansion::Expansion;
 use super::job::Job;
 use super::output::{OutputPath, OutputVars, check_name};
 use super::scope::{OutputScope, OutputValues, Scope};
 use super::source::YamlPath;
 use super::template::Context;
-use super::validate::Expansion;
 
 impl Expansion {
     /// The output path of one file a job produced.
@@ -43,7 +43,7 @@ impl Expansion {
         };
         if let Some(name) = &name {
             if let Err(message) = check_name(name) {
-                diags.push(&path, At::Value, message, None);
+                diags.push(&path, At::Value, message.to_string(), None);
             }
         }
         match (dir, name) {

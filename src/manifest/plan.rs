@@ -11,8 +11,8 @@ use std::fmt;
 use indexmap::IndexMap;
 
 use super::catalog::InputInfo;
+use super::expansion::Expansion;
 use super::job::{InputValue, Job, LocalImage};
-use super::validate::Expansion;
 use crate::workflow::payload::BatchDatum;
 
 /// The jobs of a manifest, grouped into enqueues.

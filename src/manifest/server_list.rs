@@ -90,12 +90,12 @@ fn read_item(item: Value, here: &YamlPath, diags: &mut Diagnostics<'_>) -> Optio
         };
         if let Err(problem) = set {
             ok = false;
-            let at = if problem.starts_with("unknown option") || problem.contains("secret") {
+            let at = if problem.is_in_the_key() {
                 At::Key
             } else {
                 At::Value
             };
-            diags.push(&here.key(&key), at, problem, None);
+            diags.push(&here.key(&key), at, problem.to_string(), None);
         }
     }
     if entry.url.is_empty() {
@@ -111,7 +111,7 @@ fn read_item(item: Value, here: &YamlPath, diags: &mut Diagnostics<'_>) -> Optio
         return None;
     }
     if let Err(problem) = entry.check() {
-        diags.push(here, At::Value, problem, None);
+        diags.push(here, At::Value, problem.to_string(), None);
         return None;
     }
     ok.then_some(ServerSpec::Entry(ServerOptions {

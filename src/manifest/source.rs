@@ -99,6 +99,15 @@ impl YamlPath {
         &self.0
     }
 
+    /// The last step as written: a key, or an index as digits (empty for the root).
+    pub(crate) fn last_step(&self) -> String {
+        match self.0.last() {
+            Some(Segment::Key(k)) => k.clone(),
+            Some(Segment::Index(i)) => i.to_string(),
+            None => String::new(),
+        }
+    }
+
     /// Appends the segments of a `serde_path_to_error` path (as found below this path).
     #[must_use]
     pub fn join_serde(&self, path: &serde_path_to_error::Path) -> YamlPath {

@@ -664,7 +664,7 @@ mod tests {
             }
         }
         // A crash in the middle of a write leaves a torn line.
-        let mut f = std::fs::OpenOptions::new()
+        let mut f = crate::fs::OpenOptions::new()
             .append(true)
             .open(Journal::path_in(dir.path()))
             .expect("reopen");
@@ -960,10 +960,10 @@ mod tests {
             }
         }
         let path = Journal::path_in(dir.path());
-        let before = State::from_entries(parse(&std::fs::read_to_string(&path).expect("read")));
+        let before = State::from_entries(parse(&crate::fs::read_to_string(&path).expect("read")));
         let (mut journal, state) = Journal::open(dir.path(), false).expect("reopen");
         assert_eq!(state, before);
-        let text = std::fs::read_to_string(&path).expect("read");
+        let text = crate::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 1, "one checkpoint line");
         assert_eq!(state.resume(key(7)), Resume::Done { files: vec![] });
         // Appending goes on after the checkpoint, and both are read back.
@@ -991,7 +991,7 @@ mod tests {
         drop(journal);
         let (_, state) = Journal::open(dir.path(), true).expect("fresh");
         assert!(state.deleted.is_empty());
-        let kept = std::fs::read_dir(dir.path().join(".invk-run"))
+        let kept = crate::fs::read_dir(dir.path().join(".invk-run"))
             .expect("list")
             .count();
         assert_eq!(kept, 2, "the old journal is kept beside the new one");

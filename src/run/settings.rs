@@ -1,12 +1,9 @@
 //! The settings of a run. The binary's command layer builds them from the command line and the
 //! environment before anything is sent; the run never sees command-line types.
 
-use crate::client::Credentials;
+use crate::client::{Credentials, DEFAULT_SERVER};
 use crate::run::progress::ReportMode;
 use crate::server_entry::{EntryError, ServerEntry};
-
-/// The default server URL.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
 
 /// How to run manifests.
 #[derive(Debug, Clone)]

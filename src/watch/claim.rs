@@ -69,6 +69,10 @@ pub fn free_name_among(dirs: &[&Path], name: &OsStr) -> OsString {
 ///
 /// # Errors
 /// Any other I/O error, naming the paths.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "its error names both paths; NotFound and CrossesDevices are matched"
+)]
 pub fn move_into(src: &Path, dir: &Path, name: &OsStr) -> std::io::Result<Option<PathBuf>> {
     let target = dir.join(free_name(dir, name));
     if src

@@ -100,6 +100,10 @@ impl WatchConfig {
     ///
     /// # Errors
     /// [`WatchError::Missing`], [`WatchError::NotAFolder`], [`WatchError::Folder`] or [`WatchError::FolderClash`].
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "errors become WatchError::Folder, which names the folder; NotFound is matched"
+    )]
     pub fn prepare(&self) -> Result<(), WatchError> {
         self.check()?;
         match std::fs::metadata(&self.dir) {
@@ -167,6 +171,10 @@ fn absolute(path: &Path) -> Result<PathBuf, WatchError> {
     })
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "its error becomes WatchError::Folder, which names the folder"
+)]
 fn canonical(path: &Path) -> Result<PathBuf, WatchError> {
     std::fs::canonicalize(path).map_err(|source| WatchError::Folder {
         path: path.to_path_buf(),

@@ -143,7 +143,7 @@ mod tests {
             ("empty.png", Vec::new(), "the file is empty"),
             (
                 "cut.png",
-                std::fs::read(&png).expect("read")[..20].to_vec(),
+                crate::fs::read(&png).expect("read")[..20].to_vec(),
                 "it does not decode",
             ),
         ];

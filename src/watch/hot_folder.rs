@@ -144,14 +144,14 @@ pub async fn watch<R: ManifestRunner>(
 
 /// A manifest about to run.
 #[derive(Debug)]
-struct Job {
+struct ManifestRun {
     source: ManifestSource,
     resumed: bool,
     started_at: SystemTime,
     started: Instant,
 }
 
-impl Job {
+impl ManifestRun {
     fn start_event(&self, counts: Counts) -> WatchEvent {
         let manifest = self.source.display_name.clone();
         let path = self.source.path.display().to_string();
@@ -303,13 +303,13 @@ impl<'a> HotFolder<'a> {
 
     /// The next manifest to run: a leftover from the processing folder, else a settled file
     /// claimed from the hot folder.
-    fn next_job(&mut self) -> Option<Job> {
+    fn next_job(&mut self) -> Option<ManifestRun> {
         if let Some(path) = self.leftovers.pop_front() {
             let display_name = path.file_name().map_or_else(
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            return Some(Job {
+            return Some(ManifestRun {
                 source: ManifestSource {
                     path,
                     base_dir: self.config.dir.clone(),
@@ -354,7 +354,7 @@ impl<'a> HotFolder<'a> {
                     } else {
                         name.to_string_lossy().into_owned()
                     };
-                    return Some(Job {
+                    return Some(ManifestRun {
                         source: ManifestSource {
                             path,
                             base_dir: self.config.dir.clone(),
@@ -439,7 +439,7 @@ impl<'a> HotFolder<'a> {
 async fn run_one<R: ManifestRunner>(
     runner: &R,
     config: &WatchConfig,
-    job: Job,
+    job: ManifestRun,
     cancel: CancellationToken,
 ) -> (Filed, Vec<String>) {
     let result = runner.run(job.source.clone(), cancel.clone()).await;
@@ -450,7 +450,7 @@ async fn run_one<R: ManifestRunner>(
 /// interrupted one stays in the processing folder.
 fn file_away(
     config: &WatchConfig,
-    job: &Job,
+    job: &ManifestRun,
     result: Result<ManifestOutcome, crate::run::RunError>,
     cancelled: bool,
 ) -> (Filed, Vec<String>) {
@@ -559,7 +559,7 @@ fn one_line(error: &ErrorReport) -> String {
 
 /// The stamp of a regular file (following symbolic links), or `None`.
 fn stamp(path: &Path) -> Option<FileStamp> {
-    std::fs::metadata(path)
+    crate::fs::metadata(path)
         .ok()
         .as_ref()
         .and_then(FileStamp::of)

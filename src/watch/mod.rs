@@ -15,7 +15,7 @@
 //! 4. At most N manifests run at once, each through a [`ManifestRunner`].
 //! 5. A finished manifest is moved into the done folder with `NAME.report.json` beside it; an
 //!    invalid manifest or a failed run into the failed folder with `NAME.report.json` and
-//!    `NAME.error.txt` ([`report`]). Names are never overwritten (`a-1.yaml`, ...).
+//!    `NAME.error.txt` ([`filing`]). Names are never overwritten (`a-1.yaml`, ...).
 //! 6. When told to stop (Ctrl-C), no new manifest is claimed, running ones are cancelled at a
 //!    checkpoint and stay in the processing folder for the next start.
 //!

@@ -7,18 +7,44 @@
 
 use serde_json::{Map, Value};
 
+/// Why a generator cannot be expanded here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GeneratorError {
+    /// The spec is not an object (the spec as JSON).
+    #[error("expected a generator object, got {0}")]
+    NotAnObject(String),
+    /// The spec has no `type`.
+    #[error("the generator has no `type`")]
+    NoType,
+    /// A numeric parameter is missing or not a number.
+    #[error("the generator has no number `{0}`")]
+    NoNumber(String),
+    /// `count` is missing or out of range.
+    #[error("the generator has no `count` from 0 to {MAX_COUNT}")]
+    NoCount,
+    /// A string generator has no `input`.
+    #[error("the generator has no `input` string")]
+    NoInput,
+    /// The generator (its type) draws on the server: dynamic prompts, images from a board.
+    #[error("the generator `{0}` needs the server and cannot be expanded offline")]
+    NeedsServer(String),
+}
+
+/// The most values a generator may produce.
+const MAX_COUNT: u32 = 100_000;
+
 /// The values a generator spec (`{type, start, step, count, ...}`) produces.
 ///
 /// # Errors
-/// A sentence naming the missing or invalid parameter, or the unsupported generator type.
-pub fn generate(spec: &Value) -> Result<Vec<Value>, String> {
+/// The missing or invalid parameter, or a generator type that needs the server.
+pub fn generate(spec: &Value) -> Result<Vec<Value>, GeneratorError> {
     let obj = spec
         .as_object()
-        .ok_or_else(|| format!("expected a generator object, got {spec}"))?;
+        .ok_or_else(|| GeneratorError::NotAnObject(spec.to_string()))?;
     let ty = obj
         .get("type")
         .and_then(Value::as_str)
-        .ok_or("the generator has no `type`")?;
+        .ok_or(GeneratorError::NoType)?;
     let integer = ty.starts_with("integer_generator");
     let float = ty.starts_with("float_generator");
     let string = ty.starts_with("string_generator");
@@ -74,7 +100,7 @@ pub fn generate(spec: &Value) -> Result<Vec<Value>, String> {
         let input = obj
             .get("input")
             .and_then(Value::as_str)
-            .ok_or("the generator has no `input` string")?;
+            .ok_or(GeneratorError::NoInput)?;
         let split_on = match obj.get("splitOn").and_then(Value::as_str) {
             None | Some("") => ",".to_string(),
             Some(s) => unescape(s),
@@ -100,23 +126,21 @@ pub fn generate(spec: &Value) -> Result<Vec<Value>, String> {
             )
         });
     }
-    Err(format!(
-        "the generator `{ty}` needs the server and cannot be expanded offline"
-    ))
+    Err(GeneratorError::NeedsServer(ty.to_owned()))
 }
 
-fn num(obj: &Map<String, Value>, key: &str) -> Result<f64, String> {
+fn num(obj: &Map<String, Value>, key: &str) -> Result<f64, GeneratorError> {
     obj.get(key)
         .and_then(Value::as_f64)
-        .ok_or_else(|| format!("the generator has no number `{key}`"))
+        .ok_or_else(|| GeneratorError::NoNumber(key.to_owned()))
 }
 
-fn count(obj: &Map<String, Value>) -> Result<u32, String> {
+fn count(obj: &Map<String, Value>) -> Result<u32, GeneratorError> {
     obj.get("count")
         .and_then(Value::as_u64)
         .and_then(|c| u32::try_from(c).ok())
-        .filter(|c| *c <= 100_000)
-        .ok_or_else(|| "the generator has no `count` from 0 to 100000".to_string())
+        .filter(|c| *c <= MAX_COUNT)
+        .ok_or(GeneratorError::NoCount)
 }
 
 #[allow(clippy::cast_possible_truncation)]
@@ -218,6 +242,10 @@ mod tests {
             .expect_err("needs the server");
         assert_eq!(
             e,
+            GeneratorError::NeedsServer("string_generator_dynamic_prompts_random".into())
+        );
+        assert_eq!(
+            e.to_string(),
             "the generator `string_generator_dynamic_prompts_random` needs the server and cannot be expanded offline"
         );
     }

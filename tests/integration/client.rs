@@ -44,11 +44,11 @@ fn fixture(name: &str) -> PathBuf {
 /// A workflow file from the fixtures, renamed to `name`, written into `dir`.
 fn workflow_file(dir: &Path, name: &str) -> PathBuf {
     let text =
-        std::fs::read_to_string(fixture("workflows/flux-image-to-image.json")).expect("fixture");
+        fs_err::read_to_string(fixture("workflows/flux-image-to-image.json")).expect("fixture");
     let mut workflow: Value = serde_json::from_str(&text).expect("fixture json");
     workflow["name"] = json!(name);
     let path = dir.join(format!("{name}.json"));
-    std::fs::write(
+    fs_err::write(
         &path,
         serde_json::to_string_pretty(&workflow).expect("json"),
     )
@@ -216,9 +216,9 @@ fn workflows_round_trip_through_the_library() {
             .await
             .expect("download");
         let written: Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("json");
+            serde_json::from_str(&fs_err::read_to_string(&out).expect("read")).expect("json");
         let original: Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture("workflows/flux-image-to-image.json"))
+            &fs_err::read_to_string(fixture("workflows/flux-image-to-image.json"))
                 .expect("fixture"),
         )
         .expect("json");
@@ -373,9 +373,9 @@ fn images_upload_download_and_delete() {
     let dir = tempfile::tempdir().expect("tempdir");
     let png = support::png::png(3, 2, [10, 200, 30]);
     let file = dir.path().join("tiny.png");
-    std::fs::write(&file, &png).expect("write png");
+    fs_err::write(&file, &png).expect("write png");
     let not_image = dir.path().join("notes.png");
-    std::fs::write(&not_image, "just text").expect("write text");
+    fs_err::write(&not_image, "just text").expect("write text");
     block_on(async {
         let err = client
             .images()
@@ -442,7 +442,7 @@ fn images_upload_download_and_delete() {
             .download(&image.image_name, &dest)
             .await
             .expect("download");
-        let downloaded = std::fs::read(&dest).expect("read");
+        let downloaded = fs_err::read(&dest).expect("read");
         assert_eq!(bytes, downloaded.len() as u64);
         assert!(
             downloaded.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -580,7 +580,7 @@ fn a_batch_runs_and_its_outputs_map_to_downloadable_images() {
                 .download(&saved[0], &dest)
                 .await
                 .expect("download");
-            assert!(std::fs::read(&dest).expect("read").starts_with(b"\x89PNG"));
+            assert!(fs_err::read(&dest).expect("read").starts_with(b"\x89PNG"));
         }
         let single = client.queue().item(items[0].item_id).await.expect("item");
         assert_eq!(single.outputs(), items[0].outputs());
@@ -795,7 +795,7 @@ fn workflow_commands_upload_download_and_delete() {
     "
     );
     let written: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("json");
+        serde_json::from_str(&fs_err::read_to_string(&out).expect("read")).expect("json");
     assert_eq!(written["name"], json!(name));
 
     assert_cmd_snapshot!(support::invk_run().args(["workflows", "delete", &id, "--server", server.url()]), @r"

@@ -67,7 +67,7 @@ async fn every_example_workflow_completes_with_the_expected_outputs() {
     let client = client();
     let dir = tempfile::tempdir().expect("tempdir");
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows");
-    let mut files: Vec<_> = std::fs::read_dir(&folder)
+    let mut files: Vec<_> = fs_err::read_dir(&folder)
         .expect("examples/workflows")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))

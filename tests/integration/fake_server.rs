@@ -148,7 +148,7 @@ async fn play(mut stream: TcpStream, act: Act) {
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = fs_err::read_dir(dir)
         .expect("list dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
@@ -319,7 +319,7 @@ async fn a_truncated_download_fails_and_leaves_no_file() {
         .build()
         .expect("client");
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("keep.txt"), "other file").expect("write");
+    fs_err::write(dir.path().join("keep.txt"), "other file").expect("write");
     let dest = dir.path().join("out.png");
     let err = client
         .images()
@@ -356,7 +356,7 @@ async fn a_complete_download_lands_at_the_destination() {
         .await
         .expect("download");
     assert_eq!(bytes, 64);
-    assert_eq!(std::fs::read(&dest).expect("read"), vec![7u8; 64]);
+    assert_eq!(fs_err::read(&dest).expect("read"), vec![7u8; 64]);
     assert_eq!(files_in(&dir.path().join("sub")), ["out.png"]);
 }
 
@@ -653,8 +653,8 @@ async fn the_runner_resolves_models_of_the_same_name_by_the_field_type() {
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(flux_workflow(), dir.path().join("flux.json")).expect("copy");
-    std::fs::write(
+    fs_err::copy(flux_workflow(), dir.path().join("flux.json")).expect("copy");
+    fs_err::write(
         dir.path().join("job.yaml"),
         format!(
             "version: 1\nworkflow: flux.json\ninputs:\n  {FLUX_MODEL}: FLUX\n  {FLUX_VAE}: FLUX\noutput:\n  dir: out\n"

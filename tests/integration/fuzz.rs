@@ -102,7 +102,7 @@ fn yamlish() -> impl Strategy<Value = String> {
 
 /// A valid manifest with one part replaced by noise.
 fn mutated_manifest() -> impl Strategy<Value = String> {
-    let base = std::fs::read_to_string(repo("tests/fixtures/manifests/valid/zip-and-range.yaml"))
+    let base = fs_err::read_to_string(repo("tests/fixtures/manifests/valid/zip-and-range.yaml"))
         .expect("fixture");
     (any::<prop::sample::Index>(), 0usize..64, yamlish()).prop_map(move |(at, cut, noise)| {
         let chars: Vec<char> = base.chars().collect();
@@ -309,7 +309,7 @@ fn load_and_convert(value: Value) {
 #[test]
 fn the_workflow_loader_survives_arbitrary_and_grafted_documents() {
     let example: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo("examples/workflows/size-sweep.json")).expect("example"),
+        &fs_err::read_to_string(repo("examples/workflows/size-sweep.json")).expect("example"),
     )
     .expect("json");
     let mut runner = runner();

@@ -65,7 +65,7 @@ const CASES: &[Case] = &[
 ];
 
 fn broken_workflow(case: &Case) -> Value {
-    let text = std::fs::read_to_string(
+    let text = fs_err::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples/workflows/blur-and-tint.json"),
     )
@@ -126,7 +126,7 @@ fn each_graph_the_server_refuses_is_refused_first_and_nothing_is_sent() {
         }
 
         let ws = Workspace::new(MANIFEST);
-        std::fs::write(
+        fs_err::write(
             ws.path("blur-and-tint.json"),
             serde_json::to_string_pretty(&wf).expect("json"),
         )

@@ -34,7 +34,7 @@ pub(crate) fn example(name: &str) -> PathBuf {
 /// Writes a test photo into `dir` and returns its path.
 pub(crate) fn photo(dir: &Path, width: u32, height: u32) -> PathBuf {
     let path = dir.join(format!("photo-{width}x{height}.png"));
-    std::fs::write(&path, support::png::png(width, height, [200, 120, 40])).expect("write photo");
+    fs_err::write(&path, support::png::png(width, height, [200, 120, 40])).expect("write photo");
     path
 }
 
@@ -251,14 +251,14 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
     let files = handle.download_outputs(&out).await.expect("download");
     assert_eq!(files.len(), 4, "2 items x 2 output nodes: {files:?}");
     for file in &files {
-        assert!(std::fs::read(file).expect("read").starts_with(b"\x89PNG"));
+        assert!(fs_err::read(file).expect("read").starts_with(b"\x89PNG"));
     }
     let again = handle.download_outputs(&out).await.expect("download again");
     assert!(
         again.iter().all(|f| !files.contains(f)),
         "nothing is overwritten: {again:?}"
     );
-    assert!(!std::fs::read_dir(&out).expect("list").any(|e| {
+    assert!(!fs_err::read_dir(&out).expect("list").any(|e| {
         e.expect("entry")
             .file_name()
             .to_string_lossy()

@@ -204,9 +204,9 @@ fn hostile_input_is_refused_fast_and_small_and_the_server_sees_nothing() {
         if case.cyclic_workflow {
             let path = ws.path("blur-and-tint.json");
             let mut wf: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+                serde_json::from_str(&fs_err::read_to_string(&path).expect("read")).expect("json");
             wf["edges"][1]["source"] = json!(BLUR);
-            std::fs::write(&path, wf.to_string()).expect("write");
+            fs_err::write(&path, wf.to_string()).expect("write");
         }
         let m = measure(ws.command(&url, &["job.yaml"]));
         eprintln!(

@@ -31,7 +31,7 @@ output:
 "#;
 
 fn summary_lines(ws: &Workspace) -> Vec<Value> {
-    std::fs::read_to_string(ws.path("out/job/runs.jsonl"))
+    fs_err::read_to_string(ws.path("out/job/runs.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -43,9 +43,9 @@ fn a_linked_output_folder_or_journal_is_refused_before_anything_is_sent() {
     let outside = tempfile::tempdir().expect("outside");
     for linked in ["out/job", "out/job/.invk-run"] {
         let ws = Workspace::new(TWO_JOBS);
-        std::fs::create_dir_all(ws.path("out/job")).expect("mkdir");
+        fs_err::create_dir_all(ws.path("out/job")).expect("mkdir");
         if linked == "out/job" {
-            std::fs::remove_dir(ws.path("out/job")).expect("rmdir");
+            fs_err::remove_dir(ws.path("out/job")).expect("rmdir");
         }
         symlink(outside.path(), ws.path(linked)).expect("link");
         let out = ws.run_on(support::server().url(), &["job.yaml"]);
@@ -75,7 +75,7 @@ fn a_linked_sub_folder_fails_its_jobs_and_leaves_only_their_outputs_on_the_serve
     let url = support::server().url();
     let outside = tempfile::tempdir().expect("outside");
     let ws = Workspace::new(TWO_JOBS);
-    std::fs::create_dir_all(ws.path("out/job")).expect("mkdir");
+    fs_err::create_dir_all(ws.path("out/job")).expect("mkdir");
     symlink(outside.path(), ws.path("out/job/Tinted")).expect("link");
     let out = ws.run_on(url, &["job.yaml"]);
     let stderr = text(&out.stderr);
@@ -138,7 +138,7 @@ fn a_linked_sub_folder_fails_its_jobs_and_leaves_only_their_outputs_on_the_serve
         .flat_map(|l| l["left_on_server"].as_array().cloned().unwrap_or_default())
         .filter_map(|n| n.as_str().map(str::to_owned))
         .collect();
-    std::fs::remove_file(&link).expect("unlink");
+    fs_err::remove_file(&link).expect("unlink");
     let again = ws.run_on(url, &["job.yaml"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     assert_eq!(files_under(&ws.path("out/job/Blurred")), saved);
@@ -157,12 +157,12 @@ fn a_linked_sub_folder_fails_its_jobs_and_leaves_only_their_outputs_on_the_serve
 fn an_existing_sidecar_is_never_replaced_and_long_names_stay_distinct() {
     let url = support::server().url();
     let ws = Workspace::new(TWO_JOBS);
-    std::fs::create_dir_all(ws.path("out/job/Blurred")).expect("mkdir");
+    fs_err::create_dir_all(ws.path("out/job/Blurred")).expect("mkdir");
     let theirs = ws.path("out/job/Blurred/hue-0.png.json");
-    std::fs::write(&theirs, "user data").expect("write");
+    fs_err::write(&theirs, "user data").expect("write");
     let out = ws.run_on(url, &["job.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(&theirs).expect("read"), "user data");
+    assert_eq!(fs_err::read_to_string(&theirs).expect("read"), "user data");
     let blurred = files_under(&ws.path("out/job/Blurred"));
     assert_eq!(
         blurred,
@@ -177,7 +177,7 @@ fn an_existing_sidecar_is_never_replaced_and_long_names_stay_distinct() {
         .into()
     );
     let sidecar: Value = serde_json::from_str(
-        &std::fs::read_to_string(ws.path("out/job/Blurred/hue-0-1.png.json")).expect("read"),
+        &fs_err::read_to_string(ws.path("out/job/Blurred/hue-0-1.png.json")).expect("read"),
     )
     .expect("sidecar");
     assert_eq!(sidecar["sweep"]["Hue shift"], 0);

@@ -77,7 +77,7 @@ fn outputs_by_server(ws: &Workspace) -> (Vec<String>, BTreeMap<String, usize>) {
     for file in &files {
         let sidecar = ws.path(&format!("out/{file}.json"));
         let sidecar: Value = serde_json::from_str(
-            &std::fs::read_to_string(&sidecar)
+            &fs_err::read_to_string(&sidecar)
                 .unwrap_or_else(|e| panic!("{}: {e}", sidecar.display())),
         )
         .expect("sidecar JSON");
@@ -95,7 +95,7 @@ fn saved_by(ws: &Workspace, server: &str) -> usize {
     files_under(&ws.path("out"))
         .into_iter()
         .filter(|f| f.ends_with(".png.json"))
-        .filter_map(|f| std::fs::read_to_string(ws.path(&format!("out/{f}"))).ok())
+        .filter_map(|f| fs_err::read_to_string(ws.path(&format!("out/{f}"))).ok())
         .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
         .filter(|v| v["server"] == server)
         .count()
@@ -228,7 +228,7 @@ fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
         "every completed job names its server"
     );
     // The summary names the server of every job.
-    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
+    let summary = fs_err::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
     let lines: Vec<Value> = summary
         .lines()
         .map(|l| serde_json::from_str(l).expect("summary line"))
@@ -487,13 +487,13 @@ async fn models_given_by_name_are_resolved_on_each_server_of_the_pool_and_one_la
         fake_queue(server).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
+    fs_err::copy(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/workflows/flux-image-to-image.json"),
         dir.path().join("flux.json"),
     )
     .expect("copy");
-    std::fs::write(
+    fs_err::write(
         dir.path().join("job.yaml"),
         format!(
             "version: 1\nworkflow: flux.json\ninputs:\n  {FLUX_MODEL}: FLUX\n  {FLUX_VAE}: FLUX\nruns: 4\noutput:\n  dir: out\n"

@@ -29,18 +29,18 @@ struct Workspace {
 impl Workspace {
     fn new(manifest: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("photos")).expect("mkdir");
-        std::fs::copy(
+        fs_err::create_dir_all(dir.path().join("photos")).expect("mkdir");
+        fs_err::copy(
             repo("examples/workflows/blur-and-tint.json"),
             dir.path().join("blur-and-tint.json"),
         )
         .expect("copy workflow");
-        std::fs::copy(
+        fs_err::copy(
             repo("examples/images/sunset.png"),
             dir.path().join("photos/sunset.png"),
         )
         .expect("copy photo");
-        std::fs::write(dir.path().join("job.yaml"), manifest).expect("write manifest");
+        fs_err::write(dir.path().join("job.yaml"), manifest).expect("write manifest");
         Workspace { dir }
     }
 
@@ -97,14 +97,14 @@ fn sweep_run() -> &'static Workspace {
 /// Output files by (node label, sweep values), from their sidecars.
 fn outputs_by_sweep(out_dir: &Path) -> BTreeMap<(String, String), PathBuf> {
     fn walk(dir: &Path, found: &mut BTreeMap<(String, String), PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() && !name.starts_with('.') {
                 walk(&path, found);
             } else if let Some(image) = name.strip_suffix(".json") {
                 let Ok(sidecar) =
-                    serde_json::from_slice::<Value>(&std::fs::read(&path).expect("read"))
+                    serde_json::from_slice::<Value>(&fs_err::read(&path).expect("read"))
                 else {
                     continue;
                 };
@@ -139,7 +139,7 @@ fn decode(path: &Path) -> RgbImage {
 fn layout(grid: &Path) -> Value {
     let mut name = grid.as_os_str().to_owned();
     name.push(".json");
-    serde_json::from_slice(&std::fs::read(PathBuf::from(name)).expect("grid layout")).expect("json")
+    serde_json::from_slice(&fs_err::read(PathBuf::from(name)).expect("grid layout")).expect("json")
 }
 
 /// Whether `image` holds `expected` exactly with its top-left corner at (`x`, `y`).
@@ -268,8 +268,8 @@ fn a_3x4_sweep_makes_a_grid_per_output_with_labels_and_each_jobs_image_in_its_ce
     }
     // The two grids differ: each shows its own node's images.
     assert_ne!(
-        std::fs::read(out.join("grid-Blurred.png")).expect("read"),
-        std::fs::read(out.join("grid-Tinted.png")).expect("read")
+        fs_err::read(out.join("grid-Blurred.png")).expect("read"),
+        fs_err::read(out.join("grid-Tinted.png")).expect("read")
     );
 }
 
@@ -295,9 +295,9 @@ fn report_rebuilds_the_gallery_and_grids_from_disk_after_files_moved() {
         "grid-Blurred.png.json",
         ".invk-run/report.json",
     ] {
-        std::fs::remove_file(out.join(gone)).expect(gone);
+        fs_err::remove_file(out.join(gone)).expect(gone);
     }
-    std::fs::rename(out.join("hue-90"), out.join("moved-hue-90")).expect("move");
+    fs_err::rename(out.join("hue-90"), out.join("moved-hue-90")).expect("move");
 
     let report = support::invk_run()
         .args(["report"])
@@ -344,7 +344,7 @@ output:
     let layout = layout(&grid_path);
     let cells = layout["cells"].as_array().expect("cells");
     assert_eq!(cells.len(), 4);
-    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("runs.jsonl");
+    let summary = fs_err::read_to_string(ws.path("out/runs.jsonl")).expect("runs.jsonl");
     let server_error = summary
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -384,7 +384,7 @@ output:
         );
     }
     // The gallery lists the failures with the error.
-    let html = std::fs::read_to_string(ws.path("out/index.html")).expect("index.html");
+    let html = fs_err::read_to_string(ws.path("out/index.html")).expect("index.html");
     assert!(html.contains("2 failed"), "counts");
     assert!(html.contains(&server_error.replace('<', "\\u003c")));
 }
@@ -403,7 +403,7 @@ fn a_resumed_run_completes_its_grid() {
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(180);
     let downloaded = || {
-        std::fs::read_to_string(ws.path("out/.invk-run/journal.jsonl"))
+        fs_err::read_to_string(ws.path("out/.invk-run/journal.jsonl"))
             .unwrap_or_default()
             .lines()
             .filter(|l| l.contains("\"downloaded\""))
@@ -531,7 +531,7 @@ fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gall
             panic!("the run ended ({status}) before the first page's grid was written");
         }
         if gallery_seen.is_none() {
-            gallery_seen = std::fs::read_to_string(&page).ok();
+            gallery_seen = fs_err::read_to_string(&page).ok();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -540,7 +540,7 @@ fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gall
     let running = child.try_wait().expect("wait").is_none();
     let last_existed = last.exists();
     if gallery_seen.is_none() {
-        gallery_seen = std::fs::read_to_string(&page).ok();
+        gallery_seen = fs_err::read_to_string(&page).ok();
     }
     let out = child.wait_with_output().expect("wait");
     eprintln!(
@@ -576,7 +576,7 @@ fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gall
     }
     // At the end: every page, and the page of the finished run.
     let (jobs, title) =
-        gallery_jobs(&std::fs::read_to_string(&page).expect("index.html at the end"));
+        gallery_jobs(&fs_err::read_to_string(&page).expect("index.html at the end"));
     assert_eq!(jobs.len(), 12);
     assert!(!title.contains("running"), "{title}");
     for blur in [1, 3, 6, 9] {
@@ -613,7 +613,7 @@ output:
     );
     let outside_grids = tempfile::tempdir().expect("outside");
     let outside_thumbs = tempfile::tempdir().expect("outside");
-    std::fs::create_dir_all(ws.path("out/.invk-run")).expect("mkdir");
+    fs_err::create_dir_all(ws.path("out/.invk-run")).expect("mkdir");
     std::os::unix::fs::symlink(outside_grids.path(), ws.path("out/grids")).expect("link");
     std::os::unix::fs::symlink(outside_thumbs.path(), ws.path("out/.invk-run/thumbs"))
         .expect("link");
@@ -626,7 +626,7 @@ output:
         format!(
             "`{}` is a symbolic link (to `{}`); invk-run never writes through links",
             Path::new("out").join(link).display(),
-            std::fs::read_link(ws.path("out").join(link))
+            fs_err::read_link(ws.path("out").join(link))
                 .expect("link")
                 .display()
         )
@@ -658,7 +658,7 @@ output:
         first_err.contains(&refused(Path::new("grids"))),
         "{first_err}"
     );
-    std::fs::remove_file(ws.path("out/.invk-run/thumbs")).expect("unlink");
+    fs_err::remove_file(ws.path("out/.invk-run/thumbs")).expect("unlink");
     let second = report();
     assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
     assert!(
@@ -666,7 +666,7 @@ output:
         "{}",
         text(&second.stderr)
     );
-    let page = std::fs::read_to_string(ws.path("out/index.html")).expect("the gallery");
+    let page = fs_err::read_to_string(ws.path("out/index.html")).expect("the gallery");
     let (jobs, _) = gallery_jobs(&page);
     assert_eq!(jobs.len(), 2);
     assert!(
@@ -674,14 +674,14 @@ output:
         "a grid that was not written is not linked"
     );
     assert_eq!(
-        std::fs::read_dir(ws.path("out/.invk-run/thumbs"))
+        fs_err::read_dir(ws.path("out/.invk-run/thumbs"))
             .expect("a real thumbnail folder")
             .count(),
         4
     );
     for outside in [&outside_grids, &outside_thumbs] {
         assert_eq!(
-            std::fs::read_dir(outside.path()).expect("list").count(),
+            fs_err::read_dir(outside.path()).expect("list").count(),
             0,
             "written outside the output folder"
         );
@@ -808,10 +808,10 @@ fn a_gallery_of_2000_entries_loads_in_a_real_browser() {
     for job in 0..2000_usize {
         let file = format!("img/{job:04}.png");
         let rgb = [(job % 256) as u8, (job / 8 % 256) as u8, 128];
-        std::fs::create_dir_all(out.join("img")).expect("mkdir");
-        std::fs::write(out.join(&file), support::png::png(32, 32, rgb)).expect("png");
+        fs_err::create_dir_all(out.join("img")).expect("mkdir");
+        fs_err::write(out.join(&file), support::png::png(32, 32, rgb)).expect("png");
         let sweep = json!({"seed": job % 50, "cfg": job / 50});
-        std::fs::write(
+        fs_err::write(
             out.join(format!("{file}.json")),
             json!({"job": job, "image_name": format!("{job}.png"), "node": {"id": "n", "label": "Out"}, "sweep": sweep, "inputs": sweep}).to_string(),
         )
@@ -819,7 +819,7 @@ fn a_gallery_of_2000_entries_loads_in_a_real_browser() {
         lines.push_str(&json!({"run_id": "bench", "job": job, "status": "completed", "inputs": sweep, "sweep": sweep, "files": [file]}).to_string());
         lines.push('\n');
     }
-    std::fs::write(out.join("runs.jsonl"), lines).expect("runs.jsonl");
+    fs_err::write(out.join("runs.jsonl"), lines).expect("runs.jsonl");
     let started = Instant::now();
     let report = support::invk_run()
         .args(["report"])

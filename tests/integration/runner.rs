@@ -21,20 +21,20 @@ pub(crate) struct Workspace {
 impl Workspace {
     pub(crate) fn new(manifest: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("photos")).expect("mkdir");
-        std::fs::copy(
+        fs_err::create_dir_all(dir.path().join("photos")).expect("mkdir");
+        fs_err::copy(
             repo("examples/workflows/blur-and-tint.json"),
             dir.path().join("blur-and-tint.json"),
         )
         .expect("copy workflow");
         for photo in ["sunset", "sea"] {
-            std::fs::copy(
+            fs_err::copy(
                 repo(&format!("examples/images/{photo}.png")),
                 dir.path().join(format!("photos/{photo}.png")),
             )
             .expect("copy photo");
         }
-        std::fs::write(dir.path().join("job.yaml"), manifest).expect("write manifest");
+        fs_err::write(dir.path().join("job.yaml"), manifest).expect("write manifest");
         Workspace { dir }
     }
 
@@ -62,7 +62,7 @@ impl Workspace {
     }
 
     pub(crate) fn journal(&self, out: &str) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.path(&format!("{out}/.invk-run/journal.jsonl")))
+        let text = fs_err::read_to_string(self.path(&format!("{out}/.invk-run/journal.jsonl")))
             .unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -72,7 +72,7 @@ impl Workspace {
 
 pub(crate) fn files_under(dir: &Path) -> BTreeSet<String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 walk(root, &path, out);
@@ -172,12 +172,12 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
     assert_eq!(files, expected);
 
     // Every output is a real PNG of the size asked for; its sidecar says what made it.
-    let png = std::fs::read(root.join("hue-90/blur-3-Tinted.png")).expect("png");
+    let png = fs_err::read(root.join("hue-90/blur-3-Tinted.png")).expect("png");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let width = u32::from_be_bytes(png[16..20].try_into().expect("width"));
     assert_eq!(width, 48);
     let sidecar: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("hue-90/blur-3-Tinted.png.json")).expect("sidecar"),
+        &fs_err::read_to_string(root.join("hue-90/blur-3-Tinted.png.json")).expect("sidecar"),
     )
     .expect("json");
     assert_eq!(sidecar["inputs"]["Hue shift"], 90);
@@ -186,7 +186,7 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
     assert_eq!(sidecar["server"], support::server().url());
     assert!(sidecar["item_id"].as_i64().is_some());
 
-    let summary: Vec<Value> = std::fs::read_to_string(root.join("runs.jsonl"))
+    let summary: Vec<Value> = fs_err::read_to_string(root.join("runs.jsonl"))
         .expect("summary")
         .lines()
         .map(|l| serde_json::from_str(l).expect("line"))
@@ -382,7 +382,7 @@ pub(crate) fn assert_server_keeps_nothing_at(url: &str, journal: &[Value]) {
 fn every_invalid_manifest_is_refused_with_its_location_and_exit_2_before_anything_is_sent() {
     let dir = repo("tests/fixtures/manifests/invalid");
     let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus") {
+    for entry in fs_err::read_dir(&dir).expect("corpus") {
         let path = entry.expect("entry").path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
@@ -420,7 +420,7 @@ fn a_model_workflow_is_accepted_and_its_server_failure_is_reported_with_exit_1()
         .expect("default workflows")
         .join("Text to Image - SD1.5.json");
     let ws = Workspace::new("");
-    std::fs::copy(&sd15, ws.path("sd15.json")).expect("copy");
+    fs_err::copy(&sd15, ws.path("sd15.json")).expect("copy");
     let inputs = String::from_utf8(
         support::invk_run()
             .args(["inputs", "--json"])
@@ -439,7 +439,7 @@ fn a_model_workflow_is_accepted_and_its_server_failure_is_reported_with_exit_1()
         .and_then(|i| i["system_name"].as_str())
         .expect("a model input")
         .to_owned();
-    std::fs::write(
+    fs_err::write(
         ws.path("job.yaml"),
         format!(
             "version: 1\nworkflow: sd15.json\ninputs:\n  {model}: {{key: not-installed-0000, hash: 'blake3:00', name: Nonexistent SD1.5, base: sd-1, type: main}}\noutput:\n  dir: out\n"
@@ -450,7 +450,7 @@ fn a_model_workflow_is_accepted_and_its_server_failure_is_reported_with_exit_1()
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("failed"), "{stderr}");
-    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
+    let summary = fs_err::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
     let line: Value = serde_json::from_str(summary.lines().next().expect("a line")).expect("json");
     assert_eq!(line["status"], "failed");
     let error = line["error"].as_str().expect("error");
@@ -470,7 +470,7 @@ fn a_model_workflow_is_accepted_and_its_server_failure_is_reported_with_exit_1()
     let again = ws.run(&["job.yaml"]);
     assert_eq!(again.status.code(), Some(1), "{}", text(&again.stderr));
     assert_eq!(intents(&ws), 1, "a plain rerun resubmitted a failed job");
-    let summary = std::fs::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
+    let summary = fs_err::read_to_string(ws.path("out/runs.jsonl")).expect("summary");
     let last: Value = serde_json::from_str(summary.lines().last().expect("line")).expect("json");
     assert_eq!(last["status"], "failed");
 
@@ -530,7 +530,7 @@ fn ctrl_c_stops_with_130_and_a_fresh_run_of_the_same_jobs_is_not_broken_by_delet
 #[test]
 fn every_bundled_manifest_validates_and_the_small_ones_run() {
     let jobs = repo("jobs");
-    let mut names: Vec<String> = std::fs::read_dir(&jobs)
+    let mut names: Vec<String> = fs_err::read_dir(&jobs)
         .expect("jobs")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".yaml"))
@@ -549,10 +549,10 @@ fn every_bundled_manifest_validates_and_the_small_ones_run() {
     // Run copies whose output goes to a temporary folder (the repository stays clean).
     let out_root = tempfile::tempdir().expect("tempdir");
     for (name, pngs) in [("framed-photos.yaml", 6), ("size-sweep.yaml", 8)] {
-        let text_in = std::fs::read_to_string(jobs.join(name)).expect("read");
+        let text_in = fs_err::read_to_string(jobs.join(name)).expect("read");
         let out_dir = out_root.path().join(name.trim_end_matches(".yaml"));
         let copy = jobs.join(format!(".test-{name}"));
-        std::fs::write(
+        fs_err::write(
             &copy,
             text_in.replace(
                 "dir: \"../out/{{ manifest.stem }}\"",
@@ -566,7 +566,7 @@ fn every_bundled_manifest_validates_and_the_small_ones_run() {
             .arg(&copy)
             .output()
             .expect("run");
-        let _ = std::fs::remove_file(&copy);
+        let _ = fs_err::remove_file(&copy);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
         let written = files_under(&out_dir)
             .into_iter()
@@ -636,7 +636,7 @@ fn files_of_a_lost_item_are_replaced_when_its_job_runs_again_elsewhere() {
     // file was placed but not journaled.
     let journal_path = ws.path("out/job/.invk-run/journal.jsonl");
     let mut dropped_one = false;
-    let kept: Vec<String> = std::fs::read_to_string(&journal_path)
+    let kept: Vec<String> = fs_err::read_to_string(&journal_path)
         .expect("journal")
         .lines()
         .filter(|line| {
@@ -653,7 +653,7 @@ fn files_of_a_lost_item_are_replaced_when_its_job_runs_again_elsewhere() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert!(dropped_one);
-    std::fs::write(&journal_path, kept.concat()).expect("rewrite journal");
+    fs_err::write(&journal_path, kept.concat()).expect("rewrite journal");
 
     let other = support::multiuser_server();
     let out = ws
@@ -677,7 +677,7 @@ fn files_of_a_lost_item_are_replaced_when_its_job_runs_again_elsewhere() {
     let journal = ws.journal("out/job");
     for file in &after {
         let sidecar: Value = serde_json::from_slice(
-            &std::fs::read(ws.path(&format!("out/job/{file}.json"))).expect("sidecar"),
+            &fs_err::read(ws.path(&format!("out/job/{file}.json"))).expect("sidecar"),
         )
         .expect("sidecar json");
         let latest = journal
@@ -688,7 +688,7 @@ fn files_of_a_lost_item_are_replaced_when_its_job_runs_again_elsewhere() {
         assert_eq!(sidecar["image_name"], latest["image_name"], "{file}");
         assert_eq!(sidecar["server"], other.url(), "{file}");
     }
-    let summary = std::fs::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");
+    let summary = fs_err::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");
     let last_run: Vec<Value> = summary
         .lines()
         .rev()
@@ -749,7 +749,7 @@ fn a_run_killed_on_one_server_is_finished_on_another_with_fresh_uploads() {
         .filter(|f| is_output_png(f))
         .collect();
     assert_eq!(pngs.len(), 12, "{pngs:#?}");
-    let summary = std::fs::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");
+    let summary = fs_err::read_to_string(ws.path("out/job/runs.jsonl")).expect("summary");
     let last_run: Vec<Value> = summary
         .lines()
         .rev()

@@ -152,10 +152,9 @@ fn a_model_free_bundled_workflow_can_run_on_the_real_server() {
 fn a_workflow_with_a_node_type_the_server_lacks_makes_it_unusable_naming_the_type() {
     let real = support::server().url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut workflow: Value = serde_json::from_str(
-        &std::fs::read_to_string(bundled("blur-and-tint.json")).expect("read"),
-    )
-    .expect("json");
+    let mut workflow: Value =
+        serde_json::from_str(&fs_err::read_to_string(bundled("blur-and-tint.json")).expect("read"))
+            .expect("json");
     let blur = workflow["nodes"]
         .as_array_mut()
         .expect("nodes")
@@ -164,7 +163,7 @@ fn a_workflow_with_a_node_type_the_server_lacks_makes_it_unusable_naming_the_typ
         .expect("a blur node");
     blur["data"]["type"] = json!("no_such_node");
     let file = dir.path().join("custom.json");
-    std::fs::write(&file, workflow.to_string()).expect("write");
+    fs_err::write(&file, workflow.to_string()).expect("write");
 
     let output = support::invk_run()
         .args([
@@ -259,7 +258,7 @@ pub(crate) async fn fake_base() -> MockServer {
         ))
         .mount(&server)
         .await;
-    let schema = std::fs::read_to_string(
+    let schema = fs_err::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invocations-6.14.2.json"),
     )
     .expect("schema snapshot");
@@ -309,13 +308,13 @@ async fn models_are_found_on_each_server_by_name_whatever_their_keys_and_a_missi
     let b = fake_server(flux_models("b", true)).await;
     let no_vae = fake_server(flux_models("c", false)).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
+    fs_err::copy(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/workflows/flux-image-to-image.json"),
         dir.path().join("flux.json"),
     )
     .expect("copy");
-    std::fs::write(
+    fs_err::write(
         dir.path().join("job.yaml"),
         format!(
             "version: 1\nworkflow: flux.json\ninputs:\n  {FLUX_MODEL}: FLUX\n  {FLUX_VAE}: FLUX\noutput:\n  dir: out\n"
@@ -490,8 +489,8 @@ async fn bad_input_exits_2_and_sends_nothing() {
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("broken.json"), "{\"nodes\": [").expect("write");
-    std::fs::write(
+    fs_err::write(dir.path().join("broken.json"), "{\"nodes\": [").expect("write");
+    fs_err::write(
         dir.path().join("bad.yaml"),
         "version: 1\nworkflow: missing.json\n",
     )

@@ -14,13 +14,13 @@ use crate::support;
 /// inputs, as `seeded-tint.json`, and data files beside the manifest.
 fn workspace(manifest: &str, files: &[(&str, &str)]) -> Workspace {
     let ws = Workspace::new(manifest);
-    std::fs::copy(
+    fs_err::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/seeded-tint.json"),
         ws.path("seeded-tint.json"),
     )
     .expect("copy workflow");
     for (name, body) in files {
-        std::fs::write(ws.path(name), body).expect("write data file");
+        fs_err::write(ws.path(name), body).expect("write data file");
     }
     ws
 }
@@ -31,7 +31,7 @@ fn sidecars(out: &Path) -> BTreeMap<String, Value> {
         .into_iter()
         .filter(|f| is_output_png(f))
         .map(|f| {
-            let side = std::fs::read(out.join(format!("{f}.json"))).expect("sidecar");
+            let side = fs_err::read(out.join(format!("{f}.json"))).expect("sidecar");
             let side: Value = serde_json::from_slice(&side).expect("sidecar json");
             (f, side)
         })
@@ -40,7 +40,7 @@ fn sidecars(out: &Path) -> BTreeMap<String, Value> {
 
 /// The width of a PNG file (from its IHDR chunk).
 fn png_width(path: &Path) -> u32 {
-    let bytes = std::fs::read(path).expect("png");
+    let bytes = fs_err::read(path).expect("png");
     u32::from_be_bytes(bytes[16..20].try_into().expect("ihdr"))
 }
 
@@ -278,7 +278,7 @@ fn a_run_killed_and_resumed_records_the_same_seeds_in_every_sidecar() {
         }
     }
     // `runs.jsonl` records them too (the resumed run's summary covers every job).
-    let summary = std::fs::read_to_string(ws.path("out/job/runs.jsonl")).expect("runs.jsonl");
+    let summary = fs_err::read_to_string(ws.path("out/job/runs.jsonl")).expect("runs.jsonl");
     let mut lines: BTreeMap<u64, u64> = BTreeMap::new();
     for line in summary.lines() {
         let v: Value = serde_json::from_str(line).expect("json line");

@@ -35,9 +35,9 @@ fn every_shipped_workflow_loads_and_writes_back_unchanged() {
         .default_workflows_dir()
         .expect("default workflows");
     let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("list") {
+    for entry in fs_err::read_dir(&dir).expect("list") {
         let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("read");
+        let text = fs_err::read_to_string(&path).expect("read");
         let def = WorkflowDefinition::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let original: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(
@@ -99,7 +99,7 @@ fn inputs_follow_the_form_and_are_typed_from_the_schema() {
 fn colliding_user_names_name_the_nodes_and_fields() {
     let path = fixture("flux-image-to-image.json");
     let mut json: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        serde_json::from_str(&fs_err::read_to_string(&path).expect("read")).expect("json");
     // Give the negative prompt the positive prompt's label: two inputs called `Positive Prompt`.
     for node in json["nodes"].as_array_mut().expect("nodes") {
         if node["id"] == "e87ba3b6-c98f-4644-903a-e13c421f2add" {

@@ -134,12 +134,12 @@ fn manifest_schema_is_current() {
     let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json");
     let generated = manifest_schema();
     if std::env::var_os("INVK_UPDATE_SCHEMA").is_some() {
-        std::fs::create_dir_all(committed_path.parent().expect("schemas folder"))
+        fs_err::create_dir_all(committed_path.parent().expect("schemas folder"))
             .expect("create schemas/");
-        std::fs::write(&committed_path, &generated).expect("write the schema");
+        fs_err::write(&committed_path, &generated).expect("write the schema");
         return;
     }
-    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    let committed = fs_err::read_to_string(&committed_path).unwrap_or_default();
     assert!(
         committed == generated,
         "schemas/manifest.schema.json is stale; regenerate it with\n  INVK_UPDATE_SCHEMA=1 cargo test --test integration manifest_schema"
@@ -150,22 +150,21 @@ fn manifest_schema_is_current() {
 fn scratch(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
-    std::fs::copy(
+    fs_err::copy(
         fixtures.join("workflows/flux-image-to-image.json"),
         dir.path().join("wf.json"),
     )
     .expect("copy workflow");
-    std::fs::create_dir(dir.path().join("photos")).expect("mkdir");
+    fs_err::create_dir(dir.path().join("photos")).expect("mkdir");
     for p in ["cat.png", "dog.png"] {
-        std::fs::copy(
+        fs_err::copy(
             fixtures.join("photos").join(p),
             dir.path().join("photos").join(p),
         )
         .expect("copy photo");
     }
     let path = dir.path().join("m.yaml");
-    std::fs::write(&path, format!("version: 1\nworkflow: wf.json\n{yaml}"))
-        .expect("write manifest");
+    fs_err::write(&path, format!("version: 1\nworkflow: wf.json\n{yaml}")).expect("write manifest");
     (dir, path)
 }
 
@@ -277,7 +276,7 @@ fn huge_manifests_are_refused_with_a_short_message_naming_the_line() {
         ),
     ];
     for (name, items, expected) in cases {
-        std::fs::write(dir.path().join(name), format!("{header}{items}1]\n")).expect("write");
+        fs_err::write(dir.path().join(name), format!("{header}{items}1]\n")).expect("write");
         for args in [&["validate"][..], &["--server", "http://127.0.0.1:1"][..]] {
             let out = crate::support::invk_run()
                 .current_dir(dir.path())

@@ -56,7 +56,7 @@ pub fn tails() -> String {
 
 fn tail(path: &Path) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
+    let mut file = fs_err::File::open(path)?;
     let len = file.metadata()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
     let mut bytes = Vec::new();
@@ -72,7 +72,7 @@ fn tail(path: &Path) -> std::io::Result<String> {
 fn the_tail_of_each_registered_log_is_shown_and_a_forgotten_one_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text: String = (1..=100).map(|i| format!("log line {i}\n")).collect();
-    std::fs::write(dir.path().join(invk_run::local_server::LOG_FILE), text).expect("write");
+    fs_err::write(dir.path().join(invk_run::local_server::LOG_FILE), text).expect("write");
     register("test", dir.path());
     let shown = tails();
     unregister(dir.path());

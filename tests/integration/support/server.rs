@@ -107,7 +107,7 @@ fn start(multiuser: bool) -> TestServer {
         std::process::id(),
         if multiuser { "multiuser" } else { "single" }
     ));
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = fs_err::remove_dir_all(&root);
     let (tx, rx) = mpsc::channel();
     let thread_root = root.clone();
     std::thread::Builder::new()
@@ -156,7 +156,7 @@ fn start(multiuser: bool) -> TestServer {
 
 /// Removes the roots that earlier test processes left behind (their process is gone).
 fn remove_stale_roots() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = fs_err::read_dir(std::env::temp_dir()) else {
         return;
     };
     for entry in entries.flatten() {
@@ -166,7 +166,7 @@ fn remove_stale_roots() {
         };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|pid| pid != std::process::id() && !is_alive(pid)) {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = fs_err::remove_dir_all(entry.path());
         }
     }
 }

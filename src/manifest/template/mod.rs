@@ -23,6 +23,9 @@ use super::diagnostic::{closest, did_you_mean};
 use super::scope::{RESERVED, Scope};
 use super::source::YamlPath;
 use crate::budget::{self, Budget, Stopped};
+use plain::is_plain;
+
+mod plain;
 
 /// The steps (engine instructions) one render may take.
 pub const FUEL: u64 = 100_000;
@@ -35,25 +38,6 @@ pub const MAX_RENDER_MEMORY: usize = 32 << 20;
 
 /// The time one render may take.
 pub const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
-
-/// Filters whose result is no longer than their input (a [plain](is_plain) template may use
-/// them).
-const PLAIN_FILTERS: &[&str] = &[
-    "stem",
-    "basename",
-    "slug",
-    "lower",
-    "upper",
-    "trim",
-    "title",
-    "capitalize",
-    "string",
-    "length",
-    "int",
-    "float",
-    "abs",
-    "round",
-];
 
 /// Names minijinja knows without a context (functions and loop helpers); they are not undefined.
 const BUILTINS: &[&str] = &[
@@ -135,7 +119,7 @@ impl Templates {
                 .file_name()
                 .map_or_else(String::new, |x| x.to_string_lossy().into_owned())
         });
-        env.add_filter("slug", slug);
+        env.add_filter("slug", slug_filter);
         // The engine's own lazily made tables (small integers' text) are made here, not by a
         // budgeted render that could be stopped while making them.
         static WARM: Once = Once::new();
@@ -351,156 +335,6 @@ fn over_budget(path: &YamlPath, what: Stopped) -> TemplateProblem {
     }
 }
 
-/// The longest template that can be [plain](is_plain): its reads and concatenations are few, so
-/// its values stay within a small multiple of the context's.
-const MAX_PLAIN_LEN: usize = 512;
-
-/// Whether `source` cannot grow: no tags or comments, and `{{ }}` expressions of variables,
-/// literals, parentheses, [`PLAIN_FILTERS`] (with literal arguments) and the operators that add
-/// or compare (`+ - / // % ~`, comparisons, `and or not in`), but no repetition (`*`, `**`), no
-/// calls and no list or map literals; and at most [`MAX_PLAIN_LEN`] bytes. `{{ vars.style }}`,
-/// `{{ sweep['Hue shift'] | slug }}`, `{{ job.index % 50 + 1 }}` are plain.
-fn is_plain(source: &str) -> bool {
-    if source.len() > MAX_PLAIN_LEN || source.contains("{%") || source.contains("{#") {
-        return false;
-    }
-    let mut rest = source;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            return false;
-        };
-        let expr = after[..end].strip_prefix('-').unwrap_or(&after[..end]);
-        let expr = expr.strip_suffix('-').unwrap_or(expr);
-        if !is_plain_expression(expr) {
-            return false;
-        }
-        rest = &after[end + 2..];
-    }
-    true
-}
-
-/// One token of an expression, as far as [`is_plain_expression`] needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token<'a> {
-    Name(&'a str),
-    Literal,
-    Operator,
-    Open(char),
-    Close(char),
-    Dot,
-    Comma,
-    Pipe,
-}
-
-/// The tokens of `expr`; `None` for any character a plain expression does not use.
-fn tokens(expr: &str) -> Option<Vec<Token<'_>>> {
-    let mut out = Vec::new();
-    let mut rest = expr.trim_start();
-    while let Some(c) = rest.chars().next() {
-        let len = if c.is_ascii_alphabetic() || c == '_' {
-            let n = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            out.push(Token::Name(&rest[..n]));
-            n
-        } else if c.is_ascii_digit() {
-            out.push(Token::Literal);
-            rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-                .unwrap_or(rest.len())
-        } else if c == '\'' || c == '"' {
-            let close = rest[1..].find(c)? + 1;
-            if rest[..close].contains('\\') {
-                return None;
-            }
-            out.push(Token::Literal);
-            close + 1
-        } else if let Some(op) = ["//", "==", "!=", "<=", ">="]
-            .iter()
-            .find(|op| rest.starts_with(**op))
-        {
-            out.push(Token::Operator);
-            op.len()
-        } else {
-            out.push(match c {
-                '+' | '-' | '/' | '%' | '~' | '<' | '>' => Token::Operator,
-                '(' | '[' => Token::Open(c),
-                ')' | ']' => Token::Close(c),
-                '.' => Token::Dot,
-                ',' => Token::Comma,
-                '|' => Token::Pipe,
-                _ => return None,
-            });
-            1
-        };
-        rest = rest[len..].trim_start();
-    }
-    Some(out)
-}
-
-/// See [`is_plain`].
-fn is_plain_expression(expr: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "and", "or", "not", "in", "true", "false", "none", "True", "False", "None",
-    ];
-    let Some(tokens) = tokens(expr) else {
-        return false;
-    };
-    let mut brackets = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let before = i.checked_sub(1).map(|j| tokens[j]);
-        let after = tokens.get(i + 1).copied();
-        let ok = match *t {
-            Token::Name(n) => match before {
-                // A filter, maybe with literal arguments.
-                Some(Token::Pipe) => PLAIN_FILTERS.contains(&n) || n == "default",
-                // An attribute.
-                Some(Token::Dot) => true,
-                // A variable or a word, never called.
-                _ => after != Some(Token::Open('(')) || WORDS.contains(&n),
-            },
-            // `(` of a filter's arguments, or grouping; `[` only to subscript.
-            Token::Open('[') => {
-                matches!(before, Some(Token::Name(_) | Token::Close(_)))
-                    && matches!(after, Some(Token::Literal))
-                    && tokens.get(i + 2) == Some(&Token::Close(']'))
-            }
-            Token::Open(c) => {
-                let call = matches!(before, Some(Token::Name(n)) if !WORDS.contains(&n));
-                let filter = i >= 2 && tokens[i - 2] == Token::Pipe;
-                if call && !filter {
-                    false
-                } else {
-                    // A filter's arguments are literals only.
-                    if filter {
-                        let close = tokens[i..].iter().position(|t| *t == Token::Close(')'));
-                        let Some(close) = close else { return false };
-                        if !tokens[i + 1..i + close]
-                            .iter()
-                            .all(|t| matches!(t, Token::Literal | Token::Comma))
-                        {
-                            return false;
-                        }
-                    }
-                    brackets.push(c);
-                    true
-                }
-            }
-            Token::Close(c) => {
-                let open = if c == ')' { '(' } else { '[' };
-                c == ']' || brackets.pop() == Some(open)
-            }
-            Token::Dot => matches!(after, Some(Token::Name(_))),
-            Token::Comma => brackets.last() == Some(&'('),
-            Token::Literal | Token::Operator | Token::Pipe => true,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    brackets.is_empty() && !tokens.is_empty()
-}
-
 /// A result buffer that refuses to grow past [`MAX_RESULT_BYTES`].
 struct Limited {
     bytes: Vec<u8>,
@@ -675,8 +509,12 @@ fn problem(e: &minijinja::Error, source: &str, path: &YamlPath) -> TemplateProbl
     }
 }
 
-/// Lowercase ASCII letters and digits, other runs of characters replaced by one `-`.
-fn slug(s: String) -> String {
+/// The `slug` filter of templates, as `docs/manifest.md` documents it: lowercase ASCII letters
+/// and digits, other runs of characters replaced by one `-` (`A Red Fox!` -> `a-red-fox`). Not
+/// the rule of a downloaded output's file name (`client::workflow_handle::label_file_stem`), which
+/// keeps `_` and non-ASCII letters: users write paths with this one and must get what the
+/// reference says.
+fn slug_filter(s: String) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -689,231 +527,4 @@ fn slug(s: String) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn ctx(v: Value) -> Context {
-        match v {
-            Value::Object(m) => Context::new(m),
-            _ => Context::new(Map::new()),
-        }
-    }
-
-    fn render(source: &str, v: Value) -> Result<String, TemplateProblem> {
-        let mut t = Templates::new();
-        let path = YamlPath::keys(&["inputs", "prompt"]);
-        t.add(&path, source)?;
-        t.render(&path, source, &ctx(v))
-    }
-
-    #[test]
-    fn renders_vars_sweep_keys_and_builtins() {
-        let v = json!({"vars": {"style": "watercolor"}, "animal": "cat", "sweep": {"Positive Prompt": "x"}, "job": {"index": 3}});
-        let cases = [
-            (
-                "a {{ animal }} in {{ vars.style }} style",
-                "a cat in watercolor style",
-            ),
-            ("{{ sweep['Positive Prompt'] }}!", "x!"),
-            ("{{ job.index + 1 }}", "4"),
-            ("plain text {not a template}", "plain text {not a template}"),
-            (
-                "{{ 'photos/cat.png' | stem }} {{ 'a/b.png' | basename }} {{ 'Hello, World!' | slug }}",
-                "cat b.png hello-world",
-            ),
-            ("{{ missing | default('fallback') }}", "fallback"),
-        ];
-        for (source, expected) in cases {
-            assert_eq!(
-                render(source, v.clone()).as_deref(),
-                Ok(expected),
-                "{source}"
-            );
-        }
-    }
-
-    #[test]
-    fn undefined_variables_are_named_with_the_closest_match() {
-        let v = json!({"vars": {"style": "w"}, "animal": "cat"});
-        let p = render("{{ anmal }}", v.clone()).expect_err("typo");
-        assert_eq!(p.message, "undefined variable `anmal`");
-        assert_eq!(p.hint.as_deref(), Some("did you mean `animal`?"));
-        assert!(p.undefined);
-        let p = render("{{ vars.styel }}", v.clone()).expect_err("nested typo");
-        assert_eq!(p.message, "undefined variable `vars.styel`");
-        assert_eq!(p.hint.as_deref(), Some("did you mean `vars.style`?"));
-        let p = render("{{ zebra }}", v).expect_err("no match");
-        assert_eq!(p.hint.as_deref(), Some("defined here: `vars`, `animal`"));
-        let p = render("{{ image }}", json!({"sweep": {"image": "a.png"}})).expect_err("reserved");
-        assert_eq!(
-            p.hint.as_deref(),
-            Some("`image` is a reserved name; read the sweep value as `sweep[\"image\"]`")
-        );
-    }
-
-    #[test]
-    fn syntax_errors_say_what_the_parser_expected() {
-        let p = render("a {{ animal ", json!({})).expect_err("unclosed");
-        assert!(
-            p.message.starts_with("template syntax error: "),
-            "{}",
-            p.message
-        );
-        assert!(!p.undefined);
-    }
-
-    #[test]
-    fn strict_undefined_catches_what_the_static_check_cannot() {
-        let p = render("{{ sweep['nope'] }}", json!({"sweep": {"a": 1}})).expect_err("missing key");
-        assert!(p.message.contains("undefined"), "{}", p.message);
-    }
-
-    #[test]
-    fn renders_have_a_budget_of_steps_and_result_size() {
-        let p = render(
-            "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
-            json!({}),
-        )
-        .expect_err("endless loops");
-        assert_eq!(
-            p.message,
-            format!("the template at `inputs.prompt` takes more than {FUEL} steps, the limit")
-        );
-        assert!(p.over_budget);
-        let p = render("{{ 'x' * 1000000 }}", json!({})).expect_err("1 MB");
-        assert_eq!(
-            p.message,
-            format!(
-                "the template at `inputs.prompt` makes a result longer than {MAX_RESULT_BYTES} bytes, the limit"
-            )
-        );
-        assert!(p.over_budget);
-        assert_eq!(
-            render("{% for i in range(100) %}{{ i }}{% endfor %}", json!({})).map(|s| s.len()),
-            Ok(190)
-        );
-    }
-
-    /// Values that grow exponentially within few steps are stopped while they grow, at the
-    /// memory budget, when compiling (constants are folded then) as when rendering.
-    #[test]
-    fn values_that_grow_are_stopped_at_the_memory_budget() {
-        let memory = "the template at `inputs.prompt` needs more than 32 MiB of memory, the limit";
-        let cases = [
-            // Folded when compiling.
-            "{{ 'x' * 100000000 }}",
-            "{{ ('x' * 50000000) ~ ('x' * 50000000) }}",
-            // A string doubled in a loop.
-            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
-            // Repeated concatenation, straight.
-            "{% set a = vars.x * 1000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{% set d = c ~ c ~ c ~ c %}{% set e = d ~ d ~ d ~ d %}{% set f = e ~ e ~ e ~ e %}{% set g = f ~ f ~ f ~ f %}{% set h = g ~ g ~ g ~ g %}{{ h | length }}",
-            // Filters that multiply.
-            "{{ (vars.x * 10000000) | replace('x', 'xxxxxxxxxx') | length }}",
-            "{{ range(100000) | join(vars.x * 100000) | length }}",
-            // Recursion that doubles.
-            "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s | length }}{% endif %}{% endmacro %}{{ f(vars.x, 60) }}",
-        ];
-        for source in cases {
-            let started = std::time::Instant::now();
-            let p = render(source, json!({"vars": {"x": "x"}})).expect_err(source);
-            assert_eq!(p.message, memory, "{source}");
-            assert!(p.over_budget, "{source}");
-            assert!(
-                started.elapsed() < MAX_RENDER_TIME,
-                "{source}: {:?}",
-                started.elapsed()
-            );
-        }
-    }
-
-    #[test]
-    fn a_template_that_makes_the_engine_panic_is_an_error() {
-        // Huge repetitions: minijinja overflows a multiplication on some (a panic in a debug
-        // build). Each render returns, within its time budget, instead of taking the process.
-        for source in [
-            "{{ ([1] * 10**15) | length }}",
-            "{{ [1] * 10**15 }}",
-            "{{ ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20] * 10**18) | length }}",
-            "{% set n = 10**18 %}{{ ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20] * n) | length }}",
-        ] {
-            let started = std::time::Instant::now();
-            let _ = render(source, json!({"vars": {}}));
-            assert!(started.elapsed() < MAX_RENDER_TIME * 2, "{source}");
-        }
-    }
-
-    #[test]
-    fn work_without_end_in_one_step_is_stopped_at_the_time_budget() {
-        let time = "the template at `inputs.prompt` takes more than 1 s, the limit";
-        for source in [
-            // Folded when compiling.
-            "{{ 'x' in [1] * 1000000000000000 }}",
-            // Rendered.
-            "{% set n = 10 ** 15 %}{{ ([1] * n) | sum }}",
-        ] {
-            let started = std::time::Instant::now();
-            let p = render(source, json!({})).expect_err(source);
-            assert_eq!(p.message, time, "{source}");
-            assert!(
-                started.elapsed() < MAX_RENDER_TIME * 2,
-                "{source}: {:?}",
-                started.elapsed()
-            );
-        }
-    }
-
-    #[test]
-    fn templates_that_only_print_variables_are_plain() {
-        for plain in [
-            "a {{ animal }} in {{ vars.style }} style",
-            "{{ sweep['Positive Prompt'] | slug }}-{{- job.number -}}",
-            "{{ sweep[\"a b\"] | stem | lower }}/{{ node.label }}/{{ image.index }}",
-            "{{ inputs[0] }} plain {not a template}",
-            "{{ job.index % 50 + 1 }}",
-            "{{ 10 + (run.index + 1) // 2 }}x",
-            "{{ vars.x ~ '-' ~ job.number }}",
-            "{{ missing | default('fallback') }}",
-            "{{ vars.r | round(2) }}",
-            "{{ not (a and b) or 'x' in vars.list }}",
-            "{{ a is defined }}",
-        ] {
-            assert!(is_plain(plain), "{plain}");
-        }
-        for not_plain in [
-            "{{ vars.x * 3 }}",
-            "{{ vars.x ** 3 }}",
-            "{{ vars.x | replace('a', 'b') }}",
-            "{{ vars.x | join }}",
-            "{{ vars.x | default(vars.y * 3) }}",
-            "{% if a %}{{ a }}{% endif %}",
-            "{# note #}{{ a }}",
-            "{{ a['}}'] }}",
-            "{{ a[b] }}",
-            "{{ [1, 2] }}",
-            "{{ {'a': 1} }}",
-            "{{ f() }}",
-            "{{ range(10) }}",
-            "{{ a.f() }}",
-            "{{ a }",
-            "{{ (a }}",
-            "{{ 'a\\' }}",
-        ] {
-            assert!(!is_plain(not_plain), "{not_plain}");
-        }
-    }
-
-    #[test]
-    fn names_read_by_a_template_are_listed() {
-        let mut t = Templates::new();
-        let path = YamlPath::keys(&["inputs", "x"]);
-        t.add(
-            &path,
-            "{{ animal }} {{ vars.style }} {% for i in range(2) %}{{ i }}{% endfor %}",
-        )
-        .expect("compiles");
-        let mut names: Vec<_> = t.top_level_names(&path).into_iter().collect();
-        names.sort();
-        assert_eq!(names, ["animal", "range", "vars"]);
-    }
-}
+mod tests;
