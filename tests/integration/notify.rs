@@ -196,7 +196,7 @@ fn the_run_end_post_carries_the_summary_and_each_failed_job_is_posted() {
     assert!(
         failed[0]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("no-such-image")),
+            .is_some_and(|e| e.contains("Image record not found")),
         "{failed:?}"
     );
     assert_eq!(failed[0]["item_id"], recorded["item_id"]);

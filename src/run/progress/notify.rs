@@ -327,7 +327,7 @@ async fn send(http: &reqwest::Client, entry: &NotifyEntry, body: &[u8]) -> Optio
     let target = describe(entry);
     let sent = tokio::time::timeout(bound, async {
         if entry.command.is_empty() {
-            post(http, entry, body, Instant::now() + bound).await
+            post(http, entry, body, bound).await
         } else {
             run_command(&entry.command, body).await
         }
@@ -376,14 +376,15 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// POSTs `body`, retrying connection errors and 5xx answers with a growing wait, until
-/// `deadline`.
+/// POSTs `body`, retrying connection errors and 5xx answers with a growing wait, for at most
+/// `bound`.
 async fn post(
     http: &reqwest::Client,
     entry: &NotifyEntry,
     body: &[u8],
-    deadline: Instant,
+    bound: Duration,
 ) -> Result<(), String> {
+    let deadline = Instant::now() + bound;
     let url = match (&entry.url, &entry.url_env) {
         (Some(url), _) => url.clone(),
         (None, Some(variable)) => std::env::var(variable)
@@ -429,7 +430,7 @@ async fn post(
             }
             Ok(answer) => return Err(format!("the receiver answered {}", answer.status())),
             Err(e) if e.is_timeout() => {
-                return Err(format!("no answer within {}", seconds(left)));
+                return Err(format!("no answer within {}", seconds(bound)));
             }
             Err(e) => crate::error_chain::error_chain(&e),
         };
