@@ -101,10 +101,46 @@ pub struct RunArgs {
     /// started for this run and stopped after it.
     #[arg(long, conflicts_with = "server")]
     pub local: bool,
+
+    /// When each manifest's run ends, POST its JSON summary to URL (repeatable; besides the
+    /// manifest's `notify:`; docs/notify.md). No secrets in it: a manifest's `url_env` and
+    /// `headers_env` take them from the environment.
+    #[arg(long, value_name = "URL", value_parser = crate::manifest::check_cli_url)]
+    pub notify: Vec<String>,
+
+    /// When each manifest's run ends, run CMD with `sh -c` and the JSON summary on its stdin
+    /// (repeatable).
+    #[arg(long, value_name = "CMD")]
+    pub notify_command: Vec<String>,
+
+    /// Which ends `--notify` and `--notify-command` are sent on, comma-separated: `done` (every
+    /// job completed), `failed` (any other end), `job_failed` (each failed job) [default:
+    /// done,failed].
+    #[arg(long, value_name = "ENDS", value_delimiter = ',', value_parser = ["done", "failed", "job_failed"])]
+    pub notify_on: Vec<String>,
+
+    /// Seconds each notification of the command line may take, retries included.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = notify_timeout)]
+    pub notify_timeout: f64,
+}
+
+/// A notification's time bound: seconds, more than 0 and at most 600.
+fn notify_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= crate::manifest::MAX_NOTIFY_TIMEOUT_SECS => Ok(t),
+        _ => Err(format!(
+            "`{text}`: give seconds, more than 0 and at most {}",
+            crate::manifest::MAX_NOTIFY_TIMEOUT_SECS
+        )),
+    }
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only move the bytes"
+)]
 pub enum Command {
     /// Check manifests without sending anything.
     Validate {

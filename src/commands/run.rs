@@ -67,7 +67,32 @@ pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
             .map_or(crate::run::DEFAULT_WINDOW, |w| w as usize),
         server_wait: std::time::Duration::from_secs(run.server_wait),
         coalescer: None,
+        notify: cli_notify(run),
     }
+}
+
+/// The notifications `--notify`, `--notify-command`, `--notify-on` and `--notify-timeout` ask
+/// for.
+fn cli_notify(run: &RunArgs) -> Vec<crate::manifest::NotifyEntry> {
+    use crate::manifest::{NotifyEntry, NotifyOn};
+    let on = (run.notify_on.iter())
+        .filter_map(|word| match word.as_str() {
+            "done" => Some(NotifyOn::Done),
+            "failed" => Some(NotifyOn::Failed),
+            "job_failed" => Some(NotifyOn::JobFailed),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    let urls = run.notify.iter().map(|url| NotifyEntry::url(url));
+    let commands = (run.notify_command.iter())
+        .map(|cmd| NotifyEntry::command(vec!["sh".into(), "-c".into(), cmd.clone()]));
+    urls.chain(commands)
+        .map(|entry| NotifyEntry {
+            on: on.clone(),
+            timeout: Some(run.notify_timeout),
+            ..entry
+        })
+        .collect()
 }
 
 async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {

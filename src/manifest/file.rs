@@ -13,7 +13,8 @@ use super::source::{Location, SourceMap, YamlPath};
 
 /// The top-level keys of a manifest (kept equal to [`Manifest`]'s fields by a test).
 pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "version", "workflow", "server", "inputs", "vars", "sweep", "runs", "seed", "output", "cleanup",
+    "version", "workflow", "server", "inputs", "vars", "sweep", "runs", "seed", "output",
+    "cleanup", "notify",
 ];
 
 /// Where the workflow of a manifest is.
@@ -252,6 +253,9 @@ impl ManifestFile {
         let cleanup =
             section::<Cleanup>(&mut top, "cleanup", &mut diags, &mut broken).unwrap_or_default();
 
+        let notify = top
+            .remove("notify")
+            .and_then(|value| super::notify::read(value, &mut diags));
         let manifest = Manifest {
             version: version.unwrap_or(VERSION),
             workflow: workflow_ref.unwrap_or(WorkflowRef::File(String::new())),
@@ -263,6 +267,7 @@ impl ManifestFile {
             seed,
             output,
             cleanup,
+            notify,
         };
         if fatal_problem {
             return Err(ManifestError::Invalid {

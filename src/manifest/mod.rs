@@ -21,6 +21,7 @@ mod grid;
 mod grid_check;
 mod job;
 mod model;
+mod notify;
 mod output;
 mod output_path;
 mod plan;
@@ -50,6 +51,10 @@ pub use model::{
     Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
     OutputsPolicy, ServerOptions, ServerSpec, Servers, Sweep, Tables, UploadsPolicy, VERSION,
     WorkflowRef, Zip,
+};
+pub use notify::{
+    DEFAULT_NOTIFY_TIMEOUT, MAX_NOTIFY_ENTRIES, MAX_NOTIFY_TIMEOUT_SECS, Notify, NotifyEntry,
+    NotifyOn, check_cli_url, header_secret, url_secret,
 };
 pub use output::{NameProblem, OutputPath, OutputVars, check_name};
 pub use plan::{EnqueuePlan, GroupKey, Plan, group_key, split_system_name};

@@ -122,6 +122,10 @@ pub struct Manifest {
     /// What is deleted on the server after the run.
     #[serde(default)]
     pub cleanup: Cleanup,
+    /// Who is told when the run ends: a URL POSTed a JSON summary, or a command that reads it
+    /// on its stdin; one entry or a list (see docs/notify.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<super::notify::Notify>,
 }
 
 fn one() -> u32 {

@@ -338,6 +338,10 @@ async fn execute(
 ) -> Result<ManifestOutcome, RunError> {
     let ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
     let several = servers.len() > 1;
+    let notify = notify_listener(source, settings, prepared);
+    let reporter = &notify
+        .as_ref()
+        .map_or_else(|| reporter.clone(), |n| reporter.with(n.clone()));
     let ctx = context::RunContext {
         prepared,
         reporter,
@@ -361,10 +365,17 @@ async fn execute(
         coalescer: settings.coalescer.clone().filter(|_| !several),
         names_servers: several,
     };
-    engine::Run::open(ctx, ledger, servers)
-        .await?
-        .go(cancel)
-        .await
+    let result = async {
+        engine::Run::open(ctx, ledger, servers)
+            .await?
+            .go(cancel)
+            .await
+    }
+    .await;
+    if notify.is_some() {
+        reporter.finish(&run_end(source, prepared, &result)).await;
+    }
+    result
 }
 
 /// The output folder of a run: `target` itself when it is a folder, else the output folder of
@@ -469,4 +480,57 @@ async fn connect(
 ) -> Result<crate::client::Client, RunError> {
     let credentials = settings::entry_credentials(entry, &settings.credentials)?;
     Ok(crate::client::Client::connect(&entry.url, &credentials).await?)
+}
+
+/// The notify listener of a manifest's run: the command line's notifications and the
+/// manifest's `notify:`; none when neither names any.
+fn notify_listener(
+    source: &ManifestSource,
+    settings: &RunSettings,
+    prepared: &prepare::Prepared,
+) -> Option<std::sync::Arc<progress::notify::Notifier>> {
+    let manifest = prepared.file.manifest().notify.as_ref();
+    let entries: Vec<_> = (settings.notify.iter())
+        .chain(manifest.map_or(&[][..], |n| n.entries()))
+        .cloned()
+        .collect();
+    let output_dir = std::path::absolute(&prepared.output_dir).unwrap_or_default();
+    (!entries.is_empty()).then(|| {
+        std::sync::Arc::new(progress::notify::Notifier::new(
+            &source.run_name(),
+            &output_dir,
+            entries,
+        ))
+    })
+}
+
+/// How a manifest's run ended, for its listeners.
+fn run_end(
+    source: &ManifestSource,
+    prepared: &prepare::Prepared,
+    result: &Result<ManifestOutcome, RunError>,
+) -> progress::RunEnd {
+    let output_dir = std::path::absolute(&prepared.output_dir).unwrap_or_default();
+    let (totals, error) = match result {
+        Ok(o) => (
+            Some(progress::RunTotals {
+                jobs: o.jobs,
+                completed: o.completed,
+                failed: (o.failures.iter())
+                    .map(|f| (f.job, f.item_id, f.error.clone()))
+                    .collect(),
+                not_run: o.not_run,
+                interrupted: o.interrupted,
+                seconds: o.seconds,
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(crate::error_chain::error_chain(e))),
+    };
+    progress::RunEnd {
+        manifest: source.run_name(),
+        output_dir,
+        totals,
+        error,
+    }
 }

@@ -36,6 +36,9 @@ pub struct RunSettings {
     /// Shares the enqueues of runs that go at once, when they can share a batch (`invk-run
     /// watch --each`); `None`: each run sends its own.
     pub coalescer: Option<crate::run::coalesce::Coalescer>,
+    /// Notifications of every manifest's run, from the command line (`--notify`,
+    /// `--notify-command`), sent besides the manifest's own `notify:`.
+    pub notify: Vec<crate::manifest::NotifyEntry>,
 }
 
 impl RunSettings {

@@ -19,6 +19,7 @@ mod graph_checks;
 mod handle;
 mod hostile;
 mod manifest;
+mod notify;
 mod outage;
 mod placement;
 mod pool;

@@ -1,194 +1,24 @@
-//! What a run tells its user: a progress bar per manifest on a terminal, plain lines elsewhere,
-//! one JSON object per line with `--json`, nothing but errors with `-q`.
-//!
-//! Data (the JSON lines) goes to stdout; everything else to stderr.
+//! The console listener: what a run tells people on stderr, a progress bar per manifest on a
+//! terminal and plain lines elsewhere.
 
-use std::io::{IsTerminal, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-/// How a run reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportMode {
-    /// Text for people: progress bars on a terminal, lines otherwise.
-    Human,
-    /// One JSON object per line on stdout.
-    Json,
-    /// Errors only.
-    Quiet,
-}
+use super::{Listener, RunEvent};
 
-/// Something that happened in a run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum RunEvent {
-    /// A manifest was expanded.
-    Planned {
-        /// The manifest file.
-        manifest: String,
-        /// How many jobs it holds.
-        jobs: usize,
-        /// How many of them are already done (resumed runs).
-        done: usize,
-        /// How many of them failed in an earlier run (not run again without `--retry-failed`).
-        failed: usize,
-        /// The most sessions of the run pending on the server at once (on each server of a
-        /// pool, unless its entry says otherwise).
-        window: usize,
-        /// The servers of a pool (left out for one server).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        servers: Vec<String>,
-        /// The output folder.
-        output_dir: String,
-    },
-    /// A local image was uploaded.
-    Uploaded {
-        /// The manifest file.
-        manifest: String,
-        /// The local file.
-        path: String,
-        /// Its name on the server.
-        image_name: String,
-    },
-    /// A batch was enqueued.
-    Enqueued {
-        /// The manifest file.
-        manifest: String,
-        /// Batch id.
-        batch_id: String,
-        /// Queue items made.
-        items: usize,
-    },
-    /// A job completed and its outputs are on disk.
-    JobCompleted {
-        /// The manifest file.
-        manifest: String,
-        /// Job index.
-        job: usize,
-        /// Queue item id (on its server).
-        item_id: i64,
-        /// Files written, relative to the output folder.
-        files: Vec<String>,
-        /// The server that ran it, when the run has several.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        server: Option<String>,
-    },
-    /// A job failed on the server.
-    JobFailed {
-        /// The manifest file.
-        manifest: String,
-        /// Job index.
-        job: usize,
-        /// Queue item id (on its server).
-        item_id: i64,
-        /// The server's error.
-        error: String,
-        /// The server that ran it, when the run has several.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        server: Option<String>,
-    },
-    /// Server images were deleted.
-    CleanedUp {
-        /// The manifest file.
-        manifest: String,
-        /// How many images.
-        images: usize,
-    },
-    /// What one server of a pool did in the run (at its end, before `finished`).
-    ServerShare {
-        /// The manifest file.
-        manifest: String,
-        /// The server's URL.
-        server: String,
-        /// Jobs it completed.
-        completed: usize,
-        /// Jobs that failed on it.
-        failed: usize,
-        /// Items of the run it still has (it left the pool, or the run was interrupted).
-        left: usize,
-        /// Why it left the pool, if it did.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        out: Option<String>,
-    },
-    /// Where a server of a pool stands (sent whenever that changes).
-    ServerProgress {
-        /// The manifest file.
-        manifest: String,
-        /// The server's URL.
-        server: String,
-        /// Jobs it completed.
-        done: usize,
-        /// Its items of the run running now.
-        running: usize,
-        /// Its items of the run waiting in its queue.
-        pending: usize,
-        /// Jobs that failed on it.
-        failed: usize,
-        /// Whether it does not answer now.
-        down: bool,
-        /// Whether it left the pool.
-        left: bool,
-    },
-    /// A server of a pool left it: nothing more is sent to it, its unfinished jobs go to the
-    /// other servers.
-    ServerLeft {
-        /// The manifest file.
-        manifest: String,
-        /// The server's URL.
-        server: String,
-        /// Why it left.
-        reason: String,
-        /// Its sessions of the run that were still open, handed to the other servers.
-        handed_over: usize,
-    },
-    /// Ctrl-C: what the run left where.
-    Interrupted {
-        /// The manifest file.
-        manifest: String,
-        /// Items taken back before they started (the next run submits them again).
-        withdrawn: usize,
-        /// Items still running on the server (the next run collects them).
-        running: usize,
-        /// Why items could not be taken back, when the server did not answer.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        /// The output folder.
-        output_dir: String,
-    },
-    /// A warning (the run goes on).
-    Warning {
-        /// The manifest file.
-        manifest: String,
-        /// What happened.
-        message: String,
-    },
-    /// A manifest's run ended.
-    Finished {
-        /// The manifest file.
-        manifest: String,
-        /// Jobs completed (this run and earlier ones).
-        completed: usize,
-        /// Jobs failed.
-        failed: usize,
-        /// Seconds the run took.
-        seconds: f64,
-        /// The output folder.
-        output_dir: String,
-    },
-}
-
-/// Writes run events in the chosen mode. Cheap to share between tasks.
+/// Writes run events for people on stderr, with a progress bar per manifest when stderr is a
+/// terminal and bars are wanted.
 #[derive(Debug)]
-pub struct Reporter {
-    mode: ReportMode,
+pub struct Console {
     multi: MultiProgress,
     bars: Mutex<Vec<(String, ProgressBar)>>,
-    failed: Mutex<std::collections::HashMap<String, usize>>,
+    failed: Mutex<HashMap<String, usize>>,
     /// Of a pool's runs: each server's tally, per manifest, for the progress bar.
-    shares: Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, Tally>>>,
+    shares: Mutex<HashMap<String, BTreeMap<String, Tally>>>,
 }
 
 /// Where a server of a pool stands in a run, for the progress bar.
@@ -201,55 +31,20 @@ struct Tally {
     left: bool,
 }
 
-impl Reporter {
-    /// A reporter; progress bars are drawn only when stderr is a terminal.
+impl Console {
+    /// A console listener; with `bars`, progress bars are drawn when stderr is a terminal.
     #[must_use]
-    pub fn new(mode: ReportMode) -> Reporter {
-        let target = if mode == ReportMode::Human && std::io::stderr().is_terminal() {
+    pub fn new(bars: bool) -> Console {
+        let target = if bars && std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         };
-        Reporter {
-            mode,
+        Console {
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(Vec::new()),
             failed: Mutex::default(),
             shares: Mutex::default(),
-        }
-    }
-
-    /// A reporter that never draws progress bars (for callers that print lines of their own
-    /// on stderr, like the hot folder's status).
-    #[must_use]
-    pub fn without_bars(mode: ReportMode) -> Reporter {
-        Reporter {
-            mode,
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
-            bars: Mutex::new(Vec::new()),
-            failed: Mutex::default(),
-            shares: Mutex::default(),
-        }
-    }
-
-    /// The mode.
-    #[must_use]
-    pub fn mode(&self) -> ReportMode {
-        self.mode
-    }
-
-    /// Reports an event.
-    pub fn event(&self, event: &RunEvent) {
-        match self.mode {
-            ReportMode::Quiet => {}
-            ReportMode::Json => {
-                if let Ok(line) = serde_json::to_string(event) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
-                }
-            }
-            ReportMode::Human => self.human(event),
         }
     }
 
@@ -302,7 +97,7 @@ impl Reporter {
         }
     }
 
-    fn human(&self, event: &RunEvent) {
+    fn show(&self, event: &RunEvent) {
         match event {
             RunEvent::Planned {
                 manifest,
@@ -479,5 +274,11 @@ impl Reporter {
                 ));
             }
         }
+    }
+}
+
+impl Listener for Console {
+    fn hear(&self, event: &RunEvent) {
+        self.show(event);
     }
 }
