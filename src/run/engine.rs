@@ -388,7 +388,7 @@ impl<'a> Run<'a> {
     pub(super) fn tell_status(&self, i: usize) {
         if self.ctx.names_servers {
             self.ctx
-                .tell(&self.lanes[i].status(&self.ctx.name, &self.ledger));
+                .tell(&self.lanes[i].status(&self.ctx.name, &self.ledger, false));
         }
     }
 

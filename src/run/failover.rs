@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use super::RunError;
 use super::engine::Run;
 use super::lane::Lane;
-use super::ledger::Ledger;
 use super::progress::RunEvent;
 
 /// How many jobs a server fails, with none completed, while another server completes jobs,
@@ -19,18 +18,6 @@ const FAILURES_TO_LEAVE: usize = 3;
 /// `the server at URL`, for messages.
 pub(super) fn server_name(lane: &Lane) -> String {
     format!("the server at {}", lane.url)
-}
-
-/// What a server did in the run, for its end.
-pub(super) fn share(lane: &Lane, manifest: &str, ledger: &Ledger) -> RunEvent {
-    RunEvent::ServerShare {
-        manifest: manifest.to_owned(),
-        server: lane.url.clone(),
-        completed: lane.completed,
-        failed: lane.failed_jobs.len(),
-        left: ledger.open_on(lane.number).count() + lane.abandoned.len(),
-        out: lane.left.clone(),
-    }
 }
 
 impl Run<'_> {

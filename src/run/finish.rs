@@ -82,7 +82,7 @@ impl Run<'_> {
         let statuses: Vec<RunEvent> = self
             .lanes
             .iter()
-            .map(|lane| super::failover::share(lane, &self.ctx.name, &self.ledger))
+            .map(|lane| lane.status(&self.ctx.name, &self.ledger, true))
             .collect();
         if self.cleaned > 0 {
             self.ctx.tell(&RunEvent::CleanedUp {

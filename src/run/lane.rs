@@ -138,20 +138,21 @@ impl Lane {
         }
     }
 
-    /// Where it stands in the run, as its listeners hear it.
-    pub(super) fn status(&self, manifest: &str, ledger: &Ledger) -> RunEvent {
-        RunEvent::ServerProgress {
+    /// Where it stands in the run, as its listeners hear it (`end`: for the last time).
+    pub(super) fn status(&self, manifest: &str, ledger: &Ledger, end: bool) -> RunEvent {
+        let open = ledger.open_on(self.number).count();
+        RunEvent::ServerStatus {
             manifest: manifest.to_owned(),
             server: self.url.clone(),
             done: self.completed,
             running: self.running.len(),
-            pending: ledger
-                .open_on(self.number)
-                .count()
-                .saturating_sub(self.running.len()),
+            pending: open.saturating_sub(self.running.len()),
             failed: self.failed_jobs.len(),
             down: self.health.is_down(),
             left: !self.in_run(),
+            reason: self.left.clone(),
+            on_server: open + self.abandoned.len(),
+            end,
         }
     }
 

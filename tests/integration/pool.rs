@@ -190,11 +190,11 @@ fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
         .collect();
     let shares: BTreeMap<String, u64> = events
         .iter()
-        .filter(|e| e["event"] == "server_share")
+        .filter(|e| e["event"] == "server_status" && e["end"] == true)
         .map(|e| {
             (
                 e["server"].as_str().unwrap_or_default().to_owned(),
-                e["completed"].as_u64().unwrap_or_default(),
+                e["done"].as_u64().unwrap_or_default(),
             )
         })
         .collect();
@@ -210,7 +210,9 @@ fn a_sweep_spread_over_two_servers_runs_on_both_and_lands_every_file_once() {
     for server in servers.keys() {
         let progress: Vec<&Value> = events
             .iter()
-            .filter(|e| e["event"] == "server_progress" && e["server"] == server.as_str())
+            .filter(|e| {
+                e["event"] == "server_status" && e["end"] == false && e["server"] == server.as_str()
+            })
             .collect();
         assert!(
             progress.iter().any(|e| e["running"].as_u64() > Some(0)),

@@ -172,7 +172,7 @@ impl Console {
                     )),
                 }
             }
-            RunEvent::ServerProgress {
+            RunEvent::ServerStatus {
                 manifest,
                 server,
                 done,
@@ -180,18 +180,35 @@ impl Console {
                 failed,
                 down,
                 left,
+                reason,
+                on_server,
+                end,
                 ..
-            } => self.tally(
-                manifest,
-                server,
-                Tally {
-                    done: *done,
-                    running: *running,
-                    failed: *failed,
-                    down: *down,
-                    left: *left,
-                },
-            ),
+            } => {
+                if *end {
+                    let mut text =
+                        format!("{manifest}: {server}: {done} completed, {failed} failed");
+                    if *on_server > 0 {
+                        text.push_str(&format!(", {on_server} left there"));
+                    }
+                    if let Some(why) = reason {
+                        text.push_str(&format!("; left the pool ({why})"));
+                    }
+                    self.println(&text);
+                } else {
+                    self.tally(
+                        manifest,
+                        server,
+                        Tally {
+                            done: *done,
+                            running: *running,
+                            failed: *failed,
+                            down: *down,
+                            left: *left,
+                        },
+                    );
+                }
+            }
             RunEvent::ServerLeft {
                 manifest,
                 server,
@@ -231,24 +248,6 @@ impl Console {
                 text.push_str(&format!(
                     "; files so far are in {output_dir}; run the same command again to finish"
                 ));
-                self.println(&text);
-            }
-            RunEvent::ServerShare {
-                manifest,
-                server,
-                completed,
-                failed,
-                left,
-                out,
-            } => {
-                let mut text =
-                    format!("{manifest}: {server}: {completed} completed, {failed} failed");
-                if *left > 0 {
-                    text.push_str(&format!(", {left} left there"));
-                }
-                if let Some(why) = out {
-                    text.push_str(&format!("; left the pool ({why})"));
-                }
                 self.println(&text);
             }
             RunEvent::Warning { manifest, message } => {

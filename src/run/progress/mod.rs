@@ -109,24 +109,10 @@ pub enum RunEvent {
         /// How many images.
         images: usize,
     },
-    /// What one server of a pool did in the run (at its end, before `finished`).
-    ServerShare {
-        /// The manifest file.
-        manifest: String,
-        /// The server's URL.
-        server: String,
-        /// Jobs it completed.
-        completed: usize,
-        /// Jobs that failed on it.
-        failed: usize,
-        /// Items of the run it still has (it left the pool, or the run was interrupted).
-        left: usize,
-        /// Why it left the pool, if it did.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        out: Option<String>,
-    },
-    /// Where a server of a pool stands (sent whenever that changes).
-    ServerProgress {
+    /// Where a server of a pool stands: sent whenever that changes, and once more at the end
+    /// of the run (before `finished`) with `end: true`. Replaces the `server_progress` and
+    /// `server_share` events of earlier versions (see `docs/servers.md`).
+    ServerStatus {
         /// The manifest file.
         manifest: String,
         /// The server's URL.
@@ -143,6 +129,13 @@ pub enum RunEvent {
         down: bool,
         /// Whether it left the pool.
         left: bool,
+        /// Why it left the pool, if it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Items of the run it may still hold (open ones, and those it had when it left).
+        on_server: usize,
+        /// Whether this is its last status of the run.
+        end: bool,
     },
     /// A server of a pool left it: nothing more is sent to it, its unfinished jobs go to the
     /// other servers.
