@@ -99,46 +99,7 @@ impl Console {
 
     fn show(&self, event: &RunEvent) {
         match event {
-            RunEvent::Planned {
-                manifest,
-                jobs,
-                done,
-                failed,
-                window,
-                servers,
-                output_dir,
-            } => {
-                let resumed = match (*done, *failed) {
-                    (0, 0) => String::new(),
-                    (d, 0) => format!(" ({d} already done)"),
-                    (0, f) => format!(" ({f} failed before)"),
-                    (d, f) => format!(" ({d} already done, {f} failed before)"),
-                };
-                let pool = if servers.len() > 1 {
-                    format!(
-                        " on each of {} servers ({})",
-                        servers.len(),
-                        servers.join(", ")
-                    )
-                } else {
-                    String::new()
-                };
-                self.println(&format!(
-                    "{manifest}: {jobs} jobs{resumed}, up to {window} at a time{pool} -> {output_dir}"
-                ));
-                let bar = self.multi.add(ProgressBar::new(*jobs as u64));
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(manifest.clone());
-                bar.set_position((*done + *failed) as u64);
-                bar.enable_steady_tick(Duration::from_millis(500));
-                if let Ok(mut bars) = self.bars.lock() {
-                    bars.push((manifest.clone(), bar));
-                }
-            }
+            RunEvent::Planned { .. } => self.show_planned(event),
             RunEvent::Uploaded { .. } | RunEvent::Enqueued { .. } => {}
             RunEvent::JobCompleted { manifest, .. } => {
                 if let Some(bar) = self.bar(manifest) {
@@ -172,43 +133,7 @@ impl Console {
                     )),
                 }
             }
-            RunEvent::ServerStatus {
-                manifest,
-                server,
-                done,
-                running,
-                failed,
-                down,
-                left,
-                reason,
-                on_server,
-                end,
-                ..
-            } => {
-                if *end {
-                    let mut text =
-                        format!("{manifest}: {server}: {done} completed, {failed} failed");
-                    if *on_server > 0 {
-                        text.push_str(&format!(", {on_server} left there"));
-                    }
-                    if let Some(why) = reason {
-                        text.push_str(&format!("; left the pool ({why})"));
-                    }
-                    self.println(&text);
-                } else {
-                    self.tally(
-                        manifest,
-                        server,
-                        Tally {
-                            done: *done,
-                            running: *running,
-                            failed: *failed,
-                            down: *down,
-                            left: *left,
-                        },
-                    );
-                }
-            }
+            RunEvent::ServerStatus { .. } => self.show_server_status(event),
             RunEvent::ServerLeft {
                 manifest,
                 server,
@@ -223,33 +148,7 @@ impl Console {
                 ));
             }
             RunEvent::CleanedUp { .. } => {}
-            RunEvent::Interrupted {
-                manifest,
-                withdrawn,
-                running,
-                error,
-                output_dir,
-            } => {
-                let mut text = format!(
-                    "{manifest}: interrupted: took back {withdrawn} queued item{} from the server",
-                    if *withdrawn == 1 { "" } else { "s" }
-                );
-                if *running > 0 {
-                    text.push_str(&format!(
-                        "; {running} still running there (the next run collects {})",
-                        if *running == 1 { "it" } else { "them" }
-                    ));
-                }
-                if let Some(error) = error {
-                    text.push_str(&format!(
-                        "; the server did not answer ({error}): `invk-run cancel` takes the rest back"
-                    ));
-                }
-                text.push_str(&format!(
-                    "; files so far are in {output_dir}; run the same command again to finish"
-                ));
-                self.println(&text);
-            }
+            RunEvent::Interrupted { .. } => self.show_interrupted(event),
             RunEvent::Warning { manifest, message } => {
                 self.println(&format!("{manifest}: warning: {message}"));
             }
@@ -273,6 +172,124 @@ impl Console {
                 ));
             }
         }
+    }
+
+    fn show_planned(&self, event: &RunEvent) {
+        let RunEvent::Planned {
+            manifest,
+            jobs,
+            done,
+            failed,
+            window,
+            servers,
+            output_dir,
+        } = event
+        else {
+            return;
+        };
+        let resumed = match (*done, *failed) {
+            (0, 0) => String::new(),
+            (d, 0) => format!(" ({d} already done)"),
+            (0, f) => format!(" ({f} failed before)"),
+            (d, f) => format!(" ({d} already done, {f} failed before)"),
+        };
+        let pool = if servers.len() > 1 {
+            format!(
+                " on each of {} servers ({})",
+                servers.len(),
+                servers.join(", ")
+            )
+        } else {
+            String::new()
+        };
+        self.println(&format!(
+            "{manifest}: {jobs} jobs{resumed}, up to {window} at a time{pool} -> {output_dir}"
+        ));
+        let bar = self.multi.add(ProgressBar::new(*jobs as u64));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(manifest.clone());
+        bar.set_position((*done + *failed) as u64);
+        bar.enable_steady_tick(Duration::from_millis(500));
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.push((manifest.clone(), bar));
+        }
+    }
+
+    fn show_server_status(&self, event: &RunEvent) {
+        let RunEvent::ServerStatus {
+            manifest,
+            server,
+            done,
+            running,
+            failed,
+            down,
+            left,
+            reason,
+            on_server,
+            end,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if *end {
+            let mut text = format!("{manifest}: {server}: {done} completed, {failed} failed");
+            if *on_server > 0 {
+                text.push_str(&format!(", {on_server} left there"));
+            }
+            if let Some(why) = reason {
+                text.push_str(&format!("; left the pool ({why})"));
+            }
+            self.println(&text);
+        } else {
+            self.tally(
+                manifest,
+                server,
+                Tally {
+                    done: *done,
+                    running: *running,
+                    failed: *failed,
+                    down: *down,
+                    left: *left,
+                },
+            );
+        }
+    }
+
+    fn show_interrupted(&self, event: &RunEvent) {
+        let RunEvent::Interrupted {
+            manifest,
+            withdrawn,
+            running,
+            error,
+            output_dir,
+        } = event
+        else {
+            return;
+        };
+        let mut text = format!(
+            "{manifest}: interrupted: took back {withdrawn} queued item{} from the server",
+            if *withdrawn == 1 { "" } else { "s" }
+        );
+        if *running > 0 {
+            text.push_str(&format!(
+                "; {running} still running there (the next run collects {})",
+                if *running == 1 { "it" } else { "them" }
+            ));
+        }
+        if let Some(error) = error {
+            text.push_str(&format!(
+                "; the server did not answer ({error}): `invk-run cancel` takes the rest back"
+            ));
+        }
+        text.push_str(&format!(
+            "; files so far are in {output_dir}; run the same command again to finish"
+        ));
+        self.println(&text);
     }
 }
 
