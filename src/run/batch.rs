@@ -1,7 +1,7 @@
 //! One planned enqueue as the batch the server takes: the workflow with the enqueue's fixed
 //! values set, converted, with the varying values as batch data.
 
-use super::RunError;
+use super::error::RunError;
 use serde_json::Value;
 
 use crate::client::{ModelRef, field_model_types};

@@ -5,14 +5,14 @@
 //! handle) says which of them may go. Outputs that could not be saved stay on the server; the
 //! intermediates of their jobs go like any other.
 
-use super::RunError;
+use super::error::RunError;
 use std::collections::BTreeSet;
 
 use super::context::RunContext;
-use super::engine::Run;
 use super::journal::Entry;
 use super::lane::Lane;
 use super::ledger::Ledger;
+use super::running::Run;
 use crate::client::cleanup_plan::{Ours, deletable};
 use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};
 

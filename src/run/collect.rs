@@ -10,56 +10,20 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::RunError;
-use super::download::DownloadResult;
-use super::engine::Run;
+use super::download::{DownloadResult, Have, Planned, SIDECAR};
+use super::error::RunError;
 use super::journal::{Entry, ItemEnd};
 use super::key::ItemRef;
 use super::ledger::Slot;
 use super::progress::RunEvent;
+use super::running::Run;
 use super::server_fault::server_fault;
-use super::summary::{JobValues, Sidecar};
+use super::summary::{Sidecar, sweep_map};
 use crate::client::{NodeOutput, QueueItem, QueueItemStatus};
 use crate::fs::output_tree::sanitize_relative;
 use crate::fs::place::{Name, OutputRoot};
 use crate::manifest::{Job, OutputVars};
 use crate::workflow::OutputNode;
-
-/// The suffix of an output's sidecar (`x.png` → `x.png.json`).
-pub(super) const SIDECAR: &str = ".json";
-
-/// One file to write: where, from which server image.
-#[derive(Debug, Clone)]
-pub(super) struct Planned {
-    pub(super) image_name: String,
-    /// Its name before a free suffix is chosen.
-    pub(super) name: Name,
-    /// The suffix number planned (the first free one when it was planned).
-    pub(super) start: u32,
-    /// Where it goes (once written: where it went).
-    pub(super) path: PathBuf,
-    pub(super) sidecar: Option<Sidecar>,
-    /// What is on disk already.
-    pub(super) have: Have,
-    /// Its node feeds no other node: once on disk, the image may go from the server while the
-    /// run goes (no running session of the run can still be reading it).
-    pub(super) terminal: bool,
-}
-
-/// Whether a planned file is on disk already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Have {
-    /// Not yet: download (or copy) it.
-    Nothing,
-    /// Written and journaled by an earlier run.
-    Journaled,
-    /// Written by an earlier run that was killed before journaling it (its sidecar names the
-    /// same server image): journal it.
-    Found,
-    /// Written by an earlier try of the same session (its item was lost, or its job is tried
-    /// again): download it and replace that file, so the job keeps one file per output.
-    Superseded,
-}
 
 /// How an item's end affects its job.
 pub(super) enum Ended {
@@ -523,29 +487,4 @@ impl Run<'_> {
 /// Whether a sidecar's text names `image_name` as its server image.
 fn same_image(sidecar: &[u8], image_name: &str) -> bool {
     serde_json::from_slice::<Value>(sidecar).is_ok_and(|v| v["image_name"] == image_name)
-}
-
-/// A job's sweep values, by sweep key, and its seeds: those derived for it, or else the value
-/// of an input whose field is named `seed`.
-pub(super) fn sweep_map(job: &Job) -> JobValues {
-    let seeds: Map<String, Value> = job
-        .seeds
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from(*v)))
-        .collect();
-    let seed = seeds.values().next().cloned().or_else(|| {
-        job.inputs
-            .iter()
-            .find(|(system, _)| system.ends_with(".seed"))
-            .map(|(_, v)| v.display_json())
-    });
-    JobValues {
-        sweep: job
-            .sweep
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        seed,
-        seeds,
-    }
 }

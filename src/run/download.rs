@@ -11,13 +11,49 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::collect::{Have, Planned, SIDECAR};
 use super::key::ItemRef;
+use super::summary::Sidecar;
 use crate::client::Client;
-use crate::fs::place::OutputRoot;
+use crate::fs::place::{Name, OutputRoot};
 
 /// What a download task hands back: the item, the files written, the files that failed.
 pub(super) type DownloadResult = (ItemRef, Vec<Planned>, Vec<(Planned, String)>);
+
+/// The suffix of an output's sidecar (`x.png` → `x.png.json`).
+pub(super) const SIDECAR: &str = ".json";
+
+/// One file to write: where, from which server image.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    pub(super) image_name: String,
+    /// Its name before a free suffix is chosen.
+    pub(super) name: Name,
+    /// The suffix number planned (the first free one when it was planned).
+    pub(super) start: u32,
+    /// Where it goes (once written: where it went).
+    pub(super) path: PathBuf,
+    pub(super) sidecar: Option<Sidecar>,
+    /// What is on disk already.
+    pub(super) have: Have,
+    /// Its node feeds no other node: once on disk, the image may go from the server while the
+    /// run goes (no running session of the run can still be reading it).
+    pub(super) terminal: bool,
+}
+
+/// Whether a planned file is on disk already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Have {
+    /// Not yet: download (or copy) it.
+    Nothing,
+    /// Written and journaled by an earlier run.
+    Journaled,
+    /// Written by an earlier run that was killed before journaling it (its sidecar names the
+    /// same server image): journal it.
+    Found,
+    /// Written by an earlier try of the same session (its item was lost, or its job is tried
+    /// again): download it and replace that file, so the job keeps one file per output.
+    Superseded,
+}
 
 /// The downloads under way.
 pub(super) struct Downloads {

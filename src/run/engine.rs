@@ -14,15 +14,16 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::RunError;
 use super::collect::Ended;
 use super::context::RunContext;
 use super::download::{DownloadResult, Downloads};
+use super::error::RunError;
 use super::journal::Entry;
 use super::lane::{Lane, next_event};
 use super::ledger::Ledger;
 use super::preflight::PoolServer;
 use super::progress::RunEvent;
+use super::running::Run;
 use super::source::JobSource;
 use super::submit::QUEUE_FULL_PAUSE;
 use super::take_back::Which;
@@ -50,28 +51,6 @@ pub const DEFAULT_SERVER_WAIT: Duration = Duration::from_secs(300);
 
 /// How long Ctrl-C spends taking the run's items back from each server.
 const INTERRUPT_TAKE_BACK_FOR: Duration = Duration::from_secs(30);
-
-/// A run of one manifest: what it changes as it goes.
-pub(super) struct Run<'a> {
-    /// What it reads.
-    pub(super) ctx: RunContext<'a>,
-    /// Its state, journaled.
-    pub(super) ledger: Ledger,
-    /// Its servers, in the order they were named.
-    pub(super) lanes: Vec<Lane>,
-    /// The jobs it still has to submit.
-    pub(super) source: JobSource<'a>,
-    /// The downloads under way.
-    pub(super) downloads: Downloads,
-    /// The gallery and grids kept current while it goes.
-    pub(super) live: LiveReport,
-    /// Whether Ctrl-C came.
-    pub(super) interrupted: bool,
-    /// Images deleted from the servers so far.
-    pub(super) cleaned: usize,
-    /// When it started.
-    pub(super) started: Instant,
-}
 
 impl<'a> Run<'a> {
     /// Starts a run on `servers` (as the preflight left them, in order) with the journal
@@ -130,7 +109,7 @@ impl<'a> Run<'a> {
     pub(super) async fn go(
         mut self,
         cancel: CancellationToken,
-    ) -> Result<super::ManifestOutcome, RunError> {
+    ) -> Result<super::outcome::ManifestOutcome, RunError> {
         self.resume().await?;
         self.drive(&cancel).await?;
         self.finish().await
@@ -245,14 +224,6 @@ impl<'a> Run<'a> {
         best
     }
 
-    /// Whether a server other than lane `i` is still in the run.
-    pub(super) fn others_in_run(&self, i: usize) -> bool {
-        self.lanes
-            .iter()
-            .enumerate()
-            .any(|(j, lane)| j != i && lane.in_run())
-    }
-
     /// Acts on an event of lane `i`'s tracker.
     fn heard(&mut self, i: usize, event: Option<TrackEvent>) -> Result<(), RunError> {
         match event {
@@ -302,7 +273,7 @@ impl<'a> Run<'a> {
     fn item_ended(
         &mut self,
         i: usize,
-        at: crate::run::key::ItemRef,
+        at: super::key::ItemRef,
         step: impl FnOnce(&mut Self) -> Result<Ended, RunError>,
     ) -> Result<(), RunError> {
         let job = self.ledger.job_of(at);
@@ -346,73 +317,6 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
-    }
-
-    /// A download task of `item` ended: a completed or failed job counts for its server.
-    pub(super) fn count_end(&mut self, item: crate::run::key::ItemRef, job: usize) {
-        let Some(i) = self.lane_of(item) else {
-            return;
-        };
-        self.lanes[i].count_end(job, &self.ledger);
-        self.tell_status(i);
-    }
-
-    /// A job is submitted again: its items are forgotten (each server's tracker stops following
-    /// its own) and it goes back to the source.
-    pub(super) fn hand_back(&mut self, job: usize) {
-        let items = self.ledger.forget_job(job);
-        for lane in &mut self.lanes {
-            lane.forget(items.iter().copied());
-        }
-        self.source.hand_back([job]);
-    }
-
-    /// The index of the lane an item of the run is on (`None`: a server of an earlier run that
-    /// is not in this run).
-    pub(super) fn lane_of(&self, item: crate::run::key::ItemRef) -> Option<usize> {
-        self.lanes.iter().position(|l| l.number == item.server())
-    }
-
-    /// Tells the running report where `job` stands, and the run what the report warns about.
-    pub(super) fn tell_live(&self, job: Option<usize>) {
-        if let Some(job) = job {
-            self.live
-                .job(job, super::finish::live_state(&self.ledger, job));
-        }
-        for message in self.live.warnings() {
-            self.ctx.warn(message);
-        }
-    }
-
-    /// Tells the listeners where lane `i` stands, when the run's messages name servers.
-    pub(super) fn tell_status(&self, i: usize) {
-        if self.ctx.names_servers {
-            self.ctx
-                .tell(&self.lanes[i].status(&self.ctx.name, &self.ledger, false));
-        }
-    }
-
-    /// ` on the server at URL` when the run's messages name servers, else nothing.
-    fn on_server(&self, i: usize) -> String {
-        if self.ctx.names_servers {
-            format!(" on {}", super::failover::server_name(&self.lanes[i]))
-        } else {
-            String::new()
-        }
-    }
-
-    /// The URL of the server an item is on, for messages, sidecars and the summary.
-    pub(super) fn url_of(&self, item: crate::run::key::ItemRef) -> String {
-        let lane = self.lane_of(item).unwrap_or(0);
-        self.lanes
-            .get(lane)
-            .map(|l| l.url.clone())
-            .unwrap_or_default()
-    }
-
-    /// The URL of the server an item is on when the run's messages name servers.
-    pub(super) fn named_url_of(&self, item: crate::run::key::ItemRef) -> Option<String> {
-        self.ctx.names_servers.then(|| self.url_of(item))
     }
 
     /// Ctrl-C: the run's items that have not started are taken back (cancelled on the server,

@@ -6,19 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use super::RunError;
-use super::engine::Run;
-use super::lane::Lane;
+use super::error::RunError;
 use super::progress::RunEvent;
+use super::running::Run;
 
 /// How many jobs a server fails, with none completed, while another server completes jobs,
 /// before it leaves the run.
 const FAILURES_TO_LEAVE: usize = 3;
-
-/// `the server at URL`, for messages.
-pub(super) fn server_name(lane: &Lane) -> String {
-    format!("the server at {}", lane.url)
-}
 
 impl Run<'_> {
     /// Takes out of the run each server that failed [`FAILURES_TO_LEAVE`] jobs and completed

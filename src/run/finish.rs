@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::engine::Run;
-use super::ledger::Ledger;
+use super::error::RunError;
+use super::outcome::{JobFailure, ManifestOutcome};
 use super::progress::RunEvent;
+use super::running::Run;
 use super::summary::{JobSummary, SummaryWriter};
 use super::take_back::Which;
-use super::{JobFailure, ManifestOutcome, RunError};
 use crate::gallery::ReportConfig;
-use crate::gallery::live::{JobState, LiveJob, LiveReport};
+use crate::gallery::live::{LiveJob, LiveReport};
 use crate::manifest::Job;
 
 /// Runs of more jobs than this get no gallery or grids at the end (building them holds every
@@ -37,7 +37,7 @@ impl Run<'_> {
             .expansion
             .jobs()
             .map(|job| LiveJob {
-                sweep: super::collect::sweep_map(&job).sweep,
+                sweep: super::summary::sweep_map(&job).sweep,
                 inputs: self.named_inputs(&job),
             })
             .collect();
@@ -45,7 +45,7 @@ impl Run<'_> {
         let earlier = ledger
             .completed()
             .chain(ledger.failures().iter().map(|f| f.job))
-            .map(|job| (job, live_state(ledger, job)))
+            .map(|job| (job, ledger.job_state(job)))
             .collect();
         self.live = LiveReport::start(&p.output_dir, report, jobs, earlier);
     }
@@ -160,7 +160,7 @@ impl Run<'_> {
                 self.ctx.warn(format!(
                     "{} left the pool and still does not answer ({error}): up to {} of the \
                      run's items may still be on it, and the images of what it ran",
-                    super::failover::server_name(lane),
+                    lane.name(),
                     lane.abandoned.len()
                 ));
             }
@@ -211,26 +211,11 @@ impl Run<'_> {
                 .map(super::key::ItemRef::id)
                 .or(failure.map(|f| f.item_id)),
             inputs: self.named_inputs(job),
-            sweep: super::collect::sweep_map(job),
+            sweep: super::summary::sweep_map(job),
             files: ledger.files_of(job.index).to_vec(),
             left_on_server: left.cloned().unwrap_or_default(),
             server,
             error: failure.map(|f| f.error.clone()),
         }
-    }
-}
-
-/// Where `job` stands, for the running report.
-pub(super) fn live_state(ledger: &Ledger, job: usize) -> JobState {
-    let files = || ledger.files_of(job).to_vec();
-    if ledger.is_completed(job) {
-        return JobState::Completed { files: files() };
-    }
-    match ledger.failure_of(job) {
-        Some(failure) => JobState::Failed {
-            error: failure.error.clone(),
-            files: files(),
-        },
-        None => JobState::Pending,
     }
 }

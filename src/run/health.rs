@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::RunError;
 use super::context::RunContext;
+use super::error::RunError;
 
 /// The server's health as the run saw it.
 #[derive(Debug)]

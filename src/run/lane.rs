@@ -2,7 +2,8 @@
 //! number in the journal, its window, its tracker (events plus polling), the models and uploads
 //! of the run on it, its health, and where it stands in the run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::future::select_all;
@@ -14,9 +15,9 @@ use super::ledger::Ledger;
 use super::preflight::PoolServer;
 use super::progress::RunEvent;
 use super::take_back::{TakenBack, Which, take_back};
-use super::upload::Uploads;
 use crate::client::tracker::{TrackEvent, Tracker};
 use crate::client::{Client, ModelResolver};
+use crate::manifest::LocalImage;
 
 /// A server of the run.
 pub(super) struct Lane {
@@ -88,6 +89,11 @@ impl Lane {
     /// Item `id` of this server, as the run knows it.
     pub(super) fn item(&self, id: i64) -> ItemRef {
         ItemRef::new(self.number, id)
+    }
+
+    /// `the server at URL`, for messages.
+    pub(super) fn name(&self) -> String {
+        format!("the server at {}", self.url)
     }
 
     /// Whether it is still part of the run.
@@ -165,6 +171,29 @@ impl Lane {
         taken: impl FnMut(ItemRef) -> Result<(), E>,
     ) -> Result<TakenBack, E> {
         take_back(&self.client, self.number, items, which, bound, taken).await
+    }
+}
+
+/// The run's uploads so far.
+#[derive(Debug, Default)]
+pub(super) struct Uploads {
+    /// Local path → server image name.
+    pub(super) by_path: HashMap<PathBuf, String>,
+    /// Content hash → server image name, of this run.
+    pub(super) by_hash: HashMap<String, String>,
+    /// Uploads of earlier runs the server still has (checked once, when first needed).
+    pub(super) earlier: Option<BTreeSet<String>>,
+}
+
+impl Uploads {
+    /// The server name of an uploaded local image.
+    pub(super) fn name(&self, image: &LocalImage) -> String {
+        self.by_path.get(&image.path).cloned().unwrap_or_default()
+    }
+
+    /// Every image name this run uploaded or reused.
+    pub(super) fn names(&self) -> impl Iterator<Item = &String> {
+        self.by_path.values()
     }
 }
 

@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::JobFailure;
 use super::journal::{Entry, Journal, State};
 use super::key::{ItemRef, SessionKey};
+use super::outcome::JobFailure;
+use crate::gallery::live::JobState;
 
 /// How often a server restart (or a transient fault of the server's own, see
 /// [`super::server_fault`]) may end the same job before it counts as failed.
@@ -393,5 +394,20 @@ impl Ledger {
             .iter()
             .find(|(_, u)| *u == url)
             .map(|(n, _)| *n)
+    }
+
+    /// Where `job` stands, for the running report.
+    pub(super) fn job_state(&self, job: usize) -> JobState {
+        let files = || self.files_of(job).to_vec();
+        if self.is_completed(job) {
+            return JobState::Completed { files: files() };
+        }
+        match self.failure_of(job) {
+            Some(failure) => JobState::Failed {
+                error: failure.error.clone(),
+                files: files(),
+            },
+            None => JobState::Pending,
+        }
     }
 }

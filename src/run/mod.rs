@@ -9,6 +9,7 @@ mod context;
 mod download;
 mod dry_run;
 mod engine;
+mod error;
 mod failover;
 mod finish;
 mod health;
@@ -16,13 +17,16 @@ pub mod journal;
 pub mod key;
 mod lane;
 mod ledger;
+mod manifest_source;
 mod merge;
 mod models;
 pub mod needs;
+mod outcome;
 mod preflight;
 pub mod prepare;
 pub mod progress;
 mod resume;
+mod running;
 pub mod server_fault;
 pub mod settings;
 mod source;
@@ -33,129 +37,10 @@ mod take_back;
 mod upload;
 
 pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW, MAX_ENQUEUE};
+pub use error::RunError;
+pub use manifest_source::{ForImage, ManifestSource};
+pub use outcome::{JobFailure, ManifestOutcome};
 pub use status::{Cancelled, RunStatus, cancel, server_number_of, servers_of};
-
-use crate::exit_status::ExitStatus;
-
-/// An error of a run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// No manifest was named.
-    #[error("no manifest given: name one or more YAML files, e.g. `invk-run jobs/*.yaml`")]
-    NoManifest,
-    /// A glob on the command line matches no file.
-    #[error("`{pattern}` matches no file")]
-    NoMatch {
-        /// The pattern.
-        pattern: String,
-    },
-    /// A glob on the command line is malformed.
-    #[error("invalid glob `{pattern}`")]
-    BadGlob {
-        /// The pattern.
-        pattern: String,
-        /// Why.
-        #[source]
-        source: globset::Error,
-    },
-    /// A model input names a model the server does not have (or several).
-    #[error("cannot resolve a model input given by name")]
-    Model(#[source] crate::client::ClientError),
-    /// A model a manifest names on a model input cannot be found on a server of a pool (that
-    /// server is left out; the run stops when every server lacks it).
-    #[error("the server at {server} lacks the model {model} that the manifest sets in {inputs}")]
-    PoolModel {
-        /// The server.
-        server: String,
-        /// The model, described.
-        model: String,
-        /// The inputs that name it.
-        inputs: String,
-        /// Why.
-        #[source]
-        source: Box<crate::client::ClientError>,
-    },
-    /// A server entry (its URL or options) cannot be used.
-    #[error(transparent)]
-    Entry(#[from] crate::server_entry::EntryError),
-    /// The server stopped answering for longer than the run waits (`--server-wait`).
-    #[error(
-        "the server at {server} has not answered for {waited}; stopping here. What finished is \
-         on disk and journaled: run the same command again when the server is back and the run \
-         resumes where it stopped"
-    )]
-    ServerGone {
-        /// The server.
-        server: String,
-        /// How long the run waited.
-        waited: String,
-    },
-    /// The workflow could not be loaded or converted.
-    #[error(transparent)]
-    Workflow(#[from] crate::workflow::WorkflowError),
-    /// The server refused a request or could not be reached.
-    #[error(transparent)]
-    Client(#[from] crate::client::ClientError),
-    /// A manifest is invalid.
-    #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
-    /// A local file could not be read or written.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// A file of a hot folder watched with `--each` is not an image that can be decoded.
-    #[error("`{}` is not an image: {reason}", path.display())]
-    NotAnImage {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The `--each` manifest's sweep sets the input `--as` names, which each image sets.
-    #[error(
-        "`--as {input}`: the sweep of `{}` sets `{input}` too, which would replace the image; take it out of the sweep",
-        manifest.display()
-    )]
-    EachInputSwept {
-        /// The manifest.
-        manifest: PathBuf,
-        /// The input named by `--as`.
-        input: String,
-    },
-    /// `--as` names an input of the `--each` manifest's workflow that takes no image.
-    #[error(
-        "`--as {input}`: the workflow of `{}` has no image input `{input}`; `invk-run inputs WORKFLOW` lists its inputs",
-        manifest.display()
-    )]
-    NotAnImageInput {
-        /// The manifest.
-        manifest: PathBuf,
-        /// The input named by `--as`.
-        input: String,
-    },
-}
-
-impl RunError {
-    /// The exit status this error ends the process with.
-    #[must_use]
-    pub fn exit_status(&self) -> ExitStatus {
-        match self {
-            RunError::NoManifest
-            | RunError::NoMatch { .. }
-            | RunError::BadGlob { .. }
-            | RunError::Model(_)
-            | RunError::PoolModel { .. }
-            | RunError::Entry(_) => ExitStatus::Invalid,
-            RunError::Workflow(_)
-            | RunError::Manifest(_)
-            | RunError::NotAnImage { .. }
-            | RunError::NotAnImageInput { .. }
-            | RunError::EachInputSwept { .. } => ExitStatus::Invalid,
-            RunError::Io(e) => crate::fs::place::PlaceError::exit_status_of(e),
-            RunError::ServerGone { .. } | RunError::Client(_) => ExitStatus::Failed,
-        }
-    }
-}
 
 use std::path::{Path, PathBuf};
 
@@ -163,102 +48,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::run::progress::Reporter;
 use crate::run::settings::RunSettings;
-
-/// Where a manifest's relative paths (workflow, images, output folder) are resolved from.
-#[derive(Debug, Clone)]
-pub struct ManifestSource {
-    /// The manifest file to read.
-    pub path: PathBuf,
-    /// The folder its relative paths are relative to (its own folder, unless the hot folder
-    /// moved it while it runs).
-    pub base_dir: PathBuf,
-    /// The name to report it under.
-    pub display_name: String,
-    /// The image it runs for (`invk-run watch --each`), if any.
-    pub image: Option<ForImage>,
-}
-
-/// A manifest run for one image (`invk-run watch DIR --each MANIFEST --as INPUT`): `input` is
-/// set to `image`, and templates see the image as `source`.
-#[derive(Debug, Clone)]
-pub struct ForImage {
-    /// The workflow input the image is for (a name as `inputs:` takes it).
-    pub input: String,
-    /// The image file.
-    pub image: PathBuf,
-}
-
-impl ManifestSource {
-    /// A manifest read where it is.
-    #[must_use]
-    pub fn new(path: &Path) -> ManifestSource {
-        ManifestSource {
-            path: path.to_path_buf(),
-            base_dir: crate::fs::parent_dir(path),
-            display_name: path.display().to_string(),
-            image: None,
-        }
-    }
-
-    /// The name its run reports under: the manifest's, and for `--each` the image's after it
-    /// (`each.yaml for cat.png`).
-    #[must_use]
-    pub fn run_name(&self) -> String {
-        match self.image.as_ref().and_then(|i| i.image.file_name()) {
-            Some(image) => format!("{} for {}", self.display_name, image.to_string_lossy()),
-            None => self.display_name.clone(),
-        }
-    }
-}
-
-/// A job that failed, with the server's error.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct JobFailure {
-    /// Job index.
-    pub job: usize,
-    /// Queue item id.
-    pub item_id: i64,
-    /// The server's error.
-    pub error: String,
-}
-
-/// How a manifest's run ended.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ManifestOutcome {
-    /// The manifest.
-    pub manifest: String,
-    /// The output folder.
-    pub output_dir: PathBuf,
-    /// Jobs in the manifest.
-    pub jobs: usize,
-    /// Jobs completed with their outputs on disk.
-    pub completed: usize,
-    /// Jobs that failed.
-    pub failures: Vec<JobFailure>,
-    /// Jobs that neither completed nor failed (a full queue refused them; a later run
-    /// submits them).
-    pub not_run: usize,
-    /// Output files, relative to the output folder.
-    pub files: Vec<PathBuf>,
-    /// Wall time of the run, in seconds.
-    pub seconds: f64,
-    /// Whether the run was interrupted (Ctrl-C) before it finished.
-    pub interrupted: bool,
-}
-
-impl ManifestOutcome {
-    /// The exit status this outcome stands for.
-    #[must_use]
-    pub fn exit_status(&self) -> ExitStatus {
-        if self.interrupted {
-            ExitStatus::Interrupted
-        } else if self.failures.is_empty() && self.not_run == 0 {
-            ExitStatus::Success
-        } else {
-            ExitStatus::Failed
-        }
-    }
-}
 
 /// Runs one manifest to the end: validate, plan, upload, submit, track, download, clean up.
 /// Cancelling `cancel` stops submitting, checkpoints the journal and returns an interrupted
@@ -366,7 +155,7 @@ async fn execute(
         names_servers: several,
     };
     let result = async {
-        engine::Run::open(ctx, ledger, servers)
+        running::Run::open(ctx, ledger, servers)
             .await?
             .go(cancel)
             .await

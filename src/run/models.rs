@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::RunError;
 use super::batch::{model_inputs, model_types_of};
 use super::context::RunContext;
+use super::error::RunError;
 use crate::client::{Client, ModelRef, ModelResolver};
 use crate::manifest::EnqueuePlan;
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::RunError;
+use super::error::RunError;
 use crate::server_entry::ServerEntry;
 
 /// Before a pool's run sends anything: each server is asked for its version and invocation
@@ -16,7 +16,7 @@ use crate::server_entry::ServerEntry;
 /// # Errors
 /// An invalid manifest (nothing is sent), or no server that answers and can run it.
 pub(super) async fn preflight(
-    source: &super::ManifestSource,
+    source: &super::manifest_source::ManifestSource,
     settings: &super::settings::RunSettings,
     reporter: &super::progress::Reporter,
     entries: &[ServerEntry],
@@ -94,7 +94,7 @@ async fn schemas_of(
 /// The manifest checked against the first answering server's schema that accepts it, and the
 /// servers that have every node type its workflow uses.
 async fn check_pool(
-    source: &super::ManifestSource,
+    source: &super::manifest_source::ManifestSource,
     settings: &super::settings::RunSettings,
     answering: Vec<(
         ServerEntry,

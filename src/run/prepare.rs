@@ -2,7 +2,7 @@
 //! inputs, the expanded jobs, the plan, and the output folder. Building it is the validation:
 //! when it fails, nothing was sent.
 
-use super::RunError;
+use super::error::RunError;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};

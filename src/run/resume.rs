@@ -4,14 +4,14 @@
 //! Only the jobs the journal knows are looked at: a run of a million jobs that never ran before
 //! resumes in no time.
 
-use super::RunError;
+use super::error::RunError;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::engine::Run;
 use super::journal::{Entry, Resume};
 use super::key::{ItemRef, JobKey, SessionKey};
 use super::ledger::Slot;
 use super::progress::RunEvent;
+use super::running::Run;
 use super::source::JobSource;
 
 /// What the journal leaves this run to do.

@@ -1,7 +1,7 @@
 //! A run's progress, read from its journal (and from its server, when it answers), and taking a
 //! run's items back from the server (`invk-run status`, `invk-run cancel`).
 
-use super::RunError;
+use super::error::RunError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

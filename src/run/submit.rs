@@ -4,7 +4,7 @@
 //! is waited for; an enqueue whose answer was lost is looked up by its batch id before it is
 //! sent again, so nothing runs twice.
 
-use super::RunError;
+use super::error::RunError;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::build_batch;
 use super::coalesce::{Answer, Coalescer, Share, Ticket, Withdrawn};
-use super::engine::Run;
 use super::journal::Entry;
 use super::key::{ItemRef, JobKey, SessionKey};
 use super::ledger::Slot;
 use super::progress::RunEvent;
+use super::running::Run;
 use crate::client::{Client, ClientError};
 use crate::manifest::{EnqueuePlan, Job, LocalImage, Plan};
 use crate::workflow::{Batch, ConvertOptions, EnqueueBatch};

@@ -1,6 +1,7 @@
 //! What a run leaves beside its outputs: a JSON sidecar per output file, and `runs.jsonl` at the
 //! output root with one line per job.
 
+use crate::manifest::Job;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -143,5 +144,30 @@ impl SummaryWriter {
     pub fn finish(self) -> std::io::Result<()> {
         let file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()
+    }
+}
+
+/// A job's sweep values, by sweep key, and its seeds: those derived for it, or else the value
+/// of an input whose field is named `seed`.
+pub(super) fn sweep_map(job: &Job) -> JobValues {
+    let seeds: Map<String, Value> = job
+        .seeds
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(*v)))
+        .collect();
+    let seed = seeds.values().next().cloned().or_else(|| {
+        job.inputs
+            .iter()
+            .find(|(system, _)| system.ends_with(".seed"))
+            .map(|(_, v)| v.display_json())
+    });
+    JobValues {
+        sweep: job
+            .sweep
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        seed,
+        seeds,
     }
 }

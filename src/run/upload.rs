@@ -1,42 +1,18 @@
 //! Uploading a run's local images: each file once (by content), reusing what an earlier run
 //! uploaded while the server still has it, as the jobs that need them are submitted.
 
-use super::RunError;
-use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use super::error::RunError;
 
 use sha2::{Digest, Sha256};
 
 use super::context::RunContext;
-use super::engine::Run;
 use super::journal::Entry;
+use super::lane::Uploads;
 use super::ledger::Ledger;
 use super::progress::RunEvent;
+use super::running::Run;
 use crate::client::{Client, UploadOptions};
 use crate::manifest::{EnqueuePlan, LocalImage};
-
-/// The run's uploads so far.
-#[derive(Debug, Default)]
-pub(super) struct Uploads {
-    /// Local path → server image name.
-    by_path: HashMap<PathBuf, String>,
-    /// Content hash → server image name, of this run.
-    by_hash: HashMap<String, String>,
-    /// Uploads of earlier runs the server still has (checked once, when first needed).
-    earlier: Option<BTreeSet<String>>,
-}
-
-impl Uploads {
-    /// The server name of an uploaded local image.
-    pub(super) fn name(&self, image: &LocalImage) -> String {
-        self.by_path.get(&image.path).cloned().unwrap_or_default()
-    }
-
-    /// Every image name this run uploaded or reused.
-    pub(super) fn names(&self) -> impl Iterator<Item = &String> {
-        self.by_path.values()
-    }
-}
 
 impl Run<'_> {
     /// Uploads to lane `i` the images an enqueue needs that are not on it yet.
