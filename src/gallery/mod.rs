@@ -69,15 +69,14 @@ impl ReportConfig {
     /// # Errors
     /// The saved settings cannot be read.
     pub fn saved_or_default(output_dir: &Path) -> Result<ReportConfig, ReportError> {
-        let path = output_dir.join(CONFIG_FILE);
-        if path.is_file() {
-            let text = crate::fs::read(&path).map_err(|e| ReportError::io(&path, e))?;
+        let store = LocalStore::at(output_dir);
+        if let Some(text) = store.read(Path::new(CONFIG_FILE), u64::MAX)? {
             return serde_json::from_slice(&text).map_err(|source| ReportError::Config {
-                path: path.clone(),
+                path: output_dir.join(CONFIG_FILE),
                 source,
             });
         }
-        let records = records::load(output_dir)?;
+        let records = records::load_from(&store)?;
         let title = output_dir.file_name().map_or_else(
             || "invk-run".to_owned(),
             |n| n.to_string_lossy().into_owned(),
@@ -257,8 +256,18 @@ impl ReportError {
 /// A file that cannot be read or written, an image that cannot be decoded, or a grid past its
 /// bounds.
 pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary, ReportError> {
-    let root = LocalStore::at(output_dir);
-    let records = records::load_from(&root)?;
+    refresh_in(&LocalStore::at(output_dir), config)
+}
+
+/// [`refresh`] for the outputs in `root`: read and written through the store.
+///
+/// # Errors
+/// As [`refresh`]; [`ReportError::NoLocalFolder`] for grids of a store without a local folder.
+pub fn refresh_in(
+    root: &dyn OutputStore,
+    config: &ReportConfig,
+) -> Result<ReportSummary, ReportError> {
+    let records = records::load_from(root)?;
     let mut summary = ReportSummary {
         jobs: records.len(),
         ..ReportSummary::default()
@@ -277,7 +286,7 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
             {
                 continue;
             }
-            match write_grid(&root, &plan) {
+            match write_grid(root, &plan) {
                 Ok(empty) => summary.empty_cells += empty,
                 Err(e) => {
                     failed.push(e);
@@ -292,15 +301,18 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         }
     }
     if config.gallery {
-        match page::write(&root, &config.title, &records, &links) {
+        match page::write(root, &config.title, &records, &links) {
             Ok(outcome) => {
                 summary.thumbnails_made = outcome.thumbnails_made;
-                summary.gallery = Some(output_dir.join(page::PAGE));
+                summary.gallery = Some(
+                    root.local_folder()
+                        .map_or_else(|| PathBuf::from(page::PAGE), |dir| dir.join(page::PAGE)),
+                );
             }
             Err(e) => failed.push(e),
         }
     }
-    if let Err(e) = save_config(&root, config) {
+    if let Err(e) = save_config(root, config) {
         failed.push(e);
     }
     ReportError::all(failed)?;

@@ -4,9 +4,8 @@
 //! runs them in `src/store/tests.rs`. [`LOCAL_RULES`] are the local tree's own (links refused,
 //! nothing left on disk), each given an empty folder to make its stores in.
 //!
-//! These are test helpers: they panic instead of returning errors.
-
-#![allow(clippy::missing_panics_doc)]
+//! These are test helpers: they panic instead of returning errors. They are public (not behind
+//! `cfg(test)`) so that a store written in another crate, or tested from `tests/`, can run them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

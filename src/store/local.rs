@@ -12,7 +12,10 @@ use crate::fs::place::{MAX_COMPANION_READ, Name, OutputRoot, PlaceError};
 /// At most this many entries are looked at when the folder is listed.
 const MAX_WALK: usize = 200_000;
 
-/// An output folder on the local disk.
+/// An output folder on the local disk. Writes never go through a symbolic link inside it
+/// ([`PlaceError::Link`] names the link); reads ([`OutputStore::exists`], [`OutputStore::open`],
+/// the sidecars of [`OutputStore::list_outputs`]) follow one, as reading any file would, but a
+/// linked sub-folder is not listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalStore {
     root: OutputRoot,
