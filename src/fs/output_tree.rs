@@ -34,8 +34,9 @@ pub fn sidecar_path(file: &Path) -> PathBuf {
 /// Turns a rendered output name (which may hold `/` for sub-folders) into a relative path that
 /// stays inside the output folder: `..`, `.`, empty and absolute parts are dropped, control
 /// characters and characters that are invalid on common file systems become `_`, and a part
-/// longer than 200 bytes is cut (its beginning and a hash of the whole, so cut names stay
-/// apart). Returns `None` when nothing usable is left.
+/// longer than 200 bytes is cut (its beginning, `~` and the start of a hash of the whole, so that
+/// names differing only past the cut stay apart). Returns `None` when nothing usable
+/// is left.
 #[must_use]
 pub fn sanitize_relative(name: &str) -> Option<PathBuf> {
     let mut out = PathBuf::new();

@@ -206,6 +206,10 @@ enum Entry {
     File,
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "its error becomes PlaceError::Io, which names the path; NotFound is matched"
+)]
 fn entry(path: &Path) -> Result<Entry, PlaceError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Ok(Entry::Link),
@@ -219,7 +223,7 @@ fn entry(path: &Path) -> Result<Entry, PlaceError> {
 fn link_error(path: &Path, is_root: bool) -> PlaceError {
     PlaceError::Link {
         path: path.to_path_buf(),
-        target: std::fs::read_link(path).ok(),
+        target: crate::fs::read_link(path).ok(),
         is_root,
     }
 }
@@ -290,6 +294,10 @@ impl OutputRoot {
     /// # Errors
     /// [`PlaceError::Link`] naming the link, [`PlaceError::NotAFolder`], [`PlaceError::Outside`],
     /// or [`PlaceError::Io`].
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a failed create_dir becomes PlaceError::Io, which names the folder; AlreadyExists is matched"
+    )]
     pub fn prepare(&self, path: &Path) -> Result<PathBuf, PlaceError> {
         let rel = self.relative(path)?;
         let full = self.root.join(rel);
@@ -421,10 +429,10 @@ impl OutputRoot {
             }
             let bytes = match side_entry {
                 Entry::File
-                    if std::fs::symlink_metadata(&side)
+                    if crate::fs::symlink_metadata(&side)
                         .is_ok_and(|m| m.len() <= MAX_COMPANION_READ) =>
                 {
-                    std::fs::read(&side).ok()
+                    crate::fs::read(&side).ok()
                 }
                 _ => None,
             };
@@ -508,7 +516,7 @@ impl OutputRoot {
         let mut placed = Vec::with_capacity(companions.len());
         let undo = |placed: &[PathBuf]| {
             for p in placed {
-                let _ = std::fs::remove_file(p);
+                let _ = crate::fs::remove_file(p);
             }
         };
         for (suffix, bytes) in companions {
@@ -545,6 +553,10 @@ impl OutputRoot {
     ///
     /// # Errors
     /// As [`OutputRoot::prepare`].
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "errors become PlaceError::Io, which names the path"
+    )]
     pub fn replace(
         &self,
         from: &Path,
@@ -596,6 +608,10 @@ impl OutputRoot {
     ///
     /// # Errors
     /// As [`OutputRoot::prepare`].
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "returns a std File, and its error becomes PlaceError::Io, which names the path"
+    )]
     pub fn open_append(&self, rel: &Path) -> Result<std::fs::File, PlaceError> {
         let full = self.prepare(rel)?;
         let mut options = std::fs::OpenOptions::new();
@@ -617,6 +633,10 @@ fn no_follow(options: &mut std::fs::OpenOptions) {
 }
 
 /// Gives `from` an ordinary file's mode and links it at `to` without replacing anything.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the caller matches AlreadyExists and makes other errors PlaceError::Io, which names the path"
+)]
 fn set_mode_and_link(from: &Path, to: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -629,6 +649,10 @@ fn set_mode_and_link(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Makes `to` a copy of the complete file `from`, failing with `AlreadyExists` when `to`
 /// exists (a link at `to`, even a dangling one, exists). A hard link where the file system has
 /// them (atomic: `to` appears complete or not at all), else a copy into a new file.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "AlreadyExists is matched, and callers make the other errors PlaceError::Io, which names the path"
+)]
 pub(crate) fn link_noclobber(from: &Path, to: &Path) -> std::io::Result<()> {
     match std::fs::hard_link(from, to) {
         Ok(()) => Ok(()),
@@ -650,7 +674,7 @@ pub(crate) fn link_noclobber(from: &Path, to: &Path) -> std::io::Result<()> {
                 .and_then(|()| out.sync_all())
                 .and_then(|()| crate::fs::set_file_mode(&out));
             if let Err(e) = copied {
-                let _ = std::fs::remove_file(to);
+                let _ = crate::fs::remove_file(to);
                 return Err(e);
             }
             Ok(())
@@ -677,7 +701,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(dir)
+        let mut out: Vec<String> = crate::fs::read_dir(dir)
             .expect("list")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
@@ -687,7 +711,7 @@ mod tests {
 
     fn place_bytes(root: &OutputRoot, name: &Name, bytes: &[u8], side: &[u8]) -> PathBuf {
         let tmp = root.temporary_for(&name.candidate(0)).expect("tmp");
-        std::fs::write(&tmp, bytes).expect("fill");
+        crate::fs::write(&tmp, bytes).expect("fill");
         root.place(&tmp, name, &[(".json", side)], 0, &HashSet::new())
             .expect("placed")
     }
@@ -697,18 +721,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = OutputRoot::open(dir.path()).expect("root");
         // A sidecar without its image: the image name is not free.
-        std::fs::write(dir.path().join("x.png.json"), "user data").expect("write");
+        crate::fs::write(dir.path().join("x.png.json"), "user data").expect("write");
         let name = Name::new("x", "png");
         let first = place_bytes(&root, &name, b"one", b"{1}");
         assert_eq!(first, dir.path().join("x-1.png"));
         let second = place_bytes(&root, &name, b"two", b"{2}");
         assert_eq!(second, dir.path().join("x-2.png"));
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("x.png.json")).expect("read"),
+            crate::fs::read_to_string(dir.path().join("x.png.json")).expect("read"),
             "user data"
         );
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("x-2.png.json")).expect("read"),
+            crate::fs::read_to_string(dir.path().join("x-2.png.json")).expect("read"),
             "{2}"
         );
         assert_eq!(
@@ -722,7 +746,7 @@ mod tests {
             ],
             "no temporary file is left"
         );
-        let mode = std::fs::metadata(&first).expect("stat");
+        let mode = crate::fs::metadata(&first).expect("stat");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o644);
     }
@@ -732,9 +756,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = OutputRoot::open(dir.path()).expect("root");
         let tmp = root.temporary_for(Path::new("x.png")).expect("tmp");
-        std::fs::write(&tmp, b"new").expect("fill");
+        crate::fs::write(&tmp, b"new").expect("fill");
         // The image name is free but its sidecar appeared "meanwhile".
-        std::fs::write(dir.path().join("x.png.json"), "theirs").expect("write");
+        crate::fs::write(dir.path().join("x.png.json"), "theirs").expect("write");
         let placed = root
             .place_at(&tmp, &dir.path().join("x.png"), &[(".json", b"ours")])
             .expect("attempt");
@@ -744,17 +768,17 @@ mod tests {
             "our image is taken back"
         );
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("x.png.json")).expect("read"),
+            crate::fs::read_to_string(dir.path().join("x.png.json")).expect("read"),
             "theirs"
         );
         // And an image that appeared meanwhile is not replaced.
-        std::fs::write(dir.path().join("y.png"), "theirs").expect("write");
+        crate::fs::write(dir.path().join("y.png"), "theirs").expect("write");
         let placed = root
             .place_at(&tmp, &dir.path().join("y.png"), &[])
             .expect("attempt");
         assert!(!placed);
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("y.png")).expect("read"),
+            crate::fs::read_to_string(dir.path().join("y.png")).expect("read"),
             "theirs"
         );
     }
@@ -780,7 +804,7 @@ mod tests {
         );
         // A dangling link and a link to a file at the target path.
         symlink(dir.path().join("nowhere"), dir.path().join("a.png")).expect("link");
-        std::fs::write(outside.path().join("f"), "theirs").expect("write");
+        crate::fs::write(outside.path().join("f"), "theirs").expect("write");
         symlink(outside.path().join("f"), dir.path().join("b.png.json")).expect("link");
         let tmp = root.temporary_for(Path::new("t")).expect("tmp");
         for (stem, link) in [("a", "a.png"), ("b", "b.png.json")] {
@@ -800,7 +824,7 @@ mod tests {
         }
         assert_eq!(names(outside.path()), ["f"]);
         assert_eq!(
-            std::fs::read_to_string(outside.path().join("f")).expect("read"),
+            crate::fs::read_to_string(outside.path().join("f")).expect("read"),
             "theirs"
         );
         // The output folder itself.
@@ -823,11 +847,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = OutputRoot::open(dir.path()).expect("root");
         let name = Name::new("sub/x", "png");
-        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
-        std::fs::write(dir.path().join("sub/x.png"), "other").expect("write");
-        std::fs::write(dir.path().join("sub/x.png.json"), "image-a").expect("write");
-        std::fs::write(dir.path().join("sub/x-1.png"), "ours").expect("write");
-        std::fs::write(dir.path().join("sub/x-1.png.json"), "image-b").expect("write");
+        crate::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        crate::fs::write(dir.path().join("sub/x.png"), "other").expect("write");
+        crate::fs::write(dir.path().join("sub/x.png.json"), "image-a").expect("write");
+        crate::fs::write(dir.path().join("sub/x-1.png"), "ours").expect("write");
+        crate::fs::write(dir.path().join("sub/x-1.png.json"), "image-b").expect("write");
         let same = |want: &'static str| {
             move |_: &Path, b: Option<&[u8]>| (b == Some(want.as_bytes())).then_some(())
         };
@@ -841,13 +865,13 @@ mod tests {
         );
         assert_eq!(root.find_earlier(&name, ".json", same("image-c")), None);
         // A companion whose file is missing (a placing cut short) is recognised too.
-        std::fs::write(dir.path().join("sub/y.png.json"), "image-e").expect("write");
+        crate::fs::write(dir.path().join("sub/y.png.json"), "image-e").expect("write");
         assert_eq!(
             root.find_earlier(&Name::new("sub/y", "png"), ".json", same("image-e")),
             Some((dir.path().join("sub/y.png"), ()))
         );
         // Without a companion, the path alone decides.
-        std::fs::write(dir.path().join("sub/x-2.png"), "bare").expect("write");
+        crate::fs::write(dir.path().join("sub/x-2.png"), "bare").expect("write");
         let bare = dir.path().join("sub/x-2.png");
         assert_eq!(
             root.find_earlier(&name, ".json", |p, b| (p == bare && b.is_none())
@@ -856,14 +880,14 @@ mod tests {
         );
         // A superseded file is replaced in place, its companion after it.
         let tmp = root.temporary_for(Path::new("sub/x.png")).expect("tmp");
-        std::fs::write(&tmp, "newer").expect("write");
+        crate::fs::write(&tmp, "newer").expect("write");
         let placed = root
             .replace(&tmp, &bare, &[(".json", b"image-d")])
             .expect("replace");
         assert_eq!(placed, bare);
-        assert_eq!(std::fs::read(&bare).expect("read"), b"newer");
+        assert_eq!(crate::fs::read(&bare).expect("read"), b"newer");
         assert_eq!(
-            std::fs::read(dir.path().join("sub/x-2.png.json")).expect("read"),
+            crate::fs::read(dir.path().join("sub/x-2.png.json")).expect("read"),
             b"image-d"
         );
     }
@@ -884,7 +908,10 @@ mod tests {
         let index = Path::new("index.html");
         root.write_replacing(index, b"old").expect("write");
         root.write_replacing(index, b"new").expect("replace");
-        assert_eq!(std::fs::read(dir.path().join(index)).expect("read"), b"new");
+        assert_eq!(
+            crate::fs::read(dir.path().join(index)).expect("read"),
+            b"new"
+        );
         assert!(matches!(
             root.prepare(Path::new("../escape")),
             Err(PlaceError::Outside { .. })

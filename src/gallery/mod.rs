@@ -376,7 +376,7 @@ mod tests {
             .expect("png");
         let line =
             json!({"job": 0, "status": "completed", "sweep": {"Hue": 0}, "files": ["0.png"]});
-        std::fs::write(root.join("runs.jsonl"), format!("{line}\n")).expect("runs.jsonl");
+        crate::fs::write(root.join("runs.jsonl"), format!("{line}\n")).expect("runs.jsonl");
         std::os::unix::fs::symlink(outside.path(), root.join("grids")).expect("link");
         std::os::unix::fs::symlink(outside.path().join("s.json"), root.join("other.png"))
             .expect("link");
@@ -399,9 +399,12 @@ mod tests {
             let want = format!("`{}` is a symbolic link", root.join(link).display());
             assert!(text.contains(&want), "{text}");
         }
-        let page = std::fs::read_to_string(root.join(page::PAGE)).expect("the page");
+        let page = crate::fs::read_to_string(root.join(page::PAGE)).expect("the page");
         assert!(!page.contains("grids/hue.png") && !page.contains("\"other.png\""));
         assert!(root.join(CONFIG_FILE).is_file());
-        assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0);
+        assert_eq!(
+            crate::fs::read_dir(outside.path()).expect("list").count(),
+            0
+        );
     }
 }

@@ -226,7 +226,7 @@ pub fn thumbnail(
     let thumb_rel = Path::new(THUMB_DIR).join(format!("{name}.jpg"));
     let source = output_dir.join(rel);
     let thumb = output_dir.join(&thumb_rel);
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let modified = |p: &Path| crate::fs::metadata(p).and_then(|m| m.modified()).ok();
     if let (Some(t), Some(s)) = (modified(&thumb), modified(&source)) {
         if t >= s {
             return Ok(Some((thumb_rel, false)));

@@ -70,7 +70,7 @@ pub fn staged(store: &dyn OutputStore, rel: &str, bytes: &[u8]) -> Staged {
     let staged = store
         .stage(Path::new(rel))
         .unwrap_or_else(|e| panic!("stage `{rel}` in {}: {e}", store.location()));
-    std::fs::write(staged.path(), bytes).expect("fill the staged file");
+    crate::fs::write(staged.path(), bytes).expect("fill the staged file");
     staged
 }
 
@@ -502,7 +502,7 @@ mod local {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).expect("list").flatten() {
+            for e in crate::fs::read_dir(&d).expect("list").flatten() {
                 let t = e.file_type().expect("type");
                 if t.is_dir() {
                     stack.push(e.path());
@@ -519,9 +519,9 @@ mod local {
     /// a linked folder is not listed.
     pub(super) fn links_are_refused(dir: &Path) {
         let (root, outside) = (dir.join("out"), dir.join("elsewhere"));
-        std::fs::create_dir_all(&outside).expect("mkdir");
-        std::fs::write(outside.join("f.png"), "theirs").expect("write");
-        std::fs::write(outside.join("f.png.json"), "theirs").expect("write");
+        crate::fs::create_dir_all(&outside).expect("mkdir");
+        crate::fs::write(outside.join("f.png"), "theirs").expect("write");
+        crate::fs::write(outside.join("f.png.json"), "theirs").expect("write");
         let store = LocalStore::open(&root).expect("open");
         symlink(&outside, root.join("sub")).expect("link");
         symlink(outside.join("f.png"), root.join("a.png")).expect("link");
@@ -579,7 +579,7 @@ mod local {
             [PathBuf::from("f.png"), PathBuf::from("f.png.json")]
         );
         assert_eq!(
-            std::fs::read(outside.join("f.png")).expect("read"),
+            crate::fs::read(outside.join("f.png")).expect("read"),
             b"theirs"
         );
         // The folder itself.

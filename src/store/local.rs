@@ -171,6 +171,10 @@ impl OutputStore for LocalStore {
         Ok(self.full(rel)?.is_file())
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "its error becomes PlaceError::Io, which names the path; NotFound is matched"
+    )]
     fn open(&self, rel: &Path) -> Result<Option<Box<dyn Read + Send>>, PlaceError> {
         let full = self.full(rel)?;
         if !full.is_file() {
@@ -183,6 +187,10 @@ impl OutputStore for LocalStore {
         }
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the root's error becomes PlaceError::Io, which names the path; NotFound is matched"
+    )]
     fn list_outputs(
         &self,
         companion: &str,
@@ -199,11 +207,11 @@ impl OutputStore for LocalStore {
         let mut seen = 0usize;
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+            let Ok(entries) = crate::fs::read_dir(&dir) else {
                 continue;
             };
             let mut entries: Vec<_> = entries.flatten().collect();
-            entries.sort_by_key(std::fs::DirEntry::file_name);
+            entries.sort_by_key(crate::fs::DirEntry::file_name);
             for entry in entries {
                 seen += 1;
                 if seen > MAX_WALK {
@@ -225,12 +233,12 @@ impl OutputStore for LocalStore {
                 if !output.is_file() {
                     continue;
                 }
-                let small = std::fs::metadata(&path)
+                let small = crate::fs::metadata(&path)
                     .is_ok_and(|m| m.is_file() && m.len() <= MAX_COMPANION_READ);
                 if !small {
                     continue;
                 }
-                if let Ok(bytes) = std::fs::read(&path) {
+                if let Ok(bytes) = crate::fs::read(&path) {
                     visit(&self.strip(&output), &bytes);
                 }
             }
@@ -257,6 +265,10 @@ impl OutputStore for LocalStore {
         Ok(self.strip(&full))
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "its error becomes PlaceError::Io, which names the path"
+    )]
     fn move_aside(&self, rel: &Path, to: &Path) -> Result<(), PlaceError> {
         let from = self.root.prepare(&self.full(rel)?)?;
         let to = self.root.prepare(&self.full(to)?)?;
