@@ -33,6 +33,7 @@ pub mod printable;
 pub mod run;
 pub mod server_check;
 pub mod server_entry;
+pub mod store;
 pub mod watch;
 pub mod workflow;
 

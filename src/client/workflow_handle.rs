@@ -54,7 +54,7 @@ use super::queue::{QueueItem, QueueItemStatus};
 use super::schemas::{SchemaSource, server_schemas};
 use super::tracker::{TrackEvent, TrackMode, Tracker};
 use super::{Client, ClientError, is_not_found};
-use crate::fs::place::{Name, OutputRoot};
+use crate::store::{LocalStore, Name, OutputStore};
 use crate::workflow::{
     ConvertOptions, InkType, InkValue, InputError, InputRef, InputSummary, OutputNode, SchemaSet,
     Workflow, WorkflowDefinition, WorkflowError, WorkflowInput,
@@ -937,7 +937,7 @@ impl WorkflowHandle {
                 status: running.status.as_str().to_owned(),
             });
         }
-        let root = OutputRoot::open(dir)?;
+        let root = LocalStore::open(dir)?;
         let mut written = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for item in &items {
@@ -975,19 +975,23 @@ impl WorkflowHandle {
         Ok(written)
     }
 
-    /// Downloads one image into a temporary file in `root`, then links it to the first free
+    /// Downloads one image into a file staged in `root`, then commits it under the first free
     /// name `stem.ext`, `stem-1.ext`, ...
     async fn download_one(
         &self,
         image_name: &str,
-        root: &OutputRoot,
+        root: &LocalStore,
         stem: &str,
         ext: &str,
     ) -> Result<PathBuf, HandleError> {
         let name = Name::new(stem, ext);
-        let tmp = root.temporary_for(&name.candidate(0))?;
-        self.client.images().download(image_name, &tmp).await?;
-        Ok(root.place(&tmp, &name, &[], 0, &HashSet::new())?)
+        let staged = root.stage(&name.candidate(0))?;
+        self.client
+            .images()
+            .download(image_name, staged.path())
+            .await?;
+        let rel = root.commit(staged, &name, &[], 0, &HashSet::new())?;
+        Ok(root.full_path(&rel))
     }
 
     /// Deletes from the server what this handle uploaded and, as asked, what its items produced
@@ -1177,12 +1181,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let existing = dir.path().join("7-out.png");
         fs_err::write(&existing, b"keep me").expect("write");
-        let root = OutputRoot::open(dir.path()).expect("root");
+        let root = LocalStore::open(dir.path()).expect("root");
         let name = Name::new("7-out", "png");
-        let tmp = root.temporary_for(&name.candidate(0)).expect("tmp");
-        fs_err::write(&tmp, b"new").expect("write");
+        let staged = root.stage(&name.candidate(0)).expect("staged");
+        fs_err::write(staged.path(), b"new").expect("write");
         let first = root
-            .place(&tmp, &name, &[], 0, &HashSet::new())
+            .commit(staged, &name, &[], 0, &HashSet::new())
+            .map(|rel| root.full_path(&rel))
             .expect("placed");
         assert_eq!(first, dir.path().join("7-out-1.png"));
         assert_eq!(fs_err::read(&existing).expect("read"), b"keep me");

@@ -25,8 +25,9 @@ use crate::exit_status::ExitStatus;
 /// How many `-N` suffixes are tried before giving up.
 const MAX_SUFFIX: u32 = 100_000;
 
-/// The largest companion file read to recognise a file written earlier.
-const MAX_COMPANION_READ: u64 = 1 << 20;
+/// The largest companion file read to recognise a file written earlier (or listed with its
+/// output by [`crate::store::LocalStore`]).
+pub const MAX_COMPANION_READ: u64 = 1 << 20;
 
 /// Why a file could not be placed.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,14 @@ pub enum PlaceError {
         path: PathBuf,
         /// The output folder.
         root: PathBuf,
+    },
+    /// A file larger than its reader takes (a sidecar of megabytes is no sidecar).
+    #[error("`{}` is larger than the {limit} bytes read of it", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most that is read.
+        limit: u64,
     },
     /// Every suffix is taken.
     #[error(
@@ -340,9 +349,21 @@ impl OutputRoot {
         start: u32,
         taken: &HashSet<PathBuf>,
     ) -> Result<(u32, PathBuf), PlaceError> {
+        self.free_candidate_by(name, suffixes, start, |path| taken.contains(path))
+    }
+
+    /// [`OutputRoot::free_candidate`] with "handed out already" asked of `taken` (given the
+    /// candidate's absolute path).
+    pub(crate) fn free_candidate_by(
+        &self,
+        name: &Name,
+        suffixes: &[&str],
+        start: u32,
+        taken: impl Fn(&Path) -> bool,
+    ) -> Result<(u32, PathBuf), PlaceError> {
         for n in start..MAX_SUFFIX {
             let path = self.root.join(name.candidate(n));
-            if taken.contains(&path) {
+            if taken(&path) {
                 continue;
             }
             let mut free = true;
@@ -375,15 +396,35 @@ impl OutputRoot {
         suffix: &str,
         pick: impl Fn(&Path, Option<&[u8]>) -> Option<T>,
     ) -> Option<(PathBuf, T)> {
+        let mut said = None;
+        let path = self
+            .scan_earlier(name, suffix, |path, _, bytes| {
+                said = pick(path, bytes);
+                said.is_some()
+            })
+            .ok()??;
+        Some((path, said?))
+    }
+
+    /// The search of [`OutputRoot::find_earlier`], whose `pick` is also told whether the file
+    /// itself is there (a regular file) and which says yes or no; an I/O error while looking
+    /// ends the search with that error.
+    pub(crate) fn scan_earlier(
+        &self,
+        name: &Name,
+        suffix: &str,
+        mut pick: impl FnMut(&Path, bool, Option<&[u8]>) -> bool,
+    ) -> Result<Option<PathBuf>, PlaceError> {
         for n in 0..MAX_SUFFIX {
             let path = self.root.join(name.candidate(n));
             let side = companion(&path, suffix);
-            let (file, side_entry) = (entry(&path).ok()?, entry(&side).ok()?);
+            let (file, side_entry) = (entry(&path)?, entry(&side)?);
             if matches!((&file, &side_entry), (Entry::Missing, Entry::Missing)) {
-                return None;
+                return Ok(None);
             }
             let orphan = matches!((&file, &side_entry), (Entry::Missing, Entry::File));
-            if !matches!(file, Entry::File) && !orphan {
+            let is_file = matches!(file, Entry::File);
+            if !is_file && !orphan {
                 continue;
             }
             let bytes = match side_entry {
@@ -395,11 +436,11 @@ impl OutputRoot {
                 }
                 _ => None,
             };
-            if let Some(said) = pick(&path, bytes.as_deref()) {
-                return Some((path, said));
+            if pick(&path, is_file, bytes.as_deref()) {
+                return Ok(Some(path));
             }
         }
-        None
+        Ok(None)
     }
 
     /// A temporary file (deleted when dropped) in the folder `rel` will be written to, that
@@ -434,10 +475,23 @@ impl OutputRoot {
         start: u32,
         taken: &HashSet<PathBuf>,
     ) -> Result<PathBuf, PlaceError> {
+        self.place_by(from, name, companions, start, |path| taken.contains(path))
+    }
+
+    /// [`OutputRoot::place`] with "handed out already" asked of `taken` (given the candidate's
+    /// absolute path).
+    pub(crate) fn place_by(
+        &self,
+        from: &Path,
+        name: &Name,
+        companions: &[(&str, &[u8])],
+        start: u32,
+        taken: impl Fn(&Path) -> bool,
+    ) -> Result<PathBuf, PlaceError> {
         let suffixes: Vec<&str> = companions.iter().map(|(s, _)| *s).collect();
         let mut n = start;
         loop {
-            let (found, path) = self.free_candidate(name, &suffixes, n, taken)?;
+            let (found, path) = self.free_candidate_by(name, &suffixes, n, &taken)?;
             if self.place_at(from, &path, companions)? {
                 return Ok(path);
             }

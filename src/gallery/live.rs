@@ -21,7 +21,7 @@ use super::grid;
 use super::page::{self, GridLink};
 use super::records::{JobRecord, PENDING, file_record};
 use super::{ReportConfig, ReportError, save_config, write_grid};
-use crate::fs::place::OutputRoot;
+use crate::store::LocalStore;
 
 /// The least time between two looks at which grids are complete.
 pub const GRID_PAUSE: Duration = Duration::from_millis(500);
@@ -95,7 +95,7 @@ impl LiveReport {
         let (updates, inbox) = mpsc::channel();
         let (tell, warnings) = mpsc::channel();
         let worker = tokio::task::spawn_blocking({
-            let root = OutputRoot::at(output_dir);
+            let root = LocalStore::at(output_dir);
             move || {
                 let mut worker = Worker::new(root, config, jobs, tell);
                 for (job, state) in earlier {
@@ -144,7 +144,7 @@ impl LiveReport {
 
 /// The worker's state.
 struct Worker {
-    root: OutputRoot,
+    root: LocalStore,
     config: ReportConfig,
     /// Every job of the run, by index.
     records: Vec<JobRecord>,
@@ -163,7 +163,7 @@ struct Worker {
 
 impl Worker {
     fn new(
-        root: OutputRoot,
+        root: LocalStore,
         config: ReportConfig,
         jobs: Vec<LiveJob>,
         warnings: mpsc::Sender<String>,
@@ -251,7 +251,7 @@ impl Worker {
         if !same_files {
             record.files = files
                 .into_iter()
-                .map(|f| file_record(self.root.path(), f))
+                .map(|f| file_record(&self.root, f))
                 .collect();
         }
         self.grids_changed = !self.config.grids.is_empty();
@@ -419,7 +419,7 @@ mod tests {
             ..GridSpec::new("Hue", None)
         };
         (
-            Worker::new(OutputRoot::at(dir), config(spec), jobs, tell),
+            Worker::new(LocalStore::at(dir), config(spec), jobs, tell),
             warnings,
         )
     }

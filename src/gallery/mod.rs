@@ -12,8 +12,9 @@
 //! `invk-run report`. While a run goes, [`live::LiveReport`] keeps `index.html` up to date and
 //! writes each grid once its cells are complete, on a thread of its own.
 //!
-//! Every file a report writes goes through [`OutputRoot`]: atomically, and never through a
-//! symbolic link inside the output folder.
+//! Every file a report writes goes through the output store ([`crate::store::OutputStore`]):
+//! atomically, and (in a local folder) never through a symbolic link inside it. The images
+//! the grids and thumbnails are drawn from are read from the store's local folder.
 
 pub mod grid;
 pub mod live;
@@ -26,8 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::exit_status::ExitStatus;
-use crate::fs::place::{OutputRoot, PlaceError};
+use crate::fs::place::PlaceError;
 use crate::manifest::{GridSpec, Manifest, default_grid, resolve_grids};
+use crate::store::{LocalStore, OutputStore};
 
 /// Where a folder's report settings are kept, relative to it (so `invk-run report DIR` draws
 /// the grids the manifest asked for).
@@ -67,15 +69,14 @@ impl ReportConfig {
     /// # Errors
     /// The saved settings cannot be read.
     pub fn saved_or_default(output_dir: &Path) -> Result<ReportConfig, ReportError> {
-        let path = output_dir.join(CONFIG_FILE);
-        if path.is_file() {
-            let text = crate::fs::read(&path).map_err(|e| ReportError::io(&path, e))?;
+        let store = LocalStore::at(output_dir);
+        if let Some(text) = store.read(Path::new(CONFIG_FILE), u64::MAX)? {
             return serde_json::from_slice(&text).map_err(|source| ReportError::Config {
-                path: path.clone(),
+                path: output_dir.join(CONFIG_FILE),
                 source,
             });
         }
-        let records = records::load(output_dir)?;
+        let records = records::load_from(&store)?;
         let title = output_dir.file_name().map_or_else(
             || "invk-run".to_owned(),
             |n| n.to_string_lossy().into_owned(),
@@ -192,6 +193,12 @@ pub enum ReportError {
     /// The gallery template failed.
     #[error("cannot render the gallery page")]
     Template(#[from] minijinja::Error),
+    /// Grids are drawn from the images as local files, and the store has none.
+    #[error("cannot draw grids of the outputs in {store}: they are not in a local folder")]
+    NoLocalFolder {
+        /// The store, as it names itself.
+        store: String,
+    },
     /// `invk-run report` was given something that is neither an output folder nor a manifest.
     #[error(
         "`{}` is neither an output folder (with `runs.jsonl`) nor a manifest (`.yaml`)",
@@ -249,8 +256,18 @@ impl ReportError {
 /// A file that cannot be read or written, an image that cannot be decoded, or a grid past its
 /// bounds.
 pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary, ReportError> {
-    let root = OutputRoot::at(output_dir);
-    let records = records::load(output_dir)?;
+    refresh_in(&LocalStore::at(output_dir), config)
+}
+
+/// [`refresh`] for the outputs in `root`: read and written through the store.
+///
+/// # Errors
+/// As [`refresh`]; [`ReportError::NoLocalFolder`] for grids of a store without a local folder.
+pub fn refresh_in(
+    root: &dyn OutputStore,
+    config: &ReportConfig,
+) -> Result<ReportSummary, ReportError> {
+    let records = records::load_from(root)?;
     let mut summary = ReportSummary {
         jobs: records.len(),
         ..ReportSummary::default()
@@ -269,7 +286,7 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
             {
                 continue;
             }
-            match write_grid(&root, &plan) {
+            match write_grid(root, &plan) {
                 Ok(empty) => summary.empty_cells += empty,
                 Err(e) => {
                     failed.push(e);
@@ -284,15 +301,18 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
         }
     }
     if config.gallery {
-        match page::write(&root, &config.title, &records, &links) {
+        match page::write(root, &config.title, &records, &links) {
             Ok(outcome) => {
                 summary.thumbnails_made = outcome.thumbnails_made;
-                summary.gallery = Some(output_dir.join(page::PAGE));
+                summary.gallery = Some(
+                    root.local_folder()
+                        .map_or_else(|| PathBuf::from(page::PAGE), |dir| dir.join(page::PAGE)),
+                );
             }
             Err(e) => failed.push(e),
         }
     }
-    if let Err(e) = save_config(&root, config) {
+    if let Err(e) = save_config(root, config) {
         failed.push(e);
     }
     ReportError::all(failed)?;
@@ -304,8 +324,16 @@ pub fn refresh(output_dir: &Path, config: &ReportConfig) -> Result<ReportSummary
 ///
 /// # Errors
 /// As [`grid::render`], or a file that cannot be written.
-pub(crate) fn write_grid(root: &OutputRoot, plan: &grid::GridPlan) -> Result<usize, ReportError> {
-    let (bytes, layout) = grid::render(root.path(), plan)?;
+pub(crate) fn write_grid(
+    root: &dyn OutputStore,
+    plan: &grid::GridPlan,
+) -> Result<usize, ReportError> {
+    let folder = root
+        .local_folder()
+        .ok_or_else(|| ReportError::NoLocalFolder {
+            store: root.location(),
+        })?;
+    let (bytes, layout) = grid::render(folder, plan)?;
     let empty = layout
         .plan
         .cells
@@ -323,7 +351,10 @@ pub(crate) fn write_grid(root: &OutputRoot, plan: &grid::GridPlan) -> Result<usi
 ///
 /// # Errors
 /// The file cannot be written.
-pub(crate) fn save_config(root: &OutputRoot, config: &ReportConfig) -> Result<(), ReportError> {
+pub(crate) fn save_config(
+    root: &dyn OutputStore,
+    config: &ReportConfig,
+) -> Result<(), ReportError> {
     let mut text = serde_json::to_vec_pretty(config).unwrap_or_default();
     text.push(b'\n');
     root.write_replacing(Path::new(CONFIG_FILE), &text)?;

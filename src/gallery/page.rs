@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use super::ReportError;
 use super::grid::UNLABELLED;
 use super::records::{JobRecord, PENDING};
-use crate::fs::place::OutputRoot;
 use crate::manifest::value_label;
+use crate::store::OutputStore;
 
 /// The thumbnails' longest side, in pixels.
 pub const THUMB_SIZE: u32 = 192;
@@ -43,13 +43,13 @@ pub struct GalleryOutcome {
     pub without_thumbnail: usize,
 }
 
-/// Writes `index.html` (atomically) and the thumbnails it needs, under `root`'s rules (no
-/// links). Jobs still [`PENDING`] are left out: the page shows what is finished.
+/// Writes `index.html` (atomically) and the thumbnails it needs, through the store `root`
+/// (under its rules: no links in a local folder). Jobs still [`PENDING`] are left out: the page shows what is finished.
 ///
 /// # Errors
 /// The page or a thumbnail cannot be written, or the template fails.
 pub fn write(
-    root: &OutputRoot,
+    root: &dyn OutputStore,
     title: &str,
     records: &[JobRecord],
     grids: &[GridLink],
@@ -209,12 +209,18 @@ pub fn url(path: &Path) -> String {
 
 /// The thumbnail of `rel` (relative to the output folder): made when missing or older than the
 /// file. Returns its relative path and whether it was made now; `None` for a file that is no
-/// image this build decodes.
+/// image this build decodes, or that is not in a local folder (the images are decoded from
+/// local files).
 ///
 /// # Errors
 /// The thumbnail cannot be written (a link in its way is refused).
-pub fn thumbnail(root: &OutputRoot, rel: &Path) -> Result<Option<(PathBuf, bool)>, ReportError> {
-    let output_dir = root.path();
+pub fn thumbnail(
+    root: &dyn OutputStore,
+    rel: &Path,
+) -> Result<Option<(PathBuf, bool)>, ReportError> {
+    let Some(output_dir) = root.local_folder() else {
+        return Ok(None);
+    };
     let digest = Sha256::digest(rel.to_string_lossy().as_bytes());
     let name: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
     let thumb_rel = Path::new(THUMB_DIR).join(format!("{name}.jpg"));

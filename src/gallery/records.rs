@@ -1,5 +1,5 @@
-//! What a report is made from, read back from disk: `runs.jsonl` (the latest line per job), the
-//! sidecars beside the outputs, and the journal (to find files that were moved).
+//! What a report is made from, read back from the output store: `runs.jsonl` (the latest line
+//! per job), the sidecars beside the outputs, and the journal (to find files that were moved).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
@@ -9,13 +9,17 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ReportError;
+use crate::fs::output_tree::SUMMARY_FILE;
+use crate::store::{LocalStore, OutputStore, companion};
 
 /// Lines of `runs.jsonl` longer than this are skipped (a job line is a few KB).
 const MAX_LINE: usize = 1 << 20;
 /// Sidecars larger than this are not read.
-const MAX_SIDECAR: u64 = 1 << 20;
-/// At most this many files are looked at when the output folder is searched for sidecars.
-const MAX_WALK: usize = 200_000;
+const MAX_SIDECAR: u64 = crate::fs::place::MAX_COMPANION_READ;
+/// The sidecar of an output: its name and this.
+const SIDECAR: &str = ".json";
+/// The journal, relative to the output folder.
+const JOURNAL: &str = ".invk-run/journal.jsonl";
 
 /// The status of a job a run has not finished yet (only while it runs: [`super::live`]).
 pub const PENDING: &str = "pending";
@@ -76,13 +80,25 @@ struct SummaryLine {
 /// # Errors
 /// `runs.jsonl` exists but cannot be read.
 pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
+    load_from(&LocalStore::at(output_dir))
+}
+
+/// Reads every job of the outputs in `store`, by index.
+///
+/// # Errors
+/// `runs.jsonl` exists but cannot be read.
+pub fn load_from(store: &dyn OutputStore) -> Result<Vec<JobRecord>, ReportError> {
     let mut lines: BTreeMap<usize, SummaryLine> = BTreeMap::new();
-    let summary = crate::fs::output_tree::summary_path(output_dir);
-    if summary.is_file() {
-        let file = crate::fs::File::open(&summary).map_err(|e| ReportError::io(&summary, e))?;
+    let summary = Path::new(SUMMARY_FILE);
+    if let Some(file) = store.open(summary)? {
         let reader = std::io::BufReader::new(file);
         for line in reader.split(b'\n') {
-            let line = line.map_err(|e| ReportError::io(&summary, e))?;
+            let line = line.map_err(|e| {
+                let shown = store
+                    .local_folder()
+                    .map_or_else(|| summary.to_path_buf(), |dir| dir.join(summary));
+                ReportError::io(&shown, e)
+            })?;
             if line.len() > MAX_LINE {
                 continue;
             }
@@ -91,19 +107,19 @@ pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
             }
         }
     }
-    let sidecars = walk_sidecars(output_dir);
+    let sidecars = list_sidecars(store);
     let by_image: HashMap<&str, &(PathBuf, Value)> = sidecars
         .iter()
         .filter_map(|s| s.1["image_name"].as_str().map(|n| (n, s)))
         .collect();
-    let journal_names = journal_image_names(output_dir);
+    let journal_names = journal_image_names(store);
 
     let mut records: BTreeMap<usize, JobRecord> = BTreeMap::new();
     for (job, line) in lines {
         let mut files = Vec::new();
         for listed in line.files {
             let mut path = listed.clone();
-            if !output_dir.join(&path).is_file() {
+            if !store.exists(&path).unwrap_or(false) {
                 // Moved: the journal names the image, a sidecar found it elsewhere.
                 if let Some((moved, _)) = journal_names
                     .get(&listed)
@@ -112,7 +128,7 @@ pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
                     path = moved.clone();
                 }
             }
-            files.push(file_record(output_dir, path));
+            files.push(file_record(store, path));
         }
         let sweep = line.sweep.unwrap_or_else(|| {
             files
@@ -159,7 +175,7 @@ pub fn load(output_dir: &Path) -> Result<Vec<JobRecord>, ReportError> {
             summarized: false,
         });
         if !record.files.iter().any(|f| &f.path == path) {
-            record.files.push(file_record(output_dir, path.clone()));
+            record.files.push(file_record(store, path.clone()));
         }
     }
     let mut records: Vec<JobRecord> = records.into_values().collect();
@@ -189,77 +205,46 @@ fn infer_sweep(records: &mut [JobRecord]) {
     }
 }
 
-/// The record of the output `path` (relative to `output_dir`), with its sidecar.
-pub(crate) fn file_record(output_dir: &Path, path: PathBuf) -> FileRecord {
-    let full = output_dir.join(&path);
-    let sidecar = read_sidecar(&crate::fs::output_tree::sidecar_path(&full));
+/// The record of the output `path` (relative to the store's root), with its sidecar.
+pub(crate) fn file_record(store: &dyn OutputStore, path: PathBuf) -> FileRecord {
+    let sidecar = store
+        .read(&companion(&path, SIDECAR), MAX_SIDECAR)
+        .ok()
+        .flatten()
+        .and_then(|bytes| parse_sidecar(&bytes));
     let node = sidecar.as_ref().map(|s| &s["node"]);
     FileRecord {
         node_label: node.and_then(|n| n["label"].as_str()).map(str::to_owned),
         node_id: node.and_then(|n| n["id"].as_str()).map(str::to_owned),
-        exists: full.is_file(),
+        exists: store.exists(&path).unwrap_or(false),
         sidecar,
         path,
     }
 }
 
-fn read_sidecar(path: &Path) -> Option<Value> {
-    let meta = crate::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_SIDECAR {
-        return None;
-    }
-    let value: Value = serde_json::from_slice(&crate::fs::read(path).ok()?).ok()?;
+/// A sidecar's JSON, when it is an output's sidecar (it names its server image).
+fn parse_sidecar(bytes: &[u8]) -> Option<Value> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
     value.get("image_name")?;
     Some(value)
 }
 
-/// Every output sidecar under `output_dir` (not under `.invk-run`), with its output's relative
-/// path; at most [`MAX_WALK`] files are looked at.
-fn walk_sidecars(output_dir: &Path) -> Vec<(PathBuf, Value)> {
+/// Every output sidecar in `store` (not the run's own files under `.invk-run`), with its
+/// output's relative path, in the store's order; a store that cannot be listed has none.
+fn list_sidecars(store: &dyn OutputStore) -> Vec<(PathBuf, Value)> {
     let mut found = Vec::new();
-    let mut seen = 0usize;
-    let mut stack = vec![output_dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = crate::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(crate::fs::DirEntry::file_name);
-        for entry in entries {
-            seen += 1;
-            if seen > MAX_WALK {
-                return found;
-            }
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-                continue;
-            }
-            let Some(output) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let output = path.with_file_name(output);
-            if !output.is_file() {
-                continue;
-            }
-            if let Some(sidecar) = read_sidecar(&path) {
-                if let Ok(rel) = output.strip_prefix(output_dir) {
-                    found.push((rel.to_path_buf(), sidecar));
-                }
-            }
+    // Unreadable parts of the folder are passed over, as is a folder that cannot be listed.
+    let _ = store.list_outputs(SIDECAR, &mut |path, bytes| {
+        if let Some(sidecar) = parse_sidecar(bytes) {
+            found.push((path.to_path_buf(), sidecar));
         }
-    }
+    });
     found
 }
 
 /// File (relative) → the server image it was downloaded from, from the journal.
-fn journal_image_names(output_dir: &Path) -> HashMap<PathBuf, String> {
-    let path = output_dir.join(".invk-run").join("journal.jsonl");
-    let Ok(file) = crate::fs::File::open(path) else {
+fn journal_image_names(store: &dyn OutputStore) -> HashMap<PathBuf, String> {
+    let Ok(Some(file)) = store.open(Path::new(JOURNAL)) else {
         return HashMap::new();
     };
     let mut names = HashMap::new();

@@ -2,13 +2,13 @@
 //! output root with one line per job.
 
 use crate::manifest::Job;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::fs::place::{OutputRoot, PlaceError};
+use crate::fs::place::PlaceError;
+use crate::store::{LocalStore, Log, OutputStore};
 
 /// The sidecar written beside an output file (`NAME.png.json`).
 #[derive(Debug, Clone, Serialize)]
@@ -110,7 +110,7 @@ pub use crate::fs::output_tree::{SUMMARY_FILE, summary_path};
 /// Appends `runs.jsonl` lines one job at a time (buffered), then flushes them to disk.
 #[derive(Debug)]
 pub struct SummaryWriter {
-    file: std::io::BufWriter<std::fs::File>,
+    log: Box<dyn Log>,
 }
 
 impl SummaryWriter {
@@ -120,12 +120,19 @@ impl SummaryWriter {
     /// # Errors
     /// When the folder or the file cannot be created, or is a link.
     pub fn open(output_dir: &Path) -> std::io::Result<SummaryWriter> {
-        let file = OutputRoot::open(output_dir)
-            .and_then(|root| root.open_append(Path::new(SUMMARY_FILE)))
+        let store = LocalStore::open(output_dir).map_err(PlaceError::into_io)?;
+        SummaryWriter::open_in(&store)
+    }
+
+    /// Opens the `runs.jsonl` of `store` for appending.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created.
+    pub fn open_in(store: &dyn OutputStore) -> std::io::Result<SummaryWriter> {
+        let log = store
+            .open_log(Path::new(SUMMARY_FILE))
             .map_err(PlaceError::into_io)?;
-        Ok(SummaryWriter {
-            file: std::io::BufWriter::new(file),
-        })
+        Ok(SummaryWriter { log })
     }
 
     /// Appends one job's line.
@@ -133,17 +140,17 @@ impl SummaryWriter {
     /// # Errors
     /// When the write fails.
     pub fn append(&mut self, job: &JobSummary) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.file, job).map_err(std::io::Error::other)?;
-        self.file.write_all(b"\n")
+        let mut line = serde_json::to_vec(job).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.log.append(&line).map_err(PlaceError::into_io)
     }
 
     /// Flushes everything to disk.
     ///
     /// # Errors
     /// When the write fails.
-    pub fn finish(self) -> std::io::Result<()> {
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.log.sync().map_err(PlaceError::into_io)
     }
 }
 
