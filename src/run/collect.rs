@@ -21,7 +21,7 @@ use super::server_fault::server_fault;
 use super::summary::{Sidecar, sweep_map};
 use crate::client::{NodeOutput, QueueItem, QueueItemStatus};
 use crate::fs::output_tree::sanitize_relative;
-use crate::fs::place::{Name, OutputRoot};
+use crate::fs::place::Name;
 use crate::manifest::{Job, OutputVars};
 use crate::workflow::OutputNode;
 
@@ -144,8 +144,8 @@ impl Run<'_> {
             return Ok(Ended::Recorded);
         };
         let client = self.lanes[lane].client.clone();
-        let root = OutputRoot::at(&self.ctx.prepared.output_dir);
-        self.downloads.spawn(client, root, at, files);
+        let store = std::sync::Arc::clone(&self.ctx.store);
+        self.downloads.spawn(client, store, at, files);
         Ok(Ended::Recorded)
     }
 
@@ -208,7 +208,7 @@ impl Run<'_> {
             .iter()
             .flatten()
             .filter(|(image, _)| !this_item.contains(image))
-            .map(|(_, file)| p.output_dir.join(file))
+            .map(|(_, file)| file.clone())
             .collect();
         let now = super::clock::now_utc();
         let mut planned = Vec::new();
@@ -240,8 +240,8 @@ impl Run<'_> {
                 // Already on disk from an earlier run of this session (killed before it
                 // journaled the session's end): keep that file.
                 if let Some(file) = earlier.as_ref().and_then(|d| d.get(image_name.as_str())) {
-                    let path = p.output_dir.join(file);
-                    if path.is_file() {
+                    let path = file.clone();
+                    if self.ctx.store.exists(&path).unwrap_or(false) {
                         self.ledger.take(made.slot.job, path.clone());
                         planned.push(Planned {
                             image_name: (*image_name).clone(),
@@ -295,23 +295,34 @@ impl Run<'_> {
         superseded: &HashSet<PathBuf>,
     ) -> (u32, PathBuf, Have) {
         let p = self.ctx.prepared;
-        let root = OutputRoot::at(&p.output_dir);
-        let found = root.find_earlier(name, SIDECAR, |path, sidecar| {
-            if self.ledger.is_taken(path) {
-                return None;
-            }
-            let same = sidecar.is_some_and(|bytes| same_image(bytes, image_name));
-            if same && path.is_file() {
-                return Some(Have::Found);
-            }
-            // A sidecar of this image without its file (a write cut short) is replaced like
-            // an earlier try's.
-            let earlier_try = same
-                || superseded.contains(path)
-                || sidecar.is_some_and(|bytes| self.earlier_try(bytes, made, &node.node_id));
-            earlier_try.then_some(Have::Superseded)
-        });
-        if let Some((path, have)) = found {
+        let store = &self.ctx.store;
+        let mut have = Have::Nothing;
+        // A name the store cannot look at is taken for one with nothing earlier there.
+        let found = store
+            .find_earlier(name, SIDECAR, &mut |c| {
+                if self.ledger.is_taken(c.path) {
+                    return false;
+                }
+                let same = c
+                    .companion
+                    .is_some_and(|bytes| same_image(bytes, image_name));
+                if same && c.has_file {
+                    have = Have::Found;
+                    return true;
+                }
+                // A sidecar of this image without its file (a write cut short) is replaced
+                // like an earlier try's.
+                let earlier_try = same
+                    || superseded.contains(c.path)
+                    || c.companion
+                        .is_some_and(|bytes| self.earlier_try(bytes, made, &node.node_id));
+                if earlier_try {
+                    have = Have::Superseded;
+                }
+                earlier_try
+            })
+            .unwrap_or(None);
+        if let Some(path) = found {
             return (0, path, have);
         }
         let suffixes: &[&str] = if p.file.manifest().output.sidecar {
@@ -320,9 +331,9 @@ impl Run<'_> {
             &[]
         };
         // A link or a full folder is reported when the file is written.
-        let (start, path) = root
-            .free_candidate(name, suffixes, 0, self.ledger.taken())
-            .unwrap_or_else(|_| (0, p.output_dir.join(name.candidate(0))));
+        let (start, path) = store
+            .free_name(name, suffixes, 0, self.ledger.taken())
+            .unwrap_or_else(|_| (0, name.candidate(0)));
         (start, path, Have::Nothing)
     }
 
@@ -421,14 +432,9 @@ impl Run<'_> {
         let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(());
         };
-        let out_dir = &self.ctx.prepared.output_dir;
         let mut files = Vec::new();
         for file in written {
-            let rel = file
-                .path
-                .strip_prefix(out_dir)
-                .unwrap_or(&file.path)
-                .to_path_buf();
+            let rel = file.path.clone();
             if file.have != Have::Journaled {
                 self.ledger.record(Entry::Downloaded {
                     job: slot.key,

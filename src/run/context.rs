@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::coalesce::Coalescer;
 use super::prepare::Prepared;
 use super::progress::{Reporter, RunEvent};
 use crate::client::tracker::TrackMode;
+use crate::store::OutputStore;
 
 /// How long a server may not answer before its unfinished jobs are handed to the other servers
 /// of the run (unless `--server-wait` is shorter); the last server that answers is waited for
@@ -32,6 +35,8 @@ pub(super) struct RunContext<'a> {
     pub(super) server_wait: Duration,
     /// Shares the run's enqueues with other runs that go at once (`invk-run watch --each`).
     pub(super) coalescer: Option<Coalescer>,
+    /// Where its outputs, sidecars, journal and summary go.
+    pub(super) store: Arc<dyn OutputStore>,
     /// Whether the run's messages name the server they are about (the run has several).
     pub(super) names_servers: bool,
 }

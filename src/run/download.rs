@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 use super::key::ItemRef;
 use super::summary::Sidecar;
 use crate::client::Client;
-use crate::fs::place::{Name, OutputRoot};
+use crate::fs::place::Name;
+use crate::store::{OutputStore, Staged};
 
 /// What a download task hands back: the item, the files written, the files that failed.
 pub(super) type DownloadResult = (ItemRef, Vec<Planned>, Vec<(Planned, String)>);
@@ -84,12 +85,12 @@ impl Downloads {
         }
     }
 
-    /// Starts writing item `item`'s files into `root`, each from `client` (or copied from the
-    /// file given beside it).
+    /// Starts writing item `item`'s files into `store`, each from `client` (or copied from the
+    /// file of the store given beside it).
     pub(super) fn spawn(
         &mut self,
         client: Client,
-        root: OutputRoot,
+        store: Arc<dyn OutputStore>,
         item: ItemRef,
         files: Vec<(Planned, Option<PathBuf>)>,
     ) {
@@ -109,7 +110,7 @@ impl Downloads {
                     ok.push(file);
                     continue;
                 }
-                match fetch.save(&root, &mut file, copy_from.as_deref()).await {
+                match fetch.save(&*store, &mut file, copy_from.as_deref()).await {
                     Ok(()) => ok.push(file),
                     Err(e) => failed.push((file, e)),
                 }
@@ -133,26 +134,25 @@ impl Fetch {
         self.abandoned.lock().is_ok_and(|a| a.contains(&self.item))
     }
 
-    /// Writes one planned file: into a temporary file in its folder (downloaded, or copied from
-    /// `copy_from`), then placed with its sidecar under the first free name from the planned
-    /// one on. `file.path` becomes where it went.
+    /// Writes one planned file: staged in the store (downloaded, or copied from `copy_from`,
+    /// a file of the store), then committed with its sidecar under the first free name from
+    /// the planned one on, or replacing an earlier try's file. `file.path` becomes where it
+    /// went.
     async fn save(
         &self,
-        root: &OutputRoot,
+        store: &dyn OutputStore,
         file: &mut Planned,
         copy_from: Option<&Path>,
     ) -> Result<(), String> {
         let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
-        let tmp = root.temporary_for(&file.path).map_err(|e| chain(&e))?;
+        let staged = store.stage(&file.path).map_err(|e| chain(&e))?;
         match copy_from {
-            Some(existing) if existing.is_file() => {
-                crate::fs::tokio::copy(existing, &tmp)
-                    .await
-                    .map_err(|e| chain(&e))?;
+            Some(existing) if store.exists(existing).unwrap_or(false) => {
+                copy_into(store, existing, &staged).map_err(|e| chain(&e))?;
             }
-            _ => self.download(&file.image_name, &tmp).await?,
+            _ => self.download(&file.image_name, staged.path()).await?,
         }
-        // The temporary file goes with `tmp` when this returns.
+        // The staged file goes with `staged` when this returns without committing it.
         if self.given_up() {
             return Err("the run gave the item up (its server left the pool)".to_owned());
         }
@@ -165,9 +165,9 @@ impl Fetch {
             .map(|bytes| (SIDECAR, bytes.as_slice()))
             .collect();
         file.path = if file.have == Have::Superseded {
-            root.replace(&tmp, &file.path, &companions)
+            store.replace(staged, &file.path, &companions)
         } else {
-            root.place(&tmp, &file.name, &companions, file.start, &HashSet::new())
+            store.commit(staged, &file.name, &companions, file.start, &HashSet::new())
         }
         .map_err(|e| chain(&e))?;
         Ok(())
@@ -191,4 +191,25 @@ impl Fetch {
             }
         }
     }
+}
+
+/// Copies the store's file `from` into the staged file.
+fn copy_into(store: &dyn OutputStore, from: &Path, staged: &Staged) -> Result<(), CopyError> {
+    let Some(mut reader) = store.open(from)? else {
+        return Err(CopyError::Gone(from.to_path_buf()));
+    };
+    let mut to = crate::fs::File::create(staged.path())?;
+    std::io::copy(&mut reader, &mut to)?;
+    Ok(())
+}
+
+/// Why a file of the store could not be copied.
+#[derive(Debug, thiserror::Error)]
+enum CopyError {
+    #[error(transparent)]
+    Store(#[from] crate::fs::place::PlaceError),
+    #[error("`{}` went away before it was copied", .0.display())]
+    Gone(PathBuf),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }

@@ -102,7 +102,8 @@ impl Run<'_> {
                 "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
                 out_dir.display()
             ));
-        } else if let Err(e) = crate::gallery::refresh(out_dir, &self.gallery_config()) {
+        } else if let Err(e) = crate::gallery::refresh_in(&*self.ctx.store, &self.gallery_config())
+        {
             self.ctx.warn(format!(
                 "cannot write the report: {}",
                 crate::error_chain::error_chain(&e)
@@ -172,7 +173,7 @@ impl Run<'_> {
         let first_items = self.ledger.first_items();
         let failures: HashMap<usize, &JobFailure> =
             self.ledger.failures().iter().map(|f| (f.job, f)).collect();
-        let mut writer = SummaryWriter::open(&self.ctx.prepared.output_dir)?;
+        let mut writer = SummaryWriter::open_in(&*self.ctx.store)?;
         for job in self.ctx.prepared.expansion.jobs() {
             let first_item = first_items.get(&job.index).copied();
             let failure = failures.get(&job.index).copied();

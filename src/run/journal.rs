@@ -8,13 +8,13 @@
 //! and its result after it; an intent without a result is looked up on the server by batch id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::key::{ItemRef, JobKey, SessionKey};
-use crate::fs::place::{OutputRoot, PlaceError};
+use crate::fs::place::PlaceError;
+use crate::store::{LocalStore, Log, OutputStore};
 
 /// A journal longer than this many lines is compacted into one checkpoint line when it is opened.
 const COMPACT_AT_LINES: usize = 5_000;
@@ -160,55 +160,69 @@ impl ItemEnd {
 /// The journal file, opened for appending.
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
-    file: std::fs::File,
+    /// Where it is, for messages.
+    location: PathBuf,
+    log: Box<dyn Log>,
 }
+
+/// The journal's path in an output folder (or store).
+const JOURNAL: &str = ".invk-run/journal.jsonl";
 
 impl Journal {
     /// The journal's path for an output folder.
     #[must_use]
     pub fn path_in(output_dir: &Path) -> PathBuf {
-        output_dir.join(".invk-run").join("journal.jsonl")
+        output_dir.join(JOURNAL)
     }
 
-    /// Opens (creating) the journal for appending and reads what it already holds; a long
-    /// journal is compacted into a checkpoint line first. With `fresh`, an earlier journal is set
-    /// aside (renamed with a timestamp) first.
+    /// Opens (creating) the journal of the output folder `output_dir` (see
+    /// [`Journal::open_in`]).
     ///
     /// # Errors
-    /// When the file cannot be read or created.
+    /// When the file cannot be read or created, or the folder or one of the run's own files is
+    /// a link.
     pub fn open(output_dir: &Path, fresh: bool) -> std::io::Result<(Journal, State)> {
-        let path = Journal::path_in(output_dir);
+        let store = LocalStore::open(output_dir).map_err(PlaceError::into_io)?;
+        Journal::open_in(&store, fresh)
+    }
+
+    /// Opens (creating) the journal of a store for appending and reads what it already holds; a
+    /// long journal is compacted into a checkpoint line first. With `fresh`, an earlier journal
+    /// is set aside (renamed with a timestamp) first.
+    ///
+    /// # Errors
+    /// When the file cannot be read or created, or (of the local store) it or `runs.jsonl` is a
+    /// link.
+    pub fn open_in(store: &dyn OutputStore, fresh: bool) -> std::io::Result<(Journal, State)> {
+        let rel = Path::new(JOURNAL);
         // The run's own files are checked before anything is sent: a linked output folder,
         // `.invk-run`, journal or `runs.jsonl` is refused (see `crate::fs::place`).
-        let root = OutputRoot::open(output_dir).map_err(PlaceError::into_io)?;
-        for own in [path.as_path(), &super::summary::summary_path(output_dir)] {
-            root.prepare(own).map_err(PlaceError::into_io)?;
+        for own in [rel, Path::new(super::summary::SUMMARY_FILE)] {
+            store.prepare(own).map_err(PlaceError::into_io)?;
         }
-        if fresh && path.exists() {
+        if fresh && store.exists(rel).map_err(PlaceError::into_io)? {
             let stamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            crate::fs::rename(&path, path.with_extension(format!("jsonl.{stamp}")))?;
+            store
+                .move_aside(rel, &rel.with_extension(format!("jsonl.{stamp}")))
+                .map_err(PlaceError::into_io)?;
         }
-        let state = if path.exists() {
-            let text = crate::fs::read_to_string(&path)?;
-            let lines = text.lines().count();
-            let state = State::from_entries(parse(&text));
-            if lines > COMPACT_AT_LINES {
-                compact(&path, &state)?;
+        let state = match read_text(store)? {
+            Some(text) => {
+                let state = State::from_entries(parse(&text));
+                if text.lines().count() > COMPACT_AT_LINES {
+                    compact(store, &state)?;
+                }
+                state
             }
-            state
-        } else {
-            State::default()
+            None => State::default(),
         };
-        let file = crate::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?
-            .into_parts()
-            .0;
-        Ok((Journal { path, file }, state))
+        let log = store.open_log(rel).map_err(PlaceError::into_io)?;
+        let location = store
+            .local_folder()
+            .map_or_else(|| rel.to_path_buf(), |dir| dir.join(rel));
+        Ok((Journal { location, log }, state))
     }
 
     /// Reads an output folder's journal without opening it for writing (`None` when there is
@@ -217,12 +231,15 @@ impl Journal {
     /// # Errors
     /// When the file exists but cannot be read.
     pub fn read(output_dir: &Path) -> std::io::Result<Option<State>> {
-        let path = Journal::path_in(output_dir);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = crate::fs::read_to_string(&path)?;
-        Ok(Some(State::from_entries(parse(&text))))
+        Journal::read_in(&LocalStore::at(output_dir))
+    }
+
+    /// Reads a store's journal without opening it for writing (`None` when there is none).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn read_in(store: &dyn OutputStore) -> std::io::Result<Option<State>> {
+        Ok(read_text(store)?.map(|text| State::from_entries(parse(&text))))
     }
 
     /// Appends an entry and flushes it to disk before returning.
@@ -232,30 +249,43 @@ impl Journal {
     pub fn append(&mut self, entry: &Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| {
-                std::io::Error::new(e.kind(), format!("{e} (writing `{}`)", self.path.display()))
-            })
+        self.log
+            .append(&line)
+            .and_then(|()| self.log.sync())
+            .map_err(PlaceError::into_io)
     }
 
     /// The journal's path.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.location
     }
+}
+
+/// The journal's text, if the store has one.
+fn read_text(store: &dyn OutputStore) -> std::io::Result<Option<String>> {
+    let Some(bytes) = store
+        .read(Path::new(JOURNAL), u64::MAX)
+        .map_err(PlaceError::into_io)?
+    else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Replaces the journal by one checkpoint line holding `state` (atomically: a crash leaves
 /// either the old journal or the new one).
-fn compact(path: &Path, state: &State) -> std::io::Result<()> {
+fn compact(store: &dyn OutputStore, state: &State) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(&Entry::Checkpoint {
         state: Box::new(state.clone()),
     })
     .map_err(std::io::Error::other)?;
     line.push(b'\n');
-    crate::fs::write_atomic(path, &line)
+    store
+        .write_replacing(Path::new(JOURNAL), &line)
+        .map_err(PlaceError::into_io)
 }
 
 /// Parses journal text; a malformed line (a write cut short) is skipped.
@@ -595,6 +625,7 @@ pub enum Resume {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn r(id: i64) -> ItemRef {
         ItemRef::new(0, id)

@@ -10,6 +10,7 @@ use super::journal::{Entry, Journal, State};
 use super::key::{ItemRef, SessionKey};
 use super::outcome::JobFailure;
 use crate::gallery::live::JobState;
+use crate::store::OutputStore;
 
 /// How often a server restart (or a transient fault of the server's own, see
 /// [`super::server_fault`]) may end the same job before it counts as failed.
@@ -41,7 +42,7 @@ pub(super) struct Ledger {
     open: BTreeSet<ItemRef>,
     /// Image name → a file already written in this run (to copy instead of downloading again).
     written: HashMap<String, PathBuf>,
-    /// Paths handed out in this run.
+    /// Paths handed out in this run (relative to the store).
     taken: HashSet<PathBuf>,
     /// The paths handed out to each job (given back when it is submitted again).
     handed_out: HashMap<usize, Vec<PathBuf>>,
@@ -63,9 +64,9 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
-    /// Opens an output folder's journal (see [`Journal::open`]).
-    pub(super) fn open(output_dir: &Path, fresh: bool) -> std::io::Result<Ledger> {
-        let (journal, state) = Journal::open(output_dir, fresh)?;
+    /// Opens the journal of the run's store (see [`Journal::open_in`]).
+    pub(super) fn open(store: &dyn OutputStore, fresh: bool) -> std::io::Result<Ledger> {
+        let (journal, state) = Journal::open_in(store, fresh)?;
         Ok(Ledger {
             journal,
             state,

@@ -125,7 +125,10 @@ async fn execute(
     prepared: &prepare::Prepared,
     servers: Vec<preflight::PoolServer>,
 ) -> Result<ManifestOutcome, RunError> {
-    let ledger = ledger::Ledger::open(&prepared.output_dir, settings.fresh)?;
+    let store = crate::store::LocalStore::open(&prepared.output_dir)
+        .map_err(crate::fs::place::PlaceError::into_io)?;
+    let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
+    let ledger = ledger::Ledger::open(&*store, settings.fresh)?;
     let several = servers.len() > 1;
     let notify = notify_listener(source, settings, prepared);
     let reporter = &notify
@@ -152,6 +155,7 @@ async fn execute(
         // Runs share the enqueues they send to one server: those of a pool's run go to
         // several.
         coalescer: settings.coalescer.clone().filter(|_| !several),
+        store,
         names_servers: several,
     };
     let result = async {

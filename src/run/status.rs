@@ -12,6 +12,7 @@ use super::journal::{Entry, Journal, Resume, State};
 use super::key::{ItemRef, SessionKey};
 use super::take_back::{Stopped, Which, take_back};
 use crate::client::Client;
+use crate::store::{LocalStore, OutputStore};
 
 /// What a run's journal says of its jobs.
 #[derive(Debug, Clone, Serialize)]
@@ -125,9 +126,10 @@ impl RunStatus {
                 Resume::Submit => {}
             }
         }
+        let store = LocalStore::at(output_dir);
         for file in state.downloads.values().flat_map(BTreeMap::values) {
             status.files += 1;
-            if output_dir.join(file).is_file() {
+            if store.exists(file).unwrap_or(false) {
                 status.files_on_disk += 1;
             }
         }
