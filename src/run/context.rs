@@ -20,7 +20,7 @@ pub(super) const POOL_GRACE: Duration = Duration::from_secs(20);
 pub(super) struct RunContext<'a> {
     pub(super) prepared: &'a Prepared,
     /// Who hears of the run's events.
-    pub(super) reporter: &'a Reporter,
+    pub(super) reporter: Reporter,
     /// The name the run reports under.
     pub(super) name: String,
     /// The run's id (also its queue items' destination tag).

@@ -28,7 +28,6 @@ use super::source::JobSource;
 use super::submit::QUEUE_FULL_PAUSE;
 use super::take_back::Which;
 use crate::client::tracker::TrackEvent;
-use crate::gallery::live::LiveReport;
 
 /// How many outputs download at once.
 const DOWNLOADS_AT_ONCE: usize = 4;
@@ -94,7 +93,7 @@ impl<'a> Run<'a> {
             lanes,
             source,
             downloads,
-            live: LiveReport::off(),
+            live: None,
             interrupted: false,
             cleaned: 0,
             started: Instant::now(),
@@ -287,7 +286,7 @@ impl<'a> Run<'a> {
             self.lanes[i].failed_jobs.push(job);
         }
         self.leave_if_failing()?;
-        self.tell_live(job);
+        self.tell_live_warnings();
         self.tell_status(i);
         Ok(())
     }
@@ -301,7 +300,7 @@ impl<'a> Run<'a> {
         let item = done.as_ref().ok().map(|(item, ..)| *item);
         let job = item.and_then(|item| self.ledger.job_of(item));
         self.downloaded(done)?;
-        self.tell_live(job);
+        self.tell_live_warnings();
         if let (Some(item), Some(job)) = (item, job) {
             self.count_end(item, job);
             self.leave_if_failing()?;

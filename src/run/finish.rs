@@ -8,12 +8,14 @@ use std::time::Duration;
 use super::error::RunError;
 use super::outcome::{JobFailure, ManifestOutcome};
 use super::progress::RunEvent;
+use super::progress::{Listener, LiveGallery};
 use super::running::Run;
 use super::summary::{JobSummary, SummaryWriter};
 use super::take_back::Which;
 use crate::gallery::ReportConfig;
 use crate::gallery::live::{LiveJob, LiveReport};
 use crate::manifest::Job;
+use std::sync::Arc;
 
 /// Runs of more jobs than this get no gallery or grids at the end (building them holds every
 /// job's entry in memory); `invk-run report` still builds them on request.
@@ -47,7 +49,15 @@ impl Run<'_> {
             .chain(ledger.failures().iter().map(|f| f.job))
             .map(|job| (job, ledger.job_state(job)))
             .collect();
-        self.live = LiveReport::start(&p.output_dir, report, jobs, earlier);
+        let live = Arc::new(LiveGallery::new(
+            &self.ctx.name,
+            LiveReport::start(&p.output_dir, report, jobs, earlier),
+        ));
+        self.ctx.reporter = self
+            .ctx
+            .reporter
+            .with(Arc::clone(&live) as Arc<dyn Listener>);
+        self.live = Some(live);
     }
 
     fn gallery_config(&self) -> ReportConfig {
@@ -70,9 +80,10 @@ impl Run<'_> {
             }
         }
         // The end's report below replaces the running one.
-        let live = std::mem::replace(&mut self.live, LiveReport::off());
-        for message in live.finish().await {
-            self.ctx.warn(message);
+        if let Some(live) = self.live.take() {
+            for message in live.close().await {
+                self.ctx.warn(message);
+            }
         }
         let all_done = self.ledger.failures().is_empty() && self.ledger.completed_count() == count;
         if !self.interrupted {

@@ -136,7 +136,7 @@ async fn execute(
         .map_or_else(|| reporter.clone(), |n| reporter.with(n.clone()));
     let ctx = context::RunContext {
         prepared,
-        reporter,
+        reporter: reporter.clone(),
         name: source.run_name(),
         run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         retry_failed: settings.retry_failed,

@@ -12,7 +12,9 @@ use super::key::ItemRef;
 use super::lane::Lane;
 use super::ledger::Ledger;
 use super::source::JobSource;
-use crate::gallery::live::LiveReport;
+use std::sync::Arc;
+
+use super::progress::LiveGallery;
 
 /// A run of one manifest: what it changes as it goes.
 pub(super) struct Run<'a> {
@@ -26,8 +28,8 @@ pub(super) struct Run<'a> {
     pub(super) source: JobSource<'a>,
     /// The downloads under way.
     pub(super) downloads: Downloads,
-    /// The gallery and grids kept current while it goes.
-    pub(super) live: LiveReport,
+    /// The gallery and grids kept current while it goes (a listener of the run), if asked for.
+    pub(super) live: Option<Arc<LiveGallery>>,
     /// Whether Ctrl-C came.
     pub(super) interrupted: bool,
     /// Images deleted from the servers so far.
@@ -70,12 +72,9 @@ impl Run<'_> {
         self.lanes.iter().position(|l| l.number == item.server())
     }
 
-    /// Tells the running report where `job` stands, and the run what the report warns about.
-    pub(super) fn tell_live(&self, job: Option<usize>) {
-        if let Some(job) = job {
-            self.live.job(job, self.ledger.job_state(job));
-        }
-        for message in self.live.warnings() {
+    /// Tells the run what the running report warns about.
+    pub(super) fn tell_live_warnings(&self) {
+        for message in self.live.iter().flat_map(|live| live.warnings()) {
             self.ctx.warn(message);
         }
     }

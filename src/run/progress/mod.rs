@@ -7,6 +7,7 @@
 //! here implementing [`Listener`], added where the reporter is built ([`Reporter::with`]).
 
 mod console;
+mod gallery;
 mod json;
 pub mod notify;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use console::Console;
+pub use gallery::LiveGallery;
 pub use json::JsonLines;
 
 /// How a run reports.
