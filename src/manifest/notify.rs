@@ -43,7 +43,7 @@ const SECRET_HINT: &str = "secrets come only from environment variables: write `
 #[serde(untagged)]
 pub enum Notify {
     /// One notification.
-    One(NotifyEntry),
+    One(Box<NotifyEntry>),
     /// Several notifications.
     List(Vec<NotifyEntry>),
 }
@@ -53,7 +53,7 @@ impl Notify {
     #[must_use]
     pub fn entries(&self) -> &[NotifyEntry] {
         match self {
-            Notify::One(entry) => std::slice::from_ref(entry),
+            Notify::One(entry) => std::slice::from_ref(entry.as_ref()),
             Notify::List(entries) => entries,
         }
     }
@@ -297,7 +297,7 @@ pub(super) fn read(value: Value, diags: &mut Diagnostics<'_>) -> Option<Notify> 
                 .collect();
             Some(Notify::List(entries))
         }
-        item => read_entry(item, &here, diags).map(Notify::One),
+        item => read_entry(item, &here, diags).map(|entry| Notify::One(Box::new(entry))),
     }
 }
 
