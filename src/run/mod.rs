@@ -344,10 +344,11 @@ async fn execute(
         });
     }
     let pool = lanes.len() > 1;
-    let notify = notify_listener(source, settings, prepared);
-    let reporter = &notify
-        .as_ref()
-        .map_or_else(|| reporter.clone(), |n| reporter.with(n.clone()));
+    // The manifest's own listeners (its notifications) hear this run only.
+    let reporter = &match notify_listener(source, settings, prepared) {
+        Some(notify) => reporter.with(notify),
+        None => reporter.clone(),
+    };
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let execution = execution::Execution {
         prepared,
@@ -376,9 +377,7 @@ async fn execute(
         },
     };
     let result = execution.run(ledger, cancel).await;
-    if notify.is_some() {
-        reporter.finish(&run_end(source, prepared, &result)).await;
-    }
+    reporter.finish(&run_end(source, prepared, &result)).await;
     result
 }
 

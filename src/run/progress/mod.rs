@@ -322,8 +322,8 @@ impl Reporter {
                     .await
                     .unwrap_or_else(|_| {
                         vec![format!(
-                            "a listener of the run did not finish within {}s; left behind",
-                            within.as_secs()
+                            "a listener of the run did not finish within {:.1}s; left behind",
+                            within.as_secs_f64()
                         )]
                     })
             }
@@ -335,5 +335,82 @@ impl Reporter {
                 message,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records what it hears; its finish takes `takes` and warns once.
+    #[derive(Default)]
+    struct Recorder {
+        heard: Mutex<Vec<String>>,
+        takes: Duration,
+    }
+
+    impl Listener for Recorder {
+        fn hear(&self, event: &RunEvent) {
+            let line = serde_json::to_string(event).unwrap_or_default();
+            self.heard.lock().expect("lock").push(line);
+        }
+
+        fn finish<'a>(&'a self, _: &'a RunEnd) -> Finishing<'a> {
+            Box::pin(async move {
+                tokio::time::sleep(self.takes).await;
+                vec!["finished late".to_owned()]
+            })
+        }
+
+        fn finish_within(&self) -> Duration {
+            Duration::from_millis(100)
+        }
+    }
+
+    fn end() -> RunEnd {
+        RunEnd {
+            manifest: "a.yaml".into(),
+            output_dir: PathBuf::from("/out"),
+            totals: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn every_listener_hears_every_event() {
+        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let reporter = Reporter::new(ReportMode::Quiet)
+            .with(a.clone())
+            .with(b.clone());
+        reporter.event(&RunEvent::CleanedUp {
+            manifest: "a.yaml".into(),
+            images: 2,
+        });
+        for r in [&a, &b] {
+            assert_eq!(
+                *r.heard.lock().expect("lock"),
+                vec![r#"{"event":"cleaned_up","manifest":"a.yaml","images":2}"#.to_owned()]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listeners_warnings_are_heard_and_one_that_overruns_is_left_behind() {
+        let quick = Arc::new(Recorder::default());
+        let slow = Arc::new(Recorder {
+            takes: Duration::from_secs(30),
+            ..Recorder::default()
+        });
+        let reporter = Reporter::new(ReportMode::Quiet)
+            .with(quick.clone())
+            .with(slow);
+        let started = std::time::Instant::now();
+        reporter.finish(&end()).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let heard = quick.heard.lock().expect("lock").clone();
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert!(heard[0].contains("finished late"), "{heard:?}");
+        assert!(heard[1].contains("did not finish within"), "{heard:?}");
     }
 }
