@@ -520,7 +520,12 @@ fn run_end(
                 jobs: o.jobs,
                 completed: o.completed,
                 failed: (o.failures.iter())
-                    .map(|f| (f.job, f.item_id, f.error.clone()))
+                    .map(|f| progress::FailedJob {
+                        job: f.job,
+                        item_id: f.item_id,
+                        error: f.error.clone(),
+                        server: None,
+                    })
                     .collect(),
                 not_run: o.not_run,
                 interrupted: o.interrupted,

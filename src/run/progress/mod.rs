@@ -235,14 +235,28 @@ pub struct RunTotals {
     pub jobs: usize,
     /// Jobs completed (this run and earlier ones).
     pub completed: usize,
-    /// Jobs that failed: job index, queue item id and the server's error.
-    pub failed: Vec<(usize, i64, String)>,
+    /// Jobs that failed.
+    pub failed: Vec<FailedJob>,
     /// Jobs neither completed nor failed.
     pub not_run: usize,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
     /// Seconds the run took.
     pub seconds: f64,
+}
+
+/// A failed job, as listeners are told of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedJob {
+    /// Job index.
+    pub job: usize,
+    /// Queue item id (on its server).
+    pub item_id: i64,
+    /// The server's error.
+    pub error: String,
+    /// The server that ran it, when the run has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Sends run events to its listeners. Cheap to share between tasks.
