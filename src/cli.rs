@@ -102,6 +102,14 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "server")]
     pub local: bool,
 
+    /// Notifications of each manifest's run.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// The command line's notifications (docs/notify.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NotifyArgs {
     /// When each manifest's run ends, POST its JSON summary to URL (repeatable; besides the
     /// manifest's `notify:`; docs/notify.md). No secrets in it: a manifest's `url_env` and
     /// `headers_env` take them from the environment.
@@ -119,9 +127,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "ENDS", value_delimiter = ',', value_parser = ["done", "failed", "job_failed"])]
     pub notify_on: Vec<String>,
 
-    /// Seconds each notification of the command line may take, retries included.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = notify_timeout)]
-    pub notify_timeout: f64,
+    /// Seconds each notification of the command line may take, retries included [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = notify_timeout)]
+    pub notify_timeout: Option<f64>,
 }
 
 /// A notification's time bound: seconds, more than 0 and at most 600.
@@ -137,10 +145,6 @@ fn notify_timeout(text: &str) -> Result<f64, String> {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; boxing would only move the bytes"
-)]
 pub enum Command {
     /// Check manifests without sending anything.
     Validate {
@@ -153,7 +157,7 @@ pub enum Command {
         max_jobs: u64,
     },
     /// Run every manifest dropped into a folder (or, with `--each`, one manifest for every image).
-    Watch(WatchArgs),
+    Watch(Box<WatchArgs>),
     /// A run's progress: done, failed, on the server, not started (from its journal, and its
     /// server when it answers).
     Status {

@@ -67,13 +67,13 @@ pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
             .map_or(crate::run::DEFAULT_WINDOW, |w| w as usize),
         server_wait: std::time::Duration::from_secs(run.server_wait),
         coalescer: None,
-        notify: cli_notify(run),
+        notify: cli_notify(&run.notify),
     }
 }
 
 /// The notifications `--notify`, `--notify-command`, `--notify-on` and `--notify-timeout` ask
 /// for.
-fn cli_notify(run: &RunArgs) -> Vec<crate::manifest::NotifyEntry> {
+fn cli_notify(run: &crate::cli::NotifyArgs) -> Vec<crate::manifest::NotifyEntry> {
     use crate::manifest::{NotifyEntry, NotifyOn};
     let on = (run.notify_on.iter())
         .filter_map(|word| match word.as_str() {
@@ -89,7 +89,7 @@ fn cli_notify(run: &RunArgs) -> Vec<crate::manifest::NotifyEntry> {
     urls.chain(commands)
         .map(|entry| NotifyEntry {
             on: on.clone(),
-            timeout: Some(run.notify_timeout),
+            timeout: run.notify_timeout,
             ..entry
         })
         .collect()

@@ -127,7 +127,7 @@ mod tests {
     fn args(line: &[&str]) -> WatchArgs {
         let cli = crate::cli::Cli::try_parse_from(line).expect("parse");
         match cli.command {
-            Some(crate::cli::Command::Watch(args)) => args,
+            Some(crate::cli::Command::Watch(args)) => *args,
             other => panic!("not a watch command: {other:?}"),
         }
     }

@@ -130,10 +130,11 @@ async fn execute(
     let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
     let ledger = ledger::Ledger::open(&*store, settings.fresh)?;
     let several = servers.len() > 1;
-    let notify = notify_listener(source, settings, prepared);
-    let reporter = &notify
-        .as_ref()
-        .map_or_else(|| reporter.clone(), |n| reporter.with(n.clone()));
+    // The manifest's own listeners (its notifications) hear this run only.
+    let reporter = &match notify_listener(source, settings, prepared) {
+        Some(notify) => reporter.with(notify),
+        None => reporter.clone(),
+    };
     let ctx = context::RunContext {
         prepared,
         reporter: reporter.clone(),
@@ -165,9 +166,7 @@ async fn execute(
             .await
     }
     .await;
-    if notify.is_some() {
-        reporter.finish(&run_end(source, prepared, &result)).await;
-    }
+    reporter.finish(&run_end(source, prepared, &result)).await;
     result
 }
 
@@ -310,7 +309,12 @@ fn run_end(
                 jobs: o.jobs,
                 completed: o.completed,
                 failed: (o.failures.iter())
-                    .map(|f| (f.job, f.item_id, f.error.clone()))
+                    .map(|f| progress::FailedJob {
+                        job: f.job,
+                        item_id: f.item_id,
+                        error: f.error.clone(),
+                        server: None,
+                    })
                     .collect(),
                 not_run: o.not_run,
                 interrupted: o.interrupted,

@@ -338,3 +338,60 @@ fn the_command_line_refuses_a_notification_url_with_a_password() {
     assert!(stderr.contains("password"), "{stderr}");
     assert!(stderr.contains("url_env"), "{stderr}");
 }
+
+#[test]
+fn a_manifest_dropped_into_a_hot_folder_notifies_as_its_notify_says() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hot = tmp.path().join("hot");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    fs_err::create_dir_all(hot.join("photos")).expect("mkdir");
+    fs_err::copy(
+        repo.join("examples/workflows/blur-and-tint.json"),
+        hot.join("blur-and-tint.json"),
+    )
+    .expect("copy workflow");
+    fs_err::copy(
+        repo.join("examples/images/sunset.png"),
+        hot.join("photos/sunset.png"),
+    )
+    .expect("copy photo");
+    let notified = tmp.path().join("notified.json");
+    let mut watcher = support::invk_run()
+        .arg("watch")
+        .arg(&hot)
+        .args(["--json", "--server", support::server().url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start invk-run watch");
+    // Written elsewhere, then moved in whole.
+    let manifest = with_notify(
+        ALL_DONE,
+        &format!("  command: [sh, -c, 'cat > {}']\n", notified.display()),
+    );
+    fs_err::write(tmp.path().join("tint.yaml"), manifest).expect("write");
+    fs_err::rename(tmp.path().join("tint.yaml"), hot.join("tint.yaml")).expect("move in");
+    let started = Instant::now();
+    let summary = loop {
+        let text = fs_err::read_to_string(&notified).unwrap_or_default();
+        if let Ok(summary) = serde_json::from_str::<Value>(&text) {
+            break summary;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no notification from the hot folder's run"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(summary["event"], "run_finished");
+    assert_eq!(summary["status"], "done");
+    assert_eq!(summary["completed"], 1);
+    assert!(
+        summary["manifest"]
+            .as_str()
+            .is_some_and(|m| m.contains("tint.yaml")),
+        "{summary}"
+    );
+}

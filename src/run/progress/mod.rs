@@ -230,14 +230,28 @@ pub struct RunTotals {
     pub jobs: usize,
     /// Jobs completed (this run and earlier ones).
     pub completed: usize,
-    /// Jobs that failed: job index, queue item id and the server's error.
-    pub failed: Vec<(usize, i64, String)>,
+    /// Jobs that failed.
+    pub failed: Vec<FailedJob>,
     /// Jobs neither completed nor failed.
     pub not_run: usize,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
     /// Seconds the run took.
     pub seconds: f64,
+}
+
+/// A failed job, as listeners are told of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedJob {
+    /// Job index.
+    pub job: usize,
+    /// Queue item id (on its server).
+    pub item_id: i64,
+    /// The server's error.
+    pub error: String,
+    /// The server that ran it, when the run has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Sends run events to its listeners. Cheap to share between tasks.
@@ -317,8 +331,8 @@ impl Reporter {
                     .await
                     .unwrap_or_else(|_| {
                         vec![format!(
-                            "a listener of the run did not finish within {}s; left behind",
-                            within.as_secs()
+                            "a listener of the run did not finish within {:.1}s; left behind",
+                            within.as_secs_f64()
                         )]
                     })
             }
@@ -330,5 +344,82 @@ impl Reporter {
                 message,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records what it hears; its finish takes `takes` and warns once.
+    #[derive(Default)]
+    struct Recorder {
+        heard: Mutex<Vec<String>>,
+        takes: Duration,
+    }
+
+    impl Listener for Recorder {
+        fn hear(&self, event: &RunEvent) {
+            let line = serde_json::to_string(event).unwrap_or_default();
+            self.heard.lock().expect("lock").push(line);
+        }
+
+        fn finish<'a>(&'a self, _: &'a RunEnd) -> Finishing<'a> {
+            Box::pin(async move {
+                tokio::time::sleep(self.takes).await;
+                vec!["finished late".to_owned()]
+            })
+        }
+
+        fn finish_within(&self) -> Duration {
+            Duration::from_millis(100)
+        }
+    }
+
+    fn end() -> RunEnd {
+        RunEnd {
+            manifest: "a.yaml".into(),
+            output_dir: PathBuf::from("/out"),
+            totals: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn every_listener_hears_every_event() {
+        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let reporter = Reporter::new(ReportMode::Quiet)
+            .with(a.clone())
+            .with(b.clone());
+        reporter.event(&RunEvent::CleanedUp {
+            manifest: "a.yaml".into(),
+            images: 2,
+        });
+        for r in [&a, &b] {
+            assert_eq!(
+                *r.heard.lock().expect("lock"),
+                vec![r#"{"event":"cleaned_up","manifest":"a.yaml","images":2}"#.to_owned()]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listeners_warnings_are_heard_and_one_that_overruns_is_left_behind() {
+        let quick = Arc::new(Recorder::default());
+        let slow = Arc::new(Recorder {
+            takes: Duration::from_secs(30),
+            ..Recorder::default()
+        });
+        let reporter = Reporter::new(ReportMode::Quiet)
+            .with(quick.clone())
+            .with(slow);
+        let started = std::time::Instant::now();
+        reporter.finish(&end()).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let heard = quick.heard.lock().expect("lock").clone();
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert!(heard[0].contains("finished late"), "{heard:?}");
+        assert!(heard[1].contains("did not finish within"), "{heard:?}");
     }
 }

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Finishing, Listener, RunEnd, RunEvent};
+use super::{FailedJob, Finishing, Listener, RunEnd, RunEvent};
 use crate::manifest::{NotifyEntry, NotifyOn};
 
 /// How many times a POST is tried, at most (connection errors and 5xx answers are retried).
@@ -22,20 +22,6 @@ const ATTEMPTS: u32 = 4;
 
 /// The wait before the first retry; it doubles for each next one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-
-/// A failed job, as a notification names it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FailedJob {
-    /// Job index.
-    pub job: usize,
-    /// Queue item id (on its server).
-    pub item_id: i64,
-    /// The server's error.
-    pub error: String,
-    /// The server that ran it, when the run has several.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-}
 
 /// What a notification at the end of a run says (`event: run_finished`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,11 +86,9 @@ impl RunSummary {
                 let failed_jobs: Vec<FailedJob> = t
                     .failed
                     .iter()
-                    .map(|(job, item_id, error)| FailedJob {
-                        job: *job,
-                        item_id: *item_id,
-                        error: error.clone(),
-                        server: server_of(*job, *item_id),
+                    .map(|f| FailedJob {
+                        server: f.server.clone().or_else(|| server_of(f.job, f.item_id)),
+                        ..f.clone()
                     })
                     .collect();
                 let done = end.error.is_none()
@@ -482,7 +466,16 @@ mod tests {
         }
     }
 
-    fn totals(completed: usize, failed: Vec<(usize, i64, String)>, not_run: usize) -> RunTotals {
+    fn failed(job: usize, item_id: i64, error: &str) -> FailedJob {
+        FailedJob {
+            job,
+            item_id,
+            error: error.into(),
+            server: None,
+        }
+    }
+
+    fn totals(completed: usize, failed: Vec<FailedJob>, not_run: usize) -> RunTotals {
         RunTotals {
             jobs: completed + failed.len() + not_run,
             completed,
@@ -520,7 +513,7 @@ mod tests {
             }],
             ..Heard::default()
         };
-        let failed = vec![(1, 7, "boom".into()), (4, 9, "earlier".into())];
+        let failed = vec![failed(1, 7, "boom"), failed(4, 9, "earlier")];
         let summary = RunSummary::of(&end(Some(totals(2, failed, 1)), None), &heard);
         assert_eq!(summary.status, "failed");
         assert_eq!(summary.failed, 2);
