@@ -9,10 +9,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::batch::{build_batch, model_ref};
+use super::manifest_source::ManifestSource;
+use super::outcome::ManifestOutcome;
 use super::prepare::Prepared;
 use super::progress::{ReportMode, Reporter};
 use super::settings::RunSettings;
-use super::{ManifestOutcome, ManifestSource};
 use crate::manifest::{EnqueuePlan, Plan};
 use crate::workflow::ConvertOptions;
 

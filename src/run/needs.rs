@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::batch::model_types_of;
+use super::prepare::Prepared;
 use crate::client::ModelRef;
 use crate::manifest::InputKind;
-use crate::run::batch::model_types_of;
-use crate::run::prepare::Prepared;
 use crate::workflow::WorkflowDefinition;
 
 /// How deep a node's value is searched for model identifiers (a LoRA list holds

@@ -42,7 +42,7 @@ pub async fn prepare(
     read_from: &Path,
     display_path: &Path,
     base_dir: &Path,
-    image: Option<&super::ForImage>,
+    image: Option<&super::manifest_source::ForImage>,
     max_jobs: u64,
     client: Option<&Client>,
     schemas: &SchemaSet,
@@ -112,7 +112,7 @@ pub async fn prepare(
 /// The system name of the image input `--as` names.
 fn image_input(
     workflow: &Workflow,
-    each: &super::ForImage,
+    each: &super::manifest_source::ForImage,
     display_path: &Path,
 ) -> Result<String, RunError> {
     use crate::manifest::{InputCatalog, InputKind};

@@ -1,8 +1,8 @@
 //! The settings of a run. The binary's command layer builds them from the command line and the
 //! environment before anything is sent; the run never sees command-line types.
 
+use super::progress::ReportMode;
 use crate::client::{Credentials, DEFAULT_SERVER};
-use crate::run::progress::ReportMode;
 use crate::server_entry::{EntryError, ServerEntry};
 
 /// How to run manifests.
@@ -35,7 +35,7 @@ pub struct RunSettings {
     pub server_wait: std::time::Duration,
     /// Shares the enqueues of runs that go at once, when they can share a batch (`invk-run
     /// watch --each`); `None`: each run sends its own.
-    pub coalescer: Option<crate::run::coalesce::Coalescer>,
+    pub coalescer: Option<super::coalesce::Coalescer>,
     /// Notifications of every manifest's run, from the command line (`--notify`,
     /// `--notify-command`), sent besides the manifest's own `notify:`.
     pub notify: Vec<crate::manifest::NotifyEntry>,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Listener, RunEvent};
+use super::event::RunEvent;
+use super::listener::Listener;
 
 /// Writes run events for people on stderr, with a progress bar per manifest when stderr is a
 /// terminal and bars are wanted.

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::{Listener, RunEvent};
+use super::event::RunEvent;
+use super::listener::Listener;
 use crate::gallery::live::{JobState, LiveReport};
 
 /// The running report of one manifest's run, as a listener.

@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use super::{Listener, RunEvent};
+use super::event::RunEvent;
+use super::listener::Listener;
 
 /// Writes each run event as one line of JSON on stdout.
 #[derive(Debug, Clone, Copy, Default)]

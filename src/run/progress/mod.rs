@@ -7,22 +7,21 @@
 //! here implementing [`Listener`], added where the reporter is built ([`Reporter::with`]).
 
 mod console;
+mod event;
 mod gallery;
 mod json;
+mod listener;
 pub mod notify;
 
 use std::fmt;
-use std::future::Future;
-use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 pub use console::Console;
+pub use event::RunEvent;
 pub use gallery::LiveGallery;
 pub use json::JsonLines;
+pub use listener::{FailedJob, Finishing, Listener, RunEnd, RunTotals};
 
 /// How a run reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,225 +32,6 @@ pub enum ReportMode {
     Json,
     /// Errors only.
     Quiet,
-}
-
-/// Something that happened in a run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum RunEvent {
-    /// A manifest was expanded.
-    Planned {
-        /// The manifest file.
-        manifest: String,
-        /// How many jobs it holds.
-        jobs: usize,
-        /// How many of them are already done (resumed runs).
-        done: usize,
-        /// How many of them failed in an earlier run (not run again without `--retry-failed`).
-        failed: usize,
-        /// The most sessions of the run pending on the server at once (on each server of a
-        /// pool, unless its entry says otherwise).
-        window: usize,
-        /// The servers of a pool (left out for one server).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        servers: Vec<String>,
-        /// The output folder.
-        output_dir: String,
-    },
-    /// A local image was uploaded.
-    Uploaded {
-        /// The manifest file.
-        manifest: String,
-        /// The local file.
-        path: String,
-        /// Its name on the server.
-        image_name: String,
-    },
-    /// A batch was enqueued.
-    Enqueued {
-        /// The manifest file.
-        manifest: String,
-        /// Batch id.
-        batch_id: String,
-        /// Queue items made.
-        items: usize,
-    },
-    /// A job completed and its outputs are on disk.
-    JobCompleted {
-        /// The manifest file.
-        manifest: String,
-        /// Job index.
-        job: usize,
-        /// Queue item id (on its server).
-        item_id: i64,
-        /// Files written, relative to the output folder.
-        files: Vec<String>,
-        /// The server that ran it, when the run has several.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        server: Option<String>,
-    },
-    /// A job failed on the server.
-    JobFailed {
-        /// The manifest file.
-        manifest: String,
-        /// Job index.
-        job: usize,
-        /// Queue item id (on its server).
-        item_id: i64,
-        /// The server's error.
-        error: String,
-        /// The server that ran it, when the run has several.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        server: Option<String>,
-    },
-    /// Server images were deleted.
-    CleanedUp {
-        /// The manifest file.
-        manifest: String,
-        /// How many images.
-        images: usize,
-    },
-    /// Where a server of a pool stands: sent whenever that changes, and once more at the end
-    /// of the run (before `finished`) with `end: true`. Replaces the `server_progress` and
-    /// `server_share` events of earlier versions (see `docs/servers.md`).
-    ServerStatus {
-        /// The manifest file.
-        manifest: String,
-        /// The server's URL.
-        server: String,
-        /// Jobs it completed.
-        done: usize,
-        /// Its items of the run running now.
-        running: usize,
-        /// Its items of the run waiting in its queue.
-        pending: usize,
-        /// Jobs that failed on it.
-        failed: usize,
-        /// Whether it does not answer now.
-        down: bool,
-        /// Whether it left the pool.
-        left: bool,
-        /// Why it left the pool, if it did.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-        /// Items of the run it may still hold (open ones, and those it had when it left).
-        on_server: usize,
-        /// Whether this is its last status of the run.
-        end: bool,
-    },
-    /// A server of a pool left it: nothing more is sent to it, its unfinished jobs go to the
-    /// other servers.
-    ServerLeft {
-        /// The manifest file.
-        manifest: String,
-        /// The server's URL.
-        server: String,
-        /// Why it left.
-        reason: String,
-        /// Its sessions of the run that were still open, handed to the other servers.
-        handed_over: usize,
-    },
-    /// Ctrl-C: what the run left where.
-    Interrupted {
-        /// The manifest file.
-        manifest: String,
-        /// Items taken back before they started (the next run submits them again).
-        withdrawn: usize,
-        /// Items still running on the server (the next run collects them).
-        running: usize,
-        /// Why items could not be taken back, when the server did not answer.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        /// The output folder.
-        output_dir: String,
-    },
-    /// A warning (the run goes on).
-    Warning {
-        /// The manifest file.
-        manifest: String,
-        /// What happened.
-        message: String,
-    },
-    /// A manifest's run ended.
-    Finished {
-        /// The manifest file.
-        manifest: String,
-        /// Jobs completed (this run and earlier ones).
-        completed: usize,
-        /// Jobs failed.
-        failed: usize,
-        /// Seconds the run took.
-        seconds: f64,
-        /// The output folder.
-        output_dir: String,
-    },
-}
-
-/// One who hears the events of a run.
-pub trait Listener: Send + Sync {
-    /// Hears an event. It must not block: work that takes time is started here and finished
-    /// in [`Listener::finish`].
-    fn hear(&self, event: &RunEvent);
-
-    /// Finishes what is still under way when a manifest's run ends, told how it ended; returns
-    /// warnings for the user (the run's outcome never depends on a listener). The default has
-    /// nothing to finish.
-    fn finish<'a>(&'a self, end: &'a RunEnd) -> Finishing<'a> {
-        let _ = end;
-        Box::pin(std::future::ready(Vec::new()))
-    }
-
-    /// The longest [`Listener::finish`] may take; the reporter stops waiting for it then.
-    fn finish_within(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-/// What [`Listener::finish`] returns: its warnings, once done.
-pub type Finishing<'a> = Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>>;
-
-/// How a manifest's run ended, for its listeners.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunEnd {
-    /// The manifest, as the run's events name it.
-    pub manifest: String,
-    /// The output folder (absolute).
-    pub output_dir: PathBuf,
-    /// What the run did; `None` when it stopped with an error before its end.
-    pub totals: Option<RunTotals>,
-    /// The error the run stopped with, with its causes.
-    pub error: Option<String>,
-}
-
-/// The counts of a run that went to its end.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunTotals {
-    /// Jobs in the manifest.
-    pub jobs: usize,
-    /// Jobs completed (this run and earlier ones).
-    pub completed: usize,
-    /// Jobs that failed.
-    pub failed: Vec<FailedJob>,
-    /// Jobs neither completed nor failed.
-    pub not_run: usize,
-    /// Whether the run was interrupted (Ctrl-C).
-    pub interrupted: bool,
-    /// Seconds the run took.
-    pub seconds: f64,
-}
-
-/// A failed job, as listeners are told of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FailedJob {
-    /// Job index.
-    pub job: usize,
-    /// Queue item id (on its server).
-    pub item_id: i64,
-    /// The server's error.
-    pub error: String,
-    /// The server that ran it, when the run has several.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
 }
 
 /// Sends run events to its listeners. Cheap to share between tasks.
@@ -350,6 +130,7 @@ impl Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::sync::Mutex;
 
     /// Records what it hears; its finish takes `takes` and warns once.

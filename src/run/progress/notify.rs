@@ -14,7 +14,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{FailedJob, Finishing, Listener, RunEnd, RunEvent};
+use super::event::RunEvent;
+use super::listener::{FailedJob, Finishing, Listener, RunEnd};
 use crate::manifest::{NotifyEntry, NotifyOn};
 
 /// How many times a POST is tried, at most (connection errors and 5xx answers are retried).
