@@ -141,7 +141,11 @@ impl PlaceError {
     }
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> PlaceError {
+/// Wraps an I/O error of `action` on `path` (for `map_err`).
+pub(crate) fn io_error(
+    path: &Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> PlaceError {
     let path = path.to_path_buf();
     move |source| PlaceError::Io {
         path,

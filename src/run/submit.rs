@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::build_batch;
-use super::coalesce::{Answer, Coalescer, Share, Ticket, Withdrawn};
+use super::coalesce::{Answer, Share, Ticket, Withdrawn};
 use super::journal::Entry;
 use super::key::{ItemRef, JobKey, SessionKey};
 use super::ledger::Slot;
@@ -181,13 +181,11 @@ impl Run<'_> {
             .iter()
             .flat_map(|(_, key)| (0..per_job).map(move |n| key.session(per_job, n)))
             .collect();
-        if let Some(coalescer) = self.ctx.coalescer.clone() {
-            if let Shared::Done(sent) = self
-                .enqueue_shared(i, &coalescer, &batch, &keys, per_job, cancel)
-                .await?
-            {
-                return Ok(sent);
-            }
+        if let Shared::Done(sent) = self
+            .enqueue_shared(i, &batch, &keys, per_job, cancel)
+            .await?
+        {
+            return Ok(sent);
         }
         let count = keys.len();
         self.ledger.record(Entry::EnqueueIntent {
@@ -228,19 +226,21 @@ impl Run<'_> {
         }
     }
 
-    /// Hands a batch to the coalescer: `Alone` when it shares no batch with other runs' (then
-    /// the run sends its own), else what became of the run's part of the shared one (`None`:
-    /// nothing of it reached the server, or Ctrl-C came while the server was down; the jobs are
-    /// submitted again).
+    /// Hands a batch to the run's coalescer, if it has one: `Alone` when it shares no batch
+    /// with other runs' (then the run sends its own), else what became of the run's part of the
+    /// shared one (`None`: nothing of it reached the server, or Ctrl-C came while the server
+    /// was down; the jobs are submitted again).
     async fn enqueue_shared(
         &mut self,
         i: usize,
-        coalescer: &Coalescer,
         batch: &Batch,
         keys: &[SessionKey],
         per_job: usize,
         cancel: &CancellationToken,
     ) -> Result<Shared, RunError> {
+        let Some(coalescer) = &self.ctx.coalescer else {
+            return Ok(Shared::Alone);
+        };
         let lane = &self.lanes[i];
         let share = match coalescer
             .join(&self.ctx.name, &lane.url, &lane.client, batch, cancel)

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use super::{Candidate, Log, OutputStore, Staged};
-use crate::fs::place::{MAX_COMPANION_READ, Name, OutputRoot, PlaceError};
+use crate::fs::place::{MAX_COMPANION_READ, Name, OutputRoot, PlaceError, io_error};
 
 /// At most this many entries are looked at when the folder is listed.
 const MAX_WALK: usize = 200_000;
@@ -19,15 +19,6 @@ const MAX_WALK: usize = 200_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalStore {
     root: OutputRoot,
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> PlaceError {
-    let path = path.to_path_buf();
-    move |source| PlaceError::Io {
-        path,
-        action,
-        source,
-    }
 }
 
 impl LocalStore {
