@@ -181,7 +181,7 @@ impl InputCatalog for crate::workflow::Workflow {
             match &schema {
                 Some(s) => ink::coerce(&s.ty, &s.constraints, value)
                     .map(|v| v.to_json())
-                    .map_err(CatalogError::new),
+                    .map_err(|e| CatalogError::new(e.to_string())),
                 None => Ok(value.clone()),
             }
         })

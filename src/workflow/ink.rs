@@ -296,12 +296,196 @@ fn one(key: &str, value: &str) -> Value {
     Value::Object(m)
 }
 
-/// Converts `value` into a value of type `ty` and checks `constraints`. On refusal, returns
-/// the problem naming the value and the rule (``-5 is not greater than the exclusive minimum 0``).
+/// Why a value does not fit an input: it is not of the input's type, or it breaks one of the
+/// schema's constraints. Shown as a sentence naming the value and the rule
+/// (``-5 is not greater than the exclusive minimum 0``); each `value` is the value as shown
+/// there (strings in backticks, long values cut).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a value of the type; `expected` says what the type takes (`an integer`).
+    #[error("{value} is not {expected}")]
+    NotA {
+        /// The value.
+        value: String,
+        /// What the type takes.
+        expected: &'static str,
+    },
+    /// An object without the field the type needs (`image_name`, a colour's `r`).
+    #[error("{value} has no `{field}`")]
+    NoField {
+        /// The value.
+        value: String,
+        /// The field.
+        field: &'static str,
+    },
+    /// A colour channel that is not an integer from 0 to 255.
+    #[error("`{channel}` of {value} is not an integer from 0 to 255")]
+    Channel {
+        /// The colour.
+        value: String,
+        /// The channel (`r`, `g`, `b` or `a`).
+        channel: &'static str,
+    },
+    /// Not one of an enumeration's members.
+    #[error("{value} is not one of {}{}", quoted_list(.members), did_you_mean(.closest.as_deref()))]
+    NotAMember {
+        /// The value.
+        value: String,
+        /// The members, as text.
+        members: Vec<String>,
+        /// The member it most resembles, when one is close.
+        closest: Option<String>,
+    },
+    /// A model identifier that lacks some of its fields.
+    #[error("model {value} lacks `{}`", .missing.join("`, `"))]
+    ModelLacks {
+        /// The value.
+        value: String,
+        /// The fields it lacks.
+        missing: Vec<&'static str>,
+    },
+    /// A model identifier that does not parse.
+    #[error("{value} is not a model: {reason}")]
+    NotAModel {
+        /// The value.
+        value: String,
+        /// Why, as the parser says.
+        reason: String,
+    },
+    /// A model of a type the input does not take.
+    #[error("model `{name}` is of type `{model_type}`, this input takes `{}`", .takes.join("`, `"))]
+    ModelType {
+        /// The model's name.
+        name: String,
+        /// Its type.
+        model_type: String,
+        /// The types the input takes.
+        takes: Vec<String>,
+    },
+    /// An item of a list that does not fit (`index` from 0).
+    #[error("item {index}: {problem}")]
+    Item {
+        /// Which item.
+        index: usize,
+        /// What is wrong with it.
+        problem: Box<ValueError>,
+    },
+    /// A string shorter than the minimum length.
+    #[error("`{value}` is shorter than the minimum length {min}")]
+    TooShort {
+        /// The string.
+        value: String,
+        /// The minimum length, in characters.
+        min: u64,
+    },
+    /// A string longer than the maximum length.
+    #[error("`{value}` is longer than the maximum length {max}")]
+    TooLong {
+        /// The string (cut when long).
+        value: String,
+        /// The maximum length, in characters.
+        max: u64,
+    },
+    /// A list with fewer items than the minimum.
+    #[error("{count} items are fewer than the minimum {min}")]
+    TooFewItems {
+        /// How many items.
+        count: u64,
+        /// The minimum.
+        min: u64,
+    },
+    /// A list with more items than the maximum.
+    #[error("{count} items are more than the maximum {max}")]
+    TooManyItems {
+        /// How many items.
+        count: u64,
+        /// The maximum.
+        max: u64,
+    },
+    /// A number outside a bound, or not a multiple of the step.
+    #[error("{value} {rule} {bound}")]
+    Number {
+        /// The number.
+        value: String,
+        /// The rule it breaks (`is less than the minimum`).
+        rule: NumberRule,
+        /// The bound or step, as the schema writes it.
+        bound: String,
+    },
+}
+
+/// A rule of the schema for numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberRule {
+    /// `exclusiveMinimum`.
+    ExclusiveMinimum,
+    /// `minimum`.
+    Minimum,
+    /// `exclusiveMaximum`.
+    ExclusiveMaximum,
+    /// `maximum`.
+    Maximum,
+    /// `multipleOf`.
+    MultipleOf,
+}
+
+impl std::fmt::Display for NumberRule {
+    /// How a number that breaks the rule is described: `-5 {this} 0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NumberRule::ExclusiveMinimum => "is not greater than the exclusive minimum",
+            NumberRule::Minimum => "is less than the minimum",
+            NumberRule::ExclusiveMaximum => "is not less than the exclusive maximum",
+            NumberRule::Maximum => "is greater than the maximum",
+            NumberRule::MultipleOf => "is not a multiple of",
+        })
+    }
+}
+
+fn quoted_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn did_you_mean(closest: Option<&str>) -> String {
+    closest
+        .map(|n| format!(" (did you mean `{n}`?)"))
+        .unwrap_or_default()
+}
+
+/// What a colour takes.
+const A_COLOUR: &str = "a colour (`#rrggbb`, `#rrggbbaa` or `{r, g, b, a}`)";
+
+/// What a model input takes.
+const A_MODEL: &str = "a model (`{key, hash, name, base, type}` or a name)";
+
+fn not_a(value: &Value, expected: &'static str) -> ValueError {
+    ValueError::NotA {
+        value: show(value),
+        expected,
+    }
+}
+
+fn no_field(value: &Value, field: &'static str) -> ValueError {
+    ValueError::NoField {
+        value: show(value),
+        field,
+    }
+}
+
+/// Converts `value` into a value of type `ty` and checks `constraints`.
 ///
 /// # Errors
-/// A sentence describing why the value does not fit.
-pub fn coerce(ty: &InkType, constraints: &Constraints, value: &Value) -> Result<InkValue, String> {
+/// Why the value does not fit, naming the value and the rule
+/// (``-5 is not greater than the exclusive minimum 0``).
+pub fn coerce(
+    ty: &InkType,
+    constraints: &Constraints,
+    value: &Value,
+) -> Result<InkValue, ValueError> {
     if value.is_null() {
         return Ok(InkValue::Null);
     }
@@ -310,13 +494,13 @@ pub fn coerce(ty: &InkType, constraints: &Constraints, value: &Value) -> Result<
     Ok(v)
 }
 
-fn convert(ty: &InkType, value: &Value) -> Result<InkValue, String> {
+fn convert(ty: &InkType, value: &Value) -> Result<InkValue, ValueError> {
     match ty {
         InkType::String => match value {
             Value::String(s) => Ok(InkValue::String(s.clone())),
             Value::Number(n) => Ok(InkValue::String(n.to_string())),
             Value::Bool(b) => Ok(InkValue::String(b.to_string())),
-            _ => Err(format!("{} is not a string", show(value))),
+            _ => Err(not_a(value, "a string")),
         },
         InkType::Integer => to_integer(value).map(InkValue::Integer),
         InkType::Float => to_float(value).map(InkValue::Float),
@@ -330,12 +514,9 @@ fn convert(ty: &InkType, value: &Value) -> Result<InkValue, String> {
                 Some(Value::String(s)) if !s.is_empty() => Ok(InkValue::Image {
                     image_name: s.clone(),
                 }),
-                _ => Err(format!("{} has no `image_name`", show(value))),
+                _ => Err(no_field(value, "image_name")),
             },
-            _ => Err(format!(
-                "{} is not an image name or `{{image_name}}`",
-                show(value)
-            )),
+            _ => Err(not_a(value, "an image name or `{image_name}`")),
         },
         InkType::Video => match value {
             Value::String(s) if !s.is_empty() => Ok(InkValue::Video {
@@ -345,12 +526,9 @@ fn convert(ty: &InkType, value: &Value) -> Result<InkValue, String> {
                 Some(Value::String(s)) if !s.is_empty() => Ok(InkValue::Video {
                     video_name: s.clone(),
                 }),
-                _ => Err(format!("{} has no `video_name`", show(value))),
+                _ => Err(no_field(value, "video_name")),
             },
-            _ => Err(format!(
-                "{} is not a video name or `{{video_name}}`",
-                show(value)
-            )),
+            _ => Err(not_a(value, "a video name or `{video_name}`")),
         },
         InkType::Board => match value {
             Value::String(s) if s == "auto" => Ok(InkValue::Board(BoardChoice::Auto)),
@@ -360,12 +538,9 @@ fn convert(ty: &InkType, value: &Value) -> Result<InkValue, String> {
                 Some(Value::String(s)) if !s.is_empty() => {
                     Ok(InkValue::Board(BoardChoice::Id(s.clone())))
                 }
-                _ => Err(format!("{} has no `board_id`", show(value))),
+                _ => Err(no_field(value, "board_id")),
             },
-            _ => Err(format!(
-                "{} is not a board id, `auto`, `none` or `{{board_id}}`",
-                show(value)
-            )),
+            _ => Err(not_a(value, "a board id, `auto`, `none` or `{board_id}`")),
         },
         InkType::Color => to_color(value).map(InkValue::Color),
         InkType::Model(types) => to_model(types, value),
@@ -373,7 +548,12 @@ fn convert(ty: &InkType, value: &Value) -> Result<InkValue, String> {
             Value::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| convert(item, v).map_err(|e| format!("item {i}: {e}")))
+                .map(|(index, v)| {
+                    convert(item, v).map_err(|e| ValueError::Item {
+                        index,
+                        problem: Box::new(e),
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(InkValue::Collection),
             // A single value where a list is expected is a list of one.
@@ -402,8 +582,8 @@ fn show(value: &Value) -> String {
     }
 }
 
-fn to_integer(value: &Value) -> Result<i64, String> {
-    let not = || format!("{} is not an integer", show(value));
+fn to_integer(value: &Value) -> Result<i64, ValueError> {
+    let not = || not_a(value, "an integer");
     match value {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -428,8 +608,8 @@ fn float_as_integer(x: f64) -> Option<i64> {
     (x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
 }
 
-fn to_float(value: &Value) -> Result<f64, String> {
-    let not = || format!("{} is not a number", show(value));
+fn to_float(value: &Value) -> Result<f64, ValueError> {
+    let not = || not_a(value, "a number");
     let x = match value {
         Value::Number(n) => n.as_f64().ok_or_else(not)?,
         Value::String(s) => s.trim().parse::<f64>().map_err(|_| not())?,
@@ -438,7 +618,7 @@ fn to_float(value: &Value) -> Result<f64, String> {
     if x.is_finite() { Ok(x) } else { Err(not()) }
 }
 
-fn to_bool(value: &Value) -> Result<bool, String> {
+fn to_bool(value: &Value) -> Result<bool, ValueError> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
@@ -446,13 +626,13 @@ fn to_bool(value: &Value) -> Result<bool, String> {
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
-            _ => Err(format!("{} is not a boolean (true or false)", show(value))),
+            _ => Err(not_a(value, "a boolean (true or false)")),
         },
-        _ => Err(format!("{} is not a boolean (true or false)", show(value))),
+        _ => Err(not_a(value, "a boolean (true or false)")),
     }
 }
 
-fn to_enum(members: &[Value], value: &Value) -> Result<InkValue, String> {
+fn to_enum(members: &[Value], value: &Value) -> Result<InkValue, ValueError> {
     if let Some(m) = members.iter().find(|m| *m == value) {
         return Ok(InkValue::Enum(m.clone()));
     }
@@ -478,20 +658,15 @@ fn to_enum(members: &[Value], value: &Value) -> Result<InkValue, String> {
         .map(|n| (strsim::jaro_winkler(n, &text), n))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
-        .unwrap_or_default();
-    Err(format!(
-        "{} is not one of {}{closest}",
-        show(value),
-        names
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+        .map(|(_, n)| n.clone());
+    Err(ValueError::NotAMember {
+        value: show(value),
+        members: names,
+        closest,
+    })
 }
 
-fn to_color(value: &Value) -> Result<Color, String> {
+fn to_color(value: &Value) -> Result<Color, ValueError> {
     match value {
         Value::String(s) => {
             let hex = s.trim().trim_start_matches('#');
@@ -503,21 +678,19 @@ fn to_color(value: &Value) -> Result<Color, String> {
             };
             match parsed {
                 Some((Some(r), Some(g), Some(b), Some(a))) => Ok(Color { r, g, b, a }),
-                _ => Err(format!(
-                    "{} is not a colour (`#rrggbb`, `#rrggbbaa` or `{{r, g, b, a}}`)",
-                    show(value)
-                )),
+                _ => Err(not_a(value, A_COLOUR)),
             }
         }
         Value::Object(o) => {
-            let part = |k: &str, default: Option<u8>| -> Result<u8, String> {
+            let part = |k: &'static str, default: Option<u8>| -> Result<u8, ValueError> {
                 match o.get(k) {
-                    None => default.ok_or_else(|| format!("{} has no `{k}`", show(value))),
+                    None => default.ok_or_else(|| no_field(value, k)),
                     Some(v) => v
                         .as_u64()
                         .and_then(|n| u8::try_from(n).ok())
-                        .ok_or_else(|| {
-                            format!("`{k}` of {} is not an integer from 0 to 255", show(value))
+                        .ok_or_else(|| ValueError::Channel {
+                            value: show(value),
+                            channel: k,
                         }),
                 }
             };
@@ -528,14 +701,11 @@ fn to_color(value: &Value) -> Result<Color, String> {
                 a: part("a", Some(255))?,
             })
         }
-        _ => Err(format!(
-            "{} is not a colour (`#rrggbb`, `#rrggbbaa` or `{{r, g, b, a}}`)",
-            show(value)
-        )),
+        _ => Err(not_a(value, A_COLOUR)),
     }
 }
 
-fn to_model(types: &[String], value: &Value) -> Result<InkValue, String> {
+fn to_model(types: &[String], value: &Value) -> Result<InkValue, ValueError> {
     match value {
         Value::String(s) if !s.trim().is_empty() => Ok(InkValue::ModelName(s.trim().to_string())),
         Value::Object(o) => {
@@ -544,10 +714,7 @@ fn to_model(types: &[String], value: &Value) -> Result<InkValue, String> {
                 .filter(|k| !o.get(*k).is_some_and(Value::is_string))
                 .collect();
             if missing.len() == 5 {
-                return Err(format!(
-                    "{} is not a model (`{{key, hash, name, base, type}}` or a name)",
-                    show(value)
-                ));
+                return Err(not_a(value, A_MODEL));
             }
             if !missing.is_empty() {
                 // `{name}` alone (maybe with base/type) is a model to resolve by name.
@@ -555,36 +722,34 @@ fn to_model(types: &[String], value: &Value) -> Result<InkValue, String> {
                 {
                     return Ok(InkValue::ModelName(name.clone()));
                 }
-                return Err(format!(
-                    "model {} lacks `{}`",
-                    show(value),
-                    missing.join("`, `")
-                ));
+                return Err(ValueError::ModelLacks {
+                    value: show(value),
+                    missing,
+                });
             }
-            let model: ModelIdentifier = serde_json::from_value(value.clone())
-                .map_err(|e| format!("{} is not a model: {e}", show(value)))?;
+            let model: ModelIdentifier =
+                serde_json::from_value(value.clone()).map_err(|e| ValueError::NotAModel {
+                    value: show(value),
+                    reason: e.to_string(),
+                })?;
             if !types.is_empty() && !types.contains(&model.model_type) {
-                return Err(format!(
-                    "model `{}` is of type `{}`, this input takes `{}`",
-                    model.name,
-                    model.model_type,
-                    types.join("`, `")
-                ));
+                return Err(ValueError::ModelType {
+                    name: model.name,
+                    model_type: model.model_type,
+                    takes: types.to_vec(),
+                });
             }
             Ok(InkValue::Model(model))
         }
-        _ => Err(format!(
-            "{} is not a model (`{{key, hash, name, base, type}}` or a name)",
-            show(value)
-        )),
+        _ => Err(not_a(value, A_MODEL)),
     }
 }
 
 /// Checks a converted value against the schema's constraints (for lists, each item).
 ///
 /// # Errors
-/// A sentence naming the value and the rule it breaks.
-pub fn check(value: &InkValue, c: &Constraints) -> Result<(), String> {
+/// The rule the value breaks.
+pub fn check(value: &InkValue, c: &Constraints) -> Result<(), ValueError> {
     if c.is_empty() {
         return Ok(());
     }
@@ -599,15 +764,18 @@ pub fn check(value: &InkValue, c: &Constraints) -> Result<(), String> {
             if let Some(min) = c.min_length
                 && len < min
             {
-                return Err(format!("`{s}` is shorter than the minimum length {min}"));
+                return Err(ValueError::TooShort {
+                    value: s.clone(),
+                    min,
+                });
             }
             if let Some(max) = c.max_length
                 && len > max
             {
-                return Err(format!(
-                    "`{}` is longer than the maximum length {max}",
-                    shorten(s)
-                ));
+                return Err(ValueError::TooLong {
+                    value: shorten(s),
+                    max,
+                });
             }
             Ok(())
         }
@@ -616,15 +784,18 @@ pub fn check(value: &InkValue, c: &Constraints) -> Result<(), String> {
             if let Some(min) = c.min_items
                 && n < min
             {
-                return Err(format!("{n} items are fewer than the minimum {min}"));
+                return Err(ValueError::TooFewItems { count: n, min });
             }
             if let Some(max) = c.max_items
                 && n > max
             {
-                return Err(format!("{n} items are more than the maximum {max}"));
+                return Err(ValueError::TooManyItems { count: n, max });
             }
             for (i, item) in items.iter().enumerate() {
-                check(item, c).map_err(|e| format!("item {i}: {e}"))?;
+                check(item, c).map_err(|e| ValueError::Item {
+                    index: i,
+                    problem: Box::new(e),
+                })?;
             }
             Ok(())
         }
@@ -640,40 +811,40 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn check_number(v: &Value, c: &Constraints) -> Result<(), String> {
+fn check_number(v: &Value, c: &Constraints) -> Result<(), ValueError> {
     let Some(x) = v.as_f64() else { return Ok(()) };
-    let shown = v.to_string();
+    let broken = |rule: NumberRule, bound: &Number| ValueError::Number {
+        value: v.to_string(),
+        rule,
+        bound: bound.to_string(),
+    };
     let bound = |n: &Number| n.as_f64().unwrap_or(f64::NAN);
     if let Some(m) = &c.exclusive_minimum
         && x <= bound(m)
     {
-        return Err(format!(
-            "{shown} is not greater than the exclusive minimum {m}"
-        ));
+        return Err(broken(NumberRule::ExclusiveMinimum, m));
     }
     if let Some(m) = &c.minimum
         && x < bound(m)
     {
-        return Err(format!("{shown} is less than the minimum {m}"));
+        return Err(broken(NumberRule::Minimum, m));
     }
     if let Some(m) = &c.exclusive_maximum
         && x >= bound(m)
     {
-        return Err(format!(
-            "{shown} is not less than the exclusive maximum {m}"
-        ));
+        return Err(broken(NumberRule::ExclusiveMaximum, m));
     }
     if let Some(m) = &c.maximum
         && x > bound(m)
     {
-        return Err(format!("{shown} is greater than the maximum {m}"));
+        return Err(broken(NumberRule::Maximum, m));
     }
     if let Some(m) = &c.multiple_of {
         let step = bound(m);
         if step > 0.0 {
             let q = x / step;
             if (q - q.round()).abs() > 1e-9 {
-                return Err(format!("{shown} is not a multiple of {m}"));
+                return Err(broken(NumberRule::MultipleOf, m));
             }
         }
     }
@@ -704,11 +875,13 @@ mod tests {
             ok(&InkType::String, json!(12)),
             InkValue::String("12".into())
         );
-        let e =
-            coerce(&InkType::Integer, &Constraints::default(), &json!("3.5")).expect_err("not int");
+        let e = coerce(&InkType::Integer, &Constraints::default(), &json!("3.5"))
+            .expect_err("not int")
+            .to_string();
         assert_eq!(e, "`3.5` is not an integer");
         let e = coerce(&InkType::Boolean, &Constraints::default(), &json!("maybe"))
-            .expect_err("not bool");
+            .expect_err("not bool")
+            .to_string();
         assert_eq!(e, "`maybe` is not a boolean (true or false)");
     }
 
@@ -719,12 +892,24 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(
-            coerce(&InkType::Integer, &c, &json!(-5)).expect_err("refused"),
+            coerce(&InkType::Integer, &c, &json!(-5))
+                .expect_err("refused")
+                .to_string(),
             "-5 is not greater than the exclusive minimum 0"
         );
         assert_eq!(
-            coerce(&InkType::Integer, &c, &json!(0)).expect_err("refused"),
+            coerce(&InkType::Integer, &c, &json!(0))
+                .expect_err("refused")
+                .to_string(),
             "0 is not greater than the exclusive minimum 0"
+        );
+        assert_eq!(
+            coerce(&InkType::Integer, &c, &json!(0)),
+            Err(ValueError::Number {
+                value: "0".into(),
+                rule: NumberRule::ExclusiveMinimum,
+                bound: "0".into(),
+            })
         );
         let c = Constraints {
             minimum: Number::from_f64(0.0),
@@ -733,11 +918,15 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(
-            coerce(&InkType::Float, &c, &json!(1.5)).expect_err("max"),
+            coerce(&InkType::Float, &c, &json!(1.5))
+                .expect_err("max")
+                .to_string(),
             "1.5 is greater than the maximum 1"
         );
         assert_eq!(
-            coerce(&InkType::Float, &c, &json!(-0.5)).expect_err("min"),
+            coerce(&InkType::Float, &c, &json!(-0.5))
+                .expect_err("min")
+                .to_string(),
             "-0.5 is less than the minimum 0.0"
         );
         let c = Constraints {
@@ -745,7 +934,9 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(
-            coerce(&InkType::Integer, &c, &json!(100)).expect_err("mult"),
+            coerce(&InkType::Integer, &c, &json!(100))
+                .expect_err("mult")
+                .to_string(),
             "100 is not a multiple of 8"
         );
         assert_eq!(
@@ -757,7 +948,9 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(
-            coerce(&InkType::Float, &c, &json!(1)).expect_err("xmax"),
+            coerce(&InkType::Float, &c, &json!(1))
+                .expect_err("xmax")
+                .to_string(),
             "1.0 is not less than the exclusive maximum 1"
         );
         let c = Constraints {
@@ -766,11 +959,15 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(
-            coerce(&InkType::String, &c, &json!("a")).expect_err("short"),
+            coerce(&InkType::String, &c, &json!("a"))
+                .expect_err("short")
+                .to_string(),
             "`a` is shorter than the minimum length 2"
         );
         assert_eq!(
-            coerce(&InkType::String, &c, &json!("abcd")).expect_err("long"),
+            coerce(&InkType::String, &c, &json!("abcd"))
+                .expect_err("long")
+                .to_string(),
             "`abcd` is longer than the maximum length 3"
         );
     }
@@ -783,7 +980,9 @@ mod tests {
     fn enums_accept_members_only_and_suggest_the_closest() {
         let ty = InkType::Enum(vec![json!("euler"), json!("euler_a"), json!("ddim")]);
         assert_eq!(ok(&ty, json!("ddim")), InkValue::Enum(json!("ddim")));
-        let e = coerce(&ty, &Constraints::default(), &json!("eulr")).expect_err("no");
+        let e = coerce(&ty, &Constraints::default(), &json!("eulr"))
+            .expect_err("no")
+            .to_string();
         assert_eq!(
             e,
             "`eulr` is not one of `euler`, `euler_a`, `ddim` (did you mean `euler`?)"
@@ -829,7 +1028,9 @@ mod tests {
         );
         let vae = json!({"key": "k", "hash": "h", "name": "v", "base": "sd-1", "type": "vae"});
         assert_eq!(
-            coerce(&types, &Constraints::default(), &vae).expect_err("wrong type"),
+            coerce(&types, &Constraints::default(), &vae)
+                .expect_err("wrong type")
+                .to_string(),
             "model `v` is of type `vae`, this input takes `main`"
         );
     }
@@ -842,7 +1043,9 @@ mod tests {
             InkValue::Collection(vec![InkValue::Integer(1), InkValue::Integer(2)])
         );
         assert_eq!(
-            coerce(&ty, &Constraints::default(), &json!([1, "x"])).expect_err("bad item"),
+            coerce(&ty, &Constraints::default(), &json!([1, "x"]))
+                .expect_err("bad item")
+                .to_string(),
             "item 1: `x` is not an integer"
         );
         let ty = InkType::OneOrMany(Box::new(InkType::Float));

@@ -34,7 +34,9 @@ use serde_json::{Map, Value};
 pub use definition::{FieldIdentifier, NodeData, WorkflowDefinition, WorkflowEdge, WorkflowNode};
 pub use error::{InputError, WorkflowError};
 pub use graph::ConvertOptions;
-pub use ink::{BoardChoice, Color, Constraints, InkType, InkValue, ModelIdentifier};
+pub use ink::{
+    BoardChoice, Color, Constraints, InkType, InkValue, ModelIdentifier, NumberRule, ValueError,
+};
 pub use inputs::{InputRef, InputSummary, WorkflowInput};
 pub use outputs::{OutputBoard, OutputNode};
 pub use payload::{Batch, BatchDatum, Edge, EdgeEnd, EnqueueBatch, Graph};
@@ -274,7 +276,7 @@ impl Workflow {
         problem.map_err(|problem| InputError {
             user_name: input.user_name.clone(),
             system_name: input.system_name.clone(),
-            problem,
+            problem: problem.to_string(),
         })
     }
 
@@ -324,7 +326,7 @@ impl Workflow {
                 continue;
             };
             if let Err(problem) = ink::coerce(&schema.ty, &schema.constraints, raw) {
-                errors.push(err(problem));
+                errors.push(err(problem.to_string()));
             }
         }
         errors
