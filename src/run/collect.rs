@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::download::{DownloadResult, Have, Planned, SIDECAR};
+use super::download::{DownloadResult, Have, Planned, SIDECAR, SaveError};
 use super::error::RunError;
 use super::journal::{Entry, ItemEnd};
 use super::key::ItemRef;
@@ -427,7 +427,7 @@ impl Run<'_> {
         &mut self,
         at: ItemRef,
         written: Vec<Planned>,
-        failed: Vec<(Planned, String)>,
+        failed: Vec<(Planned, SaveError)>,
     ) -> Result<(), RunError> {
         let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(());
@@ -478,7 +478,7 @@ impl Run<'_> {
                 names.join(", "),
                 failed
                     .iter()
-                    .map(|(_, e)| e.as_str())
+                    .map(|(_, e)| crate::error_chain::error_chain(e))
                     .collect::<Vec<_>>()
                     .join("; ")
             );

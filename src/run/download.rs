@@ -13,12 +13,12 @@ use tokio::task::JoinSet;
 
 use super::key::ItemRef;
 use super::summary::Sidecar;
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::fs::place::Name;
 use crate::store::{OutputStore, Staged};
 
 /// What a download task hands back: the item, the files written, the files that failed.
-pub(super) type DownloadResult = (ItemRef, Vec<Planned>, Vec<(Planned, String)>);
+pub(super) type DownloadResult = (ItemRef, Vec<Planned>, Vec<(Planned, SaveError)>);
 
 /// The suffix of an output's sidecar (`x.png` → `x.png.json`).
 pub(super) const SIDECAR: &str = ".json";
@@ -143,21 +143,20 @@ impl Fetch {
         store: &dyn OutputStore,
         file: &mut Planned,
         copy_from: Option<&Path>,
-    ) -> Result<(), String> {
-        let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
-        let staged = store.stage(&file.path).map_err(|e| chain(&e))?;
+    ) -> Result<(), SaveError> {
+        let staged = store.stage(&file.path)?;
         match copy_from {
             Some(existing) if store.exists(existing).unwrap_or(false) => {
-                copy_into(store, existing, &staged).map_err(|e| chain(&e))?;
+                copy_into(store, existing, &staged)?;
             }
             _ => self.download(&file.image_name, staged.path()).await?,
         }
         // The staged file goes with `staged` when this returns without committing it.
         if self.given_up() {
-            return Err("the run gave the item up (its server left the pool)".to_owned());
+            return Err(SaveError::GivenUp);
         }
         let sidecar = match &file.sidecar {
-            Some(s) => Some(s.to_bytes().map_err(|e| chain(&e))?),
+            Some(s) => Some(s.to_bytes().map_err(SaveError::Sidecar)?),
             None => None,
         };
         let companions: Vec<(&str, &[u8])> = sidecar
@@ -168,14 +167,13 @@ impl Fetch {
             store.replace(staged, &file.path, &companions)
         } else {
             store.commit(staged, &file.name, &companions, file.start, &HashSet::new())
-        }
-        .map_err(|e| chain(&e))?;
+        }?;
         Ok(())
     }
 
     /// Downloads one image, waiting out an outage of up to the run's wait (less once the run
     /// gives the item up).
-    async fn download(&self, image_name: &str, path: &Path) -> Result<(), String> {
+    async fn download(&self, image_name: &str, path: &Path) -> Result<(), ClientError> {
         let mut down_since: Option<Instant> = None;
         loop {
             match self.client.images().download(image_name, path).await {
@@ -183,33 +181,45 @@ impl Fetch {
                 Err(e) if e.is_unreachable() => {
                     let since = *down_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.server_wait || self.given_up() {
-                        return Err(crate::error_chain::error_chain(&e));
+                        return Err(e);
                     }
                     tokio::time::sleep(super::health::pause_after(since.elapsed())).await;
                 }
-                Err(e) => return Err(crate::error_chain::error_chain(&e)),
+                Err(e) => return Err(e),
             }
         }
     }
 }
 
 /// Copies the store's file `from` into the staged file.
-fn copy_into(store: &dyn OutputStore, from: &Path, staged: &Staged) -> Result<(), CopyError> {
+fn copy_into(store: &dyn OutputStore, from: &Path, staged: &Staged) -> Result<(), SaveError> {
     let Some(mut reader) = store.open(from)? else {
-        return Err(CopyError::Gone(from.to_path_buf()));
+        return Err(SaveError::Gone(from.to_path_buf()));
     };
     let mut to = crate::fs::File::create(staged.path())?;
     std::io::copy(&mut reader, &mut to)?;
     Ok(())
 }
 
-/// Why a file of the store could not be copied.
+/// Why an output could not be saved (its job fails, and the output stays on the server).
 #[derive(Debug, thiserror::Error)]
-enum CopyError {
+pub(super) enum SaveError {
+    /// The store refused to stage, commit or replace it.
     #[error(transparent)]
     Store(#[from] crate::fs::place::PlaceError),
+    /// The download failed.
+    #[error(transparent)]
+    Download(#[from] ClientError),
+    /// The file of this run it was to be copied from went away.
     #[error("`{}` went away before it was copied", .0.display())]
     Gone(PathBuf),
+    /// Copying it failed.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Copy(#[from] std::io::Error),
+    /// Its sidecar could not be written out.
+    #[error("cannot write its sidecar")]
+    Sidecar(#[source] std::io::Error),
+    /// The run gave the item up while it downloaded.
+    #[error("the run gave the item up (its server left the pool)")]
+    GivenUp,
 }
