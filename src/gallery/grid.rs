@@ -592,7 +592,7 @@ struct Bands {
 
 enum BandsTo {
     Png {
-        stream: png::StreamWriter<'static, SharedBytes>,
+        stream: Box<png::StreamWriter<'static, SharedBytes>>,
         bytes: SharedBytes,
     },
     Jpeg {
@@ -636,7 +636,10 @@ impl Bands {
                 .write_header()
                 .and_then(png::Writer::into_stream_writer)
                 .map_err(|e| png_error(&plan.file, e))?;
-            BandsTo::Png { stream, bytes }
+            BandsTo::Png {
+                stream: Box::new(stream),
+                bytes,
+            }
         };
         Ok(Bands {
             width,
