@@ -833,21 +833,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_cell_whose_file_is_no_image_says_so_and_the_rest_is_drawn() {
+    /// A Hue × Blur grid of two cells: a 20 × 10 green image, and the file `second` writes;
+    /// returns the decoded grid and its layout, after checking the grid's image is the size
+    /// its layout says and the green image sits centred in its cell, pixel for pixel.
+    fn two_cells(second: impl FnOnce(&Path)) -> (RgbImage, GridLayout) {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = RgbImage::from_pixel(20, 10, Rgb([10, 200, 30]));
         img.save(dir.path().join("0.png")).expect("png");
-        std::fs::write(dir.path().join("1.png"), b"not a png").expect("write");
+        second(&dir.path().join("1.png"));
         let records = vec![record(0, 0, 1, "completed"), record(1, 90, 1, "completed")];
         let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
         let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
-        assert!(
-            matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png"))
-        );
         let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
         assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
-        // The image sits centred in its cell, pixel for pixel.
         let (x, y) = (
             layout.column_lefts[0] + (layout.cell - 20) / 2,
             layout.row_tops[0] + (layout.cell - 10) / 2,
@@ -855,23 +853,31 @@ mod tests {
         assert_eq!(*grid.get_pixel(x, y), Rgb([10, 200, 30]));
         assert_eq!(*grid.get_pixel(x + 19, y + 9), Rgb([10, 200, 30]));
         assert_ne!(*grid.get_pixel(x - 1, y), Rgb([10, 200, 30]));
+        (grid, layout)
+    }
+
+    #[test]
+    fn a_cell_whose_file_is_no_image_says_so_and_the_rest_is_drawn() {
+        let (_, layout) = two_cells(|path| std::fs::write(path, b"not a png").expect("write"));
+        assert!(
+            matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png"))
+        );
     }
 
     #[test]
     fn an_image_that_fails_past_its_header_is_an_empty_cell_and_the_cells_shrink_without_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        RgbImage::from_pixel(20, 10, Rgb([10, 200, 30]))
-            .save(dir.path().join("0.png"))
-            .expect("png");
         // A large image cut short: its header says 300 × 300, its pixels are missing.
-        RgbImage::from_pixel(300, 300, Rgb([200, 10, 30]))
-            .save(dir.path().join("1.png"))
-            .expect("png");
-        let whole = std::fs::read(dir.path().join("1.png")).expect("read");
-        std::fs::write(dir.path().join("1.png"), &whole[..60]).expect("cut");
-        let records = vec![record(0, 0, 1, "completed"), record(1, 90, 1, "completed")];
-        let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
-        let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+        let (_, layout) = two_cells(|path| {
+            RgbImage::from_pixel(300, 300, Rgb([200, 10, 30]))
+                .save(path)
+                .expect("png");
+            let whole = std::fs::read(path).expect("read");
+            std::fs::write(path, &whole[..whole.len() - 20]).expect("cut");
+            assert_eq!(
+                image::image_dimensions(path).expect("its header reads"),
+                (300, 300)
+            );
+        });
         assert!(
             matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png")),
             "{:?}",
@@ -881,13 +887,6 @@ mod tests {
             layout.cell, DEFAULT_CELL_MIN,
             "sized as if the cut image were not there"
         );
-        let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
-        assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
-        let (x, y) = (
-            layout.column_lefts[0] + (layout.cell - 20) / 2,
-            layout.row_tops[0] + (layout.cell - 10) / 2,
-        );
-        assert_eq!(*grid.get_pixel(x, y), Rgb([10, 200, 30]));
     }
 
     #[test]
