@@ -176,6 +176,29 @@ pub struct Credentials {
     pub password: Option<String>,
 }
 
+impl Credentials {
+    /// The token to send, trimmed (`None` when absent or blank).
+    #[must_use]
+    pub fn bearer(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The email to log in with (`None` when absent or blank).
+    #[must_use]
+    pub fn login_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|e| !e.trim().is_empty())
+    }
+
+    /// The password to log in with (`None` when absent or empty).
+    #[must_use]
+    pub fn login_password(&self) -> Option<&str> {
+        self.password.as_deref().filter(|p| !p.is_empty())
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -197,28 +220,19 @@ impl super::Client {
         credentials: &Credentials,
     ) -> Result<super::Client, ClientError> {
         let mut builder = super::Client::builder(server);
-        if let Some(token) = credentials
-            .token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(token) = credentials.bearer() {
             builder = builder.token(token);
         }
         let client = builder.build()?;
         if client.token().is_none()
-            && let Some(email) = credentials
-                .email
-                .as_deref()
-                .filter(|e| !e.trim().is_empty())
+            && let Some(email) = credentials.login_email()
         {
-            let password = credentials
-                .password
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| ClientError::MissingPassword {
-                    email: email.to_owned(),
-                })?;
+            let password =
+                credentials
+                    .login_password()
+                    .ok_or_else(|| ClientError::MissingPassword {
+                        email: email.to_owned(),
+                    })?;
             client.auth().login(email, password).await?;
         }
         Ok(client)

@@ -24,27 +24,19 @@ async fn attempt(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientE
         .send_once(Method::GET, url.clone(), &Body::Empty)
         .await?;
     let expected = response.content_length();
-    let file_error = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source: std::io::Error| ClientError::File {
-            path,
-            action,
-            source,
-        }
-    };
     let dir = crate::fs::parent_dir(dest);
     fs_err::tokio::create_dir_all(&dir)
         .await
-        .map_err(file_error("create the folder", &dir))?;
+        .map_err(ClientError::file("create the folder", &dir))?;
     let tmp = tempfile::Builder::new()
         .prefix(".invk-")
         .suffix(".part")
         .tempfile_in(&dir)
-        .map_err(file_error("create a temporary file in", &dir))?;
+        .map_err(ClientError::file("create a temporary file in", &dir))?;
     let std_file = tmp
         .as_file()
         .try_clone()
-        .map_err(file_error("write", tmp.path()))?;
+        .map_err(ClientError::file("write", tmp.path()))?;
     let mut file = tokio::fs::File::from_std(std_file);
     let mut received: u64 = 0;
     let mut body = response.bytes_stream();
@@ -53,15 +45,15 @@ async fn attempt(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientE
             chunk.map_err(|source| client.transport_error(Method::GET, url.clone(), source))?;
         file.write_all(&chunk)
             .await
-            .map_err(file_error("write", tmp.path()))?;
+            .map_err(ClientError::file("write", tmp.path()))?;
         received += chunk.len() as u64;
     }
     file.flush()
         .await
-        .map_err(file_error("write", tmp.path()))?;
+        .map_err(ClientError::file("write", tmp.path()))?;
     file.sync_all()
         .await
-        .map_err(file_error("write", tmp.path()))?;
+        .map_err(ClientError::file("write", tmp.path()))?;
     drop(file);
     if let Some(expected) = expected
         && received != expected
@@ -73,7 +65,7 @@ async fn attempt(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientE
             received,
         });
     }
-    crate::fs::set_file_mode(tmp.as_file()).map_err(file_error("write", tmp.path()))?;
+    crate::fs::set_file_mode(tmp.as_file()).map_err(ClientError::file("write", tmp.path()))?;
     tmp.persist(dest).map_err(|e| ClientError::File {
         path: dest.to_path_buf(),
         action: "write",

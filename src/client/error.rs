@@ -2,7 +2,7 @@
 //! and URL, never the token) and the server's own message.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -247,6 +247,17 @@ fn candidate_list(label: &str, candidates: &[String]) -> String {
 }
 
 impl ClientError {
+    /// Makes an I/O error on the local file `path` a [`ClientError::File`] saying what was being
+    /// done (`read`, `write`, ...): for `map_err`.
+    pub fn file(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ClientError {
+        let path = path.to_path_buf();
+        move |source| ClientError::File {
+            path,
+            action,
+            source,
+        }
+    }
+
     /// The HTTP status the server answered with, if the error is an answer (`404`, `401`, `403`,
     /// `409`, `415`, `422`, ...).
     #[must_use]

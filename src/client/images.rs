@@ -218,11 +218,7 @@ impl<'c> ImagesHandler<'c> {
     ) -> Result<ImageDto, ClientError> {
         let bytes = fs_err::tokio::read(path)
             .await
-            .map_err(|source| ClientError::File {
-                path: path.to_path_buf(),
-                action: "read",
-                source,
-            })?;
+            .map_err(ClientError::file("read", path))?;
         let format = check_image(path, &bytes)?;
         let file_name = path
             .file_name()

@@ -178,11 +178,7 @@ impl WorkflowRecord {
     pub fn write_to_file(&self, path: &Path) -> Result<(), ClientError> {
         let mut text = serde_json::to_string_pretty(&self.workflow).unwrap_or_default();
         text.push('\n');
-        crate::fs::write_atomic(path, text.as_bytes()).map_err(|source| ClientError::File {
-            path: path.to_path_buf(),
-            action: "write",
-            source,
-        })
+        crate::fs::write_atomic(path, text.as_bytes()).map_err(ClientError::file("write", path))
     }
 }
 
@@ -311,11 +307,7 @@ impl<'c> WorkflowsHandler<'c> {
     pub async fn upload_file(&self, path: &Path) -> Result<String, ClientError> {
         let text = fs_err::tokio::read_to_string(path)
             .await
-            .map_err(|source| ClientError::File {
-                path: path.to_path_buf(),
-                action: "read",
-                source,
-            })?;
+            .map_err(ClientError::file("read", path))?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| ClientError::InvalidWorkflow {
                 source_name: path.display().to_string(),

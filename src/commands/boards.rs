@@ -2,7 +2,7 @@
 
 use crate::cli::{BoardsCommand, GlobalArgs};
 use crate::client::{BoardListQuery, BoardOrderBy, ClientError, SortDirection};
-use crate::commands::connect::{client_from_args, runtime, sanitize, table};
+use crate::commands::connect::{client_from_args, print_list, run_requests, sanitize};
 use crate::exit_status::ExitStatus;
 
 /// Runs a `boards` subcommand. Data (the list) goes to stdout, messages to stderr.
@@ -10,10 +10,7 @@ use crate::exit_status::ExitStatus;
 /// # Errors
 /// The server's errors.
 pub fn run(global: &GlobalArgs, command: &BoardsCommand) -> anyhow::Result<ExitStatus> {
-    runtime()?
-        .block_on(run_async(global, command))
-        .map_err(|e| anyhow::Error::from(crate::Error::from(e)))?;
-    Ok(ExitStatus::Success)
+    run_requests(run_async(global, command))
 }
 
 async fn run_async(global: &GlobalArgs, command: &BoardsCommand) -> Result<(), ClientError> {
@@ -27,14 +24,9 @@ async fn run_async(global: &GlobalArgs, command: &BoardsCommand) -> Result<(), C
                 direction: Some(SortDirection::Asc),
             };
             let list = boards.list(&query).await?;
-            if global.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).unwrap_or_default()
-                );
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
+            let header = ["ID", "IMAGES", "ASSETS", "ARCHIVED", "NAME"];
+            print_list(global.json, &list, &header, || {
+                list.iter()
                     .map(|b| {
                         vec![
                             sanitize(&b.board_id),
@@ -44,12 +36,8 @@ async fn run_async(global: &GlobalArgs, command: &BoardsCommand) -> Result<(), C
                             sanitize(&b.board_name),
                         ]
                     })
-                    .collect();
-                println!(
-                    "{}",
-                    table(&["ID", "IMAGES", "ASSETS", "ARCHIVED", "NAME"], &rows)
-                );
-            }
+                    .collect()
+            });
         }
         BoardsCommand::Delete {
             id_or_name,

@@ -1,8 +1,13 @@
 //! The client every command uses, from the global options.
 
+use std::future::Future;
+
+use serde::Serialize;
+
 use crate::cli::GlobalArgs;
 use crate::client::{Client, ClientError, Credentials, DEFAULT_SERVER};
 use crate::env_vars;
+use crate::exit_status::ExitStatus;
 
 /// A client for the server the global options name (`--server`, else `INVK_SERVER`, else
 /// `http://127.0.0.1:9090`), with `--token`, or logged in with `--email` and `INVK_PASSWORD`.
@@ -46,6 +51,33 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+}
+
+/// Runs a command's requests on a [`runtime`] to their end.
+///
+/// # Errors
+/// When the runtime cannot start, or the requests' error.
+pub fn run_requests(
+    requests: impl Future<Output = Result<(), ClientError>>,
+) -> anyhow::Result<ExitStatus> {
+    runtime()?
+        .block_on(requests)
+        .map_err(|e| anyhow::Error::from(crate::Error::from(e)))?;
+    Ok(ExitStatus::Success)
+}
+
+/// Prints a list on stdout: as pretty JSON with `--json`, else as a [`table`] of `rows`.
+pub fn print_list<T: Serialize + ?Sized>(
+    json: bool,
+    list: &T,
+    header: &[&str],
+    rows: impl FnOnce() -> Vec<Vec<String>>,
+) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list).unwrap_or_default());
+    } else {
+        println!("{}", table(header, &rows()));
+    }
 }
 
 /// Makes a server-supplied string safe to print on a terminal: control characters are escaped.

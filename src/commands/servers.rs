@@ -169,14 +169,8 @@ mod tests {
             problems: Vec::new(),
         };
         let down = ServerReport {
-            server: "http://gpu-2:9090/".into(),
-            usable: false,
-            reachable: false,
-            version: None,
-            auth: None,
-            queue: None,
-            workflow: None,
             problems: vec!["unreachable: no connection (Connection refused (os error 111))".into()],
+            ..ServerReport::unchecked("http://gpu-2:9090/".into())
         };
         insta::assert_snapshot!(human(&[usable, down]), @r"
         http://gpu-1:9090/  usable

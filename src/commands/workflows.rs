@@ -2,7 +2,7 @@
 
 use crate::cli::{GlobalArgs, WorkflowsCommand};
 use crate::client::{ClientError, WorkflowCategory};
-use crate::commands::connect::{client_from_args, runtime, sanitize, table};
+use crate::commands::connect::{client_from_args, print_list, run_requests, sanitize};
 use crate::exit_status::ExitStatus;
 
 /// Runs a `workflows` subcommand. Data (the list, a new id) goes to stdout, messages to stderr.
@@ -10,10 +10,7 @@ use crate::exit_status::ExitStatus;
 /// # Errors
 /// The server's or the file system's errors.
 pub fn run(global: &GlobalArgs, command: &WorkflowsCommand) -> anyhow::Result<ExitStatus> {
-    runtime()?
-        .block_on(run_async(global, command))
-        .map_err(|e| anyhow::Error::from(crate::Error::from(e)))?;
-    Ok(ExitStatus::Success)
+    run_requests(run_async(global, command))
 }
 
 async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> Result<(), ClientError> {
@@ -22,25 +19,23 @@ async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> Result<()
     match command {
         WorkflowsCommand::List => {
             let list = workflows.list_all().await?;
-            if global.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).unwrap_or_default()
-                );
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|w| {
-                        vec![
-                            sanitize(&w.workflow_id),
-                            w.category.as_str().to_owned(),
-                            sanitize(&w.updated_at),
-                            sanitize(&w.name),
-                        ]
-                    })
-                    .collect();
-                println!("{}", table(&["ID", "CATEGORY", "UPDATED", "NAME"], &rows));
-            }
+            print_list(
+                global.json,
+                &list,
+                &["ID", "CATEGORY", "UPDATED", "NAME"],
+                || {
+                    list.iter()
+                        .map(|w| {
+                            vec![
+                                sanitize(&w.workflow_id),
+                                w.category.as_str().to_owned(),
+                                sanitize(&w.updated_at),
+                                sanitize(&w.name),
+                            ]
+                        })
+                        .collect()
+                },
+            );
         }
         WorkflowsCommand::Upload { file } => {
             let id = workflows.upload_file(file).await?;

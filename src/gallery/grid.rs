@@ -1,10 +1,12 @@
 //! X/Y grids: which job's image goes in which cell ([`plan`]), and the grid image with its axis
 //! labels ([`render`]). Cells without an image say why (failed, not run, not in the sweep).
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use image::ImageEncoder;
 use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 use serde::Serialize;
@@ -338,42 +340,101 @@ fn cell_for(jobs: &[&JobRecord], label: &str, finished: bool) -> Cell {
 
 /// Draws `plan` from the images under `output_dir`; returns the encoded file and its layout.
 ///
+/// The cells' sizes come from their files' headers, and each image is decoded only when its
+/// cell is drawn: one image is in memory at a time, beside the grid.
+///
 /// # Errors
 /// A grid past the size bounds, or one that cannot be encoded.
 pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout), ReportError> {
-    // Decode the cells' images; a file that is no image this build reads (a video) leaves its
-    // cell empty, saying so.
+    // A file that is no image this build reads (a video) leaves its cell empty, saying so.
     let mut plan = plan.clone();
-    let mut images: Vec<Option<RgbImage>> = Vec::with_capacity(plan.cells.len());
-    for cell in &mut plan.cells {
-        let decoded = match cell {
-            Cell::Image { file, job } => match image::open(output_dir.join(&*file)) {
-                Ok(img) => Some(img.to_rgb8()),
-                Err(e) => {
-                    *cell = Cell::Empty {
-                        job: Some(*job),
-                        reason: format!("cannot show {}: {e}", file.display()),
-                        failed: false,
-                    };
-                    None
-                }
+    let mut sides: Vec<Option<u32>> = plan
+        .cells
+        .iter_mut()
+        .map(|cell| image_side(output_dir, cell))
+        .collect();
+    loop {
+        let cell = cell_side(&plan, &sides);
+        let (bytes, geometry, undecodable) = draw(output_dir, &mut plan, &mut sides, cell)?;
+        // An image that failed past its header is empty now: its grid is drawn again when the
+        // cell size was its own.
+        if undecodable && cell_side(&plan, &sides) != cell {
+            continue;
+        }
+        return Ok((
+            bytes,
+            GridLayout {
+                kind: "grid",
+                width: geometry.width,
+                height: geometry.height,
+                left: geometry.left,
+                top: geometry.top,
+                cell,
+                gap: GAP,
+                column_lefts: geometry.column_lefts,
+                row_tops: geometry.row_tops,
+                plan,
             },
-            Cell::Empty { .. } => None,
-        };
-        images.push(decoded);
+        ));
     }
-    let plan = &plan;
-    let largest = images
-        .iter()
-        .flatten()
-        .map(|i| i.width().max(i.height()))
-        .max()
-        .unwrap_or(128);
-    let cell = plan
-        .cell_size
-        .unwrap_or_else(|| largest.clamp(DEFAULT_CELL_MIN, DEFAULT_CELL_MAX))
-        .clamp(MIN_CELL, MAX_CELL);
+}
 
+/// Where a drawn grid's parts are.
+struct Geometry {
+    width: u32,
+    height: u32,
+    left: u32,
+    top: u32,
+    column_lefts: Vec<u32>,
+    row_tops: Vec<u32>,
+}
+
+/// The longest side of `cell`'s image, read from its file's header; a file that is no image
+/// this build reads makes the cell empty, saying why.
+fn image_side(output_dir: &Path, cell: &mut Cell) -> Option<u32> {
+    let Cell::Image { file, job } = cell else {
+        return None;
+    };
+    let size = image::ImageReader::open(output_dir.join(&*file))
+        .map_err(image::ImageError::from)
+        .and_then(image::ImageReader::into_dimensions);
+    match size {
+        Ok((w, h)) => Some(w.max(h)),
+        Err(e) => {
+            *cell = cannot_show(*job, file, &e);
+            None
+        }
+    }
+}
+
+/// The empty cell of a file that does not decode.
+fn cannot_show(job: usize, file: &Path, e: &image::ImageError) -> Cell {
+    Cell::Empty {
+        job: Some(job),
+        reason: format!("cannot show {}: {e}", file.display()),
+        failed: false,
+    }
+}
+
+/// A cell's side: the size asked for, else the largest image's side within the defaults.
+fn cell_side(plan: &GridPlan, sides: &[Option<u32>]) -> u32 {
+    let largest = sides.iter().flatten().copied().max().unwrap_or(128);
+    plan.cell_size
+        .unwrap_or_else(|| largest.clamp(DEFAULT_CELL_MIN, DEFAULT_CELL_MAX))
+        .clamp(MIN_CELL, MAX_CELL)
+}
+
+/// Draws `plan` with cells of `cell` pixels and encodes it, decoding each image as its cell is
+/// drawn. A PNG is drawn and encoded one band (the labels above the cells, then a row
+/// of cells) at a time, so the whole grid is never in memory. An image that does not decode
+/// past its header leaves its cell empty (in `plan` and `sides` too), and the last value says
+/// so.
+fn draw(
+    output_dir: &Path,
+    plan: &mut GridPlan,
+    sides: &mut [Option<u32>],
+    cell: u32,
+) -> Result<(Vec<u8>, Geometry, bool), ReportError> {
     let label_pen = Pen::new(LABEL_PX);
     let title_pen = Pen::new(TITLE_PX);
     let line = label_pen.line_height();
@@ -426,8 +487,9 @@ pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout
         });
     }
 
+    let mut sink = Bands::new(width, height, plan)?;
     let ink = [34, 34, 34];
-    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    let mut img = sink.band(top);
     // Caption, axis names, labels.
     title_pen.draw(&mut img, i64::from(PAD), i64::from(PAD), &caption, ink);
     let axis_y = i64::from(PAD + title_line);
@@ -457,10 +519,16 @@ pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout
             label_pen.draw(&mut img, x, i64::from(y0 + n as u32 * line), text, ink);
         }
     }
-    let mut y0 = top;
+    sink.push(&img)?;
+    let mut undecodable = false;
+    let mut band_top = top;
     let mut row_tops = Vec::with_capacity(row_labels.len());
     for (j, lines) in row_labels.iter().enumerate() {
-        row_tops.push(y0);
+        row_tops.push(band_top);
+        // The row's band: its cells and labels, and the gap (the margin, last) below them.
+        let below = if j + 1 == row_labels.len() { PAD } else { GAP };
+        let mut img = sink.band(row_heights[j] + below);
+        let y0 = 0;
         if plan.y.is_some() {
             // Right-aligned, centred on the row.
             let y_text = y0 + (row_heights[j] - lines.len() as u32 * line) / 2;
@@ -473,63 +541,162 @@ pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout
         for i in 0..plan.columns.len() {
             let k = j * plan.columns.len() + i;
             let x0 = left + i as u32 * (cell + GAP);
-            match (&images[k], &plan.cells[k]) {
-                (Some(src), _) => {
-                    let fitted = fit(src, cell);
-                    let dx = (cell - fitted.width()) / 2;
-                    let dy = (cell - fitted.height()) / 2;
-                    image::imageops::replace(
-                        &mut img,
-                        &fitted,
-                        i64::from(x0 + dx),
-                        i64::from(y0 + dy),
-                    );
+            if let Cell::Image { file, job } = &plan.cells[k] {
+                match image::open(output_dir.join(file)) {
+                    Ok(decoded) => {
+                        let src = decoded.into_rgb8();
+                        let fitted = fit(&src, cell);
+                        let dx = (cell - fitted.width()) / 2;
+                        let dy = (cell - fitted.height()) / 2;
+                        image::imageops::replace(
+                            &mut img,
+                            &*fitted,
+                            i64::from(x0 + dx),
+                            i64::from(y0 + dy),
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        plan.cells[k] = cannot_show(*job, file, &e);
+                        sides[k] = None;
+                        undecodable = true;
+                    }
                 }
-                (None, Cell::Empty { reason, failed, .. }) => {
-                    empty_cell(&mut img, x0, y0, cell, reason, *failed, &label_pen);
-                }
-                (None, Cell::Image { .. }) => {}
+            }
+            if let Cell::Empty { reason, failed, .. } = &plan.cells[k] {
+                empty_cell(&mut img, x0, y0, cell, reason, *failed, &label_pen);
             }
         }
-        y0 += row_heights[j] + GAP;
+        sink.push(&img)?;
+        band_top += row_heights[j] + GAP;
+    }
+    let bytes = sink.finish()?;
+    let geometry = Geometry {
+        width,
+        height,
+        left,
+        top,
+        column_lefts: (0..cols).map(|i| left + i * (cell + GAP)).collect(),
+        row_tops,
+    };
+    Ok((bytes, geometry, undecodable))
+}
+
+/// Where a grid's bands go, top to bottom: a PNG encoded as they come, or (JPEG, which is
+/// encoded whole) the full image.
+struct Bands {
+    width: u32,
+    file: PathBuf,
+    to: BandsTo,
+}
+
+enum BandsTo {
+    Png {
+        stream: Box<png::StreamWriter<'static, SharedBytes>>,
+        bytes: SharedBytes,
+    },
+    Jpeg {
+        img: RgbImage,
+        filled: u32,
+    },
+}
+
+/// The encoded bytes, written by the PNG encoder (which must own its writer) and taken back at
+/// the end.
+#[derive(Clone, Default)]
+struct SharedBytes(Rc<RefCell<Vec<u8>>>);
+
+impl std::io::Write for SharedBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
     }
 
-    let mut bytes = Vec::new();
-    let encoded = if plan.jpeg {
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&img)
-    } else {
-        // Fast compression: a grid is rewritten while its run goes.
-        image::codecs::png::PngEncoder::new_with_quality(
-            &mut bytes,
-            image::codecs::png::CompressionType::Fast,
-            image::codecs::png::FilterType::Adaptive,
-        )
-        .write_image(
-            &img,
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-    };
-    encoded.map_err(|source| ReportError::Encode {
-        path: plan.file.clone(),
-        source,
-    })?;
-    Ok((
-        bytes,
-        GridLayout {
-            kind: "grid",
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Bands {
+    fn new(width: u32, height: u32, plan: &GridPlan) -> Result<Bands, ReportError> {
+        let to = if plan.jpeg {
+            BandsTo::Jpeg {
+                img: RgbImage::new(width, height),
+                filled: 0,
+            }
+        } else {
+            let bytes = SharedBytes::default();
+            let mut encoder = png::Encoder::new(bytes.clone(), width, height);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            // Fast compression: a grid is rewritten while its run goes.
+            encoder.set_compression(png::Compression::Fast);
+            encoder.set_filter(png::Filter::Adaptive);
+            let stream = encoder
+                .write_header()
+                .and_then(png::Writer::into_stream_writer)
+                .map_err(|e| png_error(&plan.file, e))?;
+            BandsTo::Png {
+                stream: Box::new(stream),
+                bytes,
+            }
+        };
+        Ok(Bands {
             width,
-            height,
-            left,
-            top,
-            cell,
-            gap: GAP,
-            column_lefts: (0..cols).map(|i| left + i * (cell + GAP)).collect(),
-            row_tops,
-            plan: plan.clone(),
-        },
-    ))
+            file: plan.file.clone(),
+            to,
+        })
+    }
+
+    /// A white band `height` pixels tall, to draw and [`Bands::push`].
+    fn band(&self, height: u32) -> RgbImage {
+        RgbImage::from_pixel(self.width, height, Rgb([255, 255, 255]))
+    }
+
+    /// The next band down.
+    fn push(&mut self, band: &RgbImage) -> Result<(), ReportError> {
+        match &mut self.to {
+            BandsTo::Png { stream, .. } => {
+                use std::io::Write;
+                stream
+                    .write_all(band.as_raw())
+                    .map_err(|e| png_error(&self.file, e.into()))
+            }
+            BandsTo::Jpeg { img, filled } => {
+                image::imageops::replace(img, band, 0, i64::from(*filled));
+                *filled += band.height();
+                Ok(())
+            }
+        }
+    }
+
+    /// The encoded file (every band pushed).
+    fn finish(self) -> Result<Vec<u8>, ReportError> {
+        match self.to {
+            BandsTo::Png { stream, bytes } => {
+                stream.finish().map_err(|e| png_error(&self.file, e))?;
+                Ok(bytes.0.take())
+            }
+            BandsTo::Jpeg { img, .. } => {
+                let mut bytes = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+                    .encode_image(&img)
+                    .map_err(|source| ReportError::Encode {
+                        path: self.file,
+                        source,
+                    })?;
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+/// A PNG encoder's error, as the image crate's encoder reports it.
+fn png_error(file: &Path, e: png::EncodingError) -> ReportError {
+    ReportError::Encode {
+        path: file.to_path_buf(),
+        source: image::ImageError::IoError(e.into()),
+    }
 }
 
 /// The grid's caption: its node, and its page's values.
@@ -543,14 +710,14 @@ fn caption(plan: &GridPlan) -> String {
 
 /// `src` scaled down to fit a `cell` × `cell` square (kept as it is when it fits: images are
 /// never enlarged).
-fn fit(src: &RgbImage, cell: u32) -> RgbImage {
+fn fit(src: &RgbImage, cell: u32) -> Cow<'_, RgbImage> {
     if src.width().max(src.height()) <= cell {
-        return src.clone();
+        return Cow::Borrowed(src);
     }
     let scale = f64::from(cell) / f64::from(src.width().max(src.height()));
     let w = ((f64::from(src.width()) * scale).round() as u32).clamp(1, cell);
     let h = ((f64::from(src.height()) * scale).round() as u32).clamp(1, cell);
-    image::imageops::resize(src, w, h, FilterType::CatmullRom)
+    Cow::Owned(image::imageops::resize(src, w, h, FilterType::CatmullRom))
 }
 
 /// A visibly empty cell: grey, crossed, with the reason inside.
@@ -666,21 +833,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_cell_whose_file_is_no_image_says_so_and_the_rest_is_drawn() {
+    /// A Hue × Blur grid of two cells: a 20 × 10 green image, and the file `second` writes;
+    /// returns the decoded grid and its layout, after checking the grid's image is the size
+    /// its layout says and the green image sits centred in its cell, pixel for pixel.
+    fn two_cells(second: impl FnOnce(&Path)) -> (RgbImage, GridLayout) {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = RgbImage::from_pixel(20, 10, Rgb([10, 200, 30]));
         img.save(dir.path().join("0.png")).expect("png");
-        crate::fs::write(dir.path().join("1.png"), b"not a png").expect("write");
+        second(&dir.path().join("1.png"));
         let records = vec![record(0, 0, 1, "completed"), record(1, 90, 1, "completed")];
         let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
         let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
-        assert!(
-            matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png"))
-        );
         let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
         assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
-        // The image sits centred in its cell, pixel for pixel.
         let (x, y) = (
             layout.column_lefts[0] + (layout.cell - 20) / 2,
             layout.row_tops[0] + (layout.cell - 10) / 2,
@@ -688,6 +853,76 @@ mod tests {
         assert_eq!(*grid.get_pixel(x, y), Rgb([10, 200, 30]));
         assert_eq!(*grid.get_pixel(x + 19, y + 9), Rgb([10, 200, 30]));
         assert_ne!(*grid.get_pixel(x - 1, y), Rgb([10, 200, 30]));
+        (grid, layout)
+    }
+
+    #[test]
+    fn a_cell_whose_file_is_no_image_says_so_and_the_rest_is_drawn() {
+        let (_, layout) = two_cells(|path| crate::fs::write(path, b"not a png").expect("write"));
+        assert!(
+            matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png"))
+        );
+    }
+
+    #[test]
+    fn an_image_that_fails_past_its_header_is_an_empty_cell_and_the_cells_shrink_without_it() {
+        // A large image cut short: its header says 300 × 300, its pixels are missing.
+        let (_, layout) = two_cells(|path| {
+            RgbImage::from_pixel(300, 300, Rgb([200, 10, 30]))
+                .save(path)
+                .expect("png");
+            let whole = crate::fs::read(path).expect("read");
+            crate::fs::write(path, &whole[..whole.len() - 20]).expect("cut");
+            assert_eq!(
+                image::image_dimensions(path).expect("its header reads"),
+                (300, 300)
+            );
+        });
+        assert!(
+            matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png")),
+            "{:?}",
+            layout.plan.cells[1]
+        );
+        assert_eq!(
+            layout.cell, DEFAULT_CELL_MIN,
+            "sized as if the cut image were not there"
+        );
+    }
+
+    #[test]
+    fn a_jpeg_grid_has_its_cells_where_its_layout_says() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        RgbImage::from_pixel(64, 64, Rgb([250, 250, 0]))
+            .save(dir.path().join("0.png"))
+            .expect("png");
+        let records = vec![record(0, 0, 1, "completed"), record(1, 0, 3, "failed")];
+        let spec = GridSpec {
+            format: crate::manifest::GridFormat::Jpeg,
+            ..GridSpec::new("Hue", Some("Blur"))
+        };
+        let plans = plan(&spec, 1, 1, &records).expect("plan");
+        let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+        let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
+        assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
+        // Below the centre of each cell: off an empty cell's cross and its text.
+        let at = |row: usize| {
+            *grid.get_pixel(
+                layout.column_lefts[0] + layout.cell / 2,
+                layout.row_tops[row] + layout.cell / 2 + 20,
+            )
+        };
+        let Rgb([r, g, b]) = at(0);
+        assert!(
+            r > 200 && g > 200 && b < 60,
+            "the yellow image: {:?}",
+            at(0)
+        );
+        let Rgb([r, g, b]) = at(1);
+        assert!(
+            r >= 240 && r >= g + 8 && r >= b + 8,
+            "the failed cell's pink: {:?}",
+            at(1)
+        );
     }
 
     #[test]

@@ -242,7 +242,7 @@ pub fn thumbnail(
     };
     let mut bytes = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 82)
-        .encode_image(&small.to_rgb8())
+        .encode_image(&small.into_rgb8())
         .map_err(|source| ReportError::Encode {
             path: thumb.clone(),
             source,

@@ -26,16 +26,7 @@ pub async fn check(
     needs: Option<&Needs>,
     limit: Duration,
 ) -> ServerReport {
-    let mut report = ServerReport {
-        server: client.base_url().to_string(),
-        usable: false,
-        reachable: false,
-        version: None,
-        auth: None,
-        queue: None,
-        workflow: None,
-        problems: Vec::new(),
-    };
+    let mut report = ServerReport::unchecked(client.base_url().to_string());
     let deadline = Instant::now() + limit;
     // The step that ran out of time ends the check; the problem says which it was.
     if let Err(step) = run_steps(client, credentials, needs, deadline, &mut report).await {
@@ -64,15 +55,9 @@ pub async fn check_all(
     for entry in servers {
         // A server's own credentials (the variables its entry names), else the run's.
         let credentials = crate::run::settings::entry_credentials(entry, credentials)?;
-        if let Some(email) = credentials
-            .email
-            .as_deref()
-            .filter(|e| !e.trim().is_empty())
-            && credentials
-                .token
-                .as_deref()
-                .is_none_or(|t| t.trim().is_empty())
-            && credentials.password.as_deref().is_none_or(str::is_empty)
+        if let Some(email) = credentials.login_email()
+            && credentials.bearer().is_none()
+            && credentials.login_password().is_none()
         {
             return Err(ServersError::Setup(ClientError::MissingPassword {
                 email: email.to_owned(),
@@ -97,12 +82,7 @@ fn client_for(
         .connect_timeout(limit.min(Duration::from_secs(10)))
         .request_timeout(limit)
         .read_timeout(limit);
-    if let Some(token) = credentials
-        .token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    if let Some(token) = credentials.bearer() {
         builder = builder.token(token);
     }
     builder.build()
@@ -293,25 +273,22 @@ async fn auth_state(client: &Client, credentials: &Credentials) -> Result<AuthSt
             },
         });
     }
-    let email = credentials
-        .email
-        .as_deref()
-        .filter(|e| !e.trim().is_empty());
-    let password = credentials.password.as_deref().filter(|p| !p.is_empty());
-    Ok(match (email, password) {
-        (Some(email), Some(password)) => match client.auth().login(email, password).await {
-            Ok(answer) => AuthState::LoggedIn {
-                user: answer.user.email,
+    Ok(
+        match (credentials.login_email(), credentials.login_password()) {
+            (Some(email), Some(password)) => match client.auth().login(email, password).await {
+                Ok(answer) => AuthState::LoggedIn {
+                    user: answer.user.email,
+                },
+                Err(err) => AuthState::NeedsLogin {
+                    reason: format!("logging in as `{email}` failed: {}", reason(&err)),
+                },
             },
-            Err(err) => AuthState::NeedsLogin {
-                reason: format!("logging in as `{email}` failed: {}", reason(&err)),
+            _ => AuthState::NeedsLogin {
+                reason: "it is multi-user: give `--token`, or `--email` with `INVK_PASSWORD`"
+                    .to_owned(),
             },
         },
-        _ => AuthState::NeedsLogin {
-            reason: "it is multi-user: give `--token`, or `--email` with `INVK_PASSWORD`"
-                .to_owned(),
-        },
-    })
+    )
 }
 
 /// Runs `step` until `deadline`; `Err(what)` when the time is up first.

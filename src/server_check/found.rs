@@ -25,6 +25,23 @@ pub struct ServerReport {
     pub problems: Vec<String>,
 }
 
+impl ServerReport {
+    /// The report on `server` before anything is known: not reachable, not usable, no problem.
+    #[must_use]
+    pub fn unchecked(server: String) -> ServerReport {
+        ServerReport {
+            server,
+            usable: false,
+            reachable: false,
+            version: None,
+            auth: None,
+            queue: None,
+            workflow: None,
+            problems: Vec::new(),
+        }
+    }
+}
+
 /// Whether a run can use a server as the credentials given stand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]

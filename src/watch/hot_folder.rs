@@ -152,6 +152,27 @@ struct ManifestRun {
 }
 
 impl ManifestRun {
+    /// The manifest at `path` (in the processing folder) of the hot folder `base_dir`, starting
+    /// now.
+    fn starting(
+        path: PathBuf,
+        base_dir: &Path,
+        display_name: String,
+        resumed: bool,
+    ) -> ManifestRun {
+        ManifestRun {
+            source: ManifestSource {
+                path,
+                base_dir: base_dir.to_path_buf(),
+                display_name,
+                image: None,
+            },
+            resumed,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+        }
+    }
+
     fn start_event(&self, counts: Counts) -> WatchEvent {
         let manifest = self.source.display_name.clone();
         let path = self.source.path.display().to_string();
@@ -309,17 +330,12 @@ impl<'a> HotFolder<'a> {
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            return Some(ManifestRun {
-                source: ManifestSource {
-                    path,
-                    base_dir: self.config.dir.clone(),
-                    display_name,
-                    image: None,
-                },
-                resumed: true,
-                started_at: SystemTime::now(),
-                started: Instant::now(),
-            });
+            return Some(ManifestRun::starting(
+                path,
+                &self.config.dir,
+                display_name,
+                true,
+            ));
         }
         while let Some((name, settled)) = self.settler.take_ready() {
             let src = self.config.dir.join(&name);
@@ -354,17 +370,12 @@ impl<'a> HotFolder<'a> {
                     } else {
                         name.to_string_lossy().into_owned()
                     };
-                    return Some(ManifestRun {
-                        source: ManifestSource {
-                            path,
-                            base_dir: self.config.dir.clone(),
-                            display_name,
-                            image: None,
-                        },
-                        resumed: false,
-                        started_at: SystemTime::now(),
-                        started: Instant::now(),
-                    });
+                    return Some(ManifestRun::starting(
+                        path,
+                        &self.config.dir,
+                        display_name,
+                        false,
+                    ));
                 }
                 Ok(None) => {}
                 Err(err) => {
