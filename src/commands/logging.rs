@@ -3,7 +3,7 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber. `INVK_LOG` (an `EnvFilter` string) wins over `-v`.
-pub fn init(verbose: u8, quiet: bool) {
+pub(super) fn init(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",

@@ -390,7 +390,7 @@ pub fn did_you_mean<'c>(
 
 /// A short description of a value for messages: `a string "x"`, `a map`, `the number 3`.
 #[must_use]
-pub fn describe(v: &serde_json::Value) -> String {
+pub(super) fn describe(v: &serde_json::Value) -> String {
     use serde_json::Value;
     match v {
         Value::Null => "null".to_owned(),

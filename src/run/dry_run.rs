@@ -18,11 +18,11 @@ use crate::manifest::{EnqueuePlan, Plan};
 use crate::workflow::ConvertOptions;
 
 /// The dry run groups this many consecutive jobs at a time into enqueues.
-pub const DRY_RUN_CHUNK: usize = 1000;
+pub(super) const DRY_RUN_CHUNK: usize = 1000;
 
 /// Prints the check's result (validate) or the jobs and payloads (dry run) and returns an
 /// outcome with nothing run.
-pub fn report(
+pub(super) fn report(
     prepared: &Prepared,
     source: &ManifestSource,
     settings: &RunSettings,

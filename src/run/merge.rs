@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::workflow::{Batch, BatchDatum};
 
 /// A node field of a graph: node id and field name.
-pub type NodeField = (String, String);
+pub(super) type NodeField = (String, String);
 
 /// Keys of a graph node that say what the node is rather than hold a value: they must be equal
 /// for two graphs to merge.
@@ -45,7 +45,7 @@ fn kind(value: &Value) -> Option<Kind> {
 /// already), and the same embedded workflow once these fields' values are left out of it.
 /// `None` when they cannot, or when nothing differs (two equal enqueues stay apart).
 #[must_use]
-pub fn differing_fields(a: &Batch, b: &Batch) -> Option<BTreeSet<NodeField>> {
+pub(super) fn differing_fields(a: &Batch, b: &Batch) -> Option<BTreeSet<NodeField>> {
     if a.runs != 1
         || b.runs != 1
         || a.origin != b.origin
@@ -119,7 +119,7 @@ fn workflow_without(workflow: Option<&Value>, fields: &BTreeSet<NodeField>) -> O
 /// ([`differing_fields`]) and that has room for its sessions under `cap`; else it starts a
 /// group. `enqueues` are (server, batch) pairs; the groups list their indexes.
 #[must_use]
-pub fn groups(enqueues: &[(&str, &Batch)], cap: usize) -> Vec<Vec<usize>> {
+pub(super) fn groups(enqueues: &[(&str, &Batch)], cap: usize) -> Vec<Vec<usize>> {
     let mut groups: Vec<(Vec<usize>, u64)> = Vec::new();
     for (i, (server, batch)) in enqueues.iter().enumerate() {
         let sessions = batch.session_count();
@@ -142,7 +142,7 @@ pub fn groups(enqueues: &[(&str, &Batch)], cap: usize) -> Vec<Vec<usize>> {
 
 /// One batch for several enqueues, and where each one's sessions start in it.
 #[derive(Debug, Clone)]
-pub struct Merged {
+pub(super) struct Merged {
     /// The shared batch.
     pub batch: Batch,
     /// Each enqueue's first session in it, in the order given.
@@ -154,7 +154,7 @@ pub struct Merged {
 /// values that differ), and as batch data one zip group of the differing fields, an item per
 /// batch, followed by the shared batch data.
 #[must_use]
-pub fn merge(batches: &[&Batch], batch_id: &str) -> Merged {
+pub(super) fn merge(batches: &[&Batch], batch_id: &str) -> Merged {
     let base = batches[0];
     let mut fields = BTreeSet::new();
     for batch in &batches[1..] {
@@ -187,7 +187,7 @@ pub fn merge(batches: &[&Batch], batch_id: &str) -> Merged {
 /// An enqueue's own items among the item ids (ascending) of its shared batch: `count` from
 /// `first` on; fewer, or none, when a full queue took only the batch's first sessions.
 #[must_use]
-pub fn slice(item_ids: &[i64], first: usize, count: usize) -> Vec<i64> {
+pub(super) fn slice(item_ids: &[i64], first: usize, count: usize) -> Vec<i64> {
     item_ids.iter().skip(first).take(count).copied().collect()
 }
 

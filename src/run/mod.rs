@@ -94,6 +94,9 @@ pub async fn run_manifest(
         schemas,
     )
     .await?;
+    // The checked manifest holds what it needs of the schemas: the server's whole set is not
+    // kept for the run.
+    drop(live);
     if settings.validate_only || settings.dry_run {
         return Ok(dry_run::report(&prepared, source, settings, reporter));
     }

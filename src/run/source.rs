@@ -32,7 +32,7 @@ pub(super) struct JobSource<'a> {
 
 impl<'a> JobSource<'a> {
     /// Every job of `expansion` but those in `skip`, or only those in `only`.
-    pub fn new(
+    pub(super) fn new(
         expansion: &'a Expansion,
         skip: HashSet<usize>,
         only: Option<Vec<usize>>,
@@ -48,18 +48,18 @@ impl<'a> JobSource<'a> {
     }
 
     /// Hands jobs back (submitted again before the rest).
-    pub fn hand_back(&mut self, jobs: impl IntoIterator<Item = usize>) {
+    pub(super) fn hand_back(&mut self, jobs: impl IntoIterator<Item = usize>) {
         self.again.extend(jobs);
     }
 
     /// Whether no job is left.
-    pub fn is_empty(&mut self) -> bool {
+    pub(super) fn is_empty(&mut self) -> bool {
         self.fill(1);
         self.ahead.is_empty()
     }
 
     /// Up to `max` jobs that can share an enqueue, in job order.
-    pub fn take(&mut self, max: usize, inputs: &IndexMap<String, InputInfo>) -> Vec<Job> {
+    pub(super) fn take(&mut self, max: usize, inputs: &IndexMap<String, InputInfo>) -> Vec<Job> {
         self.fill(LOOKAHEAD.max(max));
         let Some(first) = self.ahead.front() else {
             return Vec::new();

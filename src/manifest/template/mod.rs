@@ -34,10 +34,10 @@ pub const FUEL: u64 = 100_000;
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// The memory one render may hold at once, in bytes.
-pub const MAX_RENDER_MEMORY: usize = 32 << 20;
+pub(super) const MAX_RENDER_MEMORY: usize = 32 << 20;
 
 /// The time one render may take.
-pub const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
+pub(super) const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
 
 /// Names minijinja knows without a context (functions and loop helpers); they are not undefined.
 const BUILTINS: &[&str] = &[
@@ -54,13 +54,13 @@ const BUILTINS: &[&str] = &[
 
 /// Whether minijinja knows `name` without a context (a function or loop helper).
 #[must_use]
-pub fn is_builtin(name: &str) -> bool {
+pub(super) fn is_builtin(name: &str) -> bool {
     BUILTINS.contains(&name)
 }
 
 /// A problem with one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateProblem {
+pub(crate) struct TemplateProblem {
     /// What is wrong.
     pub message: String,
     /// What to do about it.
@@ -80,7 +80,7 @@ pub fn is_template(s: &str) -> bool {
 
 /// The compiled templates of one manifest, keyed by their place in it.
 #[derive(Debug)]
-pub struct Templates {
+pub(crate) struct Templates {
     /// Shared with the renders that run under a budget on another thread.
     env: Arc<Environment<'static>>,
     compiled: HashMap<YamlPath, Compiled>,
@@ -104,7 +104,7 @@ impl Default for Templates {
 impl Templates {
     /// An environment with strict undefined and the `stem`, `basename` and `slug` filters.
     #[must_use]
-    pub fn new() -> Templates {
+    pub(crate) fn new() -> Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
@@ -137,7 +137,7 @@ impl Templates {
     ///
     /// # Errors
     /// The template's syntax error.
-    pub fn add(&mut self, path: &YamlPath, source: &str) -> Result<(), TemplateProblem> {
+    pub(crate) fn add(&mut self, path: &YamlPath, source: &str) -> Result<(), TemplateProblem> {
         if !is_template(source) || self.compiled.contains_key(path) {
             return Ok(());
         }
@@ -182,25 +182,25 @@ impl Templates {
 
     /// Whether the string at `path` is a template that did not compile.
     #[must_use]
-    pub fn failed(&self, path: &YamlPath) -> bool {
+    pub(crate) fn failed(&self, path: &YamlPath) -> bool {
         self.failed.contains(path)
     }
 
     /// Whether any template failed to compile.
     #[must_use]
-    pub fn any_failed(&self) -> bool {
+    pub(crate) fn any_failed(&self) -> bool {
         !self.failed.is_empty()
     }
 
     /// Whether the string at `path` was compiled as a template.
     #[must_use]
-    pub fn contains(&self, path: &YamlPath) -> bool {
+    pub(crate) fn contains(&self, path: &YamlPath) -> bool {
         self.compiled.contains_key(path)
     }
 
     /// The top-level variable names the template at `path` reads (`vars`, `animal`, `sweep`...).
     #[must_use]
-    pub fn top_level_names(&self, path: &YamlPath) -> HashSet<String> {
+    pub(crate) fn top_level_names(&self, path: &YamlPath) -> HashSet<String> {
         self.compiled
             .get(path)
             .map(|c| {
@@ -215,7 +215,7 @@ impl Templates {
     /// Whether the template at `path` reads no variable but those in `allowed` (builtins aside).
     /// A string that is no template reads nothing.
     #[must_use]
-    pub fn reads_only(&self, path: &YamlPath, allowed: &[&str]) -> bool {
+    pub(crate) fn reads_only(&self, path: &YamlPath, allowed: &[&str]) -> bool {
         self.top_level_names(path)
             .iter()
             .all(|n| is_builtin(n) || allowed.contains(&n.as_str()))

@@ -24,11 +24,11 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use url::Url;
 
 /// The path InvokeAI serves Socket.IO on.
-pub const SOCKET_PATH: &str = "/ws/socket.io/";
+pub(crate) const SOCKET_PATH: &str = "/ws/socket.io/";
 
 /// Engine.IO timing the fake announces.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// How often the fake pings.
     pub ping_interval: Duration,
     /// How long the client should wait for a ping beyond the interval.
@@ -46,7 +46,7 @@ impl Default for Timing {
 
 /// What a websocket handshake request looked like.
 #[derive(Debug, Clone)]
-pub struct Handshake {
+pub(crate) struct Handshake {
     /// Path and query.
     pub uri: String,
     /// The `Authorization` header, if any.
@@ -55,7 +55,7 @@ pub struct Handshake {
 
 /// What the fake has seen.
 #[derive(Debug, Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// TCP connections accepted (including refused ones).
     pub tcp_accepts: usize,
     /// Websocket handshakes on the Socket.IO path.
@@ -70,7 +70,7 @@ pub struct Seen {
 
 impl Seen {
     /// The `subscribe_queue` payloads received, in order.
-    pub fn subscriptions(&self) -> Vec<Value> {
+    pub(crate) fn subscriptions(&self) -> Vec<Value> {
         self.client_events
             .iter()
             .filter(|(name, _)| name == "subscribe_queue")
@@ -117,7 +117,7 @@ impl Shared {
 }
 
 /// A running fake server; it stops when dropped.
-pub struct FakeSocketIo {
+pub(crate) struct FakeSocketIo {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
@@ -131,12 +131,12 @@ impl Drop for FakeSocketIo {
 
 impl FakeSocketIo {
     /// Starts a fake with InvokeAI's default timing.
-    pub async fn start() -> FakeSocketIo {
+    pub(crate) async fn start() -> FakeSocketIo {
         Self::start_with(Timing::default()).await
     }
 
     /// Starts a fake with the given ping timing.
-    pub async fn start_with(timing: Timing) -> FakeSocketIo {
+    pub(crate) async fn start_with(timing: Timing) -> FakeSocketIo {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a local port for the fake Socket.IO server");
@@ -155,17 +155,17 @@ impl FakeSocketIo {
     }
 
     /// The base URL to give the client (the socket path is added by it).
-    pub fn base_url(&self) -> Url {
+    pub(crate) fn base_url(&self) -> Url {
         Url::parse(&format!("http://{}", self.addr)).expect("a valid URL")
     }
 
     /// Runs `f` on what the fake has seen so far.
-    pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+    pub(crate) fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
         f(&self.shared.lock().seen)
     }
 
     /// Waits (up to 10 s) until `f` returns `Some`, and returns it.
-    pub async fn wait_for<T>(&self, what: &str, f: impl Fn(&Seen) -> Option<T>) -> T {
+    pub(crate) async fn wait_for<T>(&self, what: &str, f: impl Fn(&Seen) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let notified = self.shared.changed.notified();
@@ -180,7 +180,7 @@ impl FakeSocketIo {
     }
 
     /// Waits until `n` `subscribe_queue` events have arrived; returns all of them.
-    pub async fn wait_for_subscriptions(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for_subscriptions(&self, n: usize) -> Vec<Value> {
         self.wait_for(&format!("{n} subscribe_queue events"), |seen| {
             let subs = seen.subscriptions();
             (subs.len() >= n).then_some(subs)
@@ -189,51 +189,51 @@ impl FakeSocketIo {
     }
 
     /// Emits a server event to every accepted session.
-    pub fn emit(&self, name: &str, payload: Value) {
+    pub(crate) fn emit(&self, name: &str, payload: Value) {
         let frame = format!("42{}", json!([name, payload]));
         self.broadcast(&Command::Send(frame));
     }
 
     /// Sends a raw Engine.IO frame (e.g. `42[...]` with odd content) to every accepted session.
-    pub fn send_raw(&self, frame: &str) {
+    pub(crate) fn send_raw(&self, frame: &str) {
         self.broadcast(&Command::Send(frame.to_owned()));
     }
 
     /// Resets every live socket (TCP RST, no close frame).
-    pub fn reset_sockets(&self) {
+    pub(crate) fn reset_sockets(&self) {
         self.broadcast(&Command::Reset);
     }
 
     /// Closes every live socket with a websocket close frame.
-    pub fn close_sockets(&self) {
+    pub(crate) fn close_sockets(&self) {
         self.broadcast(&Command::Close);
     }
 
     /// Ends every Socket.IO session from the server side (`41`), keeping the websocket.
-    pub fn disconnect_sessions(&self) {
+    pub(crate) fn disconnect_sessions(&self) {
         self.broadcast(&Command::Disconnect);
     }
 
     /// Stops answering and pinging on every live socket, keeping the TCP connection open.
-    pub fn stall_sockets(&self) {
+    pub(crate) fn stall_sockets(&self) {
         self.broadcast(&Command::Stall);
     }
 
     /// Answers future CONNECTs with CONNECT_ERROR and this message (or accepts them again).
-    pub fn reject_connects(&self, message: Option<&str>) {
+    pub(crate) fn reject_connects(&self, message: Option<&str>) {
         self.shared
             .update(|s| s.reject_with = message.map(str::to_owned));
     }
 
     /// Emits this event right after accepting each future Socket.IO CONNECT, in the same burst
     /// as the acknowledgement (before the client can have subscribed).
-    pub fn greet_on_connect(&self, name: &str, payload: Value) {
+    pub(crate) fn greet_on_connect(&self, name: &str, payload: Value) {
         let frame = format!("42{}", json!([name, payload]));
         self.shared.update(|s| s.greeting = Some(frame));
     }
 
     /// Closes new TCP connections at once (the server is "down"), or accepts them again.
-    pub fn refuse_connections(&self, refuse: bool) {
+    pub(crate) fn refuse_connections(&self, refuse: bool) {
         self.shared.update(|s| s.refuse = refuse);
     }
 

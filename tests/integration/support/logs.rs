@@ -15,7 +15,7 @@ static ROOTS: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
 
 /// Registers a server's root under a name (`shared single`, `private 41234`, ...).
-pub fn register(name: &str, root: &Path) {
+pub(crate) fn register(name: &str, root: &Path) {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -27,7 +27,7 @@ pub fn register(name: &str, root: &Path) {
 }
 
 /// Forgets a server (its root is about to go).
-pub fn unregister(root: &Path) {
+pub(crate) fn unregister(root: &Path) {
     roots().retain(|(_, r)| r != root);
 }
 
@@ -38,7 +38,7 @@ fn roots() -> std::sync::MutexGuard<'static, Vec<(String, PathBuf)>> {
 }
 
 /// The last lines of each registered server's log.
-pub fn tails() -> String {
+pub(crate) fn tails() -> String {
     let mut out = String::new();
     for (name, root) in roots().iter() {
         let log = root.join(invk_run::local_server::LOG_FILE);

@@ -1,7 +1,7 @@
 //! Tiny PNG files for tests, encoded by hand (no image crate needed).
 
 /// A `width`×`height` RGB PNG of one colour, encoded by hand (stored deflate blocks).
-pub fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = 0xffff_ffff_u32;
         for &b in bytes {

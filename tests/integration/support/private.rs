@@ -13,7 +13,7 @@ use super::installation;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A server the test owns; stopped when dropped.
-pub struct PrivateServer {
+pub(crate) struct PrivateServer {
     server: Option<RunningServer>,
     config: ServerConfig,
     _root: tempfile::TempDir,
@@ -22,12 +22,12 @@ pub struct PrivateServer {
 
 impl PrivateServer {
     /// Starts one; `max_queue_size` limits its queue.
-    pub fn start(max_queue_size: Option<u32>) -> PrivateServer {
+    pub(crate) fn start(max_queue_size: Option<u32>) -> PrivateServer {
         PrivateServer::start_with(|config| config.max_queue_size = max_queue_size)
     }
 
     /// Starts one whose invocation schema lacks the node types `nodes` (`deny_nodes`).
-    pub fn start_denying(nodes: &[&str]) -> PrivateServer {
+    pub(crate) fn start_denying(nodes: &[&str]) -> PrivateServer {
         PrivateServer::start_with(|config| {
             config.deny_nodes = nodes.iter().map(|n| (*n).to_owned()).collect();
         })
@@ -57,19 +57,19 @@ impl PrivateServer {
     }
 
     /// Base URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.config.port)
     }
 
     /// Kills it (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut server) = self.server.take() {
             server.kill();
         }
     }
 
     /// Starts it again on the same root and port.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         let server = RunningServer::start(installation(), &self.config)
             .unwrap_or_else(|e| panic!("restarting the private InvokeAI: {e}"));
@@ -77,20 +77,20 @@ impl PrivateServer {
     }
 
     /// `GET path` on it, as JSON (`None` when it does not answer).
-    pub fn get(&self, path: &str) -> Option<Value> {
+    pub(crate) fn get(&self, path: &str) -> Option<Value> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.config.port));
         let (status, body) = http_get(addr, path).ok()?;
         (status == 200).then(|| serde_json::from_str(&body).ok())?
     }
 
     /// Running items of its queue.
-    pub fn in_progress(&self) -> Option<u64> {
+    pub(crate) fn in_progress(&self) -> Option<u64> {
         let status = self.get("/api/v1/queue/default/status")?;
         status["queue"]["in_progress"].as_u64()
     }
 
     /// Pending and running items of its queue.
-    pub fn busy(&self) -> Option<u64> {
+    pub(crate) fn busy(&self) -> Option<u64> {
         let status = self.get("/api/v1/queue/default/status")?;
         let queue = &status["queue"];
         Some(queue["pending"].as_u64()? + queue["in_progress"].as_u64()?)

@@ -13,7 +13,7 @@ use invk_run::local_server::{Installation, RunningServer, ServerConfig, is_alive
 
 /// A test server: its URL and, for a multi-user one, the admin's credentials.
 #[derive(Debug)]
-pub struct TestServer {
+pub(crate) struct TestServer {
     url: String,
     root: PathBuf,
     /// Admin email (multi-user servers).
@@ -24,19 +24,19 @@ pub struct TestServer {
 
 impl TestServer {
     /// Base URL, `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// The server's root folder.
     #[allow(dead_code)]
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 }
 
 /// The InvokeAI installation the tests use (installed on first use).
-pub fn installation() -> &'static Installation {
+pub(crate) fn installation() -> &'static Installation {
     static INST: OnceLock<Installation> = OnceLock::new();
     INST.get_or_init(|| {
         Installation::ensure(&wanted_version())
@@ -47,7 +47,7 @@ pub fn installation() -> &'static Installation {
 /// The shared single-user server. Its invocation cache is off: with it on, a test's session
 /// could take an intermediate image from the cache that another test, running side by side,
 /// has just deleted in its cleanup, and the item would fail for a reason outside the test.
-pub fn server() -> &'static TestServer {
+pub(crate) fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let server = start(false);
@@ -58,7 +58,7 @@ pub fn server() -> &'static TestServer {
 
 /// The shared multi-user server, with an admin account set up.
 #[allow(dead_code)]
-pub fn multiuser_server() -> &'static TestServer {
+pub(crate) fn multiuser_server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let mut server = start(true);
