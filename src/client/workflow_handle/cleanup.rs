@@ -41,6 +41,8 @@ impl WorkflowHandle {
     ///
     /// # Errors
     /// [`HandleError::StillRunning`], or any [`ClientError`].
+    ///
+    /// [`ClientError`]: crate::client::ClientError
     pub async fn cleanup(&mut self, what: Cleanup) -> Result<CleanupReport, HandleError> {
         let mut report = CleanupReport::default();
         let items = if self.submissions.is_empty() {

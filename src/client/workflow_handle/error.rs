@@ -1,4 +1,6 @@
 //! What can go wrong with a [`WorkflowHandle`].
+//!
+//! [`WorkflowHandle`]: super::WorkflowHandle
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +9,8 @@ use crate::client::ClientError;
 use crate::workflow::WorkflowError;
 
 /// An error of a [`WorkflowHandle`].
+///
+/// [`WorkflowHandle`]: super::WorkflowHandle
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandleError {

@@ -39,6 +39,8 @@ impl WorkflowHandle {
     ///
     /// # Errors
     /// [`WorkflowError::UserNameCollision`] naming the colliding nodes when user names repeat.
+    ///
+    /// [`WorkflowError::UserNameCollision`]: crate::workflow::WorkflowError::UserNameCollision
     pub fn by_user_name(&self) -> Result<BTreeMap<&str, &WorkflowInput>, HandleError> {
         Ok(self.workflow.by_user_name()?)
     }
@@ -48,6 +50,10 @@ impl WorkflowHandle {
     /// # Errors
     /// [`WorkflowError::UnknownInput`], [`WorkflowError::AmbiguousInput`] or
     /// [`WorkflowError::InputIndexOutOfRange`].
+    ///
+    /// [`WorkflowError::UnknownInput`]: crate::workflow::WorkflowError::UnknownInput
+    /// [`WorkflowError::AmbiguousInput`]: crate::workflow::WorkflowError::AmbiguousInput
+    /// [`WorkflowError::InputIndexOutOfRange`]: crate::workflow::WorkflowError::InputIndexOutOfRange
     pub fn input(&self, input: impl Into<InputRef>) -> Result<&WorkflowInput, HandleError> {
         Ok(self.workflow.input(&input.into())?)
     }
@@ -60,6 +66,8 @@ impl WorkflowHandle {
     /// # Errors
     /// As [`WorkflowHandle::input`], or [`WorkflowError::InvalidValue`] naming the input, the
     /// value and the rule; nothing is changed then.
+    ///
+    /// [`WorkflowError::InvalidValue`]: crate::workflow::WorkflowError::InvalidValue
     pub fn set(
         &mut self,
         input: impl Into<InputRef>,
@@ -76,6 +84,10 @@ impl WorkflowHandle {
     /// As [`WorkflowHandle::input`]; [`HandleError::NotAnImageInput`] when the input takes no
     /// image (nothing is uploaded then); [`ClientError::NotAnImage`] or
     /// [`ClientError::File`] for the file; or any other [`ClientError`].
+    ///
+    /// [`ClientError::NotAnImage`]: crate::client::ClientError::NotAnImage
+    /// [`ClientError::File`]: crate::client::ClientError::File
+    /// [`ClientError`]: crate::client::ClientError
     pub async fn set_image_file(
         &mut self,
         input: impl Into<InputRef>,

@@ -78,6 +78,8 @@ impl WorkflowHandle {
     /// # Errors
     /// [`HandleError::NotFinished`] when an item has not finished (nothing is downloaded then),
     /// [`HandleError::Place`] for a link in `dir`, or any [`ClientError`].
+    ///
+    /// [`ClientError`]: crate::client::ClientError
     pub async fn download_outputs(
         &self,
         dir: impl AsRef<Path>,

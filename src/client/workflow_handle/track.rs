@@ -25,6 +25,8 @@ impl WorkflowHandle {
     ///
     /// # Errors
     /// `404` when there is none with this id, or any other [`ClientError`].
+    ///
+    /// [`ClientError`]: crate::client::ClientError
     pub async fn item(&self, item_id: i64) -> Result<QueueItem, HandleError> {
         Ok(self
             .client
@@ -38,6 +40,8 @@ impl WorkflowHandle {
     ///
     /// # Errors
     /// [`HandleError::NothingSubmitted`], or any [`ClientError`].
+    ///
+    /// [`ClientError`]: crate::client::ClientError
     pub async fn items(&self) -> Result<Vec<QueueItem>, HandleError> {
         let ids = self.submitted_ids()?;
         let mut items = self
@@ -168,6 +172,8 @@ impl WorkflowHandle {
     ///
     /// # Errors
     /// [`HandleError::NothingSubmitted`], or any [`ClientError`].
+    ///
+    /// [`ClientError`]: crate::client::ClientError
     pub async fn cancel(&self) -> Result<u64, HandleError> {
         self.submitted_ids()?;
         let mut by_queue: BTreeMap<&str, Vec<String>> = BTreeMap::new();
