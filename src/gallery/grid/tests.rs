@@ -1,0 +1,169 @@
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+use serde_json::Map;
+
+use super::*;
+use crate::gallery::records::FileRecord;
+use serde_json::json;
+
+fn record(job: usize, hue: i64, blur: i64, status: &str) -> JobRecord {
+    JobRecord {
+        job,
+        status: status.to_owned(),
+        error: (status == "failed").then(|| "boom".to_owned()),
+        sweep: json!({"Hue": hue, "Blur": blur})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        inputs: Map::new(),
+        files: if status == "completed" {
+            vec![FileRecord {
+                path: PathBuf::from(format!("{job}.png")),
+                node_label: Some("Tinted".into()),
+                node_id: Some("n".into()),
+                sidecar: None,
+                exists: true,
+            }]
+        } else {
+            Vec::new()
+        },
+        summarized: true,
+    }
+}
+
+#[test]
+fn cells_follow_the_axes_and_say_why_they_are_empty() {
+    let records = vec![
+        record(0, 0, 1, "completed"),
+        record(1, 0, 3, "failed"),
+        record(2, 90, 1, "not_run"),
+    ];
+    let spec = GridSpec::new("Hue", Some("Blur"));
+    let plans = plan(&spec, 1, 1, &records).expect("plan");
+    assert_eq!(plans.len(), 1);
+    let p = &plans[0];
+    assert_eq!(p.file, PathBuf::from("grid-Tinted.png"));
+    assert_eq!(p.columns, [json!(0), json!(90)]);
+    assert_eq!(p.rows, [json!(1), json!(3)]);
+    assert_eq!(
+        p.cells[0],
+        Cell::Image {
+            job: 0,
+            file: "0.png".into()
+        }
+    );
+    assert!(matches!(&p.cells[1], Cell::Empty { reason, .. } if reason == "not run yet"));
+    assert!(
+        matches!(&p.cells[2], Cell::Empty { reason, failed: true, .. } if reason == "failed: boom")
+    );
+    assert!(
+        matches!(&p.cells[3], Cell::Empty { reason, job: None, .. } if reason == "not in the sweep")
+    );
+}
+
+/// A Hue × Blur grid of two cells: a 20 × 10 green image, and the file `second` writes;
+/// returns the decoded grid and its layout, after checking the grid's image is the size
+/// its layout says and the green image sits centred in its cell, pixel for pixel.
+fn two_cells(second: impl FnOnce(&Path)) -> (RgbImage, GridLayout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = RgbImage::from_pixel(20, 10, Rgb([10, 200, 30]));
+    img.save(dir.path().join("0.png")).expect("png");
+    second(&dir.path().join("1.png"));
+    let records = vec![record(0, 0, 1, "completed"), record(1, 90, 1, "completed")];
+    let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
+    let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+    let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
+    assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
+    let (x, y) = (
+        layout.column_lefts[0] + (layout.cell - 20) / 2,
+        layout.row_tops[0] + (layout.cell - 10) / 2,
+    );
+    assert_eq!(*grid.get_pixel(x, y), Rgb([10, 200, 30]));
+    assert_eq!(*grid.get_pixel(x + 19, y + 9), Rgb([10, 200, 30]));
+    assert_ne!(*grid.get_pixel(x - 1, y), Rgb([10, 200, 30]));
+    (grid, layout)
+}
+
+#[test]
+fn a_cell_whose_file_is_no_image_says_so_and_the_rest_is_drawn() {
+    let (_, layout) = two_cells(|path| crate::fs::write(path, b"not a png").expect("write"));
+    assert!(
+        matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png"))
+    );
+}
+
+#[test]
+fn an_image_that_fails_past_its_header_is_an_empty_cell_and_the_cells_shrink_without_it() {
+    // A large image cut short: its header says 300 × 300, its pixels are missing.
+    let (_, layout) = two_cells(|path| {
+        RgbImage::from_pixel(300, 300, Rgb([200, 10, 30]))
+            .save(path)
+            .expect("png");
+        let whole = crate::fs::read(path).expect("read");
+        crate::fs::write(path, &whole[..whole.len() - 20]).expect("cut");
+        assert_eq!(
+            image::image_dimensions(path).expect("its header reads"),
+            (300, 300)
+        );
+    });
+    assert!(
+        matches!(&layout.plan.cells[1], Cell::Empty { reason, .. } if reason.starts_with("cannot show 1.png")),
+        "{:?}",
+        layout.plan.cells[1]
+    );
+    assert_eq!(
+        layout.cell, DEFAULT_CELL_MIN,
+        "sized as if the cut image were not there"
+    );
+}
+
+#[test]
+fn a_jpeg_grid_has_its_cells_where_its_layout_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    RgbImage::from_pixel(64, 64, Rgb([250, 250, 0]))
+        .save(dir.path().join("0.png"))
+        .expect("png");
+    let records = vec![record(0, 0, 1, "completed"), record(1, 0, 3, "failed")];
+    let spec = GridSpec {
+        format: crate::manifest::GridFormat::Jpeg,
+        ..GridSpec::new("Hue", Some("Blur"))
+    };
+    let plans = plan(&spec, 1, 1, &records).expect("plan");
+    let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+    let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
+    assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
+    // Below the centre of each cell: off an empty cell's cross and its text.
+    let at = |row: usize| {
+        *grid.get_pixel(
+            layout.column_lefts[0] + layout.cell / 2,
+            layout.row_tops[row] + layout.cell / 2 + 20,
+        )
+    };
+    let Rgb([r, g, b]) = at(0);
+    assert!(
+        r > 200 && g > 200 && b < 60,
+        "the yellow image: {:?}",
+        at(0)
+    );
+    let Rgb([r, g, b]) = at(1);
+    assert!(
+        r >= 240 && r >= g + 8 && r >= b + 8,
+        "the failed cell's pink: {:?}",
+        at(1)
+    );
+}
+
+#[test]
+fn keys_on_no_axis_make_pages() {
+    let records = vec![record(0, 0, 1, "completed"), record(1, 0, 3, "completed")];
+    let plans = plan(&GridSpec::new("Hue", None), 1, 1, &records).expect("plan");
+    let files: Vec<_> = plans.iter().map(|p| p.file.clone()).collect();
+    assert_eq!(
+        files,
+        [
+            PathBuf::from("grid-Tinted-Blur=1.png"),
+            PathBuf::from("grid-Tinted-Blur=3.png")
+        ]
+    );
+}
