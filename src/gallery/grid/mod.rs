@@ -7,11 +7,8 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-#[allow(unused_imports)]
-pub(crate) use bands::*;
-#[allow(unused_imports)]
-pub(crate) use cells::*;
-#[allow(unused_imports)]
+use bands::*;
+use cells::*;
 pub use render::*;
 
 use super::ReportError;
