@@ -6,5 +6,6 @@ use std::process::ExitCode;
 static ALLOCATOR: invk_run::budget::BudgetAllocator = invk_run::budget::BudgetAllocator;
 
 fn main() -> ExitCode {
+    invk_run::budget::BudgetAllocator::share_arenas();
     invk_run::commands::main()
 }
