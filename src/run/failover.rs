@@ -81,7 +81,7 @@ impl Run<'_> {
         // The last server left waits for an outage as long as a one-server run would.
         let mut in_run = self.lanes.iter_mut().filter(|l| l.in_run());
         if let (Some(last), None) = (in_run.next(), in_run.next()) {
-            last.health.set_wait(self.ctx.server_wait);
+            last.health.set_wait(self.ctx.wait_for(false));
         }
         Ok(())
     }

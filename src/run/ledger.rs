@@ -372,8 +372,8 @@ impl Ledger {
     /// servers were numbered, whose items are then taken for its items: the resume checks
     /// that the server has them).
     pub(super) fn server_number(&mut self, url: &str) -> std::io::Result<u16> {
-        if let Some((number, _)) = self.state.servers.iter().find(|(_, u)| *u == url) {
-            return Ok(*number);
+        if let Some(number) = self.number_of(url) {
+            return Ok(number);
         }
         let number = self
             .state

@@ -65,7 +65,7 @@ impl Run<'_> {
             }
             let slots: Vec<(usize, JobKey)> =
                 enqueue.job_indices.iter().map(|i| (*i, keys[i])).collect();
-            let sent = self.send(i, enqueue, &slots, cancel).await;
+            let sent = self.enqueue(i, enqueue, &slots, cancel).await;
             let sent = match sent {
                 Ok(sent) => sent,
                 // A server that is gone or lacks a model: the jobs go elsewhere, if there is
@@ -84,20 +84,6 @@ impl Run<'_> {
             self.follow(i, &sent, &slots, &mut out).await?;
         }
         Ok(out)
-    }
-
-    /// Models resolved, images uploaded, then the enqueue journaled and sent.
-    async fn send(
-        &mut self,
-        i: usize,
-        enqueue: &EnqueuePlan,
-        slots: &[(usize, JobKey)],
-        cancel: &CancellationToken,
-    ) -> Result<Option<Sent>, RunError> {
-        let lane = &mut self.lanes[i];
-        super::models::resolve_models(&self.ctx, &lane.client, enqueue, &mut lane.models).await?;
-        self.upload_for(i, enqueue).await?;
-        self.enqueue(i, enqueue, slots, cancel).await
     }
 
     /// Follows the items of an enqueue the server took; a job the full queue took only part
@@ -146,8 +132,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Journals and sends one enqueue to lane `i`; `None` when Ctrl-C came while the server
-    /// was down.
+    /// Resolves the models of one enqueue on lane `i` and uploads its images, then journals and
+    /// sends it; `None` when Ctrl-C came while the server was down.
     async fn enqueue(
         &mut self,
         i: usize,
@@ -155,6 +141,9 @@ impl Run<'_> {
         slots: &[(usize, JobKey)],
         cancel: &CancellationToken,
     ) -> Result<Option<Sent>, RunError> {
+        let lane = &mut self.lanes[i];
+        super::models::resolve_models(&self.ctx, &lane.client, enqueue, &mut lane.models).await?;
+        self.upload_for(i, enqueue).await?;
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch = {
             let lane = &self.lanes[i];

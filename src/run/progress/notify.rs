@@ -417,6 +417,10 @@ async fn post(
             Err(e) if e.is_timeout() => {
                 return Err(format!("no answer within {}", seconds(bound)));
             }
+            // What tries again cannot mend (a certificate, a malformed request) is not retried.
+            Err(e) if !crate::client::retry::is_transient(&e) => {
+                return Err(crate::error_chain::error_chain(&e));
+            }
             Err(e) => crate::error_chain::error_chain(&e),
         };
         if attempt >= ATTEMPTS || Instant::now() + backoff >= deadline {
