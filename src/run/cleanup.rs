@@ -8,11 +8,11 @@
 use super::error::RunError;
 use std::collections::BTreeSet;
 
-use super::context::RunContext;
 use super::journal::Entry;
 use super::lane::Lane;
 use super::ledger::Ledger;
 use super::running::Run;
+use super::running::RunContext;
 use crate::client::cleanup_plan::{Ours, deletable};
 use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};
 

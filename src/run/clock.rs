@@ -1,4 +1,7 @@
-//! The date and time a run names its outputs with (UTC), without a time-zone database.
+//! The date and time a run names its outputs with (UTC), without a time-zone database, and
+//! durations as people read them.
+
+use std::time::Duration;
 
 /// Today's date (`YYYY-MM-DD`) and time (`HHMMSS`), UTC.
 pub fn now_utc() -> (String, String) {
@@ -26,6 +29,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
     let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The pause before trying again a server that has not answered for `down_for`: a quarter of
+/// that, from half a second to five seconds.
+pub(crate) fn pause_after(down_for: Duration) -> Duration {
+    (down_for / 4).clamp(Duration::from_millis(500), Duration::from_secs(5))
+}
+
+/// `90 s`, `5 min`, `1 h 30 min`.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ impl Fetch {
                     if since.elapsed() >= self.server_wait || self.given_up() {
                         return Err(e);
                     }
-                    tokio::time::sleep(super::health::pause_after(since.elapsed())).await;
+                    tokio::time::sleep(super::clock::pause_after(since.elapsed())).await;
                 }
                 Err(e) => return Err(e),
             }

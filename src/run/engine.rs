@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::collect::Ended;
-use super::context::RunContext;
 use super::download::{DownloadResult, Downloads};
 use super::error::RunError;
 use super::journal::Entry;
-use super::lane::{Lane, next_event};
+use super::lane::{Follow, Lane, next_event};
 use super::ledger::Ledger;
 use super::preflight::PoolServer;
 use super::progress::RunEvent;
 use super::running::Run;
+use super::running::RunContext;
 use super::source::JobSource;
 use super::submit::QUEUE_FULL_PAUSE;
 use super::take_back::Which;
@@ -77,10 +77,15 @@ impl<'a> Run<'a> {
         })?;
         // A server is given up after the grace while another can take its jobs.
         let wait = ctx.wait_for(servers.len() > 1);
+        let follow = Follow {
+            mode: ctx.track_mode,
+            poll_interval: ctx.poll_interval,
+            window: ctx.window,
+        };
         let mut lanes = Vec::with_capacity(servers.len());
         for server in servers {
             let number = ledger.server_number(&server.entry.url)?;
-            lanes.push(Lane::start(server, number, &ctx, wait).await);
+            lanes.push(Lane::start(server, number, &follow, wait).await);
         }
         // A download from a server that stopped answering waits longer than the grace: the
         // server leaves the pool first, and its downloads are given up (their jobs run
@@ -228,10 +233,9 @@ impl<'a> Run<'a> {
         match event {
             Some(TrackEvent::Finished(item)) => {
                 let at = self.lanes[i].item(item.item_id);
-                let lane = &mut self.lanes[i];
-                lane.running.remove(&at);
-                lane.health.up(&self.ctx);
-                let epoch = lane.health.epoch;
+                self.lanes[i].running.remove(&at);
+                self.server_up(i);
+                let epoch = self.lanes[i].health.epoch;
                 self.item_ended(i, at, |run| run.finished(at, item, epoch))?;
             }
             Some(TrackEvent::Vanished { item_id }) => {
@@ -241,12 +245,12 @@ impl<'a> Run<'a> {
             }
             Some(TrackEvent::Started { item_id }) => {
                 let at = self.lanes[i].item(item_id);
-                self.lanes[i].health.up(&self.ctx);
+                self.server_up(i);
                 self.lanes[i].running.insert(at);
                 self.tell_status(i);
             }
             Some(TrackEvent::PollFailed { error, .. }) => {
-                if let Err(gone) = self.lanes[i].health.down(&self.ctx, &error) {
+                if let Err(gone) = self.server_down(i, &error) {
                     if !self.others_in_run(i) {
                         return Err(gone);
                     }
@@ -256,11 +260,11 @@ impl<'a> Run<'a> {
                 self.tell_status(i);
             }
             Some(TrackEvent::ServerBack) => {
-                self.lanes[i].health.up(&self.ctx);
+                self.server_up(i);
                 self.tell_status(i);
             }
             Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
-            Some(_) => self.lanes[i].health.up(&self.ctx),
+            Some(_) => self.server_up(i),
             None => self.lanes[i].idle = true,
         }
         Ok(())

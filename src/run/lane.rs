@@ -4,20 +4,31 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::select_all;
+use serde_json::Value;
 
-use super::context::RunContext;
-use super::health::Health;
+use super::batch::{model_inputs, model_types_of};
+use super::clock::{human, pause_after};
+use super::error::RunError;
 use super::key::ItemRef;
 use super::ledger::Ledger;
 use super::preflight::PoolServer;
 use super::progress::RunEvent;
 use super::take_back::{TakenBack, Which, take_back};
-use crate::client::tracker::{TrackEvent, Tracker};
-use crate::client::{Client, ModelResolver};
-use crate::manifest::LocalImage;
+use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
+use crate::client::{Client, ModelRef, ModelResolver};
+use crate::manifest::{EnqueuePlan, InputInfo, LocalImage};
+use crate::workflow::Workflow;
+
+/// How the run follows its servers: the tracker's mode and polling interval, and the window
+/// each server gets unless its entry says otherwise.
+pub(super) struct Follow {
+    pub(super) mode: TrackMode,
+    pub(super) poll_interval: Duration,
+    pub(super) window: usize,
+}
 
 /// A server of the run.
 pub(super) struct Lane {
@@ -62,12 +73,12 @@ impl Lane {
     pub(super) async fn start(
         server: PoolServer,
         number: u16,
-        ctx: &RunContext<'_>,
+        follow: &Follow,
         wait: Duration,
     ) -> Lane {
-        let tracker = Tracker::start(&server.client, ctx.track_mode, ctx.poll_interval).await;
+        let tracker = Tracker::start(&server.client, follow.mode, follow.poll_interval).await;
         Lane {
-            window: server.entry.window_of(ctx.window).max(1),
+            window: server.entry.window_of(follow.window).max(1),
             health: Health::new(wait, &server.entry.url),
             url: server.entry.url,
             client: server.client,
@@ -162,6 +173,38 @@ impl Lane {
         }
     }
 
+    /// Resolves the enqueue's models given by name (or key alone) on this server, each with its
+    /// field's model types, once per reference and types in the run.
+    pub(super) async fn resolve_models(
+        &mut self,
+        workflow: &Workflow,
+        inputs: &indexmap::IndexMap<String, InputInfo>,
+        enqueue: &EnqueuePlan,
+    ) -> Result<(), RunError> {
+        for (_, reference, types) in model_inputs(workflow, inputs, enqueue) {
+            self.models
+                .resolve(&self.client, &reference, &types)
+                .await
+                .map_err(RunError::Model)?;
+        }
+        Ok(())
+    }
+
+    /// The identifier a model value of input `system` was resolved to on this server (for
+    /// [`super::batch::build_batch`]).
+    pub(super) fn model_id(
+        &self,
+        workflow: &Workflow,
+        system: &str,
+        value: &Value,
+    ) -> Option<Value> {
+        let reference = ModelRef::of(value)?;
+        let id = self
+            .models
+            .get(&reference, &model_types_of(workflow, system))?;
+        serde_json::to_value(id).ok()
+    }
+
     /// Takes back `which` of the run's `items` on it (see [`take_back`]).
     pub(super) async fn take_back<E>(
         &self,
@@ -171,6 +214,81 @@ impl Lane {
         taken: impl FnMut(ItemRef) -> Result<(), E>,
     ) -> Result<TakenBack, E> {
         take_back(&self.client, self.number, items, which, bound, taken).await
+    }
+}
+
+/// The server's health as the run saw it.
+#[derive(Debug)]
+pub(super) struct Health {
+    down_since: Option<Instant>,
+    /// How many outages the run has seen: an item cancelled after an outage that began after
+    /// it was submitted was cancelled by the server's restart.
+    pub(super) epoch: u64,
+    wait: Duration,
+    /// The server's URL, for messages.
+    url: String,
+}
+
+impl Health {
+    /// A server that answers, and how long to wait for it when it stops.
+    pub(super) fn new(wait: Duration, url: &str) -> Health {
+        Health {
+            down_since: None,
+            epoch: 0,
+            wait,
+            url: url.to_owned(),
+        }
+    }
+
+    /// Sets how long to wait for the server when it stops answering.
+    pub(super) fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
+    /// Whether the server is in an outage.
+    pub(super) fn is_down(&self) -> bool {
+        self.down_since.is_some()
+    }
+
+    /// A request failed because the server is unreachable. The first failure of an outage gives
+    /// the warning to tell; past the wait the run stops with [`RunError::ServerGone`].
+    pub(super) fn down(&mut self, error: &str) -> Result<Option<String>, RunError> {
+        let mut news = None;
+        let since = match self.down_since {
+            Some(since) => since,
+            None => {
+                self.epoch += 1;
+                self.down_since = Some(Instant::now());
+                news = Some(format!(
+                    "the server at {} does not answer ({error}); waiting up to {} for it",
+                    self.url,
+                    human(self.wait)
+                ));
+                Instant::now()
+            }
+        };
+        if since.elapsed() >= self.wait {
+            return Err(RunError::ServerGone {
+                server: self.url.clone(),
+                waited: human(since.elapsed()),
+            });
+        }
+        Ok(news)
+    }
+
+    /// A request succeeded: an outage, if there was one, is over (the warning to tell).
+    pub(super) fn up(&mut self) -> Option<String> {
+        let since = self.down_since.take()?;
+        Some(format!(
+            "the server at {} answers again (after {}); going on",
+            self.url,
+            human(since.elapsed())
+        ))
+    }
+
+    /// How long to pause before the next attempt while the server is down.
+    pub(super) fn backoff(&self) -> Duration {
+        pause_after(self.down_since.map_or(Duration::ZERO, |s| s.elapsed()))
     }
 }
 

@@ -5,21 +5,18 @@ mod cleanup;
 pub mod clock;
 pub mod coalesce;
 mod collect;
-mod context;
 mod download;
 mod dry_run;
 mod engine;
 mod error;
 mod failover;
 mod finish;
-mod health;
 pub mod journal;
 pub mod key;
 mod lane;
 mod ledger;
 mod manifest_source;
 mod merge;
-mod models;
 pub mod needs;
 mod outcome;
 mod preflight;
@@ -138,7 +135,7 @@ async fn execute(
         Some(notify) => reporter.with(notify),
         None => reporter.clone(),
     };
-    let ctx = context::RunContext {
+    let ctx = running::RunContext {
         prepared,
         reporter: reporter.clone(),
         name: source.run_name(),

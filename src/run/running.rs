@@ -1,20 +1,84 @@
-//! The run object: everything a run of one manifest changes as it goes, and the questions its
-//! steps ask of it. The steps are methods of [`Run`] in files of their own: starting and driving
-//! it ([`super::engine`]), resuming ([`super::resume`]), submitting ([`super::submit`],
+//! The run object: what a run of one manifest reads and never changes ([`RunContext`]),
+//! everything it changes as it goes ([`Run`]), and the questions its steps ask of them. The
+//! steps are methods of [`Run`] in files of their own: starting and driving it
+//! ([`super::engine`]), resuming ([`super::resume`]), submitting ([`super::submit`],
 //! [`super::upload`]), collecting ([`super::collect`]), leaving the pool ([`super::failover`]),
 //! cleaning up ([`super::cleanup`]) and ending ([`super::finish`]).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::context::RunContext;
+use super::coalesce::Coalescer;
 use super::download::Downloads;
+use super::error::RunError;
 use super::key::ItemRef;
 use super::lane::Lane;
 use super::ledger::Ledger;
+use super::prepare::Prepared;
+use super::progress::{LiveGallery, Reporter, RunEvent};
 use super::source::JobSource;
-use std::sync::Arc;
+use crate::client::tracker::TrackMode;
+use crate::store::OutputStore;
 
-use super::progress::LiveGallery;
+/// How long a server may not answer before its unfinished jobs are handed to the other servers
+/// of the run (unless `--server-wait` is shorter); the last server that answers is waited for
+/// as long as `--server-wait` says.
+pub(super) const POOL_GRACE: Duration = Duration::from_secs(20);
+
+/// Run-wide facts the steps share.
+pub(super) struct RunContext<'a> {
+    pub(super) prepared: &'a Prepared,
+    /// Who hears of the run's events.
+    pub(super) reporter: Reporter,
+    /// The name the run reports under.
+    pub(super) name: String,
+    /// The run's id (also its queue items' destination tag).
+    pub(super) run_id: String,
+    pub(super) retry_failed: bool,
+    pub(super) poll_interval: Duration,
+    pub(super) track_mode: TrackMode,
+    /// The most sessions of the run pending on a server at once, unless the server's entry
+    /// says otherwise (each lane has its own).
+    pub(super) window: usize,
+    /// How long to wait for the last server that answers when it stops answering.
+    pub(super) server_wait: Duration,
+    /// Shares the run's enqueues with other runs that go at once (`invk-run watch --each`).
+    pub(super) coalescer: Option<Coalescer>,
+    /// Where its outputs, sidecars, journal and summary go.
+    pub(super) store: Arc<dyn OutputStore>,
+    /// Whether the run's messages name the server they are about (the run has several).
+    pub(super) names_servers: bool,
+}
+
+impl RunContext<'_> {
+    /// Tells the run's listeners of an event.
+    pub(super) fn tell(&self, event: &RunEvent) {
+        self.reporter.event(event);
+    }
+
+    /// Tells the run's listeners of a problem that does not stop the run.
+    pub(super) fn warn(&self, message: String) {
+        self.tell(&RunEvent::Warning {
+            manifest: self.name.clone(),
+            message,
+        });
+    }
+
+    /// How long a server may not answer before the run gives up on it: the grace when another
+    /// server can take its jobs, else `--server-wait`.
+    pub(super) fn wait_for(&self, others_answer: bool) -> Duration {
+        if others_answer {
+            self.grace()
+        } else {
+            self.server_wait
+        }
+    }
+
+    /// How long a server may not answer before its jobs go to the other servers.
+    pub(super) fn grace(&self) -> Duration {
+        self.server_wait.min(POOL_GRACE)
+    }
+}
 
 /// A run of one manifest: what it changes as it goes.
 pub(super) struct Run<'a> {
@@ -39,6 +103,22 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Lane `i`'s server answered: an outage, if there was one, is over (and told).
+    pub(super) fn server_up(&mut self, i: usize) {
+        if let Some(news) = self.lanes[i].health.up() {
+            self.ctx.warn(news);
+        }
+    }
+
+    /// A request to lane `i`'s server failed because it is unreachable: the first failure of
+    /// an outage is told; past its wait, [`RunError::ServerGone`].
+    pub(super) fn server_down(&mut self, i: usize, error: &str) -> Result<(), RunError> {
+        if let Some(news) = self.lanes[i].health.down(error)? {
+            self.ctx.warn(news);
+        }
+        Ok(())
+    }
+
     /// Whether a server other than lane `i` is still in the run.
     pub(super) fn others_in_run(&self, i: usize) -> bool {
         self.lanes

@@ -208,7 +208,7 @@ pub async fn cancel(
         Some(Stopped::Timeout(waited)) => {
             return Err(RunError::ServerGone {
                 server: client.base_url().to_string(),
-                waited: super::health::human(waited),
+                waited: super::clock::human(waited),
             });
         }
         None => {}

@@ -141,8 +141,10 @@ impl Run<'_> {
         slots: &[(usize, JobKey)],
         cancel: &CancellationToken,
     ) -> Result<Option<Sent>, RunError> {
-        let lane = &mut self.lanes[i];
-        super::models::resolve_models(&self.ctx, &lane.client, enqueue, &mut lane.models).await?;
+        let p = self.ctx.prepared;
+        self.lanes[i]
+            .resolve_models(&p.workflow, &p.expansion.inputs, enqueue)
+            .await?;
         self.upload_for(i, enqueue).await?;
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch = {
@@ -160,7 +162,7 @@ impl Run<'_> {
                 &p.expansion.inputs,
                 enqueue,
                 &image_name,
-                &|system, value| super::models::resolved(&lane.models, &p.workflow, system, value),
+                &|system, value| lane.model_id(&p.workflow, system, value),
                 &options,
             )?
         };
@@ -196,7 +198,7 @@ impl Run<'_> {
             };
             match sent {
                 Ok(ids) => {
-                    self.lanes[i].health.up(&self.ctx);
+                    self.server_up(i);
                     return self.enqueued(i, &batch_id, per_job, ids).map(Some);
                 }
                 // The request may or may not have reached the server: wait for it, then look
@@ -257,7 +259,7 @@ impl Run<'_> {
         let _ = journaled.send(());
         let sent = match answer.await {
             Ok(Answer::Items(ids)) => {
-                self.lanes[i].health.up(&self.ctx);
+                self.server_up(i);
                 Some(self.enqueued(i, &batch_id, per_job, ids)?)
             }
             Ok(Answer::Refused) => return Ok(Shared::Alone),
@@ -285,23 +287,20 @@ impl Run<'_> {
         error: &str,
         cancel: &CancellationToken,
     ) -> Result<Recovery, RunError> {
-        let Run { ctx, lanes, .. } = self;
-        let lane = &mut lanes[i];
-        lane.health.down(ctx, error)?;
+        self.server_down(i, error)?;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(lane.health.backoff()) => {}
+                () = tokio::time::sleep(self.lanes[i].health.backoff()) => {}
                 () = cancel.cancelled() => return Ok(Recovery::Cancelled),
             }
-            match recover_batch(&lane.client, batch_id, first, count).await {
+            match recover_batch(&self.lanes[i].client, batch_id, first, count).await {
                 Ok(Some(ids)) => {
-                    lane.health.up(ctx);
+                    self.server_up(i);
                     return Ok(Recovery::Found(ids));
                 }
                 Ok(None) => return Ok(Recovery::Missing),
                 Err(RunError::Client(e)) if e.is_unreachable() => {
-                    lane.health
-                        .down(ctx, &crate::error_chain::error_chain(&e))?;
+                    self.server_down(i, &crate::error_chain::error_chain(&e))?;
                 }
                 Err(e) => return Err(e),
             }

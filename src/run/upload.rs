@@ -5,12 +5,12 @@ use super::error::RunError;
 
 use sha2::{Digest, Sha256};
 
-use super::context::RunContext;
 use super::journal::Entry;
 use super::lane::Uploads;
 use super::ledger::Ledger;
 use super::progress::RunEvent;
 use super::running::Run;
+use super::running::RunContext;
 use crate::client::{Client, UploadOptions};
 use crate::manifest::{EnqueuePlan, LocalImage};
 
