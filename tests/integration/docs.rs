@@ -6,7 +6,8 @@
 //! before its fence is a deliberate fragment: it must parse as YAML, nothing more; any other YAML
 //! block that names no workflow is refused. Every shell block (`sh`, `bash`, `shell`, `console`:
 //! its `$ ` lines) that names a bundled file (`jobs/...`, `examples/...`, `docs/images/...`,
-//! `scripts/...`) names one that exists, and every relative link of the docs points to a file.
+//! `scripts/...`) names one that exists, and every relative link of the docs points to a file
+//! (and to a heading of it, for an anchor).
 //! Each problem is reported at the file and line of its block. The convention is written down in
 //! `CONTRIBUTING.md`.
 
@@ -357,18 +358,57 @@ fn check_links(
             let target = &rest[..end];
             rest = &rest[end..];
             let target = target.split_whitespace().next().unwrap_or("");
-            let path = target.split('#').next().unwrap_or("");
-            if path.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+            if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
-            if !root.join(folder).join(path).exists() {
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let linked = if path.is_empty() {
+                root.join(file)
+            } else {
+                root.join(folder).join(path)
+            };
+            if !linked.exists() {
                 problems.push(format!(
                     "{file}:{}: the link `{target}` points to no file",
                     n + 1
                 ));
+                continue;
+            }
+            let markdown_target = linked.extension().is_some_and(|e| e == "md");
+            if !anchor.is_empty() && markdown_target {
+                let text = fs_err::read_to_string(&linked).expect("a linked page reads");
+                if !anchors(&text).iter().any(|a| a == anchor) {
+                    problems.push(format!(
+                        "{file}:{}: the link `{target}` names no heading of its page",
+                        n + 1
+                    ));
+                }
             }
         }
     }
+}
+
+/// The anchors of a Markdown page's headings, as GitHub makes them: lowercased, punctuation
+/// dropped (hyphens and underscores kept), spaces made hyphens.
+fn anchors(markdown: &str) -> Vec<String> {
+    let (blocks, _) = blocks("", markdown);
+    markdown
+        .lines()
+        .enumerate()
+        .filter(|(n, _)| !blocks.iter().any(|b| (b.line..=b.end).contains(&(n + 1))))
+        .filter_map(|(_, line)| {
+            let heading = line.trim_start_matches('#');
+            (heading.len() < line.len() && heading.starts_with(' ')).then(|| {
+                heading
+                    .trim()
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+                    .map(|c| if c == ' ' { '-' } else { c })
+                    .collect()
+            })
+        })
+        .collect()
 }
 
 /// The repository root.
@@ -423,7 +463,8 @@ async fn every_manifest_and_command_of_the_docs_is_valid() {
 
 /// The checker itself finds what a reader would trip on, each at its line: an input the
 /// workflow does not have, an unmarked fragment, a misplaced marker, a missing bundled file, a
-/// dead link; and it leaves alone what is fine (a marked fragment, JSON, a console's output).
+/// dead link or anchor; and it leaves alone what is fine (a marked fragment, JSON, a console's
+/// output).
 #[tokio::test]
 async fn the_docs_check_names_the_file_and_line_of_each_problem() {
     let markdown = "\
@@ -465,6 +506,7 @@ jobs/missing-but-output.yaml
 ```
 
 ![a picture](../docs/images/hue-grid.png) and [a page](nowhere.md), `[code](not-a-link.md)`
+[grids](manifest.md#grids), [no such part](manifest.md#no-such-part)
 ";
     let mut checked = Checked::default();
     check_doc(&root(), "docs/page.md", markdown, &mut checked).await;
@@ -480,13 +522,14 @@ jobs/missing-but-output.yaml
         "docs/page.md:30: the command names `jobs/no-such.yaml`",
         "docs/page.md:30: the command names `examples/workflows/*.nope`",
         "docs/page.md:38: the link `nowhere.md` points to no file",
+        "docs/page.md:39: the link `manifest.md#no-such-part` names no heading of its page",
     ] {
         assert!(
             problems.contains(expected),
             "missing `{expected}` in:\n{problems}"
         );
     }
-    assert_eq!(checked.problems.len(), 6, "{problems}");
+    assert_eq!(checked.problems.len(), 7, "{problems}");
 }
 
 /// Whether `text` mentions `flag` (`--local`, `-q`) as itself: not as the start of a longer
