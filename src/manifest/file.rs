@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::diagnostic::describe;
 use super::diagnostic::{At, Diagnostic, Diagnostics, ManifestError, did_you_mean};
 use super::model::{Cleanup, Manifest, Output, Servers, Sweep, VERSION, WorkflowRef};
-use super::source::{Location, SourceMap, YamlPath};
+use super::source::{Limit, Location, SourceMap, YamlPath};
 
 /// The top-level keys of a manifest (kept equal to [`Manifest`]'s fields by a test).
 pub const TOP_LEVEL_KEYS: &[&str] = &[
@@ -93,12 +93,17 @@ impl ManifestFile {
         // The locations first: a list too long to check stops here, before it is built.
         let early = SourceMap::parse(text);
         if let Err(e) = &early {
-            if e.too_large {
-                return Err(fatal(
-                    e.location,
-                    e.message.clone(),
-                    Some("write long sweeps as `{range: ...}` or `{glob: ...}`, or split the manifest".into()),
-                ));
+            let hint = match e.over {
+                Some(Limit::Items) => Some(
+                    "write long sweeps as `{range: ...}` or `{glob: ...}`, or split the manifest",
+                ),
+                Some(Limit::Nesting) => {
+                    Some("a manifest needs a few levels: check for a run of `- - -` or of brackets")
+                }
+                None => None,
+            };
+            if let Some(hint) = hint {
+                return Err(fatal(e.location, e.message.clone(), Some(hint.into())));
             }
         }
         let value: Value = match serde_norway::from_str(text) {

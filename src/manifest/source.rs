@@ -181,6 +181,10 @@ pub struct SourceMap {
 /// A list or map of a manifest may have at most this many items.
 pub const MAX_COLLECTION_ITEMS: usize = 100_000;
 
+/// Lists and maps of a manifest may be nested at most this deep (a manifest needs a handful of
+/// levels; the YAML reader itself stops at 128).
+pub(crate) const MAX_NESTING: usize = 64;
+
 /// A YAML syntax error found while building a [`SourceMap`], or a list too long to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -188,8 +192,17 @@ pub struct SyntaxError {
     pub location: Location,
     /// What it expected.
     pub message: String,
-    /// Whether the document is valid YAML but over a limit ([`MAX_COLLECTION_ITEMS`]).
-    pub too_large: bool,
+    /// The limit the document is over, if it is valid YAML but over one.
+    pub over: Option<Limit>,
+}
+
+/// A limit of what a manifest's YAML may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A list or map has more than [`MAX_COLLECTION_ITEMS`] items.
+    Items,
+    /// Lists and maps are nested more than [`MAX_NESTING`] deep.
+    Nesting,
 }
 
 enum Frame {
@@ -252,6 +265,15 @@ impl SourceMap {
                         complex_key_depth = 1;
                         continue;
                     }
+                    if stack.len() >= MAX_NESTING {
+                        return Err(SyntaxError {
+                            location: here,
+                            message: format!(
+                                "lists and maps are nested more than {MAX_NESTING} deep here, the limit"
+                            ),
+                            over: Some(Limit::Nesting),
+                        });
+                    }
                     let path = map.place_value(&mut stack, here)?;
                     stack.push(match event {
                         Event::MappingStart(..) => Frame::Mapping {
@@ -297,7 +319,7 @@ impl SourceMap {
                 message: format!(
                     "the {what} {shown} has more than {MAX_COLLECTION_ITEMS} items, the limit"
                 ),
-                too_large: true,
+                over: Some(Limit::Items),
             });
         }
         Ok(match stack.last_mut() {
@@ -420,7 +442,7 @@ fn syntax_error(e: &ScanError) -> SyntaxError {
             col: m.col() + 1,
         },
         message: e.info().to_owned(),
-        too_large: false,
+        over: None,
     }
 }
 
@@ -440,6 +462,25 @@ sweep:
       - 10
       - 20
 ";
+
+    #[test]
+    fn nesting_is_bounded_where_it_passes_the_limit() {
+        let nested = |depth: usize| format!("vars:\n  deep:\n    {}1\n", "- ".repeat(depth));
+        // The document's map and `vars` hold the lists: MAX_NESTING - 2 of them fit.
+        assert!(SourceMap::parse(&nested(MAX_NESTING - 2)).is_ok());
+        let e = SourceMap::parse(&nested(MAX_NESTING - 1)).expect_err("too deep");
+        assert_eq!(e.over, Some(Limit::Nesting));
+        // At the list that is one too many.
+        assert_eq!(
+            (e.location.line, e.location.col),
+            (3, 5 + 2 * (MAX_NESTING - 2))
+        );
+        let e = SourceMap::parse(&nested(10_000)).expect_err("too deep");
+        assert_eq!(e.over, Some(Limit::Nesting));
+        let e = SourceMap::parse(&format!("a: {}1{}", "[".repeat(100), "]".repeat(100)))
+            .expect_err("too deep");
+        assert_eq!(e.over, Some(Limit::Nesting));
+    }
 
     #[test]
     fn keys_and_values_have_their_lines_and_columns() {

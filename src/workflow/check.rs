@@ -91,7 +91,7 @@ pub fn check_graph(
             edge,
             format!(
                 "the edges form a cycle ({}); the server refuses a graph with a cycle: remove one of its edges",
-                cycle.join(" -> ")
+                name_cycle(&cycle)
             ),
         ));
     }
@@ -162,6 +162,23 @@ fn invalid(def: &WorkflowDefinition, edge: &Edge, message: String) -> WorkflowEr
             edge.destination.field
         ),
     }
+}
+
+/// A cycle (its node ids, the first repeated at the end) as a message names it: whole when it
+/// is short, else its first nodes, how many are left out, and its last.
+fn name_cycle(cycle: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if cycle.len() <= 2 * SHOWN {
+        return cycle.join(" -> ");
+    }
+    let (head, tail) = (&cycle[..SHOWN], &cycle[cycle.len() - 2..]);
+    format!(
+        "{} -> … {} more … -> {}; {} nodes in all",
+        head.join(" -> "),
+        cycle.len() - SHOWN - 2,
+        tail.join(" -> "),
+        cycle.len() - 1
+    )
 }
 
 /// The first cycle of the edges, if any: an edge on it and the node ids around it (the first
@@ -472,6 +489,23 @@ mod tests {
                 field: "a".into(),
             },
         }
+    }
+
+    #[test]
+    fn a_long_cycle_is_named_by_a_few_of_its_nodes() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("n{i}")).collect();
+        let edges: Vec<Edge> = ids
+            .iter()
+            .zip(ids.iter().cycle().skip(1))
+            .map(|(a, b)| edge(a, b))
+            .collect();
+        let (_, cycle) = find_cycle(&edges).expect("cycle");
+        assert_eq!(cycle.len(), 10_001);
+        assert_eq!(
+            name_cycle(&cycle),
+            "n0 -> n1 -> n2 -> n3 -> … 9995 more … -> n9999 -> n0; 10000 nodes in all"
+        );
+        assert_eq!(name_cycle(&cycle[..3]), "n0 -> n1 -> n2");
     }
 
     #[test]

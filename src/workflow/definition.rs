@@ -52,6 +52,20 @@ pub struct WorkflowDefinition {
     /// Where the workflow came from (file path or a label); not part of the JSON.
     #[serde(skip)]
     source: String,
+    /// The nodes by id, built when first asked (a lookup per edge stays linear in all).
+    #[serde(skip)]
+    by_id: NodeIndex,
+}
+
+/// Node id → position of its first node in `nodes`, built once. Not part of what a workflow
+/// is: two workflows are equal whether or not their index was built yet.
+#[derive(Debug, Clone, Default)]
+struct NodeIndex(std::sync::OnceLock<std::collections::HashMap<String, usize>>);
+
+impl PartialEq for NodeIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// One node of the editor: an invocation, a note, a connector (a reroute point) or the
@@ -191,18 +205,40 @@ pub struct FieldIdentifier {
     pub field_name: String,
 }
 
+/// The largest workflow file read: the web UI's exports are kilobytes (the largest bundled one
+/// is 27 KB); anything near this is not a workflow someone drew.
+pub const MAX_WORKFLOW_BYTES: u64 = 16 << 20;
+
+/// The most nodes, and the most edges, a workflow may have (the web UI's largest are a few
+/// hundred).
+pub const MAX_WORKFLOW_NODES: usize = 10_000;
+
 impl WorkflowDefinition {
     /// Reads and checks a workflow file.
     ///
     /// # Errors
-    /// [`WorkflowError::Read`] when the file cannot be read, [`WorkflowError::Parse`] or
-    /// [`WorkflowError::Invalid`] (naming the file and the JSON path) when it is not a workflow.
+    /// [`WorkflowError::Read`] when the file cannot be read, [`WorkflowError::TooLarge`] when it
+    /// is larger than [`MAX_WORKFLOW_BYTES`] (refused before it is parsed),
+    /// [`WorkflowError::Parse`] or [`WorkflowError::Invalid`] (naming the file and the JSON
+    /// path) when it is not a workflow.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WorkflowError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let text = fs_err::read_to_string(path).map_err(|source| WorkflowError::Read {
+        let read = |source| WorkflowError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = fs_err::File::open(path).map_err(read)?;
+        let mut text = String::new();
+        file.take(MAX_WORKFLOW_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        if text.len() as u64 > MAX_WORKFLOW_BYTES {
+            return Err(WorkflowError::TooLarge {
+                path: path.to_path_buf(),
+                limit_mib: MAX_WORKFLOW_BYTES >> 20,
+            });
+        }
         Self::from_json_str(&text, &path.display().to_string())
     }
 
@@ -313,7 +349,14 @@ impl WorkflowDefinition {
     /// The node with this id.
     #[must_use]
     pub fn node(&self, id: &str) -> Option<&WorkflowNode> {
-        self.nodes.iter().find(|n| n.id == id)
+        let index = self.by_id.0.get_or_init(|| {
+            let mut index = std::collections::HashMap::with_capacity(self.nodes.len());
+            for (i, node) in self.nodes.iter().enumerate() {
+                index.entry(node.id.clone()).or_insert(i);
+            }
+            index
+        });
+        index.get(id).and_then(|&i| self.nodes.get(i))
     }
 
     /// The legacy `exposedFields` list (empty when absent).
@@ -371,6 +414,16 @@ impl WorkflowDefinition {
     /// object inputs, edges between existing nodes, form elements pointing to existing nodes,
     /// fields and elements.
     fn check(&self) -> Result<(), WorkflowError> {
+        for (what, count) in [("nodes", self.nodes.len()), ("edges", self.edges.len())] {
+            if count > MAX_WORKFLOW_NODES {
+                return Err(self.invalid(
+                    what,
+                    format!(
+                        "the workflow has {count} {what}, more than {MAX_WORKFLOW_NODES}, the limit; a workflow drawn in the web UI has a few hundred at most"
+                    ),
+                ));
+            }
+        }
         let mut ids = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             if !ids.insert(node.id.as_str()) {
@@ -527,6 +580,20 @@ impl WorkflowDefinition {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_workflow_with_more_nodes_than_the_limit_is_refused_at_nodes() {
+        let nodes: Vec<_> = (0..=MAX_WORKFLOW_NODES)
+            .map(|i| serde_json::json!({"id": format!("n{i}"), "type": "notes", "data": {}}))
+            .collect();
+        let text = serde_json::json!({"nodes": nodes, "edges": []}).to_string();
+        let e = WorkflowDefinition::from_json_str(&text, "big.json").expect_err("too many");
+        assert_eq!(
+            e.to_string(),
+            "`big.json` is not a valid workflow: at `nodes`: the workflow has 10001 nodes, more than 10000, the limit; a workflow drawn in the web UI has a few hundred at most"
+        );
+    }
+
     use super::*;
 
     const SMALL: &str = r#"{

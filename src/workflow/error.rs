@@ -17,6 +17,17 @@ pub enum WorkflowError {
         #[source]
         source: std::io::Error,
     },
+    /// The workflow file is larger than any workflow the web UI exports.
+    #[error(
+        "workflow `{}` is larger than {limit_mib} MiB, the limit; a workflow exported from the InvokeAI web UI is a few kilobytes: check that this is the right file",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in MiB.
+        limit_mib: u64,
+    },
     /// The text is not JSON, or not shaped like a workflow exported from the InvokeAI web UI.
     #[error("`{source_name}` is not a valid workflow: at `{json_path}`: {message}")]
     Parse {

@@ -1,5 +1,6 @@
 //! Hostile input (issue 12) against a real server: manifests and workflows made to exhaust the
-//! checker (a huge list, a huge value, a cycle in the graph, templates out of steps, growing
+//! checker (a huge list, a huge value, a cycle in the graph, a huge graph, nesting without end,
+//! templates out of steps, growing
 //! without end or making a huge result, numbers too large) are each refused by a run with exit
 //! 2, in under 5 s and 500 MB, with a short message naming the file and the line; and the
 //! server saw nothing: no upload, no enqueue (its queue and images are counted after each, and a
@@ -21,12 +22,23 @@ const HEAD: &str =
 
 const BLUR: &str = "9531985d-5d9d-49f8-9818-e811892f902b";
 
+/// What a case does to the bundled workflow.
+#[derive(Clone, Copy, PartialEq)]
+enum Graph {
+    /// Nothing.
+    AsBundled,
+    /// The blur node linked to itself.
+    SelfLoop,
+    /// This many blur nodes chained and closed into one cycle.
+    Cycle(usize),
+}
+
 /// One hostile manifest: what follows [`HEAD`], a change to the workflow, and what the message
 /// must hold (besides the file and line).
 struct Case {
     name: &'static str,
     rest: String,
-    cyclic_workflow: bool,
+    graph: Graph,
     /// `FILE:LINE:` the message starts with.
     at: &'static str,
     says: &'static str,
@@ -42,37 +54,58 @@ fn cases() -> Vec<Case> {
                 "sweep:\n  matrix:\n    Hue shift: [{}0]\n",
                 "1,".repeat(150_000)
             ),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:7:",
             says: "has more than 100000 items",
         },
         Case {
             name: "a value of 500,000 characters",
             rest: format!("  Hue shift: \"{}\"\n", "9x".repeat(250_000)),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:5:",
             says: "invalid value for input `Hue shift`",
         },
         Case {
             name: "a node linked to itself",
             rest: String::new(),
-            cyclic_workflow: true,
+            graph: Graph::SelfLoop,
             at: "",
             says: "cycle",
+        },
+        Case {
+            name: "9,000 nodes closed into one cycle",
+            rest: String::new(),
+            graph: Graph::Cycle(9_000),
+            at: "",
+            says: "more … -> n8999 -> n0; 9000 nodes in all",
+        },
+        Case {
+            name: "100,000 nodes closed into one cycle",
+            rest: String::new(),
+            graph: Graph::Cycle(100_000),
+            at: "",
+            says: "is larger than 16 MiB, the limit",
+        },
+        Case {
+            name: "a value nested 10,000 block lists deep",
+            rest: format!("vars:\n  deep:\n    {}1\n", "- ".repeat(10_000)),
+            graph: Graph::AsBundled,
+            at: "job.yaml:7:",
+            says: "nested more than 64 deep here, the limit",
         },
         Case {
             name: "loops out of steps in output.name",
             rest: name(
                 "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
             ),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:6:",
             says: "the template at `output.name` takes more than 100000 steps",
         },
         Case {
             name: "a result of 1 MB in an input",
             rest: hue("{{ '1' * 1000000 }}"),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:5:",
             says: "makes a result longer than 65536 bytes",
         },
@@ -81,46 +114,100 @@ fn cases() -> Vec<Case> {
             rest: name(
                 "{% set ns = namespace(s=node.label) %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
             ),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:6:",
             says: "the template at `output.name` needs more than 32 MiB of memory",
         },
         Case {
             name: "a replacement that multiplies in an input",
             rest: hue("{{ ('1' * 1000000) | replace('1', '1' * 1000) | length }}"),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:5:",
             says: "the template at `inputs[\"Hue shift\"]` needs more than 32 MiB of memory",
         },
         Case {
             name: "a join of vars that multiplies in a sweep value",
             rest: "vars: {sep: \"9 \"}\nsweep:\n  matrix:\n    Hue shift: [\"{{ range(100000) | join(vars.sep * 100000) }}\"]\n".into(),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:8:",
             says: "the template at `sweep.matrix[\"Hue shift\"][0]` needs more than 32 MiB of memory",
         },
         Case {
             name: "string repetition folded when compiling",
             rest: hue("{{ 'x' * 100000000 }}"),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:5:",
             says: "needs more than 32 MiB of memory",
         },
         Case {
             name: "runs: 1000000000000",
             rest: "runs: 1000000000000\n".into(),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:5:",
             says: "`runs` is too large: 1000000000000 is more than 4294967295, the limit",
         },
         Case {
             name: "runs past 64 bits",
             rest: "runs: 100000000000000000000000000\n".into(),
-            cyclic_workflow: false,
+            graph: Graph::AsBundled,
             at: "job.yaml:5:",
             says: "`runs` is too large",
         },
     ]
+}
+
+/// Writes `wf` to `path` with `n` copies of its blur node added (`n0`, `n1`, ...), each one's
+/// image the next one's and the last one's the first one's. Written as it is made: a tree of
+/// 100,000 nodes in this process would stay in its memory, and a child forked from it counts it
+/// in its peak.
+fn write_with_a_cycle(wf: &Value, n: usize, path: &std::path::Path) {
+    use std::io::Write;
+    let mut blur = wf["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|node| node["id"] == BLUR))
+        .cloned()
+        .expect("the blur node");
+    blur["data"]["label"] = json!("");
+    for input in blur["data"]["inputs"]
+        .as_object_mut()
+        .expect("inputs")
+        .values_mut()
+    {
+        input["label"] = json!("");
+    }
+    let blur = blur.to_string();
+    let mut rest = wf.as_object().expect("an object").clone();
+    let (nodes, edges) = (rest.remove("nodes"), rest.remove("edges"));
+    let inner = |list: Option<Value>| {
+        let text = list.expect("a list").to_string();
+        text[1..text.len() - 1].to_owned()
+    };
+    let mut out = std::io::BufWriter::new(fs_err::File::create(path).expect("create"));
+    let rest = Value::Object(rest).to_string();
+    write!(
+        out,
+        "{},\"nodes\":[{}",
+        &rest[..rest.len() - 1],
+        inner(nodes)
+    )
+    .expect("write");
+    for i in 0..n {
+        write!(out, ",{}", blur.replace(BLUR, &format!("n{i}"))).expect("write");
+    }
+    write!(out, "],\"edges\":[{}", inner(edges)).expect("write");
+    for i in 0..n {
+        let edge = json!({
+            "id": format!("e{i}"),
+            "type": "default",
+            "source": format!("n{i}"),
+            "target": format!("n{}", (i + 1) % n),
+            "sourceHandle": "image",
+            "targetHandle": "image",
+        });
+        write!(out, ",{edge}").expect("write");
+    }
+    write!(out, "]}}").expect("write");
+    out.flush().expect("write");
 }
 
 /// A finished `invk-run`: its status, its stderr, its peak memory and its wall time.
@@ -201,12 +288,17 @@ fn hostile_input_is_refused_fast_and_small_and_the_server_sees_nothing() {
 
     for case in cases() {
         let ws = Workspace::new(&format!("{HEAD}{}", case.rest));
-        if case.cyclic_workflow {
+        if case.graph != Graph::AsBundled {
             let path = ws.path("blur-and-tint.json");
             let mut wf: Value =
                 serde_json::from_str(&fs_err::read_to_string(&path).expect("read")).expect("json");
-            wf["edges"][1]["source"] = json!(BLUR);
-            fs_err::write(&path, wf.to_string()).expect("write");
+            match case.graph {
+                Graph::Cycle(n) => write_with_a_cycle(&wf, n, &path),
+                _ => {
+                    wf["edges"][1]["source"] = json!(BLUR);
+                    fs_err::write(&path, wf.to_string()).expect("write");
+                }
+            }
         }
         let m = measure(ws.command(&url, &["job.yaml"]));
         eprintln!(
@@ -236,7 +328,7 @@ fn hostile_input_is_refused_fast_and_small_and_the_server_sees_nothing() {
             .lines()
             .find(|l| l.contains(case.says))
             .unwrap_or_else(|| panic!("{what}: `{}` not said", case.says));
-        if case.cyclic_workflow {
+        if case.graph != Graph::AsBundled {
             assert!(line.contains("blur-and-tint.json"), "{what}");
         } else {
             assert!(line.starts_with(case.at), "{what}: not at `{}`", case.at);
