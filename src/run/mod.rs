@@ -95,9 +95,14 @@ pub async fn run_manifest(
     let client = if peek.library || !offline {
         let client = connect(settings, &entries[0]).await?;
         if !offline {
-            // A server that does not answer is found before anything is planned or written.
-            (client.app().version().await)
-                .map_err(|e| no_answer(e.into(), &entries, &mut checked))?;
+            // A server that does not answer is found before anything is planned or written
+            // (one that answers with an error is told by the requests that meet it).
+            match client.app().version().await {
+                Err(e) if e.is_unreachable() => {
+                    return Err(no_answer(e.into(), &entries, &mut checked));
+                }
+                _ => {}
+            }
         }
         Some(client)
     } else {
