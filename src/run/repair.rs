@@ -332,3 +332,100 @@ struct Restore {
     image_name: String,
     sidecar: Option<Vec<u8>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::journal::{Entry, ItemEnd};
+
+    fn key(i: usize) -> JobKey {
+        JobKey {
+            index: i,
+            hash: 0xbeef,
+        }
+    }
+
+    /// Job 0 made two files on server 1, job 1 one; the cleanup deleted job 0's `b.png`.
+    fn state() -> State {
+        let s = |i: usize| SessionKey::from(key(i));
+        let item = |id: i64| ItemRef::new(1, id);
+        let mut entries = vec![
+            Entry::EnqueueIntent {
+                batch_id: "b".into(),
+                jobs: vec![s(0), s(1)],
+                first: 0,
+                server: 1,
+            },
+            Entry::Enqueued {
+                batch_id: "b".into(),
+                item_ids: vec![item(5), item(6)],
+            },
+        ];
+        for (job, image, file) in [(0, "a", "a.png"), (0, "b", "b.png"), (1, "c", "c.png")] {
+            entries.push(Entry::Downloaded {
+                job: s(job),
+                image_name: image.into(),
+                file: file.into(),
+            });
+        }
+        for (job, id) in [(0, 5), (1, 6)] {
+            entries.push(Entry::Finished {
+                job: s(job),
+                item_id: item(id),
+                status: ItemEnd::Completed,
+                error: None,
+            });
+        }
+        entries.push(Entry::Deleted {
+            image_names: vec!["b".into()],
+        });
+        State::from_entries(entries)
+    }
+
+    #[test]
+    fn a_missing_file_is_downloaded_again_unless_the_cleanup_deleted_its_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::LocalStore::at(dir.path());
+        let state = state();
+        // Nothing on disk: every file of each job is missing.
+        let missing = missing_of(&state, &store, key(0));
+        let seen: Vec<(&str, Repair, u16)> = missing
+            .iter()
+            .map(|m| (m.file.to_str().unwrap_or_default(), m.repair, m.server()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a.png", Repair::DownloadIfOnServer, 1),
+                ("b.png", Repair::RunAgain, 1)
+            ]
+        );
+        // A file on disk is not missing; another job's files are not this job's.
+        crate::fs::write(dir.path().join("a.png"), b"png").expect("write");
+        let missing = missing_of(&state, &store, key(0));
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].file, PathBuf::from("b.png"));
+        assert_eq!(missing_of(&state, &store, key(1))[0].job, 1);
+        crate::fs::write(dir.path().join("c.png"), b"png").expect("write");
+        assert!(missing_of(&state, &store, key(1)).is_empty());
+    }
+
+    #[test]
+    fn the_message_names_the_missing_files_what_came_back_and_what_runs_again() {
+        let mut repaired = Repaired::default();
+        assert_eq!(repaired.message(), None, "nothing missing, nothing said");
+        repaired.missing = (0..7).map(|i| PathBuf::from(format!("{i}.png"))).collect();
+        repaired.downloaded = repaired.missing[..6].to_vec();
+        repaired
+            .run_again
+            .insert(3, "the server no longer has the image of `6.png`".into());
+        assert_eq!(
+            repaired.message().as_deref(),
+            Some(
+                "7 of the files of finished jobs are missing from disk (0.png, 1.png, 2.png, \
+                 3.png, 4.png and 2 more); downloaded 6 again from the server; job 3 runs again: \
+                 the server no longer has the image of `6.png`"
+            )
+        );
+    }
+}

@@ -319,3 +319,41 @@ pub async fn cancel(
         gone: taken.gone,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Makes `dir` a run's output folder (an empty journal).
+    fn run_in(dir: &Path) {
+        crate::fs::create_dir_all(dir.join(".invk-run")).expect("mkdir");
+        crate::fs::write(Journal::path_in(dir), "").expect("journal");
+    }
+
+    #[test]
+    fn runs_below_a_folder_are_found_a_few_levels_down_and_not_inside_a_run_or_a_link() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        for run in ["cat", "b/dog", "b/c/fox", "cat/inner", "a/b/c/too-deep"] {
+            run_in(&root.join(run));
+        }
+        crate::fs::create_dir_all(root.join(".hidden/run")).expect("mkdir");
+        run_in(&root.join(".hidden/run"));
+        crate::fs::create_dir_all(root.join("empty")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("cat"), root.join("link")).expect("link");
+        let found: Vec<PathBuf> = runs_below(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).expect("below").to_path_buf())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("b/c/fox"),
+                PathBuf::from("b/dog"),
+                PathBuf::from("cat")
+            ]
+        );
+        assert!(runs_below(&root.join("empty")).is_empty());
+        assert!(runs_below(&root.join("missing")).is_empty());
+    }
+}
