@@ -137,6 +137,42 @@ fn deleted_outputs_come_back_byte_identical_from_the_server_and_nothing_is_sent(
         .collect();
     assert_eq!(pngs.len(), 8, "{pngs:#?}");
 
+    // With `--json`, the repair is one event before the plan.
+    fs_err::remove_file(ws.path(&format!("out/job/{}", gone[0]))).expect("delete");
+    let json = ws.run_on(url, &["--json", "job.yaml"]);
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
+    let lines: Vec<Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    insta::assert_json_snapshot!(lines[..2], { "[].output_dir" => "[output dir]" }, @r#"
+    [
+      {
+        "event": "repairing",
+        "manifest": "job.yaml",
+        "missing": [
+          "hue-0/blur-1-Tinted.png"
+        ],
+        "downloaded": [
+          "hue-0/blur-1-Tinted.png"
+        ],
+        "run_again": [],
+        "message": "1 of the files of finished jobs is missing from disk (hue-0/blur-1-Tinted.png); downloaded 1 again from the server"
+      },
+      {
+        "event": "planned",
+        "manifest": "job.yaml",
+        "jobs": 4,
+        "done": 4,
+        "failed": 0,
+        "window": 16,
+        "output_dir": "[output dir]"
+      }
+    ]
+    "#);
+    let now = fs_err::read(ws.path(&format!("out/job/{}", gone[0]))).expect("restored");
+    assert!(now == before[0], "{} is not the file it was", gone[0]);
+
     // Everything is there now: `status` has nothing missing.
     let status = invk(&ws, &["status", "--server", url, "out/job"]);
     assert!(
