@@ -23,22 +23,14 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
     }
     let mut settings = run_settings(global, args);
     settings.validate_only = validate_only;
-    // Keep a private server alive for the whole run (dropping it stops it).
-    let _local = if args.local && !validate_only && !args.dry_run {
-        let server = start_local_server()?;
-        settings.server_override = Some(server.url());
-        settings.pool.clear();
-        Some(server)
-    } else {
-        None
-    };
+    let local = args.local && !validate_only && !args.dry_run;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let status = runtime.block_on(run_all(&paths, &settings));
+    let status = runtime.block_on(run_all(&paths, settings, local));
     runtime.shutdown_background();
-    Ok(status)
+    status
 }
 
 /// The settings of a run from the global options and the run's own.
@@ -95,7 +87,13 @@ fn cli_notify(run: &crate::cli::NotifyArgs) -> Vec<crate::manifest::NotifyEntry>
         .collect()
 }
 
-async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
+/// Runs the manifests one after the other; with `local`, on a private server started for the
+/// first manifest that has something to do (one whose journal says it is done starts none).
+async fn run_all(
+    paths: &[PathBuf],
+    mut settings: RunSettings,
+    local: bool,
+) -> anyhow::Result<ExitStatus> {
     let reporter = Reporter::new(settings.mode);
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
@@ -110,6 +108,8 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
             }
         }
     });
+    // The private server lives as long as the run (dropping it stops it).
+    let mut private: Option<LocalServer> = None;
     let mut status = ExitStatus::Success;
     for path in paths {
         if cancel.is_cancelled() {
@@ -117,7 +117,17 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
             break;
         }
         let source = ManifestSource::new(path);
-        match run_manifest(&source, settings, &reporter, cancel.clone()).await {
+        if local && private.is_none() {
+            if let Some(outcome) = crate::run::up_to_date(&source, &settings, &reporter).await {
+                status = status.max(outcome.exit_status());
+                continue;
+            }
+            let server = tokio::task::spawn_blocking(start_local_server).await??;
+            settings.server_override = Some(server.url());
+            settings.pool.clear();
+            private = Some(server);
+        }
+        match run_manifest(&source, &settings, &reporter, cancel.clone()).await {
             Ok(outcome) => status = status.max(outcome.exit_status()),
             Err(err) => {
                 status = status.max(err.exit_status());
@@ -125,7 +135,7 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
             }
         }
     }
-    status
+    Ok(status)
 }
 
 /// Expands the glob patterns among the arguments; plain paths are kept as given (a missing

@@ -5,40 +5,105 @@ use std::path::Path;
 use crate::cli::GlobalArgs;
 use crate::commands::connect::{client_from_args, runtime};
 use crate::exit_status::ExitStatus;
-use crate::run::{RunStatus, cancel, output_dir_of};
+use crate::run::journal::Journal;
+use crate::run::{Repair, RunStatus, cancel, output_dir_of};
 
-/// Prints a run's progress from its journal, and from its server when it answers.
+/// Prints a run's progress from its journal, and from its server when it answers; of a folder
+/// holding no run itself, that of each run in the folders below it (the runs of
+/// `invk-run watch DIR --each MANIFEST`).
 ///
 /// # Errors
-/// No run in the folder, an invalid manifest, an unreadable journal.
+/// No run in the folder or below it, an invalid manifest, an unreadable journal.
 pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> {
     runtime()?.block_on(async {
         let output_dir = output_dir_of(target).await?;
-        let mut status = RunStatus::read(&output_dir).map_err(crate::Error::from)?;
-        let mut notes = Vec::new();
-        if status.on_server > 0 {
-            for (number, args) in run_servers(global, &output_dir)? {
-                let asked = match client_from_args(&args).await {
-                    Ok(client) => status
-                        .ask_server(number, &client)
-                        .await
-                        .map_err(|e| crate::error_chain::error_chain(&e)),
-                    Err(e) => Err(crate::error_chain::error_chain(&e)),
-                };
-                notes.extend(asked.err());
-            }
-        }
-        let server_note = (!notes.is_empty()).then(|| notes.join("; "));
-        if global.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
-            );
+        let below = if Journal::path_in(&output_dir).is_file() {
+            Vec::new()
         } else {
-            print!("{}", human(&status, server_note.as_deref()));
+            crate::run::runs_below(&output_dir)
+        };
+        if below.is_empty() {
+            let (status, note) = read_and_ask(global, &output_dir).await?;
+            if global.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                );
+            } else {
+                print!("{}", human(&status, note.as_deref()));
+            }
+            return Ok::<_, anyhow::Error>(ExitStatus::Success);
+        }
+        let mut runs = Vec::with_capacity(below.len());
+        for dir in &below {
+            runs.push(read_and_ask(global, dir).await?);
+        }
+        if global.json {
+            let all = serde_json::json!({
+                "output_dir": output_dir,
+                "runs": runs.iter().map(|(status, _)| status).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        } else {
+            print!("{}", human_below(&output_dir, &runs));
         }
         Ok::<_, anyhow::Error>(ExitStatus::Success)
     })
+}
+
+/// A run's status from its journal, completed by its servers when there is something to ask
+/// them (items still there, images of missing files); what they could not say, as a note.
+async fn read_and_ask(
+    global: &GlobalArgs,
+    output_dir: &Path,
+) -> anyhow::Result<(RunStatus, Option<String>)> {
+    let mut status = RunStatus::read(output_dir).map_err(crate::Error::from)?;
+    let mut notes = Vec::new();
+    if status.asks_server() {
+        for (number, args) in run_servers(global, output_dir)? {
+            let asked = match client_from_args(&args).await {
+                Ok(client) => status
+                    .ask_server(number, &client)
+                    .await
+                    .map_err(|e| crate::error_chain::error_chain(&e)),
+                Err(e) => Err(crate::error_chain::error_chain(&e)),
+            };
+            notes.extend(asked.err());
+        }
+    }
+    Ok((status, (!notes.is_empty()).then(|| notes.join("; "))))
+}
+
+/// The status of the runs below a folder: a line naming them, each run's lines, and the
+/// totals.
+#[must_use]
+pub fn human_below(dir: &Path, runs: &[(RunStatus, Option<String>)]) -> String {
+    let mut out = format!(
+        "{}: no run of its own; {} run{} in the folders below it\n",
+        dir.display(),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" }
+    );
+    for (status, note) in runs {
+        out.push_str(&human(status, note.as_deref()));
+    }
+    let sum = |f: fn(&RunStatus) -> usize| runs.iter().map(|(s, _)| f(s)).sum::<usize>();
+    let jobs = runs.iter().map(|(s, _)| s.jobs).sum::<Option<usize>>();
+    out.push_str(&format!(
+        "in all: {} runs, {}{} completed, {} failed, {} on server",
+        runs.len(),
+        jobs.map_or_else(String::new, |n| format!("{n} jobs, ")),
+        sum(|s| s.completed),
+        sum(|s| s.failed),
+        sum(|s| s.on_server),
+    ));
+    let missing = sum(|s| s.missing.len());
+    if missing > 0 {
+        let s = if missing == 1 { "" } else { "s" };
+        out.push_str(&format!(", {missing} file{s} missing"));
+    }
+    out.push('\n');
+    out
 }
 
 /// The servers of a run to ask, each with its number in the run's journal and the global
@@ -109,8 +174,47 @@ pub fn human(status: &RunStatus, server_note: Option<&str>) -> String {
     if let Some(n) = status.not_started {
         out.push_str(&format!("  not started  {n:>6}\n"));
     }
+    out.push_str(&missing(status));
     out
 }
+
+/// The files of completed jobs no longer on disk, and what a rerun does of each (the first
+/// [`MISSING_SHOWN`]).
+fn missing(status: &RunStatus) -> String {
+    if status.missing.is_empty() {
+        return String::new();
+    }
+    let count = status.missing.len();
+    let mut out = format!(
+        "  missing      {count:>6}  file{} of completed jobs; a rerun brings {} back:\n",
+        if count == 1 { "" } else { "s" },
+        if count == 1 { "it" } else { "them" }
+    );
+    for file in status.missing.iter().take(MISSING_SHOWN) {
+        let how = match file.repair {
+            Repair::Download => "a rerun downloads it again".to_owned(),
+            Repair::DownloadIfOnServer => format!(
+                "a rerun downloads it again if the server still has it, else runs job {} again",
+                file.job
+            ),
+            Repair::RunAgain => format!(
+                "a rerun runs job {} again (its image is gone from the server)",
+                file.job
+            ),
+        };
+        out.push_str(&format!("    {}: {how}\n", file.file.display()));
+    }
+    if count > MISSING_SHOWN {
+        out.push_str(&format!(
+            "    and {} more (`--json` lists them all)\n",
+            count - MISSING_SHOWN
+        ));
+    }
+    out
+}
+
+/// How many missing files the status names.
+const MISSING_SHOWN: usize = 10;
 
 /// Cancels a run's items on its server.
 ///

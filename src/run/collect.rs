@@ -35,11 +35,15 @@ pub(super) enum Ended {
 }
 
 /// A finished item of the run and what it runs.
-struct Made<'i> {
-    item: &'i QueueItem,
-    at: ItemRef,
-    slot: &'i Slot,
-    job: &'i Job,
+pub(super) struct Made<'i> {
+    /// The item, as the server tells it.
+    pub(super) item: &'i QueueItem,
+    /// Which item of the run it is.
+    pub(super) at: ItemRef,
+    /// What it runs.
+    pub(super) slot: &'i Slot,
+    /// Its job.
+    pub(super) job: &'i Job,
 }
 
 impl Run<'_> {
@@ -361,7 +365,8 @@ impl Run<'_> {
                 })
     }
 
-    fn sidecar(&self, made: &Made<'_>, node: &OutputNode, image_name: &str) -> Sidecar {
+    /// The sidecar of output `image_name` of `node`, made by the item `made`.
+    pub(super) fn sidecar(&self, made: &Made<'_>, node: &OutputNode, image_name: &str) -> Sidecar {
         let (job, item) = (made.job, made.item);
         let inputs = self.named_inputs(job);
         let mut values = sweep_map(job);

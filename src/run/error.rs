@@ -58,6 +58,24 @@ pub enum RunError {
         /// How long the run waited.
         waited: String,
     },
+    /// The run's server (or every server of its pool) does not answer at all: found before
+    /// anything is planned, sent or written.
+    #[error(
+        "{} {servers} {}; nothing was sent. Start it, name a server that runs with \
+         `--server URL` (or `INVK_SERVER`), or add `--local` to run on a private server that \
+         invk-run starts itself",
+        if *several { "none of the servers" } else { "the InvokeAI server at" },
+        if *several { "answers" } else { "does not answer" }
+    )]
+    Unreachable {
+        /// The server's URL (the pool's, comma-separated).
+        servers: String,
+        /// Whether it is a pool.
+        several: bool,
+        /// Why (the connection's error).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The workflow could not be loaded or converted.
     #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
@@ -119,7 +137,9 @@ impl RunError {
             | RunError::NotAnImageInput { .. }
             | RunError::EachInputSwept { .. } => ExitStatus::Invalid,
             RunError::Io(e) => crate::fs::place::PlaceError::exit_status_of(e),
-            RunError::ServerGone { .. } | RunError::Client(_) => ExitStatus::Failed,
+            RunError::ServerGone { .. } | RunError::Client(_) | RunError::Unreachable { .. } => {
+                ExitStatus::Failed
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ mod outcome;
 mod preflight;
 pub mod prepare;
 pub mod progress;
+mod repair;
 mod resume;
 mod running;
 pub mod server_fault;
@@ -31,13 +32,16 @@ mod status;
 mod submit;
 pub mod summary;
 mod take_back;
+mod up_to_date;
 mod upload;
 
 pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW, MAX_ENQUEUE};
 pub use error::RunError;
 pub use manifest_source::{ForImage, ManifestSource};
 pub use outcome::{JobFailure, ManifestOutcome};
-pub use status::{Cancelled, RunStatus, cancel, server_number_of, servers_of};
+pub use repair::{MissingFile, Repair};
+pub use status::{Cancelled, RunStatus, cancel, runs_below, server_number_of, servers_of};
+pub use up_to_date::up_to_date;
 
 use std::path::{Path, PathBuf};
 
@@ -48,10 +52,12 @@ use crate::run::settings::RunSettings;
 
 /// Runs one manifest to the end: validate, plan, upload, submit, track, download, clean up.
 /// Cancelling `cancel` stops submitting, checkpoints the journal and returns an interrupted
-/// outcome; running the manifest again resumes it.
+/// outcome; running the manifest again resumes it. A run whose journal says every job is done,
+/// with every file on disk, ends there ([`up_to_date`]): no server is asked.
 ///
 /// # Errors
-/// An invalid manifest (nothing is sent), or a server that cannot be reached.
+/// An invalid manifest (nothing is sent), or a server that cannot be reached
+/// ([`RunError::Unreachable`] when it does not answer at all: nothing is sent or written).
 pub async fn run_manifest(
     source: &ManifestSource,
     settings: &RunSettings,
@@ -64,13 +70,38 @@ pub async fn run_manifest(
     // server version), so custom nodes and newer servers are typed too.
     let peek = Peek::read(&source.path);
     let offline = settings.validate_only || settings.dry_run;
+    // The journal is read before any server is asked: a run with nothing to do ends here.
+    let mut checked = if offline || peek.library {
+        None
+    } else {
+        Some(up_to_date::check_offline(source, settings).await)
+    };
+    if let Some(Ok(prepared)) = &checked
+        && !settings.fresh
+        && let Some(outcome) = up_to_date::tell_if_done(prepared, source, reporter).await
+    {
+        return Ok(outcome);
+    }
     let entries = settings.servers_for(&peek.servers)?;
     if entries.len() > 1 && !offline {
-        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries).await?;
+        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries)
+            .await
+            .map_err(|e| no_answer(e, &entries, &mut checked))?;
         return execute(source, settings, reporter, cancel, &prepared, lanes).await;
     }
     let client = if peek.library || !offline {
-        Some(connect(settings, &entries[0]).await?)
+        let client = connect(settings, &entries[0]).await?;
+        if !offline {
+            // A server that does not answer is found before anything is planned or written
+            // (one that answers with an error is told by the requests that meet it).
+            match client.app().version().await {
+                Err(e) if e.is_unreachable() => {
+                    return Err(no_answer(e.into(), &entries, &mut checked));
+                }
+                _ => {}
+            }
+        }
+        Some(client)
     } else {
         None
     };
@@ -100,7 +131,9 @@ pub async fn run_manifest(
     // The manifest as checked may name servers its lenient first reading missed.
     let mut entries = settings.servers_for(&prepared.file.server_entries())?;
     if entries.len() > 1 {
-        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries).await?;
+        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries)
+            .await
+            .map_err(|e| no_answer(e, &entries, &mut None))?;
         return execute(source, settings, reporter, cancel, &prepared, lanes).await;
     }
     let entry = entries.swap_remove(0);
@@ -262,6 +295,37 @@ impl Peek {
             library: value["workflow"].get("library").is_some(),
             servers: crate::manifest::server_entries_of(&value["server"]),
         }
+    }
+}
+
+/// A client error that says the servers `entries` do not answer at all, as
+/// [`RunError::Unreachable`] (with the way out), unless the manifest, as `checked` offline, is
+/// invalid: its own errors come first. Any other error as it is.
+fn no_answer(
+    error: RunError,
+    entries: &[crate::server_entry::ServerEntry],
+    checked: &mut Option<Result<prepare::Prepared, RunError>>,
+) -> RunError {
+    match error {
+        RunError::Client(e) if e.is_unreachable() => {
+            if let Some(Err(invalid)) = checked.take() {
+                return invalid;
+            }
+            RunError::Unreachable {
+                servers: (entries.iter())
+                    .map(|e| e.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                several: entries.len() > 1,
+                // The connection's own error: the client's message would name the way out
+                // again.
+                source: match e {
+                    crate::client::ClientError::Connect { source, .. } => Box::new(source),
+                    other => Box::new(other),
+                },
+            }
+        }
+        other => other,
     }
 }
 

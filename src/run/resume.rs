@@ -25,6 +25,8 @@ struct Resumed {
     attach: Vec<(ItemRef, usize, SessionKey, String)>,
     /// Jobs done before.
     done: usize,
+    /// What became of the missing files of jobs done before.
+    repaired: super::repair::Repaired,
 }
 
 impl Run<'_> {
@@ -34,6 +36,15 @@ impl Run<'_> {
     pub(super) async fn resume(&mut self) -> Result<(), RunError> {
         let resumed = self.decide().await?;
         let ctx = &self.ctx;
+        if let Some(message) = resumed.repaired.message() {
+            ctx.tell(&RunEvent::Repairing {
+                manifest: ctx.name.clone(),
+                missing: display(&resumed.repaired.missing),
+                downloaded: display(&resumed.repaired.downloaded),
+                run_again: resumed.repaired.run_again.keys().copied().collect(),
+                message,
+            });
+        }
         ctx.tell(&RunEvent::Planned {
             manifest: ctx.name.clone(),
             jobs: ctx.prepared.expansion.job_count(),
@@ -95,6 +106,9 @@ impl Run<'_> {
 
         let mut out = Resumed::default();
         let mut retry = Vec::new();
+        // Jobs done before whose files are not all on disk: each with its files and the
+        // missing ones.
+        let mut incomplete = Vec::new();
         for key in known {
             let job = key.index;
             let mut decision = self.ledger.state().resume(key);
@@ -105,9 +119,14 @@ impl Run<'_> {
             match decision {
                 Resume::Submit | Resume::Recover { .. } => {}
                 Resume::Done { files } => {
-                    out.done += 1;
-                    out.skip.insert(job);
-                    ledger.complete(job, files);
+                    let missing = super::repair::missing_of(ledger.state(), &*self.ctx.store, key);
+                    if missing.is_empty() {
+                        out.done += 1;
+                        out.skip.insert(job);
+                        ledger.complete(job, files);
+                    } else {
+                        incomplete.push((job, files, missing));
+                    }
                 }
                 Resume::Failed { item_id, error } => {
                     if self.ctx.retry_failed {
@@ -149,6 +168,14 @@ impl Run<'_> {
         }
         let lost = self.drop_lost(&mut out).await?;
         retry.extend(lost);
+        // A job whose files went missing is done again once they are back; else it runs again.
+        out.repaired = self.repair(incomplete).await?;
+        for (job, files) in std::mem::take(&mut out.repaired.restored) {
+            out.done += 1;
+            out.skip.insert(job);
+            self.ledger.complete(job, files);
+        }
+        retry.extend(out.repaired.run_again.keys().copied());
         retry.sort_unstable();
         if self.ctx.retry_failed {
             out.only = Some(retry);
@@ -213,4 +240,9 @@ impl Run<'_> {
         }
         Ok(lost)
     }
+}
+
+/// Paths as text, for an event.
+fn display(files: &[std::path::PathBuf]) -> Vec<String> {
+    files.iter().map(|f| f.display().to_string()).collect()
 }

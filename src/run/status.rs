@@ -35,6 +35,8 @@ pub struct RunStatus {
     pub files: usize,
     /// Of those, on disk.
     pub files_on_disk: usize,
+    /// The files of completed jobs that are no longer on disk, and what a rerun does of each.
+    pub missing: Vec<super::repair::MissingFile>,
     /// What the server says of the items still there (when it was asked and answered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<BTreeMap<String, usize>>,
@@ -83,6 +85,50 @@ pub fn server_number_of(output_dir: &Path, url: &str) -> std::io::Result<u16> {
         .map_or(0, |(n, _)| n))
 }
 
+/// How many folders [`runs_below`] looks at, at most.
+const MAX_FOLDERS_LOOKED_AT: usize = 10_000;
+
+/// How deep below a folder [`runs_below`] looks.
+const RUNS_BELOW_DEPTH: usize = 3;
+
+/// The output folders of runs below `dir` (not `dir` itself), sorted: folders holding a
+/// journal, looked for a few levels down (a run's folder is not looked into). The runs of
+/// `invk-run watch DIR --each MANIFEST` are such folders, one per image.
+#[must_use]
+pub fn runs_below(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut looked_at = 0;
+    let mut level = vec![dir.to_path_buf()];
+    for _ in 0..RUNS_BELOW_DEPTH {
+        let mut next = Vec::new();
+        for folder in level {
+            let Ok(entries) = crate::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                // Links are not followed: a run's folder is never reached through one.
+                if hidden || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                looked_at += 1;
+                if looked_at > MAX_FOLDERS_LOOKED_AT {
+                    break;
+                }
+                if Journal::path_in(&path).is_file() {
+                    found.push(path);
+                } else {
+                    next.push(path);
+                }
+            }
+        }
+        level = next;
+    }
+    found.sort();
+    found
+}
+
 /// The journal of an output folder.
 ///
 /// # Errors
@@ -92,7 +138,7 @@ fn read_state(output_dir: &Path) -> std::io::Result<State> {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
-                "`{}` holds no run (no `.invk-run/journal.jsonl`): name a run's output folder or its manifest",
+                "`{}` holds no run (no `.invk-run/journal.jsonl`, here or in the folders below it): name a run's output folder or its manifest",
                 output_dir.display()
             ),
         )
@@ -116,17 +162,25 @@ impl RunStatus {
             not_started: None,
             files: 0,
             files_on_disk: 0,
+            missing: Vec::new(),
             items: None,
         };
-        for key in state.known_jobs() {
-            match state.resume(*key) {
-                Resume::Done { .. } => status.completed += 1,
+        let store = LocalStore::at(output_dir);
+        let mut known: Vec<_> = state.known_jobs().copied().collect();
+        known.sort_unstable();
+        for key in known {
+            match state.resume(key) {
+                Resume::Done { .. } => {
+                    status.completed += 1;
+                    status
+                        .missing
+                        .extend(super::repair::missing_of(&state, &store, key));
+                }
                 Resume::Failed { .. } => status.failed += 1,
                 Resume::Attach { .. } | Resume::Recover { .. } => status.on_server += 1,
                 Resume::Submit => {}
             }
         }
-        let store = LocalStore::at(output_dir);
         for file in state.downloads.values().flat_map(BTreeMap::values) {
             status.files += 1;
             if store.exists(file).unwrap_or(false) {
@@ -139,12 +193,58 @@ impl RunStatus {
         Ok(status)
     }
 
+    /// Whether a server of the run is worth asking: items of the run are still there, or it
+    /// may still have the images of missing files.
+    #[must_use]
+    pub fn asks_server(&self) -> bool {
+        self.on_server > 0
+            || (self.missing.iter()).any(|m| m.repair == super::repair::Repair::DownloadIfOnServer)
+    }
+
+    /// Asks server `number` of the run (see [`servers_of`]) whether it still has the images of
+    /// the missing files it made: what a rerun does of each becomes certain.
+    ///
+    /// # Errors
+    /// When the server does not answer.
+    pub async fn ask_server_for_missing(
+        &mut self,
+        number: u16,
+        client: &Client,
+    ) -> Result<(), RunError> {
+        use super::repair::Repair;
+        let names: Vec<String> = (self.missing.iter())
+            .filter(|m| m.repair == Repair::DownloadIfOnServer && m.server() == number)
+            .map(|m| m.image_name.clone())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let there: std::collections::HashSet<String> = (client.images().by_names(&names).await?)
+            .into_iter()
+            .map(|dto| dto.image_name)
+            .collect();
+        for m in &mut self.missing {
+            if m.repair == Repair::DownloadIfOnServer && m.server() == number {
+                m.repair = if there.contains(&m.image_name) {
+                    Repair::Download
+                } else {
+                    Repair::RunAgain
+                };
+            }
+        }
+        Ok(())
+    }
+
     /// Asks server `number` of the run (see [`servers_of`]) what became of the run's items
     /// still there; the counts add up over the servers asked.
     ///
     /// # Errors
     /// When the server does not answer.
     pub async fn ask_server(&mut self, number: u16, client: &Client) -> Result<(), RunError> {
+        self.ask_server_for_missing(number, client).await?;
+        if self.on_server == 0 {
+            return Ok(());
+        }
         let state = read_state(&self.output_dir)?;
         let ids: Vec<i64> = open_items(&state, number)
             .into_keys()
@@ -218,4 +318,42 @@ pub async fn cancel(
         finished: taken.finished + taken.running,
         gone: taken.gone,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Makes `dir` a run's output folder (an empty journal).
+    fn run_in(dir: &Path) {
+        crate::fs::create_dir_all(dir.join(".invk-run")).expect("mkdir");
+        crate::fs::write(Journal::path_in(dir), "").expect("journal");
+    }
+
+    #[test]
+    fn runs_below_a_folder_are_found_a_few_levels_down_and_not_inside_a_run_or_a_link() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        for run in ["cat", "b/dog", "b/c/fox", "cat/inner", "a/b/c/too-deep"] {
+            run_in(&root.join(run));
+        }
+        crate::fs::create_dir_all(root.join(".hidden/run")).expect("mkdir");
+        run_in(&root.join(".hidden/run"));
+        crate::fs::create_dir_all(root.join("empty")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("cat"), root.join("link")).expect("link");
+        let found: Vec<PathBuf> = runs_below(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).expect("below").to_path_buf())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("b/c/fox"),
+                PathBuf::from("b/dog"),
+                PathBuf::from("cat")
+            ]
+        );
+        assert!(runs_below(&root.join("empty")).is_empty());
+        assert!(runs_below(&root.join("missing")).is_empty());
+    }
 }

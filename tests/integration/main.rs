@@ -24,6 +24,7 @@ mod notify;
 mod outage;
 mod placement;
 mod pool;
+mod repair;
 mod report;
 mod runner;
 mod server;

@@ -230,25 +230,14 @@ fn a_sweep_lands_every_output_with_sidecars_and_summary_and_leaves_the_server_cl
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     insta::assert_json_snapshot!(lines, {
-        "[].seconds" => "[seconds]",
         "[].output_dir" => "[output dir]",
     }, @r#"
     [
       {
-        "event": "planned",
+        "event": "nothing_to_do",
         "manifest": "job.yaml",
         "jobs": 12,
-        "done": 12,
-        "failed": 0,
-        "window": 16,
-        "output_dir": "[output dir]"
-      },
-      {
-        "event": "finished",
-        "manifest": "job.yaml",
-        "completed": 12,
-        "failed": 0,
-        "seconds": "[seconds]",
+        "files": 24,
         "output_dir": "[output dir]"
       }
     ]

@@ -150,6 +150,17 @@ impl Console {
             }
             RunEvent::CleanedUp { .. } => {}
             RunEvent::Interrupted { .. } => self.show_interrupted(event),
+            RunEvent::Repairing {
+                manifest, message, ..
+            } => self.println(&format!("{manifest}: {message}")),
+            RunEvent::NothingToDo {
+                manifest,
+                jobs,
+                files,
+                output_dir,
+            } => self.println(&format!(
+                "{manifest}: nothing to do: its {jobs} jobs are done and their {files} files on disk -> {output_dir}"
+            )),
             RunEvent::Warning { manifest, message } => {
                 self.println(&format!("{manifest}: warning: {message}"));
             }

@@ -132,6 +132,32 @@ pub enum RunEvent {
         /// The output folder.
         output_dir: String,
     },
+    /// Files of jobs an earlier run finished are missing from disk: those the server still has
+    /// were downloaded again, the jobs of the others run again (told before `planned`).
+    Repairing {
+        /// The manifest file.
+        manifest: String,
+        /// The missing files, relative to the output folder.
+        missing: Vec<String>,
+        /// Those downloaded again.
+        downloaded: Vec<String>,
+        /// The jobs that run again.
+        run_again: Vec<usize>,
+        /// What happened, in words.
+        message: String,
+    },
+    /// Every job of the manifest is done and its files are on disk: nothing was sent, and no
+    /// server was started or asked (the run's only event).
+    NothingToDo {
+        /// The manifest file.
+        manifest: String,
+        /// Its jobs.
+        jobs: usize,
+        /// Their files.
+        files: usize,
+        /// The output folder.
+        output_dir: String,
+    },
     /// A warning (the run goes on).
     Warning {
         /// The manifest file.
