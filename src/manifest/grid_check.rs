@@ -107,9 +107,9 @@ fn unknown_axis(axis: &str, sweep: &SweepKeys<'_>) -> (String, Option<String>) {
                     "grid axis `{axis}` is not a sweep key (sweep key `{key}`, which names no input either, is the closest)"
                 ),
                 Some(match &typo.hint {
-                    Some(h) => format!(
-                        "fix the sweep key `{key}` ({h}), and name the same input here"
-                    ),
+                    Some(h) => {
+                        format!("fix the sweep key `{key}` ({h}), and name the same input here")
+                    }
                     None => format!(
                         "name an input of the workflow on the sweep key `{key}`, and the same here"
                     ),
@@ -256,12 +256,21 @@ fn check_spec(
         keys.get_index_of(spec.x.as_str()),
         spec.y.as_deref().and_then(|y| keys.get_index_of(y)),
     ];
+    let explicit: Vec<Option<usize>> = spec
+        .pages
+        .iter()
+        .map(|p| keys.get_index_of(p.as_str()))
+        .collect();
+    let fixed = fixed_by_axes(expanded, xy);
     let mut page_combos: std::collections::HashSet<Vec<String>> = std::collections::HashSet::new();
     for c in 0..expanded.count() {
         let combo = expanded.combination(c);
         let page: Vec<String> = combo
             .iter()
-            .filter(|(slot, _)| !xy.contains(&Some(*slot)))
+            .filter(|(slot, _)| {
+                !xy.contains(&Some(*slot))
+                    && (explicit.contains(&Some(*slot)) || !fixed.contains(slot))
+            })
             .map(|(slot, cell)| format!("{slot}={}", value_label(&expanded.value(*cell))))
             .collect();
         if page_combos.insert(page) && page_combos.len() > MAX_PAGES {
@@ -292,6 +301,36 @@ fn check_spec(
             );
         }
     }
+}
+
+/// The key slots (on no axis) whose value the axes' values fix in every combination, as a
+/// table row fixes its other columns: a grid makes no pages of them.
+fn fixed_by_axes(expanded: &Expanded, xy: [Option<usize>; 2]) -> std::collections::HashSet<usize> {
+    use std::collections::{HashMap, HashSet};
+    let slots = expanded.keys.len();
+    let mut fixed: HashSet<usize> = (0..slots).filter(|s| !xy.contains(&Some(*s))).collect();
+    // (slot, x label, y label) → the slot's label there.
+    let mut seen: HashMap<(usize, String, String), String> = HashMap::new();
+    let label = |combo: &Combination, slot: Option<usize>| {
+        combo.iter().find(|(s, _)| Some(*s) == slot).map_or_else(
+            || "(none)".to_owned(),
+            |(_, cell)| value_label(&expanded.value(*cell)),
+        )
+    };
+    for c in 0..expanded.count() {
+        if fixed.is_empty() {
+            break;
+        }
+        let combo = expanded.combination(c);
+        let (x, y) = (label(&combo, xy[0]), label(&combo, xy[1]));
+        fixed.retain(|&slot| {
+            let value = label(&combo, Some(slot));
+            seen.entry((slot, x.clone(), y.clone()))
+                .or_insert_with(|| value.clone())
+                == &value
+        });
+    }
+    fixed
 }
 
 /// Checks that every `node:` of `output.grid` names one of the workflow's output nodes (by
