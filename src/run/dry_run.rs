@@ -2,11 +2,16 @@
 //!
 //! Neither holds every job: validation made each job once already, and the dry run prints its
 //! document as it goes, the jobs one at a time and the enqueues a chunk of jobs at a time.
+//! The document names inputs as the manifest does (their user names) and lists the files each
+//! job will write and the grids; a person also gets a summary on stderr: the inputs, the first
+//! files, how many more, the grids and the gallery.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::path::PathBuf;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::batch::{build_batch, model_ref};
 use super::manifest_source::ManifestSource;
@@ -14,11 +19,18 @@ use super::outcome::ManifestOutcome;
 use super::prepare::Prepared;
 use super::progress::{ReportMode, Reporter};
 use super::settings::RunSettings;
-use crate::manifest::{EnqueuePlan, Plan};
-use crate::workflow::ConvertOptions;
+use crate::gallery::records::{FileRecord, JobRecord};
+use crate::manifest::{EnqueuePlan, InputValue, Job, OutputVars, Plan, resolve_grids, value_label};
+use crate::workflow::{ConvertOptions, OutputNode};
 
 /// The dry run groups this many consecutive jobs at a time into enqueues.
 pub(super) const DRY_RUN_CHUNK: usize = 1000;
+
+/// The summary lists this many of the files a run will write (and counts the rest).
+pub(super) const FILES_SHOWN: usize = 10;
+
+/// A value in the summary is cut past this many characters.
+const VALUE_CHARS: usize = 60;
 
 /// Prints the check's result (validate) or the jobs and payloads (dry run) and returns an
 /// outcome with nothing run.
@@ -46,9 +58,7 @@ pub(super) fn report(
             ReportMode::Quiet => {}
         }
     } else {
-        if reporter.mode() != ReportMode::Quiet {
-            eprintln!("{line}");
-        }
+        let outputs = Outputs::new(prepared);
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         // A closed pipe (`| head`) ends the listing; nothing else can fail here.
@@ -56,9 +66,16 @@ pub(super) fn report(
             &mut out,
             prepared,
             source,
+            &outputs,
             reporter.mode() != ReportMode::Json,
         )
         .and_then(|()| out.flush());
+        drop(out);
+        if reporter.mode() == ReportMode::Human {
+            let summary = Summary::of(prepared, &outputs);
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}").and_then(|()| summary.write(&mut err));
+        }
     }
     ManifestOutcome {
         manifest: source.display_name.clone(),
@@ -73,19 +90,23 @@ pub(super) fn report(
     }
 }
 
-/// Writes `{"manifest", "output_dir", "jobs": [...], "enqueues": [...]}`, each job and enqueue
-/// as soon as it is made.
+/// Writes `{"manifest", "output_dir", "grids", "gallery", "jobs": [...], "enqueues": [...]}`,
+/// each job (its inputs by user name, and the files it will write) and enqueue as soon as it is
+/// made.
 fn write_plan(
     out: &mut impl Write,
     prepared: &Prepared,
     source: &ManifestSource,
+    outputs: &Outputs<'_>,
     pretty: bool,
 ) -> std::io::Result<()> {
     let expansion = &prepared.expansion;
     let mut doc = JsonStream::new(out, pretty);
     doc.field("manifest", &source.display_name)?;
     doc.field("output_dir", &prepared.output_dir)?;
-    doc.list("jobs", expansion.jobs())?;
+    doc.field("grids", &grid_files(prepared, outputs))?;
+    doc.field("gallery", &gallery_file(prepared))?;
+    doc.list("jobs", expansion.jobs().map(|job| outputs.entry(&job)))?;
     let enqueues = (0..expansion.job_count())
         .step_by(DRY_RUN_CHUNK)
         .flat_map(|start| {
@@ -102,6 +123,300 @@ fn write_plan(
         });
     doc.list("enqueues", enqueues)?;
     doc.end()
+}
+
+/// How a dry run names a job's inputs and files.
+struct Outputs<'p> {
+    prepared: &'p Prepared,
+    /// The output nodes, in the workflow's order: a file each per job.
+    nodes: Vec<OutputNode>,
+    /// By system name, the name shown: the input's user name, or its system name when another
+    /// input has the same user name.
+    names: HashMap<String, String>,
+    /// The date and time the file names are rendered with (a run takes its own).
+    stamp: (String, String),
+}
+
+impl<'p> Outputs<'p> {
+    fn new(prepared: &'p Prepared) -> Outputs<'p> {
+        let inputs = &prepared.expansion.inputs;
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for info in inputs.values() {
+            *count.entry(info.user_name.as_str()).or_default() += 1;
+        }
+        let names = inputs
+            .iter()
+            .map(|(system, info)| {
+                let name = if count[info.user_name.as_str()] == 1 {
+                    info.user_name.clone()
+                } else {
+                    system.clone()
+                };
+                (system.clone(), name)
+            })
+            .collect();
+        Outputs {
+            prepared,
+            nodes: prepared.workflow.outputs(),
+            names,
+            stamp: super::clock::now_utc(),
+        }
+    }
+
+    /// The name an input is shown by.
+    fn name<'a>(&'a self, system: &'a str) -> &'a str {
+        self.names.get(system).map_or(system, String::as_str)
+    }
+
+    /// The files `job` will write: one per output node (a node that makes several images
+    /// writes more, numbered by `image.index`), with the folder; or why a name does not render.
+    fn files(&self, job: &Job) -> Vec<Result<PathBuf, String>> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let ext = if node.image_fields.is_empty() && !node.video_fields.is_empty() {
+                    "mp4"
+                } else {
+                    "png"
+                };
+                let vars = OutputVars {
+                    node_id: node.node_id.clone(),
+                    node_label: node.label.clone(),
+                    node_type: node.node_type.clone(),
+                    image_index: 0,
+                    image_count: 1,
+                    image_name: format!("image-name.{ext}"),
+                    item_id: 0,
+                    batch_id: "batch-id".into(),
+                    run_id: "run-id".into(),
+                    date: self.stamp.0.clone(),
+                    time: self.stamp.1.clone(),
+                };
+                let target = self
+                    .prepared
+                    .expansion
+                    .output_path(job, &vars)
+                    .map_err(|e| e.to_string())?;
+                // As the run names it (a name already taken then gets `-2`, `-3`...).
+                let rel = crate::fs::output_tree::sanitize_relative(&target.name.to_string_lossy())
+                    .unwrap_or_else(|| PathBuf::from(format!("{}-0", job.index)));
+                let mut name = rel.into_os_string();
+                name.push(".");
+                name.push(ext);
+                Ok(self.prepared.output_dir.join(name))
+            })
+            .collect()
+    }
+
+    /// A job as the document lists it.
+    fn entry(&self, job: &Job) -> Value {
+        let inputs: Map<String, Value> = job
+            .inputs
+            .iter()
+            .map(|(system, v)| {
+                let v = serde_json::to_value(v).unwrap_or(Value::Null);
+                (self.name(system).to_owned(), v)
+            })
+            .collect();
+        let files: Vec<Value> = self
+            .files(job)
+            .into_iter()
+            .map(|f| match f {
+                Ok(path) => json!(path),
+                Err(e) => json!({"error": e}),
+            })
+            .collect();
+        let mut entry = json!({
+            "index": job.index,
+            "run": job.run,
+            "inputs": inputs,
+            "sweep": job.sweep,
+            "files": files,
+        });
+        if !job.seeds.is_empty() {
+            entry["seeds"] = json!(job.seeds);
+        }
+        entry
+    }
+}
+
+/// The grid files the run will write (with the folder), named as the report names them.
+fn grid_files(prepared: &Prepared, outputs: &Outputs<'_>) -> Vec<PathBuf> {
+    let manifest = prepared.file.manifest();
+    let specs = resolve_grids(&manifest.output, &manifest.sweep);
+    if specs.is_empty() {
+        return Vec::new();
+    }
+    let files: Vec<FileRecord> = outputs
+        .nodes
+        .iter()
+        .map(|node| FileRecord {
+            path: PathBuf::new(),
+            node_label: Some(node.label.clone()),
+            node_id: Some(node.node_id.clone()),
+            sidecar: None,
+            exists: false,
+        })
+        .collect();
+    let records: Vec<JobRecord> = prepared
+        .expansion
+        .jobs()
+        .map(|job| JobRecord {
+            job: job.index,
+            status: "not_run".to_owned(),
+            error: None,
+            sweep: job.sweep.into_iter().collect(),
+            inputs: Map::new(),
+            files: files.clone(),
+            summarized: true,
+        })
+        .collect();
+    let mut grids = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        // Validation checked the bounds and the names: a plan that fails here lists nothing.
+        if let Ok(plans) = crate::gallery::grid::plan(spec, i + 1, specs.len(), &records) {
+            grids.extend(plans.into_iter().map(|p| prepared.output_dir.join(p.file)));
+        }
+    }
+    grids
+}
+
+/// The gallery page the run will write, if the manifest asks for it.
+fn gallery_file(prepared: &Prepared) -> Option<PathBuf> {
+    prepared
+        .file
+        .manifest()
+        .output
+        .gallery
+        .then(|| prepared.output_dir.join(crate::gallery::page::PAGE))
+}
+
+/// What a person reads of a dry run: each input by its user name (its value, or how many
+/// values it takes), the first files the run will write and how many more, the grids and the
+/// gallery.
+struct Summary {
+    /// Inputs in the workflow's order: name, and the values of the jobs (distinct, in order).
+    inputs: Vec<(String, Vec<String>)>,
+    files: Vec<String>,
+    file_count: usize,
+    jobs: usize,
+    grids: Vec<PathBuf>,
+    gallery: Option<PathBuf>,
+}
+
+impl Summary {
+    fn of(prepared: &Prepared, outputs: &Outputs<'_>) -> Summary {
+        let expansion = &prepared.expansion;
+        let mut values: Vec<(String, Vec<String>, HashSet<String>)> = Vec::new();
+        let mut files = Vec::new();
+        for job in expansion.jobs() {
+            for (system, v) in &job.inputs {
+                let shown = match v {
+                    InputValue::LocalImage(i) => i.written.clone(),
+                    InputValue::Value(v) => value_label(v.get()),
+                };
+                let name = outputs.name(system);
+                let i = values
+                    .iter()
+                    .position(|(n, ..)| n == name)
+                    .unwrap_or_else(|| {
+                        values.push((name.to_owned(), Vec::new(), HashSet::new()));
+                        values.len() - 1
+                    });
+                let (_, list, seen) = &mut values[i];
+                if seen.insert(shown.clone()) {
+                    list.push(shown);
+                }
+            }
+            if files.len() < FILES_SHOWN {
+                for f in outputs.files(&job) {
+                    if files.len() < FILES_SHOWN {
+                        files.push(match f {
+                            Ok(path) => path.display().to_string(),
+                            Err(e) => format!("(no name: {e})"),
+                        });
+                    }
+                }
+            }
+        }
+        Summary {
+            inputs: values.into_iter().map(|(n, list, _)| (n, list)).collect(),
+            files,
+            file_count: expansion.job_count() * outputs.nodes.len(),
+            jobs: expansion.job_count(),
+            grids: grid_files(prepared, outputs),
+            gallery: gallery_file(prepared),
+        }
+    }
+
+    fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let cut = |s: &str| {
+            let s = s.replace('\n', " ");
+            if s.chars().count() > VALUE_CHARS {
+                format!("{}…", s.chars().take(VALUE_CHARS - 1).collect::<String>())
+            } else {
+                s
+            }
+        };
+        let width = self
+            .inputs
+            .iter()
+            .map(|(n, _)| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        if !self.inputs.is_empty() {
+            writeln!(out, "  inputs:")?;
+        }
+        for (name, values) in &self.inputs {
+            let text = match values.as_slice() {
+                [one] => cut(one),
+                many => {
+                    // A value with a comma is quoted, so the list stays readable.
+                    let first: Vec<String> = many
+                        .iter()
+                        .take(3)
+                        .map(|v| {
+                            if v.contains(',') {
+                                format!("{:?}", cut(v))
+                            } else {
+                                cut(v)
+                            }
+                        })
+                        .collect();
+                    let more = if many.len() > 3 { ", …" } else { "" };
+                    format!("{} values: {}{more}", many.len(), first.join(", "))
+                }
+            };
+            writeln!(out, "    {name:<width$}  {text}")?;
+        }
+        let per_job = self.file_count.checked_div(self.jobs).unwrap_or(0);
+        writeln!(
+            out,
+            "  files: {} ({per_job} per job, one per output node){}",
+            self.file_count,
+            if self.file_count > self.files.len() {
+                format!("; the first {}:", self.files.len())
+            } else {
+                ":".to_owned()
+            }
+        )?;
+        for f in &self.files {
+            writeln!(out, "    {f}")?;
+        }
+        if self.file_count > self.files.len() {
+            writeln!(out, "    and {} more", self.file_count - self.files.len())?;
+        }
+        if !self.grids.is_empty() {
+            writeln!(out, "  grids:")?;
+            for g in &self.grids {
+                writeln!(out, "    {}", g.display())?;
+            }
+        }
+        if let Some(page) = &self.gallery {
+            writeln!(out, "  gallery: {}", page.display())?;
+        }
+        Ok(())
+    }
 }
 
 /// The batch one enqueue would send, with stand-ins for what only the server knows.

@@ -9,6 +9,7 @@ mod support;
 
 mod client;
 mod conformance;
+mod dry_run;
 mod engine;
 mod events;
 mod examples;
