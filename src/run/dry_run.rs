@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::batch::{build_batch, model_ref};
+use super::finish::GALLERY_MAX_JOBS;
 use super::manifest_source::ManifestSource;
 use super::outcome::ManifestOutcome;
 use super::prepare::Prepared;
@@ -59,6 +60,7 @@ pub(super) fn report(
         }
     } else {
         let outputs = Outputs::new(prepared);
+        let grids = grid_files(prepared, &outputs);
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         // A closed pipe (`| head`) ends the listing; nothing else can fail here.
@@ -67,12 +69,13 @@ pub(super) fn report(
             prepared,
             source,
             &outputs,
+            &grids,
             reporter.mode() != ReportMode::Json,
         )
         .and_then(|()| out.flush());
         drop(out);
         if reporter.mode() == ReportMode::Human {
-            let summary = Summary::of(prepared, &outputs);
+            let summary = Summary::of(prepared, &outputs, grids);
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}").and_then(|()| summary.write(&mut err));
         }
@@ -98,13 +101,20 @@ fn write_plan(
     prepared: &Prepared,
     source: &ManifestSource,
     outputs: &Outputs<'_>,
+    grids: &Grids,
     pretty: bool,
 ) -> std::io::Result<()> {
     let expansion = &prepared.expansion;
     let mut doc = JsonStream::new(out, pretty);
     doc.field("manifest", &source.display_name)?;
     doc.field("output_dir", &prepared.output_dir)?;
-    doc.field("grids", &grid_files(prepared, outputs))?;
+    match grids {
+        Grids::Files(files) => doc.field("grids", files)?,
+        Grids::NotForSoManyJobs => doc.field(
+            "grids",
+            &json!({"none": format!("a run of more than {GALLERY_MAX_JOBS} jobs draws no grids; `invk-run report` draws them after it")}),
+        )?,
+    }
     doc.field("gallery", &gallery_file(prepared))?;
     doc.list("jobs", expansion.jobs().map(|job| outputs.entry(&job)))?;
     let enqueues = (0..expansion.job_count())
@@ -240,12 +250,24 @@ impl<'p> Outputs<'p> {
     }
 }
 
-/// The grid files the run will write (with the folder), named as the report names them.
-fn grid_files(prepared: &Prepared, outputs: &Outputs<'_>) -> Vec<PathBuf> {
+/// The grids a run will write.
+enum Grids {
+    /// Their files (with the folder), named as the report names them.
+    Files(Vec<PathBuf>),
+    /// None: the run has too many jobs to draw them at its end.
+    NotForSoManyJobs,
+}
+
+/// The grid files the run will write, named as the report names them (planning them holds
+/// every job's sweep values, as the run's report does, and only for as many jobs).
+fn grid_files(prepared: &Prepared, outputs: &Outputs<'_>) -> Grids {
     let manifest = prepared.file.manifest();
     let specs = resolve_grids(&manifest.output, &manifest.sweep);
     if specs.is_empty() {
-        return Vec::new();
+        return Grids::Files(Vec::new());
+    }
+    if prepared.expansion.job_count() > GALLERY_MAX_JOBS {
+        return Grids::NotForSoManyJobs;
     }
     let files: Vec<FileRecord> = outputs
         .nodes
@@ -278,36 +300,61 @@ fn grid_files(prepared: &Prepared, outputs: &Outputs<'_>) -> Vec<PathBuf> {
             grids.extend(plans.into_iter().map(|p| prepared.output_dir.join(p.file)));
         }
     }
-    grids
+    Grids::Files(grids)
 }
 
-/// The gallery page the run will write, if the manifest asks for it.
+/// The gallery page the run will write, if the manifest asks for it (and the run is not too
+/// large to write one).
 fn gallery_file(prepared: &Prepared) -> Option<PathBuf> {
-    prepared
-        .file
-        .manifest()
-        .output
-        .gallery
+    (prepared.file.manifest().output.gallery && prepared.expansion.job_count() <= GALLERY_MAX_JOBS)
         .then(|| prepared.output_dir.join(crate::gallery::page::PAGE))
+}
+
+/// The summary shows this many of an input's values.
+const VALUES_SHOWN: usize = 3;
+
+/// The summary counts an input's distinct values up to this many (and says "more than").
+const MAX_DISTINCT: usize = 1000;
+
+/// The values the jobs give one input: the first few, and how many distinct ones (up to a
+/// bound, so that a sweep of unique prompts is not held whole).
+#[derive(Default)]
+struct Values {
+    first: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Values {
+    fn add(&mut self, value: String) {
+        if self.seen.len() > MAX_DISTINCT || self.seen.contains(&value) {
+            return;
+        }
+        if self.first.len() < VALUES_SHOWN {
+            self.first.push(value.clone());
+        }
+        self.seen.insert(value);
+    }
 }
 
 /// What a person reads of a dry run: each input by its user name (its value, or how many
 /// values it takes), the first files the run will write and how many more, the grids and the
 /// gallery.
 struct Summary {
-    /// Inputs in the workflow's order: name, and the values of the jobs (distinct, in order).
-    inputs: Vec<(String, Vec<String>)>,
+    /// Inputs in the workflow's order: name, and the values the jobs give it.
+    inputs: Vec<(String, Values)>,
     files: Vec<String>,
     file_count: usize,
     jobs: usize,
-    grids: Vec<PathBuf>,
+    grids: Grids,
     gallery: Option<PathBuf>,
+    /// Whether the manifest asks for a gallery.
+    gallery_wanted: bool,
 }
 
 impl Summary {
-    fn of(prepared: &Prepared, outputs: &Outputs<'_>) -> Summary {
+    fn of(prepared: &Prepared, outputs: &Outputs<'_>, grids: Grids) -> Summary {
         let expansion = &prepared.expansion;
-        let mut values: Vec<(String, Vec<String>, HashSet<String>)> = Vec::new();
+        let mut values: Vec<(String, Values)> = Vec::new();
         let mut files = Vec::new();
         for job in expansion.jobs() {
             for (system, v) in &job.inputs {
@@ -318,15 +365,12 @@ impl Summary {
                 let name = outputs.name(system);
                 let i = values
                     .iter()
-                    .position(|(n, ..)| n == name)
+                    .position(|(n, _)| n == name)
                     .unwrap_or_else(|| {
-                        values.push((name.to_owned(), Vec::new(), HashSet::new()));
+                        values.push((name.to_owned(), Values::default()));
                         values.len() - 1
                     });
-                let (_, list, seen) = &mut values[i];
-                if seen.insert(shown.clone()) {
-                    list.push(shown);
-                }
+                values[i].1.add(shown);
             }
             if files.len() < FILES_SHOWN {
                 for f in outputs.files(&job) {
@@ -340,12 +384,13 @@ impl Summary {
             }
         }
         Summary {
-            inputs: values.into_iter().map(|(n, list, _)| (n, list)).collect(),
+            inputs: values,
             files,
             file_count: expansion.job_count() * outputs.nodes.len(),
             jobs: expansion.job_count(),
-            grids: grid_files(prepared, outputs),
+            grids,
             gallery: gallery_file(prepared),
+            gallery_wanted: prepared.file.manifest().output.gallery,
         }
     }
 
@@ -368,24 +413,32 @@ impl Summary {
             writeln!(out, "  inputs:")?;
         }
         for (name, values) in &self.inputs {
-            let text = match values.as_slice() {
-                [one] => cut(one),
-                many => {
-                    // A value with a comma is quoted, so the list stays readable.
-                    let first: Vec<String> = many
-                        .iter()
-                        .take(3)
-                        .map(|v| {
-                            if v.contains(',') {
-                                format!("{:?}", cut(v))
-                            } else {
-                                cut(v)
-                            }
-                        })
-                        .collect();
-                    let more = if many.len() > 3 { ", …" } else { "" };
-                    format!("{} values: {}{more}", many.len(), first.join(", "))
-                }
+            let text = if values.seen.len() == 1 {
+                cut(&values.first[0])
+            } else {
+                // A value with a comma is quoted, so the list stays readable.
+                let first: Vec<String> = values
+                    .first
+                    .iter()
+                    .map(|v| {
+                        if v.contains(',') {
+                            format!("{:?}", cut(v))
+                        } else {
+                            cut(v)
+                        }
+                    })
+                    .collect();
+                let more = if values.seen.len() > first.len() {
+                    ", …"
+                } else {
+                    ""
+                };
+                let count = if values.seen.len() > MAX_DISTINCT {
+                    format!("more than {MAX_DISTINCT}")
+                } else {
+                    values.seen.len().to_string()
+                };
+                format!("{count} values: {}{more}", first.join(", "))
             };
             writeln!(out, "    {name:<width$}  {text}")?;
         }
@@ -406,14 +459,26 @@ impl Summary {
         if self.file_count > self.files.len() {
             writeln!(out, "    and {} more", self.file_count - self.files.len())?;
         }
-        if !self.grids.is_empty() {
-            writeln!(out, "  grids:")?;
-            for g in &self.grids {
-                writeln!(out, "    {}", g.display())?;
+        match &self.grids {
+            Grids::Files(files) if files.is_empty() => {}
+            Grids::Files(files) => {
+                writeln!(out, "  grids:")?;
+                for g in files {
+                    writeln!(out, "    {}", g.display())?;
+                }
             }
+            Grids::NotForSoManyJobs => writeln!(
+                out,
+                "  grids: none (a run of more than {GALLERY_MAX_JOBS} jobs draws none; `invk-run report` draws them after it)"
+            )?,
         }
         if let Some(page) = &self.gallery {
             writeln!(out, "  gallery: {}", page.display())?;
+        } else if self.gallery_wanted && self.jobs > GALLERY_MAX_JOBS {
+            writeln!(
+                out,
+                "  gallery: none (a run of more than {GALLERY_MAX_JOBS} jobs writes none; `invk-run report` writes it after it)"
+            )?;
         }
         Ok(())
     }
