@@ -386,3 +386,26 @@ fn a_table_grid_makes_pages_only_of_real_dimensions_and_its_files_have_plain_nam
         );
     }
 }
+
+/// A table of 300 rows on the Y axis: each row's other column (its hue) comes with it, so
+/// validation counts no pages for it (it would be 300, past the bound of 256).
+#[test]
+fn a_table_on_a_grid_axis_is_not_refused_for_pages_its_other_columns_would_make() {
+    let mut rows = String::from("Prompt,Hue shift\n");
+    for i in 0..300 {
+        rows.push_str(&format!("prompt {i},{}\n", i % 360));
+    }
+    let manifest = TABLE_GRID.replace("node: Tinted}", "node: Tinted, cell: 64}");
+    let ws = workspace(&manifest, &[("styles.csv", &rows)]);
+    let out = support::invk_run()
+        .current_dir(ws.path(""))
+        .args(["validate", "--server", "http://127.0.0.1:1", "job.yaml"])
+        .output()
+        .expect("validate");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("valid: 600 jobs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
