@@ -1,11 +1,14 @@
 // The gallery's views, drawn from the JSON embedded above. Everything from the data goes in as
 // text (textContent, attributes), never as HTML. The state lives in the address's #fragment,
 // so a view can be bookmarked: #view=xy&x=KEY&y=KEY&node=LABEL&status=failed&f.KEY=VALUE
+// The X/Y view shows one output node, and says which: the one in the address, else the one the
+// report chose (data.xy: the grid's node, or the node whose images differ most).
 (function () {
   "use strict";
   var t0 = performance.now();
   var data = JSON.parse(document.getElementById("gallery-data").textContent);
   var keys = data.keys || [];
+  var xy = data.xy || {};
   var $ = function (id) { return document.getElementById(id); };
   var state = readHash();
 
@@ -14,8 +17,12 @@
     var s = { view: p.get("view") || "all", node: p.get("node") || "", status: p.get("status") || "",
               x: p.get("x") || "", y: p.get("y"), filters: {} };
     p.forEach(function (v, k) { if (k.indexOf("f.") === 0) s.filters[k.slice(2)] = v; });
-    if (keys.indexOf(s.x) < 0) s.x = keys.length ? keys[keys.length - 1] : "";
-    if (s.y === null || (s.y !== "" && keys.indexOf(s.y) < 0)) s.y = keys.length > 1 ? keys[0] : "";
+    if (keys.indexOf(s.x) < 0) s.x = keys.indexOf(xy.x) >= 0 ? xy.x : (keys.length ? keys[keys.length - 1] : "");
+    if (s.y === null || (s.y !== "" && keys.indexOf(s.y) < 0)) {
+      // The grid's rows when its columns are shown, else the first key.
+      var gridY = xy.x === s.x && typeof xy.y === "string" && (xy.y === "" || keys.indexOf(xy.y) >= 0);
+      s.y = gridY ? xy.y : (keys.length > 1 ? keys[0] : "");
+    }
     return s;
   }
 
@@ -85,6 +92,13 @@
     return true;
   }
 
+  // The node the X/Y view shows, and why it is that one.
+  function xyNode() {
+    if (state.node && data.nodes.indexOf(state.node) >= 0) return [state.node, "chosen"];
+    if (xy.node && data.nodes.indexOf(xy.node) >= 0) return [xy.node, xy.why || "default"];
+    return [data.nodes[0] || "", "the first output"];
+  }
+
   function filesOf(job, node) {
     return job.files.filter(function (f) { return !node || f.node === node; });
   }
@@ -151,11 +165,16 @@
 
   function renderXY(main) {
     var x = state.x, y = state.y;
-    var node = state.node || data.nodes[0] || "";
+    var shows = xyNode();
+    var node = shows[0];
     var xs = data.values[x] || [];
     var ys = y ? (data.values[y] || []) : [""];
     var table = el("table");
     table.id = "xy";
+    var caption = el("caption", null, node ? "Output node: " + node + " (" + shows[1] + ")" : "No output node");
+    caption.id = "xy-node";
+    caption.dataset.node = node;
+    table.appendChild(caption);
     var head = el("tr");
     head.appendChild(el("th", "corner", y ? y + " ↓  " + x + " →" : x + " →"));
     xs.forEach(function (v) { head.appendChild(el("th", "col", v)); });
@@ -233,7 +252,10 @@
 
   function syncControls() {
     $("view").value = state.view;
-    $("node").value = state.node;
+    // "every output" is no choice in the X/Y view: a cell holds one image.
+    var every = $("node").querySelector("option[value='']");
+    if (every) every.disabled = state.view === "xy";
+    $("node").value = state.view === "xy" ? xyNode()[0] : state.node;
     $("status").value = state.status;
     $("x").value = state.x;
     $("y").value = state.y;
@@ -249,7 +271,8 @@
     main.textContent = "";
     $("axes").hidden = state.view !== "xy";
     var shown = state.view === "xy" ? renderXY(main) : renderAll(main);
-    $("shown").textContent = shown + " images shown";
+    $("shown").textContent = shown + " images shown" +
+      (state.view === "xy" && xyNode()[0] ? " · output node " + xyNode()[0] : "");
     document.body.dataset.shown = shown;
     document.body.dataset.renderMs = (performance.now() - start).toFixed(1);
     document.body.dataset.loadMs = (performance.now() - t0).toFixed(1);

@@ -363,7 +363,13 @@ impl Worker {
             self.config.title,
             self.records.len()
         );
-        page::write(&self.root, &title, &self.records, &self.links)?;
+        page::write(
+            &self.root,
+            &title,
+            &self.records,
+            &self.links,
+            &self.config.grids,
+        )?;
         Ok(())
     }
 }
@@ -455,7 +461,7 @@ mod tests {
         );
         assert_eq!(
             complete_files(&w),
-            [PathBuf::from("grid-Tinted-Blur=1.png")]
+            [PathBuf::from("grid-Tinted-Blur-1.png")]
         );
         // Submitted again after a server restart: incomplete again.
         w.apply(1, JobState::Pending);

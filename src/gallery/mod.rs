@@ -6,7 +6,7 @@
 //! records::load(dir)                  jobs with status, sweep values, inputs, files, sidecars
 //! grid::plan(spec, records)           which job's image goes in which cell (or why none)
 //! grid::render(dir, plan)             the grid image, with its axis labels
-//! page::write(dir, records, grids) index.html + thumbnails
+//! page::write(dir, records, grids)  index.html + thumbnails
 //! ```
 //! [`refresh`] does all of it; the runner calls it at the end of a run, and so does
 //! `invk-run report`. While a run goes, [`live::LiveReport`] keeps `index.html` up to date and
@@ -301,7 +301,7 @@ pub fn refresh_in(
         }
     }
     if config.gallery {
-        match page::write(root, &config.title, &records, &links) {
+        match page::write(root, &config.title, &records, &links, &config.grids) {
             Ok(outcome) => {
                 summary.thumbnails_made = outcome.thumbnails_made;
                 summary.gallery = Some(

@@ -2,6 +2,7 @@
 //! `templates/`, with small generated thumbnails in `.invk-run/thumbs/`. It opens from disk and
 //! works offline: the jobs are embedded as JSON and the page's own script draws the views.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
@@ -13,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::ReportError;
 use super::grid::UNLABELLED;
 use super::records::{JobRecord, PENDING};
-use crate::manifest::value_label;
+use crate::manifest::{GridSpec, value_label};
 use crate::store::OutputStore;
 
 /// The thumbnails' longest side, in pixels.
@@ -43,8 +44,40 @@ pub struct GalleryOutcome {
     pub without_thumbnail: usize,
 }
 
+/// What the X/Y view shows when the address does not say: the first grid's axes, and an
+/// output node: the one a grid names; else the node whose images differ most between jobs
+/// (`variety`: by node, how many file sizes its outputs have), so that the cells do not all
+/// look alike (as an intermediate output that the swept values do not touch would).
+fn xy_default(specs: &[GridSpec], nodes: &[String], variety: &HashMap<&str, usize>) -> Value {
+    let spec = specs.first();
+    let varied = || {
+        // The first of the most varied, in the order the nodes were met.
+        let most = nodes
+            .iter()
+            .map(|n| variety.get(n.as_str()).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        nodes
+            .iter()
+            .find(|n| variety.get(n.as_str()).copied().unwrap_or(0) == most)
+            .cloned()
+    };
+    let (node, why) = match specs.iter().find_map(|s| s.node.as_ref()) {
+        Some(node) if nodes.contains(node) => (Some(node.clone()), "the grid's output"),
+        _ if nodes.len() > 1 => (varied(), "its images differ most between jobs"),
+        _ => (nodes.first().cloned(), "the only output"),
+    };
+    json!({
+        "x": spec.map(|s| s.x.clone()),
+        "y": spec.map(|s| s.y.clone().unwrap_or_default()),
+        "node": node,
+        "why": why,
+    })
+}
+
 /// Writes `index.html` (atomically) and the thumbnails it needs, through the store `root`
 /// (under its rules: no links in a local folder). Jobs still [`PENDING`] are left out: the page shows what is finished.
+/// `specs` are the grids asked for: the X/Y view starts on the first one's axes and node.
 ///
 /// # Errors
 /// The page or a thumbnail cannot be written, or the template fails.
@@ -53,12 +86,15 @@ pub fn write(
     title: &str,
     records: &[JobRecord],
     grids: &[GridLink],
+    specs: &[GridSpec],
 ) -> Result<GalleryOutcome, ReportError> {
     let records: Vec<&JobRecord> = records.iter().filter(|r| r.status != PENDING).collect();
     let mut outcome = GalleryOutcome::default();
     let mut keys: Vec<String> = Vec::new();
     let mut values: Map<String, Value> = Map::new();
     let mut nodes: Vec<String> = Vec::new();
+    // By node, the sizes of its files: how much its images differ between jobs.
+    let mut sizes: HashMap<String, HashSet<u64>> = HashMap::new();
     let mut jobs = Vec::with_capacity(records.len());
     let mut counts =
         json!({"jobs": records.len(), "completed": 0, "failed": 0, "not_run": 0, "files": 0});
@@ -90,6 +126,15 @@ pub fn write(
                 .unwrap_or_else(|| UNLABELLED.to_owned());
             if !nodes.contains(&node) {
                 nodes.push(node.clone());
+            }
+            if let Some(len) = f
+                .exists
+                .then(|| root.local_folder())
+                .flatten()
+                .and_then(|dir| crate::fs::metadata(dir.join(&f.path)).ok())
+                .map(|m| m.len())
+            {
+                sizes.entry(node.clone()).or_default().insert(len);
             }
             let thumb = if f.exists {
                 match thumbnail(root, &f.path)? {
@@ -131,10 +176,12 @@ pub fn write(
         .iter()
         .map(|g| json!({"src": url(&g.file), "name": g.file.display().to_string(), "node": g.node}))
         .collect();
+    let variety: HashMap<&str, usize> = sizes.iter().map(|(n, s)| (n.as_str(), s.len())).collect();
     let data = json!({
         "title": title,
         "keys": keys,
         "values": values,
+        "xy": xy_default(specs, &nodes, &variety),
         "nodes": nodes,
         "jobs": jobs,
         "grids": grid_links,

@@ -1,7 +1,9 @@
 //! The checks of `output.grid` against the sweep and the workflow (every axis a sweep key,
 //! every grid of bounded size, every node an output node), and the grids a run draws.
 
-use super::diagnostic::{At, Diagnostics, ManifestError, did_you_mean};
+use super::catalog::InputCatalog;
+use super::diagnostic::{At, Diagnostics, ManifestError, closest, did_you_mean};
+use super::expansion::RefusedKey;
 use super::expansion::sweep::{Combination, Expanded};
 use super::file::ManifestFile;
 use super::grid::{
@@ -31,9 +33,21 @@ pub fn resolve_grids(output: &Output, sweep: &Sweep) -> Vec<GridSpec> {
     }
 }
 
+/// What the grid's axes are checked against: the sweep, the keys of it already refused (they
+/// name no input), and the workflow's inputs.
+pub(crate) struct SweepKeys<'a> {
+    /// The sweep.
+    pub(crate) expanded: &'a Expanded,
+    /// Its keys that were refused.
+    pub(crate) refused: &'a [RefusedKey],
+    /// The workflow's inputs.
+    pub(crate) catalog: &'a dyn InputCatalog,
+}
+
 /// Checks `output.grid` against the sweep: every axis is a sweep key (once), sizes and names are
 /// valid, and no grid could grow past the bounds. Problems go to `diags`.
-pub(crate) fn check(output: &Output, expanded: &Expanded, diags: &mut Diagnostics<'_>) {
+pub(crate) fn check(output: &Output, sweep: &SweepKeys<'_>, diags: &mut Diagnostics<'_>) {
+    let expanded = sweep.expanded;
     let keys = &expanded.keys;
     let grid_path = YamlPath::keys(&["output", "grid"]);
     let specs: Vec<(YamlPath, &GridSpec)> = match &output.grid {
@@ -61,17 +75,69 @@ pub(crate) fn check(output: &Output, expanded: &Expanded, diags: &mut Diagnostic
     };
     let count = specs.len();
     for (path, spec) in specs {
-        check_spec(&path, spec, count, expanded, diags);
+        check_spec(&path, spec, count, sweep, diags);
     }
+}
+
+/// Why grid axis `axis` (no sweep key) is refused, and what to do: the closest sweep key that
+/// is valid; else, when the axis is close to a sweep key that was refused itself (a typo there),
+/// that key is named as the one to fix, never suggested.
+fn unknown_axis(axis: &str, sweep: &SweepKeys<'_>) -> (String, Option<String>) {
+    let keys = &sweep.expanded.keys;
+    let refused = |k: &str| sweep.refused.iter().any(|r| r.key == k);
+    let valid = keys.keys().map(String::as_str).filter(|k| !refused(k));
+    let not_a_key = format!("grid axis `{axis}` is not a sweep key");
+    if let Some(hint) = did_you_mean(axis, valid.clone()) {
+        return (not_a_key, Some(hint));
+    }
+    if let Some(typo) = closest(axis, sweep.refused.iter().map(|r| r.key.as_str()))
+        .and_then(|k| sweep.refused.iter().find(|r| r.key == k))
+    {
+        let key = &typo.key;
+        return match sweep.catalog.resolve(axis) {
+            // The axis names the input right: the sweep key is the typo.
+            Ok(_) => (
+                format!(
+                    "grid axis `{axis}` is not a sweep key: it names the input that sweep key `{key}` misspells"
+                ),
+                Some(format!("rename the sweep key `{key}` to `{axis}`")),
+            ),
+            Err(_) => (
+                format!(
+                    "grid axis `{axis}` is not a sweep key (sweep key `{key}`, which names no input either, is the closest)"
+                ),
+                Some(match &typo.hint {
+                    Some(h) => {
+                        format!("fix the sweep key `{key}` ({h}), and name the same input here")
+                    }
+                    None => format!(
+                        "name an input of the workflow on the sweep key `{key}`, and the same here"
+                    ),
+                }),
+            ),
+        };
+    }
+    let hint = if keys.is_empty() {
+        "a grid needs a `sweep:`; its keys are the axes".to_owned()
+    } else {
+        let names: Vec<String> = valid.map(|k| format!("`{k}`")).collect();
+        if names.is_empty() {
+            "no sweep key names an input yet: fix those first, and name one of them here".to_owned()
+        } else {
+            format!("the sweep keys are {}", names.join(", "))
+        }
+    };
+    (not_a_key, Some(hint))
 }
 
 fn check_spec(
     path: &YamlPath,
     spec: &GridSpec,
     count: usize,
-    expanded: &Expanded,
+    sweep: &SweepKeys<'_>,
     diags: &mut Diagnostics<'_>,
 ) {
+    let expanded = sweep.expanded;
     let keys = &expanded.keys;
     let mut axes_ok = true;
     let mut seen: Vec<&str> = Vec::new();
@@ -87,20 +153,8 @@ fn check_spec(
     for (at, key) in &named {
         if !keys.contains_key(*key) {
             axes_ok = false;
-            let hint = did_you_mean(key, keys.keys().map(String::as_str)).or_else(|| {
-                if keys.is_empty() {
-                    Some("a grid needs a `sweep:`; its keys are the axes".into())
-                } else {
-                    let names: Vec<String> = keys.keys().map(|k| format!("`{k}`")).collect();
-                    Some(format!("the sweep keys are {}", names.join(", ")))
-                }
-            });
-            diags.push(
-                at,
-                At::Value,
-                format!("grid axis `{key}` is not a sweep key"),
-                hint,
-            );
+            let (message, hint) = unknown_axis(key, sweep);
+            diags.push(at, At::Value, message, hint);
         } else if seen.contains(key) {
             axes_ok = false;
             diags.push(
@@ -202,12 +256,21 @@ fn check_spec(
         keys.get_index_of(spec.x.as_str()),
         spec.y.as_deref().and_then(|y| keys.get_index_of(y)),
     ];
+    let explicit: Vec<Option<usize>> = spec
+        .pages
+        .iter()
+        .map(|p| keys.get_index_of(p.as_str()))
+        .collect();
+    let fixed = fixed_by_axes(expanded, xy);
     let mut page_combos: std::collections::HashSet<Vec<String>> = std::collections::HashSet::new();
     for c in 0..expanded.count() {
         let combo = expanded.combination(c);
         let page: Vec<String> = combo
             .iter()
-            .filter(|(slot, _)| !xy.contains(&Some(*slot)))
+            .filter(|(slot, _)| {
+                !xy.contains(&Some(*slot))
+                    && (explicit.contains(&Some(*slot)) || !fixed.contains(slot))
+            })
             .map(|(slot, cell)| format!("{slot}={}", value_label(&expanded.value(*cell))))
             .collect();
         if page_combos.insert(page) && page_combos.len() > MAX_PAGES {
@@ -238,6 +301,36 @@ fn check_spec(
             );
         }
     }
+}
+
+/// The key slots (on no axis) whose value the axes' values fix in every combination, as a
+/// table row fixes its other columns: a grid makes no pages of them.
+fn fixed_by_axes(expanded: &Expanded, xy: [Option<usize>; 2]) -> std::collections::HashSet<usize> {
+    use std::collections::{HashMap, HashSet};
+    let slots = expanded.keys.len();
+    let mut fixed: HashSet<usize> = (0..slots).filter(|s| !xy.contains(&Some(*s))).collect();
+    // (slot, x label, y label) → the slot's label there.
+    let mut seen: HashMap<(usize, String, String), String> = HashMap::new();
+    let label = |combo: &Combination, slot: Option<usize>| {
+        combo.iter().find(|(s, _)| Some(*s) == slot).map_or_else(
+            || "(none)".to_owned(),
+            |(_, cell)| value_label(&expanded.value(*cell)),
+        )
+    };
+    for c in 0..expanded.count() {
+        if fixed.is_empty() {
+            break;
+        }
+        let combo = expanded.combination(c);
+        let (x, y) = (label(&combo, xy[0]), label(&combo, xy[1]));
+        fixed.retain(|&slot| {
+            let value = label(&combo, Some(slot));
+            seen.entry((slot, x.clone(), y.clone()))
+                .or_insert_with(|| value.clone())
+                == &value
+        });
+    }
+    fixed
 }
 
 /// Checks that every `node:` of `output.grid` names one of the workflow's output nodes (by

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 /// Runs of more jobs than this get no gallery or grids at the end (building them holds every
 /// job's entry in memory); `invk-run report` still builds them on request.
-const GALLERY_MAX_JOBS: usize = 20_000;
+pub(super) const GALLERY_MAX_JOBS: usize = 20_000;
 
 /// How long the end of a run tries to take back what it left on a server that left the pool.
 const TAKE_BACK_LEFTOVERS_FOR: Duration = Duration::from_secs(10);

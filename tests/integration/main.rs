@@ -10,6 +10,7 @@ mod support;
 mod client;
 mod conformance;
 mod docs;
+mod dry_run;
 mod engine;
 mod events;
 mod examples;

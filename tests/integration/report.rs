@@ -516,15 +516,15 @@ fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gall
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let first = ws.path("out/pages/Blur radius=1.png");
-    let last = ws.path("out/pages/Blur radius=9.png");
+    let first = ws.path("out/pages/Blur-radius-1.png");
+    let last = ws.path("out/pages/Blur-radius-9.png");
     let page = ws.path("out/index.html");
     let deadline = Instant::now() + Duration::from_secs(240);
     let started = Instant::now();
     let mut gallery_seen = None;
     // Poll while the run goes: the first page's grid must appear before it ends (its layout is
     // written after the image).
-    let first_layout = ws.path("out/pages/Blur radius=1.png.json");
+    let first_layout = ws.path("out/pages/Blur-radius-1.png.json");
     while !first_layout.is_file() {
         assert!(Instant::now() < deadline, "no grid appeared");
         if let Some(status) = child.try_wait().expect("wait") {
@@ -580,7 +580,7 @@ fn a_running_sweep_writes_each_grid_once_its_page_is_complete_and_keeps_the_gall
     assert_eq!(jobs.len(), 12);
     assert!(!title.contains("running"), "{title}");
     for blur in [1, 3, 6, 9] {
-        let grid = ws.path(&format!("out/pages/Blur radius={blur}.png"));
+        let grid = ws.path(&format!("out/pages/Blur-radius-{blur}.png"));
         let cells = layout(&grid)["cells"].clone();
         assert!(
             cells
@@ -798,6 +798,126 @@ fn the_gallery_in_a_real_browser_shows_every_output_filters_them_and_places_xy_c
         )];
         assert_eq!(ws.path("out").join(&file), *expected, "cell {x}, {y}");
     }
+}
+
+/// An output folder of a Hue × Blur sweep (2 × 2) with three output nodes, met in this order:
+/// `Resized` (the same image in every job), `Blurred` (one per blur) and `Tinted` (one per job);
+/// `grid` is the report's saved grid.
+fn three_node_folder(grid: Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path();
+    let mut lines = String::new();
+    let mut job = 0_u32;
+    for blur in [1_u32, 3] {
+        for hue in [0_u32, 90] {
+            let sweep = json!({"Hue": hue, "Blur": blur});
+            let mut files = Vec::new();
+            // Each node's image has a size of its own, so which file a cell shows is plain.
+            for (node, side) in [
+                ("Resized", 16),
+                ("Blurred", 20 + blur),
+                ("Tinted", 30 + job),
+            ] {
+                let file = format!("{job}-{node}.png");
+                fs_err::write(out.join(&file), support::png::png(side, side, [90, 60, 30]))
+                    .expect("png");
+                fs_err::write(
+                    out.join(format!("{file}.json")),
+                    json!({"job": job, "image_name": format!("{job}-{node}"), "sweep": sweep,
+                           "node": {"id": node.to_lowercase(), "label": node}})
+                    .to_string(),
+                )
+                .expect("sidecar");
+                files.push(file);
+            }
+            lines.push_str(
+                &json!({"job": job, "status": "completed", "sweep": sweep, "inputs": sweep, "files": files})
+                    .to_string(),
+            );
+            lines.push('\n');
+            job += 1;
+        }
+    }
+    fs_err::write(out.join("runs.jsonl"), lines).expect("runs.jsonl");
+    fs_err::create_dir_all(out.join(".invk-run")).expect("mkdir");
+    fs_err::write(
+        out.join(".invk-run/report.json"),
+        json!({"title": "three nodes", "grids": [grid], "gallery": true}).to_string(),
+    )
+    .expect("report settings");
+    let report = support::invk_run()
+        .arg("report")
+        .arg(out)
+        .output()
+        .expect("report");
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    dir
+}
+
+/// The X/Y view opened without axes or node in the address: its caption, and the file in each
+/// cell by (x, y).
+fn default_xy(out: &Path) -> (String, BTreeMap<(String, String), String>) {
+    let dom = dump_dom(&out.join("index.html"), "view=xy");
+    let caption = dom
+        .find("<caption id=\"xy-node\"")
+        .map(|i| {
+            let body = &dom[i..];
+            let start = body.find('>').expect("caption tag") + 1;
+            body[start..body.find("</caption>").expect("caption end")].to_owned()
+        })
+        .unwrap_or_default();
+    let cells = dom
+        .match_indices("<td ")
+        .map(|(i, _)| &dom[i..i + dom[i..].find("</td>").expect("td end")])
+        .map(|cell| {
+            (
+                (
+                    attr(cell, "data-x").expect("x"),
+                    attr(cell, "data-y").unwrap_or_default(),
+                ),
+                attr(cell, "data-file").unwrap_or_default(),
+            )
+        })
+        .collect();
+    (caption, cells)
+}
+
+#[test]
+fn the_xy_view_shows_the_grids_output_node_by_default_and_says_which() {
+    let job_of = |hue: &str, blur: &str| usize::from(blur == "3") * 2 + usize::from(hue == "90");
+    // The grid names its node: the view shows it, on the grid's axes.
+    let named = three_node_folder(json!({"x": "Hue", "y": "Blur", "node": "Blurred"}));
+    let (caption, cells) = default_xy(named.path());
+    assert_eq!(caption, "Output node: Blurred (the grid's output)");
+    assert_eq!(cells.len(), 4, "{cells:?}");
+    for ((hue, blur), file) in &cells {
+        assert_eq!(
+            *file,
+            format!("{}-Blurred.png", job_of(hue, blur)),
+            "cell {hue}, {blur}"
+        );
+    }
+    // The grid names none: the node whose images differ from job to job, not the first met.
+    let unnamed = three_node_folder(json!({"x": "Hue", "y": "Blur"}));
+    let (caption, cells) = default_xy(unnamed.path());
+    assert_eq!(
+        caption,
+        "Output node: Tinted (its images differ most between jobs)"
+    );
+    for ((hue, blur), file) in &cells {
+        assert_eq!(
+            *file,
+            format!("{}-Tinted.png", job_of(hue, blur)),
+            "cell {hue}, {blur}"
+        );
+    }
+    // Another node picked in the address is shown, and said to be chosen.
+    let dom = dump_dom(&unnamed.path().join("index.html"), "view=xy&node=Resized");
+    assert!(
+        dom.contains(">Output node: Resized (chosen)</caption>"),
+        "{}",
+        &dom[..dom.len().min(3000)]
+    );
 }
 
 #[test]

@@ -290,3 +290,122 @@ fn a_run_killed_and_resumed_records_the_same_seeds_in_every_sidecar() {
     }
     assert_eq!(lines, planned);
 }
+
+/// A table's other columns (fixed by the row, so by the `Prompt` axis) and a second sweep.
+const TABLE_GRID: &str = r#"
+version: 1
+workflow: seeded-tint.json
+inputs:
+  Source image: photos/sunset.png
+sweep:
+  table: styles.csv
+  matrix:
+    Width: [24, 40]
+output:
+  dir: "out/{{ manifest.stem }}"
+  name: "{{ job.number }}-{{ node.label }}"
+  grid: {x: Width, y: Prompt, node: Tinted}
+"#;
+
+/// The same table with a dimension of its own besides the grid's axes: `Width`.
+const TABLE_GRID_PAGED: &str = r#"
+version: 1
+workflow: seeded-tint.json
+inputs:
+  Source image: photos/sunset.png
+sweep:
+  table: styles.csv
+  matrix:
+    Width: [24, 40]
+    Seed: [1, 2]
+output:
+  dir: "out/{{ manifest.stem }}"
+  name: "{{ job.number }}-{{ node.label }}"
+  grid: {x: Seed, y: Prompt, node: Tinted}
+"#;
+
+const STYLES_3: &str = "Prompt,Hue shift,Blur radius\n\
+\"a lighthouse at dusk, oil painting\",0,1\n\
+a quiet harbour,120,2\n\
+a red fox,240,3\n";
+
+/// The grid files (image and layout) of an output folder, by name as a user lists them.
+fn grid_files(out: &Path) -> BTreeMap<String, Value> {
+    files_under(out)
+        .into_iter()
+        .filter(|f| f.starts_with("grid") && f.ends_with(".png"))
+        .map(|f| {
+            let layout = fs_err::read(out.join(format!("{f}.json"))).expect("grid layout");
+            (f, serde_json::from_slice(&layout).expect("layout json"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_table_grid_makes_pages_only_of_real_dimensions_and_its_files_have_plain_names() {
+    let ws = workspace(TABLE_GRID, &[("styles.csv", STYLES_3)]);
+    fs_err::write(ws.path("paged.yaml"), TABLE_GRID_PAGED).expect("write manifest");
+    let out = ws.run_on(support::server().url(), &["-q", "job.yaml", "paged.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Width × Prompt: the row's Hue shift and Blur radius come with its Prompt: one grid, full.
+    let one = grid_files(&ws.path("out/job"));
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        ["grid-Tinted.png"],
+        "{one:#?}"
+    );
+    let layout = &one["grid-Tinted.png"];
+    assert_eq!(layout["page"], json!({}));
+    assert_eq!(layout["rows"].as_array().map(Vec::len), Some(3));
+    let cells = layout["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 6);
+    assert!(cells.iter().all(|c| c["kind"] == "image"), "{cells:#?}");
+
+    // Seed × Prompt: Width varies within a row, so it makes pages, named plainly; the layout
+    // beside each keeps the key and value as written.
+    let paged = grid_files(&ws.path("out/paged"));
+    assert_eq!(
+        paged.keys().collect::<Vec<_>>(),
+        ["grid-Tinted-Width-24.png", "grid-Tinted-Width-40.png"],
+        "{paged:#?}"
+    );
+    for (name, layout) in &paged {
+        assert!(!name.contains([' ', '=', ',']), "{name}");
+        let width: u64 = name
+            .trim_start_matches("grid-Tinted-Width-")
+            .trim_end_matches(".png")
+            .parse()
+            .expect("width");
+        assert_eq!(layout["page"], json!({"Width": width}), "{name}");
+        let cells = layout["cells"].as_array().expect("cells");
+        assert_eq!(cells.len(), 6);
+        assert!(
+            cells.iter().all(|c| c["kind"] == "image"),
+            "{name}: {cells:#?}"
+        );
+    }
+}
+
+/// A table of 300 rows on the Y axis: each row's other column (its hue) comes with it, so
+/// validation counts no pages for it (it would be 300, past the bound of 256).
+#[test]
+fn a_table_on_a_grid_axis_is_not_refused_for_pages_its_other_columns_would_make() {
+    let mut rows = String::from("Prompt,Hue shift\n");
+    for i in 0..300 {
+        rows.push_str(&format!("prompt {i},{}\n", i % 360));
+    }
+    let manifest = TABLE_GRID.replace("node: Tinted}", "node: Tinted, cell: 64}");
+    let ws = workspace(&manifest, &[("styles.csv", &rows)]);
+    let out = support::invk_run()
+        .current_dir(ws.path(""))
+        .args(["validate", "--server", "http://127.0.0.1:1", "job.yaml"])
+        .output()
+        .expect("validate");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("valid: 600 jobs"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -3,6 +3,7 @@
 
 mod bands;
 mod cells;
+pub mod naming;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -16,7 +17,7 @@ use super::records::{JobRecord, PENDING};
 use crate::manifest::{GridNameVars, GridSpec, MAX_CELLS, render_grid_name, value_label};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Space around the grid and its label strips, in pixels.
@@ -150,13 +151,20 @@ pub fn plan(
             ),
         });
     }
-    // Keys on no axis are pages, like those on `pages:`.
-    let mut page_keys: Vec<String> = spec.pages.clone();
+    // Keys on no axis are pages, like those on `pages:`; but not a key whose value the axes'
+    // values fix (the other columns of a table's row): it would only add pages of empty cells.
+    let mut others: Vec<&String> = Vec::new();
     for r in records {
         for k in r.sweep.keys() {
-            if k != &spec.x && spec.y.as_ref() != Some(k) && !page_keys.contains(k) {
-                page_keys.push(k.clone());
+            if k != &spec.x && spec.y.as_ref() != Some(k) && !others.contains(&k) {
+                others.push(k);
             }
+        }
+    }
+    let mut page_keys: Vec<String> = spec.pages.clone();
+    for k in others {
+        if !page_keys.contains(k) && !fixed_by_axes(records, spec, k) {
+            page_keys.push(k.clone());
         }
     }
     let page_of = |r: &JobRecord| -> Map<String, Value> {
@@ -227,6 +235,7 @@ pub fn plan(
     }
     let template = spec.name_template(count);
     let ext = spec.format.extension();
+    let mut taken: HashSet<PathBuf> = HashSet::new();
     let mut plans = Vec::new();
     for (label, node_id) in &nodes {
         for (page, &waiting) in pages.iter().zip(&waiting) {
@@ -248,11 +257,7 @@ pub fn plan(
                     template: template.clone(),
                     message,
                 })?;
-            let name = crate::fs::output_tree::sanitize_relative(&name)
-                .unwrap_or_else(|| PathBuf::from(format!("grid{number}")));
-            let mut file = name.into_os_string();
-            file.push(".");
-            file.push(ext);
+            let file = naming::grid_file(&name, &format!("grid{number}"), ext, &mut taken);
             let mut cells = Vec::with_capacity(columns.len() * rows.len());
             for row in &rows {
                 for column in &columns {
@@ -266,7 +271,7 @@ pub fn plan(
                 }
             }
             plans.push(GridPlan {
-                file: PathBuf::from(file),
+                file,
                 x: spec.x.clone(),
                 y: spec.y.clone(),
                 node: label.clone(),
@@ -281,6 +286,22 @@ pub fn plan(
         }
     }
     Ok(plans)
+}
+
+/// Whether every job's value of `key` is the same as that of each other job at its place on
+/// the axes (x and y): the key then adds nothing a page would show.
+fn fixed_by_axes(records: &[JobRecord], spec: &GridSpec, key: &str) -> bool {
+    let mut at: HashMap<(String, String), &Value> = HashMap::new();
+    records.iter().all(|r| {
+        let of = |k: &str| r.sweep.get(k).unwrap_or(&Value::Null);
+        let place = (
+            of(&spec.x).to_string(),
+            spec.y
+                .as_deref()
+                .map_or_else(String::new, |y| of(y).to_string()),
+        );
+        *at.entry(place).or_insert_with(|| of(key)) == of(key)
+    })
 }
 
 /// The cell of the jobs at one place (several with `runs:`; the first with an image is shown).

@@ -162,8 +162,59 @@ fn keys_on_no_axis_make_pages() {
     assert_eq!(
         files,
         [
-            PathBuf::from("grid-Tinted-Blur=1.png"),
-            PathBuf::from("grid-Tinted-Blur=3.png")
+            PathBuf::from("grid-Tinted-Blur-1.png"),
+            PathBuf::from("grid-Tinted-Blur-3.png")
         ]
     );
+}
+
+#[test]
+fn keys_the_axes_fix_make_no_pages_and_page_names_are_plain() {
+    // A table's rows (Prompt fixes Hue) times two widths; Seed varies on its own.
+    let row = |job: usize, prompt: &str, hue: i64, width: i64, seed: i64| {
+        let mut r = record(job, hue, 0, "completed");
+        r.sweep = json!({"Prompt": prompt, "Hue shift": hue, "Width": width, "Seed": seed})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        r
+    };
+    let mut records = Vec::new();
+    for (i, (prompt, hue)) in [("a fox, red", 0), ("a tree", 90)].iter().enumerate() {
+        for (j, width) in [24, 40].iter().enumerate() {
+            for (k, seed) in [1, 2].iter().enumerate() {
+                records.push(row(i * 4 + j * 2 + k, prompt, *hue, *width, *seed));
+            }
+        }
+    }
+    let files = |spec: &GridSpec| -> Vec<PathBuf> {
+        plan(spec, 1, 1, &records)
+            .expect("plan")
+            .into_iter()
+            .map(|p| p.file)
+            .collect()
+    };
+    // Width × Prompt: Hue comes with the prompt, Seed is a page of its own.
+    assert_eq!(
+        files(&GridSpec::new("Width", Some("Prompt"))),
+        [
+            PathBuf::from("grid-Tinted-Seed-1.png"),
+            PathBuf::from("grid-Tinted-Seed-2.png")
+        ]
+    );
+    // Asked for on `pages:`, a fixed key is a page all the same (named plainly).
+    let spec = GridSpec {
+        pages: vec!["Hue shift".into()],
+        ..GridSpec::new("Width", Some("Prompt"))
+    };
+    assert_eq!(files(&spec).len(), 4);
+    assert!(files(&spec).contains(&PathBuf::from("grid-Tinted-Hue-shift-90-Seed-1.png")));
+    // Width alone: Prompt, Hue and Seed vary in a column: a page per prompt and seed.
+    let by_width = plan(&GridSpec::new("Width", None), 1, 1, &records).expect("plan");
+    assert_eq!(by_width.len(), 4);
+    assert_eq!(
+        by_width[0].file,
+        PathBuf::from("grid-Tinted-Prompt-a-fox-red-Hue-shift-0-Seed-1.png")
+    );
+    assert_eq!(by_width[0].page["Prompt"], json!("a fox, red"));
 }

@@ -38,12 +38,17 @@ impl ManifestFile {
             manifest_seed: m.seed.unwrap_or(0),
         };
         let expanded = expand(&m.sweep, limits, &mut diags);
-        if !self.broken.contains(&"output") && !self.broken.contains(&"sweep") {
-            super::super::grid_check::check(&m.output, &expanded, &mut diags);
-        }
         let sweep_keys = SweepKeys::resolve(&expanded, catalog, &mut diags);
         let (templates, used) = compile_templates(&input_keys, &expanded, &m.output, &mut diags);
-        sweep_keys.report_unused(&expanded, &templates, &used, &mut diags);
+        let refused = sweep_keys.report_unused(&expanded, &templates, &used, &mut diags);
+        if !self.broken.contains(&"output") && !self.broken.contains(&"sweep") {
+            let sweep = super::super::grid_check::SweepKeys {
+                expanded: &expanded,
+                refused: &refused,
+                catalog,
+            };
+            super::super::grid_check::check(&m.output, &sweep, &mut diags);
+        }
 
         let mut jobs = Jobs::new(self, catalog, expanded, &input_keys, &sweep_keys.inputs);
         let mut sink = Checking {

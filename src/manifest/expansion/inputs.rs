@@ -108,14 +108,17 @@ impl SweepKeys {
     }
 
     /// A sweep key that is no input is a template variable, and some template must use it
-    /// (`used`: the names templates read). Reports those no template uses.
+    /// (`used`: the names templates read). Reports those no template uses, and returns them
+    /// with the catalog's hint (the input each was likely meant to be), so that later checks
+    /// (the grid's axes) do not suggest a key that is itself refused.
     pub(super) fn report_unused(
         &self,
         expanded: &Expanded,
         templates: &Templates,
         used: &HashSet<String>,
         diags: &mut Diagnostics<'_>,
-    ) {
+    ) -> Vec<RefusedKey> {
+        let mut refused = Vec::new();
         // Unknowable when a template did not compile: that error is reported instead.
         let sweep_used = used.contains("sweep") || templates.any_failed();
         // A name a template reads that is defined nowhere is a typo, reported as an undefined
@@ -145,7 +148,21 @@ impl SweepKeys {
                     ),
                     Some(hint),
                 );
+                refused.push(RefusedKey {
+                    key: key.clone(),
+                    hint: e.hint.clone(),
+                });
             }
         }
+        refused
     }
+}
+
+/// A sweep key refused as naming no input (and used by no template).
+#[derive(Debug, Clone)]
+pub(crate) struct RefusedKey {
+    /// The key as written.
+    pub(crate) key: String,
+    /// The catalog's hint for it (``did you mean `Hue shift`?``), if any.
+    pub(crate) hint: Option<String>,
 }

@@ -41,6 +41,7 @@ use super::job::Job;
 use super::model::Output;
 use super::source::SourceMap;
 use super::template::Templates;
+pub(crate) use inputs::RefusedKey;
 use jobs::Jobs;
 use problem::Quiet;
 

@@ -327,10 +327,7 @@ fn the_dry_run_lists_every_job_and_enqueue_without_a_server() {
         assert_eq!(jobs.len(), 24);
         let indices: Vec<u64> = jobs.iter().filter_map(|j| j["index"].as_u64()).collect();
         assert_eq!(indices, (0..24).collect::<Vec<u64>>());
-        assert_eq!(
-            jobs[23]["inputs"]["01f674f8-b3d1-4df1-acac-6cb8e0bfb63c.prompt"],
-            "owl 23"
-        );
+        assert_eq!(jobs[23]["inputs"]["Positive Prompt"], "owl 23");
         let mut covered: Vec<u64> = doc["enqueues"]
             .as_array()
             .expect("enqueues")
