@@ -4,28 +4,40 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GlobalArgs, RunArgs};
+use super::validate::Validation;
+use crate::cli::{GlobalArgs, RunOptions};
 use crate::exit_status::ExitStatus;
 use crate::local_server::{Installation, RunningServer, ServerConfig, wanted_version};
 use crate::run::progress::{ReportMode, Reporter};
 use crate::run::settings::RunSettings;
 use crate::run::{ManifestSource, RunError, run_manifest};
 
-/// Runs the manifests named on the command line, one after the other.
+/// Runs the manifests named on the command line, one after the other (only checks them with
+/// `validate_only`).
 ///
 /// # Errors
 /// Bad arguments; an invalid manifest ends the run with exit status 2 after all manifests were
 /// checked.
-pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::Result<ExitStatus> {
-    let paths = expand_globs(&args.manifests).map_err(crate::Error::from)?;
+pub fn run(
+    global: &GlobalArgs,
+    manifests: &[String],
+    args: &RunOptions,
+    validate_only: bool,
+) -> anyhow::Result<ExitStatus> {
+    let paths = expand_globs(manifests).map_err(crate::Error::from)?;
     if paths.is_empty() {
         return Err(crate::Error::from(RunError::NoManifest).into());
     }
     let mut settings = run_settings(global, args);
     settings.validate_only = validate_only;
+    // `validate --json` prints one object per manifest itself, errors included.
+    let validations = validate_only && global.json;
+    if validations {
+        settings.mode = ReportMode::Quiet;
+    }
     // Keep a private server alive for the whole run (dropping it stops it).
     let _local = if args.local && !validate_only && !args.dry_run {
-        let server = start_local_server()?;
+        let server = start_local_server(global.quiet)?;
         settings.server_override = Some(server.url());
         settings.pool.clear();
         Some(server)
@@ -36,14 +48,14 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let status = runtime.block_on(run_all(&paths, &settings));
+    let status = runtime.block_on(run_all(&paths, &settings, validations));
     runtime.shutdown_background();
-    Ok(status)
+    status
 }
 
 /// The settings of a run from the global options and the run's own.
 #[must_use]
-pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
+pub fn run_settings(global: &GlobalArgs, run: &RunOptions) -> RunSettings {
     let mode = if global.json {
         ReportMode::Json
     } else if global.quiet {
@@ -95,7 +107,13 @@ fn cli_notify(run: &crate::cli::NotifyArgs) -> Vec<crate::manifest::NotifyEntry>
         .collect()
 }
 
-async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
+/// Runs (or checks) each manifest in turn; with `validations`, prints each one's
+/// [`Validation`] on stdout instead of reporting its errors on stderr.
+async fn run_all(
+    paths: &[PathBuf],
+    settings: &RunSettings,
+    validations: bool,
+) -> anyhow::Result<ExitStatus> {
     let reporter = Reporter::new(settings.mode);
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
@@ -117,15 +135,25 @@ async fn run_all(paths: &[PathBuf], settings: &RunSettings) -> ExitStatus {
             break;
         }
         let source = ManifestSource::new(path);
-        match run_manifest(&source, settings, &reporter, cancel.clone()).await {
+        let result = run_manifest(&source, settings, &reporter, cancel.clone()).await;
+        if validations {
+            let validation = match &result {
+                Ok(outcome) => Validation::valid(outcome),
+                Err(err) => Validation::invalid(path, err),
+            };
+            super::stdout::println(&serde_json::to_string(&validation)?)?;
+        }
+        match result {
             Ok(outcome) => status = status.max(outcome.exit_status()),
             Err(err) => {
                 status = status.max(err.exit_status());
-                super::report(&anyhow::Error::new(crate::Error::from(err)));
+                if !validations {
+                    super::report(&anyhow::Error::new(crate::Error::from(err)));
+                }
             }
         }
     }
-    status
+    Ok(status)
 }
 
 /// Expands the glob patterns among the arguments; plain paths are kept as given (a missing
@@ -201,17 +229,20 @@ impl LocalServer {
     }
 }
 
-/// Starts a private server (installing InvokeAI into the cache folder when needed).
-pub(crate) fn start_local_server() -> anyhow::Result<LocalServer> {
+/// Starts a private server (installing InvokeAI into the cache folder when needed); says so on
+/// stderr unless `quiet`.
+pub(crate) fn start_local_server(quiet: bool) -> anyhow::Result<LocalServer> {
     let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
     let root = tempfile::Builder::new()
         .prefix("invk-run-local-")
         .tempdir()?;
-    eprintln!(
-        "starting a private InvokeAI {} server (root {})",
-        inst.version(),
-        root.path().display()
-    );
+    if !quiet {
+        eprintln!(
+            "starting a private InvokeAI {} server (root {})",
+            inst.version(),
+            root.path().display()
+        );
+    }
     let mut config = ServerConfig::new(root.path().to_path_buf(), 0);
     config.die_with_parent = true;
     let server = RunningServer::start(&inst, &config).map_err(crate::Error::from)?;
@@ -231,7 +262,7 @@ mod tests {
     fn settings_take_the_report_mode_and_a_non_blank_server() {
         let parse = |line: &[&str]| {
             let cli = crate::cli::Cli::try_parse_from(line).expect("parse");
-            run_settings(&cli.global, &cli.run)
+            run_settings(&cli.global, &cli.run.options)
         };
         let plain = parse(&["invk-run", "a.yaml", "--max-jobs", "7", "--poll-only"]);
         assert_eq!(plain.mode, ReportMode::Human);

@@ -30,12 +30,9 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
         }
         let server_note = (!notes.is_empty()).then(|| notes.join("; "));
         if global.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
-            );
+            super::stdout::println(&serde_json::to_string_pretty(&status)?)?;
         } else {
-            print!("{}", human(&status, server_note.as_deref()));
+            super::stdout::print(&human(&status, server_note.as_deref()))?;
         }
         Ok::<_, anyhow::Error>(ExitStatus::Success)
     })
@@ -128,7 +125,7 @@ pub fn cancel_run(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStat
             done.gone += on_this.gone;
         }
         if global.json {
-            println!("{}", serde_json::to_string_pretty(&done).unwrap_or_default());
+            super::stdout::println(&serde_json::to_string_pretty(&done)?)?;
         } else if !global.quiet {
             eprintln!(
                 "{}: cancelled {} item(s) on the server; {} had finished (the next run collects them); the next run submits the cancelled jobs again",

@@ -27,7 +27,7 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     let mut settings = super::run::run_settings(global, &args.run);
     // `--local`: a private server for as long as the folder is watched.
     let _local = if args.run.local {
-        let local = super::run::start_local_server()?;
+        let local = super::run::start_local_server(global.quiet)?;
         settings.server_override = Some(local.url());
         settings.pool.clear();
         Some(local)
@@ -79,13 +79,8 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
 /// The hot folder's settings from the arguments of `invk-run watch`.
 ///
 /// # Errors
-/// A bad glob, a concurrency of 0, or extra arguments after the folder.
+/// A bad glob, a concurrency of 0, or bad folders.
 pub fn watch_config(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
-    if !args.run.manifests.is_empty() {
-        return Err(WatchError::ExtraArguments {
-            args: args.run.manifests.join(" "),
-        });
-    }
     let mut config = WatchConfig::new(&args.dir)?.with_folders(
         args.processing_dir.as_deref(),
         args.done_dir.as_deref(),
@@ -199,7 +194,9 @@ mod tests {
 
         let err = watch_config(&args(&["invk-run", "watch", "/hot", "-j", "0"])).expect_err("-j 0");
         insta::assert_snapshot!(err.to_string(), @"--concurrency must be at least 1");
-        let err = watch_config(&args(&["invk-run", "watch", "/hot", "a.yaml"])).expect_err("extra");
-        insta::assert_snapshot!(err.to_string(), @"`invk-run watch` takes one folder; unexpected arguments: a.yaml");
+        // One folder, no manifests: the help and the parser agree.
+        let extra = crate::cli::Cli::try_parse_from(["invk-run", "watch", "/hot", "a.yaml"])
+            .expect_err("a manifest after the folder");
+        assert_eq!(extra.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -61,6 +61,9 @@ pub struct WatchReport {
     pub file: PathBuf,
     /// How it ended.
     pub verdict: Verdict,
+    /// With `--each`: the file is not an image (the verdict is [`Verdict::Invalid`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_an_image: bool,
     /// When it was claimed (RFC 3339, UTC).
     pub started_at: String,
     /// When it was filed (RFC 3339, UTC).
@@ -84,6 +87,7 @@ impl WatchReport {
     pub fn error_text(&self) -> String {
         let mut text = String::new();
         let heading = match self.verdict {
+            Verdict::Invalid if self.not_an_image => "not an image, nothing was sent",
             Verdict::Invalid => "invalid manifest, nothing was sent",
             Verdict::RunFailed => "the run failed",
             Verdict::JobsFailed => "some jobs failed",
@@ -213,6 +217,7 @@ mod tests {
         let report = WatchReport {
             manifest: "night.yaml".into(),
             file: PathBuf::from("failed/night.yaml"),
+            not_an_image: false,
             verdict: Verdict::Invalid,
             started_at: rfc3339(SystemTime::UNIX_EPOCH),
             finished_at: rfc3339(SystemTime::UNIX_EPOCH),
@@ -233,6 +238,7 @@ mod tests {
         let report = WatchReport {
             manifest: "sweep.yaml".into(),
             file: PathBuf::from("failed/sweep.yaml"),
+            not_an_image: false,
             verdict: Verdict::JobsFailed,
             started_at: rfc3339(SystemTime::UNIX_EPOCH),
             finished_at: rfc3339(SystemTime::UNIX_EPOCH),
@@ -277,6 +283,7 @@ mod tests {
         let mut report = WatchReport {
             manifest: "a.yaml".into(),
             file: filed.clone(),
+            not_an_image: false,
             verdict: Verdict::Done,
             started_at: rfc3339(SystemTime::UNIX_EPOCH),
             finished_at: rfc3339(SystemTime::UNIX_EPOCH),

@@ -82,6 +82,8 @@ pub enum WatchEvent {
         manifest: String,
         /// Whether the manifest was invalid (nothing was sent) rather than its run failing.
         invalid: bool,
+        /// With `--each`: the file is not an image (nothing was sent; `invalid` is true).
+        not_an_image: bool,
         /// The error, in one line.
         error: String,
         /// The error report.
@@ -172,12 +174,17 @@ impl WatchEvent {
             WatchEvent::WatchFailed {
                 manifest,
                 invalid,
+                not_an_image,
                 error,
                 report,
                 counts,
             } => format!(
                 "failed {manifest}: {}{error}; report {report} {}",
-                if *invalid { "invalid manifest: " } else { "" },
+                if *invalid && !*not_an_image {
+                    "invalid manifest: "
+                } else {
+                    ""
+                },
                 tally(counts)
             ),
             WatchEvent::WatchInterrupted {
@@ -323,6 +330,7 @@ mod tests {
             WatchEvent::WatchFailed {
                 manifest: "bad.yaml".into(),
                 invalid: true,
+                not_an_image: false,
                 error: "unknown field `wrkflow`".into(),
                 report: "hot/failed/bad.yaml.error.txt".into(),
                 counts: counts(),
