@@ -7,6 +7,7 @@ static ALLOCATOR: invk_run::budget::BudgetAllocator = invk_run::budget::BudgetAl
 
 mod support;
 
+mod cli_messages;
 mod client;
 mod conformance;
 mod engine;
@@ -21,6 +22,7 @@ mod hostile;
 mod manifest;
 mod notify;
 mod outage;
+mod pipes;
 mod placement;
 mod pool;
 mod report;
