@@ -311,9 +311,9 @@ fn the_server_lists_end_quietly_when_their_reader_goes() {
 /// A command that logs on stderr without a server: the client's requests (`-vv`) to a port
 /// nothing listens on.
 const LOGGING: [&str; 7] = [
-    "-vv",
     "servers",
     "check",
+    "-vv",
     "--server",
     "http://127.0.0.1:1",
     "--timeout",
