@@ -12,7 +12,11 @@ use crate::env_vars;
 /// `invk-run jobs/*.yaml` expands each manifest into InvokeAI batches, uploads its images,
 /// submits, tracks the jobs, downloads every output into a folder tree and cleans the server up.
 #[derive(Debug, Parser)]
-#[command(name = "invk-run", version)]
+#[command(
+    name = "invk-run",
+    version,
+    override_usage = "invk-run [OPTIONS] [MANIFEST]...\n       invk-run [OPTIONS] <COMMAND>"
+)]
 #[command(
     after_help = "Exit codes: 0 all done, 1 some jobs failed, 2 invalid input, 130 interrupted."
 )]
