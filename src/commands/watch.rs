@@ -36,7 +36,9 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     };
     // The watcher's own status lines go to stderr: no progress bars to tangle with them.
     let reporter = Reporter::without_bars(settings.mode);
-    let status = WatchStatus::new(settings.mode);
+    // `--json | head`: the reader going away stops the watcher as Ctrl-C does, with exit 0.
+    let stdout_closed = CancellationToken::new();
+    let status = WatchStatus::new(settings.mode).stop_when_stdout_closes(stdout_closed.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -51,7 +53,7 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
         settings.coalescer = Some(Coalescer::new(crate::run::MAX_ENQUEUE));
     }
     let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
+        let shutdown = stdout_closed.child_token();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -73,7 +75,11 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
         }
     });
     runtime.shutdown_background();
-    Ok(result.map_or_else(refuse, |summary| summary.exit_status()))
+    Ok(match result {
+        Ok(_) if stdout_closed.is_cancelled() => ExitStatus::Success,
+        Ok(summary) => summary.exit_status(),
+        Err(err) => refuse(err),
+    })
 }
 
 /// The hot folder's settings from the arguments of `invk-run watch`.

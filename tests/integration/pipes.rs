@@ -9,11 +9,12 @@
 //!   `server logs`, `servers check` (text and `--json`, against a port nothing listens on);
 //! - here, against a fake server (a few canned HTTP answers): `workflows list` and
 //!   `boards list` (table and `--json`);
-//! - not here: a run's `--json` progress and `watch --json` (they keep going without a reader:
-//!   a run is not abandoned halfway because its reader left, and is resumable anyway; both
-//!   need a server to get there), `cancel --json` and `workflows upload` (they change a
-//!   server's state: the real-server tests cover them), `server install` and `server start`
-//!   (they install and start InvokeAI).
+//! - here, a watcher: `watch --json` stops at its next event once its reader is gone (as
+//!   `tail -f | head` does), running manifests staying in `processing/` for the next start;
+//! - not here: a run's `--json` progress (a run keeps going without its reader rather than be
+//!   abandoned halfway; it needs a server to get there), `cancel --json` and
+//!   `workflows upload` (they change a server's state: the real-server tests cover them),
+//!   `server install` and `server start` (they install and start InvokeAI).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -378,4 +379,52 @@ fn no_color_is_honoured_on_a_terminal() {
     let plain = on_a_terminal(&LOGGING, Some("1")).expect("script ran once");
     assert!(plain.contains("DEBUG"), "it logs: {plain:?}");
     assert!(!plain.contains('\u{1b}'), "NO_COLOR: {plain:?}");
+}
+
+#[test]
+fn watch_json_stops_quietly_when_its_reader_goes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hot = dir.path().join("hot");
+    fs_err::create_dir_all(&hot).expect("hot folder");
+    let mut child = support::invk_run()
+        .current_dir(dir.path())
+        .args(["watch", "hot", "--json", "--settle-ms", "100"])
+        .args(["--server", "http://127.0.0.1:1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the watcher");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the first line");
+    assert!(first.contains("\"watch_started\""), "{first}");
+    // `head -n 1` is gone; the next event finds out.
+    fs_err::write(hot.join("next.yaml"), "version: 1\n").expect("drop a manifest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = status.unwrap_or_else(|| panic!("the watcher kept going: {stderr}"));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
 }
