@@ -232,7 +232,7 @@ impl LocalServer {
 /// Starts a private server (installing InvokeAI into the cache folder when needed); says so on
 /// stderr unless `quiet`.
 pub(crate) fn start_local_server(quiet: bool) -> anyhow::Result<LocalServer> {
-    let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
+    let inst = Installation::ensure_with(&wanted_version(), quiet).map_err(crate::Error::from)?;
     let root = tempfile::Builder::new()
         .prefix("invk-run-local-")
         .tempdir()?;

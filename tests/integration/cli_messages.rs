@@ -321,3 +321,66 @@ fn docs_json_shows_the_shape_validate_prints() {
         assert_eq!(keys(&block["errors"][0]), keys(&invalid["errors"][0]));
     }
 }
+
+/// A folder for `PATH` whose `python3.12` makes a virtual environment whose `pip` prints as
+/// pip does (on stdout) and fails to install InvokeAI.
+fn failing_python(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("fake-bin");
+    fs_err::create_dir_all(&bin).expect("bin");
+    let pip = "#!/bin/sh\necho \"Collecting $*\"\ncase \"$*\" in *invokeai==*) echo 'ERROR: No matching distribution' >&2; exit 1;; esac\n";
+    let python = format!(
+        "#!/bin/sh\nif [ \"$1\" = -m ] && [ \"$2\" = venv ]; then\n  mkdir -p \"$3/bin\"\n  cat > \"$3/bin/pip\" <<'PIP'\n{pip}PIP\n  chmod +x \"$3/bin/pip\"\nfi\nexit 0\n"
+    );
+    let path = bin.join("python3.12");
+    fs_err::write(&path, python).expect("python");
+    fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+#[test]
+fn an_install_prints_nothing_on_stdout_and_only_errors_with_quiet() {
+    let dir = job_folder();
+    let bin = failing_python(dir.path());
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let install = |quiet: bool| {
+        let cache = dir.path().join(if quiet { "cache-q" } else { "cache" });
+        let mut cmd = support::invk_run();
+        cmd.current_dir(dir.path())
+            .env("PATH", &path)
+            .env("INVK_CACHE_DIR", &cache)
+            .env("INVK_INVOKEAI_VERSION", "0.0.0-test")
+            .stdin(Stdio::null());
+        if quiet {
+            cmd.arg("-q");
+        }
+        let out = cmd
+            .args(["--json", "--local", "m.yaml"])
+            .output()
+            .expect("run");
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, stdout, stderr) = install(false);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stdout, "", "pip's output is not the command's: {stderr}");
+    assert!(
+        stderr.contains("installing InvokeAI 0.0.0-test"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Collecting install --progress-bar off invokeai==0.0.0-test"),
+        "pip's progress: {stderr}"
+    );
+    let (code, stdout, stderr) = install(true);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(!stderr.contains("installing"), "-q: {stderr}");
+    assert!(
+        stderr.contains("install --progress-bar off --quiet invokeai==0.0.0-test")
+            && stderr.contains("ERROR: No matching distribution"),
+        "pip is asked to be quiet, and its errors still show: {stderr}"
+    );
+}
