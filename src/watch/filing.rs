@@ -36,19 +36,21 @@ pub struct ErrorReport {
 }
 
 impl ErrorReport {
-    /// Collects an error and its sources.
+    /// Collects an error and its sources; a source whose text the message or an earlier
+    /// source already quotes is left out.
     #[must_use]
     pub fn of(err: &(dyn std::error::Error + 'static)) -> ErrorReport {
-        let mut causes = Vec::new();
+        let message = err.to_string();
+        let mut causes: Vec<String> = Vec::new();
         let mut source = err.source();
         while let Some(cause) = source {
-            causes.push(cause.to_string());
+            let text = cause.to_string();
+            if !message.contains(&text) && !causes.iter().any(|c| c.contains(&text)) {
+                causes.push(text);
+            }
             source = cause.source();
         }
-        ErrorReport {
-            message: err.to_string(),
-            causes,
-        }
+        ErrorReport { message, causes }
     }
 }
 
@@ -190,6 +192,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_quoted_by_the_message_is_not_repeated() {
+        let missing = crate::manifest::ManifestError::Read {
+            path: "gone.yaml".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not there"),
+        };
+        let report = ErrorReport::of(&missing);
+        assert_eq!(
+            report.message,
+            "cannot read manifest `gone.yaml`: not there"
+        );
+        assert!(report.causes.is_empty(), "{report:?}");
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
