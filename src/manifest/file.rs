@@ -499,6 +499,11 @@ fn yaml_hint(text: &str, location: Location) -> String {
             index + 1
         );
     }
+    if location.line > text.lines().count() {
+        return "the file ends inside something opened above it: look for an unclosed `[`, `{` \
+                or quote"
+            .to_owned();
+    }
     format!(
         "check the indentation of line {} and the line above it: the keys of one map start in \
          the same column, indented with spaces; also look for a missing `:` after a key, a \

@@ -40,6 +40,10 @@ fn job_folder() -> tempfile::TempDir {
             "version: 1\nworkflow: wf.json\ninputs:\n  Hue shift: 3\n   Blur radius: 2\n",
         ),
         (
+            "open.yaml",
+            "version: 1\nworkflow: wf.json\ninputs:\n  Hue shift: [0, 90\n",
+        ),
+        (
             "dedent.yaml",
             "version: 1\nworkflow: wf.json\ninputs:\n  Hue shift: 3\n Blur radius: 2\n",
         ),
@@ -116,11 +120,17 @@ fn a_yaml_syntax_error_hints_at_what_to_check() {
     let dir = job_folder();
     let out = run_in(
         dir.path(),
-        &["validate", "tab.yaml", "indent.yaml", "dedent.yaml"],
+        &[
+            "validate",
+            "tab.yaml",
+            "indent.yaml",
+            "dedent.yaml",
+            "open.yaml",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert_eq!(stderr.matches("  hint: ").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("  hint: ").count(), 4, "{stderr}");
     insta::assert_snapshot!(stderr);
 }
 
