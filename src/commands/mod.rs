@@ -168,3 +168,37 @@ fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Quoting {
+        message: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_shown_is_not_repeated_and_a_new_one_is() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let quoting = anyhow::Error::new(Quoting {
+            message: "cannot read `m.yaml`: refused".into(),
+            source: refused(),
+        });
+        assert_eq!(
+            report_text(&quoting),
+            "error: cannot read `m.yaml`: refused\n"
+        );
+        let plain = anyhow::Error::new(Quoting {
+            message: "cannot read `m.yaml`".into(),
+            source: refused(),
+        });
+        assert_eq!(
+            report_text(&plain),
+            "error: cannot read `m.yaml`\n  Caused by: refused\n"
+        );
+    }
+}
