@@ -1,5 +1,9 @@
 //! The binary's commands: turn parsed arguments into settings, run them, and report errors with
 //! their whole cause chain.
+//!
+//! What they print on stdout goes through [`stdout`], which ends a command quietly when its
+//! reader is gone: `print!` and `println!` would panic there, so they are refused here.
+#![deny(clippy::print_stdout)]
 
 use std::process::ExitCode;
 
