@@ -12,7 +12,11 @@ use crate::env_vars;
 /// `invk-run jobs/*.yaml` expands each manifest into InvokeAI batches, uploads its images,
 /// submits, tracks the jobs, downloads every output into a folder tree and cleans the server up.
 #[derive(Debug, Parser)]
-#[command(name = "invk-run", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "invk-run",
+    version,
+    override_usage = "invk-run [OPTIONS] [MANIFEST]...\n       invk-run [OPTIONS] <COMMAND>"
+)]
 #[command(
     after_help = "Exit codes: 0 all done, 1 some jobs failed, 2 invalid input, 130 interrupted."
 )]
@@ -33,9 +37,10 @@ pub struct Cli {
 /// Options shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Base URL of the InvokeAI server [default: http://127.0.0.1:9090]. `servers check` takes
-    /// several (repeat it, or separate them with commas, also in INVK_SERVER); every other
-    /// command talks to one.
+    /// Base URL of the InvokeAI server [default: http://127.0.0.1:9090]. A run and `watch` take
+    /// several (repeat it, or separate them with commas, also in INVK_SERVER) and share the jobs
+    /// among them; `servers check` checks each; `status`, `cancel`, `workflows` and `boards`
+    /// talk to one.
     #[arg(long, global = true, env = env_vars::INVK_SERVER, value_name = "URL", action = clap::ArgAction::Append)]
     pub server: Vec<String>,
 
@@ -60,13 +65,21 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Options of a run of manifests.
+/// A run of manifests: the manifests and the options of the run.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
     /// Manifests to run (globs are expanded).
     #[arg(value_name = "MANIFEST")]
     pub manifests: Vec<String>,
 
+    /// Options of the run.
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// Options of a run of manifests (also those of each run of `watch`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunOptions {
     /// Print the expanded jobs and enqueue payloads, send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -248,7 +261,7 @@ pub struct WatchArgs {
     pub concurrency: Option<u32>,
     /// Options for each run.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: RunOptions,
 }
 
 /// `invk-run workflows ...`
@@ -352,7 +365,7 @@ mod tests {
             Cli::try_parse_from(["invk-run", "a.yaml", "b.yaml", "--dry-run"]).expect("parse");
         assert!(cli.command.is_none());
         assert_eq!(cli.run.manifests, ["a.yaml", "b.yaml"]);
-        assert!(cli.run.dry_run);
+        assert!(cli.run.options.dry_run);
     }
 
     #[test]

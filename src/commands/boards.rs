@@ -1,7 +1,7 @@
 //! `invk-run boards list|delete`: the server's boards.
 
 use crate::cli::{BoardsCommand, GlobalArgs};
-use crate::client::{BoardListQuery, BoardOrderBy, ClientError, SortDirection};
+use crate::client::{BoardListQuery, BoardOrderBy, SortDirection};
 use crate::commands::connect::{client_from_args, print_list, run_requests, sanitize};
 use crate::exit_status::ExitStatus;
 
@@ -13,7 +13,7 @@ pub fn run(global: &GlobalArgs, command: &BoardsCommand) -> anyhow::Result<ExitS
     run_requests(run_async(global, command))
 }
 
-async fn run_async(global: &GlobalArgs, command: &BoardsCommand) -> Result<(), ClientError> {
+async fn run_async(global: &GlobalArgs, command: &BoardsCommand) -> anyhow::Result<()> {
     let client = client_from_args(global).await?;
     let boards = client.boards();
     match command {
@@ -37,7 +37,7 @@ async fn run_async(global: &GlobalArgs, command: &BoardsCommand) -> Result<(), C
                         ]
                     })
                     .collect()
-            });
+            })?;
         }
         BoardsCommand::Delete {
             id_or_name,

@@ -56,27 +56,32 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs a command's requests on a [`runtime`] to their end.
 ///
 /// # Errors
-/// When the runtime cannot start, or the requests' error.
+/// When the runtime cannot start, or the requests' error (a [`ClientError`] as a
+/// [`crate::Error`], for its exit status).
 pub fn run_requests(
-    requests: impl Future<Output = Result<(), ClientError>>,
+    requests: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<ExitStatus> {
-    runtime()?
-        .block_on(requests)
-        .map_err(|e| anyhow::Error::from(crate::Error::from(e)))?;
+    runtime()?.block_on(requests).map_err(|e| {
+        e.downcast::<ClientError>()
+            .map_or_else(|e| e, |e| anyhow::Error::from(crate::Error::from(e)))
+    })?;
     Ok(ExitStatus::Success)
 }
 
 /// Prints a list on stdout: as pretty JSON with `--json`, else as a [`table`] of `rows`.
+///
+/// # Errors
+/// When stdout is closed or cannot be written.
 pub fn print_list<T: Serialize + ?Sized>(
     json: bool,
     list: &T,
     header: &[&str],
     rows: impl FnOnce() -> Vec<Vec<String>>,
-) {
+) -> Result<(), super::stdout::StdoutError> {
     if json {
-        println!("{}", serde_json::to_string_pretty(list).unwrap_or_default());
+        super::stdout::println(&serde_json::to_string_pretty(list).unwrap_or_default())
     } else {
-        println!("{}", table(header, &rows()));
+        super::stdout::println(&table(header, &rows()))
     }
 }
 

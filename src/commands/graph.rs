@@ -52,7 +52,7 @@ pub fn run(workflow: &Path, sets: &[String], json: bool) -> anyhow::Result<ExitS
     } else {
         serde_json::to_string_pretty(&payload)?
     };
-    println!("{text}");
+    super::stdout::println(&text)?;
     Ok(ExitStatus::Success)
 }
 

@@ -31,9 +31,9 @@ pub fn run(workflow: &Path, json: bool) -> anyhow::Result<ExitStatus> {
             "missing_required": wf.missing_required_inputs(),
             "outputs": wf.outputs(),
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        super::stdout::println(&serde_json::to_string_pretty(&doc)?)?;
     } else {
-        print!("{}", table(&wf));
+        super::stdout::print(&table(&wf))?;
     }
     Ok(ExitStatus::Success)
 }

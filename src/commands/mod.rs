@@ -1,9 +1,13 @@
 //! The binary's commands: turn parsed arguments into settings, run them, and report errors with
 //! their whole cause chain.
+//!
+//! What they print on stdout goes through [`stdout`], which ends a command quietly when its
+//! reader is gone: `print!` and `println!` would panic there, so they are refused here.
+#![deny(clippy::print_stdout)]
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, CommandFactory, FromArgMatches};
 
 pub mod boards;
 pub mod connect;
@@ -15,20 +19,24 @@ pub mod run;
 pub mod server;
 pub mod servers;
 pub mod status;
+pub mod stdout;
+pub mod validate;
 pub mod watch;
 pub mod workflows;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RunArgs};
 use crate::exit_status::ExitStatus;
 use crate::printable::{printable, printable_lines};
 
 /// Entry point of the `invk-run` binary.
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     logging::init(cli.global.verbose, cli.global.quiet);
     match run(cli) {
         Ok(status) => status.into(),
+        // `| head` read what it wanted: not an error (as `rg`).
+        Err(err) if stdout::is_closed(&err) => ExitStatus::Success.into(),
         Err(err) => {
             report(&err);
             let status = err
@@ -39,8 +47,49 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints `error: ...` and one `Caused by:` line per source.
+/// Parses the command line, exiting with clap's usage error (exit status 2) for a bad one, and
+/// also for options of a run given with a command (`invk-run --dry-run validate`), which would
+/// otherwise be ignored.
+fn parse_args() -> Cli {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    if let Some((name, _)) = matches.subcommand() {
+        if let Some(option) = run_options_given(&matches).first() {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("`{option}` is for a run of manifests, not for `invk-run {name}`"),
+                )
+                .exit();
+        }
+    }
+    cli
+}
+
+/// The options (and manifests) of a run given on the command line, as they are spelled there.
+fn run_options_given(matches: &clap::ArgMatches) -> Vec<String> {
+    let run = RunArgs::augment_args(clap::Command::new("run"));
+    run.get_arguments()
+        .filter(|arg| {
+            matches.value_source(arg.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|arg| match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => format!("`{}`", arg.get_id()),
+        })
+        .collect()
+}
+
+/// Prints `error: ...` and one `Caused by:` line per source; a source whose text is already
+/// printed above (a message that quotes its cause) is left out.
 pub fn report(err: &anyhow::Error) {
+    eprint!("{}", report_text(err));
+}
+
+/// The text [`report`] prints.
+#[must_use]
+pub fn report_text(err: &anyhow::Error) -> String {
     // A manifest's diagnostics are complete lines already (`file:line:col: error: ...`).
     let diagnostics = matches!(
         err.downcast_ref::<crate::Error>()
@@ -49,30 +98,37 @@ pub fn report(err: &anyhow::Error) {
     );
     // Messages quote file names and server strings: no control character reaches the
     // terminal (a diagnostic keeps its own line breaks).
-    if diagnostics {
-        eprintln!("{}", printable_lines(&err.to_string()));
+    let message = err.to_string();
+    let mut text = if diagnostics {
+        format!("{}\n", printable_lines(&message))
     } else {
-        eprintln!("error: {}", printable(&err.to_string()));
-    }
+        format!("error: {}\n", printable(&message))
+    };
+    let mut above = vec![message];
     for cause in err.chain().skip(1) {
-        eprintln!("  Caused by: {}", printable(&cause.to_string()));
+        let cause = cause.to_string();
+        if above.iter().any(|shown| shown.contains(&cause)) {
+            continue;
+        }
+        text.push_str(&format!("  Caused by: {}\n", printable(&cause)));
+        above.push(cause);
     }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     refuse_several_servers(&cli)?;
     match &cli.command {
-        None => run::run(&cli.global, &cli.run, false),
+        None => run::run(&cli.global, &cli.run.manifests, &cli.run.options, false),
         Some(Command::Validate {
             manifests,
             max_jobs,
         }) => {
-            let args = crate::cli::RunArgs {
-                manifests: manifests.clone(),
+            let options = crate::cli::RunOptions {
                 max_jobs: *max_jobs,
-                ..cli.run.clone()
+                ..cli.run.options.clone()
             };
-            run::run(&cli.global, &args, true)
+            run::run(&cli.global, manifests, &options, true)
         }
         Some(Command::Server(command)) => server::run(command),
         Some(Command::Watch(args)) => watch::run(&cli.global, args),
@@ -84,7 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Cancel { target }) => status::cancel_run(&cli.global, target),
         Some(Command::Servers(command)) => servers::run(&cli.global, command),
         Some(Command::Report { target }) => report::run(target, &cli.global),
-        Some(Command::Completions { shell }) => Ok(report::completions(*shell)),
+        Some(Command::Completions { shell }) => report::completions(*shell),
     }
 }
 
@@ -115,4 +171,38 @@ fn refuse_several_servers(cli: &Cli) -> Result<(), crate::Error> {
         return Err(crate::server_check::ServersError::OneServerOnly { servers }.into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Quoting {
+        message: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_shown_is_not_repeated_and_a_new_one_is() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let quoting = anyhow::Error::new(Quoting {
+            message: "cannot read `m.yaml`: refused".into(),
+            source: refused(),
+        });
+        assert_eq!(
+            report_text(&quoting),
+            "error: cannot read `m.yaml`: refused\n"
+        );
+        let plain = anyhow::Error::new(Quoting {
+            message: "cannot read `m.yaml`".into(),
+            source: refused(),
+        });
+        assert_eq!(
+            report_text(&plain),
+            "error: cannot read `m.yaml`\n  Caused by: refused\n"
+        );
+    }
 }

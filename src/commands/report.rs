@@ -33,7 +33,7 @@ pub fn run(target: &Path, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     };
     let summary = refresh(&dir, &config).map_err(crate::Error::from)?;
     if global.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        super::stdout::println(&serde_json::to_string(&summary)?)?;
     } else if !global.quiet {
         let grids: Vec<String> = summary
             .grids
@@ -62,9 +62,14 @@ pub fn run(target: &Path, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// Prints the completions of `invk-run` for `shell` to stdout.
-#[must_use]
-pub fn completions(shell: clap_complete::Shell) -> ExitStatus {
+///
+/// # Errors
+/// When stdout is closed or cannot be written.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitStatus> {
     let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "invk-run", &mut std::io::stdout());
-    ExitStatus::Success
+    // Made in memory first: `generate` panics on a write error.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "invk-run", &mut script);
+    super::stdout::write_with(|out| out.write_all(&script))?;
+    Ok(ExitStatus::Success)
 }

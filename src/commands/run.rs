@@ -4,38 +4,58 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GlobalArgs, RunArgs};
+use super::validate::Validation;
+use crate::cli::{GlobalArgs, RunOptions};
 use crate::exit_status::ExitStatus;
 use crate::local_server::{Installation, RunningServer, ServerConfig, wanted_version};
 use crate::run::progress::{ReportMode, Reporter};
 use crate::run::settings::RunSettings;
 use crate::run::{ManifestSource, RunError, run_manifest};
 
-/// Runs the manifests named on the command line, one after the other.
+/// Runs the manifests named on the command line, one after the other (only checks them with
+/// `validate_only`).
 ///
 /// # Errors
 /// Bad arguments; an invalid manifest ends the run with exit status 2 after all manifests were
 /// checked.
-pub fn run(global: &GlobalArgs, args: &RunArgs, validate_only: bool) -> anyhow::Result<ExitStatus> {
-    let paths = expand_globs(&args.manifests).map_err(crate::Error::from)?;
+pub fn run(
+    global: &GlobalArgs,
+    manifests: &[String],
+    args: &RunOptions,
+    validate_only: bool,
+) -> anyhow::Result<ExitStatus> {
+    let paths = expand_globs(manifests).map_err(crate::Error::from)?;
     if paths.is_empty() {
         return Err(crate::Error::from(RunError::NoManifest).into());
     }
     let mut settings = run_settings(global, args);
     settings.validate_only = validate_only;
     let local = args.local && !validate_only && !args.dry_run;
+    // `validate --json` prints one object per manifest itself, errors included.
+    let validations = validate_only && global.json;
+    if validations {
+        settings.mode = ReportMode::Quiet;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let status = runtime.block_on(run_all(&paths, settings, local));
+    let status = runtime.block_on(run_all(
+        &paths,
+        settings,
+        Then {
+            local,
+            quiet: global.quiet,
+            validations,
+        },
+    ));
     runtime.shutdown_background();
     status
 }
 
 /// The settings of a run from the global options and the run's own.
 #[must_use]
-pub fn run_settings(global: &GlobalArgs, run: &RunArgs) -> RunSettings {
+pub fn run_settings(global: &GlobalArgs, run: &RunOptions) -> RunSettings {
     let mode = if global.json {
         ReportMode::Json
     } else if global.quiet {
@@ -87,12 +107,24 @@ fn cli_notify(run: &crate::cli::NotifyArgs) -> Vec<crate::manifest::NotifyEntry>
         .collect()
 }
 
-/// Runs the manifests one after the other; with `local`, on a private server started for the
-/// first manifest that has something to do (one whose journal says it is done starts none).
+/// What [`run_all`] does besides running each manifest.
+#[derive(Clone, Copy)]
+struct Then {
+    /// Start a private server for the first manifest that has something to do (one whose
+    /// journal says it is done starts none).
+    local: bool,
+    /// Start it without saying so.
+    quiet: bool,
+    /// Print each manifest's [`Validation`] on stdout instead of reporting its errors on
+    /// stderr (`validate --json`).
+    validations: bool,
+}
+
+/// Runs (or checks) the manifests one after the other, as `then` says.
 async fn run_all(
     paths: &[PathBuf],
     mut settings: RunSettings,
-    local: bool,
+    then: Then,
 ) -> anyhow::Result<ExitStatus> {
     let reporter = Reporter::new(settings.mode);
     let cancel = CancellationToken::new();
@@ -117,21 +149,32 @@ async fn run_all(
             break;
         }
         let source = ManifestSource::new(path);
-        if local && private.is_none() {
+        if then.local && private.is_none() {
             if let Some(outcome) = crate::run::up_to_date(&source, &settings, &reporter).await {
                 status = status.max(outcome.exit_status());
                 continue;
             }
-            let server = tokio::task::spawn_blocking(start_local_server).await??;
+            let quiet = then.quiet;
+            let server = tokio::task::spawn_blocking(move || start_local_server(quiet)).await??;
             settings.server_override = Some(server.url());
             settings.pool.clear();
             private = Some(server);
         }
-        match run_manifest(&source, &settings, &reporter, cancel.clone()).await {
+        let result = run_manifest(&source, &settings, &reporter, cancel.clone()).await;
+        if then.validations {
+            let validation = match &result {
+                Ok(outcome) => Validation::valid(outcome),
+                Err(err) => Validation::invalid(path, err),
+            };
+            super::stdout::println(&serde_json::to_string(&validation)?)?;
+        }
+        match result {
             Ok(outcome) => status = status.max(outcome.exit_status()),
             Err(err) => {
                 status = status.max(err.exit_status());
-                super::report(&anyhow::Error::new(crate::Error::from(err)));
+                if !then.validations {
+                    super::report(&anyhow::Error::new(crate::Error::from(err)));
+                }
             }
         }
     }
@@ -211,17 +254,20 @@ impl LocalServer {
     }
 }
 
-/// Starts a private server (installing InvokeAI into the cache folder when needed).
-pub(crate) fn start_local_server() -> anyhow::Result<LocalServer> {
-    let inst = Installation::ensure(&wanted_version()).map_err(crate::Error::from)?;
+/// Starts a private server (installing InvokeAI into the cache folder when needed); says so on
+/// stderr unless `quiet`.
+pub(crate) fn start_local_server(quiet: bool) -> anyhow::Result<LocalServer> {
+    let inst = Installation::ensure_with(&wanted_version(), quiet).map_err(crate::Error::from)?;
     let root = tempfile::Builder::new()
         .prefix("invk-run-local-")
         .tempdir()?;
-    eprintln!(
-        "starting a private InvokeAI {} server (root {})",
-        inst.version(),
-        root.path().display()
-    );
+    if !quiet {
+        eprintln!(
+            "starting a private InvokeAI {} server (root {})",
+            inst.version(),
+            root.path().display()
+        );
+    }
     let mut config = ServerConfig::new(root.path().to_path_buf(), 0);
     config.die_with_parent = true;
     let server = RunningServer::start(&inst, &config).map_err(crate::Error::from)?;
@@ -241,7 +287,7 @@ mod tests {
     fn settings_take_the_report_mode_and_a_non_blank_server() {
         let parse = |line: &[&str]| {
             let cli = crate::cli::Cli::try_parse_from(line).expect("parse");
-            run_settings(&cli.global, &cli.run)
+            run_settings(&cli.global, &cli.run.options)
         };
         let plain = parse(&["invk-run", "a.yaml", "--max-jobs", "7", "--poll-only"]);
         assert_eq!(plain.mode, ReportMode::Human);

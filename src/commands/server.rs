@@ -1,7 +1,6 @@
 //! `invk-run server install|start|stop|status|logs`.
 
-use std::io::Write;
-
+use super::stdout::println;
 use crate::cli::{ServerArgs, ServerCommand};
 use crate::exit_status::ExitStatus;
 use crate::local_server::{Installation, ManagedServer, ManagedStatus, wanted_version};
@@ -21,21 +20,21 @@ pub fn run(command: &ServerCommand) -> anyhow::Result<ExitStatus> {
     match command {
         ServerCommand::Install(_) => {
             let inst = Installation::ensure(&version).map_err(crate::Error::from)?;
-            println!(
+            println(&format!(
                 "InvokeAI {version} is installed in {}",
                 inst.venv().display()
-            );
+            ))?;
         }
         ServerCommand::Start(_) => {
             let inst = Installation::ensure(&version).map_err(crate::Error::from)?;
             let url = managed
                 .start(&inst, args.port)
                 .map_err(crate::Error::from)?;
-            println!("{url}");
+            println(&url)?;
         }
         ServerCommand::Stop(_) => {
             managed.stop().map_err(crate::Error::from)?;
-            println!("stopped");
+            println("stopped")?;
         }
         ServerCommand::Status(_) => {
             let inst = Installation::locate(&version).map_err(crate::Error::from)?;
@@ -44,23 +43,21 @@ pub fn run(command: &ServerCommand) -> anyhow::Result<ExitStatus> {
             } else {
                 "not installed"
             };
-            println!(
-                "InvokeAI {version}: {installed} ({})",
+            let state = match managed.status() {
+                ManagedStatus::Running { pid, port } => format!(
+                    "running: http://127.0.0.1:{port} (pid {pid}, root {})",
+                    managed.root().display()
+                ),
+                ManagedStatus::Stopped => format!("stopped (root {})", managed.root().display()),
+            };
+            println(&format!(
+                "InvokeAI {version}: {installed} ({})\n{state}",
                 inst.venv().display()
-            );
-            match managed.status() {
-                ManagedStatus::Running { pid, port } => {
-                    println!(
-                        "running: http://127.0.0.1:{port} (pid {pid}, root {})",
-                        managed.root().display()
-                    );
-                }
-                ManagedStatus::Stopped => println!("stopped (root {})", managed.root().display()),
-            }
+            ))?;
         }
         ServerCommand::Logs(_) => {
             let text = crate::fs::read(managed.log_path()).map_err(crate::Error::from)?;
-            std::io::stdout().write_all(&text)?;
+            super::stdout::write_with(|out| out.write_all(&text))?;
         }
     }
     Ok(ExitStatus::Success)

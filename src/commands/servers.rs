@@ -45,10 +45,10 @@ pub fn run(global: &GlobalArgs, command: &ServersCommand) -> anyhow::Result<Exit
         .map_err(crate::Error::from)?;
         if global.json {
             for report in &reports {
-                println!("{}", serde_json::to_string(report).unwrap_or_default());
+                super::stdout::println(&serde_json::to_string(report)?)?;
             }
         } else if !global.quiet {
-            print!("{}", human(&reports));
+            super::stdout::print(&human(&reports))?;
         }
         Ok(if reports.iter().all(|r| r.usable) {
             ExitStatus::Success

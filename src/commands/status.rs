@@ -25,12 +25,9 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
         if below.is_empty() {
             let (status, note) = read_and_ask(global, &output_dir).await?;
             if global.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).unwrap_or_default()
-                );
+                super::stdout::println(&serde_json::to_string_pretty(&status)?)?;
             } else {
-                print!("{}", human(&status, note.as_deref()));
+                super::stdout::print(&human(&status, note.as_deref()))?;
             }
             return Ok::<_, anyhow::Error>(ExitStatus::Success);
         }
@@ -43,9 +40,9 @@ pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> 
                 "output_dir": output_dir,
                 "runs": runs.iter().map(|(status, _)| status).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            super::stdout::println(&serde_json::to_string_pretty(&all)?)?;
         } else {
-            print!("{}", human_below(&output_dir, &runs));
+            super::stdout::print(&human_below(&output_dir, &runs))?;
         }
         Ok::<_, anyhow::Error>(ExitStatus::Success)
     })
@@ -232,7 +229,7 @@ pub fn cancel_run(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStat
             done.gone += on_this.gone;
         }
         if global.json {
-            println!("{}", serde_json::to_string_pretty(&done).unwrap_or_default());
+            super::stdout::println(&serde_json::to_string_pretty(&done)?)?;
         } else if !global.quiet {
             eprintln!(
                 "{}: cancelled {} item(s) on the server; {} had finished (the next run collects them); the next run submits the cancelled jobs again",

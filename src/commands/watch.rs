@@ -27,7 +27,7 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     let mut settings = super::run::run_settings(global, &args.run);
     // `--local`: a private server for as long as the folder is watched.
     let _local = if args.run.local {
-        let local = super::run::start_local_server()?;
+        let local = super::run::start_local_server(global.quiet)?;
         settings.server_override = Some(local.url());
         settings.pool.clear();
         Some(local)
@@ -36,7 +36,9 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
     };
     // The watcher's own status lines go to stderr: no progress bars to tangle with them.
     let reporter = Reporter::without_bars(settings.mode);
-    let status = WatchStatus::new(settings.mode);
+    // `--json | head`: the reader going away stops the watcher as Ctrl-C does, with exit 0.
+    let stdout_closed = CancellationToken::new();
+    let status = WatchStatus::new(settings.mode).stop_when_stdout_closes(stdout_closed.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -51,7 +53,7 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
         settings.coalescer = Some(Coalescer::new(crate::run::MAX_ENQUEUE));
     }
     let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
+        let shutdown = stdout_closed.child_token();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -73,19 +75,18 @@ pub fn run(global: &GlobalArgs, args: &WatchArgs) -> anyhow::Result<ExitStatus> 
         }
     });
     runtime.shutdown_background();
-    Ok(result.map_or_else(refuse, |summary| summary.exit_status()))
+    Ok(match result {
+        Ok(_) if stdout_closed.is_cancelled() => ExitStatus::Success,
+        Ok(summary) => summary.exit_status(),
+        Err(err) => refuse(err),
+    })
 }
 
 /// The hot folder's settings from the arguments of `invk-run watch`.
 ///
 /// # Errors
-/// A bad glob, a concurrency of 0, or extra arguments after the folder.
+/// A bad glob, a concurrency of 0, or bad folders.
 pub fn watch_config(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
-    if !args.run.manifests.is_empty() {
-        return Err(WatchError::ExtraArguments {
-            args: args.run.manifests.join(" "),
-        });
-    }
     let mut config = WatchConfig::new(&args.dir)?.with_folders(
         args.processing_dir.as_deref(),
         args.done_dir.as_deref(),
@@ -199,7 +200,9 @@ mod tests {
 
         let err = watch_config(&args(&["invk-run", "watch", "/hot", "-j", "0"])).expect_err("-j 0");
         insta::assert_snapshot!(err.to_string(), @"--concurrency must be at least 1");
-        let err = watch_config(&args(&["invk-run", "watch", "/hot", "a.yaml"])).expect_err("extra");
-        insta::assert_snapshot!(err.to_string(), @"`invk-run watch` takes one folder; unexpected arguments: a.yaml");
+        // One folder, no manifests: the help and the parser agree.
+        let extra = crate::cli::Cli::try_parse_from(["invk-run", "watch", "/hot", "a.yaml"])
+            .expect_err("a manifest after the folder");
+        assert_eq!(extra.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -13,7 +13,7 @@ pub fn run(global: &GlobalArgs, command: &WorkflowsCommand) -> anyhow::Result<Ex
     run_requests(run_async(global, command))
 }
 
-async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> Result<(), ClientError> {
+async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> anyhow::Result<()> {
     let client = client_from_args(global).await?;
     let workflows = client.workflows();
     match command {
@@ -35,11 +35,11 @@ async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> Result<()
                         })
                         .collect()
                 },
-            );
+            )?;
         }
         WorkflowsCommand::Upload { file } => {
             let id = workflows.upload_file(file).await?;
-            println!("{id}");
+            super::stdout::println(&id)?;
         }
         WorkflowsCommand::Download { id_or_name, file } => {
             let record = workflows.find(id_or_name).await?;
@@ -60,7 +60,8 @@ async fn run_async(global: &GlobalArgs, command: &WorkflowsCommand) -> Result<()
                     kind: "workflow",
                     id: record.workflow_id,
                     reason: "it is built into the server".to_owned(),
-                });
+                }
+                .into());
             }
             workflows.delete(&record.workflow_id).await?;
             if !global.quiet {

@@ -74,9 +74,17 @@ impl Installation {
     /// # Errors
     /// When the cache folder cannot be found or the install fails.
     pub fn ensure(version: &str) -> Result<Installation, ServerError> {
+        Installation::ensure_with(version, false)
+    }
+
+    /// [`Installation::ensure`], saying nothing but errors when `quiet` (`-q`).
+    ///
+    /// # Errors
+    /// As [`Installation::ensure`].
+    pub fn ensure_with(version: &str, quiet: bool) -> Result<Installation, ServerError> {
         let inst = Installation::locate(version)?;
         if !inst.is_installed() {
-            inst.install()?;
+            inst.install_with(quiet)?;
         }
         Ok(inst)
     }
@@ -150,6 +158,15 @@ impl Installation {
     /// # Errors
     /// When Python cannot make the environment or pip fails.
     pub fn install(&self) -> Result<(), ServerError> {
+        self.install_with(false)
+    }
+
+    /// [`Installation::install`]; with `quiet`, pip prints only its warnings and errors.
+    /// Nothing of the install reaches stdout, which is a command's data (`--json`).
+    ///
+    /// # Errors
+    /// As [`Installation::install`].
+    pub fn install_with(&self, quiet: bool) -> Result<(), ServerError> {
         if self.venv.exists() {
             crate::fs::remove_dir_all(&self.venv).map_err(ServerError::Io)?;
         }
@@ -157,11 +174,14 @@ impl Installation {
             crate::fs::create_dir_all(parent).map_err(ServerError::Io)?;
         }
         let python = find_python()?;
-        eprintln!(
-            "installing InvokeAI {} into `{}` (a few minutes, several GB)",
-            self.version,
-            self.venv.display()
-        );
+        if !quiet {
+            eprintln!(
+                "installing InvokeAI {} into `{}` (a few minutes, several GB)",
+                self.version,
+                self.venv.display()
+            );
+        }
+        let pip_quiet: &[&str] = if quiet { &["--quiet"] } else { &[] };
         run(
             Command::new(&python).arg("-m").arg("venv").arg(&self.venv),
             "python -m venv",
@@ -174,6 +194,7 @@ impl Installation {
         run(
             Command::new(&pip)
                 .args(["install", "--progress-bar", "off"])
+                .args(pip_quiet)
                 .arg(format!("invokeai=={}", self.version)),
             "pip install invokeai",
         )?;
@@ -203,8 +224,10 @@ fn find_python() -> Result<PathBuf, ServerError> {
 }
 
 fn run(cmd: &mut Command, what: &'static str) -> Result<(), ServerError> {
+    // What the tools print goes to stderr: stdout is the command's own output.
     let status = cmd
         .stdin(Stdio::null())
+        .stdout(std::io::stderr())
         .status()
         .map_err(|source| ServerError::Spawn { what, source })?;
     if status.success() {

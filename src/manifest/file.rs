@@ -128,11 +128,20 @@ impl ManifestFile {
                         None,
                     ));
                 }
-                return Err(fatal(location, format!("invalid YAML: {message}"), None));
+                return Err(fatal(
+                    location,
+                    format!("invalid YAML: {message}"),
+                    Some(yaml_hint(text, location)),
+                ));
             }
         };
-        let source =
-            early.map_err(|e| fatal(e.location, format!("invalid YAML: {}", e.message), None))?;
+        let source = early.map_err(|e| {
+            fatal(
+                e.location,
+                format!("invalid YAML: {}", e.message),
+                Some(yaml_hint(text, e.location)),
+            )
+        })?;
         let Value::Object(mut top) = value else {
             return Err(fatal(
                 Location::START,
@@ -484,6 +493,30 @@ fn last_key(path: &YamlPath) -> String {
 }
 
 /// The location and the message (without its position suffix) of a serde_norway error.
+/// What to check for a YAML syntax error at `location`: a tab that indents a line up to
+/// there, else the indentation and the usual slips around that line.
+fn yaml_hint(text: &str, location: Location) -> String {
+    let tab = (text.lines().enumerate().take(location.line.max(1)))
+        .find(|(_, line)| line.trim_start_matches(' ').starts_with('\t'));
+    if let Some((index, _)) = tab {
+        return format!(
+            "line {} is indented with a tab: YAML indents with spaces only",
+            index + 1
+        );
+    }
+    if location.line > text.lines().count() {
+        return "the file ends inside something opened above it: look for an unclosed `[`, `{` \
+                or quote"
+            .to_owned();
+    }
+    format!(
+        "check the indentation of line {} and the line above it: the keys of one map start in \
+         the same column, indented with spaces; also look for a missing `:` after a key, a \
+         value holding `: ` without quotes, or an unclosed quote or bracket",
+        location.line
+    )
+}
+
 fn yaml_error(e: &serde_norway::Error, text: &str) -> (Location, String) {
     let message = e.to_string();
     match e.location() {

@@ -36,19 +36,21 @@ pub struct ErrorReport {
 }
 
 impl ErrorReport {
-    /// Collects an error and its sources.
+    /// Collects an error and its sources; a source whose text the message or an earlier
+    /// source already quotes is left out.
     #[must_use]
     pub fn of(err: &(dyn std::error::Error + 'static)) -> ErrorReport {
-        let mut causes = Vec::new();
+        let message = err.to_string();
+        let mut causes: Vec<String> = Vec::new();
         let mut source = err.source();
         while let Some(cause) = source {
-            causes.push(cause.to_string());
+            let text = cause.to_string();
+            if !message.contains(&text) && !causes.iter().any(|c| c.contains(&text)) {
+                causes.push(text);
+            }
             source = cause.source();
         }
-        ErrorReport {
-            message: err.to_string(),
-            causes,
-        }
+        ErrorReport { message, causes }
     }
 }
 
@@ -61,6 +63,9 @@ pub struct WatchReport {
     pub file: PathBuf,
     /// How it ended.
     pub verdict: Verdict,
+    /// With `--each`: the file is not an image (the verdict is [`Verdict::Invalid`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_an_image: bool,
     /// When it was claimed (RFC 3339, UTC).
     pub started_at: String,
     /// When it was filed (RFC 3339, UTC).
@@ -84,6 +89,7 @@ impl WatchReport {
     pub fn error_text(&self) -> String {
         let mut text = String::new();
         let heading = match self.verdict {
+            Verdict::Invalid if self.not_an_image => "not an image, nothing was sent",
             Verdict::Invalid => "invalid manifest, nothing was sent",
             Verdict::RunFailed => "the run failed",
             Verdict::JobsFailed => "some jobs failed",
@@ -188,6 +194,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cause_quoted_by_the_message_is_not_repeated() {
+        let missing = crate::manifest::ManifestError::Read {
+            path: "gone.yaml".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not there"),
+        };
+        let report = ErrorReport::of(&missing);
+        assert_eq!(
+            report.message,
+            "cannot read manifest `gone.yaml`: not there"
+        );
+        assert!(report.causes.is_empty(), "{report:?}");
+    }
+
+    #[test]
     fn timestamps_are_rfc3339_utc() {
         let cases = [
             (0, "1970-01-01T00:00:00.000Z"),
@@ -213,6 +233,7 @@ mod tests {
         let report = WatchReport {
             manifest: "night.yaml".into(),
             file: PathBuf::from("failed/night.yaml"),
+            not_an_image: false,
             verdict: Verdict::Invalid,
             started_at: rfc3339(SystemTime::UNIX_EPOCH),
             finished_at: rfc3339(SystemTime::UNIX_EPOCH),
@@ -233,6 +254,7 @@ mod tests {
         let report = WatchReport {
             manifest: "sweep.yaml".into(),
             file: PathBuf::from("failed/sweep.yaml"),
+            not_an_image: false,
             verdict: Verdict::JobsFailed,
             started_at: rfc3339(SystemTime::UNIX_EPOCH),
             finished_at: rfc3339(SystemTime::UNIX_EPOCH),
@@ -277,6 +299,7 @@ mod tests {
         let mut report = WatchReport {
             manifest: "a.yaml".into(),
             file: filed.clone(),
+            not_an_image: false,
             verdict: Verdict::Done,
             started_at: rfc3339(SystemTime::UNIX_EPOCH),
             finished_at: rfc3339(SystemTime::UNIX_EPOCH),

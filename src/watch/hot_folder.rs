@@ -205,6 +205,7 @@ enum Filed {
     Failed {
         manifest: String,
         invalid: bool,
+        not_an_image: bool,
         error: String,
         report: PathBuf,
     },
@@ -421,6 +422,7 @@ impl<'a> HotFolder<'a> {
             Filed::Failed {
                 manifest,
                 invalid,
+                not_an_image,
                 error,
                 report,
             } => {
@@ -428,6 +430,7 @@ impl<'a> HotFolder<'a> {
                 WatchEvent::WatchFailed {
                     manifest,
                     invalid,
+                    not_an_image,
                     error,
                     report: report.display().to_string(),
                     counts: self.counts(running),
@@ -467,7 +470,12 @@ fn file_away(
 ) -> (Filed, Vec<String>) {
     let manifest = job.source.display_name.clone();
     let mut warnings = Vec::new();
-    let (verdict, outcome, error) = match result {
+    // A file of `--each` that is not an image: said so, naming where it is filed (below).
+    let not_an_image = match &result {
+        Err(crate::run::RunError::NotAnImage { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    };
+    let (verdict, outcome, mut error) = match result {
         Ok(outcome) if outcome.interrupted => {
             let path = job.source.path.clone();
             return (Filed::Interrupted { manifest, path }, warnings);
@@ -509,9 +517,16 @@ fn file_away(
             job.source.path.clone()
         }
     };
+    if let Some(reason) = &not_an_image {
+        error = Some(ErrorReport {
+            message: format!("`{}` is not an image: {reason}", filed.display()),
+            causes: Vec::new(),
+        });
+    }
     let report = WatchReport {
         manifest: manifest.clone(),
         file: filed.clone(),
+        not_an_image: not_an_image.is_some(),
         verdict,
         started_at: rfc3339(job.started_at),
         finished_at: rfc3339(SystemTime::now()),
@@ -547,6 +562,7 @@ fn file_away(
             Filed::Failed {
                 manifest,
                 invalid: verdict == Verdict::Invalid,
+                not_an_image: not_an_image.is_some(),
                 error,
                 report: shown,
             }

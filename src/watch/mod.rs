@@ -65,12 +65,6 @@ pub enum WatchError {
     /// `--concurrency 0`.
     #[error("--concurrency must be at least 1")]
     Concurrency,
-    /// Arguments after the folder.
-    #[error("`invk-run watch` takes one folder; unexpected arguments: {args}")]
-    ExtraArguments {
-        /// The extra arguments.
-        args: String,
-    },
     /// The hot folder does not exist.
     #[error("the hot folder `{}` does not exist", path.display())]
     Missing {

@@ -82,6 +82,8 @@ pub enum WatchEvent {
         manifest: String,
         /// Whether the manifest was invalid (nothing was sent) rather than its run failing.
         invalid: bool,
+        /// With `--each`: the file is not an image (nothing was sent; `invalid` is true).
+        not_an_image: bool,
         /// The error, in one line.
         error: String,
         /// The error report.
@@ -172,12 +174,17 @@ impl WatchEvent {
             WatchEvent::WatchFailed {
                 manifest,
                 invalid,
+                not_an_image,
                 error,
                 report,
                 counts,
             } => format!(
                 "failed {manifest}: {}{error}; report {report} {}",
-                if *invalid { "invalid manifest: " } else { "" },
+                if *invalid && !*not_an_image {
+                    "invalid manifest: "
+                } else {
+                    ""
+                },
                 tally(counts)
             ),
             WatchEvent::WatchInterrupted {
@@ -224,6 +231,8 @@ type Callback = Box<dyn Fn(&WatchEvent) + Send + Sync>;
 /// Where watch events go.
 pub struct WatchStatus {
     sink: Sink,
+    /// Cancelled when the reader of the JSON lines on stdout goes away.
+    stdout_closed: Option<tokio_util::sync::CancellationToken>,
 }
 
 enum Sink {
@@ -247,6 +256,7 @@ impl WatchStatus {
     pub fn new(mode: ReportMode) -> WatchStatus {
         WatchStatus {
             sink: Sink::Print(mode),
+            stdout_closed: None,
         }
     }
 
@@ -255,7 +265,19 @@ impl WatchStatus {
     pub fn with_callback(callback: impl Fn(&WatchEvent) + Send + Sync + 'static) -> WatchStatus {
         WatchStatus {
             sink: Sink::Callback(Box::new(callback)),
+            stdout_closed: None,
         }
+    }
+
+    /// Cancels `token` when the JSON lines cannot be written because their reader is gone
+    /// (`invk-run watch --json DIR | head`): the watcher can stop as `tail -f` would.
+    #[must_use]
+    pub fn stop_when_stdout_closes(
+        mut self,
+        token: tokio_util::sync::CancellationToken,
+    ) -> WatchStatus {
+        self.stdout_closed = Some(token);
+        self
     }
 
     /// Reports an event.
@@ -265,8 +287,12 @@ impl WatchStatus {
             Sink::Print(ReportMode::Json) => {
                 if let Ok(line) = serde_json::to_string(event) {
                     let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
+                    let written = writeln!(out, "{line}").and_then(|()| out.flush());
+                    if let (Err(err), Some(token)) = (written, &self.stdout_closed) {
+                        if err.kind() == std::io::ErrorKind::BrokenPipe {
+                            token.cancel();
+                        }
+                    }
                 }
             }
             Sink::Print(ReportMode::Quiet) if !event.is_problem() => {}
@@ -323,6 +349,7 @@ mod tests {
             WatchEvent::WatchFailed {
                 manifest: "bad.yaml".into(),
                 invalid: true,
+                not_an_image: false,
                 error: "unknown field `wrkflow`".into(),
                 report: "hot/failed/bad.yaml.error.txt".into(),
                 counts: counts(),

@@ -7,6 +7,7 @@ static ALLOCATOR: invk_run::budget::BudgetAllocator = invk_run::budget::BudgetAl
 
 mod support;
 
+mod cli_messages;
 mod client;
 mod conformance;
 mod docs;
@@ -23,6 +24,7 @@ mod hostile;
 mod manifest;
 mod notify;
 mod outage;
+mod pipes;
 mod placement;
 mod pool;
 mod repair;
