@@ -400,7 +400,13 @@ pub fn read_manifest(read_from: &Path, display_path: &Path) -> Result<String, Ma
         path: display_path.to_path_buf(),
         source,
     };
-    let file = fs_err::File::open(read_from).map_err(read_error)?;
+    // `ManifestError::Read` names the manifest (by the name the user gave): the plain OS error
+    // is its cause, where fs_err's would name the file a second time.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the error names its path: ManifestError::Read"
+    )]
+    let file = std::fs::File::open(read_from).map_err(read_error)?;
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
