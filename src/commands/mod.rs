@@ -87,7 +87,7 @@ pub fn report(err: &anyhow::Error) {
     eprint!("{}", report_text(err));
 }
 
-/// The text [`report`] prints.
+/// The text [`report()`] prints.
 #[must_use]
 pub fn report_text(err: &anyhow::Error) -> String {
     // A manifest's diagnostics are complete lines already (`file:line:col: error: ...`).

@@ -48,7 +48,7 @@ pub fn print(text: &str) -> Result<(), StdoutError> {
 /// Prints `text` and a line feed on stdout, and flushes them.
 ///
 /// # Errors
-/// As [`print`].
+/// As [`print()`].
 pub fn println(text: &str) -> Result<(), StdoutError> {
     write_with(|out| {
         out.write_all(text.as_bytes())?;
@@ -59,7 +59,7 @@ pub fn println(text: &str) -> Result<(), StdoutError> {
 /// Hands a buffered, locked stdout to `write`, then flushes it.
 ///
 /// # Errors
-/// As [`print`].
+/// As [`print()`].
 pub fn write_with(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), StdoutError> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     write(&mut out)?;
