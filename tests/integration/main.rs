@@ -10,6 +10,7 @@ mod support;
 mod cli_messages;
 mod client;
 mod conformance;
+mod disk_full;
 mod docs;
 mod dry_run;
 mod engine;
