@@ -31,6 +31,7 @@ mod pool;
 mod repair;
 mod report;
 mod runner;
+mod secrets;
 mod server;
 mod servers;
 mod tables;
