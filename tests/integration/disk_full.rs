@@ -78,15 +78,23 @@ fn assert_every_file_whole(root: &Path, torn: Option<usize>) -> usize {
     journal_lines
 }
 
+/// The outputs under `root` (no thumbnails, no grids).
+fn output_pngs(root: &Path) -> Vec<String> {
+    files_under(root)
+        .into_iter()
+        .filter(|f| f.ends_with(".png") && !f.starts_with(".invk-run/") && !f.starts_with("grid"))
+        .collect()
+}
+
 #[test]
 fn a_full_disk_stops_the_run_with_what_to_do_and_the_rerun_finishes_each_job_once() {
     let server = support::server();
     let ws = Workspace::new(SWEEP);
     let out_dir = ws.path("out");
     let _tmpfs = Tmpfs::mount(&out_dir, "1500k");
-    // All but 64 KiB taken: the run fills the rest after a few of its 12 jobs.
+    // All but 192 KiB taken: the run fills the rest after a few of its 12 jobs.
     let filler = out_dir.join("filler.bin");
-    fs_err::write(&filler, vec![7u8; (1500 - 64) * 1024]).expect("fill the tmpfs");
+    fs_err::write(&filler, vec![7u8; (1500 - 192) * 1024]).expect("fill the tmpfs");
 
     let full = ws.run_on(server.url(), &["job.yaml"]);
     let stderr = text(&full.stderr);
@@ -102,6 +110,11 @@ fn a_full_disk_stops_the_run_with_what_to_do_and_the_rerun_finishes_each_job_onc
     );
     let root = ws.path("out/job");
     let journal_lines = assert_every_file_whole(&root, None);
+    let saved = output_pngs(&root).len();
+    assert!(
+        (1..24).contains(&saved),
+        "{saved} of 24 outputs were saved before the disk was full: the test checks nothing"
+    );
 
     // Space is freed; the same command resumes.
     fs_err::remove_file(&filler).expect("free space");
@@ -109,10 +122,7 @@ fn a_full_disk_stops_the_run_with_what_to_do_and_the_rerun_finishes_each_job_onc
     let stderr = text(&again.stderr);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
     assert_every_file_whole(&root, Some(journal_lines));
-    let pngs: Vec<String> = files_under(&root)
-        .into_iter()
-        .filter(|f| f.ends_with(".png") && !f.starts_with(".invk-run/") && !f.starts_with("grid"))
-        .collect();
+    let pngs = output_pngs(&root);
     assert_eq!(pngs.len(), 24, "{pngs:#?}");
     assert!(pngs.iter().all(|f| !f.contains("-1.png")), "{pngs:#?}");
 

@@ -120,7 +120,7 @@ impl PlaceError {
 
 /// What to do when a write failed because the disk or the quota is full (empty for any other
 /// error). What was written before is whole and journaled, so the same command resumes.
-fn full_disk_hint(error: &std::io::Error) -> &'static str {
+pub(crate) fn full_disk_hint(error: &std::io::Error) -> &'static str {
     match error.kind() {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
             ": the disk is full. Free some space, then run the same command again: the run \
