@@ -121,8 +121,8 @@ pub enum ClientError {
         /// What arrived.
         received: u64,
     },
-    /// A local file could not be read or written.
-    #[error("could not {action} `{}`", path.display())]
+    /// A local file could not be read or written (on a full disk, the message says what to do).
+    #[error("could not {action} `{}`{}", path.display(), crate::fs::place::full_disk_hint(source))]
     File {
         /// The file.
         path: PathBuf,

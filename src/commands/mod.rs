@@ -32,7 +32,11 @@ use crate::printable::{printable, printable_lines};
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = parse_args();
-    logging::init(cli.global.verbose, cli.global.quiet);
+    logging::init(
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.global.token.as_deref(),
+    );
     match run(cli) {
         Ok(status) => status.into(),
         // `| head` read what it wanted: not an error (as `rg`).

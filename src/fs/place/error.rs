@@ -66,8 +66,9 @@ pub enum PlaceError {
         /// The first name tried.
         path: PathBuf,
     },
-    /// A file or folder could not be read or written.
-    #[error("could not {action} `{}`", path.display())]
+    /// A file or folder could not be read or written. When the disk (or the quota) is full, the
+    /// message says what to do: free some space and run the same command again.
+    #[error("could not {action} `{}`{}", path.display(), full_disk_hint(source))]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -114,6 +115,18 @@ impl PlaceError {
         } else {
             ExitStatus::Failed
         }
+    }
+}
+
+/// What to do when a write failed because the disk or the quota is full (empty for any other
+/// error). What was written before is whole and journaled, so the same command resumes.
+pub(crate) fn full_disk_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            ": the disk is full. Free some space, then run the same command again: the run \
+             resumes where it stopped, and what is on disk is whole"
+        }
+        _ => "",
     }
 }
 

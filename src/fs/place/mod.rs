@@ -25,7 +25,7 @@ mod write;
 use std::path::PathBuf;
 
 pub use error::PlaceError;
-pub(crate) use error::io_error;
+pub(crate) use error::{full_disk_hint, io_error};
 pub use name::{Name, companion};
 pub(crate) use write::link_noclobber;
 

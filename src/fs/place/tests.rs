@@ -222,3 +222,19 @@ fn new_and_replaced_files_follow_the_same_rules() {
         Err(PlaceError::Outside { .. })
     ));
 }
+
+#[test]
+fn a_full_disk_says_to_free_space_and_run_again_and_other_errors_do_not() {
+    let full = io_error(Path::new("out/a.png"), "write")(std::io::Error::from(
+        std::io::ErrorKind::StorageFull,
+    ));
+    assert_eq!(
+        full.to_string(),
+        "could not write `out/a.png`: the disk is full. Free some space, then run the same \
+         command again: the run resumes where it stopped, and what is on disk is whole"
+    );
+    let denied = io_error(Path::new("out/a.png"), "write")(std::io::Error::from(
+        std::io::ErrorKind::PermissionDenied,
+    ));
+    assert_eq!(denied.to_string(), "could not write `out/a.png`");
+}
