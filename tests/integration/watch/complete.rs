@@ -15,23 +15,28 @@ use crate::support::private::PrivateServer;
 
 /// Writes `bytes` in two halves with `pause` between them. With `keep_open` one writer holds
 /// the file open throughout (a camera); otherwise the first half is written and closed, and
-/// the second appended later (a copy that is resumed). Returns when the file is whole.
-fn write_in_two_parts(path: &Path, bytes: &[u8], pause: Duration, keep_open: bool) {
+/// the second appended later (a copy that is resumed). Returns when the second part was begun:
+/// a claim before then was a claim of half a file.
+fn write_in_two_parts(path: &Path, bytes: &[u8], pause: Duration, keep_open: bool) -> Instant {
     let (first, second) = bytes.split_at(bytes.len() / 2);
     if keep_open {
         let mut file = fs_err::File::create(path).expect("create");
         file.write_all(first).expect("write");
         file.flush().expect("flush");
         std::thread::sleep(pause);
+        let second_part = Instant::now();
         file.write_all(second).expect("write");
+        second_part
     } else {
         fs_err::write(path, first).expect("write");
         std::thread::sleep(pause);
+        let second_part = Instant::now();
         let mut file = fs_err::OpenOptions::new()
             .append(true)
             .open(path)
             .expect("open");
         file.write_all(second).expect("write");
+        second_part
     }
 }
 
@@ -77,12 +82,11 @@ fn live_images_written_in_parts_with_pauses_are_claimed_only_when_whole() {
             let path = hot.join(name);
             let bytes = png(u8::try_from(i).expect("small"));
             std::thread::spawn(move || {
-                write_in_two_parts(&path, &bytes, Duration::from_secs(secs), keep_open);
-                Instant::now()
+                write_in_two_parts(&path, &bytes, Duration::from_secs(secs), keep_open)
             })
         })
         .collect();
-    let whole_at: Vec<Instant> = writers
+    let second_parts: Vec<Instant> = writers
         .into_iter()
         .map(|w| w.join().expect("writer"))
         .collect();
@@ -90,9 +94,12 @@ fn live_images_written_in_parts_with_pauses_are_claimed_only_when_whole() {
     watcher.wait_until("four images filed", |e| {
         count(e, "watch_done") + count(e, "watch_failed") == 4
     });
-    for (&(name, _, _), whole) in cases.iter().zip(&whole_at) {
+    for (&(name, _, _), second_part) in cases.iter().zip(&second_parts) {
         let (claimed, _) = first_event(&watcher, "watch_claimed", name).expect("claimed");
-        assert!(claimed > *whole, "{name} was claimed before it was whole");
+        assert!(
+            claimed > *second_part,
+            "{name} was claimed before its second part was written"
+        );
     }
     let (code, events) = watcher.interrupt();
     assert_eq!(code, Some(130));
