@@ -16,8 +16,14 @@ use crate::support::private::PrivateServer;
 /// Writes `bytes` in two halves with `pause` between them. With `keep_open` one writer holds
 /// the file open throughout (a camera); otherwise the first half is written and closed, and
 /// the second appended later (a copy that is resumed). Returns when the second part was begun:
-/// a claim before then was a claim of half a file.
-fn write_in_two_parts(path: &Path, bytes: &[u8], pause: Duration, keep_open: bool) -> Instant {
+/// a claim before then was a claim of half a file. Fails when the file was taken away (claimed)
+/// before its second part.
+fn write_in_two_parts(
+    path: &Path,
+    bytes: &[u8],
+    pause: Duration,
+    keep_open: bool,
+) -> Result<Instant, String> {
     let (first, second) = bytes.split_at(bytes.len() / 2);
     if keep_open {
         let mut file = fs_err::File::create(path).expect("create");
@@ -26,7 +32,7 @@ fn write_in_two_parts(path: &Path, bytes: &[u8], pause: Duration, keep_open: boo
         std::thread::sleep(pause);
         let second_part = Instant::now();
         file.write_all(second).expect("write");
-        second_part
+        Ok(second_part)
     } else {
         fs_err::write(path, first).expect("write");
         std::thread::sleep(pause);
@@ -34,9 +40,9 @@ fn write_in_two_parts(path: &Path, bytes: &[u8], pause: Duration, keep_open: boo
         let mut file = fs_err::OpenOptions::new()
             .append(true)
             .open(path)
-            .expect("open");
+            .map_err(|e| format!("claimed half written, gone before its second part: {e}"))?;
         file.write_all(second).expect("write");
-        second_part
+        Ok(second_part)
     }
 }
 
@@ -88,7 +94,12 @@ fn live_images_written_in_parts_with_pauses_are_claimed_only_when_whole() {
         .collect();
     let second_parts: Vec<Instant> = writers
         .into_iter()
-        .map(|w| w.join().expect("writer"))
+        .zip(&cases)
+        .map(|(w, (name, _, _))| {
+            w.join()
+                .expect("writer")
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        })
         .collect();
 
     watcher.wait_until("four images filed", |e| {
