@@ -156,6 +156,14 @@ fn notify_timeout(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--incomplete-wait`: seconds, 0 to a day.
+fn wait_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if (0.0..=86_400.0).contains(&t) => Ok(t),
+        _ => Err(format!("`{text}`: give seconds, from 0 to 86400")),
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -255,6 +263,10 @@ pub struct WatchArgs {
     /// How long a file's size and time must stay unchanged before it is claimed.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub settle_ms: u64,
+    /// How long an image that stops before its end (or a file still open for writing) may stay
+    /// unchanged before it is given up on: the image is filed as failed, never sent.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = wait_seconds)]
+    pub incomplete_wait: f64,
     /// How many manifests run at once [default: 1; with --each: 16, the images of a burst
     /// that go at once share their enqueues].
     #[arg(long, short = 'j', value_name = "N")]

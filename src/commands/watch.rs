@@ -100,6 +100,7 @@ pub fn watch_config(args: &WatchArgs) -> Result<WatchConfig, WatchError> {
     };
     config.fresh_names = args.each.is_some();
     config.settle = Duration::from_millis(args.settle_ms);
+    config.incomplete_wait = Duration::from_secs_f64(args.incomplete_wait);
     config.concurrency = match args.concurrency {
         Some(n) => n as usize,
         None if args.each.is_some() => EACH_CONCURRENCY,

@@ -10,6 +10,10 @@ use crate::watch::patterns::FilePatterns;
 /// The default settle window.
 pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
 
+/// How long an image that is still incomplete (or a file still open for writing) is waited
+/// for, unchanged, before it is given up on, unless told otherwise.
+pub const DEFAULT_INCOMPLETE_WAIT: Duration = Duration::from_secs(60);
+
 /// The default interval of the safety-net rescan of the hot folder (file events can be lost).
 pub const DEFAULT_RESCAN: Duration = Duration::from_secs(2);
 
@@ -29,6 +33,10 @@ pub struct WatchConfig {
     /// How long a file's size and modification time must stay unchanged before it is claimed.
     /// It must exceed the longest pause of the slowest writer.
     pub settle: Duration,
+    /// How long a PNG, JPEG or WebP file that stops before its end (or a file whose writer has
+    /// not closed it) may stay unchanged before it is given up on: an incomplete image is then
+    /// filed as failed, never sent.
+    pub incomplete_wait: Duration,
     /// How many manifests run at once (at least 1).
     pub concurrency: usize,
     /// How often the hot folder is listed again, in case file events were lost.
@@ -55,6 +63,7 @@ impl WatchConfig {
             dir,
             patterns: FilePatterns::new(&[], &[])?,
             settle: DEFAULT_SETTLE,
+            incomplete_wait: DEFAULT_INCOMPLETE_WAIT,
             concurrency: 1,
             rescan_interval: DEFAULT_RESCAN,
             fresh_names: false,

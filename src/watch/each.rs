@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::run::progress::Reporter;
 use crate::run::settings::RunSettings;
 use crate::run::{self, ForImage, ManifestOutcome, ManifestSource, RunError};
+use crate::watch::complete::{self, Completeness};
 use crate::watch::runner::ManifestRunner;
 
 /// The include patterns of a hot folder of images.
@@ -85,7 +86,8 @@ impl ManifestRunner for RunEach<'_> {
 }
 
 /// Checks that `path` is a PNG or JPEG whose header decodes (its size is read), or a WebP file
-/// (its RIFF header; the server decodes it).
+/// (its RIFF header; the server decodes it), and that it is whole (PNG through `IEND`, JPEG
+/// through its end marker, WebP as long as its RIFF header says).
 ///
 /// # Errors
 /// [`RunError::NotAnImage`] saying what is wrong; [`RunError::Io`] when it cannot be read.
@@ -117,7 +119,13 @@ pub fn check_image(path: &Path) -> Result<(), RunError> {
     reader
         .into_dimensions()
         .map_err(|e| not_an_image(format!("it does not decode: {e}")))?;
-    Ok(())
+    match complete::check(&crate::fs::read(path)?) {
+        Completeness::Incomplete(reason) => {
+            Err(not_an_image(format!("it is incomplete: {reason}")))
+        }
+        // A damaged structure is left to the server's decoder, which names what is wrong.
+        Completeness::Complete | Completeness::Damaged(_) | Completeness::Unknown => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +153,11 @@ mod tests {
                 "cut.png",
                 crate::fs::read(&png).expect("read")[..20].to_vec(),
                 "it does not decode",
+            ),
+            (
+                "half.png",
+                crate::fs::read(&png).expect("read")[..60].to_vec(),
+                "it is incomplete: the PNG stops after 60 bytes",
             ),
         ];
         for (name, bytes, want) in cases {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -21,6 +21,10 @@ pub const CAPACITY: usize = 1024;
 pub enum FsSignal {
     /// Something happened to this path.
     Changed(PathBuf),
+    /// Data was written into this file (reported only where closes are reported too).
+    Written(PathBuf),
+    /// This file's writer closed it, or it was moved into the folder whole.
+    Closed(PathBuf),
     /// The watcher's backend lost track; list the folder again.
     Rescan,
     /// The backend reported an error.
@@ -56,8 +60,19 @@ impl Forwarder {
         if !changes_content(&event.kind) {
             return;
         }
-        for path in event.paths {
-            self.send(FsSignal::Changed(path));
+        let last = event.paths.len().saturating_sub(1);
+        for (i, path) in event.paths.into_iter().enumerate() {
+            let signal = match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => FsSignal::Closed(path),
+                // A rename inside the folder: from the first path to the last.
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if i == last => {
+                    FsSignal::Closed(path)
+                }
+                EventKind::Modify(ModifyKind::Data(_)) if REPORTS_CLOSES => FsSignal::Written(path),
+                _ => FsSignal::Changed(path),
+            };
+            self.send(signal);
         }
     }
 
@@ -70,6 +85,10 @@ impl Forwarder {
         }
     }
 }
+
+/// Whether the platform's file events report a writer closing a file (inotify's close-write):
+/// only then does a reported write keep a file from being claimed until it is closed.
+pub const REPORTS_CLOSES: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// Whether an event kind may mean new or changed content: reads and opens do not.
 fn changes_content(kind: &EventKind) -> bool {
@@ -101,7 +120,7 @@ pub fn start(dir: &Path, forwarder: Forwarder) -> Result<RecommendedWatcher, Wat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::{CreateKind, ModifyKind, RemoveKind};
+    use notify::event::{CreateKind, DataChange, RemoveKind};
 
     fn event(kind: EventKind, path: &str) -> notify::Result<notify::Event> {
         Ok(notify::Event::new(kind).add_path(PathBuf::from(path)))
@@ -134,12 +153,49 @@ mod tests {
             [
                 FsSignal::Changed("/hot/a.yaml".into()),
                 FsSignal::Changed("/hot/b.yaml".into()),
-                FsSignal::Changed("/hot/b.yaml".into()),
+                FsSignal::Closed("/hot/b.yaml".into()),
                 FsSignal::Changed("/hot/c.yaml".into()),
                 FsSignal::Error("boom".into()),
             ]
         );
         assert!(!lost.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn writes_closes_and_moves_in_are_told_apart() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let f = Forwarder::new(tx, Arc::new(AtomicBool::new(false)));
+        f.forward(event(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            "/hot/a.png",
+        ));
+        f.forward(event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            "/hot/b.png",
+        ));
+        f.forward(Ok(notify::Event::new(EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both,
+        )))
+        .add_path("/hot/.c.png".into())
+        .add_path("/hot/c.png".into())));
+        let mut got = Vec::new();
+        while let Ok(signal) = rx.try_recv() {
+            got.push(signal);
+        }
+        let written = if REPORTS_CLOSES {
+            FsSignal::Written("/hot/a.png".into())
+        } else {
+            FsSignal::Changed("/hot/a.png".into())
+        };
+        assert_eq!(
+            got,
+            [
+                written,
+                FsSignal::Closed("/hot/b.png".into()),
+                FsSignal::Changed("/hot/.c.png".into()),
+                FsSignal::Closed("/hot/c.png".into()),
+            ]
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::exit_status::ExitStatus;
 use crate::run::{ManifestOutcome, ManifestSource};
 use crate::watch::WatchError;
 use crate::watch::claim;
+use crate::watch::complete::{self, Completeness};
 use crate::watch::config::WatchConfig;
 use crate::watch::filing::{ErrorReport, Verdict, WatchReport, rfc3339};
 use crate::watch::fs_events::{self, Forwarder, FsSignal};
@@ -126,6 +127,7 @@ pub async fn watch<R: ManifestRunner>(
             }
             _ = poll.tick() => {
                 if lost.swap(false, Ordering::SeqCst) {
+                    folder.settler.forget_writes();
                     folder.scan();
                 }
                 folder.look_again();
@@ -149,6 +151,8 @@ struct ManifestRun {
     resumed: bool,
     started_at: SystemTime,
     started: Instant,
+    /// Claimed only to be filed as failed: an image that stayed incomplete, and why.
+    incomplete: Option<String>,
 }
 
 impl ManifestRun {
@@ -170,6 +174,7 @@ impl ManifestRun {
             resumed,
             started_at: SystemTime::now(),
             started: Instant::now(),
+            incomplete: None,
         }
     }
 
@@ -222,6 +227,8 @@ struct HotFolder<'a> {
     settler: Settler,
     /// Files that could not be claimed, with the stamp they had: tried again when they change.
     blocked: HashMap<OsString, FileStamp>,
+    /// Images found incomplete, with the stamp they had and since when they have had it.
+    incomplete: HashMap<OsString, (FileStamp, Instant)>,
     /// Files found in the processing folder at the start, still to run.
     leftovers: VecDeque<PathBuf>,
     done: usize,
@@ -236,8 +243,9 @@ impl<'a> HotFolder<'a> {
         HotFolder {
             config,
             status,
-            settler: Settler::new(config.settle),
+            settler: Settler::new(config.settle).with_open_wait(config.incomplete_wait),
             blocked: HashMap::new(),
+            incomplete: HashMap::new(),
             leftovers: VecDeque::new(),
             done: 0,
             failed: 0,
@@ -297,6 +305,9 @@ impl<'a> HotFolder<'a> {
     }
 
     fn observe(&mut self, name: OsString, stamp: Option<FileStamp>, now: Instant) {
+        if stamp.is_none() {
+            self.incomplete.remove(&name);
+        }
         if let Some(blocked) = self.blocked.get(&name) {
             if stamp == Some(*blocked) {
                 return;
@@ -308,18 +319,46 @@ impl<'a> HotFolder<'a> {
 
     fn signal(&mut self, signal: FsSignal) {
         match signal {
-            FsSignal::Changed(path) => {
-                // The folder is watched without its subfolders, so the event is about one of
-                // its files (its path may be spelled differently, for instance canonicalized:
-                // only the name counts; the file is looked at in the hot folder).
+            // The folder is watched without its subfolders, so the event is about one of its
+            // files (its path may be spelled differently, for instance canonicalized: only the
+            // name counts; the file is looked at in the hot folder).
+            FsSignal::Changed(path) => self.touched(&path, false),
+            FsSignal::Written(path) => self.touched(&path, true),
+            FsSignal::Closed(path) => {
+                // Closed by its writer or moved in whole: looked at now, so that it can be
+                // claimed at once instead of after the settle window.
                 let Some(name) = path.file_name() else { return };
-                if self.config.patterns.matches(Path::new(name)) && !self.blocked.contains_key(name)
-                {
-                    self.settler.touch(name.to_owned(), Instant::now());
+                if !self.config.patterns.matches(Path::new(name)) {
+                    return;
                 }
+                let now = Instant::now();
+                let stamp = stamp(&self.config.dir.join(name));
+                if let Some(blocked) = self.blocked.get(name) {
+                    if stamp == Some(*blocked) {
+                        return;
+                    }
+                    self.blocked.remove(name);
+                }
+                self.settler.closed(name.to_owned(), now);
+                self.observe(name.to_owned(), stamp, now);
             }
-            FsSignal::Rescan => self.scan(),
+            FsSignal::Rescan => {
+                self.settler.forget_writes();
+                self.scan();
+            }
             FsSignal::Error(message) => self.warn(None, format!("file watcher: {message}")),
+        }
+    }
+
+    /// An event other than a close named `path`; `written` when it reported a write.
+    fn touched(&mut self, path: &Path, written: bool) {
+        let Some(name) = path.file_name() else { return };
+        if self.config.patterns.matches(Path::new(name)) && !self.blocked.contains_key(name) {
+            if written {
+                self.settler.written(name.to_owned(), Instant::now());
+            } else {
+                self.settler.touch(name.to_owned(), Instant::now());
+            }
         }
     }
 
@@ -349,6 +388,26 @@ impl<'a> HotFolder<'a> {
                 }
                 None => continue,
             }
+            // An image that stops before its end waits (for its writer to go on), up to the
+            // bound; then it is claimed only to be filed as failed.
+            let mut incomplete = None;
+            if let Completeness::Incomplete(reason) = completeness(&src) {
+                let now = Instant::now();
+                let since = match self.incomplete.get(&name) {
+                    Some((stamp, since)) if *stamp == settled => *since,
+                    _ => now,
+                };
+                if now.duration_since(since) < self.config.incomplete_wait {
+                    self.incomplete.insert(name.clone(), (settled, since));
+                    self.settler.observe(name, Some(settled), now);
+                    continue;
+                }
+                incomplete = Some(format!(
+                    "it stayed incomplete, unchanged for {} s: {reason}",
+                    self.config.incomplete_wait.as_secs_f64()
+                ));
+            }
+            self.incomplete.remove(&name);
             let claimed_name = if self.config.fresh_names {
                 claim::free_name_among(
                     &[
@@ -371,12 +430,10 @@ impl<'a> HotFolder<'a> {
                     } else {
                         name.to_string_lossy().into_owned()
                     };
-                    return Some(ManifestRun::starting(
-                        path,
-                        &self.config.dir,
-                        display_name,
-                        false,
-                    ));
+                    let mut job =
+                        ManifestRun::starting(path, &self.config.dir, display_name, false);
+                    job.incomplete = incomplete;
+                    return Some(job);
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -456,7 +513,13 @@ async fn run_one<R: ManifestRunner>(
     job: ManifestRun,
     cancel: CancellationToken,
 ) -> (Filed, Vec<String>) {
-    let result = runner.run(job.source.clone(), cancel.clone()).await;
+    let result = match &job.incomplete {
+        Some(reason) => Err(crate::run::RunError::NotAnImage {
+            path: job.source.path.clone(),
+            reason: reason.clone(),
+        }),
+        None => runner.run(job.source.clone(), cancel.clone()).await,
+    };
     file_away(config, &job, result, cancel.is_cancelled())
 }
 
@@ -518,8 +581,13 @@ fn file_away(
         }
     };
     if let Some(reason) = &not_an_image {
+        let what = if job.incomplete.is_some() {
+            "is not a whole image, nothing was sent"
+        } else {
+            "is not an image"
+        };
         error = Some(ErrorReport {
-            message: format!("`{}` is not an image: {reason}", filed.display()),
+            message: format!("`{}` {what}: {reason}", filed.display()),
             causes: Vec::new(),
         });
     }
@@ -582,6 +650,28 @@ fn one_line(error: &ErrorReport) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether the file at `path` is a whole image, an incomplete one, or no image at all (read
+/// whole only when it starts like an image). A file that cannot be read is left to the claim
+/// and the run, which say why.
+fn completeness(path: &Path) -> Completeness {
+    use std::io::Read;
+    let Ok(file) = fs_err::File::open(path) else {
+        return Completeness::Unknown;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    if (&mut reader).take(12).read_to_end(&mut bytes).is_err() {
+        return Completeness::Unknown;
+    }
+    if complete::check(&bytes) == Completeness::Unknown {
+        return Completeness::Unknown;
+    }
+    if reader.read_to_end(&mut bytes).is_err() {
+        return Completeness::Unknown;
+    }
+    complete::check(&bytes)
 }
 
 /// The stamp of a regular file (following symbolic links), or `None`.

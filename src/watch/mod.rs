@@ -8,8 +8,11 @@
 //! 2. Files in `DIR` that match the include patterns ([`FilePatterns`]) are candidates, those
 //!    present at the start and those that arrive later (file events through notify, plus a
 //!    periodic listing in case events are lost).
-//! 3. A candidate is claimed once it has settled ([`Settler`]): its size and modification time
-//!    unchanged for the settle window, confirmed by looking again after the window. Claiming is
+//! 3. A candidate is claimed once it has settled ([`Settler`]): closed by its writer (or moved
+//!    in) and unchanged, or, where the platform reports no closes, its size and modification
+//!    time unchanged for the settle window, confirmed by looking again after the window. A PNG,
+//!    JPEG or WebP file is claimed only once it is whole ([`complete`]); one that stays
+//!    incomplete is filed as failed after a bound, never sent. Claiming is
 //!    a rename into the processing folder ([`claim`]): atomic, and it fails for a second
 //!    claimer, so duplicate or bursty events never run a manifest twice.
 //! 4. At most N manifests run at once, each through a [`ManifestRunner`].
@@ -24,6 +27,7 @@
 //! [`RunEach`] runs one manifest for each of them ([`each`]).
 
 pub mod claim;
+pub mod complete;
 pub mod config;
 pub mod each;
 pub mod filing;

@@ -31,7 +31,7 @@ output:
 ";
 
 /// A job folder holding the workflow and the manifest, and an empty hot folder beside it.
-fn folders() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub(super) fn folders() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (job, hot) = (tmp.path().join("job"), tmp.path().join("hot"));
     fs_err::create_dir_all(job.join("flows")).expect("mkdir");
@@ -47,7 +47,7 @@ fn folders() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 /// A 32 px PNG, different for each `i`.
-fn png(i: u8) -> Vec<u8> {
+pub(super) fn png(i: u8) -> Vec<u8> {
     let image = image::RgbImage::from_fn(32, 32, |x, y| {
         image::Rgb([
             i.wrapping_mul(8),

@@ -22,7 +22,7 @@ use crate::support;
 const TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A hot folder with the example workflow and a photo in it.
-fn hot_folder() -> (tempfile::TempDir, PathBuf) {
+pub(super) fn hot_folder() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let hot = tmp.path().join("hot");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -42,7 +42,7 @@ fn hot_folder() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A manifest for the example workflow.
-fn manifest(hue: u32, extra: &str) -> String {
+pub(super) fn manifest(hue: u32, extra: &str) -> String {
     format!(
         "version: 1\nworkflow: flows/blur-and-tint.json\ninputs:\n  Source image: photos/cat.png\n  Hue shift: {hue}\n{extra}"
     )
@@ -52,6 +52,8 @@ fn manifest(hue: u32, extra: &str) -> String {
 pub(super) struct Watcher {
     child: Child,
     events: Arc<Mutex<Vec<Value>>>,
+    /// When each event was read, in the same order.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -74,12 +76,16 @@ impl Watcher {
         let events = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("stdout");
         let sink = events.clone();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let times = arrivals.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let value: Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                sink.lock().expect("lock").push(value);
+                let mut sink = sink.lock().expect("lock");
+                times.lock().expect("lock").push(Instant::now());
+                sink.push(value);
             }
         });
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -96,12 +102,24 @@ impl Watcher {
         Watcher {
             child,
             events,
+            arrivals,
             stderr,
         }
     }
 
     pub(super) fn events(&self) -> Vec<Value> {
         self.events.lock().expect("lock").clone()
+    }
+
+    /// The events with the moment each was read.
+    pub(super) fn events_at(&self) -> Vec<(Instant, Value)> {
+        let events = self.events.lock().expect("lock");
+        let arrivals = self.arrivals.lock().expect("lock");
+        arrivals
+            .iter()
+            .copied()
+            .zip(events.iter().cloned())
+            .collect()
     }
 
     /// Waits until `done` says so, failing the test after [`TIMEOUT`] or if the watcher ends.

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support;
 
+mod complete;
 mod each;
 mod live;
 mod names;
