@@ -455,3 +455,26 @@ pub(super) fn withdrawn_in(state: &State, item: ItemRef, key: SessionKey) -> boo
         .get(&key)
         .is_some_and(|f| f.item_id == item && f.status == ItemEnd::Withdrawn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_outputs_go_back_to_the_next_pass_without_starting_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::LocalStore::open(dir.path()).expect("store");
+        let mut ledger = Ledger::open(&store, false).expect("ledger");
+        ledger.fresh_output("shared.png".into(), true);
+        ledger.fresh_output("own.png".into(), false);
+        assert!(ledger.is_shared("shared.png"));
+        assert!(!ledger.is_shared("own.png"));
+        assert_eq!(ledger.take_fresh(), ["shared.png", "own.png"]);
+        ledger.hold(["shared.png".to_owned()]);
+        // Held outputs do not count toward the next pass, but it looks at them again.
+        assert_eq!(ledger.fresh_count(), 0);
+        ledger.fresh_output("next.png".into(), false);
+        assert_eq!(ledger.take_fresh(), ["next.png", "shared.png"]);
+        assert!(ledger.take_fresh().is_empty());
+    }
+}
