@@ -40,7 +40,7 @@ impl Run<'_> {
             .iter()
             .flat_map(|lane| lane.uploads.names())
             .cloned()
-            .chain(state.uploads.values().cloned())
+            .chain(state.upload_names().cloned())
             .collect();
         let left = ledger.all_left_on_server();
         let policy = &ctx.prepared.file.manifest().cleanup;
@@ -82,7 +82,11 @@ impl Run<'_> {
     /// server: the outputs of terminal nodes saved since the last pass, when the policy deletes
     /// outputs after download. Intermediates and uploads wait for the end: a running session
     /// may be reading them (the server's invocation cache hands one session's intermediate to
-    /// the next). Returns how many images went.
+    /// the next). An output of a node the cache may answer (`use_cache`) is the same image for
+    /// every session with the same inputs: it stays while the run has a session open on its
+    /// server (one may have been handed it already and not be collected yet; once it is
+    /// deleted, the server's cache forgets it and later sessions make it anew), and goes in a
+    /// later pass or at the end. Returns how many images went.
     pub(super) async fn cleanup_outputs(&mut self) -> Result<usize, RunError> {
         let fresh: BTreeSet<String> = self.ledger.take_fresh().into_iter().collect();
         let Run {
@@ -109,12 +113,29 @@ impl Run<'_> {
         };
         let mut plans = Vec::with_capacity(lanes.len());
         for lane in &lanes {
-            plans.push(deletable(&lane.client, &candidates, &ours).await?.delete);
+            let busy = ledger.open_on(lane.number).next().is_some();
+            let here: Vec<String> = candidates
+                .iter()
+                .filter(|n| !busy || !ledger.is_shared(n))
+                .cloned()
+                .collect();
+            if here.is_empty() {
+                plans.push(Vec::new());
+                continue;
+            }
+            plans.push(deletable(&lane.client, &here, &ours).await?.delete);
         }
+        let going: BTreeSet<&String> = plans.iter().flatten().collect();
+        let held: Vec<String> = candidates
+            .iter()
+            .filter(|n| ledger.is_shared(n) && !going.contains(n))
+            .cloned()
+            .collect();
         let mut deleted = 0;
-        for (lane, delete) in lanes.iter().zip(plans) {
-            deleted += delete_images(ctx, lane, &delete, ledger).await?;
+        for (lane, delete) in lanes.iter().zip(&plans) {
+            deleted += delete_images(ctx, lane, delete, ledger).await?;
         }
+        ledger.hold(held);
         Ok(deleted)
     }
 }

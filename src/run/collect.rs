@@ -12,9 +12,9 @@ use serde_json::{Map, Value, json};
 
 use super::download::{DownloadResult, Have, Planned, SIDECAR, SaveError};
 use super::error::RunError;
-use super::journal::{Entry, ItemEnd};
+use super::journal::{Entry, ItemEnd, Journal};
 use super::key::ItemRef;
-use super::ledger::Slot;
+use super::ledger::{Slot, withdrawn_in};
 use super::progress::RunEvent;
 use super::running::Run;
 use super::server_fault::server_fault;
@@ -48,24 +48,49 @@ pub(super) struct Made<'i> {
 
 impl Run<'_> {
     /// Item `at` ended as `item` says: a failure is recorded; a completion's outputs are
-    /// planned and their downloads started. `epoch` is its server's outage count now: an item
-    /// cancelled after an outage that began after it was submitted was cancelled by the
-    /// server's restart.
-    pub(super) fn finished(
-        &mut self,
-        at: ItemRef,
-        item: QueueItem,
-        epoch: u64,
-    ) -> Result<Ended, RunError> {
+    /// planned and their downloads started. A cancel the run did not ask for (it journals
+    /// every take-back: Ctrl-C, `invk-run cancel`, a server leaving the pool) is a server
+    /// restart's, whenever the restart was and whether or not the run saw the server go (a
+    /// quick restart between two polls, a restart while the runner itself was down): the job is
+    /// submitted again.
+    pub(super) fn finished(&mut self, at: ItemRef, item: QueueItem) -> Result<Ended, RunError> {
         let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(Ended::Recorded);
         };
-        if item.status == QueueItemStatus::Canceled
-            && epoch > slot.epoch
-            && self.ledger.resubmit(slot.job).is_some()
-        {
-            self.ledger.withdraw(at)?;
-            return Ok(Ended::Resubmit(slot.job));
+        if item.status == QueueItemStatus::Canceled {
+            if self.cancel_asked_for(at, &slot)? {
+                // Journaled as taken back already: its job is left for the next run.
+                if self.ledger.is_open(at) {
+                    self.ledger.item_ended(at);
+                }
+                return Ok(Ended::Recorded);
+            }
+            if let Some(n) = self.ledger.resubmit(slot.job) {
+                // What its nodes made before the cancel is the run's to clean up.
+                let images = item
+                    .outputs()
+                    .into_values()
+                    .flat_map(|out| out.images)
+                    .collect();
+                self.ledger.record(Entry::Produced {
+                    item_id: at,
+                    session_id: item.session_id.clone(),
+                    images,
+                })?;
+                self.ledger.withdraw(at)?;
+                let on = self
+                    .named_url_of(at)
+                    .map(|url| format!(" on {url}"))
+                    .unwrap_or_default();
+                self.ctx.warn(format!(
+                    "job {}: queue item {}{on} was cancelled, not by this run (a server restart \
+                     cancels what it was running); the job is submitted again ({n} of {})",
+                    slot.job,
+                    at.id(),
+                    super::ledger::MAX_RESUBMITS
+                ));
+                return Ok(Ended::Resubmit(slot.job));
+            }
         }
         let outputs = item.outputs();
         let output_nodes = self.ctx.prepared.workflow.outputs();
@@ -153,6 +178,17 @@ impl Run<'_> {
         Ok(Ended::Recorded)
     }
 
+    /// Whether the run asked for item `at` to be cancelled: journaled as taken back by this
+    /// process, or by `invk-run cancel` (another process writing the same journal, read again
+    /// from the store for this).
+    fn cancel_asked_for(&self, at: ItemRef, slot: &Slot) -> Result<bool, RunError> {
+        if self.ledger.took_back(at, slot.key) {
+            return Ok(true);
+        }
+        let on_disk = Journal::read_in(&*self.ctx.store)?;
+        Ok(on_disk.is_some_and(|state| withdrawn_in(&state, at, slot.key)))
+    }
+
     /// An item disappeared from the queue before it was seen finishing (someone deleted it):
     /// the job failed; a later run with `--retry-failed` submits it again.
     pub(super) fn vanished(&mut self, at: ItemRef) -> Result<(), RunError> {
@@ -226,6 +262,14 @@ impl Run<'_> {
                 .edges()
                 .iter()
                 .any(|e| e.source == node.node_id);
+            // As the graph sends it: `use_cache` is false unless the workflow says true.
+            let cached = p
+                .workflow
+                .definition()
+                .node(&node.node_id)
+                .and_then(|n| n.data.as_ref())
+                .and_then(|d| d.use_cache)
+                .unwrap_or(false);
             let names: Vec<&String> = out.images.iter().chain(out.videos.iter()).collect();
             for (index, image_name) in names.iter().enumerate() {
                 let vars = OutputVars {
@@ -255,6 +299,7 @@ impl Run<'_> {
                             sidecar: None,
                             have: Have::Journaled,
                             terminal,
+                            cached,
                         });
                         continue;
                     }
@@ -280,6 +325,7 @@ impl Run<'_> {
                     sidecar,
                     have,
                     terminal,
+                    cached,
                 });
             }
         }
@@ -447,7 +493,8 @@ impl Run<'_> {
                     file: rel.clone(),
                 })?;
                 if file.terminal {
-                    self.ledger.fresh_output(file.image_name.clone());
+                    self.ledger
+                        .fresh_output(file.image_name.clone(), file.cached);
                 }
             }
             self.ledger.wrote(&file.image_name, &file.path);

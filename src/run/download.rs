@@ -39,6 +39,10 @@ pub(super) struct Planned {
     /// Its node feeds no other node: once on disk, the image may go from the server while the
     /// run goes (no running session of the run can still be reading it).
     pub(super) terminal: bool,
+    /// Its node may be answered from the server's invocation cache (`use_cache`): the server
+    /// may hand the same image to later sessions of the run, so it stays on the server while
+    /// the run has sessions open there (see [`super::cleanup`]).
+    pub(super) cached: bool,
 }
 
 /// Whether a planned file is on disk already.

@@ -235,8 +235,7 @@ impl<'a> Run<'a> {
                 let at = self.lanes[i].item(item.item_id);
                 self.lanes[i].running.remove(&at);
                 self.server_up(i);
-                let epoch = self.lanes[i].health.epoch;
-                self.item_ended(i, at, |run| run.finished(at, item, epoch))?;
+                self.item_ended(i, at, |run| run.finished(at, item))?;
             }
             Some(TrackEvent::Vanished { item_id }) => {
                 let at = self.lanes[i].item(item_id);

@@ -221,9 +221,6 @@ impl Lane {
 #[derive(Debug)]
 pub(super) struct Health {
     down_since: Option<Instant>,
-    /// How many outages the run has seen: an item cancelled after an outage that began after
-    /// it was submitted was cancelled by the server's restart.
-    pub(super) epoch: u64,
     wait: Duration,
     /// The server's URL, for messages.
     url: String,
@@ -234,7 +231,6 @@ impl Health {
     pub(super) fn new(wait: Duration, url: &str) -> Health {
         Health {
             down_since: None,
-            epoch: 0,
             wait,
             url: url.to_owned(),
         }
@@ -257,7 +253,6 @@ impl Health {
         let since = match self.down_since {
             Some(since) => since,
             None => {
-                self.epoch += 1;
                 self.down_since = Some(Instant::now());
                 news = Some(format!(
                     "the server at {} does not answer ({error}); waiting up to {} for it",

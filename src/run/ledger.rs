@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::journal::{Entry, Journal, State};
+use super::journal::{Entry, ItemEnd, Journal, State};
 use super::key::{ItemRef, SessionKey};
 use super::outcome::JobFailure;
 use crate::gallery::live::JobState;
@@ -25,9 +25,6 @@ pub(super) struct Slot {
     pub(super) key: SessionKey,
     /// Its batch.
     pub(super) batch: String,
-    /// The server outage count when it was submitted (or re-attached): an item cancelled after
-    /// a later outage was cancelled by the server's restart, not by a user.
-    pub(super) epoch: u64,
 }
 
 /// The run's state.
@@ -61,6 +58,11 @@ pub(super) struct Ledger {
     resubmits: HashMap<usize, u32>,
     /// Outputs of terminal nodes now on disk that no cleanup pass has looked at yet.
     fresh_outputs: Vec<String>,
+    /// Outputs of nodes the server may answer from its invocation cache: the same image may
+    /// reach later sessions of the run.
+    shared: HashSet<String>,
+    /// Such outputs a cleanup pass kept on the server because the run had sessions open there.
+    held: BTreeSet<String>,
 }
 
 impl Ledger {
@@ -83,6 +85,8 @@ impl Ledger {
             completed: BTreeSet::new(),
             resubmits: HashMap::new(),
             fresh_outputs: Vec::new(),
+            shared: HashSet::new(),
+            held: BTreeSet::new(),
         })
     }
 
@@ -129,6 +133,11 @@ impl Ledger {
     /// Whether no item of the run is open on any server.
     pub(super) fn nothing_open(&self) -> bool {
         self.open.is_empty()
+    }
+
+    /// Whether item `item` of the run is still open.
+    pub(super) fn is_open(&self, item: ItemRef) -> bool {
+        self.open.contains(&item)
     }
 
     /// How many items of the run are open.
@@ -211,6 +220,12 @@ impl Ledger {
         items
     }
 
+    /// Whether this process took item `item` (of session `key`) back: it is journaled as
+    /// withdrawn (see [`withdrawn_in`]).
+    pub(super) fn took_back(&self, item: ItemRef, key: SessionKey) -> bool {
+        withdrawn_in(&self.state, item, key)
+    }
+
     /// Counts a resubmission of `job` after a server restart or fault; `None` when it has been
     /// resubmitted [`MAX_RESUBMITS`] times already (it then counts as failed). Returns the
     /// number of this resubmission.
@@ -287,19 +302,37 @@ impl Ledger {
         self.left_on_server.values().flatten().cloned().collect()
     }
 
-    /// A terminal node's output is on disk: the next cleanup pass may delete it.
-    pub(super) fn fresh_output(&mut self, image_name: String) {
+    /// A terminal node's output is on disk: the next cleanup pass may delete it. `cached`: its
+    /// node may be answered from the server's invocation cache (see [`Ledger::is_shared`]).
+    pub(super) fn fresh_output(&mut self, image_name: String, cached: bool) {
+        if cached {
+            self.shared.insert(image_name.clone());
+        }
         self.fresh_outputs.push(image_name);
     }
 
-    /// How many outputs wait for a cleanup pass.
+    /// How many outputs wait for a cleanup pass (those held back not counted).
     pub(super) fn fresh_count(&self) -> usize {
         self.fresh_outputs.len()
     }
 
-    /// The outputs waiting for a cleanup pass, handed to it.
+    /// The outputs waiting for a cleanup pass, with those an earlier pass held back, handed to
+    /// it.
     pub(super) fn take_fresh(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.fresh_outputs)
+        let mut fresh = std::mem::take(&mut self.fresh_outputs);
+        fresh.extend(std::mem::take(&mut self.held));
+        fresh
+    }
+
+    /// Whether output `image_name` is of a node the server may answer from its invocation
+    /// cache: a later session of the run may be handed the same image.
+    pub(super) fn is_shared(&self, image_name: &str) -> bool {
+        self.shared.contains(image_name)
+    }
+
+    /// Outputs a cleanup pass kept on the server: the next pass looks at them again.
+    pub(super) fn hold(&mut self, names: impl IntoIterator<Item = String>) {
+        self.held.extend(names);
     }
 
     // ---- jobs ----
@@ -410,5 +443,38 @@ impl Ledger {
             },
             None => JobState::Pending,
         }
+    }
+}
+
+/// Whether `state` journals item `item` of session `key` as taken back by the run (Ctrl-C, a
+/// full queue, a server leaving the pool, `invk-run cancel`): a cancel the run asked for. Any
+/// other cancel of the run's item is a server restart's (or someone else's): the job goes again.
+pub(super) fn withdrawn_in(state: &State, item: ItemRef, key: SessionKey) -> bool {
+    state
+        .finished
+        .get(&key)
+        .is_some_and(|f| f.item_id == item && f.status == ItemEnd::Withdrawn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_outputs_go_back_to_the_next_pass_without_starting_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::LocalStore::open(dir.path()).expect("store");
+        let mut ledger = Ledger::open(&store, false).expect("ledger");
+        ledger.fresh_output("shared.png".into(), true);
+        ledger.fresh_output("own.png".into(), false);
+        assert!(ledger.is_shared("shared.png"));
+        assert!(!ledger.is_shared("own.png"));
+        assert_eq!(ledger.take_fresh(), ["shared.png", "own.png"]);
+        ledger.hold(["shared.png".to_owned()]);
+        // Held outputs do not count toward the next pass, but it looks at them again.
+        assert_eq!(ledger.fresh_count(), 0);
+        ledger.fresh_output("next.png".into(), false);
+        assert_eq!(ledger.take_fresh(), ["next.png", "shared.png"]);
+        assert!(ledger.take_fresh().is_empty());
     }
 }

@@ -292,7 +292,6 @@ impl Run<'_> {
             job: file.job,
             key: file.session,
             batch,
-            epoch: 0,
         };
         let job = p.expansion.job(file.job);
         let made = Made {

@@ -78,7 +78,6 @@ impl Run<'_> {
                     job: *job,
                     key: *key,
                     batch: batch.clone(),
-                    epoch: 0,
                 },
             );
         }

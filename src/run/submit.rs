@@ -106,13 +106,11 @@ impl Run<'_> {
                 .collect();
             if items.len() == per_job {
                 self.ledger.expect_sessions(job, per_job);
-                let epoch = self.lanes[i].health.epoch;
                 for (s, item) in items.iter().enumerate() {
                     let slot = Slot {
                         job,
                         key: key.session(per_job, s),
                         batch: sent.batch_id.clone(),
-                        epoch,
                     };
                     self.ledger.track(*item, slot);
                 }

@@ -56,15 +56,16 @@ async fn earlier_upload(
     ledger: &Ledger,
 ) -> Result<Option<String>, RunError> {
     let state = ledger.state();
-    let Some(name) = state.uploads.get(sha) else {
+    if state.uploads_of(sha).next().is_none() {
         return Ok(None);
-    };
+    }
     if uploads.earlier.is_none() {
         let earlier: Vec<String> = state
-            .uploads
-            .values()
+            .upload_names()
             .filter(|name| !state.deleted.contains(*name))
             .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         let there = client
             .images()
@@ -75,11 +76,11 @@ async fn earlier_upload(
             .collect();
         uploads.earlier = Some(there);
     }
-    Ok(uploads
-        .earlier
-        .as_ref()
-        .filter(|there| there.contains(name))
-        .map(|_| name.clone()))
+    let there = uploads.earlier.as_ref();
+    Ok(state
+        .uploads_of(sha)
+        .find(|name| there.is_some_and(|t| t.contains(*name)))
+        .cloned())
 }
 
 /// Uploads one image and journals it.

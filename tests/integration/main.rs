@@ -18,6 +18,7 @@ mod events;
 mod examples;
 mod fake_server;
 mod fake_socketio;
+mod faults;
 mod fuzz;
 mod graph_checks;
 mod handle;

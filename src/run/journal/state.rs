@@ -18,8 +18,12 @@ pub struct State {
     /// The job count of the latest run, when it said.
     #[serde(default)]
     pub jobs: Option<usize>,
-    /// Uploaded files by content hash → image name.
+    /// Uploaded files by content hash → image name (the latest upload of that content).
     pub uploads: BTreeMap<String, String>,
+    /// Every upload of the runs, image name → content hash: a file uploaded to each server of a
+    /// pool has a name on each, and each is reused and cleaned up on its own server.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uploaded: BTreeMap<String, String>,
     /// Sessions of the runs' items.
     pub sessions: BTreeSet<String>,
     /// Images of intermediate and non-output nodes of the runs' items.
@@ -107,6 +111,7 @@ impl State {
             Entry::Uploaded {
                 sha256, image_name, ..
             } => {
+                self.uploaded.insert(image_name.clone(), sha256.clone());
                 self.uploads.insert(sha256, image_name);
             }
             Entry::Produced {
@@ -199,6 +204,20 @@ impl State {
                 self.items.insert(*id, (*slot, batch_id.clone()));
             }
         }
+    }
+
+    /// Every image name the runs uploaded.
+    pub fn upload_names(&self) -> impl Iterator<Item = &String> {
+        self.uploaded.keys().chain(self.uploads.values())
+    }
+
+    /// The names the runs uploaded content `sha256` under (one per server it went to).
+    pub fn uploads_of<'s>(&'s self, sha256: &'s str) -> impl Iterator<Item = &'s String> {
+        self.uploaded
+            .iter()
+            .filter(move |(_, sha)| *sha == sha256)
+            .map(|(name, _)| name)
+            .chain(self.uploads.get(sha256))
     }
 
     /// The session a queue item runs, and its batch.

@@ -402,3 +402,48 @@ fn fresh_sets_the_old_journal_aside() {
         .count();
     assert_eq!(kept, 2, "the old journal is kept beside the new one");
 }
+
+#[test]
+fn a_file_uploaded_to_each_server_of_a_pool_keeps_every_name() {
+    let uploaded = |name: &str| Entry::Uploaded {
+        sha256: "abc".into(),
+        path: "photo.png".into(),
+        image_name: name.into(),
+    };
+    let mut state = State::from_entries(vec![uploaded("on-a.png"), uploaded("on-b.png")]);
+    let mut of: Vec<&String> = state.uploads_of("abc").collect();
+    of.sort();
+    of.dedup();
+    assert_eq!(of, ["on-a.png", "on-b.png"]);
+    let names: std::collections::BTreeSet<&String> = state.upload_names().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(state.uploads_of("other").count(), 0);
+    // A checkpoint carries them.
+    state = State::from_entries(vec![Entry::Checkpoint {
+        state: Box::new(state.clone()),
+    }]);
+    assert_eq!(state.upload_names().count(), 3);
+}
+
+#[test]
+fn a_cancel_is_the_runs_own_only_when_that_item_is_journaled_as_taken_back() {
+    use crate::run::ledger::withdrawn_in;
+    let state = State::from_entries(vec![
+        Entry::Withdrawn {
+            job: k(0),
+            item_id: r(7),
+        },
+        Entry::Finished {
+            job: k(1),
+            item_id: r(8),
+            status: ItemEnd::Canceled,
+            error: None,
+        },
+    ]);
+    assert!(withdrawn_in(&state, r(7), k(0)));
+    // Another item of the same session (the job sent again), another session, or a cancel
+    // the run only saw: not taken back by the run.
+    assert!(!withdrawn_in(&state, r(9), k(0)));
+    assert!(!withdrawn_in(&state, r(8), k(1)));
+    assert!(!withdrawn_in(&state, ItemRef::new(1, 7), k(0)));
+}
