@@ -137,6 +137,10 @@ pub struct GridLayout {
     pub row_tops: Vec<u32>,
     /// The height of the caption under each cell (0 without captions).
     pub caption_height: u32,
+    /// The top edge of the header's lines of values held fixed.
+    pub fixed_top: u32,
+    /// Their height (0 when the grid holds nothing fixed).
+    pub fixed_height: u32,
     /// Where each sub-grid's columns and rows are (one without a Z key).
     pub sub_grids: Vec<SubGrid>,
     /// What was planned.

@@ -46,6 +46,8 @@ pub fn render(output_dir: &Path, plan: &GridPlan) -> Result<(Vec<u8>, GridLayout
                 column_lefts: geometry.column_lefts,
                 row_tops: geometry.row_tops,
                 caption_height: geometry.caption_height,
+                fixed_top: geometry.fixed_top,
+                fixed_height: geometry.fixed_height,
                 sub_grids: geometry.sub_grids,
                 plan,
             },
@@ -62,6 +64,8 @@ pub(super) struct Geometry {
     column_lefts: Vec<u32>,
     row_tops: Vec<u32>,
     caption_height: u32,
+    fixed_top: u32,
+    fixed_height: u32,
     sub_grids: Vec<SubGrid>,
 }
 
@@ -225,10 +229,7 @@ pub(super) fn draw(
         label_pen.draw(&mut img, i64::from(PAD), i64::from(y), text, [90, 90, 90]);
     }
     let axis_y = i64::from(header - GAP - title_line);
-    let x_name = match &plan.z {
-        Some(z) => format!("{} →   (sub-grids: {z})", plan.x),
-        None => format!("{} →", plan.x),
-    };
+    let x_name = format!("{} →", plan.x);
     title_pen.draw(&mut img, i64::from(left), axis_y, &x_name, axis_ink);
     if let Some(y) = &plan.y {
         title_pen.draw(
@@ -362,6 +363,8 @@ pub(super) fn draw(
         column_lefts: sub_grids[0].column_lefts.clone(),
         row_tops: sub_grids[0].row_tops.clone(),
         caption_height,
+        fixed_top: PAD + title_line,
+        fixed_height: fixed_lines.len() as u32 * line,
         sub_grids,
     };
     Ok((bytes, geometry, undecodable))
