@@ -456,6 +456,54 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_may_have_a_z_axis_a_layout_and_a_caption() {
+        let one =
+            output("grid: {x: Hue, y: Blur, z: Seed, z_layout: down, caption: 'seed {{ seed }}'}");
+        let Some(Grids::One(spec)) = one.grid else {
+            panic!("one grid")
+        };
+        assert_eq!(spec.z.as_deref(), Some("Seed"));
+        assert_eq!(spec.z_layout, super::super::grid::ZLayout::Down);
+        assert_eq!(spec.axes(), ["Hue", "Blur", "Seed"]);
+        assert_eq!(spec.caption.as_deref(), Some("seed {{ seed }}"));
+        let across = output("grid: {x: Hue, z: Seed}");
+        let Some(Grids::One(spec)) = across.grid else {
+            panic!("one grid")
+        };
+        assert_eq!(spec.z_layout, super::super::grid::ZLayout::Across);
+        // The default layout is not written back (saved report settings stay as they were).
+        assert!(
+            !serde_json::to_string(&spec)
+                .expect("json")
+                .contains("z_layout")
+        );
+    }
+
+    #[test]
+    fn a_caption_names_an_undefined_variable_and_the_closest_one() {
+        let at = YamlPath::keys(&["output", "grid", "caption"]);
+        let caption = CaptionTemplate::new("{{ Hue }}/{{ sede }}", &at).expect("compiles");
+        let sweep = serde_json::json!({"Hue": 90})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let vars = CaptionVars {
+            sweep: &sweep,
+            job: 3,
+            seed: &serde_json::json!(12),
+            node_label: "Tinted",
+        };
+        let (message, hint) = caption.render(&vars).expect_err("undefined");
+        assert_eq!(message, "undefined variable `sede`");
+        assert_eq!(hint.as_deref(), Some("did you mean `seed`?"));
+        let caption =
+            CaptionTemplate::new("{{ Hue }} {{ seed }} {{ job.index }} {{ node.label }}", &at)
+                .expect("compiles");
+        assert_eq!(caption.render(&vars).as_deref(), Ok("90 12 3 Tinted"));
+        assert!(CaptionTemplate::new("{{ Hue ", &at).is_err());
+    }
+
+    #[test]
     fn the_default_grid_is_for_one_or_two_sweep_keys() {
         let sweep = |yaml: &str| serde_norway::from_str::<Sweep>(yaml).expect("sweep");
         let out = Output::default();
