@@ -181,6 +181,14 @@ pub enum ReportError {
         /// Why.
         message: String,
     },
+    /// A grid's caption template does not compile.
+    #[error("grid caption `{template}`: {message}")]
+    GridCaption {
+        /// The template.
+        template: String,
+        /// Why.
+        message: String,
+    },
     /// The saved report settings are not valid.
     #[error("invalid report settings in `{}`", path.display())]
     Config {
@@ -242,6 +250,7 @@ impl ReportError {
         match self {
             ReportError::GridTooLarge { .. }
             | ReportError::GridName { .. }
+            | ReportError::GridCaption { .. }
             | ReportError::NotAReport { .. } => ExitStatus::Invalid,
             _ => ExitStatus::Failed,
         }

@@ -1,5 +1,5 @@
-//! `output.grid`: the X/Y grids a run draws from its sweep, their defaults and their file names
-//! (their checks are [`super::grid_check`]'s).
+//! `output.grid`: the X/Y/Z grids a run draws from its sweep, their defaults, their file names
+//! and their cells' captions (their checks are [`super::grid_check`]'s).
 
 use minijinja::{Environment, UndefinedBehavior};
 use schemars::JsonSchema;
@@ -9,6 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::diagnostic::describe;
 use super::output::check_name;
+use super::scope::RESERVED;
+use super::source::YamlPath;
+use super::template::{Context, Templates};
 
 /// The most cells (columns × rows) one grid may have.
 pub const MAX_CELLS: usize = 2_500;
@@ -24,6 +27,10 @@ pub const DEFAULT_CELL_MAX: u32 = 512;
 pub const MAX_LABEL_CHARS: usize = 200;
 /// The most pixels one grid image may have.
 pub const MAX_GRID_PIXELS: u64 = 120_000_000;
+/// The longest cell caption drawn, in characters (longer ones are cut with `…`).
+pub const MAX_CAPTION_CHARS: usize = 200;
+/// The most lines a cell's caption takes under the cell (more are cut with `…`).
+pub const MAX_CAPTION_LINES: usize = 3;
 
 /// One grid: which sweep keys run along which axis, which output node it shows, how large its
 /// cells are and what its file is called.
@@ -35,6 +42,13 @@ pub struct GridSpec {
     /// The sweep key whose values are the rows (none: a single row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+    /// The sweep key whose values are sub-grids, side by side or stacked in one image (none: one
+    /// sub-grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub z: Option<String>,
+    /// Where the sub-grids of `z` go: `across` (side by side, the default) or `down` (stacked).
+    #[serde(default, skip_serializing_if = "ZLayout::is_across")]
+    pub z_layout: ZLayout,
     /// More sweep keys: one grid per combination of their values. Sweep keys on no axis are
     /// pages too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -54,6 +68,27 @@ pub struct GridSpec {
     /// The image format of the grid file.
     #[serde(default)]
     pub format: GridFormat,
+    /// A caption under each cell: a template with the job's sweep values (`NAME`,
+    /// `sweep["NAME"]`), `seed`, `job.index` and `node.label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+}
+
+/// Where the sub-grids of a grid's Z axis go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZLayout {
+    /// Side by side, left to right (they share the row labels).
+    #[default]
+    Across,
+    /// Stacked, top to bottom (each has its column labels).
+    Down,
+}
+
+impl ZLayout {
+    fn is_across(&self) -> bool {
+        *self == ZLayout::Across
+    }
 }
 
 /// The image format of a grid file.
@@ -131,19 +166,23 @@ impl GridSpec {
         GridSpec {
             x: x.to_owned(),
             y: y.map(str::to_owned),
+            z: None,
+            z_layout: ZLayout::Across,
             pages: Vec::new(),
             node: None,
             name: None,
             cell: None,
             format: GridFormat::Png,
+            caption: None,
         }
     }
 
-    /// The sweep keys on an axis: x, y, then the pages written.
+    /// The sweep keys on an axis: x, y, z, then the pages written.
     #[must_use]
     pub fn axes(&self) -> Vec<&str> {
         let mut axes = vec![self.x.as_str()];
         axes.extend(self.y.as_deref());
+        axes.extend(self.z.as_deref());
         axes.extend(self.pages.iter().map(String::as_str));
         axes
     }
@@ -183,6 +222,8 @@ pub struct GridNameVars {
     pub x: String,
     /// The Y key (empty without one).
     pub y: String,
+    /// The Z key (empty without one).
+    pub z: String,
     /// The page's values as `key=value` joined by `,` (empty without pages).
     pub page: String,
     /// The page's values by key.
@@ -197,6 +238,7 @@ impl GridNameVars {
             number: 1,
             x: "x".into(),
             y: "y".into(),
+            z: "z".into(),
             page: "key=value".into(),
             pages: Map::new(),
         }
@@ -216,6 +258,7 @@ pub fn render_grid_name(template: &str, vars: &GridNameVars) -> Result<String, S
         "grid": {"number": vars.number},
         "x": vars.x,
         "y": vars.y,
+        "z": vars.z,
         "page": vars.page,
         "pages": vars.pages,
     });
@@ -237,5 +280,65 @@ pub fn value_label(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "(none)".to_owned(),
         other => other.to_string(),
+    }
+}
+
+/// A cell caption's template, compiled once (the project's template engine: strict undefined
+/// variables, bounded renders).
+#[derive(Debug)]
+pub struct CaptionTemplate {
+    source: String,
+    path: YamlPath,
+    templates: Templates,
+}
+
+/// What a caption template may read of one job.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptionVars<'a> {
+    /// The job's sweep values, by key.
+    pub sweep: &'a Map<String, Value>,
+    /// The job's index, from 0.
+    pub job: usize,
+    /// The job's seed as its sidecars record it (`null` when none).
+    pub seed: &'a Value,
+    /// The output node's label.
+    pub node_label: &'a str,
+}
+
+impl CaptionTemplate {
+    /// Compiles `source` (found at `path` of the manifest, for messages).
+    ///
+    /// # Errors
+    /// The template's syntax error, and what to do.
+    pub fn new(source: &str, path: &YamlPath) -> Result<CaptionTemplate, (String, Option<String>)> {
+        let mut templates = Templates::new();
+        templates
+            .add(path, source)
+            .map_err(|p| (p.message, p.hint))?;
+        Ok(CaptionTemplate {
+            source: source.to_owned(),
+            path: path.clone(),
+            templates,
+        })
+    }
+
+    /// The caption of one cell.
+    ///
+    /// # Errors
+    /// An undefined variable (named, with the closest defined one) or an evaluation error.
+    pub fn render(&self, vars: &CaptionVars<'_>) -> Result<String, (String, Option<String>)> {
+        let mut ctx = Map::new();
+        ctx.insert("seed".into(), vars.seed.clone());
+        for (k, v) in vars.sweep {
+            if !RESERVED.contains(&k.as_str()) {
+                ctx.insert(k.clone(), v.clone());
+            }
+        }
+        ctx.insert("sweep".into(), Value::Object(vars.sweep.clone()));
+        ctx.insert("job".into(), json!({"index": vars.job}));
+        ctx.insert("node".into(), json!({"label": vars.node_label}));
+        self.templates
+            .render(&self.path, &self.source, &Context::new(ctx))
+            .map_err(|p| (p.message, p.hint))
     }
 }

@@ -7,8 +7,9 @@ use super::expansion::RefusedKey;
 use super::expansion::sweep::{Combination, Expanded};
 use super::file::ManifestFile;
 use super::grid::{
-    DEFAULT_CELL_MAX, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS, MAX_GRID_PIXELS,
-    MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, default_grid, render_grid_name, value_label,
+    CaptionTemplate, CaptionVars, DEFAULT_CELL_MAX, GridNameVars, GridSpec, Grids, MAX_CELL,
+    MAX_CELLS, MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, default_grid,
+    render_grid_name, value_label,
 };
 use super::model::{Output, Sweep};
 use super::source::YamlPath;
@@ -143,6 +144,7 @@ fn check_spec(
     let mut seen: Vec<&str> = Vec::new();
     let named: Vec<(YamlPath, &str)> = std::iter::once((path.key("x"), spec.x.as_str()))
         .chain(spec.y.iter().map(|y| (path.key("y"), y.as_str())))
+        .chain(spec.z.iter().map(|z| (path.key("z"), z.as_str())))
         .chain(
             spec.pages
                 .iter()
@@ -189,11 +191,14 @@ fn check_spec(
             &at,
             At::Value,
             message,
-            Some("the grid name may use `node.label`, `node.id`, `x`, `y`, `page`, `pages` and `grid.number`".into()),
+            Some("the grid name may use `node.label`, `node.id`, `x`, `y`, `z`, `page`, `pages` and `grid.number`".into()),
         );
     }
     if !axes_ok {
         return;
+    }
+    if let Some(source) = &spec.caption {
+        check_caption(&path.key("caption"), source, expanded, diags);
     }
 
     // Bounds, from the values the sweep gives each axis.
@@ -225,13 +230,22 @@ fn check_spec(
         .y
         .as_deref()
         .map_or_else(|| vec![String::new()], distinct);
-    let cells = xs.len() * ys.len();
+    let zs = spec
+        .z
+        .as_deref()
+        .map_or_else(|| vec![String::new()], distinct);
+    let cells = xs.len() * ys.len() * zs.len();
     if cells > MAX_CELLS {
+        let of_z = if spec.z.is_some() {
+            format!(" × {} sub-grids", zs.len())
+        } else {
+            String::new()
+        };
         diags.push(
             path,
             At::Value,
             format!(
-                "the grid would have {cells} cells ({} columns × {} rows); at most {MAX_CELLS}",
+                "the grid would have {cells} cells ({} columns × {} rows{of_z}); at most {MAX_CELLS}",
                 xs.len(),
                 ys.len()
             ),
@@ -255,6 +269,7 @@ fn check_spec(
     let xy = [
         keys.get_index_of(spec.x.as_str()),
         spec.y.as_deref().and_then(|y| keys.get_index_of(y)),
+        spec.z.as_deref().and_then(|z| keys.get_index_of(z)),
     ];
     let explicit: Vec<Option<usize>> = spec
         .pages
@@ -288,6 +303,7 @@ fn check_spec(
     for (key, values) in [(&spec.x, &xs)]
         .into_iter()
         .chain(spec.y.as_ref().map(|y| (y, &ys)))
+        .chain(spec.z.as_ref().map(|z| (z, &zs)))
     {
         if let Some(long) = values.iter().find(|v| v.chars().count() > MAX_LABEL_CHARS) {
             diags.push(
@@ -305,12 +321,12 @@ fn check_spec(
 
 /// The key slots (on no axis) whose value the axes' values fix in every combination, as a
 /// table row fixes its other columns: a grid makes no pages of them.
-fn fixed_by_axes(expanded: &Expanded, xy: [Option<usize>; 2]) -> std::collections::HashSet<usize> {
+fn fixed_by_axes(expanded: &Expanded, xy: [Option<usize>; 3]) -> std::collections::HashSet<usize> {
     use std::collections::{HashMap, HashSet};
     let slots = expanded.keys.len();
     let mut fixed: HashSet<usize> = (0..slots).filter(|s| !xy.contains(&Some(*s))).collect();
-    // (slot, x label, y label) → the slot's label there.
-    let mut seen: HashMap<(usize, String, String), String> = HashMap::new();
+    // (slot, x label, y label, z label) → the slot's label there.
+    let mut seen: HashMap<(usize, [String; 3]), String> = HashMap::new();
     let label = |combo: &Combination, slot: Option<usize>| {
         combo.iter().find(|(s, _)| Some(*s) == slot).map_or_else(
             || "(none)".to_owned(),
@@ -322,15 +338,49 @@ fn fixed_by_axes(expanded: &Expanded, xy: [Option<usize>; 2]) -> std::collection
             break;
         }
         let combo = expanded.combination(c);
-        let (x, y) = (label(&combo, xy[0]), label(&combo, xy[1]));
+        let place = xy.map(|axis| label(&combo, axis));
         fixed.retain(|&slot| {
             let value = label(&combo, Some(slot));
-            seen.entry((slot, x.clone(), y.clone()))
+            seen.entry((slot, place.clone()))
                 .or_insert_with(|| value.clone())
                 == &value
         });
     }
     fixed
+}
+
+/// Checks a grid's `caption` template: it compiles, and renders with the variables of the
+/// sweep's first job (an undefined variable is named, with the closest defined one).
+fn check_caption(at: &YamlPath, source: &str, expanded: &Expanded, diags: &mut Diagnostics<'_>) {
+    let caption = match CaptionTemplate::new(source, at) {
+        Ok(caption) => caption,
+        Err((message, hint)) => {
+            diags.push(at, At::Value, message, hint);
+            return;
+        }
+    };
+    // Every key, with its first job's value (a key the first job lacks: a stand-in).
+    let mut sweep = serde_json::Map::new();
+    let first = (expanded.count() > 0).then(|| expanded.combination(0));
+    for (slot, key) in expanded.keys.keys().enumerate() {
+        let value = first
+            .as_ref()
+            .and_then(|c| c.iter().find(|(s, _)| *s == slot))
+            .map_or_else(
+                || serde_json::Value::from("value"),
+                |(_, cell)| expanded.value(*cell).into_owned(),
+            );
+        sweep.insert(key.clone(), value);
+    }
+    let vars = CaptionVars {
+        sweep: &sweep,
+        job: 0,
+        seed: &serde_json::Value::from(0),
+        node_label: "node-label",
+    };
+    if let Err((message, hint)) = caption.render(&vars) {
+        diags.push(at, At::Value, format!("grid caption: {message}"), hint);
+    }
 }
 
 /// Checks that every `node:` of `output.grid` names one of the workflow's output nodes (by
@@ -403,6 +453,54 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("in `output.grid[1]`"), "{err}");
+    }
+
+    #[test]
+    fn a_grid_may_have_a_z_axis_a_layout_and_a_caption() {
+        let one =
+            output("grid: {x: Hue, y: Blur, z: Seed, z_layout: down, caption: 'seed {{ seed }}'}");
+        let Some(Grids::One(spec)) = one.grid else {
+            panic!("one grid")
+        };
+        assert_eq!(spec.z.as_deref(), Some("Seed"));
+        assert_eq!(spec.z_layout, super::super::grid::ZLayout::Down);
+        assert_eq!(spec.axes(), ["Hue", "Blur", "Seed"]);
+        assert_eq!(spec.caption.as_deref(), Some("seed {{ seed }}"));
+        let across = output("grid: {x: Hue, z: Seed}");
+        let Some(Grids::One(spec)) = across.grid else {
+            panic!("one grid")
+        };
+        assert_eq!(spec.z_layout, super::super::grid::ZLayout::Across);
+        // The default layout is not written back (saved report settings stay as they were).
+        assert!(
+            !serde_json::to_string(&spec)
+                .expect("json")
+                .contains("z_layout")
+        );
+    }
+
+    #[test]
+    fn a_caption_names_an_undefined_variable_and_the_closest_one() {
+        let at = YamlPath::keys(&["output", "grid", "caption"]);
+        let caption = CaptionTemplate::new("{{ Hue }}/{{ sede }}", &at).expect("compiles");
+        let sweep = serde_json::json!({"Hue": 90})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let vars = CaptionVars {
+            sweep: &sweep,
+            job: 3,
+            seed: &serde_json::json!(12),
+            node_label: "Tinted",
+        };
+        let (message, hint) = caption.render(&vars).expect_err("undefined");
+        assert_eq!(message, "undefined variable `sede`");
+        assert_eq!(hint.as_deref(), Some("did you mean `seed`?"));
+        let caption =
+            CaptionTemplate::new("{{ Hue }} {{ seed }} {{ job.index }} {{ node.label }}", &at)
+                .expect("compiles");
+        assert_eq!(caption.render(&vars).as_deref(), Ok("90 12 3 Tinted"));
+        assert!(CaptionTemplate::new("{{ Hue ", &at).is_err());
     }
 
     #[test]

@@ -41,9 +41,9 @@ pub use diagnostic::{
 pub use expansion::{ExpandOptions, Expansion};
 pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use grid::{
-    DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids, MAX_CELL, MAX_CELLS,
-    MAX_GRID_PIXELS, MAX_LABEL_CHARS, MAX_PAGES, MIN_CELL, default_grid, render_grid_name,
-    value_label,
+    CaptionTemplate, CaptionVars, DEFAULT_CELL_MAX, GridFormat, GridNameVars, GridSpec, Grids,
+    MAX_CAPTION_CHARS, MAX_CAPTION_LINES, MAX_CELL, MAX_CELLS, MAX_GRID_PIXELS, MAX_LABEL_CHARS,
+    MAX_PAGES, MIN_CELL, ZLayout, default_grid, render_grid_name, value_label,
 };
 pub use grid_check::{check_grid_nodes, resolve_grids};
 pub use job::{InputValue, Job, LocalImage, ValueKey};

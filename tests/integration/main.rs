@@ -21,6 +21,7 @@ mod fake_socketio;
 mod faults;
 mod fuzz;
 mod graph_checks;
+mod grids_xyz;
 mod handle;
 mod hostile;
 mod manifest;

@@ -13,21 +13,21 @@ use serde_json::{Value, json};
 
 use crate::support;
 
-fn repo(rel: &str) -> PathBuf {
+pub(crate) fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A folder with the model-free example workflow, a photo and a manifest.
-struct Workspace {
+pub(crate) struct Workspace {
     dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    fn new(manifest: &str) -> Workspace {
+    pub(crate) fn new(manifest: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         fs_err::create_dir_all(dir.path().join("photos")).expect("mkdir");
         fs_err::copy(
@@ -44,7 +44,7 @@ impl Workspace {
         Workspace { dir }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
@@ -56,7 +56,7 @@ impl Workspace {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("run invk-run")
     }
 }
@@ -95,7 +95,7 @@ fn sweep_run() -> &'static Workspace {
 }
 
 /// Output files by (node label, sweep values), from their sidecars.
-fn outputs_by_sweep(out_dir: &Path) -> BTreeMap<(String, String), PathBuf> {
+pub(crate) fn outputs_by_sweep(out_dir: &Path) -> BTreeMap<(String, String), PathBuf> {
     fn walk(dir: &Path, found: &mut BTreeMap<(String, String), PathBuf>) {
         for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -130,27 +130,27 @@ fn sweep_key(x_key: &str, x: &Value, y_key: &str, y: &Value) -> String {
     serde_json::to_string(&m).expect("json")
 }
 
-fn decode(path: &Path) -> RgbImage {
+pub(crate) fn decode(path: &Path) -> RgbImage {
     image::open(path)
         .unwrap_or_else(|e| panic!("decoding {}: {e}", path.display()))
         .to_rgb8()
 }
 
-fn layout(grid: &Path) -> Value {
+pub(crate) fn layout(grid: &Path) -> Value {
     let mut name = grid.as_os_str().to_owned();
     name.push(".json");
     serde_json::from_slice(&fs_err::read(PathBuf::from(name)).expect("grid layout")).expect("json")
 }
 
 /// Whether `image` holds `expected` exactly with its top-left corner at (`x`, `y`).
-fn holds(image: &RgbImage, expected: &RgbImage, x: u32, y: u32) -> bool {
+pub(crate) fn holds(image: &RgbImage, expected: &RgbImage, x: u32, y: u32) -> bool {
     expected
         .enumerate_pixels()
         .all(|(ex, ey, p)| image.get_pixel(x + ex, y + ey) == p)
 }
 
 /// How many pixels in the rectangle are dark (text).
-fn dark_pixels(image: &RgbImage, x0: u32, y0: u32, x1: u32, y1: u32) -> usize {
+pub(crate) fn dark_pixels(image: &RgbImage, x0: u32, y0: u32, x1: u32, y1: u32) -> usize {
     (y0..y1.min(image.height()))
         .flat_map(|y| (x0..x1.min(image.width())).map(move |x| (x, y)))
         .filter(|&(x, y)| {

@@ -16,6 +16,33 @@ pub(super) fn caption(plan: &GridPlan) -> String {
     caption
 }
 
+/// The other values the grid holds fixed, as one line for its header (`fixed: K: V · ...`;
+/// empty when there are none). Each value is cut to 60 characters, and at most
+/// [`MAX_FIXED_SHOWN`] are listed.
+pub(super) fn fixed_line(plan: &GridPlan) -> String {
+    if plan.fixed.is_empty() {
+        return String::new();
+    }
+    let mut items: Vec<String> = plan
+        .fixed
+        .iter()
+        .take(MAX_FIXED_SHOWN)
+        .map(|(k, v)| {
+            let v = value_label(v);
+            let v = if v.chars().count() > 60 {
+                v.chars().take(59).collect::<String>() + "…"
+            } else {
+                v
+            };
+            format!("{k}: {v}")
+        })
+        .collect();
+    if plan.fixed.len() > MAX_FIXED_SHOWN {
+        items.push(format!("and {} more", plan.fixed.len() - MAX_FIXED_SHOWN));
+    }
+    format!("fixed: {}", items.join("  ·  "))
+}
+
 /// `src` scaled down to fit a `cell` × `cell` square (kept as it is when it fits: images are
 /// never enlarged).
 pub(super) fn fit(src: &RgbImage, cell: u32) -> Cow<'_, RgbImage> {

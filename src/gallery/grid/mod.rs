@@ -1,5 +1,6 @@
-//! X/Y grids: which job's image goes in which cell ([`plan`]), and the grid image with its axis
-//! labels ([`render`]). Cells without an image say why (failed, not run, not in the sweep).
+//! X/Y/Z grids: which job's image goes in which cell of which sub-grid ([`plan`]), with its
+//! caption and the values the grid holds fixed, and the grid image with its axis labels
+//! ([`render`]). Cells without an image say why (failed, not run, not in the sweep).
 
 mod bands;
 mod cells;
@@ -14,7 +15,10 @@ pub use render::*;
 
 use super::ReportError;
 use super::records::{JobRecord, PENDING};
-use crate::manifest::{GridNameVars, GridSpec, MAX_CELLS, render_grid_name, value_label};
+use crate::manifest::{
+    CaptionTemplate, CaptionVars, GridNameVars, GridSpec, MAX_CELLS, YamlPath, ZLayout,
+    render_grid_name, value_label,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -24,6 +28,14 @@ use std::path::PathBuf;
 pub(super) const PAD: u32 = 12;
 /// Space between cells, in pixels.
 pub(super) const GAP: u32 = 4;
+/// Space between the sub-grids of a Z axis, in pixels.
+pub(super) const Z_GAP: u32 = 36;
+/// Caption text size, in pixels.
+pub(super) const CAPTION_PX: f32 = 13.0;
+/// The most lines the values held fixed take in a grid's header (more are cut with `…`).
+pub(super) const MAX_FIXED_LINES: usize = 4;
+/// The most values held fixed a grid's header lists (the layout JSON has them all).
+pub(super) const MAX_FIXED_SHOWN: usize = 40;
 /// Label text size, in pixels.
 pub(super) const LABEL_PX: f32 = 15.0;
 /// Axis name and caption text size, in pixels.
@@ -68,16 +80,29 @@ pub struct GridPlan {
     pub x: String,
     /// The Y key, if any.
     pub y: Option<String>,
+    /// The Z key, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub z: Option<String>,
+    /// Where the sub-grids of the Z key go.
+    pub z_layout: ZLayout,
     /// The output node's label.
     pub node: String,
     /// The page's values, by key (empty without pages).
     pub page: Map<String, Value>,
+    /// The other values held fixed in every job of the grid: sweep keys on no axis with one
+    /// value here, and inputs no sweep key sets that are the same in every job.
+    pub fixed: Map<String, Value>,
     /// The column values.
     pub columns: Vec<Value>,
     /// The row values (one `null` row without a Y key).
     pub rows: Vec<Value>,
-    /// The cells, row by row.
+    /// The sub-grid values (one `null` sub-grid without a Z key).
+    pub layers: Vec<Value>,
+    /// The cells, sub-grid by sub-grid, row by row.
     pub cells: Vec<Cell>,
+    /// Each cell's caption (empty without `caption`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<Option<String>>,
     /// How many jobs of its page are still [`PENDING`] (0: the grid is complete).
     #[serde(skip)]
     pub waiting: usize,
@@ -105,13 +130,33 @@ pub struct GridLayout {
     pub cell: u32,
     /// The space between cells.
     pub gap: u32,
-    /// The left edge of each column.
+    /// The left edge of each column (of the first sub-grid).
     pub column_lefts: Vec<u32>,
-    /// The top edge of each row (a row with a long label is taller than a cell).
+    /// The top edge of each row (a row with a long label is taller than a cell; of the first
+    /// sub-grid).
     pub row_tops: Vec<u32>,
+    /// The height of the caption under each cell (0 without captions).
+    pub caption_height: u32,
+    /// The top edge of the header's lines of values held fixed.
+    pub fixed_top: u32,
+    /// Their height (0 when the grid holds nothing fixed).
+    pub fixed_height: u32,
+    /// Where each sub-grid's columns and rows are (one without a Z key).
+    pub sub_grids: Vec<SubGrid>,
     /// What was planned.
     #[serde(flatten)]
     pub plan: GridPlan,
+}
+
+/// Where one sub-grid of a drawn grid is.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubGrid {
+    /// Its Z value (`null` without a Z key).
+    pub z: Value,
+    /// The left edge of each column.
+    pub column_lefts: Vec<u32>,
+    /// The top edge of each row.
+    pub row_tops: Vec<u32>,
 }
 
 /// Values of one key in job order, without repeats.
@@ -141,22 +186,43 @@ pub fn plan(
         .y
         .as_deref()
         .map_or_else(|| vec![Value::Null], |y| distinct(records, y));
-    if columns.len() * rows.len() > MAX_CELLS {
+    let mut layers = spec
+        .z
+        .as_deref()
+        .map_or_else(|| vec![Value::Null], |z| distinct(records, z));
+    if layers.is_empty() {
+        layers.push(Value::Null);
+    }
+    let cell_count = columns.len() * rows.len() * layers.len();
+    if cell_count > MAX_CELLS {
         return Err(ReportError::GridTooLarge {
             what: format!(
-                "{} cells ({} × {}); at most {MAX_CELLS}",
-                columns.len() * rows.len(),
+                "{cell_count} cells ({} × {} × {}); at most {MAX_CELLS}",
                 columns.len(),
-                rows.len()
+                rows.len(),
+                layers.len()
             ),
         });
     }
+    let caption =
+        spec.caption
+            .as_deref()
+            .map(|source| {
+                CaptionTemplate::new(source, &YamlPath::keys(&["output", "grid", "caption"]))
+                    .map_err(|(message, _)| ReportError::GridCaption {
+                        template: source.to_owned(),
+                        message,
+                    })
+            })
+            .transpose()?;
+    let on_axis =
+        |k: &str| k == spec.x || spec.y.as_deref() == Some(k) || spec.z.as_deref() == Some(k);
     // Keys on no axis are pages, like those on `pages:`; but not a key whose value the axes'
     // values fix (the other columns of a table's row): it would only add pages of empty cells.
     let mut others: Vec<&String> = Vec::new();
     for r in records {
         for k in r.sweep.keys() {
-            if k != &spec.x && spec.y.as_ref() != Some(k) && !others.contains(&k) {
+            if !on_axis(k) && !others.contains(&k) {
                 others.push(k);
             }
         }
@@ -219,20 +285,27 @@ pub fn plan(
 
     // Before a run's end writes `runs.jsonl`, a missing job may still come.
     let finished = records.iter().any(|r| r.summarized);
-    // The jobs of each place (column, row, page), found once.
-    let mut by_place: HashMap<(String, String, String), Vec<&JobRecord>> = HashMap::new();
+    // The jobs of each place (column, row, sub-grid, page), found once.
+    let axis_value = |r: &JobRecord, key: Option<&String>| {
+        key.map_or(Value::Null, |k| {
+            r.sweep.get(k).cloned().unwrap_or(Value::Null)
+        })
+        .to_string()
+    };
+    let mut by_place: HashMap<[String; 4], Vec<&JobRecord>> = HashMap::new();
+    let mut by_page: HashMap<String, Vec<&JobRecord>> = HashMap::new();
     for r in records {
-        let x = r.sweep.get(&spec.x).unwrap_or(&Value::Null).to_string();
-        let y = spec
-            .y
-            .as_ref()
-            .map_or(Value::Null, |y| {
-                r.sweep.get(y).cloned().unwrap_or(Value::Null)
-            })
-            .to_string();
         let page = Value::Object(page_of(r)).to_string();
-        by_place.entry((x, y, page)).or_default().push(r);
+        let place = [
+            axis_value(r, Some(&spec.x)),
+            axis_value(r, spec.y.as_ref()),
+            axis_value(r, spec.z.as_ref()),
+            page.clone(),
+        ];
+        by_place.entry(place).or_default().push(r);
+        by_page.entry(page).or_default().push(r);
     }
+    let sweep_keys: HashSet<&String> = records.iter().flat_map(|r| r.sweep.keys()).collect();
     let template = spec.name_template(count);
     let ext = spec.format.extension();
     let mut taken: HashSet<PathBuf> = HashSet::new();
@@ -249,6 +322,7 @@ pub fn plan(
                 number,
                 x: spec.x.clone(),
                 y: spec.y.clone().unwrap_or_default(),
+                z: spec.z.clone().unwrap_or_default(),
                 page: page_text.join(","),
                 pages: page.clone(),
             };
@@ -258,27 +332,43 @@ pub fn plan(
                     message,
                 })?;
             let file = naming::grid_file(&name, &format!("grid{number}"), ext, &mut taken);
-            let mut cells = Vec::with_capacity(columns.len() * rows.len());
-            for row in &rows {
-                for column in &columns {
-                    let key = (
-                        column.to_string(),
-                        row.to_string(),
-                        Value::Object(page.clone()).to_string(),
-                    );
-                    let jobs = by_place.get(&key).map_or(&[][..], Vec::as_slice);
-                    cells.push(cell_for(jobs, label, finished));
+            let page_key = Value::Object(page.clone()).to_string();
+            let mut cells = Vec::with_capacity(cell_count);
+            let mut captions = Vec::new();
+            for layer in &layers {
+                for row in &rows {
+                    for column in &columns {
+                        let key = [
+                            column.to_string(),
+                            row.to_string(),
+                            layer.to_string(),
+                            page_key.clone(),
+                        ];
+                        let jobs = by_place.get(&key).map_or(&[][..], Vec::as_slice);
+                        let cell = cell_for(jobs, label, finished);
+                        if let Some(caption) = &caption {
+                            captions.push(caption_of(caption, &cell, jobs, label));
+                        }
+                        cells.push(cell);
+                    }
                 }
             }
+            let in_page = by_page.get(&page_key).map_or(&[][..], Vec::as_slice);
+            let fixed = held_fixed(in_page, &on_axis, page, &sweep_keys);
             plans.push(GridPlan {
                 file,
                 x: spec.x.clone(),
                 y: spec.y.clone(),
+                z: spec.z.clone(),
+                z_layout: spec.z_layout,
                 node: label.clone(),
                 page: page.clone(),
+                fixed,
                 columns: columns.clone(),
                 rows: rows.clone(),
+                layers: layers.clone(),
                 cells,
+                captions,
                 waiting,
                 cell_size: spec.cell,
                 jpeg: spec.format == crate::manifest::GridFormat::Jpeg,
@@ -289,18 +379,87 @@ pub fn plan(
 }
 
 /// Whether every job's value of `key` is the same as that of each other job at its place on
-/// the axes (x and y): the key then adds nothing a page would show.
+/// the axes (x, y and z): the key then adds nothing a page would show.
 fn fixed_by_axes(records: &[JobRecord], spec: &GridSpec, key: &str) -> bool {
-    let mut at: HashMap<(String, String), &Value> = HashMap::new();
+    let mut at: HashMap<[String; 3], &Value> = HashMap::new();
     records.iter().all(|r| {
         let of = |k: &str| r.sweep.get(k).unwrap_or(&Value::Null);
-        let place = (
+        let axis = |k: Option<&str>| k.map_or_else(String::new, |k| of(k).to_string());
+        let place = [
             of(&spec.x).to_string(),
-            spec.y
-                .as_deref()
-                .map_or_else(String::new, |y| of(y).to_string()),
-        );
+            axis(spec.y.as_deref()),
+            axis(spec.z.as_deref()),
+        ];
         *at.entry(place).or_insert_with(|| of(key)) == of(key)
+    })
+}
+
+/// The values a grid's jobs (`in_page`) hold fixed beyond its page's: sweep keys on no axis
+/// with one value in all of them, then the inputs no sweep key sets that are the same in all of
+/// them, in the order the jobs list them.
+fn held_fixed(
+    in_page: &[&JobRecord],
+    on_axis: &dyn Fn(&str) -> bool,
+    page: &Map<String, Value>,
+    sweep_keys: &HashSet<&String>,
+) -> Map<String, Value> {
+    let mut fixed = Map::new();
+    let Some(first) = in_page.first() else {
+        return fixed;
+    };
+    let same = |of: &dyn Fn(&JobRecord) -> Option<&Value>, v: &Value| {
+        in_page.iter().all(|r| of(r) == Some(v))
+    };
+    for (k, v) in &first.sweep {
+        if !on_axis(k) && !page.contains_key(k) && same(&|r| r.sweep.get(k), v) {
+            fixed.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in &first.inputs {
+        if !on_axis(k)
+            && !page.contains_key(k)
+            && !sweep_keys.contains(k)
+            && !fixed.contains_key(k)
+            && same(&|r| r.inputs.get(k), v)
+        {
+            fixed.insert(k.clone(), v.clone());
+        }
+    }
+    fixed
+}
+
+/// The caption of a cell: its template rendered with the job the cell shows (or, for an empty
+/// cell, the first at its place); none for a place without a job. A render that fails says why
+/// in the caption.
+fn caption_of(
+    caption: &CaptionTemplate,
+    cell: &Cell,
+    jobs: &[&JobRecord],
+    label: &str,
+) -> Option<String> {
+    let job = match cell {
+        Cell::Image { job, .. } => jobs.iter().find(|r| r.job == *job),
+        Cell::Empty { .. } => jobs.first(),
+    }?;
+    // The seed the sidecars record: of this node's file, else of any file of the job.
+    let of_label = job
+        .files
+        .iter()
+        .filter(|f| f.node_label.as_deref().unwrap_or(UNLABELLED) == label);
+    let seed = of_label
+        .chain(job.files.iter())
+        .find_map(|f| f.sidecar.as_ref().and_then(|s| s.get("seed")))
+        .filter(|s| !s.is_null())
+        .unwrap_or(&Value::Null);
+    let vars = CaptionVars {
+        sweep: &job.sweep,
+        job: job.job,
+        seed,
+        node_label: label,
+    };
+    Some(match caption.render(&vars) {
+        Ok(text) => text,
+        Err((message, _)) => format!("caption: {message}"),
     })
 }
 

@@ -218,3 +218,210 @@ fn keys_the_axes_fix_make_no_pages_and_page_names_are_plain() {
     );
     assert_eq!(by_width[0].page["Prompt"], json!("a fox, red"));
 }
+
+/// The colour of job `job`'s image (jobs 0 to 7).
+fn colour_of(job: usize) -> [u8; 3] {
+    let j = job as u8;
+    [30 * j, 250 - 30 * j, 100]
+}
+
+/// Jobs of a Hue × Blur × Seed sweep (Hue 0, 90; Blur 1, 3; Seed 7, 8), each image a colour
+/// of its own (16 × 16), with a constant input `Width` and sidecars recording the seed.
+fn xyz_records(dir: &Path) -> Vec<JobRecord> {
+    let mut records = Vec::new();
+    for (a, seed) in [7, 8].into_iter().enumerate() {
+        for (b, blur) in [1, 3].into_iter().enumerate() {
+            for (c, hue) in [0, 90].into_iter().enumerate() {
+                let job = a * 4 + b * 2 + c;
+                let mut r = record(job, hue, blur, "completed");
+                r.sweep.insert("Seed".into(), json!(seed));
+                r.inputs.insert("Width".into(), json!(16));
+                r.inputs.insert("Hue".into(), json!(hue));
+                r.files[0].sidecar = Some(json!({"seed": seed * 1000}));
+                let colour = colour_of(job);
+                RgbImage::from_pixel(16, 16, Rgb(colour))
+                    .save(dir.join(format!("{job}.png")))
+                    .expect("png");
+                records.push(r);
+            }
+        }
+    }
+    records
+}
+
+/// The grid `spec` makes of [`xyz_records`], drawn and decoded, after checking that it is one
+/// file (no pages) and each cell of each sub-grid holds its job's image where the layout says.
+fn xyz_grid(spec: &GridSpec) -> (RgbImage, GridLayout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = xyz_records(dir.path());
+    let plans = plan(spec, 1, 1, &records).expect("plan");
+    assert_eq!(plans.len(), 1, "the Z key makes sub-grids, not pages");
+    let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+    let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
+    assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
+    assert_eq!(layout.plan.layers, [json!(7), json!(8)]);
+    assert_eq!(layout.sub_grids.len(), 2);
+    for (b, sub) in layout.sub_grids.iter().enumerate() {
+        for (j, top) in sub.row_tops.iter().enumerate() {
+            for (i, left) in sub.column_lefts.iter().enumerate() {
+                let k = (b * 2 + j) * 2 + i;
+                let Cell::Image { job, .. } = &layout.plan.cells[k] else {
+                    panic!("cell {k} is empty");
+                };
+                let want = records[*job].sweep.clone();
+                assert_eq!(
+                    (
+                        want["Seed"].clone(),
+                        want["Blur"].clone(),
+                        want["Hue"].clone()
+                    ),
+                    (
+                        layout.plan.layers[b].clone(),
+                        layout.plan.rows[j].clone(),
+                        layout.plan.columns[i].clone()
+                    )
+                );
+                let colour = colour_of(*job);
+                let (x, y) = (left + (layout.cell - 16) / 2, top + (layout.cell - 16) / 2);
+                assert_eq!(*grid.get_pixel(x, y), Rgb(colour), "cell {k}");
+                assert_eq!(*grid.get_pixel(x + 15, y + 15), Rgb(colour), "cell {k}");
+            }
+        }
+    }
+    (grid, layout)
+}
+
+/// Dark (text) pixels in a rectangle.
+fn ink(grid: &RgbImage, x0: u32, y0: u32, x1: u32, y1: u32) -> usize {
+    (y0..y1)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            grid.get_pixel(x, y)
+                .0
+                .iter()
+                .map(|&c| u32::from(c))
+                .sum::<u32>()
+                < 300
+        })
+        .count()
+}
+
+#[test]
+fn a_z_key_puts_sub_grids_side_by_side_or_stacked_each_cell_its_jobs_image() {
+    let across = GridSpec {
+        z: Some("Seed".into()),
+        ..GridSpec::new("Hue", Some("Blur"))
+    };
+    let (_, layout) = xyz_grid(&across);
+    let (first, second) = (&layout.sub_grids[0], &layout.sub_grids[1]);
+    assert_eq!(
+        first.row_tops, second.row_tops,
+        "side by side: the same rows"
+    );
+    assert!(second.column_lefts[0] > first.column_lefts[1] + layout.cell);
+    let down = GridSpec {
+        z_layout: ZLayout::Down,
+        ..across
+    };
+    let (_, layout) = xyz_grid(&down);
+    let (first, second) = (&layout.sub_grids[0], &layout.sub_grids[1]);
+    assert_eq!(
+        first.column_lefts, second.column_lefts,
+        "stacked: the same columns"
+    );
+    assert!(second.row_tops[0] > first.row_tops[1] + layout.cell);
+}
+
+#[test]
+fn captions_are_rendered_per_cell_and_drawn_under_it() {
+    let plain = GridSpec {
+        z: Some("Seed".into()),
+        ..GridSpec::new("Hue", Some("Blur"))
+    };
+    let captioned = GridSpec {
+        caption: Some("seed {{ seed }}, hue {{ Hue }}, job {{ job.index }}".into()),
+        ..plain.clone()
+    };
+    let (grid, layout) = xyz_grid(&captioned);
+    assert!(layout.caption_height > 0);
+    let Cell::Image { job, .. } = &layout.plan.cells[5] else {
+        panic!("an image")
+    };
+    assert_eq!(*job, 5);
+    // Job 5: Seed 8 (its sidecar's seed 8000), Blur 1, Hue 90.
+    assert_eq!(
+        layout.plan.captions[5].as_deref(),
+        Some("seed 8000, hue 90, job 5")
+    );
+    let (bare, bare_layout) = xyz_grid(&plain);
+    assert_eq!(bare_layout.caption_height, 0);
+    assert!(bare_layout.plan.captions.is_empty());
+    // Under each cell: text with captions, background without.
+    for sub in &layout.sub_grids {
+        for &top in &sub.row_tops {
+            for &left in &sub.column_lefts {
+                let below = top + layout.cell;
+                let band = ink(
+                    &grid,
+                    left,
+                    below,
+                    left + layout.cell,
+                    below + layout.caption_height,
+                );
+                assert!(band > 10, "no caption under the cell at ({left}, {top})");
+            }
+        }
+    }
+    let sub = &bare_layout.sub_grids[0];
+    let below = sub.row_tops[0] + bare_layout.cell;
+    let left = sub.column_lefts[0];
+    assert_eq!(
+        ink(
+            &bare,
+            left,
+            below,
+            left + bare_layout.cell,
+            below + bare_layout.gap
+        ),
+        0
+    );
+}
+
+#[test]
+fn the_header_lists_the_values_held_fixed() {
+    // On the Hue × Blur grid, Seed is a page; Width is the same in every job: both are held
+    // fixed, and listed. Hue, an input an axis sets, is not.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = xyz_records(dir.path());
+    let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &records).expect("plan");
+    assert_eq!(plans.len(), 2);
+    assert_eq!(plans[0].page, *json!({"Seed": 7}).as_object().expect("map"));
+    assert_eq!(
+        plans[0].fixed,
+        *json!({"Width": 16}).as_object().expect("map")
+    );
+    assert_eq!(fixed_line(&plans[0]), "fixed: Width: 16");
+    let (bytes, layout) = render(dir.path(), &plans[0]).expect("render");
+    let grid = image::load_from_memory(&bytes).expect("decode").to_rgb8();
+    assert!(layout.fixed_height > 0);
+    let written = ink(
+        &grid,
+        0,
+        layout.fixed_top,
+        layout.width,
+        layout.fixed_top + layout.fixed_height,
+    );
+    assert!(
+        written > 20,
+        "the fixed values are drawn: {written} dark pixels"
+    );
+    // Nothing held fixed: no such line.
+    let mut varying = records.clone();
+    for r in &mut varying {
+        r.inputs.clear();
+    }
+    let plans = plan(&GridSpec::new("Hue", Some("Blur")), 1, 1, &varying).expect("plan");
+    assert!(plans[0].fixed.is_empty());
+    let (_, layout) = render(dir.path(), &plans[0]).expect("render");
+    assert_eq!(layout.fixed_height, 0);
+}
