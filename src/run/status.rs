@@ -305,7 +305,7 @@ impl RunStatus {
                 status.files_on_disk += 1;
             }
         }
-        status.not_started = state
+        status.not_started = status
             .jobs
             .map(|n| n.saturating_sub(status.completed + status.failed + status.on_server));
         Ok(status)
