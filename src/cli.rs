@@ -75,6 +75,14 @@ pub struct RunArgs {
     /// Options of the run.
     #[command(flatten)]
     pub options: RunOptions,
+
+    /// Run only shard K of N of the sweep: the jobs whose 0-based index is K modulo N. N runners
+    /// (one per shard) can write into one output folder at once (docs/scale.md). `auto` (or
+    /// `auto/N`) reads the shard from INVK_SHARD=K/N, a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, with the count as `auto/N`) or a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID, _COUNT, _MIN).
+    #[arg(long, value_name = "K/N|auto[/N]", value_parser = shard_spec)]
+    pub shard: Option<crate::run::shard::ShardSpec>,
 }
 
 /// Options of a run of manifests (also those of each run of `watch`).
@@ -118,6 +126,11 @@ pub struct RunOptions {
     /// Notifications of each manifest's run.
     #[command(flatten)]
     pub notify: NotifyArgs,
+}
+
+/// `--shard`: `K/N`, `auto` or `auto/N`.
+fn shard_spec(text: &str) -> Result<crate::run::shard::ShardSpec, String> {
+    crate::run::shard::ShardSpec::parse(text)
 }
 
 /// The command line's notifications (docs/notify.md).

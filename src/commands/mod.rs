@@ -123,7 +123,13 @@ pub fn report_text(err: &anyhow::Error) -> String {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     refuse_several_servers(&cli)?;
     match &cli.command {
-        None => run::run(&cli.global, &cli.run.manifests, &cli.run.options, false),
+        None => run::run(
+            &cli.global,
+            &cli.run.manifests,
+            &cli.run.options,
+            cli.run.shard,
+            false,
+        ),
         Some(Command::Validate {
             manifests,
             max_jobs,
@@ -132,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 max_jobs: *max_jobs,
                 ..cli.run.options.clone()
             };
-            run::run(&cli.global, manifests, &options, true)
+            run::run(&cli.global, manifests, &options, None, true)
         }
         Some(Command::Server(command)) => server::run(command),
         Some(Command::Watch(args)) => watch::run(&cli.global, args),

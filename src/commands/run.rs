@@ -22,6 +22,7 @@ pub fn run(
     global: &GlobalArgs,
     manifests: &[String],
     args: &RunOptions,
+    shard: Option<crate::run::shard::ShardSpec>,
     validate_only: bool,
 ) -> anyhow::Result<ExitStatus> {
     let paths = expand_globs(manifests).map_err(crate::Error::from)?;
@@ -30,6 +31,11 @@ pub fn run(
     }
     let mut settings = run_settings(global, args);
     settings.validate_only = validate_only;
+    // Read before anything is sent or written: a bad shard is refused with exit status 2.
+    if let Some(spec) = shard {
+        settings.shard = crate::run::shard::resolve(spec, &|name| std::env::var(name).ok())
+            .map_err(|e| crate::Error::from(RunError::from(e)))?;
+    }
     let local = args.local && !validate_only && !args.dry_run;
     // `validate --json` prints one object per manifest itself, errors included.
     let validations = validate_only && global.json;
@@ -80,6 +86,7 @@ pub fn run_settings(global: &GlobalArgs, run: &RunOptions) -> RunSettings {
         server_wait: std::time::Duration::from_secs(run.server_wait),
         coalescer: None,
         notify: cli_notify(&run.notify),
+        shard: crate::run::shard::Shard::WHOLE,
     }
 }
 

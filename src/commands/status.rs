@@ -6,6 +6,7 @@ use crate::cli::GlobalArgs;
 use crate::commands::connect::{client_from_args, runtime};
 use crate::exit_status::ExitStatus;
 use crate::run::journal::Journal;
+use crate::run::shard::Shard;
 use crate::run::{Repair, RunStatus, cancel, output_dir_of};
 
 /// Prints a run's progress from its journal, and from its server when it answers; of a folder
@@ -17,7 +18,7 @@ use crate::run::{Repair, RunStatus, cancel, output_dir_of};
 pub fn status(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStatus> {
     runtime()?.block_on(async {
         let output_dir = output_dir_of(target).await?;
-        let below = if Journal::path_in(&output_dir).is_file() {
+        let below = if Journal::any_in(&output_dir) {
             Vec::new()
         } else {
             crate::run::runs_below(&output_dir)
@@ -56,19 +57,41 @@ async fn read_and_ask(
 ) -> anyhow::Result<(RunStatus, Option<String>)> {
     let mut status = RunStatus::read(output_dir).map_err(crate::Error::from)?;
     let mut notes = Vec::new();
-    if status.asks_server() {
-        for (number, args) in run_servers(global, output_dir)? {
-            let asked = match client_from_args(&args).await {
-                Ok(client) => status
-                    .ask_server(number, &client)
-                    .await
-                    .map_err(|e| crate::error_chain::error_chain(&e)),
-                Err(e) => Err(crate::error_chain::error_chain(&e)),
-            };
-            notes.extend(asked.err());
+    if status.shards.is_empty() {
+        ask(global, &mut status, &mut notes).await?;
+    } else {
+        // Each shard asks the servers its own journal names.
+        for shard in &mut status.shards {
+            ask(global, shard, &mut notes).await?;
         }
+        status.fold_shards();
     }
+    notes.dedup();
     Ok((status, (!notes.is_empty()).then(|| notes.join("; "))))
+}
+
+/// Completes a run's (or a shard's) status from its servers when there is something to ask
+/// them; what they could not say goes to `notes`.
+async fn ask(
+    global: &GlobalArgs,
+    status: &mut RunStatus,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    if !status.asks_server() {
+        return Ok(());
+    }
+    let shard = status.shard.unwrap_or_default();
+    for (number, args) in run_servers(global, &status.output_dir.clone(), shard)? {
+        let asked = match client_from_args(&args).await {
+            Ok(client) => status
+                .ask_server(number, &client)
+                .await
+                .map_err(|e| crate::error_chain::error_chain(&e)),
+            Err(e) => Err(crate::error_chain::error_chain(&e)),
+        };
+        notes.extend(asked.err());
+    }
+    Ok(())
 }
 
 /// The status of the runs below a folder: a line naming them, each run's lines, and the
@@ -106,17 +129,22 @@ pub fn human_below(dir: &Path, runs: &[(RunStatus, Option<String>)]) -> String {
 /// The servers of a run to ask, each with its number in the run's journal and the global
 /// options naming it: the one `--server` (or `INVK_SERVER`) names, else every server the
 /// journal names (those of a pool's run).
-fn run_servers(global: &GlobalArgs, output_dir: &Path) -> anyhow::Result<Vec<(u16, GlobalArgs)>> {
+fn run_servers(
+    global: &GlobalArgs,
+    output_dir: &Path,
+    shard: Shard,
+) -> anyhow::Result<Vec<(u16, GlobalArgs)>> {
     let named = |url: String| {
         let mut args = global.clone();
         args.server = vec![url];
         args
     };
     if let Some(url) = crate::commands::connect::one_server(global) {
-        let number = crate::run::server_number_of(output_dir, &url).map_err(crate::Error::from)?;
+        let number =
+            crate::run::server_number_of(output_dir, shard, &url).map_err(crate::Error::from)?;
         return Ok(vec![(number, named(url))]);
     }
-    let servers = crate::run::servers_of(output_dir).map_err(crate::Error::from)?;
+    let servers = crate::run::servers_of_shard(output_dir, shard).map_err(crate::Error::from)?;
     if servers.is_empty() {
         // A journal that names no server: the default one.
         return Ok(vec![(0, global.clone())]);
@@ -172,6 +200,46 @@ pub fn human(status: &RunStatus, server_note: Option<&str>) -> String {
         out.push_str(&format!("  not started  {n:>6}\n"));
     }
     out.push_str(&missing(status));
+    out.push_str(&shard_lines(status));
+    out
+}
+
+/// A line per shard of a sweep run in shards.
+fn shard_lines(status: &RunStatus) -> String {
+    let Some(count) = status
+        .shards
+        .first()
+        .and_then(|s| s.shard)
+        .map(Shard::count)
+    else {
+        return String::new();
+    };
+    let mut out = format!("  shards: {count} (`--shard K/{count}`)\n");
+    for s in &status.shards {
+        let name = s.shard.map(|sh| sh.to_string()).unwrap_or_default();
+        let jobs = s.jobs.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        if s.never_started {
+            out.push_str(&format!(
+                "    {name:<7} {jobs:>6} jobs  not started yet (no journal)\n"
+            ));
+            continue;
+        }
+        let mut line = format!(
+            "    {name:<7} {jobs:>6} jobs  {} completed, {} failed, {} on server, {} not started",
+            s.completed,
+            s.failed,
+            s.on_server,
+            s.not_started
+                .map_or_else(|| "?".to_owned(), |n| n.to_string())
+        );
+        if !s.missing.is_empty() {
+            line.push_str(&format!(", {} files missing", s.missing.len()));
+        }
+        let done = s.jobs.is_some_and(|n| n > 0 && s.completed == n);
+        line.push_str(if done { "  (done)" } else { "" });
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
 }
 
@@ -221,12 +289,19 @@ pub fn cancel_run(global: &GlobalArgs, target: &Path) -> anyhow::Result<ExitStat
     runtime()?.block_on(async {
         let output_dir = output_dir_of(target).await?;
         let mut done = crate::run::Cancelled::default();
-        for (number, args) in run_servers(global, &output_dir)? {
-            let client = client_from_args(&args).await.map_err(crate::Error::from)?;
-            let on_this = cancel(&output_dir, number, &client).await?;
-            done.cancelled += on_this.cancelled;
-            done.finished += on_this.finished;
-            done.gone += on_this.gone;
+        let mut shards = Shard::journals_in(&output_dir);
+        if shards.is_empty() {
+            // No journal: the error says so.
+            shards.push(Shard::WHOLE);
+        }
+        for shard in shards {
+            for (number, args) in run_servers(global, &output_dir, shard)? {
+                let client = client_from_args(&args).await.map_err(crate::Error::from)?;
+                let on_this = cancel(&output_dir, shard, number, &client).await?;
+                done.cancelled += on_this.cancelled;
+                done.finished += on_this.finished;
+                done.gone += on_this.gone;
+            }
         }
         if global.json {
             super::stdout::println(&serde_json::to_string_pretty(&done)?)?;

@@ -242,12 +242,27 @@ fn list_sidecars(store: &dyn OutputStore) -> Vec<(PathBuf, Value)> {
     found
 }
 
-/// File (relative) → the server image it was downloaded from, from the journal.
+/// File (relative) → the server image it was downloaded from, from the journal (of a sweep run
+/// in shards, every shard's).
 fn journal_image_names(store: &dyn OutputStore) -> HashMap<PathBuf, String> {
-    let Ok(Some(file)) = store.open(Path::new(JOURNAL)) else {
-        return HashMap::new();
-    };
     let mut names = HashMap::new();
+    let journals: Vec<PathBuf> = match store.local_folder() {
+        Some(dir) => (crate::run::shard::Shard::journals_in(dir).into_iter())
+            .map(crate::run::shard::Shard::journal)
+            .collect(),
+        None => vec![PathBuf::from(JOURNAL)],
+    };
+    for journal in journals {
+        read_image_names(store, &journal, &mut names);
+    }
+    names
+}
+
+/// Adds what one journal says to [`journal_image_names`].
+fn read_image_names(store: &dyn OutputStore, journal: &Path, names: &mut HashMap<PathBuf, String>) {
+    let Ok(Some(file)) = store.open(journal) else {
+        return;
+    };
     for line in std::io::BufReader::new(file)
         .split(b'\n')
         .map_while(Result::ok)
@@ -265,7 +280,6 @@ fn journal_image_names(store: &dyn OutputStore) -> HashMap<PathBuf, String> {
             }
         }
     }
-    names
 }
 
 #[cfg(test)]

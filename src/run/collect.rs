@@ -185,7 +185,7 @@ impl Run<'_> {
         if self.ledger.took_back(at, slot.key) {
             return Ok(true);
         }
-        let on_disk = Journal::read_in(&*self.ctx.store)?;
+        let on_disk = Journal::read_shard_in(&*self.ctx.store, self.ctx.shard)?;
         Ok(on_disk.is_some_and(|state| withdrawn_in(&state, at, slot.key)))
     }
 

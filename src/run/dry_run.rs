@@ -20,6 +20,7 @@ use super::outcome::ManifestOutcome;
 use super::prepare::Prepared;
 use super::progress::{ReportMode, Reporter};
 use super::settings::RunSettings;
+use super::shard::Shard;
 use crate::gallery::records::{FileRecord, JobRecord};
 use crate::manifest::{EnqueuePlan, InputValue, Job, OutputVars, Plan, resolve_grids, value_label};
 use crate::workflow::{ConvertOptions, OutputNode};
@@ -41,13 +42,18 @@ pub(super) fn report(
     settings: &RunSettings,
     reporter: &Reporter,
 ) -> ManifestOutcome {
-    let jobs = prepared.expansion.job_count();
-    let line = format!(
-        "{}: valid: {jobs} job{} -> {}",
+    let total = prepared.expansion.job_count();
+    let shard = settings.shard;
+    let jobs = shard.jobs_of(total);
+    let mut line = format!(
+        "{}: valid: {total} job{} -> {}",
         source.display_name,
-        if jobs == 1 { "" } else { "s" },
+        if total == 1 { "" } else { "s" },
         prepared.output_dir.display()
     );
+    if !shard.is_whole() {
+        line.push_str(&format!("\n  {}", shard_line(shard, total)));
+    }
     if settings.validate_only {
         match reporter.mode() {
             ReportMode::Json => println!(
@@ -68,6 +74,7 @@ pub(super) fn report(
             &mut out,
             prepared,
             source,
+            shard,
             &outputs,
             &grids,
             reporter.mode() != ReportMode::Json,
@@ -75,7 +82,7 @@ pub(super) fn report(
         .and_then(|()| out.flush());
         drop(out);
         if reporter.mode() == ReportMode::Human {
-            let summary = Summary::of(prepared, &outputs, grids);
+            let summary = Summary::of(prepared, shard, &outputs, grids);
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}").and_then(|()| summary.write(&mut err));
         }
@@ -93,6 +100,34 @@ pub(super) fn report(
     }
 }
 
+/// The line that says which jobs of a sweep of `total` a shard runs: how many, and which (the
+/// first and last few of a long list).
+pub(super) fn shard_line(shard: Shard, total: usize) -> String {
+    const FIRST: usize = 4;
+    const LAST: usize = 2;
+    let count = shard.jobs_of(total);
+    let at = |nth: usize| (shard.index() as usize + nth * shard.count() as usize).to_string();
+    let which: Vec<String> = if count <= FIRST + LAST + 1 {
+        (0..count).map(at).collect()
+    } else {
+        (0..FIRST)
+            .map(at)
+            .chain(std::iter::once("…".to_owned()))
+            .chain((count - LAST..count).map(at))
+            .collect()
+    };
+    let which = if which.is_empty() {
+        "none of them".to_owned()
+    } else {
+        format!("jobs {}", which.join(", "))
+    };
+    format!(
+        "shard {shard}: runs {count} of the {total} jobs (those whose index is {} modulo {}): {which}",
+        shard.index(),
+        shard.count()
+    )
+}
+
 /// Writes `{"manifest", "output_dir", "grids", "gallery", "jobs": [...], "enqueues": [...]}`,
 /// each job (its inputs by user name, and the files it will write) and enqueue as soon as it is
 /// made.
@@ -100,14 +135,23 @@ fn write_plan(
     out: &mut impl Write,
     prepared: &Prepared,
     source: &ManifestSource,
+    shard: Shard,
     outputs: &Outputs<'_>,
     grids: &Grids,
     pretty: bool,
 ) -> std::io::Result<()> {
     let expansion = &prepared.expansion;
+    let total = expansion.job_count();
     let mut doc = JsonStream::new(out, pretty);
     doc.field("manifest", &source.display_name)?;
     doc.field("output_dir", &prepared.output_dir)?;
+    if !shard.is_whole() {
+        // The jobs and enqueues below are the shard's.
+        doc.field(
+            "shard",
+            &json!({"shard": shard, "jobs": shard.jobs_of(total), "of_jobs": total}),
+        )?;
+    }
     match grids {
         Grids::Files(files) => doc.field("grids", files)?,
         Grids::NotForSoManyJobs => doc.field(
@@ -116,21 +160,28 @@ fn write_plan(
         )?,
     }
     doc.field("gallery", &gallery_file(prepared))?;
-    doc.list("jobs", expansion.jobs().map(|job| outputs.entry(&job)))?;
-    let enqueues = (0..expansion.job_count())
-        .step_by(DRY_RUN_CHUNK)
-        .flat_map(|start| {
-            let end = (start + DRY_RUN_CHUNK).min(expansion.job_count());
-            let chunk = Plan::from_jobs(
-                (start..end).map(|i| expansion.job(i)).collect(),
-                &expansion.inputs,
-            );
-            chunk
-                .enqueues
-                .into_iter()
-                .map(|e| payload(prepared, &e))
-                .collect::<Vec<_>>()
-        });
+    doc.list(
+        "jobs",
+        shard
+            .indices(total)
+            .map(|i| outputs.entry(&expansion.job(i))),
+    )?;
+    let step = shard.count() as usize;
+    let enqueues = (0..total).step_by(DRY_RUN_CHUNK * step).flat_map(|start| {
+        let end = (start + DRY_RUN_CHUNK * step).min(total);
+        let chunk = Plan::from_jobs(
+            (start..end)
+                .filter(|i| shard.contains(*i))
+                .map(|i| expansion.job(i))
+                .collect(),
+            &expansion.inputs,
+        );
+        chunk
+            .enqueues
+            .into_iter()
+            .map(|e| payload(prepared, &e))
+            .collect::<Vec<_>>()
+    });
     doc.list("enqueues", enqueues)?;
     doc.end()
 }
@@ -352,11 +403,12 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(prepared: &Prepared, outputs: &Outputs<'_>, grids: Grids) -> Summary {
+    fn of(prepared: &Prepared, shard: Shard, outputs: &Outputs<'_>, grids: Grids) -> Summary {
         let expansion = &prepared.expansion;
+        let total = expansion.job_count();
         let mut values: Vec<(String, Values)> = Vec::new();
         let mut files = Vec::new();
-        for job in expansion.jobs() {
+        for job in shard.indices(total).map(|i| expansion.job(i)) {
             for (system, v) in &job.inputs {
                 let shown = match v {
                     InputValue::LocalImage(i) => i.written.clone(),
@@ -386,8 +438,8 @@ impl Summary {
         Summary {
             inputs: values,
             files,
-            file_count: expansion.job_count() * outputs.nodes.len(),
-            jobs: expansion.job_count(),
+            file_count: shard.jobs_of(total) * outputs.nodes.len(),
+            jobs: shard.jobs_of(total),
             grids,
             gallery: gallery_file(prepared),
             gallery_wanted: prepared.file.manifest().output.gallery,

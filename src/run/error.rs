@@ -43,6 +43,21 @@ pub enum RunError {
         #[source]
         source: Box<crate::client::ClientError>,
     },
+    /// `--shard auto` found no shard, or variables that disagree.
+    #[error(transparent)]
+    Shard(#[from] super::shard::ShardError),
+    /// The output folder holds the journals of a sweep split into another number of shards.
+    #[error("{}", shard_count_text(dir, *found, journals, *wanted))]
+    ShardCount {
+        /// The output folder.
+        dir: PathBuf,
+        /// The shard count its journals were written with (1: not sharded).
+        found: u32,
+        /// The journals found.
+        journals: String,
+        /// The count this run was given.
+        wanted: u32,
+    },
     /// A server entry (its URL or options) cannot be used.
     #[error(transparent)]
     Entry(#[from] crate::server_entry::EntryError),
@@ -130,7 +145,9 @@ impl RunError {
             | RunError::BadGlob { .. }
             | RunError::Model(_)
             | RunError::PoolModel { .. }
-            | RunError::Entry(_) => ExitStatus::Invalid,
+            | RunError::Entry(_)
+            | RunError::Shard(_)
+            | RunError::ShardCount { .. } => ExitStatus::Invalid,
             RunError::Workflow(_)
             | RunError::Manifest(_)
             | RunError::NotAnImage { .. }
@@ -142,4 +159,28 @@ impl RunError {
             }
         }
     }
+}
+
+/// The message of [`RunError::ShardCount`].
+fn shard_count_text(dir: &std::path::Path, found: u32, journals: &str, wanted: u32) -> String {
+    let was = if found == 1 {
+        "a run that is not sharded".to_owned()
+    } else {
+        format!("a run split into {found} shards")
+    };
+    let now = if wanted == 1 {
+        "this run is not sharded".to_owned()
+    } else {
+        format!("this run is one of {wanted} shards")
+    };
+    let how = if found == 1 {
+        "run it without `--shard`".to_owned()
+    } else {
+        format!("run its shards with `--shard K/{found}`")
+    };
+    format!(
+        "`{}` holds {was} ({journals}) but {now}: {how}, or start the folder over with `--fresh` \
+         (the earlier journals are set aside)",
+        dir.display()
+    )
 }

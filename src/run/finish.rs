@@ -13,7 +13,7 @@ use super::running::Run;
 use super::summary::{JobSummary, SummaryWriter};
 use super::take_back::Which;
 use crate::gallery::ReportConfig;
-use crate::gallery::live::{LiveJob, LiveReport};
+use crate::gallery::live::{JobState, LiveJob, LiveReport};
 use crate::manifest::Job;
 use std::sync::Arc;
 
@@ -30,6 +30,7 @@ impl Run<'_> {
     pub(super) fn start_live_report(&mut self) {
         let p = self.ctx.prepared;
         let report = self.gallery_config();
+        // The gallery shows the whole sweep, also a shard's.
         if p.expansion.job_count() > GALLERY_MAX_JOBS
             || (!report.gallery && report.grids.is_empty())
         {
@@ -44,11 +45,19 @@ impl Run<'_> {
             })
             .collect();
         let ledger = &self.ledger;
-        let earlier = ledger
+        let mut earlier: Vec<(usize, JobState)> = ledger
             .completed()
             .chain(ledger.failures().iter().map(|f| f.job))
             .map(|job| (job, ledger.job_state(job)))
             .collect();
+        if !self.ctx.shard.is_whole() {
+            // The other shards' jobs as the folder shows them now (this shard keeps its own
+            // current; the shard that ends last writes them all).
+            earlier.extend(super::shard::others_on_disk(
+                &*self.ctx.store,
+                self.ctx.shard,
+            ));
+        }
         let live = Arc::new(LiveGallery::new(
             &self.ctx.name,
             LiveReport::start(&p.output_dir, report, jobs, earlier),
@@ -69,7 +78,7 @@ impl Run<'_> {
     /// # Errors
     /// The journal or `runs.jsonl` cannot be written, or the cleanup fails.
     pub(super) async fn finish(mut self) -> Result<ManifestOutcome, RunError> {
-        let count = self.ctx.prepared.expansion.job_count();
+        let count = self.ctx.job_count();
         // Downloads already started are finished and journaled either way.
         while let Some(done) = self.downloads.tasks.join_next().await {
             let item = done.as_ref().ok().map(|(item, ..)| *item);
@@ -106,9 +115,15 @@ impl Run<'_> {
                 self.ctx.tell(status);
             }
         }
-        self.write_summary()?;
         let out_dir = &self.ctx.prepared.output_dir;
-        if count > GALLERY_MAX_JOBS {
+        // The shards of a sweep end one after the other into one folder: each appends its
+        // jobs' lines and writes the gallery and grids of everything on disk holding the
+        // folder's report lock, so the shard that ends last writes them whole.
+        let _report_lock = (!self.ctx.shard.is_whole())
+            .then(|| super::shard::lock_report(&*self.ctx.store))
+            .flatten();
+        self.write_summary()?;
+        if self.ctx.prepared.expansion.job_count() > GALLERY_MAX_JOBS {
             self.ctx.warn(format!(
                 "no gallery or grids for a run of more than {GALLERY_MAX_JOBS} jobs (they would hold every job in memory); `invk-run report {}` builds them",
                 out_dir.display()
@@ -185,7 +200,10 @@ impl Run<'_> {
         let failures: HashMap<usize, &JobFailure> =
             self.ledger.failures().iter().map(|f| (f.job, f)).collect();
         let mut writer = SummaryWriter::open_in(&*self.ctx.store)?;
-        for job in self.ctx.prepared.expansion.jobs() {
+        let expansion = &self.ctx.prepared.expansion;
+        // A shard's lines are its jobs' only: the other shards write theirs.
+        for index in self.ctx.shard.indices(expansion.job_count()) {
+            let job = expansion.job(index);
             let first_item = first_items.get(&job.index).copied();
             let failure = failures.get(&job.index).copied();
             writer.append(&self.summary(&job, first_item, failure))?;

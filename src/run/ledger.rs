@@ -67,8 +67,12 @@ pub(super) struct Ledger {
 
 impl Ledger {
     /// Opens the journal of the run's store (see [`Journal::open_in`]).
-    pub(super) fn open(store: &dyn OutputStore, fresh: bool) -> std::io::Result<Ledger> {
-        let (journal, state) = Journal::open_in(store, fresh)?;
+    pub(super) fn open(
+        store: &dyn OutputStore,
+        fresh: bool,
+        shard: super::shard::Shard,
+    ) -> std::io::Result<Ledger> {
+        let (journal, state) = Journal::open_shard_in(store, fresh, shard)?;
         Ok(Ledger {
             journal,
             state,
@@ -464,7 +468,8 @@ mod tests {
     fn held_outputs_go_back_to_the_next_pass_without_starting_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::store::LocalStore::open(dir.path()).expect("store");
-        let mut ledger = Ledger::open(&store, false).expect("ledger");
+        let mut ledger =
+            Ledger::open(&store, false, crate::run::shard::Shard::WHOLE).expect("ledger");
         ledger.fresh_output("shared.png".into(), true);
         ledger.fresh_output("own.png".into(), false);
         assert!(ledger.is_shared("shared.png"));

@@ -27,6 +27,7 @@ mod resume;
 mod running;
 pub mod server_fault;
 pub mod settings;
+pub mod shard;
 mod source;
 mod status;
 mod submit;
@@ -40,7 +41,9 @@ pub use error::RunError;
 pub use manifest_source::{ForImage, ManifestSource};
 pub use outcome::{JobFailure, ManifestOutcome};
 pub use repair::{MissingFile, Repair};
-pub use status::{Cancelled, RunStatus, cancel, runs_below, server_number_of, servers_of};
+pub use status::{
+    Cancelled, RunStatus, cancel, runs_below, server_number_of, servers_of, servers_of_shard,
+};
 pub use up_to_date::up_to_date;
 
 use std::path::{Path, PathBuf};
@@ -78,9 +81,14 @@ pub async fn run_manifest(
     };
     if let Some(Ok(prepared)) = &checked
         && !settings.fresh
-        && let Some(outcome) = up_to_date::tell_if_done(prepared, source, reporter).await
     {
-        return Ok(outcome);
+        // A folder of another shard count is refused before any server is asked.
+        shard::check_folder(&prepared.output_dir, settings.shard, false)?;
+        if let Some(outcome) =
+            up_to_date::tell_if_done(prepared, source, settings.shard, reporter).await
+        {
+            return Ok(outcome);
+        }
     }
     let entries = settings.servers_for(&peek.servers)?;
     if entries.len() > 1 && !offline {
@@ -161,7 +169,8 @@ async fn execute(
     let store = crate::store::LocalStore::open(&prepared.output_dir)
         .map_err(crate::fs::place::PlaceError::into_io)?;
     let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
-    let ledger = ledger::Ledger::open(&*store, settings.fresh)?;
+    shard::check_folder(&prepared.output_dir, settings.shard, settings.fresh)?;
+    let ledger = ledger::Ledger::open(&*store, settings.fresh, settings.shard)?;
     let several = servers.len() > 1;
     // The manifest's own listeners (its notifications) hear this run only.
     let reporter = &match notify_listener(source, settings, prepared) {
@@ -191,6 +200,7 @@ async fn execute(
         coalescer: settings.coalescer.clone().filter(|_| !several),
         store,
         names_servers: several,
+        shard: settings.shard,
     };
     let result = async {
         running::Run::open(ctx, ledger, servers)

@@ -47,7 +47,7 @@ impl Run<'_> {
         }
         ctx.tell(&RunEvent::Planned {
             manifest: ctx.name.clone(),
-            jobs: ctx.prepared.expansion.job_count(),
+            jobs: ctx.job_count(),
             done: resumed.done,
             failed: self.ledger.failed_count(),
             window: ctx.window.max(1),
@@ -84,7 +84,12 @@ impl Run<'_> {
         for lane in &mut self.lanes {
             lane.watch(resumed.attach.iter().map(|(item, ..)| *item));
         }
-        self.source = JobSource::new(&self.ctx.prepared.expansion, resumed.skip, resumed.only);
+        self.source = JobSource::of_shard(
+            &self.ctx.prepared.expansion,
+            self.ctx.shard,
+            resumed.skip,
+            resumed.only,
+        );
         Ok(())
     }
 
@@ -92,12 +97,13 @@ impl Run<'_> {
     async fn decide(&mut self) -> Result<Resumed, RunError> {
         let p = self.ctx.prepared;
         let count = p.expansion.job_count();
-        // The journal's jobs that are jobs of this manifest as it is now.
+        let shard = self.ctx.shard;
+        // The journal's jobs that are jobs of this manifest (and shard) as it is now.
         let mut known: Vec<JobKey> = self
             .ledger
             .state()
             .known_jobs()
-            .filter(|k| k.index < count)
+            .filter(|k| k.index < count && shard.contains(k.index))
             .copied()
             .collect();
         known.sort_unstable();

@@ -48,6 +48,15 @@ pub(super) struct RunContext<'a> {
     pub(super) store: Arc<dyn OutputStore>,
     /// Whether the run's messages name the server they are about (the run has several).
     pub(super) names_servers: bool,
+    /// The shard of the sweep the run does (the whole sweep when not sharded).
+    pub(super) shard: super::shard::Shard,
+}
+
+impl RunContext<'_> {
+    /// How many jobs the run has: those of its shard.
+    pub(super) fn job_count(&self) -> usize {
+        self.shard.jobs_of(self.prepared.expansion.job_count())
+    }
 }
 
 impl RunContext<'_> {

@@ -39,6 +39,8 @@ pub struct RunSettings {
     /// Notifications of every manifest's run, from the command line (`--notify`,
     /// `--notify-command`), sent besides the manifest's own `notify:`.
     pub notify: Vec<crate::manifest::NotifyEntry>,
+    /// The shard of the sweep this run does (`--shard K/N`); the whole sweep when not sharded.
+    pub shard: super::shard::Shard,
 }
 
 impl RunSettings {

@@ -20,6 +20,8 @@ pub(super) struct JobSource<'a> {
     expansion: &'a Expansion,
     /// The next index of the manifest's stream.
     next: usize,
+    /// The run's shard: the stream holds only its jobs (every `count`th from its index).
+    shard: super::shard::Shard,
     /// Only these jobs, when the run is limited (`--retry-failed`).
     only: Option<VecDeque<usize>>,
     /// Jobs not to take from the stream (done, failed, still on the server).
@@ -37,9 +39,21 @@ impl<'a> JobSource<'a> {
         skip: HashSet<usize>,
         only: Option<Vec<usize>>,
     ) -> JobSource<'a> {
+        JobSource::of_shard(expansion, super::shard::Shard::WHOLE, skip, only)
+    }
+
+    /// The jobs of shard `shard` of `expansion` but those in `skip`, or only those in `only`
+    /// (computed one at a time: the other shards' jobs are stepped over, never made).
+    pub(super) fn of_shard(
+        expansion: &'a Expansion,
+        shard: super::shard::Shard,
+        skip: HashSet<usize>,
+        only: Option<Vec<usize>>,
+    ) -> JobSource<'a> {
         JobSource {
             expansion,
-            next: 0,
+            next: shard.index() as usize,
+            shard,
             only: only.map(VecDeque::from),
             skip,
             again: VecDeque::new(),
@@ -89,14 +103,15 @@ impl<'a> JobSource<'a> {
                     None => return,
                 }
             } else {
+                let step = self.shard.count() as usize;
                 while self.skip.contains(&self.next) {
-                    self.next += 1;
+                    self.next += step;
                 }
                 if self.next >= self.expansion.job_count() {
                     return;
                 }
-                self.next += 1;
-                self.next - 1
+                self.next += step;
+                self.next - step
             };
             self.ahead.push_back(self.expansion.job(index));
         }

@@ -10,15 +10,20 @@ use serde::Serialize;
 
 use super::journal::{Entry, Journal, Resume, State};
 use super::key::{ItemRef, SessionKey};
+use super::shard::Shard;
 use super::take_back::{Stopped, Which, take_back};
 use crate::client::Client;
 use crate::store::{LocalStore, OutputStore};
 
-/// What a run's journal says of its jobs.
+/// What a run's journal says of its jobs; of a sweep run in shards, what all their journals
+/// say, with each shard's own status in [`RunStatus::shards`].
 #[derive(Debug, Clone, Serialize)]
 pub struct RunStatus {
     /// The output folder.
     pub output_dir: PathBuf,
+    /// The shard this status is of (`K/N`); none for a whole run or the sum of the shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// The server of the latest run.
     pub server: Option<String>,
     /// The manifest's job count, as the latest run recorded it.
@@ -40,6 +45,16 @@ pub struct RunStatus {
     /// What the server says of the items still there (when it was asked and answered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<BTreeMap<String, usize>>,
+    /// Of a sweep run in shards, each shard's status, in shard order (a shard that has not
+    /// started yet too: all its jobs not started).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<RunStatus>,
+    /// Of a shard, whether it has a journal (it started).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub never_started: bool,
+    /// The job count of the whole sweep, as the journal recorded it.
+    #[serde(skip)]
+    sweep_total: Option<usize>,
 }
 
 /// A run's items that are still on server `number`, with their sessions.
@@ -63,7 +78,15 @@ fn open_items(state: &State, number: u16) -> BTreeMap<ItemRef, SessionKey> {
 /// # Errors
 /// When the folder holds no journal, or it cannot be read.
 pub fn servers_of(output_dir: &Path) -> std::io::Result<Vec<(u16, String)>> {
-    let state = read_state(output_dir)?;
+    servers_of_shard(output_dir, Shard::WHOLE)
+}
+
+/// [`servers_of`] in the journal of shard `shard` (each shard numbers its servers itself).
+///
+/// # Errors
+/// When the folder holds no journal of the shard, or it cannot be read.
+pub fn servers_of_shard(output_dir: &Path, shard: Shard) -> std::io::Result<Vec<(u16, String)>> {
+    let state = read_state(output_dir, shard)?;
     if state.servers.is_empty() {
         return Ok(state.server.into_iter().map(|url| (0, url)).collect());
     }
@@ -75,11 +98,11 @@ pub fn servers_of(output_dir: &Path) -> std::io::Result<Vec<(u16, String)>> {
 ///
 /// # Errors
 /// When the folder holds no journal, or it cannot be read.
-pub fn server_number_of(output_dir: &Path, url: &str) -> std::io::Result<u16> {
+pub fn server_number_of(output_dir: &Path, shard: Shard, url: &str) -> std::io::Result<u16> {
     let normal =
         |u: &str| Client::new(u).map_or_else(|_| u.to_owned(), |c| c.base_url().to_string());
     let wanted = normal(url);
-    Ok(servers_of(output_dir)?
+    Ok(servers_of_shard(output_dir, shard)?
         .into_iter()
         .find(|(_, u)| normal(u) == wanted)
         .map_or(0, |(n, _)| n))
@@ -116,7 +139,7 @@ pub fn runs_below(dir: &Path) -> Vec<PathBuf> {
                 if looked_at > MAX_FOLDERS_LOOKED_AT {
                     break;
                 }
-                if Journal::path_in(&path).is_file() {
+                if Journal::any_in(&path) {
                     found.push(path);
                 } else {
                     next.push(path);
@@ -129,12 +152,12 @@ pub fn runs_below(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The journal of an output folder.
+/// The journal of shard `shard` of an output folder.
 ///
 /// # Errors
 /// When there is none, or it cannot be read.
-fn read_state(output_dir: &Path) -> std::io::Result<State> {
-    Journal::read(output_dir)?.ok_or_else(|| {
+fn read_state(output_dir: &Path, shard: Shard) -> std::io::Result<State> {
+    Journal::read_shard(output_dir, shard)?.ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
@@ -146,16 +169,55 @@ fn read_state(output_dir: &Path) -> std::io::Result<State> {
 }
 
 impl RunStatus {
-    /// Reads an output folder's journal.
+    /// Reads an output folder's journal; of a sweep run in shards, every shard's, summed, with
+    /// each shard's status in [`RunStatus::shards`].
     ///
     /// # Errors
-    /// When the folder holds no journal, or it cannot be read.
+    /// When the folder holds no journal, or one cannot be read.
     pub fn read(output_dir: &Path) -> std::io::Result<RunStatus> {
-        let state = read_state(output_dir)?;
-        let mut status = RunStatus {
+        let journals = Shard::journals_in(output_dir);
+        let Some(last) = journals.last().copied() else {
+            return Err(read_state(output_dir, Shard::WHOLE)
+                .err()
+                .unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no journal")
+                }));
+        };
+        if last.is_whole() {
+            return RunStatus::read_shard(output_dir, Shard::WHOLE);
+        }
+        // The shards of the latest count (a folder holds one count unless `--fresh` changed
+        // it, which sets the others aside).
+        let count = last.count();
+        let mut shards = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let shard = Shard::new(index, count).map_err(std::io::Error::other)?;
+            shards.push(if journals.contains(&shard) {
+                RunStatus::read_shard(output_dir, shard)?
+            } else {
+                RunStatus::empty(output_dir, Some(shard))
+            });
+        }
+        let total = shards.iter().filter_map(|s| s.sweep_total).max();
+        for s in &mut shards {
+            if s.never_started {
+                s.jobs = total.map(|t| s.shard.map_or(t, |sh| sh.jobs_of(t)));
+                s.not_started = s.jobs;
+            }
+        }
+        let mut all = RunStatus::empty(output_dir, None);
+        all.shards = shards;
+        all.fold_shards();
+        Ok(all)
+    }
+
+    /// A status with nothing in it.
+    fn empty(output_dir: &Path, shard: Option<Shard>) -> RunStatus {
+        RunStatus {
             output_dir: output_dir.to_path_buf(),
-            server: state.server.clone(),
-            jobs: state.jobs,
+            shard,
+            server: None,
+            jobs: None,
             completed: 0,
             failed: 0,
             on_server: 0,
@@ -164,6 +226,62 @@ impl RunStatus {
             files_on_disk: 0,
             missing: Vec::new(),
             items: None,
+            shards: Vec::new(),
+            never_started: shard.is_some(),
+            sweep_total: None,
+        }
+    }
+
+    /// The sums of the shards' statuses (what the servers said of them included).
+    pub fn fold_shards(&mut self) {
+        if self.shards.is_empty() {
+            return;
+        }
+        let shards = &self.shards;
+        let sum = |f: fn(&RunStatus) -> usize| shards.iter().map(f).sum::<usize>();
+        self.jobs = shards.iter().filter_map(|s| s.sweep_total).max();
+        self.completed = sum(|s| s.completed);
+        self.failed = sum(|s| s.failed);
+        self.on_server = sum(|s| s.on_server);
+        self.files = sum(|s| s.files);
+        self.files_on_disk = sum(|s| s.files_on_disk);
+        self.missing = shards.iter().flat_map(|s| s.missing.clone()).collect();
+        self.server = shards.iter().find_map(|s| s.server.clone());
+        self.not_started = self
+            .jobs
+            .map(|n| n.saturating_sub(self.completed + self.failed + self.on_server));
+        let mut items: Option<BTreeMap<String, usize>> = None;
+        for s in shards {
+            for (k, n) in s.items.iter().flatten() {
+                *items.get_or_insert_default().entry(k.clone()).or_default() += n;
+            }
+        }
+        self.items = items;
+    }
+
+    /// Reads the journal of shard `shard` of an output folder ([`Shard::WHOLE`]: of a run that
+    /// is not sharded).
+    ///
+    /// # Errors
+    /// When the folder holds no such journal, or it cannot be read.
+    pub fn read_shard(output_dir: &Path, shard: Shard) -> std::io::Result<RunStatus> {
+        let state = read_state(output_dir, shard)?;
+        let mut status = RunStatus {
+            output_dir: output_dir.to_path_buf(),
+            shard: (!shard.is_whole()).then_some(shard),
+            server: state.server.clone(),
+            jobs: state.jobs.map(|n| shard.jobs_of(n)),
+            completed: 0,
+            failed: 0,
+            on_server: 0,
+            not_started: None,
+            files: 0,
+            files_on_disk: 0,
+            missing: Vec::new(),
+            items: None,
+            shards: Vec::new(),
+            never_started: false,
+            sweep_total: state.jobs,
         };
         let store = LocalStore::at(output_dir);
         let mut known: Vec<_> = state.known_jobs().copied().collect();
@@ -187,7 +305,7 @@ impl RunStatus {
                 status.files_on_disk += 1;
             }
         }
-        status.not_started = state
+        status.not_started = status
             .jobs
             .map(|n| n.saturating_sub(status.completed + status.failed + status.on_server));
         Ok(status)
@@ -245,7 +363,7 @@ impl RunStatus {
         if self.on_server == 0 {
             return Ok(());
         }
-        let state = read_state(&self.output_dir)?;
+        let state = read_state(&self.output_dir, self.shard.unwrap_or_default())?;
         let ids: Vec<i64> = open_items(&state, number)
             .into_keys()
             .map(ItemRef::id)
@@ -273,21 +391,23 @@ pub struct Cancelled {
 /// How long `invk-run cancel` spends on each server.
 const CANCEL_FOR: Duration = Duration::from_secs(60);
 
-/// Cancels a run's items that are pending or running on its server `number` (see
-/// [`servers_of`]) and journals them as taken back, so that the next run submits their jobs
+/// Cancels a run's items (of shard `shard`) that are pending or running on its server `number`
+/// (see [`servers_of_shard`]) and journals them as taken back, so that the next run submits their jobs
 /// again.
 ///
 /// # Errors
 /// When the journal cannot be read or written, or the server does not answer.
 pub async fn cancel(
     output_dir: &Path,
+    shard: Shard,
     number: u16,
     client: &Client,
 ) -> Result<Cancelled, RunError> {
-    let state = read_state(output_dir)?;
+    let state = read_state(output_dir, shard)?;
     let open = open_items(&state, number);
     let items: Vec<ItemRef> = open.keys().copied().collect();
-    let (mut journal, _) = Journal::open(output_dir, false)?;
+    let store = LocalStore::open(output_dir).map_err(crate::fs::place::PlaceError::into_io)?;
+    let (mut journal, _) = Journal::open_shard_in(&store, false, shard)?;
     let taken = take_back(
         client,
         number,

@@ -12,6 +12,7 @@ use super::outcome::ManifestOutcome;
 use super::prepare::Prepared;
 use super::progress::{Reporter, RunEnd, RunEvent, RunTotals};
 use super::settings::RunSettings;
+use super::shard::Shard;
 use crate::store::{LocalStore, OutputStore};
 
 /// When every job of the manifest `source` names is done per its journal and every file the
@@ -28,7 +29,7 @@ pub async fn up_to_date(
         return None;
     }
     let prepared = check_offline(source, settings).await.ok()?;
-    tell_if_done(&prepared, source, reporter).await
+    tell_if_done(&prepared, source, settings.shard, reporter).await
 }
 
 /// The manifest checked as the run would check it, against the shipped schemas instead of the
@@ -57,17 +58,20 @@ pub(super) async fn check_offline(
 pub(super) async fn tell_if_done(
     prepared: &Prepared,
     source: &ManifestSource,
+    shard: Shard,
     reporter: &Reporter,
 ) -> Option<ManifestOutcome> {
     let started = Instant::now();
-    let state = Journal::read(&prepared.output_dir).ok()??;
-    let count = prepared.expansion.job_count();
+    let state = Journal::read_shard(&prepared.output_dir, shard).ok()??;
+    let total = prepared.expansion.job_count();
+    let count = shard.jobs_of(total);
     if state.known_jobs().count() < count {
         return None;
     }
     let store = LocalStore::at(&prepared.output_dir);
     let mut files = Vec::new();
-    for job in prepared.expansion.jobs() {
+    for index in shard.indices(total) {
+        let job = prepared.expansion.job(index);
         let key = JobKey::of(&job, &prepared.workflow_hash);
         let Resume::Done { files: done } = state.resume(key) else {
             return None;

@@ -36,6 +36,7 @@ mod runner;
 mod secrets;
 mod server;
 mod servers;
+mod shards;
 mod tables;
 mod watch;
 mod workflow;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::key::{ItemRef, SessionKey};
+use super::shard::Shard;
 use crate::fs::place::PlaceError;
 use crate::store::{LocalStore, Log, OutputStore};
 
@@ -173,14 +174,17 @@ pub struct Journal {
     log: Box<dyn Log>,
 }
 
-/// The journal's path in an output folder (or store).
-const JOURNAL: &str = ".invk-run/journal.jsonl";
-
 impl Journal {
-    /// The journal's path for an output folder.
+    /// The journal's path for an output folder (of a run that is not sharded).
     #[must_use]
     pub fn path_in(output_dir: &Path) -> PathBuf {
-        output_dir.join(JOURNAL)
+        output_dir.join(Shard::WHOLE.journal())
+    }
+
+    /// Whether an output folder holds a journal: of a run, or of one of its shards.
+    #[must_use]
+    pub fn any_in(output_dir: &Path) -> bool {
+        !Shard::journals_in(output_dir).is_empty()
     }
 
     /// Opens (creating) the journal of the output folder `output_dir` (see
@@ -202,7 +206,21 @@ impl Journal {
     /// When the file cannot be read or created, or (of the local store) it or `runs.jsonl` is a
     /// link.
     pub fn open_in(store: &dyn OutputStore, fresh: bool) -> std::io::Result<(Journal, State)> {
-        let rel = Path::new(JOURNAL);
+        Journal::open_shard_in(store, fresh, Shard::WHOLE)
+    }
+
+    /// [`Journal::open_in`] for the journal of shard `shard` (each shard has its own, see
+    /// [`Shard::journal`]).
+    ///
+    /// # Errors
+    /// As [`Journal::open_in`].
+    pub fn open_shard_in(
+        store: &dyn OutputStore,
+        fresh: bool,
+        shard: Shard,
+    ) -> std::io::Result<(Journal, State)> {
+        let journal = shard.journal();
+        let rel = journal.as_path();
         // The run's own files are checked before anything is sent: a linked output folder,
         // `.invk-run`, journal or `runs.jsonl` is refused (see `crate::fs::place`).
         for own in [rel, Path::new(super::summary::SUMMARY_FILE)] {
@@ -216,11 +234,11 @@ impl Journal {
                 .move_aside(rel, &rel.with_extension(format!("jsonl.{stamp}")))
                 .map_err(PlaceError::into_io)?;
         }
-        let state = match read_text(store)? {
+        let state = match read_text(store, rel)? {
             Some(text) => {
                 let state = State::from_entries(parse(&text));
                 if text.lines().count() > COMPACT_AT_LINES {
-                    compact(store, &state)?;
+                    compact(store, rel, &state)?;
                 }
                 state
             }
@@ -242,12 +260,28 @@ impl Journal {
         Journal::read_in(&LocalStore::at(output_dir))
     }
 
+    /// Reads the journal of shard `shard` of an output folder (`None` when there is none).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn read_shard(output_dir: &Path, shard: Shard) -> std::io::Result<Option<State>> {
+        Journal::read_shard_in(&LocalStore::at(output_dir), shard)
+    }
+
+    /// Reads the journal of shard `shard` of a store (`None` when there is none).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn read_shard_in(store: &dyn OutputStore, shard: Shard) -> std::io::Result<Option<State>> {
+        Ok(read_text(store, &shard.journal())?.map(|text| State::from_entries(parse(&text))))
+    }
+
     /// Reads a store's journal without opening it for writing (`None` when there is none).
     ///
     /// # Errors
     /// When the file exists but cannot be read.
     pub fn read_in(store: &dyn OutputStore) -> std::io::Result<Option<State>> {
-        Ok(read_text(store)?.map(|text| State::from_entries(parse(&text))))
+        Journal::read_shard_in(store, Shard::WHOLE)
     }
 
     /// Appends an entry and flushes it to disk before returning.
@@ -271,11 +305,8 @@ impl Journal {
 }
 
 /// The journal's text, if the store has one.
-fn read_text(store: &dyn OutputStore) -> std::io::Result<Option<String>> {
-    let Some(bytes) = store
-        .read(Path::new(JOURNAL), u64::MAX)
-        .map_err(PlaceError::into_io)?
-    else {
+fn read_text(store: &dyn OutputStore, rel: &Path) -> std::io::Result<Option<String>> {
+    let Some(bytes) = store.read(rel, u64::MAX).map_err(PlaceError::into_io)? else {
         return Ok(None);
     };
     String::from_utf8(bytes)
@@ -285,14 +316,14 @@ fn read_text(store: &dyn OutputStore) -> std::io::Result<Option<String>> {
 
 /// Replaces the journal by one checkpoint line holding `state` (atomically: a crash leaves
 /// either the old journal or the new one).
-fn compact(store: &dyn OutputStore, state: &State) -> std::io::Result<()> {
+fn compact(store: &dyn OutputStore, rel: &Path, state: &State) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(&Entry::Checkpoint {
         state: Box::new(state.clone()),
     })
     .map_err(std::io::Error::other)?;
     line.push(b'\n');
     store
-        .write_replacing(Path::new(JOURNAL), &line)
+        .write_replacing(rel, &line)
         .map_err(PlaceError::into_io)
 }
 
