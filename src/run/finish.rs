@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::RunError;
+use super::journal::Entry;
 use super::outcome::{JobFailure, ManifestOutcome};
 use super::progress::RunEvent;
 use super::progress::{Listener, LiveGallery};
@@ -134,6 +135,10 @@ impl Run<'_> {
                 "cannot write the report: {}",
                 crate::error_chain::error_chain(&e)
             ));
+        }
+        if all_done && !self.interrupted {
+            // Everything the end does is done: a rerun has nothing to do, here or on a server.
+            self.ledger.record(Entry::Ended)?;
         }
         let ledger = &self.ledger;
         let outcome = ManifestOutcome {

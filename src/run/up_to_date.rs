@@ -1,5 +1,5 @@
 //! A run with nothing to do, found from its journal alone: every job of the manifest done and
-//! every file it recorded still on disk. Nothing is sent and no server is started or asked
+//! every file it recorded still on disk, and its end's work (cleanup, grids, gallery) done. Nothing is sent and no server is started or asked
 //! (`--local` starts its private server only for a run that needs one).
 
 use std::time::Instant;
@@ -63,6 +63,11 @@ pub(super) async fn tell_if_done(
 ) -> Option<ManifestOutcome> {
     let started = Instant::now();
     let state = Journal::read_shard(&prepared.output_dir, shard).ok()??;
+    // A run stopped after its last download and before its end's work (the server's cleanup,
+    // the grids and gallery) still has that to do.
+    if !state.ended {
+        return None;
+    }
     let total = prepared.expansion.job_count();
     let count = shard.jobs_of(total);
     if state.known_jobs().count() < count {

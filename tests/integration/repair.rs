@@ -298,6 +298,55 @@ fn a_finished_run_with_its_files_has_nothing_to_do_and_local_starts_no_server() 
     "#);
 }
 
+/// A run stopped (`kill -9`) after its last download and before its end's work: its journal
+/// has no `ended` line and the grids and gallery are not written yet. The rerun is not "nothing
+/// to do": it sends nothing, does the end (grids, gallery, cleanup) and says it ended; the run
+/// after that has nothing to do.
+#[test]
+fn a_run_stopped_before_its_end_does_the_end_on_the_rerun_and_sends_nothing() {
+    let ws = Workspace::new(&sweep_4(""));
+    let url = support::server().url();
+    let first = ws.run_on(url, &["job.yaml"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let journal = ws.path("out/job/.invk-run/journal.jsonl");
+    let lines = fs_err::read_to_string(&journal).expect("journal");
+    assert!(lines.ends_with("{\"event\":\"ended\"}\n"), "{lines}");
+    let enqueued = events(&ws.journal("out/job"), "enqueued").len();
+
+    // As the kill leaves it: the journal up to the last download, no grids, no gallery.
+    fs_err::write(&journal, lines.trim_end_matches("{\"event\":\"ended\"}\n")).expect("cut");
+    let end_files = ["grid-Blurred.png", "grid-Tinted.png", "index.html"];
+    for f in end_files {
+        fs_err::remove_file(ws.path(&format!("out/job/{f}"))).expect("an end file");
+    }
+
+    let again = ws.run_on(url, &["job.yaml"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let stderr = text(&again.stderr);
+    assert!(!stderr.contains("nothing to do"), "{stderr}");
+    for f in end_files {
+        assert!(
+            ws.path(&format!("out/job/{f}")).is_file(),
+            "{f} written again"
+        );
+    }
+    let journal_now = ws.journal("out/job");
+    assert_eq!(
+        events(&journal_now, "enqueued").len(),
+        enqueued,
+        "nothing was sent again"
+    );
+    assert_eq!(journal_now.last().expect("a line")["event"], "ended");
+
+    let third = ws.run_on(url, &["job.yaml"]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third.stderr));
+    assert!(
+        text(&third.stderr).contains("nothing to do"),
+        "{}",
+        text(&third.stderr)
+    );
+}
+
 /// A loopback URL nothing listens on.
 fn closed_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

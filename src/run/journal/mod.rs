@@ -132,6 +132,9 @@ pub enum Entry {
         /// Their names.
         image_names: Vec<String>,
     },
+    /// The run ended with every job done and its end's work done: the server cleaned up, the
+    /// summary, gallery and grids written. A later entry (another run's) unsets it.
+    Ended,
     /// Everything the lines before it said, folded (written when a long journal is compacted).
     Checkpoint {
         /// The state.

@@ -37,6 +37,10 @@ pub struct State {
     pub downloads: BTreeMap<SessionKey, BTreeMap<String, PathBuf>>,
     /// Server images already deleted.
     pub deleted: BTreeSet<String>,
+    /// The latest run ended with every job done and its end's work done (see [`Entry::Ended`]):
+    /// a rerun with every file on disk has nothing to do, on the server either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
     /// The servers the runs used, by number (see [`Entry::Server`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<u16, String>,
@@ -97,7 +101,10 @@ impl State {
 
     /// Folds one entry in.
     pub fn apply(&mut self, entry: Entry) {
+        // Anything a run does after an end is another run's, whose own end is still to come.
+        self.ended = matches!(entry, Entry::Ended);
         match entry {
+            Entry::Ended => {}
             Entry::Started {
                 plan_hash,
                 server,

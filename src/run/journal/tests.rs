@@ -447,3 +447,20 @@ fn a_cancel_is_the_runs_own_only_when_that_item_is_journaled_as_taken_back() {
     assert!(!withdrawn_in(&state, r(8), k(1)));
     assert!(!withdrawn_in(&state, ItemRef::new(1, 7), k(0)));
 }
+
+#[test]
+fn a_run_has_ended_only_when_its_end_is_the_last_word() {
+    let deleted = || Entry::Deleted {
+        image_names: vec!["a.png".into()],
+    };
+    assert!(!State::from_entries(vec![deleted()]).ended);
+    let ended = State::from_entries(vec![deleted(), Entry::Ended]);
+    assert!(ended.ended);
+    // Another run's entry after it: that run's end is still to come.
+    assert!(!State::from_entries(vec![deleted(), Entry::Ended, deleted()]).ended);
+    // A checkpoint carries it.
+    let kept = State::from_entries(vec![Entry::Checkpoint {
+        state: Box::new(ended),
+    }]);
+    assert!(kept.ended);
+}
