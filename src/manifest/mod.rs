@@ -14,6 +14,7 @@
 
 mod catalog;
 mod diagnostic;
+mod dynamic;
 mod each;
 mod expansion;
 mod file;
@@ -37,6 +38,11 @@ pub use catalog::{CatalogError, Checker, InputCatalog, InputInfo, InputKind};
 pub use diagnostic::{
     Diagnostic, MAX_DIAGNOSTICS, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS, ManifestError, bounded,
     closest, did_you_mean,
+};
+pub use dynamic::{
+    DynamicError, MAX_DEPTH as MAX_DYNAMIC_DEPTH, MAX_EXPANSION_STEPS, MAX_PROMPT_BYTES,
+    MAX_TEMPLATE_CHARS, MAX_WILDCARD_DEPTH, MAX_WILDCARD_FILE_BYTES, MAX_WILDCARD_FILES,
+    MAX_WILDCARD_LINES, Prompts, WildcardDir, combinations as dynamic_combinations, draw_seed,
 };
 pub use expansion::{ExpandOptions, Expansion};
 pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
