@@ -29,6 +29,7 @@ mod outage;
 mod pipes;
 mod placement;
 mod pool;
+mod prompts;
 mod repair;
 mod report;
 mod runner;
