@@ -54,9 +54,9 @@ pub use grid::{
 pub use grid_check::{check_grid_nodes, resolve_grids};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
-    Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
-    OutputsPolicy, ServerOptions, ServerSpec, Servers, Sweep, Tables, UploadsPolicy, VERSION,
-    WorkflowRef, Zip,
+    Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, DynamicAxis, IntermediatesPolicy,
+    Manifest, Output, OutputsPolicy, ReplaceAxis, ServerOptions, ServerSpec, Servers, Sweep,
+    Tables, UploadsPolicy, VERSION, WorkflowRef, Zip,
 };
 pub use notify::{
     DEFAULT_NOTIFY_TIMEOUT, MAX_NOTIFY_ENTRIES, MAX_NOTIFY_TIMEOUT_SECS, Notify, NotifyEntry,

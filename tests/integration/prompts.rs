@@ -150,5 +150,11 @@ fn combinations_equal_the_librarys_for_every_template_of_the_corpus() {
     );
     // The corpus exercises both answers: prompts, and refusals.
     assert!(theirs.iter().filter(|t| t.is_none()).count() >= 3);
-    assert!(theirs.iter().filter(|t| t.as_ref().is_some_and(|l| l.len() > 1)).count() >= 40);
+    assert!(
+        theirs
+            .iter()
+            .filter(|t| t.as_ref().is_some_and(|l| l.len() > 1))
+            .count()
+            >= 40
+    );
 }
