@@ -150,3 +150,18 @@ fn a_million_line_wildcard_file_is_refused_quickly() {
     assert!(e.message.contains("the limit"), "{e}");
     assert!(start.elapsed().as_secs() < 2);
 }
+
+#[test]
+fn a_wildcard_file_over_the_value_limit_is_refused_at_the_line_that_passes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text: String = (0..=MAX_WILDCARD_LINES).map(|i| format!("{i}\n")).collect();
+    assert!(text.len() as u64 <= MAX_WILDCARD_FILE_BYTES);
+    crate::fs::write(dir.path().join("many.txt"), text).expect("write");
+    let w = WildcardDir::open(dir.path()).expect("opens");
+    let e = Prompts::compile("__many__", Some(&w)).expect_err("too many");
+    assert_eq!(
+        e.file,
+        Some((dir.path().join("many.txt"), MAX_WILDCARD_LINES + 1))
+    );
+    assert!(e.message.contains("more than 100000 values"), "{e}");
+}
