@@ -13,8 +13,18 @@ use super::source::{Limit, Location, SourceMap, YamlPath};
 
 /// The top-level keys of a manifest (kept equal to [`Manifest`]'s fields by a test).
 pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "version", "workflow", "server", "inputs", "vars", "sweep", "runs", "seed", "output",
-    "cleanup", "notify",
+    "version",
+    "workflow",
+    "server",
+    "inputs",
+    "vars",
+    "sweep",
+    "runs",
+    "seed",
+    "wildcards",
+    "output",
+    "cleanup",
+    "notify",
 ];
 
 /// Where the workflow of a manifest is.
@@ -262,6 +272,7 @@ impl ManifestFile {
             1
         });
         let seed = section::<u64>(&mut top, "seed", &mut diags, &mut broken);
+        let wildcards = section::<String>(&mut top, "wildcards", &mut diags, &mut broken);
         let output =
             section::<Output>(&mut top, "output", &mut diags, &mut broken).unwrap_or_default();
         let cleanup =
@@ -279,6 +290,7 @@ impl ManifestFile {
             sweep,
             runs: runs.max(1),
             seed,
+            wildcards,
             output,
             cleanup,
             notify,

@@ -14,6 +14,7 @@
 
 mod catalog;
 mod diagnostic;
+mod dynamic;
 mod each;
 mod expansion;
 mod file;
@@ -38,6 +39,11 @@ pub use diagnostic::{
     Diagnostic, MAX_DIAGNOSTICS, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS, ManifestError, bounded,
     closest, did_you_mean,
 };
+pub use dynamic::{
+    DynamicError, MAX_DEPTH as MAX_DYNAMIC_DEPTH, MAX_EXPANSION_STEPS, MAX_PROMPT_BYTES,
+    MAX_TEMPLATE_CHARS, MAX_WILDCARD_DEPTH, MAX_WILDCARD_FILE_BYTES, MAX_WILDCARD_FILES,
+    MAX_WILDCARD_LINES, Prompts, WildcardDir, combinations as dynamic_combinations, draw_seed,
+};
 pub use expansion::{ExpandOptions, Expansion};
 pub use file::{MAX_MANIFEST_BYTES, ManifestFile, TOP_LEVEL_KEYS, WorkflowSource, read_manifest};
 pub use grid::{
@@ -48,9 +54,9 @@ pub use grid::{
 pub use grid_check::{check_grid_nodes, resolve_grids};
 pub use job::{InputValue, Job, LocalImage, ValueKey};
 pub use model::{
-    Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, IntermediatesPolicy, Manifest, Output,
-    OutputsPolicy, ServerOptions, ServerSpec, Servers, Sweep, Tables, UploadsPolicy, VERSION,
-    WorkflowRef, Zip,
+    Axis, Cleanup, DEFAULT_OUTPUT_DIR, DEFAULT_OUTPUT_NAME, DynamicAxis, IntermediatesPolicy,
+    Manifest, Output, OutputsPolicy, ReplaceAxis, ServerOptions, ServerSpec, Servers, Sweep,
+    Tables, UploadsPolicy, VERSION, WorkflowRef, Zip,
 };
 pub use notify::{
     DEFAULT_NOTIFY_TIMEOUT, MAX_NOTIFY_ENTRIES, MAX_NOTIFY_TIMEOUT_SECS, Notify, NotifyEntry,

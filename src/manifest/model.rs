@@ -116,6 +116,10 @@ pub struct Manifest {
     /// and `{seeds: N}` sweep keys start from it; change it to draw other seeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The folder of wildcard files (relative to this manifest's folder) that `{dynamic: ...}`
+    /// templates read `__NAME__` from: `NAME.txt`, one value per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wildcards: Option<String>,
     /// Where outputs are written.
     #[serde(default)]
     pub output: Output,
@@ -298,13 +302,88 @@ pub enum Axis {
         #[schemars(range(min = 1))]
         seeds: u64,
     },
+    /// Prompts from a dynamic-prompt template (see [`DynamicAxis`]).
+    Dynamic(DynamicAxis),
+    /// Prompt search/replace (see [`ReplaceAxis`]).
+    Replace(ReplaceAxis),
+}
+
+/// `{dynamic: TEMPLATE}`: the prompts of a template in the syntax of the `dynamicprompts`
+/// library (`a {red|green} {car|bike}`, `{2$$a|b|c}`, `__wildcard__`): every combination in the
+/// library's order, or `random` draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicAxis {
+    /// The template.
+    pub dynamic: String,
+    /// Take the first `max` combinations (without it, a template with more combinations than
+    /// the job limit is refused rather than cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max: Option<u64>,
+    /// Draw this many random prompts instead, reproducibly from the manifest's `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub random: Option<u64>,
+}
+
+impl DynamicAxis {
+    /// `{dynamic: ...}` read from a value, `None` when the value is not a map with `dynamic`.
+    pub(crate) fn of(value: &Value) -> Option<Result<DynamicAxis, String>> {
+        match value {
+            Value::Object(m) if m.contains_key("dynamic") => Some(
+                serde_json::from_value::<DynamicAxis>(value.clone())
+                    .map_err(|e| format!("in `{{dynamic: ...}}`: {e}"))
+                    .and_then(|d| match (d.max, d.random) {
+                        (Some(0), _) | (_, Some(0)) => {
+                            Err("`max` and `random` take a whole number of at least 1".into())
+                        }
+                        (Some(_), Some(_)) => Err(
+                            "`max` caps the combinations and `random` draws prompts instead: give one of them".into(),
+                        ),
+                        _ => Ok(d),
+                    }),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `{replace: [cat, dog, fox], in: INPUT}` (A1111's Prompt S/R): one value per word; each job
+/// has the first word replaced by its word in the text of `in`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceAxis {
+    /// The words: the first is searched for, each in turn replaces it.
+    #[schemars(length(min = 1))]
+    pub replace: Vec<String>,
+    /// The input whose text is edited (as inputs are named under `inputs`).
+    #[serde(rename = "in")]
+    pub input: String,
+}
+
+impl ReplaceAxis {
+    fn of(value: &Value) -> Result<ReplaceAxis, String> {
+        let r = serde_json::from_value::<ReplaceAxis>(value.clone())
+            .map_err(|e| format!("in `{{replace: [...], in: INPUT}}`: {e}"))?;
+        if r.replace.first().is_none_or(String::is_empty) {
+            return Err("`replace` takes a list of words, the first one not empty".into());
+        }
+        Ok(r)
+    }
 }
 
 impl<'de> Deserialize<'de> for Axis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str = "expected a list of values, `{glob: PATTERN}`, `{range: [START, STOP, STEP]}`, `{lines: FILE}` or `{seeds: N}`";
+        const EXPECTED: &str = "expected a list of values, `{glob: PATTERN}`, `{range: [START, STOP, STEP]}`, `{lines: FILE}`, `{seeds: N}`, `{dynamic: TEMPLATE}` or `{replace: [WORDS], in: INPUT}`";
         let value = Value::deserialize(d)?;
+        if let Some(dynamic) = DynamicAxis::of(&value) {
+            return dynamic.map(Axis::Dynamic).map_err(D::Error::custom);
+        }
         match value {
+            Value::Object(ref m) if m.contains_key("replace") => ReplaceAxis::of(&value)
+                .map(Axis::Replace)
+                .map_err(D::Error::custom),
             Value::Array(items) => Ok(Axis::Values(items)),
             Value::Object(ref m) if m.len() == 1 => match m.iter().next() {
                 Some((k, Value::String(p))) if k == "glob" => Ok(Axis::Glob { glob: p.clone() }),
@@ -562,7 +641,7 @@ mod tests {
         for (yaml, expected) in [
             (
                 "matrix: {a: 3}",
-                "expected a list of values, `{glob: PATTERN}`, `{range: [START, STOP, STEP]}`, `{lines: FILE}` or `{seeds: N}`, found the number 3",
+                "expected a list of values, `{glob: PATTERN}`, `{range: [START, STOP, STEP]}`, `{lines: FILE}`, `{seeds: N}`, `{dynamic: TEMPLATE}` or `{replace: [WORDS], in: INPUT}`, found the number 3",
             ),
             (
                 "matrix: {a: {range: [1]}}",

@@ -211,15 +211,15 @@ fn write_with_a_cycle(wf: &Value, n: usize, path: &std::path::Path) {
 }
 
 /// A finished `invk-run`: its status, its stderr, its peak memory and its wall time.
-struct Measured {
-    status: ExitStatus,
-    stderr: String,
-    peak_bytes: u64,
-    took: Duration,
+pub(crate) struct Measured {
+    pub(crate) status: ExitStatus,
+    pub(crate) stderr: String,
+    pub(crate) peak_bytes: u64,
+    pub(crate) took: Duration,
 }
 
 /// Runs `cmd` to its end, measuring the child's own peak resident memory.
-fn measure(mut cmd: std::process::Command) -> Measured {
+pub(crate) fn measure(mut cmd: std::process::Command) -> Measured {
     let err = tempfile::tempfile().expect("stderr file");
     let started = Instant::now();
     let child = cmd

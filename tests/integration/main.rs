@@ -30,6 +30,7 @@ mod outage;
 mod pipes;
 mod placement;
 mod pool;
+mod prompts;
 mod repair;
 mod report;
 mod runner;

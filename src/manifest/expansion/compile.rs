@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::super::diagnostic::{At, Diagnostics};
-use super::super::model::Output;
+use super::super::model::{DynamicAxis, Output};
 use super::super::source::YamlPath;
 use super::super::template::{Templates, is_template};
 use super::inputs::InputKeys;
@@ -35,6 +35,10 @@ pub(super) fn compile_templates(
         };
     let known = keys.known.values().map(|s| (&s.path, s.value));
     for (path, value) in known.chain(keys.unknown.iter().map(|(p, v)| (p, *v))) {
+        // `{dynamic: ...}` is a sweep of prompts, never a template.
+        if DynamicAxis::of(value).is_some() {
+            continue;
+        }
         for_each_string(value, path, &mut |p, text| {
             compile(&mut templates, diags, p, text);
         });

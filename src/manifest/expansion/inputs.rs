@@ -83,7 +83,11 @@ impl SweepKeys {
         let mut inputs: HashMap<String, InputInfo> = HashMap::new();
         let mut swept_systems: HashMap<String, String> = HashMap::new();
         let mut unresolved = Vec::new();
-        for (key, path) in &expanded.keys {
+        for (slot, (key, path)) in expanded.keys.iter().enumerate() {
+            // A search/replace axis's key is a label: it names no input and no template uses it.
+            if expanded.is_replace_slot(slot) {
+                continue;
+            }
             match catalog.resolve(key) {
                 Ok(info) => {
                     if let Some(other) = swept_systems.get(&info.system_name) {

@@ -9,14 +9,16 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::super::catalog::{Checker, InputCatalog, InputInfo, InputKind};
-use super::super::diagnostic::At;
+use super::super::diagnostic::{At, bounded};
 use super::super::file::ManifestFile;
 use super::super::job::{InputValue, Job, LocalImage};
+use super::super::model::DynamicAxis;
 use super::super::scope::{Scope, Shared, file_vars};
 use super::super::seed::{derive_seed, is_random_seed, job_identity};
 use super::super::source::YamlPath;
 use super::super::template::{Context, Templates};
 use super::compile::reads_only;
+use super::expand::replace_axis;
 use super::inputs::InputKeys;
 use super::problem::{Problem, Sink, report};
 use super::sweep::{Cell, Expanded};
@@ -59,6 +61,18 @@ enum CellState {
     Failed(Vec<Problem>),
 }
 
+/// A `{replace: [...], in: INPUT}` axis: its key, the input it edits, the word searched for.
+#[derive(Debug)]
+struct Replace {
+    slot: usize,
+    input: usize,
+    first: String,
+    /// The input as written after `in`.
+    written: String,
+    /// Where the first word is written.
+    path: YamlPath,
+}
+
 /// Above this many values a column's values are checked job by job instead of kept.
 const MAX_KEPT_PER_COLUMN: usize = 1 << 16;
 
@@ -80,6 +94,8 @@ pub(crate) struct Jobs {
     pub(super) templates_usable: bool,
     /// The manifest's `seed` (0 when absent).
     manifest_seed: u64,
+    /// The search/replace axes.
+    replaces: Vec<Replace>,
     pub(crate) dir: PathBuf,
     /// What the output templates see of the inputs.
     pub(crate) infos: Arc<IndexMap<String, InputInfo>>,
@@ -129,6 +145,10 @@ impl Jobs {
             .known
             .values()
             .filter_map(|s| {
+                // `{dynamic: ...}` under `inputs` is a sweep key: the sweep sets the input.
+                if DynamicAxis::of(s.value).is_some() {
+                    return None;
+                }
                 let input = input_of(&s.info.system_name)?;
                 let overridden_by = slot_inputs
                     .iter()
@@ -147,6 +167,21 @@ impl Jobs {
             })
             .collect();
 
+        let replaces = expanded
+            .replace_columns()
+            .into_iter()
+            .filter_map(|(_, slot, path)| {
+                let axis = replace_axis(&m.sweep, path)?;
+                let info = catalog.resolve(&axis.input).ok()?;
+                Some(Replace {
+                    slot,
+                    input: input_of(&info.system_name)?,
+                    first: axis.replace[0].clone(),
+                    written: axis.input.clone(),
+                    path: path.key("replace").index(0),
+                })
+            })
+            .collect();
         let job_count = expanded.count() * m.runs as usize;
         let shared = Shared::new(
             Value::Object(m.vars.clone()),
@@ -169,6 +204,7 @@ impl Jobs {
             includes: Vec::new(),
             templates_usable,
             manifest_seed: m.seed.unwrap_or(0),
+            replaces,
             dir: file.dir.clone(),
             infos: Arc::new(inputs_used),
             expanded,
@@ -382,6 +418,7 @@ impl Jobs {
                 values.push((s.input, value));
             }
         }
+        self.apply_replaces(&combo, &sweep, &mut values, index, sink);
         values.sort_by_key(|(input, _)| self.inputs[*input].info.index);
         let inputs = values
             .into_iter()
@@ -398,6 +435,73 @@ impl Jobs {
             inputs,
             sweep,
             seeds,
+        }
+    }
+}
+
+impl Jobs {
+    /// Replaces, in the text of each search/replace axis's input, its first word by the job's.
+    fn apply_replaces(
+        &self,
+        combo: &[(usize, Cell)],
+        sweep: &IndexMap<String, Value>,
+        values: &mut [(usize, Option<InputValue>)],
+        index: usize,
+        sink: &mut dyn Sink,
+    ) {
+        for r in &self.replaces {
+            if !combo.iter().any(|(slot, _)| *slot == r.slot) {
+                continue;
+            }
+            let Some(Value::String(word)) = sweep.get(self.key(r.slot)) else {
+                continue;
+            };
+            let Some((_, Some(InputValue::Value(current)))) =
+                values.iter_mut().find(|(i, _)| *i == r.input)
+            else {
+                continue;
+            };
+            let Value::String(text) = current.get() else {
+                sink.report(
+                    index,
+                    &Problem {
+                        path: r.path.clone(),
+                        at: At::Value,
+                        kind: "replace-text".into(),
+                        message: format!(
+                            "input `{}` holds no text to replace `{}` in",
+                            r.written, r.first
+                        ),
+                        hint: Some("`in` names a text input, such as a prompt".into()),
+                        over_budget: false,
+                    },
+                );
+                continue;
+            };
+            if !text.contains(r.first.as_str()) {
+                sink.report(
+                    index,
+                    &Problem {
+                        path: r.path.clone(),
+                        at: At::Value,
+                        kind: "replace-missing".into(),
+                        message: format!(
+                            "`{}`, the word `replace` searches for, does not occur in the text of input `{}`: {}",
+                            r.first,
+                            r.written,
+                            bounded(text)
+                        ),
+                        hint: Some(format!(
+                            "the first word of `replace` is the one in the text; write it there (`... {} ...`) or put the word that is there first",
+                            r.first
+                        )),
+                        over_budget: false,
+                    },
+                );
+                continue;
+            }
+            let replaced = text.replace(r.first.as_str(), word);
+            *current = super::super::job::ValueKey::new(Value::String(replaced));
         }
     }
 }

@@ -31,6 +31,8 @@ mod problem;
 pub(crate) mod sweep;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prompts;
 
 use std::path::PathBuf;
 

@@ -67,7 +67,10 @@ fn expand_yaml(yaml: &str) -> Result<Vec<Value>, String> {
 }
 
 /// As [`expand_yaml`], with data files beside the manifest; each job also with its seeds.
-fn expand_with(files: &[(&str, &str)], yaml: &str) -> Result<Vec<(Value, Value)>, String> {
+pub(super) fn expand_with(
+    files: &[(&str, &str)],
+    yaml: &str,
+) -> Result<Vec<(Value, Value)>, String> {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, text) in files {
         crate::fs::write(dir.path().join(name), text).expect("data file");

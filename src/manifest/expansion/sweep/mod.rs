@@ -13,6 +13,7 @@
 //! entries that match it), so memory follows the size of the manifest, not the number of jobs.
 
 mod data_file;
+pub(crate) mod dynamic;
 mod glob;
 mod include_exclude;
 mod values;
@@ -24,6 +25,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::super::diagnostic::{At, Diagnostics};
+use super::super::dynamic::WildcardDir;
+use super::super::model::DynamicAxis;
 use super::super::model::Sweep;
 use super::super::source::YamlPath;
 use data_file::load_table;
@@ -170,6 +173,8 @@ impl Expanded {
                     Values::Glob(_) => col.path.key("glob"),
                     Values::Ints { .. } | Values::Floats { .. } => col.path.key("range"),
                     Values::Seeds { .. } => col.path.key("seeds"),
+                    Values::Prompts(_) => col.path.key("dynamic"),
+                    Values::Replace(_) => col.path.key("replace").index(row),
                 }
             }
             Cell::Include { entry, key } => {
@@ -184,8 +189,30 @@ impl Expanded {
     pub(crate) fn is_literal(&self, cell: Cell) -> bool {
         matches!(cell, Cell::Column { column, .. } if matches!(
             self.columns[column].values,
-            Values::Glob(_) | Values::Data { .. } | Values::Seeds { .. }
+            Values::Glob(_)
+                | Values::Data { .. }
+                | Values::Seeds { .. }
+                | Values::Prompts(_)
+                | Values::Replace(_)
         ))
+    }
+
+    /// The `{replace: [...], in: INPUT}` axes: each column's sweep key (slot), where it is
+    /// written, and the input it edits as written.
+    pub(crate) fn replace_columns(&self) -> Vec<(usize, usize, &YamlPath)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.values, Values::Replace(_)))
+            .map(|(i, c)| (i, c.slot, &c.path))
+            .collect()
+    }
+
+    /// Whether sweep key `slot` is a search/replace axis (a label, no input or variable).
+    pub(crate) fn is_replace_slot(&self, slot: usize) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.slot == slot && matches!(c.values, Values::Replace(_)))
     }
 
     /// Whether the value at `cell` is a derived seed (`{seeds: N}`).
@@ -217,6 +244,11 @@ pub(crate) struct Limits<'p> {
     pub(crate) max_jobs: u64,
     /// The manifest's `seed` (0 when absent).
     pub(crate) manifest_seed: u64,
+    /// The manifest's `wildcards` folder, listed.
+    pub(crate) wildcards: Option<&'p WildcardDir>,
+    /// Inputs written as `{dynamic: ...}` under `inputs`, by key: each a sweep key, swept as if
+    /// it were the last key of `sweep.matrix`.
+    pub(crate) input_prompts: &'p [(String, DynamicAxis)],
 }
 
 /// Expands `sweep`; problems go to `diags` (the result then has no combination and must not be
@@ -275,6 +307,22 @@ pub(crate) fn expand(sweep: &Sweep, limits: Limits<'_>, diags: &mut Diagnostics<
         }
         let (slot, _) = keys.insert_full(key.clone(), path.clone());
         let values = axis_values(axis, &path, limits, diags);
+        lengths.push(values.len());
+        columns.push(Column {
+            slot,
+            path,
+            values,
+            dim: lengths.len() - 1,
+        });
+    }
+
+    for (key, axis) in limits.input_prompts {
+        let path = YamlPath::keys(&["inputs", key]);
+        if swept_twice(&keys, key, &path, diags) {
+            continue;
+        }
+        let (slot, _) = keys.insert_full(key.clone(), path.clone());
+        let values = dynamic::dynamic_values(axis, &path, key, limits, diags);
         lengths.push(values.len());
         columns.push(Column {
             slot,

@@ -23,6 +23,8 @@ fn run_in(yaml: &str, runs: u32, max_jobs: u64, dir: &Path) -> (Vec<Value>, Vec<
         base_dir: dir,
         max_jobs,
         manifest_seed: 0,
+        wildcards: None,
+        input_prompts: &[],
     };
     let out = expand(&sweep, limits, &mut diags);
     let combos = (0..out.count())

@@ -13,6 +13,7 @@ use super::super::super::source::YamlPath;
 use super::super::super::table::{Format, Table};
 use super::Limits;
 use super::data_file::load_file;
+use super::dynamic::{PromptValues, dynamic_values, replace_values};
 use super::glob::glob_files;
 
 /// The values of one sweep key.
@@ -39,6 +40,10 @@ pub(crate) enum Values {
         key: String,
         count: usize,
     },
+    /// The prompts of a dynamic template (never templates).
+    Prompts(PromptValues),
+    /// The words of a search/replace axis (never templates).
+    Replace(Vec<String>),
 }
 
 impl Values {
@@ -47,6 +52,8 @@ impl Values {
             Values::List(v) => v.len(),
             Values::Glob(v) => v.len(),
             Values::Data { table, .. } => table.rows(),
+            Values::Prompts(p) => p.len(),
+            Values::Replace(words) => words.len(),
             Values::Ints { count, .. }
             | Values::Floats { count, .. }
             | Values::Seeds { count, .. } => *count,
@@ -64,6 +71,8 @@ impl Values {
                 Cow::Owned(Number::from_f64(rounded).map_or(Value::Null, Value::Number))
             }
             Values::Data { table, column, .. } => Cow::Owned(table.value(i, *column)),
+            Values::Prompts(p) => Cow::Owned(Value::String(p.get(i))),
+            Values::Replace(words) => Cow::Owned(Value::String(words[i].clone())),
             Values::Seeds {
                 manifest_seed, key, ..
             } => Cow::Owned(Value::from(derive_seed(
@@ -119,6 +128,8 @@ pub(super) fn axis_values(
             }
         }
         Axis::Values(items) => Values::List(items.clone()),
+        Axis::Dynamic(d) => dynamic_values(d, path, &path.last_step(), limits, diags),
+        Axis::Replace(r) => replace_values(r),
         Axis::Glob { glob } => match glob_files(base_dir, glob) {
             Ok(files) if files.is_empty() => {
                 diags.push(
