@@ -200,6 +200,125 @@ fn an_xyz_grid_holds_each_jobs_output_in_its_sub_grid_with_captions_and_the_fixe
     assert!(dark_pixels(&across, 0, top, across.width(), top + height) > 50);
 }
 
+/// A dynamic prompt (three prompts, in the `dynamicprompts` library's order) × Blur radius grid
+/// per seed: 12 jobs, each cell captioned with its job's prompt and seed.
+const XYZ_PROMPTS: &str = r#"
+version: 1
+workflow: seeded-tint.json
+seed: 5
+inputs:
+  Source image: photos/sunset.png
+  Width: 40
+  Hue shift: 90
+sweep:
+  matrix:
+    Prompt: {dynamic: "a {red|blue|green} lighthouse"}
+    Blur radius: [1, 4]
+    Seed: {seeds: 2}
+output:
+  dir: out
+  name: "{{ job.number }}-{{ node.label }}"
+  grid:
+    x: Prompt
+    y: Blur radius
+    z: Seed
+    node: Tinted
+    name: prompts
+    caption: "{{ sweep['Prompt'] }}, seed {{ seed }}"
+"#;
+
+#[test]
+fn a_dynamic_prompt_by_seed_xyz_grid_holds_each_jobs_output_captioned_with_its_prompt() {
+    let ws = seeded(XYZ_PROMPTS);
+    let run = ws.run(&["job.yaml"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let out = ws.path("out");
+    let path = out.join("prompts.png");
+    let image = decode(&path);
+    let layout = layout(&path);
+    let columns = layout["columns"].as_array().expect("columns").clone();
+    assert_eq!(
+        columns,
+        [
+            json!("a red lighthouse"),
+            json!("a blue lighthouse"),
+            json!("a green lighthouse")
+        ]
+    );
+    let rows = layout["rows"].as_array().expect("rows").clone();
+    let layers = layout["layers"].as_array().expect("layers").clone();
+    assert_eq!(layers.len(), 2, "two seeds: {layers:?}");
+    let outputs = outputs_by_sweep(&out);
+    let cell = layout["cell"].as_u64().expect("cell") as u32;
+    let mut placed = 0;
+    for (b, sub) in layout["sub_grids"]
+        .as_array()
+        .expect("subs")
+        .iter()
+        .enumerate()
+    {
+        for (j, top) in sub["row_tops"].as_array().expect("tops").iter().enumerate() {
+            for (i, left) in sub["column_lefts"]
+                .as_array()
+                .expect("lefts")
+                .iter()
+                .enumerate()
+            {
+                let key = sweep_of(&[
+                    ("Prompt", &columns[i]),
+                    ("Blur radius", &rows[j]),
+                    ("Seed", &layers[b]),
+                ]);
+                let file = outputs
+                    .get(&("Tinted".to_owned(), key.clone()))
+                    .unwrap_or_else(|| panic!("no output for {key}"));
+                let expected = decode(file);
+                let (x, y) = (
+                    left.as_u64().expect("left") as u32 + (cell - expected.width()) / 2,
+                    top.as_u64().expect("top") as u32 + (cell - expected.height()) / 2,
+                );
+                assert!(holds(&image, &expected, x, y), "{key}");
+                placed += 1;
+            }
+        }
+    }
+    assert_eq!(placed, 12);
+    // Each caption is its job's prompt and seed, as the job's sidecar records them.
+    let seeds = sidecar_seeds(&out);
+    let prompts = sidecar_prompts(&out);
+    let cells = layout["cells"].as_array().expect("cells");
+    let captions = layout["captions"].as_array().expect("captions");
+    assert_eq!(captions.len(), 12);
+    for (c, caption) in cells.iter().zip(captions) {
+        let job = c["job"].as_u64().expect("job");
+        assert_eq!(
+            caption.as_str(),
+            Some(format!("{}, seed {}", prompts[&job], seeds[&job]).as_str())
+        );
+    }
+}
+
+/// The prompt each job's `Tinted` sidecar records, by job.
+fn sidecar_prompts(out: &std::path::Path) -> BTreeMap<u64, String> {
+    let mut prompts = BTreeMap::new();
+    for entry in fs_err::read_dir(out).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.to_string_lossy().ends_with("-Tinted.png.json") {
+            let sidecar: Value =
+                serde_json::from_slice(&fs_err::read(&path).expect("read")).expect("json");
+            prompts.insert(
+                sidecar["job"].as_u64().expect("job"),
+                sidecar["sweep"]["Prompt"]
+                    .as_str()
+                    .expect("prompt")
+                    .to_owned(),
+            );
+        }
+    }
+    assert_eq!(prompts.len(), 12);
+    prompts
+}
+
 /// The seed each job's `Tinted` sidecar records, by job.
 fn sidecar_seeds(out: &std::path::Path) -> BTreeMap<u64, Value> {
     let mut seeds = BTreeMap::new();
