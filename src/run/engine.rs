@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::balance::{next_share, pool_room};
 use super::collect::Ended;
 use super::download::{DownloadResult, Downloads};
 use super::error::RunError;
@@ -102,6 +103,7 @@ impl<'a> Run<'a> {
             interrupted: false,
             cleaned: 0,
             started: Instant::now(),
+            steal_after: None,
         })
     }
 
@@ -123,8 +125,14 @@ impl<'a> Run<'a> {
     /// tell, until every job has ended or Ctrl-C came.
     async fn drive(&mut self, cancel: &CancellationToken) -> Result<(), RunError> {
         loop {
-            if !self.interrupted && !cancel.is_cancelled() && self.submit_next(cancel).await? {
-                continue;
+            if !self.interrupted && !cancel.is_cancelled() {
+                if self.submit_next(cancel).await? {
+                    continue;
+                }
+                // The tail: an idle server takes pending sessions over from a busy one.
+                if self.source.is_empty() && self.steal().await? {
+                    continue;
+                }
             }
             if let Some(coalescer) = &self.ctx.coalescer {
                 // Waiting for the server, not about to enqueue: other runs need not wait for
@@ -172,17 +180,21 @@ impl<'a> Run<'a> {
     }
 
     /// Tops a server's window up once half of it is done: the server with the most room takes
-    /// the next jobs (pull, not push: a slow server takes fewer). Returns whether it submitted.
+    /// the next jobs (pull, not push: a slow server takes fewer), and once the jobs left fit in
+    /// the pool's room they are split by the servers' windows ([`super::balance`]). Returns
+    /// whether it submitted.
     async fn submit_next(&mut self, cancel: &CancellationToken) -> Result<bool, RunError> {
         if self.source.is_empty() {
             return Ok(false);
         }
-        let Some((i, room)) = self.next_lane() else {
+        let seats = self.seats();
+        let left = self.source.count_up_to(pool_room(&seats) + 1);
+        let Some((i, share)) = next_share(&seats, left) else {
             return Ok(false);
         };
         let jobs = self
             .source
-            .take(room.min(MAX_ENQUEUE), &self.ctx.prepared.expansion.inputs);
+            .take(share.min(MAX_ENQUEUE), &self.ctx.prepared.expansion.inputs);
         let submitted = self.submit(i, jobs, cancel).await?;
         self.lanes[i].idle = false;
         self.source.hand_back(submitted.handed_back);
@@ -206,26 +218,6 @@ impl<'a> Run<'a> {
             ));
         }
         Ok(true)
-    }
-
-    /// The server that takes the next jobs, and how many it has room for: of the servers still
-    /// in the run whose window is at least half empty and whose queue is not full, the one with
-    /// the most room (the first named on a tie). A server that does not answer is passed over
-    /// while another one does.
-    fn next_lane(&self) -> Option<(usize, usize)> {
-        let now = tokio::time::Instant::now();
-        let mut best: Option<(usize, usize)> = None;
-        for (i, lane) in self.lanes.iter().enumerate() {
-            let down = lane.health.is_down() && self.others_in_run(i);
-            if !lane.in_run() || down || lane.retry_at.is_some_and(|at| now < at) {
-                continue;
-            }
-            let room = lane.room(&self.ledger);
-            if room * 2 >= lane.window && best.is_none_or(|(_, r)| room > r) {
-                best = Some((i, room));
-            }
-        }
-        best
     }
 
     /// Acts on an event of lane `i`'s tracker.

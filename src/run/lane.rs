@@ -112,12 +112,6 @@ impl Lane {
         self.left.is_none()
     }
 
-    /// How many more sessions of the run it has room for.
-    pub(super) fn room(&self, ledger: &Ledger) -> usize {
-        self.window
-            .saturating_sub(ledger.open_on(self.number).count())
-    }
-
     /// Whether its tracker may have something to tell: it is in the run and the run has items
     /// open on it.
     pub(super) fn listening(&self, ledger: &Ledger) -> bool {

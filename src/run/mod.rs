@@ -1,5 +1,6 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
+mod balance;
 pub mod batch;
 mod cleanup;
 pub mod clock;

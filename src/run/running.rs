@@ -100,6 +100,8 @@ pub(super) struct Run<'a> {
     pub(super) cleaned: usize,
     /// When it started.
     pub(super) started: Instant,
+    /// Moving pending sessions to an idle server is not tried again before then.
+    pub(super) steal_after: Option<tokio::time::Instant>,
 }
 
 impl Run<'_> {
