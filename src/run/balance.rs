@@ -19,10 +19,11 @@ use std::time::Duration;
 use super::error::RunError;
 use super::key::ItemRef;
 use super::running::Run;
-use super::take_back::Which;
+use super::take_back::{Stopped, Which, take_back};
+use crate::error_chain::error_chain;
 
 /// How long moving pending sessions off a busy server may take.
-const STEAL_FOR: Duration = Duration::from_secs(10);
+const STEAL_FOR: Duration = Duration::from_secs(5);
 
 /// How long after a try that moved nothing the next one waits.
 const STEAL_PAUSE: Duration = Duration::from_secs(2);
@@ -186,29 +187,45 @@ impl Run<'_> {
         let items: Vec<ItemRef> = chosen.keys().copied().collect();
         let mut moved = Vec::new();
         let ledger = &mut self.ledger;
-        let taken = self.lanes[busy]
-            .take_back(&items, Which::NotStarted, STEAL_FOR, |item| {
+        let lane = &self.lanes[busy];
+        let taken = take_back(
+            &lane.client.with_timeout(lane.answer_within),
+            lane.number,
+            &items,
+            Which::NotStarted,
+            STEAL_FOR,
+            |item| {
                 moved.push(item);
                 ledger.withdraw(item)
-            })
-            .await?;
-        if let Some(error) = taken.unreachable {
-            // What it could not take back stays where it is.
-            tracing::debug!(
-                "moving pending sessions off {} stopped: {error}",
-                self.lanes[busy].name()
-            );
+            },
+        )
+        .await?;
+        for item in &moved {
+            if let Some(job) = chosen.get(item) {
+                self.hand_back(*job);
+            }
+        }
+        // A busy server that does not answer counts as down (and leaves past the grace).
+        let unanswered = match &taken.unreachable {
+            Some(Stopped::Client(e)) if e.is_unreachable() => Some(error_chain(e)),
+            Some(Stopped::Timeout(_)) => Some("no answer".to_owned()),
+            _ => None,
+        };
+        if let Some(error) = unanswered {
+            self.steal_after = Some(tokio::time::Instant::now() + STEAL_PAUSE);
+            if self.server_down(busy, &error).is_err() {
+                self.leave(
+                    busy,
+                    format!("it did not answer for {} s", self.ctx.grace().as_secs()),
+                )?;
+            }
+            return Ok(!moved.is_empty());
         }
         if moved.is_empty() {
             // None was still pending (the run had not heard yet that they started): not asked
             // again for a while.
             self.steal_after = Some(tokio::time::Instant::now() + STEAL_PAUSE);
             return Ok(false);
-        }
-        for item in &moved {
-            if let Some(job) = chosen.get(item) {
-                self.hand_back(*job);
-            }
         }
         tracing::info!(
             "{} is idle: {} pending job(s) moved to it from {}",

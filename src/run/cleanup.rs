@@ -103,7 +103,12 @@ impl Run<'_> {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let lanes: Vec<&Lane> = lanes.iter().filter(|l| l.in_run()).collect();
+        // A server that does not answer now is not waited for: the end's pass deletes what
+        // this one leaves.
+        let lanes: Vec<&Lane> = lanes
+            .iter()
+            .filter(|l| l.in_run() && !l.health.is_down())
+            .collect();
         let none = BTreeSet::new();
         let ours = Ours {
             sessions: &ledger.state().sessions,

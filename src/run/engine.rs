@@ -78,11 +78,7 @@ impl<'a> Run<'a> {
         })?;
         // A server is given up after the grace while another can take its jobs.
         let wait = ctx.wait_for(servers.len() > 1);
-        let follow = Follow {
-            mode: ctx.track_mode,
-            poll_interval: ctx.poll_interval,
-            window: ctx.window,
-        };
+        let follow = Follow::new(ctx.track_mode, ctx.poll_interval, ctx.window, ctx.grace());
         let mut lanes = Vec::with_capacity(servers.len());
         for server in servers {
             let number = ledger.server_number(&server.entry.url)?;
@@ -254,7 +250,10 @@ impl<'a> Run<'a> {
                 self.server_up(i);
                 self.tell_status(i);
             }
-            Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
+            Some(TrackEvent::ServerDown { since }) => {
+                self.lanes[i].health.saw_down(since.into_std());
+            }
+            Some(TrackEvent::Reconnected) => {}
             Some(_) => self.server_up(i),
             None => self.lanes[i].idle = true,
         }

@@ -8,6 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::error::RunError;
 use crate::server_entry::ServerEntry;
 
+/// How long a server of a pool may take to say its version before it is left out (or, once it
+/// left, before it is taken as still away).
+pub(super) const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Before a pool's run sends anything: each server is asked for its version and invocation
 /// schema. A server that does not answer, or lacks a node type the workflow uses, is left out
 /// with a warning naming why; the manifest is checked against the schema of the first server
@@ -37,7 +41,8 @@ pub(super) async fn preflight(
     let reached = futures_util::future::join_all(entries.iter().zip(&credentials).map(
         |(entry, credentials)| async move {
             let client = crate::client::Client::connect(&entry.url, credentials).await?;
-            let version = client.app().version().await?;
+            // A server that accepts connections and answers nothing is left out in seconds.
+            let version = client.with_timeout(ANSWER_WITHIN).app().version().await?;
             let schemas = schemas_of(&client, &entry.url, &version).await;
             Ok::<_, crate::client::ClientError>((client, schemas))
         },

@@ -6,9 +6,16 @@
 //! within the grace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Output;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::runner::{Workspace, assert_server_keeps_nothing_at, files_under, is_output_png, text};
 use crate::support;
@@ -211,4 +218,187 @@ fn an_idle_server_takes_pending_jobs_over_from_a_busy_one() {
     assert_every_output_once(&ws, 5);
     assert_server_keeps_nothing_at(&private_url, &journal);
     assert_server_keeps_nothing_at(shared, &journal);
+}
+
+/// A TCP proxy to `upstream` that relays until the flag it returns is set; from then on it
+/// answers nothing: open connections and new ones are held open and never answered, as a hung
+/// server would. Returns its URL.
+async fn stall_proxy(upstream: SocketAddr) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stalled);
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(relay(client, upstream, Arc::clone(&flag)));
+        }
+    });
+    (url, stalled)
+}
+
+async fn relay(client: TcpStream, upstream: SocketAddr, stalled: Arc<AtomicBool>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    if stalled.load(Ordering::SeqCst) {
+        // Accepted, read, never answered.
+        let mut buf = vec![0u8; 16 * 1024];
+        while matches!(client_read.read(&mut buf).await, Ok(n) if n > 0) {}
+        std::future::pending::<()>().await;
+    }
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut server_read, mut server_write) = server.into_split();
+    let pass = |stalled: Arc<AtomicBool>| async move {
+        if stalled.load(Ordering::SeqCst) {
+            // Held open, silent.
+            std::future::pending::<()>().await;
+        }
+    };
+    let up = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            pass(Arc::clone(&stalled)).await;
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            pass(Arc::clone(&stalled)).await;
+            if client_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::join!(up, down);
+    // The connection stays open while stalled.
+    pass(stalled).await;
+}
+
+/// How many outputs of the run, so far, name `server` in their sidecars.
+fn saved_by(ws: &Workspace, server: &str) -> usize {
+    files_under(&ws.path("out"))
+        .into_iter()
+        .filter(|f| f.ends_with(".png.json"))
+        .filter_map(|f| fs_err::read_to_string(ws.path(&format!("out/{f}"))).ok())
+        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(|v| v["server"] == server)
+        .count()
+}
+
+/// A child's stderr lines, each with when it came.
+type Lines = Arc<Mutex<Vec<(Instant, String)>>>;
+
+/// Spawns `cmd` with its stderr read line by line, each line with when it came.
+fn spawn_timed(mut cmd: std::process::Command) -> (std::process::Child, Lines) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let lines: Lines = Arc::default();
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            sink.lock().expect("lock").push((Instant::now(), line));
+        }
+    });
+    (child, lines)
+}
+
+/// Waits until `ready` holds, at most `limit`.
+async fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The child's exit code, waited for off the runtime.
+async fn exit_of(mut child: std::process::Child) -> Option<i32> {
+    tokio::task::spawn_blocking(move || child.wait().expect("wait").code())
+        .await
+        .expect("join")
+}
+
+fn all_lines(lines: &Mutex<Vec<(Instant, String)>>) -> String {
+    lines
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, l)| format!("{l}\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_accepts_connections_and_answers_nothing_is_out_of_the_pool_within_the_grace()
+{
+    let private = PrivateServer::start(None);
+    let private_url = private.url();
+    let shared = support::server().url();
+    let upstream: SocketAddr = shared
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let (hung_url, stall) = stall_proxy(upstream).await;
+    let ws = Workspace::new(&sweep(12, 192));
+    // A grace of 8 s (`--server-wait 8`).
+    let cmd = pool_command(
+        &ws,
+        &[&hung_url, &private_url],
+        &["--server-wait", "8", "job.yaml"],
+    );
+    let (child, lines) = spawn_timed(cmd);
+    // The proxied server hangs once it has finished a job and still holds others.
+    wait_for(
+        Duration::from_secs(240),
+        "a job done on the proxied server",
+        || saved_by(&ws, &hung_url) >= 2,
+    )
+    .await;
+    stall.store(true, Ordering::SeqCst);
+    let hung_at = Instant::now();
+    let code = exit_of(child).await;
+    let output = all_lines(&lines);
+    assert_eq!(code, Some(0), "{output}");
+    let left_at = lines
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(_, l)| l.contains(&format!("the server at {hung_url} leaves the pool")))
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("the hung server never left: {output}"));
+    let noticed = left_at.duration_since(hung_at);
+    eprintln!("the hung server left the pool {noticed:?} after it stopped answering");
+    // Within the grace and one poll of the tracker (5 s, plus its 4 s bound on the poll),
+    // far from the client's 120 s read time-out.
+    assert!(
+        noticed < Duration::from_secs(8 + 5 + 4 + 5),
+        "{noticed:?}\n{output}"
+    );
+    // The run completed on the other server: every job once, every file once.
+    let journal = ws.journal("out");
+    let per_server = assert_each_job_completed_once(&journal, 24);
+    assert!(
+        per_server.get(&1).copied().unwrap_or(0) > 12,
+        "{per_server:?}"
+    );
+    assert_every_output_once(&ws, 12);
+    assert_server_keeps_nothing_at(&private_url, &journal);
 }
