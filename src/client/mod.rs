@@ -90,6 +90,8 @@ pub struct Client {
     /// This clone's own bound on a request, when shorter than the builder's (see
     /// [`Client::with_timeout`]).
     patience: Option<Duration>,
+    /// Whether this clone tries failed requests again (see [`Client::without_retries`]).
+    retries: bool,
 }
 
 struct Inner {
@@ -200,6 +202,7 @@ impl ClientBuilder {
                 reached: AtomicBool::new(false),
             }),
             patience: None,
+            retries: true,
         })
     }
 }
@@ -306,6 +309,18 @@ impl Client {
         Client {
             inner: Arc::clone(&self.inner),
             patience: Some(timeout.min(self.inner.request_timeout)),
+            retries: self.retries,
+        }
+    }
+
+    /// A clone (sharing the connections and the token) that never tries a failed request
+    /// again: for asking, over and over, whether a server that is away answers yet.
+    #[must_use]
+    pub fn without_retries(&self) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            patience: self.patience,
+            retries: false,
         }
     }
 
@@ -472,7 +487,9 @@ impl Client {
             match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(err)
-                    if retries < self.inner.retry.max_retries && self.may_retry(&err, replay) =>
+                    if self.retries
+                        && retries < self.inner.retry.max_retries
+                        && self.may_retry(&err, replay) =>
                 {
                     let delay = self.inner.retry.delay(retries);
                     tracing::warn!(error = %err, retry = retries + 1, ?delay, "transient failure; retrying");

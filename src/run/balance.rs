@@ -214,10 +214,8 @@ impl Run<'_> {
         if let Some(error) = unanswered {
             self.steal_after = Some(tokio::time::Instant::now() + STEAL_PAUSE);
             if self.server_down(busy, &error).is_err() {
-                self.leave(
-                    busy,
-                    format!("it did not answer for {} s", self.ctx.grace().as_secs()),
-                )?;
+                let why = format!("it did not answer for {} s", self.ctx.grace().as_secs());
+                self.leave_unanswering(busy, why)?;
             }
             return Ok(!moved.is_empty());
         }

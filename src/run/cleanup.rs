@@ -26,10 +26,19 @@ impl Run<'_> {
     /// every candidate: an image another server made is not among its own.
     pub(super) async fn cleanup(&mut self, all_done: bool) -> Result<usize, RunError> {
         self.ledger.take_fresh();
+        // Every server the run used: one that left the pool is cleaned too when it answers now.
+        let mut reached = Vec::with_capacity(self.lanes.len());
+        for lane in &self.lanes {
+            reached.push(lane.in_run() || answers_now(lane).await);
+        }
         let Run {
             ctx, ledger, lanes, ..
         } = self;
-        let lanes: Vec<&Lane> = lanes.iter().filter(|l| l.in_run()).collect();
+        let lanes: Vec<&Lane> = lanes
+            .iter()
+            .zip(reached)
+            .filter_map(|(lane, reached)| reached.then_some(lane))
+            .collect();
         let state = ledger.state();
         let on_disk: BTreeSet<String> = ledger
             .written_images()
@@ -143,6 +152,17 @@ impl Run<'_> {
         ledger.hold(held);
         Ok(deleted)
     }
+}
+
+/// Whether a server that left the pool answers now (within a short bound).
+async fn answers_now(lane: &Lane) -> bool {
+    lane.client
+        .with_timeout(super::preflight::ANSWER_WITHIN)
+        .without_retries()
+        .app()
+        .version()
+        .await
+        .is_ok()
 }
 
 /// The candidates a server has (the uploads of another server of the run are not among them).

@@ -21,7 +21,7 @@ use super::error::RunError;
 use super::journal::Entry;
 use super::lane::{Follow, Lane, next_event};
 use super::ledger::Ledger;
-use super::preflight::PoolServer;
+use super::preflight::{Absent, PoolServer};
 use super::progress::RunEvent;
 use super::running::Run;
 use super::running::RunContext;
@@ -62,6 +62,7 @@ impl<'a> Run<'a> {
         ctx: RunContext<'a>,
         mut ledger: Ledger,
         servers: Vec<PoolServer>,
+        absent: Vec<Absent>,
     ) -> Result<Run<'a>, RunError> {
         let count = ctx.prepared.expansion.job_count();
         // A resumed run checks on the servers it runs on that the items it re-attaches to and
@@ -89,7 +90,7 @@ impl<'a> Run<'a> {
         // elsewhere) instead of failing their jobs.
         let downloads = Downloads::new(DOWNLOADS_AT_ONCE, ctx.server_wait + ctx.grace());
         let source = JobSource::new(&ctx.prepared.expansion, Default::default(), None);
-        Ok(Run {
+        let mut run = Run {
             ctx,
             ledger,
             lanes,
@@ -100,7 +101,12 @@ impl<'a> Run<'a> {
             cleaned: 0,
             started: Instant::now(),
             steal_after: None,
-        })
+            follow,
+            absent: Vec::new(),
+            returns: tokio::task::JoinSet::new(),
+        };
+        run.watch_absent(absent);
+        Ok(run)
     }
 
     /// Runs the manifest to its end; returns its outcome.
@@ -163,6 +169,9 @@ impl<'a> Run<'a> {
                 (i, event) = next_event(&mut self.lanes, &listening), if listening.contains(&true) => {
                     self.heard(i, event)?;
                 }
+                Some(Ok((away, client))) = self.returns.join_next(), if !self.returns.is_empty() => {
+                    self.came_back(away, client).await?;
+                }
                 () = sleep_until(retry_at), if retry_at.is_some() => {
                     let now = tokio::time::Instant::now();
                     for lane in &mut self.lanes {
@@ -198,7 +207,12 @@ impl<'a> Run<'a> {
             if !self.others_in_run(i) {
                 return Err(error);
             }
-            self.leave(i, crate::error_chain::error_chain(&error))?;
+            let why = crate::error_chain::error_chain(&error);
+            if matches!(error, RunError::Model(_)) {
+                self.leave(i, why)?;
+            } else {
+                self.leave_unanswering(i, why)?;
+            }
             return Ok(true);
         }
         let lane = &mut self.lanes[i];
@@ -242,7 +256,7 @@ impl<'a> Run<'a> {
                         return Err(gone);
                     }
                     let why = format!("it did not answer for {} s", self.ctx.grace().as_secs());
-                    self.leave(i, why)?;
+                    self.leave_unanswering(i, why)?;
                 }
                 self.tell_status(i);
             }

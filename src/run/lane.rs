@@ -38,7 +38,7 @@ pub(super) struct Follow {
 const ANSWER_WITHIN_AT_MOST: Duration = Duration::from_secs(10);
 
 /// How long a request following a server's items may take at least, however short the grace.
-const ANSWER_WITHIN_AT_LEAST: Duration = Duration::from_secs(2);
+const ANSWER_WITHIN_AT_LEAST: Duration = Duration::from_secs(3);
 
 impl Follow {
     /// How the run follows servers it gives up on after `grace` without an answer.

@@ -402,3 +402,97 @@ async fn a_server_that_accepts_connections_and_answers_nothing_is_out_of_the_poo
     assert_every_output_once(&ws, 12);
     assert_server_keeps_nothing_at(&private_url, &journal);
 }
+
+#[test]
+fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
+    let mut private = PrivateServer::start(None);
+    let private_url = private.url();
+    // As on the shared server: each session makes its own images (with the cache on, a session
+    // that ran while the run was away could have made an image later sessions were handed).
+    support::server::disable_invocation_cache(&private_url, None);
+    let shared = support::server().url();
+    // A small window keeps jobs waiting to be submitted while the private server is away.
+    let ws = Workspace::new(&sweep(30, 512));
+    let cmd = pool_command(
+        &ws,
+        &[&private_url, shared],
+        &["--window", "4", "--server-wait", "4", "job.yaml"],
+    );
+    let (mut child, lines) = spawn_timed(cmd);
+    // Killed as soon as it has completed a job: the other server has most of the sweep left,
+    // which outlasts the restart.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !ws.journal("out").iter().any(|e| {
+        e["event"] == "finished" && e["status"] == "completed" && server_of(&e["item_id"]) == 0
+    }) {
+        assert!(Instant::now() < deadline, "{}", all_lines(&lines));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done_before = completions(&ws.journal("out"))
+        .values()
+        .filter(|s| s.contains(&0))
+        .count();
+    eprintln!("killed with {done_before} jobs done on it");
+    private.kill();
+    let killed_at = Instant::now();
+    // Started again on the same port once the run has given it up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !all_lines(&lines).contains(&format!("the server at {private_url} leaves the pool")) {
+        assert!(Instant::now() < deadline, "{}", all_lines(&lines));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    private.restart();
+    let restarted_at = Instant::now();
+    support::server::disable_invocation_cache(&private_url, None);
+    let code = child.wait().expect("wait").code();
+    let output = all_lines(&lines);
+    assert_eq!(code, Some(0), "{output}");
+    let rejoined = format!("the server at {private_url} answers again and rejoins the pool");
+    let rejoined_at = lines
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(_, l)| l.contains(&rejoined))
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("it never rejoined: {output}"));
+    eprintln!(
+        "killed; given up after {:?}; back {:?} after it was started again",
+        restarted_at.duration_since(killed_at),
+        rejoined_at.saturating_duration_since(restarted_at)
+    );
+    // After it left (its items journaled as taken back), it took new jobs and completed some.
+    let journal = ws.journal("out");
+    let left = journal
+        .iter()
+        .position(|e| e["event"] == "withdrawn" && server_of(&e["item_id"]) == 0)
+        .unwrap_or_else(|| panic!("nothing taken back when it left: {output}"));
+    let after = &journal[left..];
+    assert!(
+        after
+            .iter()
+            // The first server's number (0) is left out of the journal.
+            .any(|e| e["event"] == "enqueue_intent" && e["server"].as_u64().unwrap_or(0) == 0),
+        "no job submitted to it after it came back: {output}"
+    );
+    assert!(
+        after.iter().any(|e| e["event"] == "finished"
+            && e["status"] == "completed"
+            && server_of(&e["item_id"]) == 0),
+        "no job completed on it after it came back: {output}"
+    );
+    assert_each_job_completed_once(&journal, 60);
+    assert_every_output_once(&ws, 30);
+    // Its leftovers are gone from its queue, and nothing of the run stays on either server.
+    assert_eq!(private.busy(), Some(0), "{output}");
+    for name in crate::runner::journal_images(&journal, true) {
+        let about: Vec<&Value> = journal
+            .iter()
+            .filter(|e| e.to_string().contains(&name))
+            .collect();
+        assert!(
+            !crate::runner::image_exists_at(&private_url, &name),
+            "{name} is still on it: {about:#?}\n{output}"
+        );
+    }
+    assert_server_keeps_nothing_at(shared, &journal);
+}
