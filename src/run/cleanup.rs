@@ -77,12 +77,17 @@ impl Run<'_> {
         };
         let mut plans = Vec::with_capacity(lanes.len());
         for lane in &lanes {
-            let here = on_server(lane, &candidates).await?;
-            plans.push(deletable(&lane.client, &here, &ours).await?.delete);
+            let plan = async {
+                let here = on_server(lane, &candidates).await?;
+                Ok::<_, RunError>(deletable(&lane.client, &here, &ours).await?.delete)
+            }
+            .await;
+            plans.push(left_alone(ctx, lane, plan)?.unwrap_or_default());
         }
         let mut deleted = 0;
         for (lane, delete) in lanes.iter().zip(plans) {
-            deleted += delete_images(ctx, lane, &delete, ledger).await?;
+            let done = delete_images(ctx, lane, &delete, ledger).await;
+            deleted += left_alone(ctx, lane, done)?.unwrap_or_default();
         }
         Ok(deleted)
     }
@@ -151,6 +156,27 @@ impl Run<'_> {
         }
         ledger.hold(held);
         Ok(deleted)
+    }
+}
+
+/// A cleanup step's result on `lane`: an error of a server that left the pool is told and
+/// passed over (the run does not fail for it), one of a server in the run is the run's.
+fn left_alone<T>(
+    ctx: &RunContext<'_>,
+    lane: &Lane,
+    result: Result<T, RunError>,
+) -> Result<Option<T>, RunError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if !lane.in_run() => {
+            ctx.warn(format!(
+                "cannot clean up {}, which left the pool: {}",
+                lane.name(),
+                crate::error_chain::error_chain(&e)
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
