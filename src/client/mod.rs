@@ -87,6 +87,11 @@ pub const REFRESHED_TOKEN_HEADER: &str = "x-refreshed-token";
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// This clone's own bound on a request, when shorter than the builder's (see
+    /// [`Client::with_timeout`]).
+    patience: Option<Duration>,
+    /// Whether this clone tries failed requests again (see [`Client::without_retries`]).
+    retries: bool,
 }
 
 struct Inner {
@@ -106,7 +111,7 @@ impl fmt::Debug for Client {
             .field("base_url", &self.inner.base.as_str())
             .field("token", &self.token())
             .field("retry", &self.inner.retry)
-            .field("request_timeout", &self.inner.request_timeout)
+            .field("request_timeout", &self.request_timeout())
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +201,8 @@ impl ClientBuilder {
                 request_timeout: self.request_timeout,
                 reached: AtomicBool::new(false),
             }),
+            patience: None,
+            retries: true,
         })
     }
 }
@@ -290,6 +297,36 @@ impl Client {
     /// See [`ClientBuilder::build`].
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
         ClientBuilder::new(base_url).build()
+    }
+
+    /// A clone (sharing the connections and the token) whose requests may take at most
+    /// `timeout` each, answer included, and whose timed-out requests are not tried again: for
+    /// short calls whose caller asks again anyway (following a queue, checking that a server
+    /// answers), so that a server that accepts connections and answers nothing is noticed in
+    /// seconds rather than after the read time-out. Never longer than the client's own bound.
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            patience: Some(timeout.min(self.inner.request_timeout)),
+            retries: self.retries,
+        }
+    }
+
+    /// A clone (sharing the connections and the token) that never tries a failed request
+    /// again: for asking, over and over, whether a server that is away answers yet.
+    #[must_use]
+    pub fn without_retries(&self) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            patience: self.patience,
+            retries: false,
+        }
+    }
+
+    /// How long one request may take.
+    fn request_timeout(&self) -> Duration {
+        self.patience.unwrap_or(self.inner.request_timeout)
     }
 
     /// A builder for a client of the server at `base_url`.
@@ -399,7 +436,7 @@ impl Client {
         url: Url,
         response: Response,
     ) -> Result<T, ClientError> {
-        let bytes = match tokio::time::timeout(self.inner.request_timeout, response.bytes()).await {
+        let bytes = match tokio::time::timeout(self.request_timeout(), response.bytes()).await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(source)) => return Err(self.transport_error(method, url, source)),
             Err(_) => {
@@ -407,7 +444,7 @@ impl Client {
                 return Err(ClientError::Timeout {
                     method,
                     url,
-                    timeout: self.inner.request_timeout,
+                    timeout: self.request_timeout(),
                     source: None,
                 });
             }
@@ -450,7 +487,9 @@ impl Client {
             match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(err)
-                    if retries < self.inner.retry.max_retries && self.may_retry(&err, replay) =>
+                    if self.retries
+                        && retries < self.inner.retry.max_retries
+                        && self.may_retry(&err, replay) =>
                 {
                     let delay = self.inner.retry.delay(retries);
                     tracing::warn!(error = %err, retry = retries + 1, ?delay, "transient failure; retrying");
@@ -468,7 +507,8 @@ impl Client {
             // known to exist (a server that was never reached is most likely not running).
             ClientError::Connect { .. } => self.inner.reached.load(Ordering::Relaxed),
             _ if replay == Replay::OnlyIfNotSent => false,
-            ClientError::Timeout { .. } => true,
+            // An impatient clone's caller asks again itself.
+            ClientError::Timeout { .. } => self.patience.is_none(),
             ClientError::Transport { source, .. } => retry::is_transient(source),
             ClientError::Http { status, .. } => retry::is_transient_status(*status),
             ClientError::Truncated { .. } => true,
@@ -487,7 +527,7 @@ impl Client {
             .inner
             .http
             .request(method.clone(), url.clone())
-            .timeout(self.inner.request_timeout);
+            .timeout(self.request_timeout());
         if let Some(token) = self.token() {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| ClientError::InvalidToken)?;
@@ -561,7 +601,7 @@ impl Client {
             ClientError::Timeout {
                 method,
                 url,
-                timeout: self.inner.request_timeout,
+                timeout: self.request_timeout(),
                 source: Some(source),
             }
         } else {

@@ -26,10 +26,19 @@ impl Run<'_> {
     /// every candidate: an image another server made is not among its own.
     pub(super) async fn cleanup(&mut self, all_done: bool) -> Result<usize, RunError> {
         self.ledger.take_fresh();
+        // Every server the run used: one that left the pool is cleaned too when it answers now.
+        let mut reached = Vec::with_capacity(self.lanes.len());
+        for lane in &self.lanes {
+            reached.push(lane.in_run() || answers_now(lane).await);
+        }
         let Run {
             ctx, ledger, lanes, ..
         } = self;
-        let lanes: Vec<&Lane> = lanes.iter().filter(|l| l.in_run()).collect();
+        let lanes: Vec<&Lane> = lanes
+            .iter()
+            .zip(reached)
+            .filter_map(|(lane, reached)| reached.then_some(lane))
+            .collect();
         let state = ledger.state();
         let on_disk: BTreeSet<String> = ledger
             .written_images()
@@ -68,12 +77,17 @@ impl Run<'_> {
         };
         let mut plans = Vec::with_capacity(lanes.len());
         for lane in &lanes {
-            let here = on_server(lane, &candidates).await?;
-            plans.push(deletable(&lane.client, &here, &ours).await?.delete);
+            let plan = async {
+                let here = on_server(lane, &candidates).await?;
+                Ok::<_, RunError>(deletable(&lane.client, &here, &ours).await?.delete)
+            }
+            .await;
+            plans.push(left_alone(ctx, lane, plan)?.unwrap_or_default());
         }
         let mut deleted = 0;
         for (lane, delete) in lanes.iter().zip(plans) {
-            deleted += delete_images(ctx, lane, &delete, ledger).await?;
+            let done = delete_images(ctx, lane, &delete, ledger).await;
+            deleted += left_alone(ctx, lane, done)?.unwrap_or_default();
         }
         Ok(deleted)
     }
@@ -103,7 +117,12 @@ impl Run<'_> {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let lanes: Vec<&Lane> = lanes.iter().filter(|l| l.in_run()).collect();
+        // A server that does not answer now is not waited for: the end's pass deletes what
+        // this one leaves.
+        let lanes: Vec<&Lane> = lanes
+            .iter()
+            .filter(|l| l.in_run() && !l.health.is_down())
+            .collect();
         let none = BTreeSet::new();
         let ours = Ours {
             sessions: &ledger.state().sessions,
@@ -138,6 +157,38 @@ impl Run<'_> {
         ledger.hold(held);
         Ok(deleted)
     }
+}
+
+/// A cleanup step's result on `lane`: an error of a server that left the pool is told and
+/// passed over (the run does not fail for it), one of a server in the run is the run's.
+fn left_alone<T>(
+    ctx: &RunContext<'_>,
+    lane: &Lane,
+    result: Result<T, RunError>,
+) -> Result<Option<T>, RunError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if !lane.in_run() => {
+            ctx.warn(format!(
+                "cannot clean up {}, which left the pool: {}",
+                lane.name(),
+                crate::error_chain::error_chain(&e)
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a server that left the pool answers now (within a short bound).
+async fn answers_now(lane: &Lane) -> bool {
+    lane.client
+        .with_timeout(super::preflight::ANSWER_WITHIN)
+        .without_retries()
+        .app()
+        .version()
+        .await
+        .is_ok()
 }
 
 /// The candidates a server has (the uploads of another server of the run are not among them).

@@ -124,6 +124,9 @@ impl Downloads {
     }
 }
 
+/// How often a download under way checks whether the run gave its item up.
+const GIVEN_UP_CHECK: Duration = Duration::from_millis(250);
+
 /// Where an item's files come from.
 struct Fetch {
     client: Client,
@@ -136,6 +139,13 @@ impl Fetch {
     /// Whether the run gave the item up.
     fn given_up(&self) -> bool {
         self.abandoned.lock().is_ok_and(|a| a.contains(&self.item))
+    }
+
+    /// Returns once the run gives the item up.
+    async fn until_given_up(&self) {
+        while !self.given_up() {
+            tokio::time::sleep(GIVEN_UP_CHECK).await;
+        }
     }
 
     /// Writes one planned file: staged in the store (downloaded, or copied from `copy_from`,
@@ -153,7 +163,12 @@ impl Fetch {
             Some(existing) if store.exists(existing).unwrap_or(false) => {
                 copy_into(store, existing, &staged)?;
             }
-            _ => self.download(&file.image_name, staged.path()).await?,
+            // A download from a server that left the run (one that stopped answering, say) is
+            // given up at once rather than at the end of its own time-out.
+            _ => tokio::select! {
+                done = self.download(&file.image_name, staged.path()) => done?,
+                () = self.until_given_up() => return Err(SaveError::GivenUp),
+            },
         }
         // The staged file goes with `staged` when this returns without committing it.
         if self.given_up() {

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::balance::{next_share, pool_room};
 use super::collect::Ended;
 use super::download::{DownloadResult, Downloads};
 use super::error::RunError;
 use super::journal::Entry;
 use super::lane::{Follow, Lane, next_event};
 use super::ledger::Ledger;
-use super::preflight::PoolServer;
+use super::preflight::{Absent, PoolServer};
 use super::progress::RunEvent;
 use super::running::Run;
 use super::running::RunContext;
@@ -61,6 +62,7 @@ impl<'a> Run<'a> {
         ctx: RunContext<'a>,
         mut ledger: Ledger,
         servers: Vec<PoolServer>,
+        absent: Vec<Absent>,
     ) -> Result<Run<'a>, RunError> {
         let count = ctx.prepared.expansion.job_count();
         // A resumed run checks on the servers it runs on that the items it re-attaches to and
@@ -77,11 +79,7 @@ impl<'a> Run<'a> {
         })?;
         // A server is given up after the grace while another can take its jobs.
         let wait = ctx.wait_for(servers.len() > 1);
-        let follow = Follow {
-            mode: ctx.track_mode,
-            poll_interval: ctx.poll_interval,
-            window: ctx.window,
-        };
+        let follow = Follow::new(ctx.track_mode, ctx.poll_interval, ctx.window, ctx.grace());
         let mut lanes = Vec::with_capacity(servers.len());
         for server in servers {
             let number = ledger.server_number(&server.entry.url)?;
@@ -92,7 +90,7 @@ impl<'a> Run<'a> {
         // elsewhere) instead of failing their jobs.
         let downloads = Downloads::new(DOWNLOADS_AT_ONCE, ctx.server_wait + ctx.grace());
         let source = JobSource::new(&ctx.prepared.expansion, Default::default(), None);
-        Ok(Run {
+        let mut run = Run {
             ctx,
             ledger,
             lanes,
@@ -102,7 +100,13 @@ impl<'a> Run<'a> {
             interrupted: false,
             cleaned: 0,
             started: Instant::now(),
-        })
+            steal_after: None,
+            follow,
+            absent: Vec::new(),
+            returns: tokio::task::JoinSet::new(),
+        };
+        run.watch_absent(absent);
+        Ok(run)
     }
 
     /// Runs the manifest to its end; returns its outcome.
@@ -123,8 +127,14 @@ impl<'a> Run<'a> {
     /// tell, until every job has ended or Ctrl-C came.
     async fn drive(&mut self, cancel: &CancellationToken) -> Result<(), RunError> {
         loop {
-            if !self.interrupted && !cancel.is_cancelled() && self.submit_next(cancel).await? {
-                continue;
+            if !self.interrupted && !cancel.is_cancelled() {
+                if self.submit_next(cancel).await? {
+                    continue;
+                }
+                // The tail: an idle server takes pending sessions over from a busy one.
+                if self.source.is_empty() && self.steal().await? {
+                    continue;
+                }
             }
             if let Some(coalescer) = &self.ctx.coalescer {
                 // Waiting for the server, not about to enqueue: other runs need not wait for
@@ -159,6 +169,9 @@ impl<'a> Run<'a> {
                 (i, event) = next_event(&mut self.lanes, &listening), if listening.contains(&true) => {
                     self.heard(i, event)?;
                 }
+                Some(Ok((away, client))) = self.returns.join_next(), if !self.returns.is_empty() => {
+                    self.came_back(away, client).await?;
+                }
                 () = sleep_until(retry_at), if retry_at.is_some() => {
                     let now = tokio::time::Instant::now();
                     for lane in &mut self.lanes {
@@ -172,17 +185,21 @@ impl<'a> Run<'a> {
     }
 
     /// Tops a server's window up once half of it is done: the server with the most room takes
-    /// the next jobs (pull, not push: a slow server takes fewer). Returns whether it submitted.
+    /// the next jobs (pull, not push: a slow server takes fewer), and once the jobs left fit in
+    /// the pool's room they are split by the servers' windows ([`super::balance`]). Returns
+    /// whether it submitted.
     async fn submit_next(&mut self, cancel: &CancellationToken) -> Result<bool, RunError> {
         if self.source.is_empty() {
             return Ok(false);
         }
-        let Some((i, room)) = self.next_lane() else {
+        let seats = self.seats();
+        let left = self.source.count_up_to(pool_room(&seats) + 1);
+        let Some((i, share)) = next_share(&seats, left) else {
             return Ok(false);
         };
         let jobs = self
             .source
-            .take(room.min(MAX_ENQUEUE), &self.ctx.prepared.expansion.inputs);
+            .take(share.min(MAX_ENQUEUE), &self.ctx.prepared.expansion.inputs);
         let submitted = self.submit(i, jobs, cancel).await?;
         self.lanes[i].idle = false;
         self.source.hand_back(submitted.handed_back);
@@ -190,7 +207,12 @@ impl<'a> Run<'a> {
             if !self.others_in_run(i) {
                 return Err(error);
             }
-            self.leave(i, crate::error_chain::error_chain(&error))?;
+            let why = crate::error_chain::error_chain(&error);
+            if matches!(error, RunError::Model(_)) {
+                self.leave(i, why)?;
+            } else {
+                self.leave_unanswering(i, why)?;
+            }
             return Ok(true);
         }
         let lane = &mut self.lanes[i];
@@ -206,26 +228,6 @@ impl<'a> Run<'a> {
             ));
         }
         Ok(true)
-    }
-
-    /// The server that takes the next jobs, and how many it has room for: of the servers still
-    /// in the run whose window is at least half empty and whose queue is not full, the one with
-    /// the most room (the first named on a tie). A server that does not answer is passed over
-    /// while another one does.
-    fn next_lane(&self) -> Option<(usize, usize)> {
-        let now = tokio::time::Instant::now();
-        let mut best: Option<(usize, usize)> = None;
-        for (i, lane) in self.lanes.iter().enumerate() {
-            let down = lane.health.is_down() && self.others_in_run(i);
-            if !lane.in_run() || down || lane.retry_at.is_some_and(|at| now < at) {
-                continue;
-            }
-            let room = lane.room(&self.ledger);
-            if room * 2 >= lane.window && best.is_none_or(|(_, r)| room > r) {
-                best = Some((i, room));
-            }
-        }
-        best
     }
 
     /// Acts on an event of lane `i`'s tracker.
@@ -254,7 +256,7 @@ impl<'a> Run<'a> {
                         return Err(gone);
                     }
                     let why = format!("it did not answer for {} s", self.ctx.grace().as_secs());
-                    self.leave(i, why)?;
+                    self.leave_unanswering(i, why)?;
                 }
                 self.tell_status(i);
             }
@@ -262,7 +264,10 @@ impl<'a> Run<'a> {
                 self.server_up(i);
                 self.tell_status(i);
             }
-            Some(TrackEvent::Reconnected | TrackEvent::ServerDown { .. }) => {}
+            Some(TrackEvent::ServerDown { since }) => {
+                self.lanes[i].health.saw_down(since.into_std());
+            }
+            Some(TrackEvent::Reconnected) => {}
             Some(_) => self.server_up(i),
             None => self.lanes[i].idle = true,
         }

@@ -28,6 +28,33 @@ pub(super) struct Follow {
     pub(super) mode: TrackMode,
     pub(super) poll_interval: Duration,
     pub(super) window: usize,
+    /// How long one request following the run's items may take: a server that accepts
+    /// connections and answers nothing is down within the grace, not after the client's read
+    /// time-out (downloads and enqueues keep the client's own bounds).
+    pub(super) answer_within: Duration,
+}
+
+/// How long a request following a server's items may take at most, however long the grace.
+const ANSWER_WITHIN_AT_MOST: Duration = Duration::from_secs(10);
+
+/// How long a request following a server's items may take at least, however short the grace.
+const ANSWER_WITHIN_AT_LEAST: Duration = Duration::from_secs(3);
+
+impl Follow {
+    /// How the run follows servers it gives up on after `grace` without an answer.
+    pub(super) fn new(
+        mode: TrackMode,
+        poll_interval: Duration,
+        window: usize,
+        grace: Duration,
+    ) -> Follow {
+        Follow {
+            mode,
+            poll_interval,
+            window,
+            answer_within: (grace / 2).clamp(ANSWER_WITHIN_AT_LEAST, ANSWER_WITHIN_AT_MOST),
+        }
+    }
 }
 
 /// A server of the run.
@@ -40,6 +67,8 @@ pub(super) struct Lane {
     pub(super) number: u16,
     /// The most sessions of the run pending on it at once.
     pub(super) window: usize,
+    /// How long a short call to it (following its items, taking some back) may take.
+    pub(super) answer_within: Duration,
     /// Follows the run's items on it.
     pub(super) tracker: Tracker,
     /// The models the manifest names, as resolved on it.
@@ -76,9 +105,15 @@ impl Lane {
         follow: &Follow,
         wait: Duration,
     ) -> Lane {
-        let tracker = Tracker::start(&server.client, follow.mode, follow.poll_interval).await;
+        let tracker = Tracker::start(
+            &server.client.with_timeout(follow.answer_within),
+            follow.mode,
+            follow.poll_interval,
+        )
+        .await;
         Lane {
             window: server.entry.window_of(follow.window).max(1),
+            answer_within: follow.answer_within,
             health: Health::new(wait, &server.entry.url),
             url: server.entry.url,
             client: server.client,
@@ -110,12 +145,6 @@ impl Lane {
     /// Whether it is still part of the run.
     pub(super) fn in_run(&self) -> bool {
         self.left.is_none()
-    }
-
-    /// How many more sessions of the run it has room for.
-    pub(super) fn room(&self, ledger: &Ledger) -> usize {
-        self.window
-            .saturating_sub(ledger.open_on(self.number).count())
     }
 
     /// Whether its tracker may have something to tell: it is in the run and the run has items
@@ -221,6 +250,8 @@ impl Lane {
 #[derive(Debug)]
 pub(super) struct Health {
     down_since: Option<Instant>,
+    /// When the first request of an outage not yet told was sent (its tracker says).
+    first_unanswered: Option<Instant>,
     wait: Duration,
     /// The server's URL, for messages.
     url: String,
@@ -231,6 +262,7 @@ impl Health {
     pub(super) fn new(wait: Duration, url: &str) -> Health {
         Health {
             down_since: None,
+            first_unanswered: None,
             wait,
             url: url.to_owned(),
         }
@@ -246,6 +278,14 @@ impl Health {
         self.down_since.is_some()
     }
 
+    /// The server's tracker says an outage began at `since` (when its first unanswered request
+    /// was sent): the outage counts from then, not from when that request gave up.
+    pub(super) fn saw_down(&mut self, since: Instant) {
+        if self.down_since.is_none() {
+            self.first_unanswered = Some(since);
+        }
+    }
+
     /// A request failed because the server is unreachable. The first failure of an outage gives
     /// the warning to tell; past the wait the run stops with [`RunError::ServerGone`].
     pub(super) fn down(&mut self, error: &str) -> Result<Option<String>, RunError> {
@@ -253,13 +293,14 @@ impl Health {
         let since = match self.down_since {
             Some(since) => since,
             None => {
-                self.down_since = Some(Instant::now());
+                let since = self.first_unanswered.take().unwrap_or_else(Instant::now);
+                self.down_since = Some(since);
                 news = Some(format!(
                     "the server at {} does not answer ({error}); waiting up to {} for it",
                     self.url,
                     human(self.wait)
                 ));
-                Instant::now()
+                since
             }
         };
         if since.elapsed() >= self.wait {
@@ -273,6 +314,7 @@ impl Health {
 
     /// A request succeeded: an outage, if there was one, is over (the warning to tell).
     pub(super) fn up(&mut self) -> Option<String> {
+        self.first_unanswered = None;
         let since = self.down_since.take()?;
         Some(format!(
             "the server at {} answers again (after {}); going on",

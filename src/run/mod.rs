@@ -1,5 +1,6 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
+mod balance;
 pub mod batch;
 mod cleanup;
 pub mod clock;
@@ -22,6 +23,7 @@ mod outcome;
 mod preflight;
 pub mod prepare;
 pub mod progress;
+mod rejoin;
 mod repair;
 mod resume;
 mod running;
@@ -92,10 +94,18 @@ pub async fn run_manifest(
     }
     let entries = settings.servers_for(&peek.servers)?;
     if entries.len() > 1 && !offline {
-        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries)
+        let (prepared, lanes, absent) = preflight::preflight(source, settings, reporter, &entries)
             .await
             .map_err(|e| no_answer(e, &entries, &mut checked))?;
-        return execute(source, settings, reporter, cancel, &prepared, lanes).await;
+        return execute(
+            source,
+            settings,
+            reporter,
+            cancel,
+            &prepared,
+            (lanes, absent),
+        )
+        .await;
     }
     let client = if peek.library || !offline {
         let client = connect(settings, &entries[0]).await?;
@@ -139,10 +149,18 @@ pub async fn run_manifest(
     // The manifest as checked may name servers its lenient first reading missed.
     let mut entries = settings.servers_for(&prepared.file.server_entries())?;
     if entries.len() > 1 {
-        let (prepared, lanes) = preflight::preflight(source, settings, reporter, &entries)
+        let (prepared, lanes, absent) = preflight::preflight(source, settings, reporter, &entries)
             .await
             .map_err(|e| no_answer(e, &entries, &mut None))?;
-        return execute(source, settings, reporter, cancel, &prepared, lanes).await;
+        return execute(
+            source,
+            settings,
+            reporter,
+            cancel,
+            &prepared,
+            (lanes, absent),
+        )
+        .await;
     }
     let entry = entries.swap_remove(0);
     let client = match client {
@@ -154,24 +172,33 @@ pub async fn run_manifest(
         client,
         models: crate::client::ModelResolver::new(),
     }];
-    execute(source, settings, reporter, cancel, &prepared, lanes).await
+    execute(
+        source,
+        settings,
+        reporter,
+        cancel,
+        &prepared,
+        (lanes, Vec::new()),
+    )
+    .await
 }
 
-/// Carries a prepared manifest out on `servers` (their URLs and clients, in order).
+/// Carries a prepared manifest out on `servers` (their URLs and clients, in order), and on those
+/// of `absent` (the pool's servers that did not answer its preflight) that answer later.
 async fn execute(
     source: &ManifestSource,
     settings: &RunSettings,
     reporter: &Reporter,
     cancel: CancellationToken,
     prepared: &prepare::Prepared,
-    servers: Vec<preflight::PoolServer>,
+    (servers, absent): (Vec<preflight::PoolServer>, Vec<preflight::Absent>),
 ) -> Result<ManifestOutcome, RunError> {
     let store = crate::store::LocalStore::open(&prepared.output_dir)
         .map_err(crate::fs::place::PlaceError::into_io)?;
     let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
     shard::check_folder(&prepared.output_dir, settings.shard, settings.fresh)?;
     let ledger = ledger::Ledger::open(&*store, settings.fresh, settings.shard)?;
-    let several = servers.len() > 1;
+    let several = servers.len() + absent.len() > 1;
     // The manifest's own listeners (its notifications) hear this run only.
     let reporter = &match notify_listener(source, settings, prepared) {
         Some(notify) => reporter.with(notify),
@@ -203,7 +230,7 @@ async fn execute(
         shard: settings.shard,
     };
     let result = async {
-        running::Run::open(ctx, ledger, servers)
+        running::Run::open(ctx, ledger, servers, absent)
             .await?
             .go(cancel)
             .await

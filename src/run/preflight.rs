@@ -8,6 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::error::RunError;
 use crate::server_entry::ServerEntry;
 
+/// How long a server of a pool may take to say its version before it is left out (or, once it
+/// left, before it is taken as still away).
+pub(super) const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Before a pool's run sends anything: each server is asked for its version and invocation
 /// schema. A server that does not answer, or lacks a node type the workflow uses, is left out
 /// with a warning naming why; the manifest is checked against the schema of the first server
@@ -20,7 +24,7 @@ pub(super) async fn preflight(
     settings: &super::settings::RunSettings,
     reporter: &super::progress::Reporter,
     entries: &[ServerEntry],
-) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
+) -> Result<(super::prepare::Prepared, Vec<PoolServer>, Vec<Absent>), RunError> {
     let warn = |message: String| {
         reporter.event(&super::progress::RunEvent::Warning {
             manifest: source.run_name(),
@@ -37,7 +41,8 @@ pub(super) async fn preflight(
     let reached = futures_util::future::join_all(entries.iter().zip(&credentials).map(
         |(entry, credentials)| async move {
             let client = crate::client::Client::connect(&entry.url, credentials).await?;
-            let version = client.app().version().await?;
+            // A server that accepts connections and answers nothing is left out in seconds.
+            let version = client.with_timeout(ANSWER_WITHIN).app().version().await?;
             let schemas = schemas_of(&client, &entry.url, &version).await;
             Ok::<_, crate::client::ClientError>((client, schemas))
         },
@@ -45,10 +50,18 @@ pub(super) async fn preflight(
     .await;
     let mut answering = Vec::new();
     let mut last_error = None;
-    for (entry, reached) in entries.iter().zip(reached) {
+    let mut absent = Vec::new();
+    for ((entry, reached), credentials) in entries.iter().zip(reached).zip(credentials) {
         match reached {
             Ok((client, schemas)) => answering.push((entry.clone(), client, schemas)),
             Err(e) => {
+                // One that does not answer is asked again while the run goes.
+                if e.is_unreachable() {
+                    absent.push(Absent {
+                        entry: entry.clone(),
+                        credentials,
+                    });
+                }
                 warn(format!(
                     "the server at {} is left out of the pool: {}",
                     entry.url,
@@ -59,7 +72,8 @@ pub(super) async fn preflight(
         }
     }
     let Some(first_error) = (answering.is_empty()).then_some(last_error).flatten() else {
-        return check_pool(source, settings, answering, warn).await;
+        let (prepared, servers) = check_pool(source, settings, answering, warn).await?;
+        return Ok((prepared, servers, absent));
     };
     Err(first_error.into())
 }
@@ -134,15 +148,7 @@ async fn check_pool(
         return Err(first_error.unwrap_or(RunError::NoManifest));
     };
     let node_types = super::needs::node_types(prepared.workflow.definition());
-    // The models of the inputs the manifest sets (those the workflow itself names keep their
-    // keys: they are sent as they are, as to one server).
-    let set = &prepared.expansion.inputs;
-    let models: Vec<super::needs::ModelNeed> =
-        super::needs::Needs::of_manifest(&source.display_name, &prepared)
-            .models
-            .into_iter()
-            .filter(|need| need.inputs.iter().any(|input| set.contains_key(input)))
-            .collect();
+    let models = pool_models(&source.display_name, &prepared);
     let mut model_error = None;
     let mut lanes = Vec::with_capacity(answering.len());
     for (entry, client, schemas) in answering {
@@ -150,16 +156,9 @@ async fn check_pool(
         let schemas = schemas
             .as_deref()
             .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-        let missing: Vec<String> = node_types
-            .iter()
-            .filter(|t| schemas.invocation(t).is_none())
-            .map(|t| format!("`{t}`"))
-            .collect();
-        if !missing.is_empty() {
+        if let Some(lacks) = lacks_node_types(&node_types, schemas) {
             warn(format!(
-                "the server at {url} is left out of the pool: it lacks the node type{} {} that the workflow uses",
-                if missing.len() == 1 { "" } else { "s" },
-                missing.join(", ")
+                "the server at {url} is left out of the pool: {lacks}"
             ));
             continue;
         }
@@ -182,6 +181,82 @@ async fn check_pool(
         Some(e) if lanes.is_empty() => Err(e),
         _ => Ok((prepared, lanes)),
     }
+}
+
+/// The models of the inputs a manifest sets, which each server of a pool must have (those the
+/// workflow itself names keep their keys: they are sent as they are, as to one server).
+fn pool_models(
+    display_name: &str,
+    prepared: &super::prepare::Prepared,
+) -> Vec<super::needs::ModelNeed> {
+    let set = &prepared.expansion.inputs;
+    super::needs::Needs::of_manifest(display_name, prepared)
+        .models
+        .into_iter()
+        .filter(|need| need.inputs.iter().any(|input| set.contains_key(input)))
+        .collect()
+}
+
+/// Why a server whose schemas are `schemas` cannot run a workflow of `node_types`, if it
+/// cannot.
+fn lacks_node_types(
+    node_types: &std::collections::BTreeSet<String>,
+    schemas: &crate::workflow::SchemaSet,
+) -> Option<String> {
+    let missing: Vec<String> = node_types
+        .iter()
+        .filter(|t| schemas.invocation(t).is_none())
+        .map(|t| format!("`{t}`"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "it lacks the node type{} {} that the workflow uses",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        )
+    })
+}
+
+/// The same checks as the preflight's, for a server that answers again during the run (or
+/// answers for the first time): its version answered within [`ANSWER_WITHIN`], it has every
+/// node type of the workflow and the models the manifest names. Returns it ready to take part,
+/// or why it cannot.
+pub(super) async fn check_again(
+    entry: ServerEntry,
+    client: crate::client::Client,
+    name: &str,
+    prepared: &super::prepare::Prepared,
+) -> Result<PoolServer, String> {
+    let chain = |e: &dyn std::error::Error| crate::error_chain::error_chain(e);
+    let version = client
+        .with_timeout(ANSWER_WITHIN)
+        .app()
+        .version()
+        .await
+        .map_err(|e| chain(&e))?;
+    let schemas = schemas_of(&client, &entry.url, &version).await;
+    let schemas = schemas
+        .as_deref()
+        .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+    let node_types = super::needs::node_types(prepared.workflow.definition());
+    if let Some(lacks) = lacks_node_types(&node_types, schemas) {
+        return Err(lacks);
+    }
+    let models = resolve_named_models(&entry.url, &client, &pool_models(name, prepared))
+        .await
+        .map_err(|e| chain(&e))?;
+    Ok(PoolServer {
+        entry,
+        client,
+        models,
+    })
+}
+
+/// A server of the pool left out at the start because it did not answer: asked again while the
+/// run goes.
+pub(super) struct Absent {
+    pub entry: ServerEntry,
+    pub credentials: crate::client::Credentials,
 }
 
 /// A server that takes part in a run: as named, its client, and the manifest's models as

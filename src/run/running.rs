@@ -109,6 +109,14 @@ pub(super) struct Run<'a> {
     pub(super) cleaned: usize,
     /// When it started.
     pub(super) started: Instant,
+    /// Moving pending sessions to an idle server is not tried again before then.
+    pub(super) steal_after: Option<tokio::time::Instant>,
+    /// How it follows its servers (for a server that joins later).
+    pub(super) follow: super::lane::Follow,
+    /// The servers left out at the start because they did not answer, until they join.
+    pub(super) absent: Vec<Option<crate::server_entry::ServerEntry>>,
+    /// Servers away from the pool, each waiting (on its own) until it answers.
+    pub(super) returns: tokio::task::JoinSet<(super::rejoin::Away, crate::client::Client)>,
 }
 
 impl Run<'_> {

@@ -72,6 +72,12 @@ impl<'a> JobSource<'a> {
         self.ahead.is_empty()
     }
 
+    /// How many jobs are left, counted up to `max`.
+    pub(super) fn count_up_to(&mut self, max: usize) -> usize {
+        self.fill(max);
+        self.ahead.len().min(max)
+    }
+
     /// Up to `max` jobs that can share an enqueue, in job order.
     pub(super) fn take(&mut self, max: usize, inputs: &IndexMap<String, InputInfo>) -> Vec<Job> {
         self.fill(LOOKAHEAD.max(max));

@@ -7,6 +7,7 @@ static ALLOCATOR: invk_run::budget::BudgetAllocator = invk_run::budget::BudgetAl
 
 mod support;
 
+mod balance;
 mod cli_messages;
 mod client;
 mod conformance;

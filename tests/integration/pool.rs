@@ -631,6 +631,7 @@ impl ComesBack {
             })
             .mount(&server)
             .await;
+        let gone = first_enqueue.clone();
         // Pending while it answers; 503 while it is down.
         let answering = move || {
             first_enqueue.lock().expect("lock").is_none_or(|t| {
@@ -638,6 +639,25 @@ impl ComesBack {
             })
         };
         let answering = Arc::new(answering);
+        // Its version, once it went away, is never told again: it does not rejoin the pool, and
+        // what it holds is taken back at the end of the run.
+        Mock::given(method("GET"))
+            .and(path("/api/v1/app/version"))
+            .respond_with(move |_: &Request| {
+                if gone
+                    .lock()
+                    .expect("lock")
+                    .is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
+                {
+                    ResponseTemplate::new(503)
+                } else {
+                    ResponseTemplate::new(200)
+                        .set_body_json(serde_json::json!({"version": "6.14.2"}))
+                }
+            })
+            .with_priority(1)
+            .mount(&server)
+            .await;
         for (route, full) in [("item_summaries_by_ids", false), ("items_by_ids", true)] {
             let answering = answering.clone();
             Mock::given(method("POST"))

@@ -82,6 +82,26 @@ pub struct Tracker {
     poll_interval: Duration,
     next_poll: Instant,
     state: TrackState,
+    /// The request under way, if any: it runs on its own, so that a call to
+    /// [`Tracker::next`] cut short does not cut it short too (its time-out then counts from
+    /// when it was sent, however often the caller looks away).
+    inflight: Option<Inflight>,
+}
+
+/// A poll or fetch under way.
+#[derive(Debug)]
+struct Inflight {
+    fetch: bool,
+    ids: Vec<i64>,
+    sent: Instant,
+    answer: tokio::task::JoinHandle<Result<Answer, ClientError>>,
+}
+
+/// What a poll or a fetch brought.
+#[derive(Debug)]
+enum Answer {
+    Polled(Vec<Polled>),
+    Fetched(Vec<super::QueueItem>),
 }
 
 impl Tracker {
@@ -127,6 +147,7 @@ impl Tracker {
             poll_interval,
             next_poll: Instant::now() + poll_interval,
             state: TrackState::new(error_grace),
+            inflight: None,
         }
     }
 
@@ -165,12 +186,69 @@ impl Tracker {
     /// short is made again at the next call, a poll at the next interval.
     pub async fn next(&mut self) -> Option<TrackEvent> {
         loop {
+            if self.inflight.is_some() {
+                self.settle_request().await;
+                continue;
+            }
             match self.state.need(Instant::now()) {
                 Need::Emit(event) => return Some(event),
                 Need::Idle => return None,
-                Need::Fetch(ids) => self.fetch(&ids).await,
-                Need::Poll(ids) => self.poll(&ids).await,
+                Need::Fetch(ids) => self.send(true, ids),
+                Need::Poll(ids) => {
+                    self.next_poll = Instant::now() + self.poll_interval;
+                    self.send(false, ids);
+                }
                 Need::Wait => self.wait().await,
+            }
+        }
+    }
+
+    /// Sends a poll (or, with `fetch`, a fetch) of `ids`, to run on its own.
+    fn send(&mut self, fetch: bool, ids: Vec<i64>) {
+        let client = self.client.clone();
+        let queue_id = self.queue_id.clone();
+        let asked = ids.clone();
+        let answer = tokio::spawn(async move {
+            if fetch {
+                let items = client.queue_with_id(&queue_id).items_by_ids(&asked).await?;
+                Ok(Answer::Fetched(items))
+            } else {
+                Ok(Answer::Polled(summaries(&client, &queue_id, &asked).await?))
+            }
+        });
+        self.inflight = Some(Inflight {
+            fetch,
+            ids,
+            sent: Instant::now(),
+            answer,
+        });
+    }
+
+    /// Waits for the request under way to end, and applies its answer. Cancel-safe: the
+    /// request goes on, and the next call waits for it again.
+    async fn settle_request(&mut self) {
+        let Some(inflight) = &mut self.inflight else {
+            return;
+        };
+        let answer = (&mut inflight.answer).await;
+        let Some(Inflight {
+            fetch, ids, sent, ..
+        }) = self.inflight.take()
+        else {
+            return;
+        };
+        let answer = match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(err)) => Err(self.log_failure(&err)),
+            Err(e) => Err(format!("the request ended abnormally: {e}")),
+        };
+        match (answer, fetch) {
+            (Ok(Answer::Polled(polled)), _) => self.state.on_poll(&ids, &polled, Instant::now()),
+            (Ok(Answer::Fetched(items)), _) => self.state.on_fetched(&ids, items),
+            (Err(error), false) => self.state.on_poll_failed(error, sent),
+            (Err(error), true) => {
+                let retry_at = Instant::now() + self.poll_interval;
+                self.state.on_fetch_failed(&ids, error, sent, retry_at);
             }
         }
     }
@@ -211,37 +289,6 @@ impl Tracker {
         }
     }
 
-    /// Polls the statuses of `ids`.
-    async fn poll(&mut self, ids: &[i64]) {
-        let sent = Instant::now();
-        self.next_poll = sent + self.poll_interval;
-        match self.summaries(ids).await {
-            Ok(polled) => self.state.on_poll(ids, &polled, Instant::now()),
-            Err(err) => {
-                let error = self.log_failure(&err);
-                self.state.on_poll_failed(error, sent);
-            }
-        }
-    }
-
-    /// Fetches settled items in full; on failure, they are fetched again after the interval.
-    async fn fetch(&mut self, ids: &[i64]) {
-        let sent = Instant::now();
-        match self
-            .client
-            .queue_with_id(&self.queue_id)
-            .items_by_ids(ids)
-            .await
-        {
-            Ok(items) => self.state.on_fetched(ids, items),
-            Err(err) => {
-                let error = self.log_failure(&err);
-                let retry_at = Instant::now() + self.poll_interval;
-                self.state.on_fetch_failed(ids, error, sent, retry_at);
-            }
-        }
-    }
-
     fn log_failure(&self, err: &ClientError) -> String {
         let error = error_chain(err);
         tracing::warn!(
@@ -251,36 +298,37 @@ impl Tracker {
         error
     }
 
-    async fn summaries(&self, ids: &[i64]) -> Result<Vec<Polled>, ClientError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let url = self.client.endpoint(&[
-                "api",
-                "v1",
-                "queue",
-                &self.queue_id,
-                "item_summaries_by_ids",
-            ]);
-            let rows: Vec<Polled> = self
-                .client
-                .send_json(
-                    Method::POST,
-                    url,
-                    Replay::Idempotent,
-                    Body::json(&json!({ "item_ids": chunk })),
-                )
-                .await?;
-            out.extend(rows);
-        }
-        Ok(out)
-    }
-
     /// Closes the event socket (if any) and waits for its task to end.
     pub async fn close(self) {
+        if let Some(inflight) = &self.inflight {
+            inflight.answer.abort();
+        }
         if let Some((handle, _receiver)) = self.events
             && let Err(err) = handle.close().await
         {
             tracing::debug!("closing the event stream: {err}");
         }
     }
+}
+
+/// The statuses of `ids` on queue `queue_id`.
+async fn summaries(
+    client: &Client,
+    queue_id: &str,
+    ids: &[i64],
+) -> Result<Vec<Polled>, ClientError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_CALL) {
+        let url = client.endpoint(&["api", "v1", "queue", queue_id, "item_summaries_by_ids"]);
+        let rows: Vec<Polled> = client
+            .send_json(
+                Method::POST,
+                url,
+                Replay::Idempotent,
+                Body::json(&json!({ "item_ids": chunk })),
+            )
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }

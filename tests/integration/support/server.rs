@@ -72,7 +72,7 @@ pub(crate) fn multiuser_server() -> &'static TestServer {
 
 /// Turns the server's invocation cache off (an admin request), on a thread of its own: the
 /// first test to ask for the server may be running on a runtime already.
-fn disable_invocation_cache(url: &str, token: Option<&str>) {
+pub(crate) fn disable_invocation_cache(url: &str, token: Option<&str>) {
     let (url, token) = (url.to_owned(), token.map(str::to_owned));
     std::thread::spawn(move || disable_invocation_cache_now(&url, token.as_deref()))
         .join()
