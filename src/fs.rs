@@ -8,6 +8,7 @@ pub use fs_err::*;
 
 pub mod output_tree;
 pub mod place;
+pub mod temporary;
 
 /// The permissions of the files this crate writes: `rw-r--r--`, like a file written the
 /// ordinary way (a temporary file starts out as `rw-------`).
@@ -52,16 +53,12 @@ pub fn write_atomic_noclobber(path: &Path, bytes: &[u8]) -> std::io::Result<()> 
 fn write_via_temporary(path: &Path, bytes: &[u8], noclobber: bool) -> std::io::Result<()> {
     let dir = parent_dir(path);
     fs_err::create_dir_all(&dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".invk-")
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("{e} (creating a temporary file in `{}`)", dir.display()),
-            )
-        })?;
+    let mut tmp = temporary::builder().tempfile_in(&dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("{e} (creating a temporary file in `{}`)", dir.display()),
+        )
+    })?;
     tmp.write_all(bytes)?;
     set_file_mode(tmp.as_file())?;
     tmp.as_file().sync_all()?;

@@ -28,9 +28,7 @@ async fn attempt(client: &Client, url: &Url, dest: &Path) -> Result<u64, ClientE
     fs_err::tokio::create_dir_all(&dir)
         .await
         .map_err(ClientError::file("create the folder", &dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".invk-")
-        .suffix(".part")
+    let tmp = crate::fs::temporary::builder()
         .tempfile_in(&dir)
         .map_err(ClientError::file("create a temporary file in", &dir))?;
     let std_file = tmp

@@ -198,6 +198,7 @@ async fn execute(
     let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
     shard::check_folder(&prepared.output_dir, settings.shard, settings.fresh)?;
     let ledger = ledger::Ledger::open(&*store, settings.fresh, settings.shard)?;
+    resume::remove_stale_temporaries(&prepared.output_dir, ledger.state());
     let several = servers.len() + absent.len() > 1;
     // The manifest's own listeners (its notifications) hear this run only.
     let reporter = &match notify_listener(source, settings, prepared) {

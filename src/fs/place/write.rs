@@ -16,9 +16,7 @@ impl OutputRoot {
     pub fn temporary_for(&self, rel: &Path) -> Result<tempfile::TempPath, PlaceError> {
         let full = self.prepare(rel)?;
         let dir = crate::fs::parent_dir(&full);
-        let tmp = tempfile::Builder::new()
-            .prefix(".invk-")
-            .suffix(".part")
+        let tmp = crate::fs::temporary::builder()
             .tempfile_in(&dir)
             .map_err(io_error(&dir, "create a temporary file in"))?;
         Ok(tmp.into_temp_path())
@@ -250,10 +248,7 @@ pub(crate) fn link_noclobber(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Writes `bytes` at `path` through a temporary file beside it, never replacing anything.
 fn write_noclobber(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = crate::fs::parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".invk-")
-        .suffix(".part")
-        .tempfile_in(&dir)?;
+    let mut tmp = crate::fs::temporary::builder().tempfile_in(&dir)?;
     tmp.write_all(bytes)?;
     crate::fs::set_file_mode(tmp.as_file())?;
     tmp.as_file().sync_all()?;
