@@ -12,17 +12,20 @@ the server's slowdown) and every non-intermediate node of its graph returns a ti
 Usage (run with the InvokeAI venv's python, which has python-socketio, starlette and uvicorn):
     fake_invokeai.py SESSION_MS SLOWDOWN [SLOWDOWN ...]
 starts one server per SLOWDOWN (e.g. `50 1 2 4`: sessions of 50, 100 and 200 ms) on free loopback
-ports, prints each server's URL on a line, then `ready`, and serves until stdin closes.
+ports, prints each server's URL on a line, then `ready`, and serves until stdin closes. Requests
+it has no route for are told on stderr; FAKE_INVOKEAI_VERBOSE=1 also tells event subscriptions.
 """
 import asyncio
 import itertools
 import json
+import os
 import pathlib
 import socket
 import struct
 import sys
 import uuid
 import zlib
+from collections import defaultdict
 from datetime import datetime, timezone
 
 import socketio
@@ -35,6 +38,7 @@ from starlette.routing import Route
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OPENAPI = (ROOT / "schemas" / "invocations-6.14.2.json").read_bytes()
 QUEUE = "/api/v1/queue/{queue_id}"
+VERBOSE = bool(os.environ.get("FAKE_INVOKEAI_VERBOSE"))  # tell subscriptions on stderr
 
 
 def tiny_png():
@@ -73,6 +77,7 @@ class FakeServer:
         self.pending = asyncio.Queue()
         self.next_id = itertools.count(1)
         self.images = {}  # image_name -> DTO
+        self.tally = defaultdict(lambda: defaultdict(int))  # batch_id -> status -> count
         self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
         self.sio.on("subscribe_queue", self.subscribe_queue)
         self.sio.on("unsubscribe_queue", self.unsubscribe_queue)
@@ -103,6 +108,8 @@ class FakeServer:
 
     # --- events ---
     async def subscribe_queue(self, sid, data):
+        if VERBOSE:
+            print(f"fake: {sid} subscribed to {data}", file=sys.stderr, flush=True)
         await self.sio.enter_room(sid, (data or {}).get("queue_id", "default"))
 
     async def unsubscribe_queue(self, sid, data):
@@ -110,11 +117,18 @@ class FakeServer:
 
     def counts(self, batch_id=None):
         c = dict.fromkeys(("pending", "in_progress", "waiting", "completed", "failed", "canceled"), 0)
-        for item in self.items.values():
-            if batch_id is None or item["batch_id"] == batch_id:
-                c[item["status"]] += 1
+        for batch, tally in self.tally.items():
+            if batch_id is None or batch == batch_id:
+                for status, n in tally.items():
+                    c[status] += n
         c["total"] = sum(c.values())
         return c
+
+    def set_status(self, item, status):
+        tally = self.tally[item["batch_id"]]
+        tally[item["status"]] -= 1
+        tally[status] += 1
+        item["status"] = status
 
     async def changed(self, item):
         item["status_sequence"] = (item.get("status_sequence") or 0) + 1
@@ -135,13 +149,20 @@ class FakeServer:
 
     # --- the processor: one session at a time ---
     async def process(self):
+        loop = asyncio.get_running_loop()
+        free_at = 0.0  # when the last session ended (the loop's clock)
         while True:
-            item = await self.pending.get()
+            arrived, item = await self.pending.get()
             if item["status"] != "pending":
                 continue
-            item["status"], item["started_at"] = "in_progress", now()
+            # A session takes session_s from when the server is free and the item is there; the
+            # fake's own overhead between sessions is absorbed, not added to each (it would add up).
+            start = max(free_at, arrived)
+            self.set_status(item, "in_progress")
+            item["started_at"] = now()
             await self.changed(item)
-            await asyncio.sleep(self.session_s)
+            free_at = start + self.session_s
+            await asyncio.sleep(max(0.0, free_at - loop.time()))
             if item["status"] != "in_progress":
                 continue  # canceled while running
             session = item["session"]
@@ -153,7 +174,8 @@ class FakeServer:
                 prepared = session["source_prepared_mapping"][node_id][0]
                 session["results"][prepared] = {"type": "image_output", "width": 8, "height": 8,
                                                 "image": {"image_name": name}}
-            item["status"], item["completed_at"] = "completed", now()
+            self.set_status(item, "completed")
+            item["completed_at"] = now()
             await self.changed(item)
 
     # --- images ---
@@ -233,9 +255,11 @@ class FakeServer:
                                     "source_prepared_mapping": mapping,
                                     "prepared_source_mapping": {v[0]: k for k, v in mapping.items()}}}
                 self.items[item_id] = item
+                self.tally[batch_id]["pending"] += 1
                 ids.append(item_id)
+        arrived = asyncio.get_running_loop().time()
         for item_id in ids:
-            self.pending.put_nowait(self.items[item_id])
+            self.pending.put_nowait((arrived, self.items[item_id]))
         await self.sio.emit("batch_enqueued", {"queue_id": queue_id, "batch_id": batch_id,
                                                "enqueued": len(ids), "requested": len(ids),
                                                "priority": 0, "origin": batch.get("origin")},
@@ -260,13 +284,15 @@ class FakeServer:
         if item_id not in self.items:
             return JSONResponse({"detail": "Queue item not found"}, status_code=404)
         if request.method == "DELETE":
-            del self.items[item_id]
+            item = self.items.pop(item_id)
+            self.tally[item["batch_id"]][item["status"]] -= 1
             return JSONResponse(None)
         return JSONResponse(self.items[item_id])
 
     async def cancel(self, item):
         if item["status"] in ("pending", "in_progress"):
-            item["status"], item["completed_at"] = "canceled", now()
+            self.set_status(item, "canceled")
+            item["completed_at"] = now()
             await self.changed(item)
             return True
         return False
