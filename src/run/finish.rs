@@ -136,8 +136,10 @@ impl Run<'_> {
                 crate::error_chain::error_chain(&e)
             ));
         }
-        if all_done && !self.interrupted {
-            // Everything the end does is done: a rerun has nothing to do, here or on a server.
+        // Everything the end does is done (every server the run used was there to be cleaned
+        // up): a rerun has nothing to do, here or on a server. A server still away keeps what
+        // the run left on it until a rerun finds it back.
+        if all_done && !self.interrupted && self.lanes.iter().all(super::lane::Lane::in_run) {
             self.ledger.record(Entry::Ended)?;
         }
         let ledger = &self.ledger;
