@@ -256,28 +256,13 @@ fn a_cached_output_shared_by_many_sessions_is_not_deleted_while_the_run_can_stil
     assert_eq!(server.busy(), Some(0), "items left on the server");
 }
 
-/// 24 jobs of two outputs each, large enough that a server is running one most of the time.
-const POOL_SWEEP: &str = r#"
-version: 1
-workflow: blur-and-tint.json
-inputs:
-  Source image: photos/sunset.png
-  Width: 1024
-sweep:
-  matrix:
-    Hue shift: [0, 90, 180, 270]
-    Blur radius: [1, 2, 3, 4, 5, 6]
-output:
-  dir: out
-  name: "hue-{{ sweep['Hue shift'] }}/blur-{{ sweep['Blur radius'] }}-{{ node.label }}"
-"#;
-
 #[test]
 fn an_item_a_server_restart_cancelled_while_the_runner_was_down_is_sent_again_in_a_pool() {
     let shared = support::server().url().to_owned();
     let mut private = PrivateServer::start(None);
     let url = private.url();
-    let ws = Workspace::new(POOL_SWEEP);
+    // 24 jobs of two outputs each, large enough that a server is running one most of the time.
+    let ws = Workspace::new(&crate::pool::POOL_SWEEP.replace("Width: 48", "Width: 1024"));
     let command = || {
         let mut cmd = support::invk_run();
         cmd.current_dir(ws.dir.path());

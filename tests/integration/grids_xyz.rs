@@ -59,9 +59,11 @@ fn sweep_of(values: &[(&str, &Value)]) -> String {
     serde_json::to_string(&m).expect("json")
 }
 
-/// Checks every cell of every sub-grid of `grid` (under `out`) holds exactly the `Tinted`
-/// output of the job with its Hue shift, Blur radius and Seed; returns the grid's layout.
-fn check_xyz(out: &std::path::Path, grid: &str) -> (image::RgbImage, Value) {
+/// Checks that `grid` (under `out`) has the columns `x` (an X key and its values), the Blur
+/// radius rows 1 and 4 and two seeds, and that every cell of every sub-grid holds exactly the
+/// `Tinted` output of the job with its X value, Blur radius and Seed; returns the grid's image
+/// and layout.
+fn check_xyz(out: &std::path::Path, grid: &str, x: (&str, &[Value])) -> (image::RgbImage, Value) {
     let path = out.join(grid);
     let image = decode(&path);
     let layout = layout(&path);
@@ -76,7 +78,7 @@ fn check_xyz(out: &std::path::Path, grid: &str) -> (image::RgbImage, Value) {
     let columns = layout["columns"].as_array().expect("columns").clone();
     let rows = layout["rows"].as_array().expect("rows").clone();
     let layers = layout["layers"].as_array().expect("layers").clone();
-    assert_eq!(columns, [json!(0), json!(120), json!(240)]);
+    assert_eq!(columns, x.1);
     assert_eq!(rows, [json!(1), json!(4)]);
     assert_eq!(layers.len(), 2, "two seeds: {layers:?}");
     assert_ne!(layers[0], layers[1]);
@@ -94,7 +96,7 @@ fn check_xyz(out: &std::path::Path, grid: &str) -> (image::RgbImage, Value) {
                 .enumerate()
             {
                 let key = sweep_of(&[
-                    ("Hue shift", &columns[i]),
+                    (x.0, &columns[i]),
                     ("Blur radius", &rows[j]),
                     ("Seed", &layers[b]),
                 ]);
@@ -125,8 +127,9 @@ fn an_xyz_grid_holds_each_jobs_output_in_its_sub_grid_with_captions_and_the_fixe
     let run = ws.run(&["job.yaml"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let out = ws.path("out");
-    let (across, a) = check_xyz(&out, "xyz-across.png");
-    let (down, d) = check_xyz(&out, "xyz-down.png");
+    let hues = [json!(0), json!(120), json!(240)];
+    let (across, a) = check_xyz(&out, "xyz-across.png", ("Hue shift", &hues));
+    let (down, d) = check_xyz(&out, "xyz-down.png", ("Hue shift", &hues));
     let x0 = |l: &Value, b: usize| l["sub_grids"][b]["column_lefts"][0].as_u64().expect("x");
     let y0 = |l: &Value, b: usize| l["sub_grids"][b]["row_tops"][0].as_u64().expect("y");
     // Side by side: the second sub-grid right of the first, on the same rows; stacked: below
@@ -233,59 +236,15 @@ fn a_dynamic_prompt_by_seed_xyz_grid_holds_each_jobs_output_captioned_with_its_p
     let run = ws.run(&["job.yaml"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let out = ws.path("out");
-    let path = out.join("prompts.png");
-    let image = decode(&path);
-    let layout = layout(&path);
-    let columns = layout["columns"].as_array().expect("columns").clone();
-    assert_eq!(
-        columns,
-        [
-            json!("a red lighthouse"),
-            json!("a blue lighthouse"),
-            json!("a green lighthouse")
-        ]
-    );
-    let rows = layout["rows"].as_array().expect("rows").clone();
-    let layers = layout["layers"].as_array().expect("layers").clone();
-    assert_eq!(layers.len(), 2, "two seeds: {layers:?}");
-    let outputs = outputs_by_sweep(&out);
-    let cell = layout["cell"].as_u64().expect("cell") as u32;
-    let mut placed = 0;
-    for (b, sub) in layout["sub_grids"]
-        .as_array()
-        .expect("subs")
-        .iter()
-        .enumerate()
-    {
-        for (j, top) in sub["row_tops"].as_array().expect("tops").iter().enumerate() {
-            for (i, left) in sub["column_lefts"]
-                .as_array()
-                .expect("lefts")
-                .iter()
-                .enumerate()
-            {
-                let key = sweep_of(&[
-                    ("Prompt", &columns[i]),
-                    ("Blur radius", &rows[j]),
-                    ("Seed", &layers[b]),
-                ]);
-                let file = outputs
-                    .get(&("Tinted".to_owned(), key.clone()))
-                    .unwrap_or_else(|| panic!("no output for {key}"));
-                let expected = decode(file);
-                let (x, y) = (
-                    left.as_u64().expect("left") as u32 + (cell - expected.width()) / 2,
-                    top.as_u64().expect("top") as u32 + (cell - expected.height()) / 2,
-                );
-                assert!(holds(&image, &expected, x, y), "{key}");
-                placed += 1;
-            }
-        }
-    }
-    assert_eq!(placed, 12);
+    // The columns: the prompts in the library's order.
+    let in_order = [
+        json!("a red lighthouse"),
+        json!("a blue lighthouse"),
+        json!("a green lighthouse"),
+    ];
+    let (_, layout) = check_xyz(&out, "prompts.png", ("Prompt", &in_order));
     // Each caption is its job's prompt and seed, as the job's sidecar records them.
-    let seeds = sidecar_seeds(&out);
-    let prompts = sidecar_prompts(&out);
+    let sidecars = tinted_sidecars(&out);
     let cells = layout["cells"].as_array().expect("cells");
     let captions = layout["captions"].as_array().expect("captions");
     assert_eq!(captions.len(), 12);
@@ -293,53 +252,39 @@ fn a_dynamic_prompt_by_seed_xyz_grid_holds_each_jobs_output_captioned_with_its_p
         let job = c["job"].as_u64().expect("job");
         assert_eq!(
             caption.as_str(),
-            Some(format!("{}, seed {}", prompts[&job], seeds[&job]).as_str())
+            Some(
+                format!(
+                    "{}, seed {}",
+                    sidecars[&job]["sweep"]["Prompt"].as_str().expect("prompt"),
+                    sidecars[&job]["seed"]
+                )
+                .as_str()
+            )
         );
     }
 }
 
-/// The prompt each job's `Tinted` sidecar records, by job.
-fn sidecar_prompts(out: &std::path::Path) -> BTreeMap<u64, String> {
-    let mut prompts = BTreeMap::new();
+/// Each job's `Tinted` sidecar, by job.
+fn tinted_sidecars(out: &std::path::Path) -> BTreeMap<u64, Value> {
+    let mut sidecars = BTreeMap::new();
     for entry in fs_err::read_dir(out).expect("list") {
         let path = entry.expect("entry").path();
         if path.to_string_lossy().ends_with("-Tinted.png.json") {
             let sidecar: Value =
                 serde_json::from_slice(&fs_err::read(&path).expect("read")).expect("json");
-            prompts.insert(
-                sidecar["job"].as_u64().expect("job"),
-                sidecar["sweep"]["Prompt"]
-                    .as_str()
-                    .expect("prompt")
-                    .to_owned(),
-            );
+            sidecars.insert(sidecar["job"].as_u64().expect("job"), sidecar);
         }
     }
-    assert_eq!(prompts.len(), 12);
-    prompts
+    assert_eq!(sidecars.len(), 12);
+    sidecars
 }
 
 /// The seed each job's `Tinted` sidecar records, by job.
 fn sidecar_seeds(out: &std::path::Path) -> BTreeMap<u64, Value> {
-    let mut seeds = BTreeMap::new();
-    for entry in fs_err::read_dir(out).expect("list") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        if name.ends_with("-Tinted.png.json") {
-            let sidecar: Value =
-                serde_json::from_slice(&fs_err::read(&path).expect("read")).expect("json");
-            seeds.insert(
-                sidecar["job"].as_u64().expect("job"),
-                sidecar["seed"].clone(),
-            );
-        }
-    }
-    assert_eq!(seeds.len(), 12);
-    seeds
+    tinted_sidecars(out)
+        .into_iter()
+        .map(|(job, sidecar)| (job, sidecar["seed"].clone()))
+        .collect()
 }
 
 /// The images × prompts recipe of docs/manifest.md: a `zip` of the images a glob finds and

@@ -16,7 +16,7 @@ use crate::support;
 use crate::support::private::PrivateServer;
 
 /// 24 jobs of two outputs each.
-const POOL_SWEEP: &str = r#"
+pub(crate) const POOL_SWEEP: &str = r#"
 version: 1
 workflow: blur-and-tint.json
 inputs:

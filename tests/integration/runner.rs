@@ -62,8 +62,12 @@ impl Workspace {
     }
 
     pub(crate) fn journal(&self, out: &str) -> Vec<Value> {
-        let text = fs_err::read_to_string(self.path(&format!("{out}/.invk-run/journal.jsonl")))
-            .unwrap_or_default();
+        self.journal_file(&format!("{out}/.invk-run/journal.jsonl"))
+    }
+
+    /// The entries of the journal file `rel` (none when it does not exist yet).
+    pub(crate) fn journal_file(&self, rel: &str) -> Vec<Value> {
+        let text = fs_err::read_to_string(self.path(rel)).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
@@ -300,22 +304,39 @@ pub(crate) fn kill_after_downloads(
     out: &str,
     count: usize,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(180);
+    kill_after_journaled_downloads(
+        child,
+        || ws.journal(out),
+        count,
+        Duration::from_secs(180),
+        "the run",
+    );
+}
+
+/// Kills (SIGKILL) `child` once the journal `journal` reads records `count` downloads; fails
+/// when `who` (the child) ends first or nothing is downloaded `within`.
+pub(crate) fn kill_after_journaled_downloads(
+    child: &mut std::process::Child,
+    journal: impl Fn() -> Vec<Value>,
+    count: usize,
+    within: Duration,
+    who: &str,
+) {
+    let deadline = Instant::now() + within;
     loop {
-        let downloaded = ws
-            .journal(out)
+        let downloaded = journal()
             .iter()
             .filter(|e| e["event"] == "downloaded")
             .count();
         if downloaded >= count {
             break;
         }
-        assert!(Instant::now() < deadline, "no output appeared");
+        assert!(Instant::now() < deadline, "no output of {who} appeared");
         assert!(
             child.try_wait().expect("wait").is_none(),
-            "the run ended before it could be killed"
+            "{who} ended before it could be killed"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().expect("kill");
     child.wait().expect("reap");

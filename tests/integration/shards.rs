@@ -14,21 +14,8 @@ use crate::runner::{Workspace, files_under, is_output_png, text};
 use crate::support;
 use crate::support::private::PrivateServer;
 
-/// 24 jobs of two outputs each.
-const SWEEP: &str = r#"
-version: 1
-workflow: blur-and-tint.json
-inputs:
-  Source image: photos/sunset.png
-  Width: 48
-sweep:
-  matrix:
-    Hue shift: [0, 90, 180, 270]
-    Blur radius: [1, 2, 3, 4, 5, 6]
-output:
-  dir: out
-  name: "hue-{{ sweep['Hue shift'] }}/blur-{{ sweep['Blur radius'] }}-{{ node.label }}"
-"#;
+// 24 jobs of two outputs each.
+use crate::pool::POOL_SWEEP as SWEEP;
 
 fn both(output: &Output) -> String {
     format!(
@@ -52,11 +39,7 @@ fn shard_command(ws: &Workspace, servers: &[&str], shard: &str) -> std::process:
 
 /// The journal lines of shard `k` of 3.
 fn shard_journal(ws: &Workspace, k: u32) -> Vec<Value> {
-    fs_err::read_to_string(ws.path(&format!("out/.invk-run/journal.{k}-of-3.jsonl")))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    ws.journal_file(&format!("out/.invk-run/journal.{k}-of-3.jsonl"))
 }
 
 /// The job index of a journal's job or session key (`INDEX-HASH[#SESSION]`).
@@ -85,24 +68,13 @@ fn enqueued_and_completed(journal: &[Value]) -> (BTreeSet<usize>, Vec<usize>) {
 
 /// Kills (SIGKILL) `child` once shard `k`'s journal records `count` downloads.
 fn kill_after_downloads(ws: &Workspace, child: &mut Child, k: u32, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let downloaded = shard_journal(ws, k)
-            .iter()
-            .filter(|e| e["event"] == "downloaded")
-            .count();
-        if downloaded >= count {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no output of shard {k} appeared");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "shard {k} ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    crate::runner::kill_after_journaled_downloads(
+        child,
+        || shard_journal(ws, k),
+        count,
+        Duration::from_secs(240),
+        &format!("shard {k}"),
+    );
 }
 
 /// Exactly the 48 outputs of the sweep, each once (no `-1` copies), and no temporary file.
