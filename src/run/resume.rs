@@ -252,26 +252,24 @@ fn display(files: &[std::path::PathBuf]) -> Vec<String> {
     files.iter().map(|f| f.display().to_string()).collect()
 }
 
-/// Removes the temporary files a killed run of this host left in the output folder: in its
-/// root, in `.invk-run/` (journal, gallery data, thumbnails) and in every folder the journal
-/// records a file in. A file another live process is writing (a shard) stays. A failure is
-/// logged, not fatal: a stray temporary file loses nothing.
+/// Removes the temporary files a killed run of this host left in the output folder, in any of
+/// its folders (links not followed). Only a journal whose last run did not end can have left
+/// any: after an ended run nothing is looked at. A file another live process is writing (a
+/// shard) stays. A failure is logged, not fatal: a stray temporary file loses nothing.
 pub(super) fn remove_stale_temporaries(out: &std::path::Path, state: &super::journal::State) {
-    let mut dirs: BTreeSet<std::path::PathBuf> = [
-        out.to_path_buf(),
-        out.join(".invk-run"),
-        out.join(crate::gallery::page::THUMB_DIR),
-    ]
-    .into_iter()
-    .collect();
-    for files in state.downloads.values() {
-        dirs.extend(
-            files
-                .values()
-                .filter_map(|f| out.join(f).parent().map(std::path::Path::to_path_buf)),
-        );
+    if state.ended {
+        return;
     }
-    for dir in dirs {
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        if let Ok(entries) = crate::fs::read_dir(&dir) {
+            dirs.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
         match crate::fs::temporary::remove_stale(&dir) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(
