@@ -324,6 +324,48 @@ impl<'c> ImagesHandler<'c> {
             .await
     }
 
+    /// The images (intermediates included) created at or after `since` (a server time string,
+    /// as in [`ImageDto::created_at`]), newest first, read a page at a time from the newest;
+    /// at most `max` of them.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn created_since(
+        &self,
+        since: &str,
+        max: usize,
+    ) -> Result<Vec<ImageDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<ImageDto>,
+        }
+        const PAGE: usize = 500;
+        let mut out: Vec<ImageDto> = Vec::new();
+        while out.len() < max {
+            let mut url = self.client.endpoint(&["api", "v1", "images", ""]);
+            url.query_pairs_mut()
+                .append_pair("offset", &out.len().to_string())
+                .append_pair("limit", &PAGE.min(max - out.len()).to_string())
+                .append_pair("order_dir", "DESC")
+                .append_pair("starred_first", "false");
+            let page: Page = self
+                .client
+                .send_json(Method::GET, url, Replay::Idempotent, Body::Empty)
+                .await?;
+            let full = page.items.len() == PAGE;
+            let before = page.items.iter().any(|dto| dto.created_at.as_str() < since);
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|dto| dto.created_at.as_str() >= since),
+            );
+            if !full || before {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The records of these images, in the order given (names the server does not know, or
     /// that the account may not read, are left out).
     ///

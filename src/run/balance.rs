@@ -93,6 +93,19 @@ pub(super) fn next_share(seats: &[Seat], left: usize) -> Option<(usize, usize)> 
     best
 }
 
+/// The share of jobs just moved to an idle server ([`Run::steal`]): they go there while it can
+/// take them (a split by the windows could hand them back to the busy server they came from).
+pub(super) fn moved_share(
+    moved_to: Option<(usize, usize)>,
+    seats: &[Seat],
+    left: usize,
+) -> Option<(usize, usize)> {
+    let (i, count) = moved_to?;
+    let seat = seats.get(i)?;
+    let take = count.min(seat.room()).min(left);
+    (seat.ready && take > 0).then_some((i, take))
+}
+
 /// How many of a busy server's `pending` sessions an idle server of window `idle_window` with
 /// `room` takes over from it (window `busy_window`): its weight's part, at least one; none
 /// unless two or more are pending.
@@ -205,6 +218,9 @@ impl Run<'_> {
                 self.hand_back(*job);
             }
         }
+        if !moved.is_empty() {
+            self.moved_to = Some((idle, moved.len()));
+        }
         // A busy server that does not answer counts as down (and leaves past the grace).
         let unanswered = match &taken.unreachable {
             Some(Stopped::Client(e)) if e.is_unreachable() => Some(error_chain(e)),
@@ -290,6 +306,21 @@ mod tests {
         let mut full = seat(16, 0);
         full.ready = false;
         assert_eq!(fill(vec![full, seat(16, 0)], 10), [0, 10]);
+    }
+
+    #[test]
+    fn jobs_moved_to_an_idle_server_go_there_and_not_back_by_the_split() {
+        // A busy server of window 4 with 2 open, an idle one of window 1: the split would give
+        // the one moved job back to the busy server.
+        let seats = [seat(4, 2), seat(1, 0)];
+        assert_eq!(next_share(&seats, 1), Some((0, 1)));
+        assert_eq!(moved_share(Some((1, 1)), &seats, 1), Some((1, 1)));
+        // Never past its room or the jobs left; not when it cannot take jobs now.
+        assert_eq!(moved_share(Some((1, 3)), &seats, 5), Some((1, 1)));
+        let mut gone = seat(1, 0);
+        gone.ready = false;
+        assert_eq!(moved_share(Some((1, 1)), &[seat(4, 2), gone], 1), None);
+        assert_eq!(moved_share(None, &seats, 1), None);
     }
 
     #[test]

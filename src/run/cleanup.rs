@@ -6,14 +6,16 @@
 //! intermediates of their jobs go like any other.
 
 use super::error::RunError;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::journal::Entry;
+use super::key::ItemRef;
 use super::lane::Lane;
 use super::ledger::Ledger;
 use super::running::Run;
 use super::running::RunContext;
 use crate::client::cleanup_plan::{Ours, deletable};
+use crate::client::{QueueItem, QueueItemStatus};
 use crate::manifest::{Cleanup, IntermediatesPolicy, OutputsPolicy, UploadsPolicy};
 
 /// How many images one delete request names.
@@ -22,15 +24,17 @@ const DELETE_CHUNK: usize = 200;
 impl Run<'_> {
     /// The end's pass: deletes what the policy says may go of everything the run (and the
     /// earlier runs its journal records) made; `all_done` when every job of the manifest
-    /// completed. Returns how many images went. Each server still in the run is asked about
-    /// every candidate: an image another server made is not among its own.
-    pub(super) async fn cleanup(&mut self, all_done: bool) -> Result<usize, RunError> {
+    /// completed. Returns how many images went, and whether every server of the run was
+    /// there to be cleaned. Each server still in the run is asked about every candidate: an
+    /// image another server made is not among its own.
+    pub(super) async fn cleanup(&mut self, all_done: bool) -> Result<(usize, bool), RunError> {
         self.ledger.take_fresh();
         // Every server the run used: one that left the pool is cleaned too when it answers now.
         let mut reached = Vec::with_capacity(self.lanes.len());
         for lane in &self.lanes {
             reached.push(lane.in_run() || answers_now(lane).await);
         }
+        let every_server = reached.iter().all(|r| *r);
         let Run {
             ctx, ledger, lanes, ..
         } = self;
@@ -39,6 +43,10 @@ impl Run<'_> {
             .zip(reached)
             .filter_map(|(lane, reached)| reached.then_some(lane))
             .collect();
+        for lane in &lanes {
+            let found = taken_back_images(lane, ledger).await;
+            left_alone(ctx, lane, found)?;
+        }
         let state = ledger.state();
         let on_disk: BTreeSet<String> = ledger
             .written_images()
@@ -66,7 +74,7 @@ impl Run<'_> {
             uploads_go,
         );
         if candidates.is_empty() {
-            return Ok(0);
+            return Ok((0, every_server));
         }
         let keep: BTreeSet<String> = left.union(&state.deleted).cloned().collect();
         let ours = Ours {
@@ -89,7 +97,7 @@ impl Run<'_> {
             let done = delete_images(ctx, lane, &delete, ledger).await;
             deleted += left_alone(ctx, lane, done)?.unwrap_or_default();
         }
-        Ok(deleted)
+        Ok((deleted, every_server))
     }
 
     /// A pass while the run goes, so that a long run does not pile its outputs up on the
@@ -180,8 +188,83 @@ fn left_alone<T>(
     }
 }
 
+/// How many of a server's newest images the end's pass reads at most, looking for what a
+/// session the run took back made before its cancel.
+const TAKEN_BACK_SCAN: usize = 20_000;
+
+/// Journals what the items the run took back from `lane`'s server made before their cancel
+/// (a take-back may reach a session that has just started; a server that left the pool was
+/// running some, and a restart keeps what they saved but not the item's record of it), so
+/// that the end's pass cleans them like any other intermediate. The item's record names what
+/// it knows; an item that had started is also looked for among the server's images made since
+/// it was enqueued (the newest first, bounded). Items that have not ended are left.
+async fn taken_back_images(lane: &Lane, ledger: &mut Ledger) -> Result<(), RunError> {
+    let state = ledger.state();
+    let ids: Vec<i64> = state
+        .taken_back
+        .iter()
+        .filter(|item| item.server() == lane.number && !state.produced_by.contains(item))
+        .map(|item| item.id())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ended: Vec<QueueItem> = lane
+        .client
+        .queue()
+        .items_by_ids(&ids)
+        .await?
+        .into_iter()
+        .filter(|item| {
+            matches!(
+                item.status,
+                QueueItemStatus::Canceled | QueueItemStatus::Failed | QueueItemStatus::Completed
+            )
+        })
+        .collect();
+    let mut made: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for item in &ended {
+        let images = item.outputs().into_values().flat_map(|out| out.images);
+        made.entry(item.session_id.clone())
+            .or_default()
+            .extend(images);
+    }
+    let since = ended
+        .iter()
+        .filter(|item| item.started_at.is_some())
+        .map(|item| item.created_at.as_str())
+        .min();
+    if let Some(since) = since {
+        for dto in lane
+            .client
+            .images()
+            .created_since(since, TAKEN_BACK_SCAN)
+            .await?
+        {
+            if let Some(images) = dto.session_id.and_then(|s| made.get_mut(&s)) {
+                images.insert(dto.image_name);
+            }
+        }
+    }
+    for item in &ended {
+        let images: Vec<String> = made
+            .remove(&item.session_id)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if !images.is_empty() {
+            ledger.record(Entry::Produced {
+                item_id: ItemRef::new(lane.number, item.item_id),
+                session_id: item.session_id.clone(),
+                images,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a server that left the pool answers now (within a short bound).
-async fn answers_now(lane: &Lane) -> bool {
+pub(super) async fn answers_now(lane: &Lane) -> bool {
     lane.client
         .with_timeout(super::preflight::ANSWER_WITHIN)
         .without_retries()

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::balance::{next_share, pool_room};
+use super::balance::{moved_share, next_share, pool_room};
 use super::collect::Ended;
 use super::download::{DownloadResult, Downloads};
 use super::error::RunError;
@@ -101,6 +101,7 @@ impl<'a> Run<'a> {
             cleaned: 0,
             started: Instant::now(),
             steal_after: None,
+            moved_to: None,
             follow,
             absent: Vec::new(),
             returns: tokio::task::JoinSet::new(),
@@ -194,7 +195,9 @@ impl<'a> Run<'a> {
         }
         let seats = self.seats();
         let left = self.source.count_up_to(pool_room(&seats) + 1);
-        let Some((i, share)) = next_share(&seats, left) else {
+        let Some((i, share)) =
+            moved_share(self.moved_to.take(), &seats, left).or_else(|| next_share(&seats, left))
+        else {
             return Ok(false);
         };
         let jobs = self

@@ -25,6 +25,9 @@ pub(super) const GALLERY_MAX_JOBS: usize = 20_000;
 /// How long the end of a run tries to take back what it left on a server that left the pool.
 const TAKE_BACK_LEFTOVERS_FOR: Duration = Duration::from_secs(10);
 
+/// How long the end waits at most for a server that left the pool and holds the run's images.
+const END_WAIT: Duration = Duration::from_secs(60);
+
 impl Run<'_> {
     /// Starts the report kept up to date while the run goes: none past [`GALLERY_MAX_JOBS`]
     /// jobs, or when neither a gallery nor a grid is asked for.
@@ -96,9 +99,13 @@ impl Run<'_> {
             }
         }
         let all_done = self.ledger.failures().is_empty() && self.ledger.completed_count() == count;
+        let mut every_server_cleaned = false;
         if !self.interrupted {
+            self.wait_for_away_servers().await;
             self.take_back_leftovers().await;
-            self.cleaned += self.cleanup(all_done).await?;
+            let (deleted, every_server) = self.cleanup(all_done).await?;
+            self.cleaned += deleted;
+            every_server_cleaned = every_server;
         }
         let statuses: Vec<RunEvent> = self
             .lanes
@@ -139,7 +146,7 @@ impl Run<'_> {
         // Everything the end does is done (every server the run used was there to be cleaned
         // up): a rerun has nothing to do, here or on a server. A server still away keeps what
         // the run left on it until a rerun finds it back.
-        if all_done && !self.interrupted && self.lanes.iter().all(super::lane::Lane::in_run) {
+        if all_done && every_server_cleaned {
             self.ledger.record(Entry::Ended)?;
         }
         let ledger = &self.ledger;
@@ -170,6 +177,51 @@ impl Run<'_> {
             lane.tracker.close().await;
         }
         Ok(outcome)
+    }
+
+    /// Servers that left the pool and hold something of the run (its items, its uploads, what
+    /// they made) are waited for before the end's cleanup, at most [`END_WAIT`] (or
+    /// `--server-wait` when shorter), so that one restarting as the run ends (an InvokeAI start
+    /// takes 15-45 s) is cleaned now rather than by a rerun. Told once, with the bound.
+    async fn wait_for_away_servers(&self) {
+        let state = self.ledger.state();
+        let away: Vec<&super::lane::Lane> = self
+            .lanes
+            .iter()
+            .filter(|lane| {
+                !lane.in_run()
+                    && (state.batches.values().any(|b| b.server == lane.number)
+                        || lane.uploads.names().next().is_some())
+            })
+            .collect();
+        let mut waiting = Vec::new();
+        for lane in away {
+            if !super::cleanup::answers_now(lane).await {
+                waiting.push(lane);
+            }
+        }
+        if waiting.is_empty() {
+            return;
+        }
+        let bound = self.ctx.server_wait.min(END_WAIT);
+        let names: Vec<String> = waiting.iter().map(|lane| lane.name()).collect();
+        self.ctx.warn(format!(
+            "waiting up to {} s for {} to answer again, to clean up what the run left there \
+             (if it does not, a rerun of the same command cleans it)",
+            bound.as_secs(),
+            names.join(", ")
+        ));
+        let deadline = tokio::time::Instant::now() + bound;
+        while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut still = Vec::with_capacity(waiting.len());
+            for lane in waiting {
+                if !super::cleanup::answers_now(lane).await {
+                    still.push(lane);
+                }
+            }
+            waiting = still;
+        }
     }
 
     /// The items given up on servers that left the pool are taken back where the server

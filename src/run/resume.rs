@@ -56,6 +56,11 @@ impl Run<'_> {
             } else {
                 Vec::new()
             },
+            windows: if ctx.names_servers {
+                self.lanes.iter().map(|l| l.window).collect()
+            } else {
+                Vec::new()
+            },
             output_dir: ctx.prepared.output_dir.display().to_string(),
         });
         for failure in self.ledger.failures() {

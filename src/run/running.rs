@@ -111,6 +111,9 @@ pub(super) struct Run<'a> {
     pub(super) started: Instant,
     /// Moving pending sessions to an idle server is not tried again before then.
     pub(super) steal_after: Option<tokio::time::Instant>,
+    /// Jobs just moved off a busy server: the idle server (lane index) they go to, and how
+    /// many (the next submit gives them there, not by the windows' split).
+    pub(super) moved_to: Option<(usize, usize)>,
     /// How it follows its servers (for a server that joins later).
     pub(super) follow: super::lane::Follow,
     /// The servers left out at the start because they did not answer, until they join.

@@ -85,7 +85,13 @@ pub(super) async fn take_back<E>(
         out.gone = ids.len().saturating_sub(found.len());
         for item in found {
             if which.takes(item.status) {
-                client.queue().cancel_item(item.item_id).await?;
+                // The item may have ended between the look and the cancel: the server then
+                // answers it unchanged, and it is the run's to collect, not taken back.
+                let after = client.queue().cancel_item(item.item_id).await?;
+                if after.status != QueueItemStatus::Canceled {
+                    out.finished += 1;
+                    continue;
+                }
                 out.taken += 1;
                 if let Err(e) = taken(ItemRef::new(number, item.item_id)) {
                     failed = Some(Err(e));
@@ -108,4 +114,65 @@ pub(super) async fn take_back<E>(
         return Err(e);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn item(id: i64, status: &str) -> serde_json::Value {
+        json!({ "item_id": id, "status": status })
+    }
+
+    /// A server on which items 1 and 2 look pending; by the time the cancel arrives, item 2 has
+    /// completed (the server answers it unchanged) while item 1 is canceled.
+    async fn racing_server() -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v1/queue/default/items_by_ids"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([item(1, "pending"), item(2, "pending")])),
+            )
+            .mount(&server)
+            .await;
+        for (id, after) in [(1, "canceled"), (2, "completed")] {
+            Mock::given(method("PUT"))
+                .and(path(format!("/api/v1/queue/default/i/{id}/cancel")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(item(id, after)))
+                .expect(1)
+                .mount(&server)
+                .await;
+        }
+        server
+    }
+
+    #[tokio::test]
+    async fn an_item_that_ends_between_the_look_and_the_cancel_is_not_taken_back() {
+        let server = racing_server().await;
+        let client = Client::new(&server.uri()).expect("client");
+        let items = [ItemRef::new(3, 1), ItemRef::new(3, 2)];
+        let mut journaled = Vec::new();
+        let out = take_back(
+            &client,
+            3,
+            &items,
+            Which::NotStarted,
+            Duration::from_secs(5),
+            |item| {
+                journaled.push(item);
+                Ok::<(), ()>(())
+            },
+        )
+        .await
+        .expect("take back");
+        // Only the canceled one is handed over (to be journaled and sent again); the one that
+        // completed is the run's to collect.
+        assert_eq!(journaled, [ItemRef::new(3, 1)]);
+        assert_eq!((out.taken, out.finished, out.running), (1, 1, 0));
+        assert!(out.unreachable.is_none());
+    }
 }

@@ -186,14 +186,23 @@ fn an_idle_server_takes_pending_jobs_over_from_a_busy_one() {
     let private = PrivateServer::start(None);
     let private_url = private.url();
     let shared = support::server().url();
-    // The first server's window is 8 and the second's 2: the 10 jobs go 8 and 2, and the second
-    // server is idle while the first still holds pending jobs.
+    // The shared server's window is 8 and the private one's 2: the 10 jobs go 8 and 2, and the
+    // private server (which only this test uses) is idle while the shared one, busy with the
+    // other tests too, still holds pending jobs.
     let ws = Workspace::new(&format!(
-        "{}server:\n  - {{url: {private_url}, window: 8}}\n  - {{url: {shared}, window: 2}}\n",
+        "{}server:\n  - {{url: {shared}, window: 8}}\n  - {{url: {private_url}, window: 2}}\n",
         sweep(5, 192)
     ));
     let out = pool_command(&ws, &[], &["job.yaml"]).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // The plan names each server's window.
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "job.yaml: 10 jobs, on 2 servers, up to 8 on {shared}, 2 on {private_url} at a time"
+        )),
+        "{}",
+        both(&out)
+    );
     let journal = ws.journal("out");
     assert_eq!(
         first_enqueues(&journal),
@@ -201,18 +210,31 @@ fn an_idle_server_takes_pending_jobs_over_from_a_busy_one() {
         "{}",
         both(&out)
     );
-    // Pending jobs were taken back on the first server (journaled) ...
+    // Pending jobs were taken back on the busy server (journaled) ...
     let moved: Vec<String> = journal
         .iter()
         .filter(|e| e["event"] == "withdrawn" && server_of(&e["item_id"]) == 0)
         .map(|e| job_of(&e["job"]))
         .collect();
     assert!(!moved.is_empty(), "nothing moved: {}", both(&out));
-    // ... and each ran once, on the second.
+    // ... and each ran once, on the idle one.
     let by_job = completions(&journal);
     for job in &moved {
         assert_eq!(by_job.get(job), Some(&vec![1]), "job {job}: {by_job:?}");
     }
+    // A moved job is sent to the idle server, never back to the busy one.
+    let first_move = journal
+        .iter()
+        .position(|e| e["event"] == "withdrawn")
+        .unwrap_or_default();
+    let sent_back = journal[first_move..].iter().any(|e| {
+        e["event"] == "enqueue_intent"
+            && e["server"].as_u64().unwrap_or(0) == 0
+            && e["jobs"]
+                .as_array()
+                .is_some_and(|jobs| jobs.iter().any(|j| moved.contains(&job_of(j))))
+    });
+    assert!(!sent_back, "a moved job went back: {journal:#?}");
     let per_server = assert_each_job_completed_once(&journal, 10);
     assert!(per_server[&1] > 2, "{per_server:?}");
     assert_every_output_once(&ws, 5);
@@ -374,6 +396,15 @@ async fn a_server_that_accepts_connections_and_answers_nothing_is_out_of_the_poo
     .await;
     stall.store(true, Ordering::SeqCst);
     let hung_at = Instant::now();
+    // Its jobs done on the other server, the run waits for it at the end (it holds the run's
+    // images), and it answers again before the bound (8 s, the grace): it is cleaned now.
+    wait_for(Duration::from_secs(240), "the end's wait", || {
+        all_lines(&lines).contains(&format!(
+            "waiting up to 8 s for the server at {hung_url} to answer again, to clean up what the run left there"
+        ))
+    })
+    .await;
+    stall.store(false, Ordering::SeqCst);
     let code = exit_of(child).await;
     let output = all_lines(&lines);
     assert_eq!(code, Some(0), "{output}");
@@ -401,6 +432,10 @@ async fn a_server_that_accepts_connections_and_answers_nothing_is_out_of_the_poo
     );
     assert_every_output_once(&ws, 12);
     assert_server_keeps_nothing_at(&private_url, &journal);
+    // What it ran (the sessions it held when it left, which its server still ran) is gone
+    // too, and the run ended: a rerun has nothing to do.
+    assert_server_keeps_nothing_at(shared, &journal);
+    assert!(journal.iter().any(|e| e["event"] == "ended"), "{output}");
 }
 
 #[test]
@@ -411,13 +446,13 @@ fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
     // that ran while the run was away could have made an image later sessions were handed).
     support::server::disable_invocation_cache(&private_url, None);
     let shared = support::server().url();
-    // A small window keeps jobs waiting to be submitted while the private server is away.
-    let ws = Workspace::new(&sweep(30, 512));
-    let cmd = pool_command(
-        &ws,
-        &[&private_url, shared],
-        &["--window", "4", "--server-wait", "4", "job.yaml"],
-    );
+    // The shared server takes one job at a time: while the private server is away (a restart
+    // is 15-45 s), most of the sweep waits to be submitted.
+    let ws = Workspace::new(&format!(
+        "{}server:\n  - {{url: {private_url}, window: 4}}\n  - {{url: {shared}, window: 1}}\n",
+        sweep(30, 1024)
+    ));
+    let cmd = pool_command(&ws, &[], &["--server-wait", "4", "job.yaml"]);
     let (mut child, lines) = spawn_timed(cmd);
     // Killed as soon as it has completed a job: the other server has most of the sweep left,
     // which outlasts the restart.
@@ -482,8 +517,15 @@ fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
     );
     assert_each_job_completed_once(&journal, 60);
     assert_every_output_once(&ws, 30);
-    // Its leftovers are gone from its queue, and nothing of the run stays on either server.
+    // Its leftovers are gone from its queue, and nothing of the run stays on either server:
+    // the private server holds no image at all, not even one a session made before the kill.
     assert_eq!(private.busy(), Some(0), "{output}");
+    assert_eq!(
+        private.image_count(),
+        Some(0),
+        "{:#?}\n{output}",
+        private.get("/api/v1/images/?limit=20")
+    );
     for name in crate::runner::journal_images(&journal, true) {
         let about: Vec<&Value> = journal
             .iter()

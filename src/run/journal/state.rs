@@ -44,6 +44,13 @@ pub struct State {
     /// The servers the runs used, by number (see [`Entry::Server`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<u16, String>,
+    /// Items the runs took back (cancelled): what their nodes made before the cancel is found
+    /// at the end (see [`State::produced_by`]).
+    #[serde(skip)]
+    pub taken_back: BTreeSet<ItemRef>,
+    /// Items whose images are journaled ([`Entry::Produced`]).
+    #[serde(skip)]
+    pub produced_by: BTreeSet<ItemRef>,
     /// Each job's latest batch.
     #[serde(skip)]
     pub(super) latest: HashMap<JobKey, String>,
@@ -122,8 +129,11 @@ impl State {
                 self.uploads.insert(sha256, image_name);
             }
             Entry::Produced {
-                session_id, images, ..
+                item_id,
+                session_id,
+                images,
             } => {
+                self.produced_by.insert(item_id);
                 self.sessions.insert(session_id);
                 self.intermediates.extend(images);
             }
@@ -169,6 +179,7 @@ impl State {
                 );
             }
             Entry::Withdrawn { job, item_id } => {
+                self.taken_back.insert(item_id);
                 self.finished.insert(
                     job,
                     Finished {

@@ -194,6 +194,7 @@ impl Console {
             failed,
             window,
             servers,
+            windows,
             output_dir,
         } = event
         else {
@@ -205,17 +206,24 @@ impl Console {
             (0, f) => format!(" ({f} failed before)"),
             (d, f) => format!(" ({d} already done, {f} failed before)"),
         };
-        let pool = if servers.len() > 1 {
-            format!(
-                " on each of {} servers ({})",
-                servers.len(),
+        let each_alike = windows.iter().all(|w| w == window);
+        let how = match servers.len() {
+            0 | 1 => format!("up to {window} at a time"),
+            n if each_alike => format!(
+                "up to {window} at a time on each of {n} servers ({})",
                 servers.join(", ")
-            )
-        } else {
-            String::new()
+            ),
+            n => {
+                let each: Vec<String> = servers
+                    .iter()
+                    .zip(windows)
+                    .map(|(url, w)| format!("{w} on {url}"))
+                    .collect();
+                format!("on {n} servers, up to {} at a time", each.join(", "))
+            }
         };
         self.println(&format!(
-            "{manifest}: {jobs} jobs{resumed}, up to {window} at a time{pool} -> {output_dir}"
+            "{manifest}: {jobs} jobs{resumed}, {how} -> {output_dir}"
         ));
         let bar = self.multi.add(ProgressBar::new(*jobs as u64));
         bar.set_style(

@@ -22,6 +22,9 @@ pub enum RunEvent {
         /// The servers of a pool (left out for one server).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         servers: Vec<String>,
+        /// Each server's window, in the order of `servers` (left out for one server).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<usize>,
         /// The output folder.
         output_dir: String,
     },

@@ -89,6 +89,11 @@ impl PrivateServer {
         status["queue"]["in_progress"].as_u64()
     }
 
+    /// How many images it holds, intermediates included.
+    pub(crate) fn image_count(&self) -> Option<u64> {
+        self.get("/api/v1/images/?limit=1")?["total"].as_u64()
+    }
+
     /// Pending and running items of its queue.
     pub(crate) fn busy(&self) -> Option<u64> {
         let status = self.get("/api/v1/queue/default/status")?;
