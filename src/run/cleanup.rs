@@ -195,23 +195,33 @@ const TAKEN_BACK_SCAN: usize = 20_000;
 /// Journals what the items the run took back from `lane`'s server made before their cancel
 /// (a take-back may reach a session that has just started; a server that left the pool was
 /// running some, and a restart keeps what they saved but not the item's record of it), so
-/// that the end's pass cleans them like any other intermediate. The item's record names what
-/// it knows; an item that had started is also looked for among the server's images made since
-/// it was enqueued (the newest first, bounded). Items that have not ended are left.
+/// that the end's pass cleans them like any other intermediate. One still unfinished is
+/// cancelled first. The item's record names what it knows; an item that had started is also
+/// looked for among the server's images made since it was enqueued (the newest first,
+/// bounded).
 async fn taken_back_images(lane: &Lane, ledger: &mut Ledger) -> Result<(), RunError> {
     let state = ledger.state();
     let ids: Vec<i64> = state
         .taken_back
         .iter()
-        .filter(|item| item.server() == lane.number && !state.produced_by.contains(item))
+        .filter(|item| item.server() == lane.number && !state.looked_for.contains(item))
         .map(|item| item.id())
         .collect();
     if ids.is_empty() {
         return Ok(());
     }
-    let ended: Vec<QueueItem> = lane
-        .client
-        .queue()
+    // One the server still has unfinished (it was away when the run took it back) is
+    // cancelled now: it would run for nothing.
+    let queue = lane.client.queue();
+    for item in queue.items_by_ids(&ids).await? {
+        if matches!(
+            item.status,
+            QueueItemStatus::Pending | QueueItemStatus::InProgress
+        ) {
+            queue.cancel_item(item.item_id).await?;
+        }
+    }
+    let ended: Vec<QueueItem> = queue
         .items_by_ids(&ids)
         .await?
         .into_iter()
@@ -246,19 +256,19 @@ async fn taken_back_images(lane: &Lane, ledger: &mut Ledger) -> Result<(), RunEr
             }
         }
     }
+    // Each ended item is journaled as looked for, with what was found (maybe nothing).
     for item in &ended {
         let images: Vec<String> = made
             .remove(&item.session_id)
             .unwrap_or_default()
             .into_iter()
             .collect();
-        if !images.is_empty() {
-            ledger.record(Entry::Produced {
-                item_id: ItemRef::new(lane.number, item.item_id),
-                session_id: item.session_id.clone(),
-                images,
-            })?;
-        }
+        ledger.record(Entry::Produced {
+            item_id: ItemRef::new(lane.number, item.item_id),
+            session_id: item.session_id.clone(),
+            images,
+            found: true,
+        })?;
     }
     Ok(())
 }

@@ -76,6 +76,7 @@ impl Run<'_> {
                     item_id: at,
                     session_id: item.session_id.clone(),
                     images,
+                    found: false,
                 })?;
                 self.ledger.withdraw(at)?;
                 let on = self
@@ -107,6 +108,7 @@ impl Run<'_> {
             item_id: at,
             session_id: item.session_id.clone(),
             images: intermediates,
+            found: false,
         })?;
         if item.status == QueueItemStatus::Failed
             && let Some(fault) = server_fault(

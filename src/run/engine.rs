@@ -102,6 +102,7 @@ impl<'a> Run<'a> {
             started: Instant::now(),
             steal_after: None,
             moved_to: None,
+            held_away: Vec::new(),
             follow,
             absent: Vec::new(),
             returns: tokio::task::JoinSet::new(),

@@ -105,7 +105,13 @@ impl Run<'_> {
             self.take_back_leftovers().await;
             let (deleted, every_server) = self.cleanup(all_done).await?;
             self.cleaned += deleted;
-            every_server_cleaned = every_server;
+            // A server left out at the start that never joined still holds an earlier run's
+            // items: a rerun takes them back and cleans it.
+            let held_away = self
+                .held_away
+                .iter()
+                .any(|item| !self.lanes.iter().any(|l| l.number == item.server()));
+            every_server_cleaned = every_server && !held_away;
         }
         let statuses: Vec<RunEvent> = self
             .lanes

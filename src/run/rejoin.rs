@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::error::RunError;
+use super::key::ItemRef;
 use super::lane::Lane;
 use super::preflight::{ANSWER_WITHIN, Absent, check_again};
 use super::running::Run;
@@ -157,9 +158,24 @@ impl Run<'_> {
         };
         let number = self.ledger.server_number(&url)?;
         let lane = Lane::start(server, number, &self.follow, self.ctx.grace()).await;
+        // What an earlier run left on it goes at once (journaled as taken back at the start).
+        let leftovers: Vec<ItemRef> = self
+            .held_away
+            .iter()
+            .copied()
+            .filter(|item| item.server() == number)
+            .collect();
+        let taken = lane
+            .take_back(&leftovers, Which::Unfinished, TAKE_BACK_FOR, |_| {
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await;
+        let Ok(taken) = taken;
         self.lanes.push(lane);
         self.ctx.warn(format!(
-            "the server at {url} answers now and joins the pool"
+            "the server at {url} answers now and joins the pool ({} of the run's items it still \
+             held taken back)",
+            taken.taken
         ));
         self.pool_changed();
         self.tell_status(self.lanes.len() - 1);

@@ -238,9 +238,16 @@ impl Run<'_> {
             }
         }
         let mut lost: BTreeSet<usize> = BTreeSet::new();
-        for (item, job, _, batch) in &out.attach {
+        for (item, job, key, batch) in &out.attach {
             if known.get(item) != Some(batch) {
                 lost.insert(*job);
+                // On a server left out of this run (it did not answer yet): journaled as taken
+                // back, and taken back when it joins or at the end (it would run it for
+                // nothing); what it made of it is cleaned then.
+                if !self.lanes.iter().any(|l| l.number == item.server()) {
+                    self.ledger.withdraw_session(*item, *key)?;
+                    self.held_away.push(*item);
+                }
             }
         }
         out.attach.retain(|(_, job, _, _)| !lost.contains(job));

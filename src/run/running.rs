@@ -114,6 +114,8 @@ pub(super) struct Run<'a> {
     /// Jobs just moved off a busy server: the idle server (lane index) they go to, and how
     /// many (the next submit gives them there, not by the windows' split).
     pub(super) moved_to: Option<(usize, usize)>,
+    /// Items of the journal on servers left out at the start, taken back when they join.
+    pub(super) held_away: Vec<ItemRef>,
     /// How it follows its servers (for a server that joins later).
     pub(super) follow: super::lane::Follow,
     /// The servers left out at the start because they did not answer, until they join.

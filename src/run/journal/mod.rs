@@ -117,6 +117,10 @@ pub enum Entry {
         session_id: String,
         /// Images of its intermediate and non-output nodes.
         images: Vec<String>,
+        /// Found by the end's look among the server's images for what an item the run took
+        /// back (or a restart cancelled) made before it stopped: not looked for again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        found: bool,
     },
     /// An output file is safely on disk.
     Downloaded {

@@ -44,13 +44,13 @@ pub struct State {
     /// The servers the runs used, by number (see [`Entry::Server`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<u16, String>,
-    /// Items the runs took back (cancelled): what their nodes made before the cancel is found
-    /// at the end (see [`State::produced_by`]).
+    /// Items the runs took back, or that a server restart cancelled: what their nodes made
+    /// before they stopped is looked for at the end (see [`State::looked_for`]).
     #[serde(skip)]
     pub taken_back: BTreeSet<ItemRef>,
-    /// Items whose images are journaled ([`Entry::Produced`]).
+    /// Items whose images the end looked for already ([`Entry::Produced`] with `found`).
     #[serde(skip)]
-    pub produced_by: BTreeSet<ItemRef>,
+    pub looked_for: BTreeSet<ItemRef>,
     /// Each job's latest batch.
     #[serde(skip)]
     pub(super) latest: HashMap<JobKey, String>,
@@ -132,8 +132,11 @@ impl State {
                 item_id,
                 session_id,
                 images,
+                found,
             } => {
-                self.produced_by.insert(item_id);
+                if found {
+                    self.looked_for.insert(item_id);
+                }
                 self.sessions.insert(session_id);
                 self.intermediates.extend(images);
             }
