@@ -10,6 +10,7 @@ use super::journal::Entry;
 use super::outcome::{JobFailure, ManifestOutcome};
 use super::progress::RunEvent;
 use super::progress::{Listener, LiveGallery};
+use super::rejoin::Away;
 use super::running::Run;
 use super::summary::{JobSummary, SummaryWriter};
 use super::take_back::Which;
@@ -185,32 +186,41 @@ impl Run<'_> {
         Ok(outcome)
     }
 
-    /// Servers that left the pool and hold something of the run (its items, its uploads, what
-    /// they made) are waited for before the end's cleanup, at most [`END_WAIT`] (or
-    /// `--server-wait` when shorter), so that one restarting as the run ends (an InvokeAI start
-    /// takes 15-45 s) is cleaned now rather than by a rerun. Told once, with the bound.
-    async fn wait_for_away_servers(&self) {
+    /// Servers away from the pool that hold something of the run (its items, its uploads, what
+    /// they made; for one left out at the start, an earlier run's items) are waited for before
+    /// the end's cleanup, at most [`END_WAIT`] (or `--server-wait` when shorter), so that one
+    /// restarting as the run ends (an InvokeAI start takes 15-45 s) is cleaned now rather than
+    /// by a rerun. One that answers is checked and taken back into the run as while it goes
+    /// (what it still holds of the run is taken back). Told once, with the bound.
+    async fn wait_for_away_servers(&mut self) {
         let state = self.ledger.state();
-        let away: Vec<&super::lane::Lane> = self
-            .lanes
-            .iter()
-            .filter(|lane| {
-                !lane.in_run()
-                    && (state.batches.values().any(|b| b.server == lane.number)
-                        || lane.uploads.names().next().is_some())
-            })
-            .collect();
-        let mut waiting = Vec::new();
-        for lane in away {
-            if !super::cleanup::answers_now(lane).await {
-                waiting.push(lane);
+        let mut waiting: Vec<(Away, String)> = Vec::new();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let holds = state.batches.values().any(|b| b.server == lane.number)
+                || lane.uploads.names().next().is_some();
+            if !lane.in_run() && holds && !super::cleanup::answers_now(lane).await {
+                waiting.push((Away::Lane(i), lane.url.clone()));
+            }
+        }
+        for (k, entry) in self.absent.iter().enumerate() {
+            let Some(entry) = entry else { continue };
+            let number = self.ledger.number_of(&entry.url);
+            if self
+                .held_away
+                .iter()
+                .any(|item| Some(item.server()) == number)
+            {
+                waiting.push((Away::Absent(k), entry.url.clone()));
             }
         }
         if waiting.is_empty() {
             return;
         }
         let bound = self.ctx.server_wait.min(END_WAIT);
-        let names: Vec<String> = waiting.iter().map(|lane| lane.name()).collect();
+        let names: Vec<String> = waiting
+            .iter()
+            .map(|(_, url)| format!("the server at {url}"))
+            .collect();
         self.ctx.warn(format!(
             "waiting up to {} s for {} to answer again, to clean up what the run left there \
              (if it does not, a rerun of the same command cleans it)",
@@ -218,15 +228,19 @@ impl Run<'_> {
             names.join(", ")
         ));
         let deadline = tokio::time::Instant::now() + bound;
-        while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let mut still = Vec::with_capacity(waiting.len());
-            for lane in waiting {
-                if !super::cleanup::answers_now(lane).await {
-                    still.push(lane);
-                }
+        while !waiting.is_empty() {
+            let Ok(Some(returned)) =
+                tokio::time::timeout_at(deadline, self.returns.join_next()).await
+            else {
+                break;
+            };
+            let Ok((away, client)) = returned else {
+                continue;
+            };
+            waiting.retain(|(w, _)| *w != away);
+            if let Err(e) = self.came_back(away, client).await {
+                self.ctx.warn(crate::error_chain::error_chain(&e));
             }
-            waiting = still;
         }
     }
 

@@ -538,3 +538,65 @@ fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
     }
     assert_server_keeps_nothing_at(shared, &journal);
 }
+
+#[test]
+fn a_server_away_when_a_run_resumes_joins_when_it_answers_and_what_the_killed_run_left_on_it_goes()
+{
+    let mut private = PrivateServer::start(None);
+    let private_url = private.url();
+    support::server::disable_invocation_cache(&private_url, None);
+    let shared = support::server().url();
+    let ws = Workspace::new(&format!(
+        "{}server:\n  - {{url: {private_url}, window: 4}}\n  - {{url: {shared}, window: 1}}\n",
+        sweep(30, 1024)
+    ));
+    // The first run is killed (-9) once the private server has completed a job and holds
+    // others; then the private server is killed too.
+    let (mut first, first_lines) = spawn_timed(pool_command(&ws, &[], &["job.yaml"]));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !ws.journal("out").iter().any(|e| {
+        e["event"] == "finished" && e["status"] == "completed" && server_of(&e["item_id"]) == 0
+    }) {
+        assert!(Instant::now() < deadline, "{}", all_lines(&first_lines));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().expect("kill the runner");
+    first.wait().expect("wait");
+    private.kill();
+    // The same command again: the private server is left out at the start, and started again
+    // once the run goes on without it.
+    let (mut second, lines) = spawn_timed(pool_command(&ws, &[], &["job.yaml"]));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !all_lines(&lines).contains(&format!(
+        "the server at {private_url} is left out of the pool"
+    )) {
+        assert!(Instant::now() < deadline, "{}", all_lines(&lines));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    private.restart();
+    support::server::disable_invocation_cache(&private_url, None);
+    let code = second.wait().expect("wait").code();
+    let output = all_lines(&lines);
+    assert_eq!(code, Some(0), "{output}");
+    // It joined (during the run or in the end's wait) and what the killed run had sent it
+    // was taken back.
+    assert!(
+        output.contains(&format!(
+            "the server at {private_url} answers now and joins the pool ("
+        )),
+        "{output}"
+    );
+    let journal = ws.journal("out");
+    assert_each_job_completed_once(&journal, 60);
+    assert_every_output_once(&ws, 30);
+    // Nothing of either run stays on it: no item, no image at all.
+    assert_eq!(private.busy(), Some(0), "{output}");
+    assert_eq!(
+        private.image_count(),
+        Some(0),
+        "{:#?}\n{output}",
+        private.get("/api/v1/images/?limit=20")
+    );
+    assert_server_keeps_nothing_at(shared, &journal);
+    assert!(journal.iter().any(|e| e["event"] == "ended"), "{output}");
+}
