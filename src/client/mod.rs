@@ -65,7 +65,9 @@ pub use queue::{
     QueueItem, QueueItemStatus, QueueStatus, QueueSummary, Session,
 };
 pub use retry::RetryPolicy;
-pub use schemas::{SchemaSource, SchemasError, read_server_schemas, server_schemas};
+pub use schemas::{
+    SchemaSource, SchemasError, read_server_schemas, read_server_schemas_shared, server_schemas,
+};
 pub use tracker::{TrackEvent, TrackMode, Tracker};
 pub use workflow_handle::{
     Cleanup, CleanupReport, HandleError, Output, Submission, SubmitOptions, WaitProgress,
@@ -429,6 +431,25 @@ impl Client {
         self.decode(method, url, response).await
     }
 
+    /// Reads a response body whole, within the request time-out.
+    pub(crate) async fn body(
+        &self,
+        method: Method,
+        url: Url,
+        response: Response,
+    ) -> Result<Vec<u8>, ClientError> {
+        match tokio::time::timeout(self.request_timeout(), response.bytes()).await {
+            Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+            Ok(Err(source)) => Err(self.transport_error(method, url, source)),
+            Err(_) => Err(ClientError::Timeout {
+                method,
+                url: url.to_string(),
+                timeout: self.request_timeout(),
+                source: None,
+            }),
+        }
+    }
+
     /// Reads a response body and decodes it as JSON, naming the field that failed.
     pub(crate) async fn decode<T: DeserializeOwned>(
         &self,
@@ -436,19 +457,7 @@ impl Client {
         url: Url,
         response: Response,
     ) -> Result<T, ClientError> {
-        let bytes = match tokio::time::timeout(self.request_timeout(), response.bytes()).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(source)) => return Err(self.transport_error(method, url, source)),
-            Err(_) => {
-                let url = url.to_string();
-                return Err(ClientError::Timeout {
-                    method,
-                    url,
-                    timeout: self.request_timeout(),
-                    source: None,
-                });
-            }
-        };
+        let bytes = self.body(method.clone(), url.clone(), response).await?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map_err(|source| ClientError::Decode {
             method,

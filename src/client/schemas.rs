@@ -99,6 +99,45 @@ pub async fn read_server_schemas(client: &Client) -> Result<SchemaSet, SchemasEr
     SchemaSet::from_openapi(&doc).map_err(SchemasError::Unreadable)
 }
 
+/// The server's invocation schemas, read from its `/openapi.json` now, and shared within the
+/// process between servers whose documents are byte for byte the same: a pool of many servers
+/// of one install parses it once (their custom nodes and `deny_nodes` differ only when their
+/// documents do).
+///
+/// # Errors
+/// As [`read_server_schemas`].
+pub async fn read_server_schemas_shared(
+    client: &Client,
+) -> Result<std::sync::Arc<SchemaSet>, SchemasError> {
+    use sha2::Digest as _;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Parsed = Mutex<HashMap<[u8; 32], Arc<SchemaSet>>>;
+    static PARSED: OnceLock<Parsed> = OnceLock::new();
+    let url = client.endpoint(&["openapi.json"]);
+    let response = client
+        .send(Method::GET, url.clone(), Replay::Idempotent, Body::Empty)
+        .await?;
+    let bytes = client.body(Method::GET, url.clone(), response).await?;
+    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let parsed = PARSED.get_or_init(Parsed::default);
+    if let Some(set) = parsed.lock().ok().and_then(|p| p.get(&digest).cloned()) {
+        return Ok(set);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let doc: Value =
+        serde_path_to_error::deserialize(de).map_err(|source| ClientError::Decode {
+            method: Method::GET,
+            url: url.to_string(),
+            source,
+        })?;
+    let set = Arc::new(SchemaSet::from_openapi(&doc).map_err(SchemasError::Unreadable)?);
+    if let Ok(mut p) = parsed.lock() {
+        p.insert(digest, Arc::clone(&set));
+    }
+    Ok(set)
+}
+
 /// Why [`read_server_schemas`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -126,4 +165,53 @@ fn schema_cache_path(version: &str) -> Option<PathBuf> {
     let dir = crate::local_server::cache_dir().ok()?;
     // `-2`: the format since output fields carry their types (older caches lack them).
     Some(dir.join("schemas").join(format!("invokeai-{safe}-2.json")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// An OpenAPI document with the one invocation `node`.
+    fn doc(node: &str) -> Value {
+        serde_json::json!({
+            "components": {"schemas": {
+                "InvocationOutputMap": {"properties": {}},
+                "Node": {
+                    "class": "invocation",
+                    "title": node,
+                    "properties": {"type": {"const": node}, "value": {"type": "integer"}},
+                },
+            }},
+        })
+    }
+
+    async fn serving(document: Value) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/openapi.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(document))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn servers_with_the_same_document_share_one_parse_and_others_get_their_own() {
+        // A node type no other test uses: the process-wide table starts without it.
+        let a = serving(doc("shared_test_node_a")).await;
+        let b = serving(doc("shared_test_node_a")).await;
+        let c = serving(doc("shared_test_node_c")).await;
+        let read = |server: &MockServer| {
+            let client = Client::new(&server.uri()).expect("client");
+            async move { read_server_schemas_shared(&client).await.expect("schemas") }
+        };
+        let (from_a, from_b, from_c) = (read(&a).await, read(&b).await, read(&c).await);
+        assert!(std::sync::Arc::ptr_eq(&from_a, &from_b));
+        assert!(!std::sync::Arc::ptr_eq(&from_a, &from_c));
+        assert!(from_a.invocation("shared_test_node_a").is_some());
+        assert!(from_c.invocation("shared_test_node_a").is_none());
+        assert!(from_c.invocation("shared_test_node_c").is_some());
+    }
 }

@@ -80,11 +80,19 @@ impl<'a> Run<'a> {
         // A server is given up after the grace while another can take its jobs.
         let wait = ctx.wait_for(servers.len() > 1);
         let follow = Follow::new(ctx.track_mode, ctx.poll_interval, ctx.window, ctx.grace());
-        let mut lanes = Vec::with_capacity(servers.len());
+        let mut numbered = Vec::with_capacity(servers.len());
         for server in servers {
             let number = ledger.server_number(&server.entry.url)?;
-            lanes.push(Lane::start(server, number, &follow, wait).await);
+            numbered.push((server, number));
         }
+        // Each server's event socket is opened at once: the start takes as long as the slowest
+        // server, not the sum of all (a pool of 32 took 10 s one after the other).
+        let lanes: Vec<Lane> = futures_util::future::join_all(
+            numbered
+                .into_iter()
+                .map(|(server, number)| Lane::start(server, number, &follow, wait)),
+        )
+        .await;
         // A download from a server that stopped answering waits longer than the grace: the
         // server leaves the pool first, and its downloads are given up (their jobs run
         // elsewhere) instead of failing their jobs.

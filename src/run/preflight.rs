@@ -93,9 +93,8 @@ async fn schemas_of(
     if let Some(set) = seen.lock().ok().and_then(|s| s.get(&key).cloned()) {
         return Some(set);
     }
-    match crate::client::read_server_schemas(client).await {
+    match crate::client::read_server_schemas_shared(client).await {
         Ok(set) => {
-            let set = Arc::new(set);
             if let Ok(mut s) = seen.lock() {
                 s.insert(key, Arc::clone(&set));
             }
