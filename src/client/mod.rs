@@ -437,9 +437,9 @@ impl Client {
         method: Method,
         url: Url,
         response: Response,
-    ) -> Result<Vec<u8>, ClientError> {
+    ) -> Result<impl std::ops::Deref<Target = [u8]>, ClientError> {
         match tokio::time::timeout(self.request_timeout(), response.bytes()).await {
-            Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+            Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(source)) => Err(self.transport_error(method, url, source)),
             Err(_) => Err(ClientError::Timeout {
                 method,
@@ -458,12 +458,7 @@ impl Client {
         response: Response,
     ) -> Result<T, ClientError> {
         let bytes = self.body(method.clone(), url.clone(), response).await?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map_err(|source| ClientError::Decode {
-            method,
-            url: url.to_string(),
-            source,
-        })
+        parse_json(method, &url, &bytes)
     }
 
     /// Sends a request, retrying transient failures as `replay` allows, and turns error
@@ -626,6 +621,20 @@ impl Client {
 /// `true` when the server answered `404 Not Found`.
 pub(crate) fn is_not_found(err: &ClientError) -> bool {
     err.status() == Some(StatusCode::NOT_FOUND)
+}
+
+/// An answer's body decoded as JSON, naming the field that failed.
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    method: Method,
+    url: &Url,
+    bytes: &[u8],
+) -> Result<T, ClientError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|source| ClientError::Decode {
+        method,
+        url: url.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

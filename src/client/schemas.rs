@@ -119,18 +119,12 @@ pub async fn read_server_schemas_shared(
         .send(Method::GET, url.clone(), Replay::Idempotent, Body::Empty)
         .await?;
     let bytes = client.body(Method::GET, url.clone(), response).await?;
-    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let digest: [u8; 32] = sha2::Sha256::digest(&*bytes).into();
     let parsed = PARSED.get_or_init(Parsed::default);
     if let Some(set) = parsed.lock().ok().and_then(|p| p.get(&digest).cloned()) {
         return Ok(set);
     }
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    let doc: Value =
-        serde_path_to_error::deserialize(de).map_err(|source| ClientError::Decode {
-            method: Method::GET,
-            url: url.to_string(),
-            source,
-        })?;
+    let doc: Value = super::parse_json(Method::GET, &url, &bytes)?;
     let set = Arc::new(SchemaSet::from_openapi(&doc).map_err(SchemasError::Unreadable)?);
     if let Ok(mut p) = parsed.lock() {
         p.insert(digest, Arc::clone(&set));

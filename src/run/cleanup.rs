@@ -201,27 +201,22 @@ const TAKEN_BACK_SCAN: usize = 20_000;
 /// bounded).
 async fn taken_back_images(lane: &Lane, ledger: &mut Ledger) -> Result<(), RunError> {
     let state = ledger.state();
-    let ids: Vec<i64> = state
+    let items: Vec<ItemRef> = state
         .taken_back
         .iter()
+        .copied()
         .filter(|item| item.server() == lane.number && !state.looked_for.contains(item))
-        .map(|item| item.id())
         .collect();
-    if ids.is_empty() {
+    if items.is_empty() {
         return Ok(());
     }
     // One the server still has unfinished (it was away when the run took it back) is
     // cancelled now: it would run for nothing.
-    let queue = lane.client.queue();
-    for item in queue.items_by_ids(&ids).await? {
-        if matches!(
-            item.status,
-            QueueItemStatus::Pending | QueueItemStatus::InProgress
-        ) {
-            queue.cancel_item(item.item_id).await?;
-        }
-    }
-    let ended: Vec<QueueItem> = queue
+    lane.take_back_again(&items).await;
+    let ids: Vec<i64> = items.iter().map(|item| item.id()).collect();
+    let ended: Vec<QueueItem> = lane
+        .client
+        .queue()
         .items_by_ids(&ids)
         .await?
         .into_iter()

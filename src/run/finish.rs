@@ -13,7 +13,6 @@ use super::progress::{Listener, LiveGallery};
 use super::rejoin::Away;
 use super::running::Run;
 use super::summary::{JobSummary, SummaryWriter};
-use super::take_back::Which;
 use crate::gallery::ReportConfig;
 use crate::gallery::live::{JobState, LiveJob, LiveReport};
 use crate::manifest::Job;
@@ -22,9 +21,6 @@ use std::sync::Arc;
 /// Runs of more jobs than this get no gallery or grids at the end (building them holds every
 /// job's entry in memory); `invk-run report` still builds them on request.
 pub(super) const GALLERY_MAX_JOBS: usize = 20_000;
-
-/// How long the end of a run tries to take back what it left on a server that left the pool.
-const TAKE_BACK_LEFTOVERS_FOR: Duration = Duration::from_secs(10);
 
 /// How long the end waits at most for a server that left the pool and holds the run's images.
 const END_WAIT: Duration = Duration::from_secs(60);
@@ -252,15 +248,7 @@ impl Run<'_> {
                 continue;
             }
             // Journaled as taken back when the server left.
-            let taken = lane
-                .take_back(
-                    &lane.abandoned,
-                    Which::Unfinished,
-                    TAKE_BACK_LEFTOVERS_FOR,
-                    |_| Ok::<(), std::convert::Infallible>(()),
-                )
-                .await;
-            let Ok(taken) = taken;
+            let taken = lane.take_back_again(&lane.abandoned).await;
             if let Some(error) = taken.unreachable {
                 let error = crate::error_chain::error_chain(&error);
                 self.ctx.warn(format!(

@@ -17,6 +17,10 @@ use super::ledger::Ledger;
 use super::preflight::PoolServer;
 use super::progress::RunEvent;
 use super::take_back::{TakenBack, Which, take_back};
+
+/// How long taking back, on a server that answers again, what the run had taken back while it
+/// was away may take.
+const TAKE_BACK_AGAIN_FOR: Duration = Duration::from_secs(10);
 use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
 use crate::client::{Client, ModelRef, ModelResolver};
 use crate::manifest::{EnqueuePlan, InputInfo, LocalImage};
@@ -243,6 +247,18 @@ impl Lane {
         taken: impl FnMut(ItemRef) -> Result<(), E>,
     ) -> Result<TakenBack, E> {
         take_back(&self.client, self.number, items, which, bound, taken).await
+    }
+
+    /// Takes back what is unfinished of `items`, which the journal says were taken back already
+    /// (the server was away then: it left the pool, or was left out at the start), so nothing
+    /// more is journaled; at most [`TAKE_BACK_AGAIN_FOR`].
+    pub(super) async fn take_back_again(&self, items: &[ItemRef]) -> TakenBack {
+        let Ok(taken) = self
+            .take_back(items, Which::Unfinished, TAKE_BACK_AGAIN_FOR, |_| {
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await;
+        taken
     }
 }
 

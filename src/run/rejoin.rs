@@ -12,14 +12,10 @@ use super::key::ItemRef;
 use super::lane::Lane;
 use super::preflight::{ANSWER_WITHIN, Absent, check_again};
 use super::running::Run;
-use super::take_back::Which;
 use crate::client::Client;
 
 /// How often a server away from the pool is asked whether it answers.
 const ASK_EVERY: Duration = Duration::from_secs(1);
-
-/// How long taking back what a returning server still holds of the run may take.
-const TAKE_BACK_FOR: Duration = Duration::from_secs(10);
 
 /// A server away from the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,13 +106,7 @@ impl Run<'_> {
                 }
             };
         // What it still holds of the run goes at once: it would run it for nothing.
-        let leftovers = lane.abandoned.clone();
-        let taken = lane
-            .take_back(&leftovers, Which::Unfinished, TAKE_BACK_FOR, |_| {
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .await;
-        let Ok(taken) = taken;
+        let taken = lane.take_back_again(&lane.abandoned).await;
         if taken.unreachable.is_some() {
             // Not quite back: asked again.
             self.returns.spawn(answers(Away::Lane(i), client));
@@ -165,12 +155,7 @@ impl Run<'_> {
             .copied()
             .filter(|item| item.server() == number)
             .collect();
-        let taken = lane
-            .take_back(&leftovers, Which::Unfinished, TAKE_BACK_FOR, |_| {
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .await;
-        let Ok(taken) = taken;
+        let taken = lane.take_back_again(&leftovers).await;
         self.lanes.push(lane);
         self.ctx.warn(format!(
             "the server at {url} answers now and joins the pool ({} of the run's items it still \

@@ -438,6 +438,38 @@ async fn a_server_that_accepts_connections_and_answers_nothing_is_out_of_the_poo
     assert!(journal.iter().any(|e| e["event"] == "ended"), "{output}");
 }
 
+/// The 60-job sweep of the restart tests on the private server (window 4) and the shared one
+/// (window 1): the shared server takes one job at a time, so while the private server is away
+/// (a restart is 15-45 s) most of the sweep waits to be submitted.
+fn restart_sweep(private_url: &str, shared: &str) -> Workspace {
+    Workspace::new(&format!(
+        "{}server:\n  - {{url: {private_url}, window: 4}}\n  - {{url: {shared}, window: 1}}\n",
+        sweep(30, 1024)
+    ))
+}
+
+/// Waits (at most 240 s) until the journal has a job completed on the first server.
+fn wait_for_a_job_done_on_the_first_server(ws: &Workspace, lines: &Lines) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !ws.journal("out").iter().any(|e| {
+        e["event"] == "finished" && e["status"] == "completed" && server_of(&e["item_id"]) == 0
+    }) {
+        assert!(Instant::now() < deadline, "{}", all_lines(lines));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The private server holds no item of its queue and no image at all.
+fn assert_holds_nothing(private: &PrivateServer, output: &str) {
+    assert_eq!(private.busy(), Some(0), "{output}");
+    assert_eq!(
+        private.image_count(),
+        Some(0),
+        "{:#?}\n{output}",
+        private.get("/api/v1/images/?limit=20")
+    );
+}
+
 #[test]
 fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
     let mut private = PrivateServer::start(None);
@@ -446,23 +478,12 @@ fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
     // that ran while the run was away could have made an image later sessions were handed).
     support::server::disable_invocation_cache(&private_url, None);
     let shared = support::server().url();
-    // The shared server takes one job at a time: while the private server is away (a restart
-    // is 15-45 s), most of the sweep waits to be submitted.
-    let ws = Workspace::new(&format!(
-        "{}server:\n  - {{url: {private_url}, window: 4}}\n  - {{url: {shared}, window: 1}}\n",
-        sweep(30, 1024)
-    ));
+    let ws = restart_sweep(&private_url, shared);
     let cmd = pool_command(&ws, &[], &["--server-wait", "4", "job.yaml"]);
     let (mut child, lines) = spawn_timed(cmd);
     // Killed as soon as it has completed a job: the other server has most of the sweep left,
     // which outlasts the restart.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while !ws.journal("out").iter().any(|e| {
-        e["event"] == "finished" && e["status"] == "completed" && server_of(&e["item_id"]) == 0
-    }) {
-        assert!(Instant::now() < deadline, "{}", all_lines(&lines));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_job_done_on_the_first_server(&ws, &lines);
     let done_before = completions(&ws.journal("out"))
         .values()
         .filter(|s| s.contains(&0))
@@ -519,13 +540,7 @@ fn a_server_killed_and_started_again_rejoins_the_pool_and_takes_jobs_again() {
     assert_every_output_once(&ws, 30);
     // Its leftovers are gone from its queue, and nothing of the run stays on either server:
     // the private server holds no image at all, not even one a session made before the kill.
-    assert_eq!(private.busy(), Some(0), "{output}");
-    assert_eq!(
-        private.image_count(),
-        Some(0),
-        "{:#?}\n{output}",
-        private.get("/api/v1/images/?limit=20")
-    );
+    assert_holds_nothing(&private, &output);
     for name in crate::runner::journal_images(&journal, true) {
         let about: Vec<&Value> = journal
             .iter()
@@ -546,20 +561,11 @@ fn a_server_away_when_a_run_resumes_joins_when_it_answers_and_what_the_killed_ru
     let private_url = private.url();
     support::server::disable_invocation_cache(&private_url, None);
     let shared = support::server().url();
-    let ws = Workspace::new(&format!(
-        "{}server:\n  - {{url: {private_url}, window: 4}}\n  - {{url: {shared}, window: 1}}\n",
-        sweep(30, 1024)
-    ));
+    let ws = restart_sweep(&private_url, shared);
     // The first run is killed (-9) once the private server has completed a job and holds
     // others; then the private server is killed too.
     let (mut first, first_lines) = spawn_timed(pool_command(&ws, &[], &["job.yaml"]));
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while !ws.journal("out").iter().any(|e| {
-        e["event"] == "finished" && e["status"] == "completed" && server_of(&e["item_id"]) == 0
-    }) {
-        assert!(Instant::now() < deadline, "{}", all_lines(&first_lines));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_job_done_on_the_first_server(&ws, &first_lines);
     first.kill().expect("kill the runner");
     first.wait().expect("wait");
     private.kill();
@@ -590,13 +596,7 @@ fn a_server_away_when_a_run_resumes_joins_when_it_answers_and_what_the_killed_ru
     assert_each_job_completed_once(&journal, 60);
     assert_every_output_once(&ws, 30);
     // Nothing of either run stays on it: no item, no image at all.
-    assert_eq!(private.busy(), Some(0), "{output}");
-    assert_eq!(
-        private.image_count(),
-        Some(0),
-        "{:#?}\n{output}",
-        private.get("/api/v1/images/?limit=20")
-    );
+    assert_holds_nothing(&private, &output);
     assert_server_keeps_nothing_at(shared, &journal);
     assert!(journal.iter().any(|e| e["event"] == "ended"), "{output}");
 }
