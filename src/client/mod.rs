@@ -24,7 +24,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -188,12 +188,7 @@ impl ClientBuilder {
     /// [`ClientError::Setup`] when the HTTP stack cannot start.
     pub fn build(self) -> Result<Client, ClientError> {
         let base = normalize_base_url(&self.base_url)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .user_agent(concat!("invk-run/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| ClientError::Setup { source })?;
+        let http = shared_http(self.connect_timeout, self.read_timeout)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -207,6 +202,32 @@ impl ClientBuilder {
             retries: true,
         })
     }
+}
+
+/// The HTTP stacks built so far, by their connect and read time-outs.
+type Stacks = Vec<((Duration, Duration), reqwest::Client)>;
+static BUILT: Mutex<Stacks> = Mutex::new(Vec::new());
+
+/// The HTTP stack for these time-outs, built once per process and shared by every client that
+/// asks for the same ones: building one loads the system's certificate store, tens of
+/// milliseconds each time, which a pool of 32 servers paid several times per server. Sharing it
+/// shares its connection pool too, which is keyed by host and port, so each server still has its
+/// own connections; the token is added per request, never kept in the stack.
+fn shared_http(connect: Duration, read: Duration) -> Result<reqwest::Client, ClientError> {
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, http)) = built.iter().find(|(key, _)| *key == (connect, read)) {
+        return Ok(http.clone());
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(connect)
+        .read_timeout(read)
+        .user_agent(concat!("invk-run/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|source| ClientError::Setup { source })?;
+    built.push(((connect, read), http.clone()));
+    Ok(http)
 }
 
 /// Parses a server URL into a base that ends with `/`, so that joining `api/v1/...` keeps any
@@ -329,6 +350,16 @@ impl Client {
     /// How long one request may take.
     fn request_timeout(&self) -> Duration {
         self.patience.unwrap_or(self.inner.request_timeout)
+    }
+
+    /// The base URL a client of the server at `raw` would have (see [`Client::base_url`]): the
+    /// one name of a server however it was written (`host:9090`, `http://host:9090/`), without
+    /// building a client.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] as [`ClientBuilder::build`] gives it.
+    pub fn base_url_of(raw: &str) -> Result<Url, ClientError> {
+        normalize_base_url(raw)
     }
 
     /// A builder for a client of the server at `base_url`.
@@ -654,6 +685,46 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(normalize_base_url(raw).expect(raw).as_str(), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn a_servers_name_is_the_base_url_its_client_has() {
+        for raw in [
+            "localhost:9090",
+            "http://host:9090/invoke",
+            "https://example.org/a?x=1",
+        ] {
+            let client = Client::new(raw).expect(raw);
+            assert_eq!(&Client::base_url_of(raw).expect(raw), client.base_url());
+        }
+        assert!(Client::base_url_of("ftp://host").is_err());
+    }
+
+    #[test]
+    fn clients_with_the_same_time_outs_share_one_http_stack_and_others_get_their_own() {
+        // Time-outs no other test uses, so the count below is this test's own.
+        let (connect, read) = (
+            Duration::from_millis(10_007),
+            Duration::from_millis(120_011),
+        );
+        let stacks = || {
+            let built = BUILT.lock().expect("lock");
+            built.iter().filter(|(key, _)| key.0 == connect).count()
+        };
+        for _ in 0..3 {
+            ClientBuilder::new("localhost:9090")
+                .connect_timeout(connect)
+                .read_timeout(read)
+                .build()
+                .expect("client");
+        }
+        assert_eq!(stacks(), 1, "three clients, one stack");
+        ClientBuilder::new("localhost:9091")
+            .connect_timeout(connect)
+            .read_timeout(Duration::from_secs(7))
+            .build()
+            .expect("client");
+        assert_eq!(stacks(), 2, "another read time-out, another stack");
     }
 
     #[test]

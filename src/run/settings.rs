@@ -68,8 +68,8 @@ impl RunSettings {
             .iter()
             .filter(|e| {
                 seen.insert(
-                    crate::client::Client::new(&e.url)
-                        .map_or_else(|_| e.url.clone(), |c| c.base_url().to_string()),
+                    crate::client::Client::base_url_of(&e.url)
+                        .map_or_else(|_| e.url.clone(), |u| u.to_string()),
                 )
             })
             .cloned()

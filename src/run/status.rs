@@ -99,8 +99,7 @@ pub fn servers_of_shard(output_dir: &Path, shard: Shard) -> std::io::Result<Vec<
 /// # Errors
 /// When the folder holds no journal, or it cannot be read.
 pub fn server_number_of(output_dir: &Path, shard: Shard, url: &str) -> std::io::Result<u16> {
-    let normal =
-        |u: &str| Client::new(u).map_or_else(|_| u.to_owned(), |c| c.base_url().to_string());
+    let normal = |u: &str| Client::base_url_of(u).map_or_else(|_| u.to_owned(), |b| b.to_string());
     let wanted = normal(url);
     Ok(servers_of_shard(output_dir, shard)?
         .into_iter()

@@ -87,8 +87,8 @@ pub fn server_list(entries: &[String]) -> Vec<String> {
         }
         // A server's options (`URL#window=8`) are not part of its name.
         let bare = url.split_once('#').map_or(url, |(u, _)| u);
-        let key = crate::client::Client::new(bare)
-            .map_or_else(|_| bare.to_owned(), |c| c.base_url().to_string());
+        let key = crate::client::Client::base_url_of(bare)
+            .map_or_else(|_| bare.to_owned(), |u| u.to_string());
         if seen.insert(key) {
             out.push(url.to_owned());
         }
