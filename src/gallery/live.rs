@@ -71,6 +71,36 @@ pub struct LiveReport {
     worker: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The jobs the output folder shows ended (from `runs.jsonl` and the sidecars), as the running
+/// report takes them, leaving out those `skip` names: for a shard, the jobs of the other shards
+/// (it keeps its own current; the shard that ends last writes them all).
+pub fn ended_on_disk(
+    store: &dyn crate::store::OutputStore,
+    skip: impl Fn(usize) -> bool,
+) -> Vec<(usize, JobState)> {
+    let Ok(records) = super::records::load_from(store) else {
+        return Vec::new();
+    };
+    records
+        .into_iter()
+        .filter(|r| !skip(r.job))
+        .filter_map(|r| {
+            let files = r.files.into_iter().map(|f| f.path).collect();
+            match r.status.as_str() {
+                "completed" => Some((r.job, JobState::Completed { files })),
+                "failed" => Some((
+                    r.job,
+                    JobState::Failed {
+                        error: r.error.unwrap_or_default(),
+                        files,
+                    },
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 impl LiveReport {
     /// No report while the run goes (the end of the run still writes one).
     #[must_use]

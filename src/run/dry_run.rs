@@ -13,14 +13,15 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::batch::{build_batch, model_ref};
 use super::finish::GALLERY_MAX_JOBS;
 use super::manifest_source::ManifestSource;
+use super::needs::model_ref;
 use super::outcome::ManifestOutcome;
 use super::prepare::Prepared;
 use super::progress::{ReportMode, Reporter};
 use super::settings::RunSettings;
 use super::shard::Shard;
+use super::submit::build_batch;
 use crate::gallery::records::{FileRecord, JobRecord};
 use crate::manifest::{EnqueuePlan, InputValue, Job, OutputVars, Plan, resolve_grids, value_label};
 use crate::workflow::{ConvertOptions, OutputNode};

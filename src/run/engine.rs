@@ -6,7 +6,7 @@
 //!
 //! [`Run`] owns everything a run changes (its ledger, its lanes, its job source, its downloads,
 //! its running report); its steps are methods that take `&mut self`: resume
-//! ([`super::resume`]), submit ([`super::submit`], [`super::upload`]), collect
+//! ([`super::resume`]), submit and upload ([`super::submit`]), collect
 //! ([`super::collect`]), leaving the pool ([`super::failover`]), cleanup
 //! ([`super::cleanup`]) and the end ([`super::finish`]).
 

@@ -45,7 +45,7 @@ pub enum RunError {
     },
     /// `--shard auto` found no shard, or variables that disagree.
     #[error(transparent)]
-    Shard(#[from] super::shard::ShardError),
+    Shard(#[from] ShardError),
     /// The output folder holds the journals of a sweep split into another number of shards.
     #[error("{}", shard_count_text(dir, *found, journals, *wanted))]
     ShardCount {
@@ -183,4 +183,14 @@ fn shard_count_text(dir: &std::path::Path, found: u32, journals: &str, wanted: u
          (the earlier journals are set aside)",
         dir.display()
     )
+}
+
+/// A shard that cannot be worked out from `--shard auto`'s variables.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--shard {given}: {problem}")]
+pub struct ShardError {
+    /// What `--shard` said.
+    pub given: String,
+    /// What is wrong, naming the variable.
+    pub problem: String,
 }

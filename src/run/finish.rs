@@ -10,7 +10,7 @@ use super::journal::Entry;
 use super::outcome::{JobFailure, ManifestOutcome};
 use super::progress::RunEvent;
 use super::progress::{Listener, LiveGallery};
-use super::rejoin::Away;
+use super::running::Away;
 use super::running::Run;
 use super::summary::{JobSummary, SummaryWriter};
 use crate::gallery::ReportConfig;
@@ -54,9 +54,10 @@ impl Run<'_> {
         if !self.ctx.shard.is_whole() {
             // The other shards' jobs as the folder shows them now (this shard keeps its own
             // current; the shard that ends last writes them all).
-            earlier.extend(super::shard::others_on_disk(
+            let shard = self.ctx.shard;
+            earlier.extend(crate::gallery::live::ended_on_disk(
                 &*self.ctx.store,
-                self.ctx.shard,
+                |job| shard.contains(job),
             ));
         }
         let live = Arc::new(LiveGallery::new(

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use futures_util::future::select_all;
 use serde_json::Value;
 
-use super::batch::{model_inputs, model_types_of};
 use super::clock::{human, pause_after};
 use super::error::RunError;
 use super::key::ItemRef;
 use super::ledger::Ledger;
+use super::needs::model_types_of;
 use super::preflight::PoolServer;
 use super::progress::RunEvent;
 use super::take_back::{TakenBack, Which, take_back};
@@ -23,7 +23,7 @@ use super::take_back::{TakenBack, Which, take_back};
 const TAKE_BACK_AGAIN_FOR: Duration = Duration::from_secs(10);
 use crate::client::tracker::{TrackEvent, TrackMode, Tracker};
 use crate::client::{Client, ModelRef, ModelResolver};
-use crate::manifest::{EnqueuePlan, InputInfo, LocalImage};
+use crate::manifest::{EnqueuePlan, InputInfo, InputKind, LocalImage};
 use crate::workflow::Workflow;
 
 /// How the run follows its servers: the tracker's mode and polling interval, and the window
@@ -224,7 +224,7 @@ impl Lane {
     }
 
     /// The identifier a model value of input `system` was resolved to on this server (for
-    /// [`super::batch::build_batch`]).
+    /// [`super::submit::build_batch`]).
     pub(super) fn model_id(
         &self,
         workflow: &Workflow,
@@ -383,4 +383,27 @@ pub(super) async fn next_event(
         return std::future::pending().await;
     }
     select_all(futures).await.0
+}
+
+/// The model inputs of an enqueue whose values need the server: system name, reference, and
+/// the model types the field accepts.
+#[must_use]
+fn model_inputs(
+    workflow: &Workflow,
+    inputs: &indexmap::IndexMap<String, InputInfo>,
+    enqueue: &EnqueuePlan,
+) -> Vec<(String, ModelRef, Vec<String>)> {
+    enqueue
+        .fixed
+        .iter()
+        .filter(|(system, _)| {
+            inputs
+                .get(*system)
+                .is_some_and(|i| i.kind == InputKind::Model)
+        })
+        .filter_map(|(system, v)| {
+            let reference = v.as_value().and_then(ModelRef::of)?;
+            Some((system.clone(), reference, model_types_of(workflow, system)))
+        })
+        .collect()
 }

@@ -1,7 +1,6 @@
 //! A run of manifests: plan, submit, track, download, clean up, resume.
 
 mod balance;
-pub mod batch;
 mod cleanup;
 pub mod clock;
 pub mod coalesce;
@@ -35,18 +34,16 @@ mod status;
 mod submit;
 pub mod summary;
 mod take_back;
-mod up_to_date;
-mod upload;
 
 pub use engine::{DEFAULT_SERVER_WAIT, DEFAULT_WINDOW, MAX_ENQUEUE};
 pub use error::RunError;
 pub use manifest_source::{ForImage, ManifestSource};
 pub use outcome::{JobFailure, ManifestOutcome};
+pub use prepare::up_to_date;
 pub use repair::{MissingFile, Repair};
 pub use status::{
     Cancelled, RunStatus, cancel, runs_below, server_number_of, servers_of, servers_of_shard,
 };
-pub use up_to_date::up_to_date;
 
 use std::path::{Path, PathBuf};
 
@@ -79,7 +76,7 @@ pub async fn run_manifest(
     let mut checked = if offline || peek.library {
         None
     } else {
-        Some(up_to_date::check_offline(source, settings).await)
+        Some(prepare::check_offline(source, settings).await)
     };
     if let Some(Ok(prepared)) = &checked
         && !settings.fresh
@@ -87,7 +84,7 @@ pub async fn run_manifest(
         // A folder of another shard count is refused before any server is asked.
         shard::check_folder(&prepared.output_dir, settings.shard, false)?;
         if let Some(outcome) =
-            up_to_date::tell_if_done(prepared, source, settings.shard, reporter).await
+            prepare::tell_if_done(prepared, source, settings.shard, reporter).await
         {
             return Ok(outcome);
         }

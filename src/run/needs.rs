@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::batch::model_types_of;
 use super::prepare::Prepared;
-use crate::client::ModelRef;
+use crate::client::{ModelRef, field_model_types};
 use crate::manifest::InputKind;
-use crate::workflow::WorkflowDefinition;
+use crate::workflow::{InputRef, Workflow, WorkflowDefinition};
 
 /// How deep a node's value is searched for model identifiers (a LoRA list holds
 /// `[{lora: {key, ...}, weight}]`): a bound on what a workflow file can make the search do.
@@ -241,8 +240,41 @@ fn identifier(value: &Value) -> Option<(String, Option<String>, Vec<String>)> {
     Some((name, base, types))
 }
 
+/// A model value that still needs the server: `name:NAME` for a model given by name (a
+/// string, or `{name}` alone), `key:KEY` for one given by key only (`{key}` without the rest).
+/// Complete identifiers need nothing.
+#[must_use]
+pub fn model_ref(value: &Value) -> Option<String> {
+    ModelRef::of(value).map(|reference| match reference {
+        ModelRef::Name(name) => format!("name:{name}"),
+        ModelRef::Key(key) => format!("key:{key}"),
+    })
+}
+
+/// The model types the input `system` accepts (empty: any).
+#[must_use]
+pub fn model_types_of(workflow: &Workflow, system: &str) -> Vec<String> {
+    workflow
+        .input(&InputRef::parse(system))
+        .map(|input| field_model_types(input.ty()).to_vec())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn model_refs_name_what_needs_the_server() {
+        assert_eq!(model_ref(&json!("FLUX Dev")), Some("name:FLUX Dev".into()));
+        assert_eq!(
+            model_ref(&json!({"name": "FLUX Dev"})),
+            Some("name:FLUX Dev".into())
+        );
+        assert_eq!(model_ref(&json!({"key": "k1"})), Some("key:k1".into()));
+        let full = json!({"key": "k1", "hash": "h", "name": "n", "base": "sd-1", "type": "main"});
+        assert_eq!(model_ref(&full), None);
+        assert_eq!(model_ref(&json!(3)), None);
+    }
+
     use super::*;
     use serde_json::json;
 

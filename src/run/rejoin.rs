@@ -11,20 +11,11 @@ use super::error::RunError;
 use super::key::ItemRef;
 use super::lane::Lane;
 use super::preflight::{ANSWER_WITHIN, Absent, check_again};
-use super::running::Run;
+use super::running::{Away, Run};
 use crate::client::Client;
 
 /// How often a server away from the pool is asked whether it answers.
 const ASK_EVERY: Duration = Duration::from_secs(1);
-
-/// A server away from the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Away {
-    /// The lane at this index, which left.
-    Lane(usize),
-    /// The server left out at the start at this index of the run's absent ones.
-    Absent(usize),
-}
 
 /// Waits until `client`'s server answers (asked every [`ASK_EVERY`]); returns `away` with it.
 async fn answers(away: Away, client: Client) -> (Away, Client) {

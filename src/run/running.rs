@@ -1,8 +1,8 @@
 //! The run object: what a run of one manifest reads and never changes ([`RunContext`]),
 //! everything it changes as it goes ([`Run`]), and the questions its steps ask of them. The
 //! steps are methods of [`Run`] in files of their own: starting and driving it
-//! ([`super::engine`]), resuming ([`super::resume`]), submitting ([`super::submit`],
-//! [`super::upload`]), collecting ([`super::collect`]), leaving the pool ([`super::failover`]),
+//! ([`super::engine`]), resuming ([`super::resume`]), submitting and uploading
+//! ([`super::submit`]), collecting ([`super::collect`]), leaving the pool ([`super::failover`]),
 //! cleaning up ([`super::cleanup`]) and ending ([`super::finish`]).
 
 use std::sync::Arc;
@@ -121,7 +121,16 @@ pub(super) struct Run<'a> {
     /// The servers left out at the start because they did not answer, until they join.
     pub(super) absent: Vec<Option<crate::server_entry::ServerEntry>>,
     /// Servers away from the pool, each waiting (on its own) until it answers.
-    pub(super) returns: tokio::task::JoinSet<(super::rejoin::Away, crate::client::Client)>,
+    pub(super) returns: tokio::task::JoinSet<(Away, crate::client::Client)>,
+}
+
+/// A server away from the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Away {
+    /// The lane at this index, which left.
+    Lane(usize),
+    /// The server left out at the start at this index of the run's absent ones.
+    Absent(usize),
 }
 
 impl Run<'_> {

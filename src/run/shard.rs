@@ -11,6 +11,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::error::RunError;
+pub use super::error::ShardError;
 use serde::{Serialize, Serializer};
 
 /// The most shards a sweep is split into.
@@ -190,8 +192,8 @@ impl Serialize for Shard {
 /// is no error.
 ///
 /// # Errors
-/// [`super::RunError::ShardCount`], or a journal that cannot be set aside.
-pub fn check_folder(output_dir: &Path, shard: Shard, fresh: bool) -> Result<(), super::RunError> {
+/// [`RunError::ShardCount`], or a journal that cannot be set aside.
+pub fn check_folder(output_dir: &Path, shard: Shard, fresh: bool) -> Result<(), RunError> {
     let others: Vec<Shard> = Shard::journals_in(output_dir)
         .into_iter()
         .filter(|s| s.count != shard.count)
@@ -209,7 +211,7 @@ pub fn check_folder(output_dir: &Path, shard: Shard, fresh: bool) -> Result<(), 
             names.truncate(2);
             names.push(format!("{more} more"));
         }
-        return Err(super::RunError::ShardCount {
+        return Err(RunError::ShardCount {
             dir: output_dir.to_path_buf(),
             found: first.count,
             journals: names.join(", "),
@@ -269,36 +271,6 @@ fn lock_exclusive(_file: &std::fs::File) -> bool {
 /// The lock the shards of a sweep take to write its report one at a time.
 pub const REPORT_LOCK: &str = ".invk-run/report.lock";
 
-/// The jobs of the other shards that the output folder shows ended (from `runs.jsonl` and the
-/// sidecars), as the running report takes them.
-pub(super) fn others_on_disk(
-    store: &dyn crate::store::OutputStore,
-    shard: Shard,
-) -> Vec<(usize, crate::gallery::live::JobState)> {
-    use crate::gallery::live::JobState;
-    let Ok(records) = crate::gallery::records::load_from(store) else {
-        return Vec::new();
-    };
-    records
-        .into_iter()
-        .filter(|r| !shard.contains(r.job))
-        .filter_map(|r| {
-            let files = r.files.into_iter().map(|f| f.path).collect();
-            match r.status.as_str() {
-                "completed" => Some((r.job, JobState::Completed { files })),
-                "failed" => Some((
-                    r.job,
-                    JobState::Failed {
-                        error: r.error.unwrap_or_default(),
-                        files,
-                    },
-                )),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 /// What `--shard` says: a shard, or `auto` (with the count, or without).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardSpec {
@@ -333,16 +305,6 @@ impl ShardSpec {
             .map(ShardSpec::Fixed)
             .map_err(|e| format!("{e}; or `auto` (or `auto/N`) to read it from the scheduler"))
     }
-}
-
-/// A shard that cannot be worked out from `--shard auto`'s variables.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--shard {given}: {problem}")]
-pub struct ShardError {
-    /// What `--shard` said.
-    pub given: String,
-    /// What is wrong, naming the variable.
-    pub problem: String,
 }
 
 /// The shard `spec` names; for `auto`, read from the variables `env` gives (the process's

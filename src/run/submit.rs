@@ -1,25 +1,28 @@
-//! Submitting a window's jobs: models by name resolved (once per name), images uploaded, the
-//! batch journaled before it is sent, the answer journaled after. A full queue takes part of a
+//! Submitting a window's jobs: models by name resolved (once per name), the local images an
+//! enqueue needs uploaded (each file once per server, by content, reusing what an earlier run
+//! uploaded while the server still has it), the batch journaled before it is sent, the answer journaled after. A full queue takes part of a
 //! batch or none: the rest is handed back and tried again later. A server that does not answer
 //! is waited for; an enqueue whose answer was lost is looked up by its batch id before it is
 //! sent again, so nothing runs twice.
 
-use super::error::RunError;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::batch::build_batch;
 use super::coalesce::{Answer, Share, Ticket, Withdrawn};
+use super::error::RunError;
 use super::journal::Entry;
 use super::key::{ItemRef, JobKey, SessionKey};
-use super::ledger::Slot;
+use super::lane::Uploads;
+use super::ledger::{Ledger, Slot};
 use super::progress::RunEvent;
-use super::running::Run;
-use crate::client::{Client, ClientError};
-use crate::manifest::{EnqueuePlan, Job, LocalImage, Plan};
-use crate::workflow::{Batch, ConvertOptions, EnqueueBatch};
+use super::running::{Run, RunContext};
+use crate::client::{Client, ClientError, UploadOptions};
+use crate::manifest::{EnqueuePlan, InputInfo, InputKind, Job, LocalImage, Plan};
+use crate::workflow::{Batch, ConvertOptions, EnqueueBatch, InputRef, Workflow};
 
 /// What the submitting of a window's jobs left to do.
 #[derive(Debug, Default)]
@@ -382,3 +385,138 @@ enum Recovery {
 
 /// The pause before trying a full queue again.
 pub(super) const QUEUE_FULL_PAUSE: Duration = Duration::from_secs(2);
+
+impl Run<'_> {
+    /// Uploads to lane `i` the images an enqueue needs that are not on it yet.
+    pub(super) async fn upload_for(
+        &mut self,
+        i: usize,
+        enqueue: &EnqueuePlan,
+    ) -> Result<(), RunError> {
+        let Run {
+            ctx, ledger, lanes, ..
+        } = self;
+        let lane = &mut lanes[i];
+        for image in enqueue.local_images() {
+            if lane.uploads.by_path.contains_key(&image.path) {
+                continue;
+            }
+            let bytes = crate::fs::read(&image.path)?;
+            let sha = format!("{:x}", Sha256::digest(&bytes));
+            drop(bytes);
+            let known = match lane.uploads.by_hash.get(&sha) {
+                Some(name) => Some(name.clone()),
+                None => earlier_upload(&lane.client, &sha, &mut lane.uploads, ledger).await?,
+            };
+            let name = match known {
+                Some(name) => name,
+                None => upload(ctx, &lane.client, image, &sha, ledger).await?,
+            };
+            lane.uploads.by_hash.insert(sha, name.clone());
+            lane.uploads.by_path.insert(image.path.clone(), name);
+        }
+        Ok(())
+    }
+}
+
+/// An earlier run's upload of the same content, if the server still has it (it may be another
+/// server, or someone cleaned up).
+async fn earlier_upload(
+    client: &Client,
+    sha: &str,
+    uploads: &mut Uploads,
+    ledger: &Ledger,
+) -> Result<Option<String>, RunError> {
+    let state = ledger.state();
+    if state.uploads_of(sha).next().is_none() {
+        return Ok(None);
+    }
+    if uploads.earlier.is_none() {
+        let earlier: Vec<String> = state
+            .upload_names()
+            .filter(|name| !state.deleted.contains(*name))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let there = client
+            .images()
+            .by_names(&earlier)
+            .await?
+            .into_iter()
+            .map(|dto| dto.image_name)
+            .collect();
+        uploads.earlier = Some(there);
+    }
+    let there = uploads.earlier.as_ref();
+    Ok(state
+        .uploads_of(sha)
+        .find(|name| there.is_some_and(|t| t.contains(*name)))
+        .cloned())
+}
+
+/// Uploads one image and journals it.
+async fn upload(
+    ctx: &RunContext<'_>,
+    client: &Client,
+    image: &LocalImage,
+    sha: &str,
+    ledger: &mut Ledger,
+) -> Result<String, RunError> {
+    let dto = client
+        .images()
+        .upload(&image.path, &UploadOptions::default())
+        .await?;
+    ledger.record(Entry::Uploaded {
+        sha256: sha.to_owned(),
+        path: image.path.clone(),
+        image_name: dto.image_name.clone(),
+    })?;
+    ctx.tell(&RunEvent::Uploaded {
+        manifest: ctx.name.clone(),
+        path: image.written.clone(),
+        image_name: dto.image_name.clone(),
+    });
+    Ok(dto.image_name)
+}
+
+/// Builds the batch of one enqueue: the workflow with the enqueue's fixed values set, converted,
+/// with the varying values as batch data (what the dry run shows, too). `image_name` names
+/// uploaded local images; `model` gives the identifier of a model value given by name or key
+/// (the input's system name, its value).
+///
+/// # Errors
+/// A value the workflow refuses, or a model `model` does not know.
+pub(super) fn build_batch(
+    workflow: &Workflow,
+    inputs: &indexmap::IndexMap<String, InputInfo>,
+    enqueue: &EnqueuePlan,
+    image_name: &impl Fn(&LocalImage) -> String,
+    model: &dyn Fn(&str, &Value) -> Option<Value>,
+    options: &ConvertOptions,
+) -> Result<Batch, RunError> {
+    let mut workflow = workflow.clone();
+    for (system, value) in &enqueue.fixed {
+        let mut json = value.to_json(image_name);
+        if inputs
+            .get(system)
+            .is_some_and(|i| i.kind == InputKind::Model)
+        {
+            if let Some(id) = model(system, &json) {
+                json = id;
+            }
+        }
+        workflow.set(&InputRef::parse(system), json)?;
+    }
+    let mut batch = workflow.to_batch(&ConvertOptions {
+        runs: enqueue.runs(),
+        ..options.clone()
+    })?;
+    if let Some(mut data) = enqueue.batch_data(image_name) {
+        // Our zip group goes first: the server's product makes it the slowest-varying, so
+        // each job's sessions are consecutive.
+        data.extend(batch.data.take().unwrap_or_default());
+        batch.data = Some(data);
+    }
+    Ok(batch)
+}
