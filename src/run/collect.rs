@@ -57,41 +57,10 @@ impl Run<'_> {
         let Some(slot) = self.ledger.slot(at).cloned() else {
             return Ok(Ended::Recorded);
         };
-        if item.status == QueueItemStatus::Canceled {
-            if self.cancel_asked_for(at, &slot)? {
-                // Journaled as taken back already: its job is left for the next run.
-                if self.ledger.is_open(at) {
-                    self.ledger.item_ended(at);
-                }
-                return Ok(Ended::Recorded);
-            }
-            if let Some(n) = self.ledger.resubmit(slot.job) {
-                // What its nodes made before the cancel is the run's to clean up.
-                let images = item
-                    .outputs()
-                    .into_values()
-                    .flat_map(|out| out.images)
-                    .collect();
-                self.ledger.record(Entry::Produced {
-                    item_id: at,
-                    session_id: item.session_id.clone(),
-                    images,
-                    found: false,
-                })?;
-                self.ledger.withdraw(at)?;
-                let on = self
-                    .named_url_of(at)
-                    .map(|url| format!(" on {url}"))
-                    .unwrap_or_default();
-                self.ctx.warn(format!(
-                    "job {}: queue item {}{on} was cancelled, not by this run (a server restart \
-                     cancels what it was running); the job is submitted again ({n} of {})",
-                    slot.job,
-                    at.id(),
-                    super::ledger::MAX_RESUBMITS
-                ));
-                return Ok(Ended::Resubmit(slot.job));
-            }
+        if item.status == QueueItemStatus::Canceled
+            && let Some(ended) = self.canceled(at, &slot, &item)?
+        {
+            return Ok(ended);
         }
         let outputs = item.outputs();
         let output_nodes = self.ctx.prepared.workflow.outputs();
@@ -178,6 +147,53 @@ impl Run<'_> {
         let store = std::sync::Arc::clone(&self.ctx.store);
         self.downloads.spawn(client, store, at, files);
         Ok(Ended::Recorded)
+    }
+
+    /// Item `at`, of `slot`, ended cancelled. A cancel the run asked for ends it; another (a
+    /// server restart's) submits its job again while it may be: journals the images its nodes
+    /// made for the cleanup and returns how it ended. `None`: the job may not be submitted
+    /// again, and the cancel is recorded as its failure.
+    fn canceled(
+        &mut self,
+        at: ItemRef,
+        slot: &Slot,
+        item: &QueueItem,
+    ) -> Result<Option<Ended>, RunError> {
+        if self.cancel_asked_for(at, slot)? {
+            // Journaled as taken back already: its job is left for the next run.
+            if self.ledger.is_open(at) {
+                self.ledger.item_ended(at);
+            }
+            return Ok(Some(Ended::Recorded));
+        }
+        if let Some(n) = self.ledger.resubmit(slot.job) {
+            // What its nodes made before the cancel is the run's to clean up.
+            let images = item
+                .outputs()
+                .into_values()
+                .flat_map(|out| out.images)
+                .collect();
+            self.ledger.record(Entry::Produced {
+                item_id: at,
+                session_id: item.session_id.clone(),
+                images,
+                found: false,
+            })?;
+            self.ledger.withdraw(at)?;
+            let on = self
+                .named_url_of(at)
+                .map(|url| format!(" on {url}"))
+                .unwrap_or_default();
+            self.ctx.warn(format!(
+                "job {}: queue item {}{on} was cancelled, not by this run (a server restart \
+                 cancels what it was running); the job is submitted again ({n} of {})",
+                slot.job,
+                at.id(),
+                super::ledger::MAX_RESUBMITS
+            ));
+            return Ok(Some(Ended::Resubmit(slot.job)));
+        }
+        Ok(None)
     }
 
     /// Whether the run asked for item `at` to be cancelled: journaled as taken back by this

@@ -166,6 +166,26 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
         create_board: true,
         ..SubmitOptions::default()
     };
+    // Items of another handle go first, so that the item followed starts only after its event
+    // stream is open: node events come only through the stream, and a stream opened after an
+    // item started (the server starts an item at once when its queue is idle) misses them.
+    let mut ahead = client
+        .workflow(WorkflowDefinition::load(example("blur-and-tint.json")).expect("loads"))
+        .await
+        .expect("handle");
+    ahead
+        .set_image_file("Source image", photo(dir.path(), 100, 80))
+        .await
+        .expect("upload");
+    ahead.set("Width", 1024).expect("width");
+    ahead.set("Height", 1024).expect("height");
+    ahead
+        .submit(&SubmitOptions {
+            runs: 3,
+            ..SubmitOptions::default()
+        })
+        .await
+        .expect("submit the items that go first");
     let first = handle.submit(&options).await.expect("submit");
     assert_eq!((first.enqueued, first.requested), (1, 1));
     assert_eq!(first.item_ids.len(), 1);
@@ -281,6 +301,18 @@ async fn blur_and_tint_runs_end_to_end_with_events_and_with_polling_alike() {
     assert_eq!(report.kept, Vec::<String>::new());
     assert!(handle.uploads().is_empty());
     assert_gone(&client, &touched, Some(&board_id), &handle.item_ids()).await;
+    ahead
+        .wait_blocking(Duration::from_secs(1), Some(WAIT), |_| {})
+        .await
+        .expect("the items that went first end");
+    ahead
+        .cleanup(Cleanup {
+            uploads: true,
+            outputs: true,
+            queue_items: true,
+        })
+        .await
+        .expect("cleanup of the items that went first");
 }
 
 /// The built-in "Text to Image - SD1.5" workflow, from the server's library.
