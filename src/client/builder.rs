@@ -1,5 +1,5 @@
 //! [`ClientBuilder`]: a client's base URL, token, time-outs and retries; the one name of a
-//! server however its URL was written; and the HTTP stacks the clients of a process share.
+//! server however its URL was written; and the TLS connector the clients of a process share.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock, RwLock};
