@@ -71,16 +71,8 @@ pub(super) fn report(
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         // A closed pipe (`| head`) ends the listing; nothing else can fail here.
-        let _ = write_plan(
-            &mut out,
-            prepared,
-            source,
-            shard,
-            &outputs,
-            &grids,
-            reporter.mode() != ReportMode::Json,
-        )
-        .and_then(|()| out.flush());
+        let doc = JsonStream::new(&mut out, reporter.mode() != ReportMode::Json);
+        let _ = write_plan(doc, source, shard, &outputs, &grids).and_then(|()| out.flush());
         drop(out);
         if reporter.mode() == ReportMode::Human {
             let summary = Summary::of(prepared, shard, &outputs, grids);
@@ -133,17 +125,15 @@ pub(super) fn shard_line(shard: Shard, total: usize) -> String {
 /// each job (its inputs by user name, and the files it will write) and enqueue as soon as it is
 /// made.
 fn write_plan(
-    out: &mut impl Write,
-    prepared: &Prepared,
+    mut doc: JsonStream<'_, impl Write>,
     source: &ManifestSource,
     shard: Shard,
     outputs: &Outputs<'_>,
     grids: &Grids,
-    pretty: bool,
 ) -> std::io::Result<()> {
+    let prepared = outputs.prepared;
     let expansion = &prepared.expansion;
     let total = expansion.job_count();
-    let mut doc = JsonStream::new(out, pretty);
     doc.field("manifest", &source.display_name)?;
     doc.field("output_dir", &prepared.output_dir)?;
     if !shard.is_whole() {
@@ -552,14 +542,7 @@ fn payload(prepared: &Prepared, enqueue: &EnqueuePlan) -> Value {
         destination: Some("invk-run:<run id>".into()),
         ..ConvertOptions::default()
     };
-    match build_batch(
-        &prepared.workflow,
-        &prepared.expansion.inputs,
-        enqueue,
-        &placeholder,
-        &models,
-        &options,
-    ) {
+    match build_batch(prepared, enqueue, &placeholder, &models, &options) {
         Ok(batch) => json!({"jobs": enqueue.job_indices, "batch": batch}),
         Err(e) => json!({"jobs": enqueue.job_indices, "error": e.to_string()}),
     }

@@ -12,8 +12,6 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 use super::balance::{moved_share, next_share, pool_room};
 use super::collect::Ended;
 use super::download::{DownloadResult, Downloads};
@@ -124,21 +122,19 @@ impl<'a> Run<'a> {
     /// # Errors
     /// Server errors that stop the whole run (an enqueue refused, the last server gone for
     /// longer than the wait); job failures are part of the outcome instead.
-    pub(super) async fn go(
-        mut self,
-        cancel: CancellationToken,
-    ) -> Result<super::outcome::ManifestOutcome, RunError> {
+    pub(super) async fn go(mut self) -> Result<super::outcome::ManifestOutcome, RunError> {
         self.resume().await?;
-        self.drive(&cancel).await?;
+        self.drive().await?;
         self.finish().await
     }
 
     /// The loop: keeps each server's window full, acts on what the trackers and downloads
     /// tell, until every job has ended or Ctrl-C came.
-    async fn drive(&mut self, cancel: &CancellationToken) -> Result<(), RunError> {
+    async fn drive(&mut self) -> Result<(), RunError> {
+        let cancel = self.ctx.cancel.clone();
         loop {
             if !self.interrupted && !cancel.is_cancelled() {
-                if self.submit_next(cancel).await? {
+                if self.submit_next().await? {
                     continue;
                 }
                 // The tail: an idle server takes pending sessions over from a busy one.
@@ -198,7 +194,7 @@ impl<'a> Run<'a> {
     /// the next jobs (pull, not push: a slow server takes fewer), and once the jobs left fit in
     /// the pool's room they are split by the servers' windows ([`super::balance`]). Returns
     /// whether it submitted.
-    async fn submit_next(&mut self, cancel: &CancellationToken) -> Result<bool, RunError> {
+    async fn submit_next(&mut self) -> Result<bool, RunError> {
         if self.source.is_empty() {
             return Ok(false);
         }
@@ -212,7 +208,7 @@ impl<'a> Run<'a> {
         let jobs = self
             .source
             .take(share.min(MAX_ENQUEUE), &self.ctx.prepared.expansion.inputs);
-        let submitted = self.submit(i, jobs, cancel).await?;
+        let submitted = self.submit(i, jobs).await?;
         self.lanes[i].idle = false;
         self.source.hand_back(submitted.handed_back);
         if let Some(error) = submitted.gone {

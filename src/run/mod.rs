@@ -66,7 +66,11 @@ pub async fn run_manifest(
     reporter: &Reporter,
     cancel: CancellationToken,
 ) -> Result<ManifestOutcome, RunError> {
-    let display_path = PathBuf::from(&source.display_name);
+    let asked = Asked {
+        source,
+        settings,
+        reporter,
+    };
     // `validate` and `--dry-run` work offline with the shipped schema snapshot (a library
     // workflow needs the server all the same); a run reads its server's own schemas (cached per
     // server version), so custom nodes and newer servers are typed too.
@@ -90,152 +94,193 @@ pub async fn run_manifest(
         }
     }
     let entries = settings.servers_for(&peek.servers)?;
-    if entries.len() > 1 && !offline {
-        let (prepared, lanes, absent) = preflight::preflight(source, settings, reporter, &entries)
-            .await
-            .map_err(|e| no_answer(e, &entries, &mut checked))?;
-        return execute(
-            source,
-            settings,
-            reporter,
-            cancel,
-            &prepared,
-            (lanes, absent),
-        )
-        .await;
-    }
-    let client = if peek.library || !offline {
-        let client = connect(settings, &entries[0]).await?;
-        if !offline {
-            // A server that does not answer is found before anything is planned or written
-            // (one that answers with an error is told by the requests that meet it).
-            match client.app().version().await {
-                Err(e) if e.is_unreachable() => {
-                    return Err(no_answer(e.into(), &entries, &mut checked));
-                }
-                _ => {}
-            }
-        }
-        Some(client)
+    let ready = if entries.len() > 1 && !offline {
+        asked.pool(&entries, &mut checked).await?
     } else {
-        None
+        match asked.one(peek.library, entries, checked).await? {
+            Start::Run(ready) => *ready,
+            Start::Done(outcome) => return Ok(outcome),
+        }
     };
-    let live = match (&client, offline) {
-        (Some(client), false) => crate::client::server_schemas(client).await.0,
-        _ => None,
-    };
-    let schemas = live
-        .as_ref()
-        .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-    let prepared = prepare::prepare(
-        &source.path,
-        &display_path,
-        &source.base_dir,
-        source.image.as_ref(),
-        settings.max_jobs,
-        client.as_ref(),
-        schemas,
-    )
-    .await?;
-    // The checked manifest holds what it needs of the schemas: the server's whole set is not
-    // kept for the run.
-    drop(live);
-    if settings.validate_only || settings.dry_run {
-        return Ok(dry_run::report(&prepared, source, settings, reporter));
-    }
-    // The manifest as checked may name servers its lenient first reading missed.
-    let mut entries = settings.servers_for(&prepared.file.server_entries())?;
-    if entries.len() > 1 {
-        let (prepared, lanes, absent) = preflight::preflight(source, settings, reporter, &entries)
-            .await
-            .map_err(|e| no_answer(e, &entries, &mut None))?;
-        return execute(
-            source,
-            settings,
-            reporter,
-            cancel,
-            &prepared,
-            (lanes, absent),
-        )
-        .await;
-    }
-    let entry = entries.swap_remove(0);
-    let client = match client {
-        Some(c) => c,
-        None => connect(settings, &entry).await?,
-    };
-    let lanes = vec![preflight::PoolServer {
-        entry,
-        client,
-        models: crate::client::ModelResolver::new(),
-    }];
-    execute(
-        source,
-        settings,
-        reporter,
-        cancel,
-        &prepared,
-        (lanes, Vec::new()),
-    )
-    .await
+    asked.execute(ready, cancel).await
 }
 
-/// Carries a prepared manifest out on `servers` (their URLs and clients, in order), and on those
-/// of `absent` (the pool's servers that did not answer its preflight) that answer later.
-async fn execute(
-    source: &ManifestSource,
-    settings: &RunSettings,
-    reporter: &Reporter,
-    cancel: CancellationToken,
-    prepared: &prepare::Prepared,
-    (servers, absent): (Vec<preflight::PoolServer>, Vec<preflight::Absent>),
-) -> Result<ManifestOutcome, RunError> {
-    let store = crate::store::LocalStore::open(&prepared.output_dir)
-        .map_err(crate::fs::place::PlaceError::into_io)?;
-    let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
-    shard::check_folder(&prepared.output_dir, settings.shard, settings.fresh)?;
-    let ledger = ledger::Ledger::open(&*store, settings.fresh, settings.shard)?;
-    resume::remove_stale_temporaries(&prepared.output_dir, ledger.state());
-    let several = servers.len() + absent.len() > 1;
-    // The manifest's own listeners (its notifications) hear this run only.
-    let reporter = &match notify_listener(source, settings, prepared) {
-        Some(notify) => reporter.with(notify),
-        None => reporter.clone(),
-    };
-    let ctx = running::RunContext {
-        prepared,
-        reporter: reporter.clone(),
-        name: source.run_name(),
-        run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
-        retry_failed: settings.retry_failed,
-        poll_interval: if settings.poll_only {
-            std::time::Duration::from_millis(500)
-        } else {
-            std::time::Duration::from_secs(5)
-        },
-        track_mode: if settings.poll_only {
-            crate::client::tracker::TrackMode::PollOnly
-        } else {
-            crate::client::tracker::TrackMode::Events
-        },
-        window: settings.window,
-        server_wait: settings.server_wait,
-        // Runs share the enqueues they send to one server: those of a pool's run go to
-        // several.
-        coalescer: settings.coalescer.clone().filter(|_| !several),
-        store,
-        names_servers: several,
-        shard: settings.shard,
-    };
-    let result = async {
-        running::Run::open(ctx, ledger, servers, absent)
-            .await?
-            .go(cancel)
-            .await
+/// A run as it was asked for: the manifest, the settings, and who hears of it.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    source: &'a ManifestSource,
+    settings: &'a RunSettings,
+    reporter: &'a Reporter,
+}
+
+/// What a run goes on: its manifest as checked against its servers, the servers that answered
+/// (in the order they were named), and those of a pool that did not (they join when they
+/// answer).
+struct Ready {
+    prepared: prepare::Prepared,
+    servers: Vec<preflight::PoolServer>,
+    absent: Vec<preflight::Absent>,
+}
+
+/// Where a manifest on one server stands once checked: ready to run, or done already (it was
+/// only to be validated or dry-run).
+enum Start {
+    Run(Box<Ready>),
+    Done(ManifestOutcome),
+}
+
+impl Asked<'_> {
+    /// Checks a pool of servers (`entries`) and the manifest against them; what answered is
+    /// ready. The manifest's own errors, as `checked` offline, come before "no server answers".
+    async fn pool(
+        self,
+        entries: &[crate::server_entry::ServerEntry],
+        checked: &mut Option<Result<prepare::Prepared, RunError>>,
+    ) -> Result<Ready, RunError> {
+        let (prepared, servers, absent) =
+            preflight::preflight(self.source, self.settings, self.reporter, entries)
+                .await
+                .map_err(|e| no_answer(e, entries, checked))?;
+        Ok(Ready {
+            prepared,
+            servers,
+            absent,
+        })
     }
-    .await;
-    reporter.finish(&run_end(source, prepared, &result)).await;
-    result
+
+    /// Checks the manifest against the one server of `entries` (offline for `validate` and
+    /// `--dry-run`, unless its workflow is in the server's `library`), and reports it when
+    /// that is all that was asked. A manifest that names a pool once checked goes to it.
+    async fn one(
+        self,
+        library: bool,
+        entries: Vec<crate::server_entry::ServerEntry>,
+        mut checked: Option<Result<prepare::Prepared, RunError>>,
+    ) -> Result<Start, RunError> {
+        let Asked {
+            source, settings, ..
+        } = self;
+        let offline = settings.validate_only || settings.dry_run;
+        let client = if library || !offline {
+            let client = connect(settings, &entries[0]).await?;
+            if !offline {
+                // A server that does not answer is found before anything is planned or
+                // written (one that answers with an error is told by the requests that meet
+                // it).
+                match client.app().version().await {
+                    Err(e) if e.is_unreachable() => {
+                        return Err(no_answer(e.into(), &entries, &mut checked));
+                    }
+                    _ => {}
+                }
+            }
+            Some(client)
+        } else {
+            None
+        };
+        let live = match (&client, offline) {
+            (Some(client), false) => crate::client::server_schemas(client).await.0,
+            _ => None,
+        };
+        let schemas = live
+            .as_ref()
+            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+        let prepared =
+            prepare::prepare(source, settings.max_jobs, client.as_ref(), schemas).await?;
+        // The checked manifest holds what it needs of the schemas: the server's whole set is
+        // not kept for the run.
+        drop(live);
+        if offline {
+            let outcome = dry_run::report(&prepared, source, settings, self.reporter);
+            return Ok(Start::Done(outcome));
+        }
+        // The manifest as checked may name servers its lenient first reading missed.
+        let mut entries = settings.servers_for(&prepared.file.server_entries())?;
+        if entries.len() > 1 {
+            return Ok(Start::Run(Box::new(self.pool(&entries, &mut None).await?)));
+        }
+        let entry = entries.swap_remove(0);
+        let client = match client {
+            Some(c) => c,
+            None => connect(settings, &entry).await?,
+        };
+        Ok(Start::Run(Box::new(Ready {
+            prepared,
+            servers: vec![preflight::PoolServer {
+                entry,
+                client,
+                models: crate::client::ModelResolver::new(),
+            }],
+            absent: Vec::new(),
+        })))
+    }
+
+    /// Carries a manifest that is `ready` out on its servers, and on those absent from its
+    /// pool's preflight that answer later; `cancel` is Ctrl-C.
+    async fn execute(
+        self,
+        ready: Ready,
+        cancel: CancellationToken,
+    ) -> Result<ManifestOutcome, RunError> {
+        let Asked {
+            source,
+            settings,
+            reporter,
+        } = self;
+        let Ready {
+            prepared,
+            servers,
+            absent,
+        } = ready;
+        let prepared = &prepared;
+        let store = crate::store::LocalStore::open(&prepared.output_dir)
+            .map_err(crate::fs::place::PlaceError::into_io)?;
+        let store: std::sync::Arc<dyn crate::store::OutputStore> = std::sync::Arc::new(store);
+        shard::check_folder(&prepared.output_dir, settings.shard, settings.fresh)?;
+        let ledger = ledger::Ledger::open(&*store, settings.fresh, settings.shard)?;
+        resume::remove_stale_temporaries(&prepared.output_dir, ledger.state());
+        let several = servers.len() + absent.len() > 1;
+        // The manifest's own listeners (its notifications) hear this run only.
+        let reporter = &match notify_listener(source, settings, prepared) {
+            Some(notify) => reporter.with(notify),
+            None => reporter.clone(),
+        };
+        let ctx = running::RunContext {
+            prepared,
+            reporter: reporter.clone(),
+            name: source.run_name(),
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            retry_failed: settings.retry_failed,
+            poll_interval: if settings.poll_only {
+                std::time::Duration::from_millis(500)
+            } else {
+                std::time::Duration::from_secs(5)
+            },
+            track_mode: if settings.poll_only {
+                crate::client::tracker::TrackMode::PollOnly
+            } else {
+                crate::client::tracker::TrackMode::Events
+            },
+            window: settings.window,
+            server_wait: settings.server_wait,
+            // Runs share the enqueues they send to one server: those of a pool's run go to
+            // several.
+            coalescer: settings.coalescer.clone().filter(|_| !several),
+            store,
+            names_servers: several,
+            shard: settings.shard,
+            cancel,
+        };
+        let result = async {
+            running::Run::open(ctx, ledger, servers, absent)
+                .await?
+                .go()
+                .await
+        }
+        .await;
+        reporter.finish(&run_end(source, prepared, &result)).await;
+        result
+    }
 }
 
 /// The output folder of a run: `target` itself when it is a folder, else the output folder of
@@ -257,10 +302,7 @@ pub async fn output_dir_of(target: &Path) -> Result<PathBuf, RunError> {
 /// An invalid manifest, or one whose workflow is in a server's library.
 pub async fn prepare_offline(manifest: &Path) -> Result<prepare::Prepared, RunError> {
     prepare::prepare(
-        manifest,
-        manifest,
-        &crate::fs::parent_dir(manifest),
-        None,
+        &ManifestSource::new(manifest),
         u64::MAX,
         None,
         crate::workflow::SchemaSet::snapshot(),
@@ -300,11 +342,12 @@ pub async fn check_each(
     } else {
         None
     };
+    let source = ManifestSource {
+        image: Some(image),
+        ..ManifestSource::new(manifest)
+    };
     prepare::prepare(
-        manifest,
-        manifest,
-        &crate::fs::parent_dir(manifest),
-        Some(&image),
+        &source,
         settings.max_jobs,
         client.as_ref(),
         crate::workflow::SchemaSet::snapshot(),

@@ -116,24 +116,13 @@ async fn check_pool(
     )>,
     warn: impl Fn(String),
 ) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
-    let display_path = std::path::PathBuf::from(&source.display_name);
     let mut prepared = None;
     let mut first_error = None;
     for (_, client, schemas) in &answering {
         let schemas = schemas
             .as_deref()
             .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-        match super::prepare::prepare(
-            &source.path,
-            &display_path,
-            &source.base_dir,
-            source.image.as_ref(),
-            settings.max_jobs,
-            Some(client),
-            schemas,
-        )
-        .await
-        {
+        match super::prepare::prepare(source, settings.max_jobs, Some(client), schemas).await {
             Ok(p) => {
                 prepared = Some(p);
                 break;

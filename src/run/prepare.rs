@@ -44,25 +44,23 @@ pub struct Prepared {
     pub workflow_hash: String,
 }
 
-/// Reads and checks a manifest. `display_path` names it in messages, its relative paths start
-/// from `base_dir`, and the text is read from `read_from`; with `image`, it runs for that image
-/// ([`ManifestFile::for_image`]). A `client` is needed only for a
+/// Reads and checks the manifest `source` names (with its image, it runs for that image:
+/// [`ManifestFile::for_image`]), expanding at most `max_jobs` jobs. A `client` is needed only for a
 /// workflow from the server's library; input types and rules come from `schemas`.
 ///
 /// # Errors
 /// Every problem of the manifest at once ([`crate::manifest::ManifestError`]), a workflow that
 /// does not load, or a library workflow that cannot be fetched.
 pub async fn prepare(
-    read_from: &Path,
-    display_path: &Path,
-    base_dir: &Path,
-    image: Option<&super::manifest_source::ForImage>,
+    source: &ManifestSource,
     max_jobs: u64,
     client: Option<&Client>,
     schemas: &SchemaSet,
 ) -> Result<Prepared, RunError> {
-    let text = crate::manifest::read_manifest(read_from, display_path)?;
-    let mut file = ManifestFile::parse_with_base(&text, display_path, base_dir)?;
+    let display_path = &PathBuf::from(&source.display_name);
+    let image = source.image.as_ref();
+    let text = crate::manifest::read_manifest(&source.path, display_path)?;
+    let mut file = ManifestFile::parse_with_base(&text, display_path, &source.base_dir)?;
     if let Some(each) = image {
         file = file.for_image(&each.input, &each.image);
     }
@@ -199,10 +197,7 @@ pub(super) async fn check_offline(
     settings: &RunSettings,
 ) -> Result<Prepared, RunError> {
     prepare(
-        &source.path,
-        &std::path::PathBuf::from(&source.display_name),
-        &source.base_dir,
-        source.image.as_ref(),
+        source,
         settings.max_jobs,
         None,
         crate::workflow::SchemaSet::snapshot(),

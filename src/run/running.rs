@@ -50,6 +50,8 @@ pub(super) struct RunContext<'a> {
     pub(super) names_servers: bool,
     /// The shard of the sweep the run does (the whole sweep when not sharded).
     pub(super) shard: super::shard::Shard,
+    /// Ctrl-C: the run stops submitting, takes back what has not started and ends.
+    pub(super) cancel: tokio_util::sync::CancellationToken,
 }
 
 impl RunContext<'_> {

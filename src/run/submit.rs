@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use super::coalesce::{Answer, Share, Ticket, Withdrawn};
 use super::error::RunError;
@@ -18,11 +17,12 @@ use super::journal::Entry;
 use super::key::{ItemRef, JobKey, SessionKey};
 use super::lane::Uploads;
 use super::ledger::{Ledger, Slot};
+use super::prepare::Prepared;
 use super::progress::RunEvent;
-use super::running::{Run, RunContext};
+use super::running::Run;
 use crate::client::{Client, ClientError, UploadOptions};
-use crate::manifest::{EnqueuePlan, InputInfo, InputKind, Job, LocalImage, Plan};
-use crate::workflow::{Batch, ConvertOptions, EnqueueBatch, InputRef, Workflow};
+use crate::manifest::{EnqueuePlan, InputKind, Job, LocalImage, Plan};
+use crate::workflow::{Batch, ConvertOptions, EnqueueBatch, InputRef};
 
 /// What the submitting of a window's jobs left to do.
 #[derive(Debug, Default)]
@@ -48,12 +48,7 @@ struct Sent {
 impl Run<'_> {
     /// Submits `jobs` to lane `i` (one enqueue per group of equal non-batchable values) and
     /// follows their items.
-    pub(super) async fn submit(
-        &mut self,
-        i: usize,
-        jobs: Vec<Job>,
-        cancel: &CancellationToken,
-    ) -> Result<Submitted, RunError> {
+    pub(super) async fn submit(&mut self, i: usize, jobs: Vec<Job>) -> Result<Submitted, RunError> {
         let workflow_hash = &self.ctx.prepared.workflow_hash;
         let keys: HashMap<usize, JobKey> = jobs
             .iter()
@@ -62,13 +57,13 @@ impl Run<'_> {
         let plan = Plan::from_jobs(jobs, &self.ctx.prepared.expansion.inputs);
         let mut out = Submitted::default();
         for enqueue in &plan.enqueues {
-            if cancel.is_cancelled() || out.gone.is_some() {
+            if self.ctx.cancel.is_cancelled() || out.gone.is_some() {
                 out.handed_back.extend(&enqueue.job_indices);
                 continue;
             }
             let slots: Vec<(usize, JobKey)> =
                 enqueue.job_indices.iter().map(|i| (*i, keys[i])).collect();
-            let sent = self.enqueue(i, enqueue, &slots, cancel).await;
+            let sent = self.enqueue(i, enqueue, &slots).await;
             let sent = match sent {
                 Ok(sent) => sent,
                 // A server that is gone or lacks a model: the jobs go elsewhere, if there is
@@ -140,7 +135,6 @@ impl Run<'_> {
         i: usize,
         enqueue: &EnqueuePlan,
         slots: &[(usize, JobKey)],
-        cancel: &CancellationToken,
     ) -> Result<Option<Sent>, RunError> {
         let p = self.ctx.prepared;
         self.lanes[i]
@@ -159,8 +153,7 @@ impl Run<'_> {
                 ..ConvertOptions::default()
             };
             build_batch(
-                &p.workflow,
-                &p.expansion.inputs,
+                p,
                 enqueue,
                 &image_name,
                 &|system, value| lane.model_id(&p.workflow, system, value),
@@ -173,10 +166,7 @@ impl Run<'_> {
             .iter()
             .flat_map(|(_, key)| (0..per_job).map(move |n| key.session(per_job, n)))
             .collect();
-        if let Shared::Done(sent) = self
-            .enqueue_shared(i, &batch, &keys, per_job, cancel)
-            .await?
-        {
+        if let Shared::Done(sent) = self.enqueue_shared(i, &batch, &keys, per_job).await? {
             return Ok(sent);
         }
         let count = keys.len();
@@ -205,7 +195,7 @@ impl Run<'_> {
                 // The request may or may not have reached the server: wait for it, then look
                 // the batch up before sending it again.
                 Err(error) => match self
-                    .recover_after_loss(i, &batch_id, (0, count), &error, cancel)
+                    .recover_after_loss(i, &batch_id, (0, count), &error)
                     .await?
                 {
                     Recovery::Found(ids) => {
@@ -228,14 +218,19 @@ impl Run<'_> {
         batch: &Batch,
         keys: &[SessionKey],
         per_job: usize,
-        cancel: &CancellationToken,
     ) -> Result<Shared, RunError> {
         let Some(coalescer) = &self.ctx.coalescer else {
             return Ok(Shared::Alone);
         };
         let lane = &self.lanes[i];
         let share = match coalescer
-            .join(&self.ctx.name, &lane.url, &lane.client, batch, cancel)
+            .join(
+                &self.ctx.name,
+                &lane.url,
+                &lane.client,
+                batch,
+                &self.ctx.cancel,
+            )
             .await
         {
             Ok(Ticket::Alone) => return Ok(Shared::Alone),
@@ -265,7 +260,7 @@ impl Run<'_> {
             }
             Ok(Answer::Refused) => return Ok(Shared::Alone),
             Ok(Answer::Lost(error)) => match self
-                .recover_after_loss(i, &batch_id, (first, keys.len()), &error, cancel)
+                .recover_after_loss(i, &batch_id, (first, keys.len()), &error)
                 .await?
             {
                 Recovery::Found(ids) => Some(self.enqueued(i, &batch_id, per_job, ids)?),
@@ -286,13 +281,12 @@ impl Run<'_> {
         batch_id: &str,
         (first, count): (usize, usize),
         error: &str,
-        cancel: &CancellationToken,
     ) -> Result<Recovery, RunError> {
         self.server_down(i, error)?;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.lanes[i].health.backoff()) => {}
-                () = cancel.cancelled() => return Ok(Recovery::Cancelled),
+                () = self.ctx.cancel.cancelled() => return Ok(Recovery::Cancelled),
             }
             match recover_batch(&self.lanes[i].client, batch_id, first, count).await {
                 Ok(Some(ids)) => {
@@ -393,29 +387,50 @@ impl Run<'_> {
         i: usize,
         enqueue: &EnqueuePlan,
     ) -> Result<(), RunError> {
-        let Run {
-            ctx, ledger, lanes, ..
-        } = self;
-        let lane = &mut lanes[i];
         for image in enqueue.local_images() {
-            if lane.uploads.by_path.contains_key(&image.path) {
+            if self.lanes[i].uploads.by_path.contains_key(&image.path) {
                 continue;
             }
             let bytes = crate::fs::read(&image.path)?;
             let sha = format!("{:x}", Sha256::digest(&bytes));
             drop(bytes);
+            let lane = &mut self.lanes[i];
             let known = match lane.uploads.by_hash.get(&sha) {
                 Some(name) => Some(name.clone()),
-                None => earlier_upload(&lane.client, &sha, &mut lane.uploads, ledger).await?,
+                None => earlier_upload(&lane.client, &sha, &mut lane.uploads, &self.ledger).await?,
             };
             let name = match known {
                 Some(name) => name,
-                None => upload(ctx, &lane.client, image, &sha, ledger).await?,
+                None => self.upload(i, image, &sha).await?,
             };
-            lane.uploads.by_hash.insert(sha, name.clone());
-            lane.uploads.by_path.insert(image.path.clone(), name);
+            let uploads = &mut self.lanes[i].uploads;
+            uploads.by_hash.insert(sha, name.clone());
+            uploads.by_path.insert(image.path.clone(), name);
         }
         Ok(())
+    }
+
+    /// Uploads one image (its content hash `sha`) to lane `i` and journals it.
+    async fn upload(
+        &mut self,
+        i: usize,
+        image: &LocalImage,
+        sha: &str,
+    ) -> Result<String, RunError> {
+        let dto = (self.lanes[i].client.images())
+            .upload(&image.path, &UploadOptions::default())
+            .await?;
+        self.ledger.record(Entry::Uploaded {
+            sha256: sha.to_owned(),
+            path: image.path.clone(),
+            image_name: dto.image_name.clone(),
+        })?;
+        self.ctx.tell(&RunEvent::Uploaded {
+            manifest: self.ctx.name.clone(),
+            path: image.written.clone(),
+            image_name: dto.image_name.clone(),
+        });
+        Ok(dto.image_name)
     }
 }
 
@@ -455,50 +470,24 @@ async fn earlier_upload(
         .cloned())
 }
 
-/// Uploads one image and journals it.
-async fn upload(
-    ctx: &RunContext<'_>,
-    client: &Client,
-    image: &LocalImage,
-    sha: &str,
-    ledger: &mut Ledger,
-) -> Result<String, RunError> {
-    let dto = client
-        .images()
-        .upload(&image.path, &UploadOptions::default())
-        .await?;
-    ledger.record(Entry::Uploaded {
-        sha256: sha.to_owned(),
-        path: image.path.clone(),
-        image_name: dto.image_name.clone(),
-    })?;
-    ctx.tell(&RunEvent::Uploaded {
-        manifest: ctx.name.clone(),
-        path: image.written.clone(),
-        image_name: dto.image_name.clone(),
-    });
-    Ok(dto.image_name)
-}
-
-/// Builds the batch of one enqueue: the workflow with the enqueue's fixed values set, converted,
-/// with the varying values as batch data (what the dry run shows, too). `image_name` names
+/// Builds the batch of one enqueue of `prepared`: its workflow with the enqueue's fixed values
+/// set, converted, with the varying values as batch data (what the dry run shows, too). `image_name` names
 /// uploaded local images; `model` gives the identifier of a model value given by name or key
 /// (the input's system name, its value).
 ///
 /// # Errors
 /// A value the workflow refuses, or a model `model` does not know.
 pub(super) fn build_batch(
-    workflow: &Workflow,
-    inputs: &indexmap::IndexMap<String, InputInfo>,
+    prepared: &Prepared,
     enqueue: &EnqueuePlan,
     image_name: &impl Fn(&LocalImage) -> String,
     model: &dyn Fn(&str, &Value) -> Option<Value>,
     options: &ConvertOptions,
 ) -> Result<Batch, RunError> {
-    let mut workflow = workflow.clone();
+    let mut workflow = prepared.workflow.clone();
     for (system, value) in &enqueue.fixed {
         let mut json = value.to_json(image_name);
-        if inputs
+        if (prepared.expansion.inputs)
             .get(system)
             .is_some_and(|i| i.kind == InputKind::Model)
         {

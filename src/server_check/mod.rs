@@ -113,10 +113,7 @@ impl Needs {
             return Ok(Needs::of_workflow(&source, &definition));
         }
         let prepared = crate::run::prepare::prepare(
-            path,
-            path,
-            &crate::fs::parent_dir(path),
-            None,
+            &crate::run::ManifestSource::new(path),
             crate::manifest::ExpandOptions::default().max_jobs,
             None,
             crate::workflow::SchemaSet::snapshot(),

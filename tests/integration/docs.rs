@@ -200,16 +200,14 @@ async fn validate(root: &Path, file: &str, block: &Block) -> Result<(), String> 
         .map_err(|e| e.to_string())?;
     std::io::Write::write_all(&mut manifest, block.text.as_bytes()).map_err(|e| e.to_string())?;
     let display = PathBuf::from(file);
-    let result = invk_run::run::prepare::prepare(
-        manifest.path(),
-        &display,
-        &root.join(MANIFEST_FOLDER),
-        None,
-        10_000,
-        None,
-        SchemaSet::snapshot(),
-    )
-    .await;
+    let source = invk_run::run::ManifestSource {
+        path: manifest.path().to_path_buf(),
+        base_dir: root.join(MANIFEST_FOLDER),
+        display_name: file.to_owned(),
+        image: None,
+    };
+    let result =
+        invk_run::run::prepare::prepare(&source, 10_000, None, SchemaSet::snapshot()).await;
     let err = match result {
         Ok(_) => return Ok(()),
         Err(e) => e,
