@@ -1,7 +1,7 @@
-//! The date and time a run names its outputs with (UTC), without a time-zone database, and
-//! durations as people read them.
+//! The date and time a run names its outputs with (UTC), without a time-zone database, the
+//! time stamps of the hot folder's reports, and durations as people read them.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Today's date (`YYYY-MM-DD`) and time (`HHMMSS`), UTC.
 pub fn now_utc() -> (String, String) {
@@ -14,6 +14,25 @@ pub fn now_utc() -> (String, String) {
     (
         format!("{y:04}-{m:02}-{d:02}"),
         format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+/// A time as RFC 3339 in UTC with milliseconds: `2026-04-14T09:30:00.123Z`.
+#[must_use]
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
     )
 }
 
@@ -56,5 +75,19 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_417), (2025, 11, 25));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_250, "2000-02-29T00:00:00.250Z"),
+            (1_776_159_000_000, "2026-04-14T09:30:00.000Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
+        ];
+        for (ms, want) in cases {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(rfc3339(t), want, "{ms}");
+        }
     }
 }

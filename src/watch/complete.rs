@@ -6,6 +6,8 @@
 //! The checks walk the file's structure (chunk and segment lengths), so a JPEG whose embedded
 //! thumbnail ends with its own end marker is not taken for whole. They do not decode pixels.
 
+use std::path::Path;
+
 /// What the structure of a file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completeness {
@@ -48,6 +50,28 @@ pub fn check(bytes: &[u8]) -> Completeness {
         ));
     }
     Completeness::Unknown
+}
+
+/// Whether the file at `path` is a whole image, an incomplete one, or no image at all (read
+/// whole only when it starts like an image). A file that cannot be read is left to the claim
+/// and the run, which say why.
+pub fn of_file(path: &Path) -> Completeness {
+    use std::io::Read;
+    let Ok(file) = fs_err::File::open(path) else {
+        return Completeness::Unknown;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    if (&mut reader).take(12).read_to_end(&mut bytes).is_err() {
+        return Completeness::Unknown;
+    }
+    if check(&bytes) == Completeness::Unknown {
+        return Completeness::Unknown;
+    }
+    if reader.read_to_end(&mut bytes).is_err() {
+        return Completeness::Unknown;
+    }
+    check(&bytes)
 }
 
 fn png(bytes: &[u8]) -> Completeness {

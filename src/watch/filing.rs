@@ -4,7 +4,6 @@
 //! the report and then find both.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -152,46 +151,11 @@ pub fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A time as RFC 3339 in UTC with milliseconds: `2026-04-14T09:30:00.123Z`.
-#[must_use]
-pub fn rfc3339(time: SystemTime) -> String {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    let secs = since.as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::clock::rfc3339;
+    use std::time::SystemTime;
 
     #[test]
     fn a_cause_quoted_by_the_message_is_not_repeated() {
@@ -205,20 +169,6 @@ mod tests {
             "cannot read manifest `gone.yaml`: not there"
         );
         assert!(report.causes.is_empty(), "{report:?}");
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let cases = [
-            (0, "1970-01-01T00:00:00.000Z"),
-            (951_782_400_250, "2000-02-29T00:00:00.250Z"),
-            (1_776_159_000_000, "2026-04-14T09:30:00.000Z"),
-            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
-        ];
-        for (ms, want) in cases {
-            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
-            assert_eq!(rfc3339(t), want, "{ms}");
-        }
     }
 
     #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,7 @@ pub mod each;
 pub mod filing;
 pub mod fs_events;
 pub mod hot_folder;
+mod manifest_run;
 pub mod patterns;
 pub mod runner;
 pub mod settle;
