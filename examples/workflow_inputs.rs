@@ -26,7 +26,7 @@ fn main() -> Result<(), WorkflowError> {
         definition.author(),
         definition.description()
     );
-    let mut workflow = Workflow::new(definition, SchemaSet::snapshot())?;
+    let mut workflow = Workflow::new(definition, &SchemaSet::snapshot())?;
     for input in workflow.inputs() {
         let value = input
             .value

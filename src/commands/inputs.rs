@@ -14,7 +14,7 @@ use crate::workflow::{
 /// # Errors
 /// When the file cannot be read or is not a workflow.
 pub fn load(path: &Path) -> Result<Workflow, WorkflowError> {
-    Workflow::new(WorkflowDefinition::load(path)?, SchemaSet::snapshot())
+    Workflow::new(WorkflowDefinition::load(path)?, &SchemaSet::snapshot())
 }
 
 /// Runs the command: a table (index, user name, system name, type, required, value), or JSON.

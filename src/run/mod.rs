@@ -182,14 +182,12 @@ impl Asked<'_> {
             (Some(client), false) => crate::client::server_schemas(client).await.0,
             _ => None,
         };
-        let schemas = live
-            .as_ref()
-            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+        let schemas = live.map_or_else(crate::workflow::SchemaSet::snapshot, std::sync::Arc::new);
         let prepared =
-            prepare::prepare(source, settings.max_jobs, client.as_ref(), schemas).await?;
-        // The checked manifest holds what it needs of the schemas: the server's whole set is
-        // not kept for the run.
-        drop(live);
+            prepare::prepare(source, settings.max_jobs, client.as_ref(), &schemas).await?;
+        // The checked manifest holds what it needs of the schemas: the whole set (the server's
+        // or the shipped one) is not kept for the run.
+        drop(schemas);
         if offline {
             let outcome = dry_run::report(&prepared, source, settings, self.reporter);
             return Ok(Start::Done(outcome));
@@ -305,7 +303,7 @@ pub async fn prepare_offline(manifest: &Path) -> Result<prepare::Prepared, RunEr
         &ManifestSource::new(manifest),
         u64::MAX,
         None,
-        crate::workflow::SchemaSet::snapshot(),
+        &crate::workflow::SchemaSet::snapshot(),
     )
     .await
 }
@@ -350,7 +348,7 @@ pub async fn check_each(
         &source,
         settings.max_jobs,
         client.as_ref(),
-        crate::workflow::SchemaSet::snapshot(),
+        &crate::workflow::SchemaSet::snapshot(),
     )
     .await?;
     Ok(())

@@ -119,10 +119,8 @@ async fn check_pool(
     let mut prepared = None;
     let mut first_error = None;
     for (_, client, schemas) in &answering {
-        let schemas = schemas
-            .as_deref()
-            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-        match super::prepare::prepare(source, settings.max_jobs, Some(client), schemas).await {
+        let schemas = (schemas.clone()).unwrap_or_else(crate::workflow::SchemaSet::snapshot);
+        match super::prepare::prepare(source, settings.max_jobs, Some(client), &schemas).await {
             Ok(p) => {
                 prepared = Some(p);
                 break;
@@ -141,10 +139,8 @@ async fn check_pool(
     let mut lanes = Vec::with_capacity(answering.len());
     for (entry, client, schemas) in answering {
         let url = &entry.url;
-        let schemas = schemas
-            .as_deref()
-            .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
-        if let Some(lacks) = lacks_node_types(&node_types, schemas) {
+        let schemas = schemas.unwrap_or_else(crate::workflow::SchemaSet::snapshot);
+        if let Some(lacks) = lacks_node_types(&node_types, &schemas) {
             warn(format!(
                 "the server at {url} is left out of the pool: {lacks}"
             ));
@@ -223,11 +219,9 @@ pub(super) async fn check_again(
         .await
         .map_err(|e| chain(&e))?;
     let schemas = schemas_of(&client, &entry.url, &version).await;
-    let schemas = schemas
-        .as_deref()
-        .unwrap_or_else(|| crate::workflow::SchemaSet::snapshot());
+    let schemas = schemas.unwrap_or_else(crate::workflow::SchemaSet::snapshot);
     let node_types = super::needs::node_types(prepared.workflow.definition());
-    if let Some(lacks) = lacks_node_types(&node_types, schemas) {
+    if let Some(lacks) = lacks_node_types(&node_types, &schemas) {
         return Err(lacks);
     }
     let models = resolve_named_models(&entry.url, &client, &pool_models(name, prepared))

@@ -200,7 +200,7 @@ pub(super) async fn check_offline(
         source,
         settings.max_jobs,
         None,
-        crate::workflow::SchemaSet::snapshot(),
+        &crate::workflow::SchemaSet::snapshot(),
     )
     .await
 }

@@ -116,7 +116,7 @@ impl Needs {
             &crate::run::ManifestSource::new(path),
             crate::manifest::ExpandOptions::default().max_jobs,
             None,
-            crate::workflow::SchemaSet::snapshot(),
+            &crate::workflow::SchemaSet::snapshot(),
         )
         .await?;
         Ok(Needs::of_manifest(&source, &prepared))

@@ -6,7 +6,7 @@
 //!
 //! # fn main() -> Result<(), invk_run::workflow::WorkflowError> {
 //! let def = WorkflowDefinition::load("examples/workflows/blur-and-tint.json")?;
-//! let mut wf = Workflow::new(def, SchemaSet::snapshot())?;
+//! let mut wf = Workflow::new(def, &SchemaSet::snapshot())?;
 //! for input in wf.inputs() {
 //!     println!("#{} {} ({}): {}", input.index, input.user_name, input.system_name, input.ty());
 //! }

@@ -3,6 +3,7 @@
 //! `/openapi.json`, or from the snapshot shipped in `schemas/` for offline use.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,7 +14,11 @@ use super::ink::{Constraints, InkType};
 /// The InvokeAI version of the shipped snapshot.
 pub const SNAPSHOT_VERSION: &str = "6.14.2";
 
-const SNAPSHOT: &str = include_str!("../../schemas/invocations-6.14.2.json");
+/// The shipped snapshot as read ([`SchemaSet`]'s own JSON, written from the trimmed OpenAPI
+/// document `schemas/invocations-VERSION.json` by a test, which also checks that the two agree):
+/// reading it makes the set and nothing else, where the OpenAPI document would first be a tree of
+/// JSON values several times its size.
+const SNAPSHOT_SET: &str = include_str!("../../schemas/schema-set-6.14.2.json");
 
 /// How a field gets its value (`input` in the schema).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,23 +136,26 @@ pub struct SchemaSet {
 impl SchemaSet {
     /// The schemas shipped with this crate (InvokeAI [`SNAPSHOT_VERSION`]), for offline use.
     ///
+    /// Parsed when asked for and shared while anyone holds it; the last holder to let go frees
+    /// it (about 1 MB). A run checks its manifest with it before it asks a server, and what it
+    /// checked keeps what it needs of the schemas, so the run does not carry the whole set to
+    /// its end. Asked for again later, it is parsed again (a few milliseconds).
+    ///
     /// # Panics
     /// Never in a released build: a test reads the snapshot.
     #[must_use]
     #[allow(clippy::expect_used)]
-    pub fn snapshot() -> &'static SchemaSet {
-        static SET: std::sync::OnceLock<SchemaSet> = std::sync::OnceLock::new();
-        SET.get_or_init(|| {
-            let doc: Value =
-                serde_json::from_str(SNAPSHOT).expect("invariant: the shipped snapshot is JSON");
-            let mut set = SchemaSet::from_openapi_named(
-                &doc,
-                &format!("the snapshot for InvokeAI {SNAPSHOT_VERSION}"),
-            )
-            .expect("invariant: the shipped snapshot is a valid schema document");
-            set.version = Some(SNAPSHOT_VERSION.to_string());
-            set
-        })
+    pub fn snapshot() -> Arc<SchemaSet> {
+        static HELD: Mutex<Weak<SchemaSet>> = Mutex::new(Weak::new());
+        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = held.upgrade() {
+            return set;
+        }
+        let set: SchemaSet = serde_json::from_str(SNAPSHOT_SET)
+            .expect("invariant: the shipped snapshot is a schema set");
+        let set = Arc::new(set);
+        *held = Arc::downgrade(&set);
+        set
     }
 
     /// Reads the invocation schemas of an OpenAPI document (a server's `/openapi.json`, or a
@@ -507,9 +515,41 @@ mod tests {
     #[test]
     fn schema_set_round_trips_through_serde() {
         let set = SchemaSet::snapshot();
-        let text = serde_json::to_string(&set).expect("serialise");
+        let text = serde_json::to_string(&*set).expect("serialise");
         let back: SchemaSet = serde_json::from_str(&text).expect("deserialise");
-        assert!(&back == set, "the schema set changed through serde");
+        assert!(back == *set, "the schema set changed through serde");
+    }
+
+    /// The shipped set is what reading the shipped OpenAPI snapshot gives. After
+    /// `scripts/snapshot-schema` wrote a new snapshot, `INVK_WRITE_SCHEMA_SET=1 cargo test --lib
+    /// shipped_set` writes the set again.
+    #[test]
+    fn the_shipped_set_is_the_openapi_snapshot_read() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let openapi = dir.join(format!("invocations-{SNAPSHOT_VERSION}.json"));
+        let text = fs_err::read_to_string(&openapi).expect("the OpenAPI snapshot");
+        let doc: Value = serde_json::from_str(&text).expect("JSON");
+        let mut read = SchemaSet::from_openapi(&doc).expect("schemas");
+        read.version = Some(SNAPSHOT_VERSION.to_string());
+        let written = serde_json::to_string(&read).expect("serialise") + "\n";
+        let set = dir.join(format!("schema-set-{SNAPSHOT_VERSION}.json"));
+        if std::env::var_os("INVK_WRITE_SCHEMA_SET").is_some() {
+            fs_err::write(&set, &written).expect("write the set");
+        }
+        assert!(
+            written == SNAPSHOT_SET,
+            "{} is not {} as read: run `INVK_WRITE_SCHEMA_SET=1 cargo test --lib shipped_set`",
+            set.display(),
+            openapi.display()
+        );
+        assert!(*SchemaSet::snapshot() == read);
+    }
+
+    #[test]
+    fn the_snapshot_is_parsed_once_while_it_is_held() {
+        let first = SchemaSet::snapshot();
+        let again = SchemaSet::snapshot();
+        assert!(Arc::ptr_eq(&first, &again), "parsed twice while held");
     }
 
     #[test]

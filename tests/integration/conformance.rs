@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use invk_run::workflow::{ConvertOptions, SchemaSet, Workflow, WorkflowDefinition};
+use invk_run::workflow::{ConvertOptions, Workflow, WorkflowDefinition};
 use serde_json::Value;
 
 use crate::support;
@@ -153,7 +153,7 @@ fn graphs_equal_the_servers_own_builder_for_every_workflow() {
     let mut problems = Vec::new();
     for file in &files {
         let def = WorkflowDefinition::load(file).unwrap_or_else(|e| panic!("{e}"));
-        let wf = Workflow::new(def, SchemaSet::snapshot()).unwrap_or_else(|e| panic!("{e}"));
+        let wf = Workflow::new(def, crate::support::schemas()).unwrap_or_else(|e| panic!("{e}"));
         let ours =
             serde_json::to_value(wf.to_graph(&ConvertOptions::default())).expect("graph json");
         let theirs = oracle

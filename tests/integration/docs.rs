@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use invk_run::manifest::ManifestError;
 use invk_run::run::RunError;
-use invk_run::workflow::SchemaSet;
 
 /// The line that marks the next fenced YAML block as a deliberate fragment.
 const PARTIAL: &str = "<!-- partial -->";
@@ -207,7 +206,7 @@ async fn validate(root: &Path, file: &str, block: &Block) -> Result<(), String> 
         image: None,
     };
     let result =
-        invk_run::run::prepare::prepare(&source, 10_000, None, SchemaSet::snapshot()).await;
+        invk_run::run::prepare::prepare(&source, 10_000, None, crate::support::schemas()).await;
     let err = match result {
         Ok(_) => return Ok(()),
         Err(e) => e,

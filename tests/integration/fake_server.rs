@@ -609,14 +609,14 @@ fn flux_workflow() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_handle_resolves_models_of_the_same_name_by_the_field_type_listing_them_once() {
     use invk_run::client::SchemaSource;
-    use invk_run::workflow::{InputRef, SchemaSet, WorkflowDefinition};
+    use invk_run::workflow::{InputRef, WorkflowDefinition};
     let server = models_server().await;
     let client = client(&server.uri());
     let definition = WorkflowDefinition::load(flux_workflow()).expect("workflow");
     let mut handle = invk_run::client::WorkflowHandle::with_schemas(
         &client,
         definition,
-        SchemaSet::snapshot(),
+        crate::support::schemas(),
         SchemaSource::Snapshot {
             reason: "test".into(),
         },

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use invk_run::manifest::{ExpandOptions, ManifestFile};
-use invk_run::workflow::{ConvertOptions, SchemaSet, Workflow, WorkflowDefinition};
+use invk_run::workflow::{ConvertOptions, Workflow, WorkflowDefinition};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
@@ -118,7 +118,7 @@ fn mutated_manifest() -> impl Strategy<Value = String> {
 fn fixture_workflow() -> Workflow {
     let path = repo("tests/fixtures/manifests/workflows/flux-image-to-image.json");
     let definition = WorkflowDefinition::load(&path).expect("fixture workflow loads");
-    Workflow::new(definition, SchemaSet::snapshot()).expect("fixture workflow types")
+    Workflow::new(definition, crate::support::schemas()).expect("fixture workflow types")
 }
 
 /// How far an input got: refused when parsed (0), refused when expanded (1), expanded (2).
@@ -289,7 +289,7 @@ fn load_and_convert(value: Value) {
     let text = value.to_string();
     bounded("the workflow", &text, || {
         match WorkflowDefinition::from_json_value(value, "fuzz.json") {
-            Ok(def) => match Workflow::new(def, SchemaSet::snapshot()) {
+            Ok(def) => match Workflow::new(def, crate::support::schemas()) {
                 Ok(wf) => {
                     let _ = wf.inputs();
                     if let Err(e) = wf.to_batch(&ConvertOptions::default()) {

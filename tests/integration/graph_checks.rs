@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use invk_run::client::Client;
 use invk_run::workflow::graph::build_graph;
 use invk_run::workflow::payload::{Batch, EnqueueBatch};
-use invk_run::workflow::{SchemaSet, Workflow, WorkflowDefinition};
+use invk_run::workflow::{Workflow, WorkflowDefinition};
 use serde_json::{Value, json};
 
 use crate::runner::{Workspace, text};
@@ -118,7 +118,7 @@ fn each_graph_the_server_refuses_is_refused_first_and_nothing_is_sent() {
         );
 
         let def = WorkflowDefinition::from_json_value(wf.clone(), "broken.json").expect("json");
-        let err = Workflow::new(def, SchemaSet::snapshot())
+        let err = Workflow::new(def, crate::support::schemas())
             .expect_err(case.name)
             .to_string();
         for word in case.we_name {

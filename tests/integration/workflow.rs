@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use insta_cmd::assert_cmd_snapshot;
 use invk_run::workflow::{
-    ConvertOptions, InputRef, OutputBoard, SchemaSet, Workflow, WorkflowDefinition, WorkflowError,
+    ConvertOptions, InputRef, OutputBoard, Workflow, WorkflowDefinition, WorkflowError,
 };
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn load(path: &Path) -> Workflow {
     let def = WorkflowDefinition::load(path).unwrap_or_else(|e| panic!("{e}"));
-    Workflow::new(def, SchemaSet::snapshot()).unwrap_or_else(|e| panic!("{e}"))
+    Workflow::new(def, crate::support::schemas()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn every_shipped_workflow_loads_and_writes_back_unchanged() {
             "{} changed through load and to_json",
             path.display()
         );
-        let wf = Workflow::new(def, SchemaSet::snapshot()).unwrap_or_else(|e| panic!("{e}"));
+        let wf = Workflow::new(def, crate::support::schemas()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!wf.inputs().is_empty(), "{} has inputs", path.display());
         count += 1;
     }
@@ -107,7 +107,7 @@ fn colliding_user_names_name_the_nodes_and_fields() {
         }
     }
     let def = WorkflowDefinition::from_json_value(json, "flux.json").expect("loads");
-    let wf = Workflow::new(def, SchemaSet::snapshot()).expect("workflow");
+    let wf = Workflow::new(def, crate::support::schemas()).expect("workflow");
     let err = wf.by_user_name().expect_err("collision").to_string();
     assert_eq!(
         err,

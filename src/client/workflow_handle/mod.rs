@@ -95,7 +95,9 @@ impl WorkflowHandle {
         let (schemas, source) = server_schemas(client).await;
         match &schemas {
             Some(set) => WorkflowHandle::with_schemas(client, definition, set, source),
-            None => WorkflowHandle::with_schemas(client, definition, SchemaSet::snapshot(), source),
+            None => {
+                WorkflowHandle::with_schemas(client, definition, &SchemaSet::snapshot(), source)
+            }
         }
     }
 

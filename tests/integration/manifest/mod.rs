@@ -25,11 +25,11 @@ fn load_and_expand(path: &Path) -> Result<Expansion, ManifestError> {
 /// of the web UI, with the image input emptied), typed by the shipped schema snapshot: names
 /// from its form, types and constraints from the schemas, as `invk-run` checks manifests.
 fn fixture_workflow() -> invk_run::workflow::Workflow {
-    use invk_run::workflow::{SchemaSet, Workflow, WorkflowDefinition};
+    use invk_run::workflow::{Workflow, WorkflowDefinition};
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/manifests/workflows/flux-image-to-image.json");
     let definition = WorkflowDefinition::load(&path).expect("fixture workflow loads");
-    Workflow::new(definition, SchemaSet::snapshot()).expect("fixture workflow types")
+    Workflow::new(definition, crate::support::schemas()).expect("fixture workflow types")
 }
 
 /// What a user checks in a dry run: the jobs with their values (by user name), how they are

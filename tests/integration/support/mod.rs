@@ -26,3 +26,12 @@ pub(crate) fn invk_run() -> std::process::Command {
     cmd.env("INVK_TEST_NO_RETRY_DELAY", "1");
     cmd
 }
+
+/// The shipped schema snapshot, parsed once for the whole test binary (the library frees it
+/// when its last holder lets go; the tests keep one so that each does not parse it again).
+#[allow(dead_code)]
+pub(crate) fn schemas() -> &'static invk_run::workflow::SchemaSet {
+    static HELD: std::sync::OnceLock<std::sync::Arc<invk_run::workflow::SchemaSet>> =
+        std::sync::OnceLock::new();
+    HELD.get_or_init(invk_run::workflow::SchemaSet::snapshot)
+}
