@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use minijinja::Environment;
 use serde::Serialize;
+use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -90,33 +91,34 @@ pub fn write(
 ) -> Result<GalleryOutcome, ReportError> {
     let records: Vec<&JobRecord> = records.iter().filter(|r| r.status != PENDING).collect();
     let mut outcome = GalleryOutcome::default();
-    let mut keys: Vec<String> = Vec::new();
-    let mut values: Map<String, Value> = Map::new();
+    let mut keys: Vec<&str> = Vec::new();
+    let mut values: IndexMap<&str, Vec<String>> = IndexMap::new();
     let mut nodes: Vec<String> = Vec::new();
     // By node, the sizes of its files: how much its images differ between jobs.
     let mut sizes: HashMap<String, HashSet<u64>> = HashMap::new();
     let mut jobs = Vec::with_capacity(records.len());
-    let mut counts =
-        json!({"jobs": records.len(), "completed": 0, "failed": 0, "not_run": 0, "files": 0});
+    let mut counts = Counts {
+        jobs: records.len(),
+        ..Counts::default()
+    };
     for r in records {
-        if let Some(n) = counts.get_mut(r.status.as_str()) {
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        match r.status.as_str() {
+            "completed" => counts.completed += 1,
+            "failed" => counts.failed += 1,
+            "not_run" => counts.not_run += 1,
+            _ => {}
         }
-        let mut sweep = Map::new();
+        let mut sweep = IndexMap::new();
         for (k, v) in &r.sweep {
             let label = value_label(v);
-            if !keys.contains(k) {
-                keys.push(k.clone());
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
             }
-            let list = values
-                .entry(k.clone())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(list) = list {
-                if !list.iter().any(|x| x.as_str() == Some(&label)) {
-                    list.push(Value::String(label.clone()));
-                }
+            let list = values.entry(k).or_default();
+            if !list.contains(&label) {
+                list.push(label.clone());
             }
-            sweep.insert(k.clone(), Value::String(label));
+            sweep.insert(k.as_str(), label);
         }
         let mut files = Vec::new();
         for f in &r.files {
@@ -151,52 +153,110 @@ pub fn write(
                 outcome.without_thumbnail += 1;
                 None
             };
-            files.push(json!({
-                "src": url(&f.path),
-                "name": f.path.display().to_string(),
-                "thumb": thumb,
-                "node": node,
-                "exists": f.exists,
-                "meta": f.sidecar,
-            }));
+            files.push(PageFile {
+                src: url(&f.path),
+                name: f.path.display().to_string(),
+                thumb,
+                node,
+                exists: f.exists,
+                meta: f.sidecar.as_ref(),
+            });
         }
-        if let Some(n) = counts.get_mut("files") {
-            *n = json!(n.as_u64().unwrap_or(0) + files.len() as u64);
-        }
-        jobs.push(json!({
-            "job": r.job,
-            "status": r.status,
-            "error": r.error,
-            "sweep": sweep,
-            "inputs": r.inputs,
-            "files": files,
-        }));
+        counts.files += files.len();
+        jobs.push(PageJob {
+            job: r.job,
+            status: &r.status,
+            error: r.error.as_deref(),
+            sweep,
+            inputs: &r.inputs,
+            files,
+        });
     }
-    let grid_links: Vec<Value> = grids
+    let grid_links: Vec<PageGrid> = grids
         .iter()
-        .map(|g| json!({"src": url(&g.file), "name": g.file.display().to_string(), "node": g.node}))
+        .map(|g| PageGrid {
+            src: url(&g.file),
+            name: g.file.display().to_string(),
+            node: &g.node,
+        })
         .collect();
     let variety: HashMap<&str, usize> = sizes.iter().map(|(n, s)| (n.as_str(), s.len())).collect();
-    let data = json!({
-        "title": title,
-        "keys": keys,
-        "values": values,
-        "xy": xy_default(specs, &nodes, &variety),
-        "nodes": nodes,
-        "jobs": jobs,
-        "grids": grid_links,
-    });
+    let data = PageData {
+        title,
+        keys,
+        values,
+        xy: xy_default(specs, &nodes, &variety),
+        nodes: &nodes,
+        jobs,
+        grids: &grid_links,
+    };
     let html = render_page(title, &counts, &grid_links, &data)?;
     root.write_replacing(Path::new(PAGE), html.as_bytes())?;
     Ok(outcome)
 }
 
+// What the page embeds, borrowed from the records and written straight to JSON text (the
+// sidecars and inputs are not copied into a tree of JSON values first). Fields are in the
+// order the page's script reads them.
+
+/// The counts in the page's header.
+#[derive(Default, Serialize)]
+struct Counts {
+    jobs: usize,
+    completed: usize,
+    failed: usize,
+    not_run: usize,
+    files: usize,
+}
+
+/// Everything the page's script draws from.
+#[derive(Serialize)]
+struct PageData<'a> {
+    title: &'a str,
+    keys: Vec<&'a str>,
+    values: IndexMap<&'a str, Vec<String>>,
+    xy: Value,
+    nodes: &'a [String],
+    jobs: Vec<PageJob<'a>>,
+    grids: &'a [PageGrid<'a>],
+}
+
+/// A job as the page shows it.
+#[derive(Serialize)]
+struct PageJob<'a> {
+    job: usize,
+    status: &'a str,
+    error: Option<&'a str>,
+    sweep: IndexMap<&'a str, String>,
+    inputs: &'a Map<String, Value>,
+    files: Vec<PageFile<'a>>,
+}
+
+/// A file as the page shows it.
+#[derive(Serialize)]
+struct PageFile<'a> {
+    src: String,
+    name: String,
+    thumb: Option<String>,
+    node: String,
+    exists: bool,
+    meta: Option<&'a Value>,
+}
+
+/// A grid the page links to.
+#[derive(Serialize)]
+struct PageGrid<'a> {
+    src: String,
+    name: String,
+    node: &'a str,
+}
+
 /// The page from the templates.
 fn render_page(
     title: &str,
-    counts: &Value,
-    grids: &[Value],
-    data: &Value,
+    counts: &impl Serialize,
+    grids: &impl Serialize,
+    data: &impl Serialize,
 ) -> Result<String, ReportError> {
     let mut env = Environment::new();
     for (name, source) in [
@@ -219,8 +279,8 @@ fn render_page(
 /// strings) become `\u003c`-style escapes, so no `</script>` or `<!--` can end the element early;
 /// U+2028 and U+2029 are escaped for older JavaScript parsers.
 #[must_use]
-pub fn script_json(value: &Value) -> String {
-    let text = value.to_string();
+pub fn script_json(value: &impl Serialize) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {
