@@ -30,6 +30,7 @@ pub mod gallery;
 pub mod local_server;
 pub mod manifest;
 pub mod printable;
+mod random;
 pub mod run;
 pub mod server_check;
 pub mod server_entry;

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
+use indexmap::IndexMap;
 use minijinja::Environment;
 use serde::Serialize;
-use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 

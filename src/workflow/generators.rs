@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::random::SplitMix64;
+
 /// Why a generator cannot be expanded here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GeneratorError {
@@ -159,37 +161,6 @@ fn time_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
-}
-
-/// A small seeded generator (SplitMix64).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// In `[0, 1)`.
-    #[allow(clippy::cast_precision_loss)]
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// In `[lo, hi]`.
-    #[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
-    fn int_in(&mut self, lo: i64, hi: i64) -> i64 {
-        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-        let span = hi.wrapping_sub(lo) as u64 + 1;
-        if span == 0 {
-            self.next() as i64
-        } else {
-            lo.wrapping_add((self.next() % span) as i64)
-        }
-    }
 }
 
 #[cfg(test)]

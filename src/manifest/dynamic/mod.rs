@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::random::SplitMix64;
+
 use parse::{Node, Variant};
 pub use wildcards::WildcardDir;
 
@@ -275,11 +277,11 @@ impl Prompts {
     /// # Errors
     /// When the prompt is too long.
     pub fn draw(&self, seed: u64) -> Result<String, DynamicError> {
-        let mut rng = SplitMix(seed);
+        let mut rng = SplitMix64(seed);
         self.sample(&self.root, &mut rng)
     }
 
-    fn sample(&self, node: &Node, rng: &mut SplitMix) -> Result<String, DynamicError> {
+    fn sample(&self, node: &Node, rng: &mut SplitMix64) -> Result<String, DynamicError> {
         let out = match node {
             Node::Literal(s) => s.clone(),
             Node::Seq(parts) => {
@@ -547,30 +549,6 @@ impl Gen<'_> {
             parts.pop();
             flow
         })
-    }
-}
-
-/// SplitMix64: a small, fixed generator, so draws are the same on every machine and version.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        // Multiply-shift: unbiased enough for picking prompt parts, and fixed.
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// A number in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
