@@ -21,14 +21,7 @@ const ASK_EVERY: Duration = Duration::from_secs(1);
 async fn answers(away: Away, client: Client) -> (Away, Client) {
     loop {
         tokio::time::sleep(ASK_EVERY).await;
-        if client
-            .with_timeout(ANSWER_WITHIN)
-            .without_retries()
-            .app()
-            .version()
-            .await
-            .is_ok()
-        {
+        if answers_now(&client).await {
             return (away, client);
         }
     }
@@ -41,17 +34,19 @@ async fn answers_first(away: Away, absent: Absent) -> (Away, Client) {
         let Ok(client) = Client::connect(&absent.entry.url, &absent.credentials).await else {
             continue;
         };
-        if client
-            .with_timeout(ANSWER_WITHIN)
-            .without_retries()
-            .app()
-            .version()
-            .await
-            .is_ok()
-        {
+        if answers_now(&client).await {
             return (away, client);
         }
     }
+}
+
+/// Whether `client`'s server answers one request within [`ANSWER_WITHIN`], not asked again.
+async fn answers_now(client: &Client) -> bool {
+    (client.with_timeout(ANSWER_WITHIN).without_retries())
+        .app()
+        .version()
+        .await
+        .is_ok()
 }
 
 impl Run<'_> {

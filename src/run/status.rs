@@ -266,21 +266,11 @@ impl RunStatus {
     pub fn read_shard(output_dir: &Path, shard: Shard) -> std::io::Result<RunStatus> {
         let state = read_state(output_dir, shard)?;
         let mut status = RunStatus {
-            output_dir: output_dir.to_path_buf(),
-            shard: (!shard.is_whole()).then_some(shard),
             server: state.server.clone(),
             jobs: state.jobs.map(|n| shard.jobs_of(n)),
-            completed: 0,
-            failed: 0,
-            on_server: 0,
-            not_started: None,
-            files: 0,
-            files_on_disk: 0,
-            missing: Vec::new(),
-            items: None,
-            shards: Vec::new(),
             never_started: false,
             sweep_total: state.jobs,
+            ..RunStatus::empty(output_dir, (!shard.is_whole()).then_some(shard))
         };
         let store = LocalStore::at(output_dir);
         let mut known: Vec<_> = state.known_jobs().copied().collect();
