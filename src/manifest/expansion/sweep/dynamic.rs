@@ -8,45 +8,7 @@ use super::super::super::dynamic::{DynamicError, Prompts, draw_seed};
 use super::super::super::model::{DynamicAxis, ReplaceAxis};
 use super::super::super::source::{Location, Segment, YamlPath};
 use super::Limits;
-use super::values::Values;
-
-/// The prompts of a dynamic template: made once (combinations), or drawn when asked for.
-#[derive(Debug)]
-pub(crate) enum PromptValues {
-    /// The combinations, in the library's order.
-    Listed(Vec<String>),
-    /// `count` random draws, each a function of the manifest seed, the key and its index.
-    Drawn {
-        prompts: Arc<Prompts>,
-        manifest_seed: u64,
-        key: String,
-        count: usize,
-    },
-}
-
-impl PromptValues {
-    pub(super) fn len(&self) -> usize {
-        match self {
-            PromptValues::Listed(v) => v.len(),
-            PromptValues::Drawn { count, .. } => *count,
-        }
-    }
-
-    pub(super) fn get(&self, i: usize) -> String {
-        match self {
-            PromptValues::Listed(v) => v[i].clone(),
-            // Validation drew every prompt once, so a draw cannot fail here.
-            PromptValues::Drawn {
-                prompts,
-                manifest_seed,
-                key,
-                ..
-            } => prompts
-                .draw(draw_seed(*manifest_seed, key, i))
-                .unwrap_or_default(),
-        }
-    }
-}
+use super::values::{PromptValues, Values};
 
 /// A wildcard file a problem is in.
 #[derive(Debug)]

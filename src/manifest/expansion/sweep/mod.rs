@@ -12,6 +12,7 @@
 //! number over the axes; with `exclude`, the *c*-th position a bit set leaves; then the `include`
 //! entries that match it), so memory follows the size of the manifest, not the number of jobs.
 
+mod axis;
 mod data_file;
 pub(crate) mod dynamic;
 mod glob;
@@ -29,10 +30,10 @@ use super::super::dynamic::WildcardDir;
 use super::super::model::DynamicAxis;
 use super::super::model::Sweep;
 use super::super::source::YamlPath;
+use axis::axis_values;
 use data_file::load_table;
 use include_exclude::{Excluded, Include, apply_exclude, apply_include};
 pub(crate) use values::Values;
-use values::axis_values;
 
 /// With `exclude`, the product of the axes is filtered through a bit set; above this many
 /// combinations expansion refuses instead.
