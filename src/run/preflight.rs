@@ -116,11 +116,21 @@ async fn check_pool(
     )>,
     warn: impl Fn(String),
 ) -> Result<(super::prepare::Prepared, Vec<PoolServer>), RunError> {
+    // A server whose own schemas could not be read is checked against the shipped snapshot:
+    // read once here for all of them (it is freed with its last holder).
+    let mut snapshot = None;
+    let answering: Vec<_> = (answering.into_iter())
+        .map(|(entry, client, schemas)| {
+            let schemas = schemas.unwrap_or_else(|| {
+                Arc::clone(snapshot.get_or_insert_with(crate::workflow::SchemaSet::snapshot))
+            });
+            (entry, client, schemas)
+        })
+        .collect();
     let mut prepared = None;
     let mut first_error = None;
     for (_, client, schemas) in &answering {
-        let schemas = (schemas.clone()).unwrap_or_else(crate::workflow::SchemaSet::snapshot);
-        match super::prepare::prepare(source, settings.max_jobs, Some(client), &schemas).await {
+        match super::prepare::prepare(source, settings.max_jobs, Some(client), schemas).await {
             Ok(p) => {
                 prepared = Some(p);
                 break;
@@ -139,7 +149,6 @@ async fn check_pool(
     let mut lanes = Vec::with_capacity(answering.len());
     for (entry, client, schemas) in answering {
         let url = &entry.url;
-        let schemas = schemas.unwrap_or_else(crate::workflow::SchemaSet::snapshot);
         if let Some(lacks) = lacks_node_types(&node_types, &schemas) {
             warn(format!(
                 "the server at {url} is left out of the pool: {lacks}"
