@@ -164,12 +164,8 @@ impl SchemaSet {
     /// # Errors
     /// [`WorkflowError::Schema`] when `components.schemas` or `InvocationOutputMap` is missing.
     pub fn from_openapi(openapi: &Value) -> Result<SchemaSet, WorkflowError> {
-        SchemaSet::from_openapi_named(openapi, "the OpenAPI document")
-    }
-
-    fn from_openapi_named(openapi: &Value, source_name: &str) -> Result<SchemaSet, WorkflowError> {
         let err = |message: &str| WorkflowError::Schema {
-            source_name: source_name.to_string(),
+            source_name: "the OpenAPI document".to_string(),
             message: message.into(),
         };
         let components = openapi
