@@ -75,7 +75,7 @@ pub async fn run_manifest(
     // workflow needs the server all the same); a run reads its server's own schemas (cached per
     // server version), so custom nodes and newer servers are typed too.
     let peek = Peek::read(&source.path);
-    let offline = settings.validate_only || settings.dry_run;
+    let offline = settings.checks_only();
     // The journal is read before any server is asked: a run with nothing to do ends here.
     let mut checked = if offline || peek.library {
         None
@@ -160,7 +160,7 @@ impl Asked<'_> {
         let Asked {
             source, settings, ..
         } = self;
-        let offline = settings.validate_only || settings.dry_run;
+        let offline = settings.checks_only();
         let client = if library || !offline {
             let client = connect(settings, &entries[0]).await?;
             if !offline {

@@ -179,7 +179,7 @@ pub async fn up_to_date(
     settings: &RunSettings,
     reporter: &Reporter,
 ) -> Option<ManifestOutcome> {
-    if settings.fresh || settings.validate_only || settings.dry_run {
+    if settings.fresh || settings.checks_only() {
         return None;
     }
     let prepared = check_offline(source, settings).await.ok()?;

@@ -44,6 +44,14 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// Whether the manifest is only checked (`validate`) or its plan printed (`--dry-run`):
+    /// nothing is sent, and the shipped schemas type it unless its workflow is in a server's
+    /// library.
+    #[must_use]
+    pub fn checks_only(&self) -> bool {
+        self.validate_only || self.dry_run
+    }
+
     /// The servers for a manifest that names `manifest_servers`: the command line's or the
     /// environment's (one, or a pool), else the manifest's, else the default; never empty.
     ///
